@@ -1,0 +1,452 @@
+//! The on-disk store, `DIR/v1/`:
+//!
+//! ```text
+//! objects/ab/<key>/data.parquet   the node's output table
+//! objects/ab/<key>/manifest.json  what produced it, its schema, rows and content hash
+//! locks/<key>.compute             held exclusively while a process computes <key>
+//! locks/<key>.use                 held shared by every process using <key>; its mtime is
+//!                                 the entry's last use (for gc)
+//! tmp/                            entries being written
+//! runs/<pipeline>/<node>.json     the key parts of each node's last run (for `plan --explain`)
+//! files/                          the stat cache of input files
+//! ```
+//!
+//! **Invariants.** An entry directory appears only by an atomic rename of a complete,
+//! fsynced temporary directory, so a run killed at any moment leaves nothing that reads as
+//! complete. Every hit is verified against the manifest's content hash; a mismatch is
+//! reported as [`Lookup::Corrupt`] and the entry is recomputed. A key is computed only by
+//! the process holding its compute lock, and a process re-checks for a finished entry after
+//! taking the lock, so two processes never compute the same key. gc removes only entries
+//! whose use and compute locks it can take exclusively.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::key::KeyParts;
+use crate::error::{Error, IoContext, Result};
+
+const DATA: &str = "data.parquet";
+const MANIFEST: &str = "manifest.json";
+/// Rows per Parquet row group: fixed, so equal tables give equal bytes.
+const ROW_GROUP: usize = 65_536;
+
+/// Everything recorded about an entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub dagrun_version: String,
+    pub key: String,
+    pub parts: KeyParts,
+    /// The node and pipeline that first produced the entry (informational: not in the key).
+    pub node: String,
+    pub pipeline: String,
+    pub input_nodes: Vec<String>,
+    pub schema: Vec<(String, String)>,
+    pub rows: u64,
+    pub data_file: String,
+    pub data_bytes: u64,
+    /// blake3 of the data file.
+    pub content_hash: String,
+    pub seconds: f64,
+    pub created_unix: u64,
+    pub created: String,
+    pub summary: Vec<String>,
+}
+
+/// What the caller knows before writing an entry.
+pub struct Draft {
+    pub key: String,
+    pub parts: KeyParts,
+    pub node: String,
+    pub pipeline: String,
+    pub input_nodes: Vec<String>,
+    pub seconds: f64,
+    pub summary: Vec<String>,
+}
+
+pub enum Lookup {
+    Hit(Box<Manifest>),
+    Missing,
+    /// The entry exists but cannot be trusted; the reason says why.
+    Corrupt(String),
+}
+
+/// The last run of a node of a pipeline.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub key: String,
+    pub parts: KeyParts,
+    pub input_nodes: Vec<String>,
+    pub content_hash: String,
+}
+
+/// Held while computing a key; dropping it releases the lock.
+pub struct ComputeLock {
+    key: String,
+    _file: File,
+}
+
+/// Held while a run uses an entry; gc leaves it alone.
+pub struct UseLock {
+    _file: File,
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub removed: usize,
+    pub bytes: u64,
+    pub kept_in_use: usize,
+    pub kept_recent: usize,
+    pub temp_removed: usize,
+}
+
+/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("a file in a directory");
+    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), unique()));
+    let res = (|| {
+        let mut f = File::create(&tmp).ctx("cannot create", &tmp)?;
+        f.write_all(bytes).ctx("cannot write", &tmp)?;
+        f.sync_all().ctx("cannot sync", &tmp)?;
+        fs::rename(&tmp, path).ctx("cannot rename into place", path)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn unique() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}.{nanos}", std::process::id())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).ctx("cannot sync", dir)
+}
+
+/// A UTC timestamp like `2026-11-29T19:38:58Z`.
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Writes through to a file while hashing what it writes.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn safe_component(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+impl Store {
+    /// Open (creating if needed) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let root = dir.join("v1");
+        for sub in ["objects", "locks", "tmp", "runs", "files"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).ctx("cannot create cache directory", &p)?;
+        }
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn files_dir(&self) -> PathBuf {
+        self.root.join("files")
+    }
+
+    fn entry_dir(&self, key: &str) -> PathBuf {
+        self.root.join("objects").join(&key[..2]).join(key)
+    }
+
+    pub fn data_path(&self, key: &str) -> PathBuf {
+        self.entry_dir(key).join(DATA)
+    }
+
+    fn lock_file(&self, key: &str, kind: &str) -> Result<File> {
+        let p = self.root.join("locks").join(format!("{key}.{kind}"));
+        File::options().create(true).truncate(false).write(true).open(&p).ctx("cannot open lock", &p)
+    }
+
+    /// Is there a complete, intact entry for `key`? Reads the manifest and hashes the data.
+    pub fn lookup(&self, key: &str) -> Lookup {
+        let dir = self.entry_dir(key);
+        if !dir.exists() {
+            return Lookup::Missing;
+        }
+        let bytes = match fs::read(dir.join(MANIFEST)) {
+            Ok(b) => b,
+            Err(e) => return Lookup::Corrupt(format!("manifest unreadable: {e}")),
+        };
+        let m: Manifest = match serde_json::from_slice(&bytes) {
+            Ok(m) => m,
+            Err(e) => return Lookup::Corrupt(format!("manifest is not valid: {e}")),
+        };
+        if m.key != key {
+            return Lookup::Corrupt(format!("manifest names key {}", m.key));
+        }
+        let data = dir.join(&m.data_file);
+        match fs::metadata(&data) {
+            Err(e) => return Lookup::Corrupt(format!("data file unreadable: {e}")),
+            Ok(md) if md.len() != m.data_bytes => {
+                return Lookup::Corrupt(format!("data file is {} bytes, the manifest says {}", md.len(), m.data_bytes))
+            }
+            Ok(_) => {}
+        }
+        match super::files::hash_file(&data) {
+            Ok(h) if h == m.content_hash => Lookup::Hit(Box::new(m)),
+            Ok(_) => Lookup::Corrupt("data file does not match its content hash".into()),
+            Err(e) => Lookup::Corrupt(e.to_string()),
+        }
+    }
+
+    /// The manifest of `key` if its entry exists, without verifying the data.
+    pub fn manifest(&self, key: &str) -> Option<Manifest> {
+        let bytes = fs::read(self.entry_dir(key).join(MANIFEST)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Take the compute lock of `key`, calling `on_wait` first if another process holds it.
+    pub fn lock_compute(&self, key: &str, on_wait: impl FnOnce()) -> Result<ComputeLock> {
+        let f = self.lock_file(key, "compute")?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_wait();
+                f.lock().ctx("cannot lock", &self.root.join("locks").join(key))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", self.root.join("locks").join(key), e)),
+        }
+        // Whatever a killed process left half-written for this key is ours to remove.
+        if let Ok(rd) = fs::read_dir(self.root.join("tmp")) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(key) {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(ComputeLock { key: key.to_owned(), _file: f })
+    }
+
+    /// Mark `key` as in use by this process until the returned lock is dropped.
+    pub fn use_entry(&self, key: &str) -> Result<UseLock> {
+        let f = self.lock_file(key, "use")?;
+        f.lock_shared().ctx("cannot lock", &self.root.join("locks").join(key))?;
+        let _ = f.set_modified(SystemTime::now());
+        Ok(UseLock { _file: f })
+    }
+
+    /// Remove an entry that failed verification (the caller holds its compute lock).
+    pub fn discard(&self, lock: &ComputeLock) -> Result<()> {
+        let dir = self.entry_dir(&lock.key);
+        if dir.exists() {
+            let trash = self.root.join("tmp").join(format!("{}.discard.{}", lock.key, unique()));
+            fs::rename(&dir, &trash).ctx("cannot move aside", &dir)?;
+            fs::remove_dir_all(&trash).ctx("cannot remove", &trash)?;
+        }
+        Ok(())
+    }
+
+    /// Write `df` and its manifest as the entry of the locked key.
+    pub fn publish(&self, lock: &ComputeLock, df: &mut DataFrame, draft: Draft) -> Result<Manifest> {
+        assert_eq!(lock.key, draft.key, "publishing under the wrong lock");
+        let tmp = self.root.join("tmp").join(format!("{}.{}", draft.key, unique()));
+        let res = self.write_entry(&tmp, df, draft);
+        if res.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        res
+    }
+
+    fn write_entry(&self, tmp: &Path, df: &mut DataFrame, d: Draft) -> Result<Manifest> {
+        fs::create_dir_all(tmp).ctx("cannot create", tmp)?;
+        let data = tmp.join(DATA);
+        let file = File::create(&data).ctx("cannot create", &data)?;
+        let mut w = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new(), bytes: 0 };
+        // One chunk, fixed row groups and compression: equal tables give equal bytes.
+        df.rechunk_mut_par();
+        ParquetWriter::new(&mut w)
+            .with_compression(ParquetCompression::Zstd(None))
+            .with_statistics(StatisticsOptions::default())
+            .with_row_group_size(Some(ROW_GROUP))
+            .finish(df)
+            .map_err(|e| Error::polars(&d.node, e))?;
+        w.flush().ctx("cannot write", &data)?;
+        let (content_hash, data_bytes) = (w.hasher.finalize().to_hex().to_string(), w.bytes);
+        let file = w.inner.into_inner().map_err(|e| Error::io("cannot write", &data, e.into_error()))?;
+        file.sync_all().ctx("cannot sync", &data)?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.as_secs());
+        let m = Manifest {
+            dagrun_version: env!("CARGO_PKG_VERSION").to_owned(),
+            key: d.key,
+            parts: d.parts,
+            node: d.node,
+            pipeline: d.pipeline,
+            input_nodes: d.input_nodes,
+            schema: df.schema().iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
+            rows: df.height() as u64,
+            data_file: DATA.to_owned(),
+            data_bytes,
+            content_hash,
+            seconds: d.seconds,
+            created_unix: now,
+            created: utc(now),
+            summary: d.summary,
+        };
+        let mpath = tmp.join(MANIFEST);
+        let mut f = File::create(&mpath).ctx("cannot create", &mpath)?;
+        f.write_all(&serde_json::to_vec_pretty(&m).expect("manifest serialises")).ctx("cannot write", &mpath)?;
+        f.sync_all().ctx("cannot sync", &mpath)?;
+        sync_dir(tmp)?;
+        let dest = self.entry_dir(&m.key);
+        let parent = dest.parent().expect("entry has a parent");
+        fs::create_dir_all(parent).ctx("cannot create", parent)?;
+        if dest.exists() {
+            // A corrupt entry left in place; we hold the lock, so it is ours to replace.
+            let trash = self.root.join("tmp").join(format!("{}.discard.{}", m.key, unique()));
+            fs::rename(&dest, &trash).ctx("cannot move aside", &dest)?;
+            let _ = fs::remove_dir_all(&trash);
+        }
+        fs::rename(tmp, &dest).ctx("cannot publish", &dest)?;
+        sync_dir(parent)?;
+        Ok(m)
+    }
+
+    /// Read an entry's table.
+    pub fn read(&self, key: &str, node: &str) -> Result<DataFrame> {
+        let path = self.data_path(key);
+        let f = File::open(&path).ctx("cannot open", &path)?;
+        ParquetReader::new(f).finish().map_err(|e| Error::polars(node, e))
+    }
+
+    fn run_path(&self, pipeline: &str, node: &str) -> PathBuf {
+        self.root.join("runs").join(safe_component(pipeline)).join(format!("{}.json", safe_component(node)))
+    }
+
+    pub fn save_run(&self, pipeline: &str, node: &str, rec: &RunRecord) -> Result<()> {
+        let p = self.run_path(pipeline, node);
+        let dir = p.parent().expect("run record has a parent");
+        fs::create_dir_all(dir).ctx("cannot create", dir)?;
+        write_atomic(&p, &serde_json::to_vec_pretty(rec).expect("record serialises"))
+    }
+
+    pub fn last_run(&self, pipeline: &str, node: &str) -> Option<RunRecord> {
+        serde_json::from_slice(&fs::read(self.run_path(pipeline, node)).ok()?).ok()
+    }
+
+    /// Remove entries not used for `older_than`, skipping any that a running process holds,
+    /// and temporary files that no running process owns.
+    pub fn gc(&self, older_than: Duration) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let now = SystemTime::now();
+        let objects = self.root.join("objects");
+        for shard in fs::read_dir(&objects).ctx("cannot list", &objects)?.flatten() {
+            for entry in fs::read_dir(shard.path()).ctx("cannot list", &shard.path())?.flatten() {
+                let key = entry.file_name().to_string_lossy().into_owned();
+                let use_file = self.lock_file(&key, "use")?;
+                let last_use = [use_file.metadata().ok().and_then(|m| m.modified().ok()), entry.metadata().ok().and_then(|m| m.modified().ok())]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .unwrap_or(UNIX_EPOCH);
+                if now.duration_since(last_use).unwrap_or_default() < older_than {
+                    report.kept_recent += 1;
+                    continue;
+                }
+                let compute = self.lock_file(&key, "compute")?;
+                if use_file.try_lock().is_err() || compute.try_lock().is_err() {
+                    report.kept_in_use += 1;
+                    continue;
+                }
+                let bytes: u64 = fs::read_dir(entry.path()).map(|rd| rd.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0);
+                let trash = self.root.join("tmp").join(format!("{key}.gc.{}", unique()));
+                fs::rename(entry.path(), &trash).ctx("cannot move aside", &entry.path())?;
+                fs::remove_dir_all(&trash).ctx("cannot remove", &trash)?;
+                report.removed += 1;
+                report.bytes += bytes;
+            }
+        }
+        // Temporary entries whose key no process is computing were left by killed runs.
+        let tmp = self.root.join("tmp");
+        for e in fs::read_dir(&tmp).ctx("cannot list", &tmp)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let key: String = name.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            let free = key.len() != 64 || self.lock_file(&key, "compute")?.try_lock().is_ok();
+            let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default() > Duration::from_secs(60);
+            if free && (key.len() == 64 || old) {
+                let _ = if e.path().is_dir() { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
+                report.temp_removed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Keys of all entries, for tests and tools.
+    pub fn keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(shards) = fs::read_dir(self.root.join("objects")) {
+            for s in shards.flatten() {
+                if let Ok(rd) = fs::read_dir(s.path()) {
+                    out.extend(rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Parsed manifests by key (unverified).
+    pub fn manifests(&self) -> BTreeMap<String, Manifest> {
+        self.keys().into_iter().filter_map(|k| self.manifest(&k).map(|m| (k, m))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_795_902_338), "2026-11-28T21:45:38Z");
+    }
+}

@@ -1,0 +1,377 @@
+//! The command line: parse arguments, run the command, print what happened. The only
+//! module that prints; the only place that turns an error into an exit code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cache::Store;
+use crate::error::{Error, IoContext, Result};
+use crate::exec::{self, Event, Observer, PlanStatus, Status};
+use crate::progress::{Progress, ProgressFactory};
+use crate::spec::{self, Pipeline};
+
+#[derive(Parser)]
+#[command(
+    name = "dagrun",
+    version,
+    about = "Find rare galaxy classes in foundation-model representations with cached, declarative pipelines",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Cache directory [default: `DAGRUN_CACHE`, else `[pipeline] cache`, else ./cache]
+    #[arg(long, global = true, env = "DAGRUN_CACHE", value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Override a parameter: NODE.PARAM=VALUE, VALUE in TOML syntax (repeatable)
+    #[arg(long = "set", global = true, value_name = "NODE.PARAM=VALUE")]
+    sets: Vec<String>,
+    /// More output (-v: op summaries for cached nodes too, -vv: debug logs)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Worker threads [default: all cores]; results do not depend on it
+    #[arg(short = 'j', long, global = true, env = "DAGRUN_THREADS", value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Args, Clone, Default)]
+struct RunArgs {
+    /// The pipeline file (TOML)
+    pipeline: Option<PathBuf>,
+    /// Run only what NODE needs (repeatable)
+    #[arg(long, value_name = "NODE")]
+    target: Vec<String>,
+    /// Print a JSON report on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a pipeline (the default command)
+    Run(RunArgs),
+    /// Show what is cached, what would run, and why
+    Plan {
+        pipeline: PathBuf,
+        /// Say which part of each key changed since the node's last run
+        #[arg(long)]
+        explain: bool,
+        #[arg(long, value_name = "NODE")]
+        target: Vec<String>,
+        /// Print the plan as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a node's output to a Parquet or CSV file (computing it if needed)
+    Export {
+        pipeline: PathBuf,
+        node: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Show a node's schema, rows, first rows and manifest (computing it if needed)
+    Show {
+        pipeline: PathBuf,
+        node: String,
+        /// Rows to show
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+    },
+    /// Remove cache entries not used for a while (never those a running dagrun uses)
+    Gc {
+        /// Age of last use, e.g. 30d, 12h, 15m, 0s
+        #[arg(long, default_value = "30d", value_name = "DUR")]
+        older_than: String,
+    },
+}
+
+/// Parse `30d`, `12h`, `15m`, `45s`, `2w`, `0`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(secs)?))
+}
+
+/// Prints node lines and draws progress bars on stderr.
+struct Printer {
+    bars: MultiProgress,
+    quiet: bool,
+    verbose: u8,
+}
+
+impl Printer {
+    fn new(quiet: bool, verbose: u8) -> Self {
+        let target = if quiet || !std::io::stderr().is_terminal() { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+        Printer { bars: MultiProgress::with_draw_target(target), quiet, verbose }
+    }
+
+    fn line(&self, s: &str) {
+        if !self.quiet {
+            self.bars.suspend(|| eprintln!("{s}"));
+        }
+    }
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn inc(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl ProgressFactory for Printer {
+    fn bar(&self, node: &str, what: &str, total: u64) -> Box<dyn Progress> {
+        let pb = self.bars.add(ProgressBar::new(total));
+        pb.set_style(
+            ProgressStyle::with_template("{prefix:>12} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(node.to_owned());
+        pb.set_message(what.to_owned());
+        Box::new(Bar(pb))
+    }
+}
+
+impl Observer for Printer {
+    fn event(&self, e: Event) {
+        match e {
+            Event::Start { .. } => {}
+            Event::Corrupt { node, key, reason } => {
+                self.line(&format!("warning: node `{node}`: cache entry {} is corrupt ({reason}); recomputing", &key[..12]))
+            }
+            Event::Waiting { node } => self.line(&format!("{:>9}  {node}: another dagrun process is computing it", "waiting")),
+            Event::Done(r) => {
+                let status = match r.status {
+                    Status::Computed => "computed",
+                    Status::Cached => "cached",
+                };
+                self.line(&format!("{status:>9}  {:<14} {:<10} {:>10} rows {:>8.2}s  {}", r.name, r.op, r.rows, r.seconds, &r.key[..12]));
+                if r.status == Status::Computed || self.verbose > 0 {
+                    for s in &r.summary {
+                        self.line(&format!("{:>9}  {:<14} {s}", "", ""));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn cache_dir(global: &Global, p: Option<&Pipeline>) -> PathBuf {
+    global.cache.clone().or_else(|| p.and_then(|p| p.cache.clone())).unwrap_or_else(|| PathBuf::from("cache"))
+}
+
+fn targets(p: &Pipeline, names: &[String]) -> Result<Vec<usize>> {
+    names
+        .iter()
+        .map(|t| p.find(t).ok_or_else(|| Error::Usage(format!("no node named `{t}` in `{}` (nodes: {})", p.file.display(), p.names()))))
+        .collect()
+}
+
+/// Validate the pipeline and the target names, then open the cache: nothing is written to
+/// the cache unless the command line and the pipeline are valid.
+fn load(path: &Path, global: &Global, target: &[String]) -> Result<(Pipeline, Vec<usize>, Store)> {
+    let p = spec::load(path, &global.sets)?;
+    let t = targets(&p, target)?;
+    let store = Store::open(&cache_dir(global, Some(&p)))?;
+    Ok((p, t, store))
+}
+
+fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
+    let Some(path) = &args.pipeline else {
+        return Err(Error::Usage("no pipeline given: try `dagrun pipelines/featured.toml` or `dagrun --help`".into()));
+    };
+    let t0 = Instant::now();
+    let (p, t, store) = load(path, global, &args.target)?;
+    let report = exec::run(&p, &store, out, &t)?;
+    let computed = report.nodes.iter().filter(|n| n.status == Status::Computed).count();
+    out.line(&format!(
+        "{}: {} nodes, {computed} computed, {} cached in {:.2}s",
+        p.name,
+        report.nodes.len(),
+        report.nodes.len() - computed,
+        t0.elapsed().as_secs_f64()
+    ));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+    }
+    Ok(())
+}
+
+fn cmd_plan(path: &Path, explain: bool, target: &[String], json: bool, global: &Global) -> Result<()> {
+    let (p, t, store) = load(path, global, target)?;
+    let rows = exec::plan(&p, &store, &t)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("plan serialises"));
+        return Ok(());
+    }
+    for r in &rows {
+        let status = match r.status {
+            PlanStatus::Cached => "cached",
+            PlanStatus::Run => "run",
+            PlanStatus::Pending => "pending",
+        };
+        let key = r.key.as_deref().map_or("-", |k| &k[..12]);
+        println!("{status:>8}  {:<14} {:<10} {key}", r.name, r.op);
+        if explain {
+            for w in &r.why {
+                println!("{:>8}  {:<14} {w}", "", "");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_export(path: &Path, node: &str, dest: &Path, global: &Global, out: &Printer) -> Result<()> {
+    let csv = match dest.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("parquet" | "pq") => false,
+        Some("csv") => true,
+        _ => return Err(Error::Usage(format!("cannot tell the format of `{}`: use a .parquet or .csv file name", dest.display()))),
+    };
+    let (p, t, store) = load(path, global, &[node.to_owned()])?;
+    let report = exec::run(&p, &store, out, &t)?;
+    let done = report.node(node).expect("target ran");
+    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.dagrun-tmp", dest.file_name().unwrap_or_default().to_string_lossy()));
+    let written = if csv {
+        use polars::prelude::*;
+        let mut df = store.read(&done.key, node)?;
+        std::fs::File::create(&tmp)
+            .ctx("cannot create", &tmp)
+            .and_then(|f| CsvWriter::new(f).finish(&mut df).map_err(|e| Error::polars(node, e)))
+    } else {
+        std::fs::copy(store.data_path(&done.key), &tmp).ctx("cannot write", &tmp).map(drop)
+    };
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, dest).ctx("cannot write", dest)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    out.line(&format!("wrote {} rows of `{node}` to `{}`", done.rows, dest.display()));
+    Ok(())
+}
+
+fn cmd_show(path: &Path, node: &str, rows: usize, global: &Global, out: &Printer) -> Result<()> {
+    let (p, t, store) = load(path, global, &[node.to_owned()])?;
+    let report = exec::run(&p, &store, out, &t)?;
+    let key = &report.node(node).expect("target ran").key;
+    let df = store.read(key, node)?;
+    let m = store.manifest(key).ok_or_else(|| Error::Cache(format!("entry {key} vanished")))?;
+    println!("node `{node}` ({} op), {} rows x {} columns, key {key}", m.parts.op, df.height(), df.width());
+    println!("schema:");
+    for (name, dt) in df.schema().iter() {
+        println!("  {name}: {dt}");
+    }
+    std::env::set_var("POLARS_FMT_MAX_COLS", "12");
+    println!("{}", df.head(Some(rows)));
+    println!("manifest:\n{}", serde_json::to_string_pretty(&m).expect("manifest serialises"));
+    Ok(())
+}
+
+fn cmd_gc(older_than: &str, global: &Global, out: &Printer) -> Result<()> {
+    let age = parse_duration(older_than).ok_or_else(|| Error::Usage(format!("`--older-than {older_than}`: use a duration like 30d, 12h, 15m or 0s")))?;
+    let dir = cache_dir(global, None);
+    if !dir.join("v1").exists() {
+        out.line(&format!("no cache at `{}`", dir.display()));
+        return Ok(());
+    }
+    let store = Store::open(&dir)?;
+    let r = store.gc(age)?;
+    out.line(&format!(
+        "removed {} entries ({:.1} MB) and {} temporary files; kept {} in use and {} used within {older_than}",
+        r.removed,
+        r.bytes as f64 / 1e6,
+        r.temp_removed,
+        r.kept_in_use,
+        r.kept_recent
+    ));
+    Ok(())
+}
+
+/// Parse the command line, run it, print the error if any, and return the exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let g = &cli.global;
+    if let Some(n) = g.threads {
+        // Before any thread pool exists: polars reads this when its pool first starts.
+        std::env::set_var("POLARS_MAX_THREADS", n.max(1).to_string());
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+    }
+    let level = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (_, 0 | 1) => "warn",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAGRUN_LOG").unwrap_or_else(|_| format!("dagrun={level}").into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let out = Printer::new(g.quiet, g.verbose);
+    let res = match &cli.cmd {
+        None => cmd_run(&cli.run, g, &out),
+        Some(Cmd::Run(a)) => cmd_run(a, g, &out),
+        Some(Cmd::Plan { pipeline, explain, target, json }) => cmd_plan(pipeline, *explain, target, *json, g),
+        Some(Cmd::Export { pipeline, node, out: dest }) => cmd_export(pipeline, node, dest, g, &out),
+        Some(Cmd::Show { pipeline, node, rows }) => cmd_show(pipeline, node, *rows, g, &out),
+        Some(Cmd::Gc { older_than }) => cmd_gc(older_than, g, &out),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.bars.clear();
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("3x"), None);
+        assert_eq!(parse_duration("h"), None);
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

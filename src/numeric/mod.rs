@@ -1,0 +1,7 @@
+//! Pure numeric kernels: slices in, typed results out.
+//!
+//! Nothing here does I/O or knows about Arrow, polars, TOML or the cache; parallel code
+//! reduces in a fixed order so results are bit-identical whatever the thread count.
+
+pub mod pca;
+pub mod rng;

@@ -1,0 +1,145 @@
+//! Column selection shared by ops: names or globs (`feat_*`, `x?`) resolved against a
+//! schema, and dense row-major matrices gathered from numeric columns for numeric kernels.
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// `*` matches any run of characters, `?` any one character; everything else is literal.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains('*') || s.contains('?')
+}
+
+/// A short list of a schema's column names for error messages.
+pub fn preview(schema: &Schema) -> String {
+    let names: Vec<&str> = schema.iter_names().map(|s| s.as_str()).collect();
+    if names.len() <= 8 {
+        names.join(", ")
+    } else {
+        format!("{}, ... ({} columns)", names[..6].join(", "), names.len())
+    }
+}
+
+/// Resolve names and globs against `schema`, in pattern order, then schema order within a
+/// glob; duplicates are dropped. A name that is absent or a glob that matches nothing is an
+/// error.
+pub fn resolve(schema: &Schema, patterns: &[String]) -> std::result::Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for pat in patterns {
+        let matched: Vec<String> = if is_glob(pat) {
+            schema.iter_names().filter(|n| glob_match(pat, n)).map(|n| n.to_string()).collect()
+        } else if schema.contains(pat) {
+            vec![pat.clone()]
+        } else {
+            return Err(format!("column `{pat}` not found in the input (columns: {})", preview(schema)));
+        };
+        if matched.is_empty() {
+            return Err(format!("no column matches `{pat}` (columns: {})", preview(schema)));
+        }
+        for m in matched {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn is_numeric(dt: &DataType) -> bool {
+    dt.is_primitive_numeric()
+}
+
+/// Check that every column is numeric.
+pub fn require_numeric(schema: &Schema, cols: &[String]) -> std::result::Result<(), String> {
+    for c in cols {
+        let dt = schema.get(c).expect("resolved column");
+        if !is_numeric(dt) {
+            return Err(format!("column `{c}` is {dt}, not numeric"));
+        }
+    }
+    Ok(())
+}
+
+/// Gather numeric columns into a row-major f32 matrix (`rows × cols.len()`), refusing
+/// non-finite values with an error naming the column and counting the rows.
+pub fn matrix_f32(df: &DataFrame, cols: &[String], node: &str) -> Result<Vec<f32>> {
+    let (n, d) = (df.height(), cols.len());
+    let mut x = vec![0f32; n * d];
+    for (j, name) in cols.iter().enumerate() {
+        let col = df.column(name).map_err(|e| Error::polars(node, e))?;
+        let s = col.as_materialized_series().cast(&DataType::Float32).map_err(|e| Error::polars(node, e))?;
+        let ca = s.f32().map_err(|e| Error::polars(node, e))?;
+        let nulls = ca.null_count();
+        let mut bad = 0usize;
+        for (i, v) in ca.iter().enumerate() {
+            match v {
+                Some(v) if v.is_finite() => x[i * d + j] = v,
+                Some(_) => bad += 1,
+                None => {}
+            }
+        }
+        if nulls + bad > 0 {
+            return Err(Error::input(
+                node,
+                format!(
+                    "column `{name}` has {} row(s) that are null, NaN or infinite ({nulls} null, {bad} NaN/inf); drop or fill them upstream",
+                    nulls + bad
+                ),
+            ));
+        }
+    }
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("feat_*", "feat_12"));
+        assert!(glob_match("feat_*", "feat_"));
+        assert!(!glob_match("feat_*", "xfeat_1"));
+        assert!(glob_match("*_fraction", "disk-edge-on_yes_fraction"));
+        assert!(glob_match("x?", "x1"));
+        assert!(!glob_match("x?", "x12"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn resolve_keeps_order_and_reports_misses() {
+        let schema = Schema::from_iter([
+            Field::new("id".into(), DataType::Int64),
+            Field::new("feat_0".into(), DataType::Float32),
+            Field::new("feat_1".into(), DataType::Float32),
+            Field::new("ra".into(), DataType::Float64),
+        ]);
+        assert_eq!(resolve(&schema, &["ra".into(), "feat_*".into()]).unwrap(), ["ra", "feat_0", "feat_1"]);
+        assert!(resolve(&schema, &["dec".into()]).unwrap_err().contains("`dec` not found"));
+        assert!(resolve(&schema, &["pca_*".into()]).unwrap_err().contains("no column matches `pca_*`"));
+    }
+}

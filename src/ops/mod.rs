@@ -1,0 +1,214 @@
+//! Node kinds. [`Op`] is a closed enum with one file per kind; each kind parses and checks
+//! its own parameters (`parse`), says what its output looks like before anything runs
+//! (`output_schema`, so a missing column is caught at validation) and computes its table
+//! (`run`). An op's `VERSION` is part of every cache key it makes: bump it whenever a code
+//! change can change the op's output.
+//!
+//! Ops never touch the cache or print; they get their inputs as data frames and return one.
+
+pub mod columns;
+pub mod filter;
+pub mod join;
+pub mod read;
+pub mod reduce;
+pub mod synthetic;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::progress::ProgressFactory;
+use crate::spec::params::Params;
+
+/// A validated node operation with its typed parameters.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Synthetic(synthetic::Synthetic),
+    Read(read::Read),
+    Join(join::Join),
+    Filter(filter::Filter),
+    Reduce(reduce::Reduce),
+}
+
+/// Ops that pipelines may name but that this build does not have yet, with where they are
+/// being built: a clear message beats "unknown op".
+const PLANNED: &[(&str, &str)] = &[
+    ("cluster", "the HDBSCAN condensed tree (issue #3)"),
+    ("select-leaves", "HDBSCAN leaf selection (issue #3)"),
+    ("select-eom", "HDBSCAN EOM selection (issue #3)"),
+    ("report", "HTML reports (issue #5)"),
+    ("embed", "ONNX image embedding (issue #6)"),
+];
+
+pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "reduce"];
+
+/// How many inputs an op takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    Exactly(usize),
+}
+
+/// A problem found while deriving an output schema; validation turns it into a located
+/// error naming the parameter.
+#[derive(Debug)]
+pub struct SchemaError {
+    pub param: &'static str,
+    pub message: String,
+}
+
+impl SchemaError {
+    pub fn new(param: &'static str, message: impl Into<String>) -> Self {
+        SchemaError { param, message: message.into() }
+    }
+}
+
+pub type SchemaResult<T> = std::result::Result<T, SchemaError>;
+
+/// What an op sees while it runs.
+pub struct RunCtx<'a> {
+    pub node: &'a str,
+    /// The id column carried through every node.
+    pub id: &'a str,
+    pub progress: &'a dyn ProgressFactory,
+}
+
+/// What an op produces.
+pub struct Output {
+    pub df: DataFrame,
+    /// Short human-readable lines (rows removed per condition, variance explained, ...),
+    /// kept in the manifest and shown by the CLI.
+    pub summary: Vec<String>,
+}
+
+impl Output {
+    pub fn new(df: DataFrame) -> Self {
+        Output { df, summary: Vec::new() }
+    }
+}
+
+impl Op {
+    /// Parse op `kind` from a node's parameters (`op` and `input(s)` already taken).
+    pub fn parse(kind: &str, p: &mut Params, base_dir: &std::path::Path) -> Result<Op> {
+        Ok(match kind {
+            "synthetic" => Op::Synthetic(synthetic::Synthetic::parse(p)?),
+            "read" => Op::Read(read::Read::parse(p, base_dir)?),
+            "join" => Op::Join(join::Join::parse(p)?),
+            "filter" => Op::Filter(filter::Filter::parse(p)?),
+            "reduce" => Op::Reduce(reduce::Reduce::parse(p)?),
+            other => {
+                let msg = match PLANNED.iter().find(|(name, _)| *name == other) {
+                    Some((_, what)) => format!("op `{other}` is not available in this version of dagrun yet: {what} is still being built"),
+                    None => format!("unknown op `{other}` (ops: {})", OPS.join(", ")),
+                };
+                return Err(p.error("op", msg));
+            }
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Synthetic(_) => "synthetic",
+            Op::Read(_) => "read",
+            Op::Join(_) => "join",
+            Op::Filter(_) => "filter",
+            Op::Reduce(_) => "reduce",
+        }
+    }
+
+    /// The op's code version: part of the cache key.
+    pub fn version(&self) -> u32 {
+        match self {
+            Op::Synthetic(_) => synthetic::VERSION,
+            Op::Read(_) => read::VERSION,
+            Op::Join(_) => join::VERSION,
+            Op::Filter(_) => filter::VERSION,
+            Op::Reduce(_) => reduce::VERSION,
+        }
+    }
+
+    pub fn arity(&self) -> Arity {
+        match self {
+            Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
+            Op::Filter(_) | Op::Reduce(_) => Arity::Exactly(1),
+            Op::Join(_) => Arity::Exactly(2),
+        }
+    }
+
+    /// Canonical parameters for the cache key: every parameter that decides the output,
+    /// defaults filled in, numbers normalised, object keys sorted (serde_json's map is a
+    /// BTreeMap). File paths are not here: a file enters the key by its content.
+    pub fn key_params(&self) -> serde_json::Value {
+        let v = match self {
+            Op::Synthetic(o) => serde_json::to_value(o),
+            Op::Read(o) => serde_json::to_value(o),
+            Op::Join(o) => serde_json::to_value(o),
+            Op::Filter(o) => serde_json::to_value(o),
+            Op::Reduce(o) => serde_json::to_value(o),
+        };
+        normalise(v.expect("op parameters serialise to JSON"))
+    }
+
+    /// Files the op reads, by parameter name: their content hashes enter the key.
+    pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        match self {
+            Op::Read(o) => vec![("path", o.path.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The output schema, given the input schemas; fails on absent or ill-typed columns.
+    pub fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<SchemaResult<Schema>> {
+        Ok(match self {
+            Op::Synthetic(o) => Ok(o.schema(id)),
+            Op::Read(o) => o.schema(id)?,
+            Op::Join(o) => o.schema(&inputs[0], &inputs[1], id),
+            Op::Filter(o) => o.schema(&inputs[0]),
+            Op::Reduce(o) => o.schema(&inputs[0], id),
+        })
+    }
+
+    pub fn run(&self, inputs: &[Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        match self {
+            Op::Synthetic(o) => o.run(ctx),
+            Op::Read(o) => o.run(ctx),
+            Op::Join(o) => o.run(&inputs[0], &inputs[1], ctx),
+            Op::Filter(o) => o.run(&inputs[0], ctx),
+            Op::Reduce(o) => o.run(&inputs[0], ctx),
+        }
+    }
+}
+
+/// Normalise numbers so that `1`, `1.0` and `-0.0` hash alike where they mean the same:
+/// floats with no fractional part become integers; `-0.0` becomes `0`.
+fn normalise(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(_), _) => Value::Number(n),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(a) => Value::Array(a.into_iter().map(normalise).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, normalise(v))).collect()),
+        other => other,
+    }
+}
+
+/// Map a polars error raised while running `node`.
+pub(crate) fn pl(node: &str) -> impl Fn(PolarsError) -> Error + '_ {
+    move |e| Error::polars(node, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalise_makes_equal_numbers_equal() {
+        let a = normalise(serde_json::json!({"x": 1.0, "y": [2.0, -0.0], "z": 0.25}));
+        let b = normalise(serde_json::json!({"z": 0.25, "y": [2, 0], "x": 1}));
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    }
+}

@@ -1,0 +1,156 @@
+//! `read`: a table from a Parquet, CSV or Arrow IPC file, optionally only some columns
+//! (names or globs like `feat_*`; the id column is always kept).
+//!
+//! The file enters the cache key by its content hash, not its path or modification time:
+//! moving a file keeps its cache, touching it does not invalidate anything, editing it does.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
+use crate::error::{Error, Result};
+use crate::spec::params::Params;
+
+pub const VERSION: u32 = 1;
+
+/// Rows read to infer CSV column types (the same at validation and at run time).
+const CSV_INFER_ROWS: usize = 10_000;
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Parquet,
+    Csv,
+    Ipc,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Read {
+    #[serde(skip)]
+    pub path: PathBuf,
+    pub format: Format,
+    /// Requested columns (names or globs); `None` = all.
+    pub columns: Option<Vec<String>>,
+}
+
+fn format_of(path: &Path) -> Option<Format> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "parquet" | "pq" => Some(Format::Parquet),
+        "csv" => Some(Format::Csv),
+        "arrow" | "ipc" | "feather" => Some(Format::Ipc),
+        _ => None,
+    }
+}
+
+impl Read {
+    pub fn parse(p: &mut Params, base_dir: &Path) -> Result<Self> {
+        let raw = p.req_string("path")?;
+        let path = base_dir.join(&raw);
+        let format = match p.string("format")? {
+            Some(f) => match f.as_str() {
+                "parquet" => Format::Parquet,
+                "csv" => Format::Csv,
+                "ipc" | "arrow" | "feather" => Format::Ipc,
+                other => return Err(p.error("format", format!("`{other}` is not one of `parquet`, `csv`, `ipc`"))),
+            },
+            None => format_of(&path).ok_or_else(|| {
+                p.error("path", format!("cannot tell the format of `{raw}` from its extension; set `format` to `parquet`, `csv` or `ipc`"))
+            })?,
+        };
+        if !path.is_file() {
+            return Err(p.error("path", format!("file `{}` not found", path.display())));
+        }
+        let columns = p.strings("columns")?;
+        Ok(Read { path, format, columns })
+    }
+
+    fn file_schema(&self) -> std::result::Result<Schema, String> {
+        let open = || std::fs::File::open(&self.path).map_err(|e| e.to_string());
+        let schema = match self.format {
+            Format::Parquet => {
+                let arrow = ParquetReader::new(open()?).schema().map_err(|e| e.to_string())?;
+                Schema::from_arrow_schema(&arrow)
+            }
+            Format::Ipc => {
+                let arrow = IpcReader::new(open()?).schema().map_err(|e| e.to_string())?;
+                Schema::from_arrow_schema(&arrow)
+            }
+            Format::Csv => {
+                let df = CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_infer_schema_length(Some(CSV_INFER_ROWS))
+                    .with_n_rows(Some(CSV_INFER_ROWS))
+                    .try_into_reader_with_file_path(Some(self.path.clone()))
+                    .and_then(|r| r.finish())
+                    .map_err(|e| e.to_string())?;
+                df.schema().as_ref().clone()
+            }
+        };
+        Ok(schema)
+    }
+
+    /// The columns to keep, id first when it is not already selected.
+    fn selected(&self, schema: &Schema, id: &str) -> SchemaResult<Vec<String>> {
+        let Some(pats) = &self.columns else {
+            return Ok(schema.iter_names().map(|s| s.to_string()).collect());
+        };
+        let mut cols = columns::resolve(schema, pats).map_err(|m| SchemaError::new("columns", m))?;
+        if !cols.iter().any(|c| c == id) {
+            cols.insert(0, id.to_owned());
+        }
+        Ok(cols)
+    }
+
+    pub fn schema(&self, id: &str) -> Result<SchemaResult<Schema>> {
+        let schema = match self.file_schema() {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(Err(SchemaError::new("path", format!("cannot read `{}` as {:?}: {e}", self.path.display(), self.format))));
+            }
+        };
+        if !schema.contains(id) {
+            return Ok(Err(SchemaError::new(
+                "path",
+                format!(
+                    "`{}` has no id column `{id}` (columns: {}); name the id column with `id = \"...\"` under [pipeline]",
+                    self.path.display(),
+                    columns::preview(&schema)
+                ),
+            )));
+        }
+        Ok(self.selected(&schema, id).map(|cols| {
+            Schema::from_iter(cols.iter().map(|c| Field::new(c.into(), schema.get(c).expect("resolved").clone())))
+        }))
+    }
+
+    pub fn run(&self, ctx: &RunCtx) -> Result<Output> {
+        let bad = |e: PolarsError| Error::input(ctx.node, format!("cannot read `{}` as {:?}: {e}", self.path.display(), self.format));
+        let schema = self.file_schema().map_err(|e| Error::input(ctx.node, e))?;
+        let cols = self.selected(&schema, ctx.id).map_err(|e| Error::input(ctx.node, e.message))?;
+        let file = || std::fs::File::open(&self.path).map_err(|e| Error::io("cannot open", &self.path, e));
+        let df = match self.format {
+            Format::Parquet => ParquetReader::new(file()?).with_columns(Some(cols.clone())).finish().map_err(bad)?,
+            Format::Ipc => IpcReader::new(file()?).with_columns(Some(cols.clone())).finish().map_err(bad)?,
+            Format::Csv => {
+                let names: Arc<[PlSmallStr]> = cols.iter().map(|c| PlSmallStr::from(c.as_str())).collect();
+                CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_infer_schema_length(Some(CSV_INFER_ROWS))
+                    .with_columns(Some(names))
+                    .try_into_reader_with_file_path(Some(self.path.clone()))
+                    .and_then(|r| r.finish())
+                    .map_err(bad)?
+            }
+        };
+        // Column order as selected, whatever order the reader produced.
+        let df = df.select(cols.iter().map(|c| PlSmallStr::from(c.as_str()))).map_err(bad)?;
+        if df.height() == 0 {
+            return Err(Error::input(ctx.node, format!("`{}` has no rows", self.path.display())));
+        }
+        let summary = vec![format!("{} rows, {} columns from `{}`", df.height(), df.width(), self.path.display())];
+        Ok(Output { df, summary })
+    }
+}

@@ -1,0 +1,67 @@
+//! From a pipeline file to a [`Pipeline`] the executor can trust.
+//!
+//! `raw` mirrors the file (with positions) and applies `--set`; `params` gives typed access
+//! to a node's parameters; `validate` checks everything that can be checked before running:
+//! names, ops, parameters, inputs, cycles, and every column an op refers to (output schemas
+//! are derived node by node without computing anything).
+
+pub mod params;
+pub mod raw;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use polars::prelude::SchemaRef;
+
+use crate::dag::NodeId;
+use crate::error::Loc;
+use crate::ops::Op;
+
+/// A validated pipeline: names are unique, inputs exist, the graph is acyclic, parameters
+/// are typed and checked, and every referenced column exists in its input.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub name: String,
+    /// The id column carried through every node.
+    pub id: String,
+    pub file: PathBuf,
+    /// `[pipeline] cache`, resolved against the file's folder.
+    pub cache: Option<PathBuf>,
+    /// In file order; a `NodeId` indexes this.
+    pub nodes: Vec<Node>,
+    /// A topological order of all nodes.
+    pub order: Vec<NodeId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub loc: Loc,
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    /// The output schema, derived at validation.
+    pub schema: SchemaRef,
+}
+
+impl Pipeline {
+    pub fn find(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    pub fn inputs(&self) -> Vec<Vec<NodeId>> {
+        self.nodes.iter().map(|n| n.inputs.clone()).collect()
+    }
+
+    pub fn names(&self) -> String {
+        self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Load, override and validate a pipeline file.
+pub fn load(path: &std::path::Path, sets: &[String]) -> crate::error::Result<Pipeline> {
+    let mut raw = raw::load(path)?;
+    for s in sets {
+        raw::apply_set(&mut raw, s)?;
+    }
+    validate::validate(raw)
+}

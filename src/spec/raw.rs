@@ -1,0 +1,188 @@
+//! The pipeline file as written: TOML parsed with byte spans, turned into line/column
+//! locations, with `--set` overrides applied. Nothing here knows what an op needs; that is
+//! `validate`'s job.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Loc, Result};
+
+type SpannedTable = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    pipeline: Option<Spanned<SpannedTable>>,
+    nodes: Option<Spanned<BTreeMap<Spanned<String>, Spanned<SpannedTable>>>>,
+}
+
+/// One `key = value` of a node or of `[pipeline]`.
+#[derive(Clone, Debug)]
+pub struct RawParam {
+    pub name: String,
+    /// Where the key was written (for "unknown parameter").
+    pub key_loc: Loc,
+    /// Where the value was written (for "expected an integer").
+    pub loc: Loc,
+    pub value: toml::Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct RawNode {
+    pub name: String,
+    pub loc: Loc,
+    /// Every key of the node's table, `op` and `input(s)` included, in file order.
+    pub params: Vec<RawParam>,
+}
+
+impl RawNode {
+    pub fn get(&self, name: &str) -> Option<&RawParam> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RawPipeline {
+    pub file: PathBuf,
+    pub header: Vec<RawParam>,
+    /// Nodes in file order.
+    pub nodes: Vec<RawNode>,
+}
+
+/// Line and column (1-based, column in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn loc(path: &Path, text: &str, offset: usize) -> Loc {
+    let (line, col) = line_col(text, offset);
+    Loc::File { path: path.to_owned(), line, col }
+}
+
+fn params(path: &Path, text: &str, table: SpannedTable) -> Vec<RawParam> {
+    let mut out: Vec<(usize, RawParam)> = table
+        .into_iter()
+        .map(|(k, v)| {
+            let start = k.span().start;
+            let p = RawParam {
+                name: k.get_ref().clone(),
+                key_loc: loc(path, text, k.span().start),
+                loc: loc(path, text, v.span().start),
+                value: v.into_inner(),
+            };
+            (start, p)
+        })
+        .collect();
+    out.sort_by_key(|(s, _)| *s);
+    out.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Parse pipeline text; `path` is used for locations only.
+pub fn parse(path: &Path, text: &str) -> Result<RawPipeline> {
+    let file: File = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or(Loc::Whole(path.to_owned()), |s| loc(path, text, s.start));
+        // Keep the error on one line.
+        let msg = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(": ");
+        let msg = if msg.is_empty() { "invalid TOML".to_owned() } else { msg };
+        Error::spec(at, None, None, format!("invalid pipeline file: {msg}"))
+    })?;
+    let header = file.pipeline.map(|t| params(path, text, t.into_inner())).unwrap_or_default();
+    let mut nodes: Vec<(usize, RawNode)> = Vec::new();
+    if let Some(table) = file.nodes {
+        for (name, body) in table.into_inner() {
+            let start = name.span().start;
+            nodes.push((
+                start,
+                RawNode {
+                    name: name.get_ref().clone(),
+                    loc: loc(path, text, start),
+                    params: params(path, text, body.into_inner()),
+                },
+            ));
+        }
+    }
+    nodes.sort_by_key(|(s, _)| *s);
+    Ok(RawPipeline { file: path.to_owned(), header, nodes: nodes.into_iter().map(|(_, n)| n).collect() })
+}
+
+/// Read and parse a pipeline file.
+pub fn load(path: &Path) -> Result<RawPipeline> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Usage(format!("pipeline file `{}` not found", path.display()))
+        } else {
+            Error::io("cannot read pipeline file", path, e)
+        }
+    })?;
+    parse(path, &text)
+}
+
+/// Parse a `--set` value: TOML syntax (`50`, `0.3`, `"x"`, `[1, 2]`, `true`); anything that
+/// is not valid TOML is taken as a bare string, so `--set read.path=data/x.parquet` works.
+pub fn parse_set_value(text: &str) -> toml::Value {
+    let doc = format!("v = {text}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(text.to_owned())),
+        Err(_) => toml::Value::String(text.to_owned()),
+    }
+}
+
+/// Apply one `NODE.PARAM=VALUE` override. The node must exist; whether the parameter is
+/// known to the node's op is checked by validation like any other parameter.
+pub fn apply_set(raw: &mut RawPipeline, arg: &str) -> Result<()> {
+    let bad = |msg: &str| Error::spec(Loc::Set(arg.to_owned()), None, None, msg.to_owned());
+    let (target, value) = arg.split_once('=').ok_or_else(|| bad("expected NODE.PARAM=VALUE"))?;
+    let (node, param) = target.trim().split_once('.').ok_or_else(|| bad("expected NODE.PARAM=VALUE"))?;
+    if node.is_empty() || param.is_empty() {
+        return Err(bad("expected NODE.PARAM=VALUE"));
+    }
+    let names: Vec<&str> = raw.nodes.iter().map(|n| n.name.as_str()).collect();
+    let known = names.join(", ");
+    let Some(n) = raw.nodes.iter_mut().find(|n| n.name == node) else {
+        return Err(bad(&format!("no node named `{node}` (nodes: {known})")));
+    };
+    let here = Loc::Set(target.trim().to_owned());
+    let p = RawParam { name: param.to_owned(), key_loc: here.clone(), loc: here, value: parse_set_value(value.trim()) };
+    match n.params.iter_mut().find(|q| q.name == param) {
+        Some(q) => *q = p,
+        None => n.params.push(p),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_line_and_column() {
+        let text = "[pipeline]\nname = \"x\"\n[nodes.a]\nop = \"synthetic\"\nn = 10\n";
+        let raw = parse(Path::new("p.toml"), text).unwrap();
+        assert_eq!(raw.nodes.len(), 1);
+        let n = raw.nodes[0].get("n").unwrap();
+        assert_eq!(n.key_loc, Loc::File { path: "p.toml".into(), line: 5, col: 1 });
+        assert_eq!(n.loc, Loc::File { path: "p.toml".into(), line: 5, col: 5 });
+    }
+
+    #[test]
+    fn syntax_error_is_one_line_with_position() {
+        let err = parse(Path::new("p.toml"), "[nodes.a]\nop = \n").unwrap_err().to_string();
+        assert!(err.starts_with("p.toml:2:"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn set_values_are_toml_or_bare_strings() {
+        assert_eq!(parse_set_value("50"), toml::Value::Integer(50));
+        assert_eq!(parse_set_value("0.5"), toml::Value::Float(0.5));
+        assert_eq!(parse_set_value("\"a b\""), toml::Value::String("a b".into()));
+        assert_eq!(parse_set_value("data/x.parquet"), toml::Value::String("data/x.parquet".into()));
+    }
+}

@@ -1,0 +1,162 @@
+//! Check a [`RawPipeline`] and build the [`Pipeline`] the executor accepts. Every error is
+//! a [`SpecError`](crate::error::SpecError) naming the file position, the node and the
+//! parameter.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::params::Params;
+use super::raw::{RawParam, RawPipeline};
+use super::{Node, Pipeline};
+use crate::dag;
+use crate::error::{Error, Loc, Result};
+use crate::ops::{Arity, Op, OPS};
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn header_string(p: &RawParam) -> Result<String> {
+    match &p.value {
+        toml::Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(Error::spec(p.loc.clone(), None, Some(&format!("pipeline.{}", p.name)), "expected a non-empty string")),
+    }
+}
+
+pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
+    let file = raw.file.clone();
+    let base_dir = file.parent().map(Path::to_owned).unwrap_or_default();
+    let base_dir = if base_dir.as_os_str().is_empty() { Path::new(".").to_owned() } else { base_dir };
+
+    let mut name = file.file_stem().map_or_else(|| "pipeline".to_owned(), |s| s.to_string_lossy().into_owned());
+    let mut id = "id".to_owned();
+    let mut cache = None;
+    for p in &raw.header {
+        match p.name.as_str() {
+            "name" => {
+                name = header_string(p)?;
+                if !valid_name(&name) {
+                    return Err(Error::spec(p.loc.clone(), None, Some("pipeline.name"), "use letters, digits, `_` and `-` only"));
+                }
+            }
+            "id" => id = header_string(p)?,
+            "cache" => cache = Some(base_dir.join(header_string(p)?)),
+            other => {
+                return Err(Error::spec(
+                    p.key_loc.clone(),
+                    None,
+                    Some(&format!("pipeline.{other}")),
+                    "unknown key in [pipeline] (it takes: name, id, cache)",
+                ))
+            }
+        }
+    }
+    if raw.nodes.is_empty() {
+        return Err(Error::spec(Loc::Whole(file), None, None, "the pipeline has no nodes: add a `[nodes.NAME]` table with an `op`"));
+    }
+    let names: Vec<&str> = raw.nodes.iter().map(|n| n.name.as_str()).collect();
+    let all_names = names.join(", ");
+
+    // Parameters and inputs, node by node.
+    let mut ops: Vec<Op> = Vec::with_capacity(raw.nodes.len());
+    let mut inputs: Vec<Vec<usize>> = Vec::with_capacity(raw.nodes.len());
+    let mut input_locs: Vec<Loc> = Vec::with_capacity(raw.nodes.len());
+    let mut param_locs = Vec::with_capacity(raw.nodes.len());
+    for node in &raw.nodes {
+        if !valid_name(&node.name) {
+            return Err(Error::spec(node.loc.clone(), Some(&node.name), None, "node names use letters, digits, `_` and `-` only"));
+        }
+        let rest: Vec<RawParam> = node.params.iter().filter(|p| !matches!(p.name.as_str(), "op" | "input" | "inputs")).cloned().collect();
+        let op_param = node.get("op").ok_or_else(|| {
+            Error::spec(node.loc.clone(), Some(&node.name), Some("op"), format!("missing (one of: {})", OPS.join(", ")))
+        })?;
+        let kind = match &op_param.value {
+            toml::Value::String(s) => s.clone(),
+            _ => return Err(Error::spec(op_param.loc.clone(), Some(&node.name), Some("op"), "expected a string")),
+        };
+        let mut all = vec![op_param.clone()];
+        all.extend(rest);
+        let mut p = Params::new(&node.name, &kind, node.loc.clone(), all);
+        p.string("op")?;
+        let op = Op::parse(&kind, &mut p, &base_dir)?;
+        param_locs.push(p.locations());
+        p.finish()?;
+
+        let (listed, loc) = match (node.get("input"), node.get("inputs")) {
+            (Some(a), Some(_)) => {
+                return Err(Error::spec(a.key_loc.clone(), Some(&node.name), Some("input"), "give `input` or `inputs`, not both"))
+            }
+            (Some(p), None) => match &p.value {
+                toml::Value::String(s) => (vec![s.clone()], p.loc.clone()),
+                _ => return Err(Error::spec(p.loc.clone(), Some(&node.name), Some("input"), "expected a node name (a string)")),
+            },
+            (None, Some(p)) => match &p.value {
+                toml::Value::Array(a) => {
+                    let v: Option<Vec<String>> = a.iter().map(|x| x.as_str().map(str::to_owned)).collect();
+                    let v = v.ok_or_else(|| Error::spec(p.loc.clone(), Some(&node.name), Some("inputs"), "expected an array of node names"))?;
+                    (v, p.loc.clone())
+                }
+                _ => return Err(Error::spec(p.loc.clone(), Some(&node.name), Some("inputs"), "expected an array of node names")),
+            },
+            (None, None) => (Vec::new(), node.loc.clone()),
+        };
+        let param = if node.get("inputs").is_some() { "inputs" } else { "input" };
+        let mut ids = Vec::with_capacity(listed.len());
+        for i in &listed {
+            let idx = names.iter().position(|n| n == i).ok_or_else(|| {
+                Error::spec(loc.clone(), Some(&node.name), Some(param), format!("input `{i}` names no node (nodes: {all_names})"))
+            })?;
+            ids.push(idx);
+        }
+        let Arity::Exactly(want) = op.arity();
+        if ids.len() != want {
+            let msg = match want {
+                0 => format!("op `{kind}` takes no input, found {}", ids.len()),
+                1 => format!("op `{kind}` takes one `input`, found {}", ids.len()),
+                n => format!("op `{kind}` takes {n} `inputs`, found {}", ids.len()),
+            };
+            return Err(Error::spec(loc.clone(), Some(&node.name), Some(param), msg));
+        }
+        ops.push(op);
+        inputs.push(ids);
+        input_locs.push(loc);
+    }
+
+    let order = dag::topo_order(&inputs).map_err(|cycle| {
+        let path: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
+        let first = cycle[0];
+        Error::spec(input_locs[first].clone(), Some(names[first]), None, format!("the inputs form a cycle: {}", path.join(" -> ")))
+    })?;
+
+    // Output schemas in dependency order: every referenced column must exist.
+    let mut schemas: Vec<Option<polars::prelude::SchemaRef>> = vec![None; ops.len()];
+    for &v in &order {
+        let ins: Vec<_> = inputs[v].iter().map(|&u| schemas[u].clone().expect("inputs come first")).collect();
+        let node = &raw.nodes[v];
+        for (k, s) in ins.iter().enumerate() {
+            if !s.contains(&id) {
+                return Err(Error::spec(
+                    input_locs[v].clone(),
+                    Some(&node.name),
+                    None,
+                    format!("input `{}` has no id column `{id}`", names[inputs[v][k]]),
+                ));
+            }
+        }
+        let schema = ops[v].output_schema(&ins, &id)?.map_err(|e| {
+            let loc: Loc = param_locs[v].get(e.param).cloned().unwrap_or_else(|| node.loc.clone());
+            Error::spec(loc, Some(&node.name), Some(e.param), e.message)
+        })?;
+        schemas[v] = Some(Arc::new(schema));
+    }
+
+    let nodes = raw
+        .nodes
+        .into_iter()
+        .zip(ops)
+        .zip(inputs)
+        .zip(schemas)
+        .map(|(((n, op), inputs), schema)| Node { name: n.name, loc: n.loc, op, inputs, schema: schema.expect("all derived") })
+        .collect();
+    Ok(Pipeline { name, id, file, cache, nodes, order })
+}

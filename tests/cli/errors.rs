@@ -1,0 +1,142 @@
+//! Malformed pipelines and inputs: each gives one clear line naming the file position,
+//! node, parameter or column, exits with 2, never panics, and leaves no entry for the
+//! failing node (validation errors write nothing to the cache at all).
+
+use crate::support::Test;
+
+const SYN: &str = "[nodes.catalog]\nop = \"synthetic\"\nn = 200\ndim = 8\n";
+
+struct Case {
+    name: &'static str,
+    pipeline: String,
+    files: Vec<(&'static str, &'static str)>,
+    args: Vec<&'static str>,
+    /// Substrings the error line must contain.
+    expect: Vec<&'static str>,
+    /// Whether the error is found before anything runs.
+    before_run: bool,
+}
+
+fn case(name: &'static str, pipeline: &str, expect: &[&'static str]) -> Case {
+    Case { name, pipeline: pipeline.to_owned(), files: vec![], args: vec![], expect: expect.to_vec(), before_run: true }
+}
+
+fn cases() -> Vec<Case> {
+    let filter = |cond: &str| format!("{SYN}[nodes.f]\nop = \"filter\"\ninput = \"catalog\"\ndrop_where = [\"{cond}\"]\n");
+    vec![
+        case("bad TOML", "[nodes.a\nop = \"synthetic\"\n", &["p.toml:1:", "invalid pipeline file"]),
+        case("unknown top-level table", "[nodez.a]\nop = \"synthetic\"\n", &["p.toml:1:", "unknown field `nodez`"]),
+        case("no nodes", "[pipeline]\nname = \"x\"\n", &["p.toml", "no nodes"]),
+        case("unknown op", "[nodes.a]\nop = \"smooth\"\n", &["p.toml:2:6", "node `a`", "parameter `op`", "unknown op `smooth`"]),
+        case("op not built yet", &format!("{SYN}[nodes.t]\nop = \"cluster\"\ninput = \"catalog\"\n"), &["node `t`", "op `cluster` is not available", "issue #3"]),
+        case("umap not built yet", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\n"), &["node `u`", "parameter `method`", "issue #4"]),
+        case("missing op", "[nodes.a]\nn = 3\n", &["p.toml:1:", "node `a`", "parameter `op`", "missing"]),
+        case("unknown parameter", &format!("{SYN}nn = 5\n"), &["p.toml:5:1", "node `catalog`", "parameter `nn`", "unknown parameter", "it takes: "]),
+        case("wrong type", "[nodes.a]\nop = \"synthetic\"\nn = \"many\"\n", &["p.toml:3:5", "parameter `n`", "expected an integer, found a string"]),
+        case("out of range", "[nodes.a]\nop = \"synthetic\"\nn = -5\n", &["parameter `n`", "must be between"]),
+        case("input names no node", &format!("{SYN}[nodes.f]\nop = \"filter\"\ninput = \"catalgo\"\ndrop_where = [\"ra > 1\"]\n"), &["node `f`", "parameter `input`", "`catalgo` names no node"]),
+        case(
+            "cycle",
+            "[nodes.a]\nop = \"filter\"\ninput = \"b\"\ndrop_where = [\"ra > 1\"]\n[nodes.b]\nop = \"filter\"\ninput = \"a\"\ndrop_where = [\"ra > 1\"]\n",
+            &["cycle", "a -> b -> a"],
+        ),
+        case("duplicate node", &format!("{SYN}{SYN}"), &["p.toml:5:", "invalid pipeline file", "duplicate"]),
+        case("input and inputs", &format!("{SYN}[nodes.f]\nop = \"filter\"\ninput = \"catalog\"\ninputs = [\"catalog\"]\ndrop_where = [\"ra > 1\"]\n"), &["node `f`", "not both"]),
+        case("wrong number of inputs", &format!("{SYN}[nodes.f]\nop = \"filter\"\ninputs = [\"catalog\", \"catalog\"]\ndrop_where = [\"ra > 1\"]\n"), &["node `f`", "takes one `input`, found 2"]),
+        case("unknown column", &filter("smooth_fraction >= 0.5"), &["p.toml:8:", "node `f`", "parameter `drop_where`", "column `smooth_fraction` not found"]),
+        case("unparsable condition", &filter("ra ~ 3"), &["node `f`", "parameter `drop_where`", "cannot parse `ra ~ 3`"]),
+        case("type mismatch", &filter("planted_class >= 0.5"), &["column `planted_class` is str"]),
+        case("glob matches nothing", &format!("{SYN}[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\ncolumns = \"emb_*\"\nn_components = 2\n"), &["node `p`", "parameter `columns`", "no column matches `emb_*`"]),
+        case("too many components", &format!("{SYN}[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\nn_components = 9\n"), &["parameter `n_components`", "9 components asked of 8 input columns"]),
+        case("missing data file", "[nodes.r]\nop = \"read\"\npath = \"nowhere/cat.parquet\"\n", &["p.toml:3:8", "node `r`", "parameter `path`", "not found"]),
+        case("unknown pipeline key", "[pipeline]\nnmae = \"x\"\n[nodes.a]\nop = \"synthetic\"\n", &["p.toml:2:1", "pipeline.nmae", "unknown key"]),
+        Case { args: vec!["--set", "catalgo.n=5"], ..case("set names no node", SYN, &["--set catalgo.n=5", "no node named `catalgo`"]) },
+        Case { args: vec!["--set", "catalog.m=5"], ..case("set names no parameter", SYN, &["--set catalog.m", "parameter `m`", "unknown parameter"]) },
+        Case { args: vec!["--target", "nope"], ..case("unknown target", SYN, &["no node named `nope`"]) },
+        Case {
+            files: vec![("cat.csv", "name,x\na,1\n")],
+            ..case("no id column", "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n", &["node `r`", "has no id column `id`"])
+        },
+        Case {
+            files: vec![("cat.csv", "id,x\n1,2\n")],
+            ..case(
+                "join key missing",
+                "[nodes.a]\nop = \"read\"\npath = \"cat.csv\"\n[nodes.b]\nop = \"read\"\npath = \"cat.csv\"\n[nodes.j]\nop = \"join\"\ninputs = [\"a\", \"b\"]\non = \"dr8_id\"\n",
+                &["node `j`", "key column `dr8_id` not found in the left input"],
+            )
+        },
+        Case {
+            files: vec![("cat.csv", "id,x\n")],
+            before_run: false,
+            ..case("empty catalogue", "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n", &["node `r`", "has no rows"])
+        },
+        Case { before_run: false, ..case("filter removes every row", &filter("ra >= 0"), &["node `f`", "removed every row"]) },
+        Case {
+            files: vec![("cat.csv", "id,feat_0,feat_1\n1,0.5,1\n2,NaN,2\n3,inf,3\n4,1,1\n")],
+            before_run: false,
+            ..case(
+                "NaN and inf features",
+                "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"r\"\nn_components = 1\n",
+                &["node `p`", "column `feat_0`", "2 row(s) that are null, NaN or infinite"],
+            )
+        },
+    ]
+}
+
+#[test]
+fn malformed_pipelines_and_inputs_give_one_clear_line_and_exit_2() {
+    let all = cases();
+    assert!(all.len() >= 20);
+    for c in all {
+        let t = Test::new();
+        t.pipeline(&c.pipeline);
+        for (name, body) in &c.files {
+            t.write(name, body);
+        }
+        let mut args = vec!["run", "p.toml"];
+        args.extend(&c.args);
+        let r = t.run(&args);
+        let err = r.stderr();
+        assert_eq!(r.code(), 2, "{}: expected exit 2, got {}:\n{err}", c.name, r.code());
+        assert!(!err.contains("panicked"), "{}: panic:\n{err}", c.name);
+        // Progress lines of nodes that ran before the failure may precede the error.
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(lines.len(), 1, "{}: expected one error line:\n{err}", c.name);
+        assert!(lines[0].starts_with("error: "), "{}: {err}", c.name);
+        assert_eq!(err.lines().last(), Some(lines[0]), "{}: the error is the last line", c.name);
+        if c.before_run {
+            assert_eq!(err.lines().count(), 1, "{}: only the error line:\n{err}", c.name);
+        }
+        for e in &c.expect {
+            assert!(lines[0].contains(e), "{}: `{e}` not in:\n{}", c.name, lines[0]);
+        }
+        assert!(!lines[0].ends_with('.'), "{}: error ends with a period", c.name);
+        let store_exists = t.cache().join("v1").exists();
+        if c.before_run {
+            assert!(!store_exists, "{}: a validation error wrote to the cache", c.name);
+        } else if store_exists {
+            let store = dagrun::cache::Store::open(&t.cache()).unwrap();
+            let nodes: Vec<String> = store.manifests().values().map(|m| m.node.clone()).collect();
+            let failing = if c.name == "empty catalogue" { "r" } else if c.name == "filter removes every row" { "f" } else { "p" };
+            assert!(!nodes.iter().any(|n| n == failing), "{}: the failing node left an entry", c.name);
+            let tmp: Vec<_> = std::fs::read_dir(t.cache().join("v1/tmp")).unwrap().collect();
+            assert!(tmp.is_empty(), "{}: temporary files left behind", c.name);
+        }
+    }
+}
+
+#[test]
+fn error_format_is_stable() {
+    let t = Test::new();
+    t.pipeline("[nodes.a]\nop = \"synthetic\"\nn = \"many\"\n");
+    let r = t.run(&["p.toml"]);
+    assert_eq!(r.stderr().trim_end(), "error: p.toml:3:5: node `a`: parameter `n`: expected an integer, found a string");
+}
+
+#[test]
+fn missing_pipeline_file_is_a_usage_error() {
+    let t = Test::new();
+    let r = t.run(&["run", "absent.toml"]);
+    assert_eq!(r.code(), 2);
+    assert_eq!(r.stderr().trim_end(), "error: pipeline file `absent.toml` not found");
+}

@@ -1,0 +1,10 @@
+//! dagrun's one integration-test binary: it drives the built `dagrun` executable through a
+//! small builder ([`Test`]) and checks what users rely on — incrementality, kill safety,
+//! corruption recovery, concurrent processes, and clear errors for bad input.
+
+mod cache;
+mod errors;
+mod incremental;
+mod ops;
+mod support;
+mod tidy;
