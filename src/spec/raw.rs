@@ -90,7 +90,10 @@ pub fn parse(path: &Path, text: &str) -> Result<RawPipeline> {
         let at = e.span().map_or(Loc::Whole(path.to_owned()), |s| loc(path, text, s.start));
         // Keep the error on one line.
         let msg = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(": ");
-        let msg = if msg.is_empty() { "invalid TOML".to_owned() } else { msg };
+        let mut msg = if msg.is_empty() { "invalid TOML".to_owned() } else { msg };
+        if let Some(key) = e.span().and_then(|s| text.get(s)).filter(|k| msg.contains("duplicate") && !k.contains('\n')) {
+            msg = format!("{msg} `{}`", key.trim());
+        }
         Error::spec(at, None, None, format!("invalid pipeline file: {msg}"))
     })?;
     let header = file.pipeline.map(|t| params(path, text, t.into_inner())).unwrap_or_default();

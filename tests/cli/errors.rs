@@ -40,7 +40,7 @@ fn cases() -> Vec<Case> {
             "[nodes.a]\nop = \"filter\"\ninput = \"b\"\ndrop_where = [\"ra > 1\"]\n[nodes.b]\nop = \"filter\"\ninput = \"a\"\ndrop_where = [\"ra > 1\"]\n",
             &["cycle", "a -> b -> a"],
         ),
-        case("duplicate node", &format!("{SYN}{SYN}"), &["p.toml:5:", "invalid pipeline file", "duplicate"]),
+        case("duplicate node", &format!("{SYN}{SYN}"), &["p.toml:5:", "invalid pipeline file", "duplicate key `catalog`"]),
         case("input and inputs", &format!("{SYN}[nodes.f]\nop = \"filter\"\ninput = \"catalog\"\ninputs = [\"catalog\"]\ndrop_where = [\"ra > 1\"]\n"), &["node `f`", "not both"]),
         case("wrong number of inputs", &format!("{SYN}[nodes.f]\nop = \"filter\"\ninputs = [\"catalog\", \"catalog\"]\ndrop_where = [\"ra > 1\"]\n"), &["node `f`", "takes one `input`, found 2"]),
         case("unknown column", &filter("smooth_fraction >= 0.5"), &["p.toml:8:", "node `f`", "parameter `drop_where`", "column `smooth_fraction` not found"]),
