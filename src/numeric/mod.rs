@@ -5,3 +5,7 @@
 
 pub mod pca;
 pub mod rng;
+pub mod kdtree;
+pub mod knn;
+pub mod mst;
+pub mod hdbscan;

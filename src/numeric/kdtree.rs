@@ -1,0 +1,198 @@
+//! A KD-tree over f32 points for exact nearest-neighbour work in low dimensions (the 2–16
+//! dimensional layouts HDBSCAN runs on).
+//!
+//! Points are copied into tree order so every node is a contiguous range; nodes split at
+//! the median of their widest bounding-box side. Construction is deterministic: the same
+//! points give the same tree, whatever the thread count. Distances are squared Euclidean in
+//! f32.
+
+/// Points per leaf at most.
+pub const LEAF_SIZE: usize = 32;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Node {
+    pub start: u32,
+    pub end: u32,
+    /// Child node ids; `u32::MAX` for a leaf.
+    pub left: u32,
+    pub right: u32,
+}
+
+impl Node {
+    pub fn is_leaf(&self) -> bool {
+        self.left == u32::MAX
+    }
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+pub struct KdTree {
+    pub dim: usize,
+    /// Points in tree order, `n × dim`.
+    pub points: Vec<f32>,
+    /// The same points dimension-major (`soa[d * n + pos]`), so a leaf's distances are
+    /// computed by vectorisable loops over contiguous columns.
+    pub soa: Vec<f32>,
+    /// Tree position -> original index.
+    pub index: Vec<u32>,
+    pub nodes: Vec<Node>,
+    /// Bounding boxes, `nodes × dim` each.
+    pub lo: Vec<f32>,
+    pub hi: Vec<f32>,
+}
+
+impl KdTree {
+    /// Build over `x` (row-major, `dim` wide, finite values).
+    pub fn build(x: &[f32], dim: usize) -> KdTree {
+        assert!(dim > 0 && x.len() % dim == 0);
+        let n = x.len() / dim;
+        assert!(n < u32::MAX as usize, "too many points");
+        let mut idx: Vec<u32> = (0..n as u32).collect();
+        let mut t = KdTree { dim, points: Vec::new(), soa: Vec::new(), index: Vec::new(), nodes: Vec::new(), lo: Vec::new(), hi: Vec::new() };
+        if n > 0 {
+            t.split(x, &mut idx, 0);
+        }
+        t.points = idx.iter().flat_map(|&i| x[i as usize * dim..(i as usize + 1) * dim].iter().copied()).collect();
+        t.soa = (0..dim).flat_map(|d| idx.iter().map(move |&i| x[i as usize * dim + d])).collect();
+        t.index = idx;
+        t
+    }
+
+    /// Squared distances from `q` to the points of leaf range `start..end` (at most
+    /// [`LEAF_SIZE`]) into `out[..end - start]`, summed over dimensions in order (the same
+    /// bits as [`dist2`]).
+    #[inline(always)]
+    pub fn leaf_dist2(&self, start: usize, end: usize, q: &[f32], out: &mut [f32; LEAF_SIZE]) {
+        let n = self.index.len();
+        let out = &mut out[..end - start];
+        out.fill(0.0);
+        for (d, &qd) in q.iter().enumerate() {
+            let col = &self.soa[d * n + start..d * n + end];
+            for (o, &x) in out.iter_mut().zip(col) {
+                let t = x - qd;
+                *o += t * t;
+            }
+        }
+    }
+
+    fn split(&mut self, x: &[f32], idx: &mut [u32], offset: usize) -> u32 {
+        let dim = self.dim;
+        let id = self.nodes.len() as u32;
+        let mut lo = vec![f32::INFINITY; dim];
+        let mut hi = vec![f32::NEG_INFINITY; dim];
+        for &i in idx.iter() {
+            let p = &x[i as usize * dim..(i as usize + 1) * dim];
+            for k in 0..dim {
+                lo[k] = lo[k].min(p[k]);
+                hi[k] = hi[k].max(p[k]);
+            }
+        }
+        self.nodes.push(Node { start: offset as u32, end: (offset + idx.len()) as u32, left: u32::MAX, right: u32::MAX });
+        self.lo.extend_from_slice(&lo);
+        self.hi.extend_from_slice(&hi);
+        let widest = (0..dim).max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])).then(b.cmp(&a))).expect("dim > 0");
+        if idx.len() <= LEAF_SIZE {
+            return id;
+        }
+        // All points equal (duplicates): split by position so leaves stay small.
+        let mid = idx.len() / 2;
+        idx.select_nth_unstable_by(mid, |&a, &b| {
+            x[a as usize * dim + widest].total_cmp(&x[b as usize * dim + widest]).then(a.cmp(&b))
+        });
+        let (l, r) = idx.split_at_mut(mid);
+        let left = self.split(x, l, offset);
+        let right = self.split(x, r, offset + mid);
+        self.nodes[id as usize].left = left;
+        self.nodes[id as usize].right = right;
+        id
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    #[inline]
+    pub fn point(&self, pos: usize) -> &[f32] {
+        &self.points[pos * self.dim..(pos + 1) * self.dim]
+    }
+
+    /// Squared distance from `q` to the bounding box of `node` (0 inside).
+    #[inline]
+    pub fn min_dist2(&self, node: usize, q: &[f32]) -> f32 {
+        let (lo, hi) = (&self.lo[node * self.dim..(node + 1) * self.dim], &self.hi[node * self.dim..(node + 1) * self.dim]);
+        let mut s = 0f32;
+        for k in 0..q.len() {
+            let d = (lo[k] - q[k]).max(q[k] - hi[k]).max(0.0);
+            s += d * d;
+        }
+        s
+    }
+}
+
+#[inline]
+pub fn dist2(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = 0f32;
+    for k in 0..a.len() {
+        let d = a[k] - b[k];
+        s += d * d;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numeric::rng::Rng;
+
+    #[test]
+    fn tree_is_a_permutation_with_valid_boxes() {
+        let mut r = Rng::new(1, 0);
+        let x: Vec<f32> = (0..5000 * 3).map(|_| r.normal() as f32).collect();
+        let t = KdTree::build(&x, 3);
+        let mut seen = t.index.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..5000).collect::<Vec<u32>>());
+        for (id, node) in t.nodes.iter().enumerate() {
+            for pos in node.start as usize..node.end as usize {
+                assert_eq!(t.min_dist2(id, t.point(pos)), 0.0, "point outside its node's box");
+            }
+            if !node.is_leaf() {
+                let (l, r) = (t.nodes[node.left as usize], t.nodes[node.right as usize]);
+                assert_eq!((l.start, l.end, r.start, r.end), (node.start, l.end, l.end, node.end));
+            } else {
+                assert!(node.len() <= LEAF_SIZE);
+            }
+        }
+    }
+
+    #[test]
+    fn duplicates_still_split_into_small_leaves() {
+        let x = vec![1.0f32; 1000 * 2];
+        let t = KdTree::build(&x, 2);
+        assert_eq!(t.len(), 1000);
+        assert!(t.nodes.iter().filter(|n| n.is_leaf()).all(|n| n.len() <= LEAF_SIZE));
+    }
+
+    #[test]
+    fn leaf_distances_equal_scalar_distances() {
+        let mut r = Rng::new(2, 0);
+        let x: Vec<f32> = (0..300 * 5).map(|_| r.normal() as f32).collect();
+        let t = KdTree::build(&x, 5);
+        let q = [0.1f32, -0.2, 0.3, 0.0, 1.0];
+        for nd in t.nodes.iter().filter(|n| n.is_leaf()) {
+            let mut out = [0f32; LEAF_SIZE];
+            t.leaf_dist2(nd.start as usize, nd.end as usize, &q, &mut out);
+            for (j, pos) in (nd.start as usize..nd.end as usize).enumerate() {
+                assert_eq!(out[j], dist2(&q, t.point(pos)));
+            }
+        }
+    }
+}
