@@ -20,7 +20,6 @@ use crate::spec::{self, Pipeline};
     name = "dagrun",
     version,
     about = "Find rare galaxy classes in foundation-model representations with cached, declarative pipelines",
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 struct Cli {

@@ -172,6 +172,7 @@ pub fn run(p: &Pipeline, store: &Store, obs: &dyn Observer, targets: &[NodeId]) 
                             input_nodes: input_names(p, v),
                             seconds: t0.elapsed().as_secs_f64(),
                             summary: out.summary,
+                            details: out.details,
                         };
                         let m = store.publish(&lock, &mut df, draft)?;
                         computed = Some(df);

@@ -56,6 +56,9 @@ pub struct Manifest {
     pub created_unix: u64,
     pub created: String,
     pub summary: Vec<String>,
+    /// Op-specific details (e.g. per-cluster statistics).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
 }
 
 /// What the caller knows before writing an entry.
@@ -67,6 +70,7 @@ pub struct Draft {
     pub input_nodes: Vec<String>,
     pub seconds: f64,
     pub summary: Vec<String>,
+    pub details: serde_json::Value,
 }
 
 pub enum Lookup {
@@ -330,6 +334,7 @@ impl Store {
             created_unix: now,
             created: utc(now),
             summary: d.summary,
+            details: d.details,
         };
         let mpath = tmp.join(MANIFEST);
         let mut f = File::create(&mpath).ctx("cannot create", &mpath)?;

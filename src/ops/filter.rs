@@ -236,7 +236,7 @@ impl Filter {
                 format!("the filter removed every row ({} in; {})", input.height(), summary[1..].join("; ")),
             ));
         }
-        Ok(Output { df, summary })
+        Ok(Output::new(df, summary))
     }
 }
 

@@ -80,6 +80,6 @@ impl Join {
             return Err(Error::input(ctx.node, format!("no row of the left input has a matching `{}` on the right", self.right_on)));
         }
         let summary = vec![format!("{} left rows, {} right rows -> {} rows ({} join on `{}`)", left.height(), right.height(), df.height(), self.how, self.left_on)];
-        Ok(Output { df, summary })
+        Ok(Output::new(df, summary))
     }
 }

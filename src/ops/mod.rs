@@ -6,11 +6,13 @@
 //!
 //! Ops never touch the cache or print; they get their inputs as data frames and return one.
 
+pub mod cluster;
 pub mod columns;
 pub mod filter;
 pub mod join;
 pub mod read;
 pub mod reduce;
+pub mod select;
 pub mod synthetic;
 
 use std::path::PathBuf;
@@ -30,19 +32,18 @@ pub enum Op {
     Join(join::Join),
     Filter(filter::Filter),
     Reduce(reduce::Reduce),
+    Cluster(cluster::Cluster),
+    Select(select::Select),
 }
 
 /// Ops that pipelines may name but that this build does not have yet, with where they are
 /// being built: a clear message beats "unknown op".
 const PLANNED: &[(&str, &str)] = &[
-    ("cluster", "the HDBSCAN condensed tree (issue #3)"),
-    ("select-leaves", "HDBSCAN leaf selection (issue #3)"),
-    ("select-eom", "HDBSCAN EOM selection (issue #3)"),
     ("report", "HTML reports (issue #5)"),
     ("embed", "ONNX image embedding (issue #6)"),
 ];
 
-pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "reduce"];
+pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "reduce", "cluster", "select-leaves", "select-eom"];
 
 /// How many inputs an op takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,11 +81,13 @@ pub struct Output {
     /// Short human-readable lines (rows removed per condition, variance explained, ...),
     /// kept in the manifest and shown by the CLI.
     pub summary: Vec<String>,
+    /// Machine-readable details kept in the manifest (`null` for none).
+    pub details: serde_json::Value,
 }
 
 impl Output {
-    pub fn new(df: DataFrame) -> Self {
-        Output { df, summary: Vec::new() }
+    pub fn new(df: DataFrame, summary: Vec<String>) -> Self {
+        Output { df, summary, details: serde_json::Value::Null }
     }
 }
 
@@ -97,6 +100,9 @@ impl Op {
             "join" => Op::Join(join::Join::parse(p)?),
             "filter" => Op::Filter(filter::Filter::parse(p)?),
             "reduce" => Op::Reduce(reduce::Reduce::parse(p)?),
+            "cluster" => Op::Cluster(cluster::Cluster::parse(p)?),
+            "select-leaves" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Leaf)?),
+            "select-eom" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Eom)?),
             other => {
                 let msg = match PLANNED.iter().find(|(name, _)| *name == other) {
                     Some((_, what)) => format!("op `{other}` is not available in this version of dagrun yet: {what} is still being built"),
@@ -114,6 +120,9 @@ impl Op {
             Op::Join(_) => "join",
             Op::Filter(_) => "filter",
             Op::Reduce(_) => "reduce",
+            Op::Cluster(_) => "cluster",
+            Op::Select(s) if s.method == crate::numeric::hdbscan::Method::Leaf => "select-leaves",
+            Op::Select(_) => "select-eom",
         }
     }
 
@@ -125,13 +134,15 @@ impl Op {
             Op::Join(_) => join::VERSION,
             Op::Filter(_) => filter::VERSION,
             Op::Reduce(_) => reduce::VERSION,
+            Op::Cluster(_) => cluster::VERSION,
+            Op::Select(_) => select::VERSION,
         }
     }
 
     pub fn arity(&self) -> Arity {
         match self {
             Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
-            Op::Filter(_) | Op::Reduce(_) => Arity::Exactly(1),
+            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) => Arity::Exactly(1),
             Op::Join(_) => Arity::Exactly(2),
         }
     }
@@ -146,6 +157,8 @@ impl Op {
             Op::Join(o) => serde_json::to_value(o),
             Op::Filter(o) => serde_json::to_value(o),
             Op::Reduce(o) => serde_json::to_value(o),
+            Op::Cluster(o) => serde_json::to_value(o),
+            Op::Select(o) => serde_json::to_value(o),
         };
         normalise(v.expect("op parameters serialise to JSON"))
     }
@@ -166,6 +179,8 @@ impl Op {
             Op::Join(o) => o.schema(&inputs[0], &inputs[1], id),
             Op::Filter(o) => o.schema(&inputs[0]),
             Op::Reduce(o) => o.schema(&inputs[0], id),
+            Op::Cluster(o) => o.schema(&inputs[0], id),
+            Op::Select(o) => o.schema(&inputs[0], id),
         })
     }
 
@@ -176,6 +191,8 @@ impl Op {
             Op::Join(o) => o.run(&inputs[0], &inputs[1], ctx),
             Op::Filter(o) => o.run(&inputs[0], ctx),
             Op::Reduce(o) => o.run(&inputs[0], ctx),
+            Op::Cluster(o) => o.run(&inputs[0], ctx),
+            Op::Select(o) => o.run(&inputs[0], ctx),
         }
     }
 }

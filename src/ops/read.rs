@@ -151,6 +151,6 @@ impl Read {
             return Err(Error::input(ctx.node, format!("`{}` has no rows", self.path.display())));
         }
         let summary = vec![format!("{} rows, {} columns from `{}`", df.height(), df.width(), self.path.display())];
-        Ok(Output { df, summary })
+        Ok(Output::new(df, summary))
     }
 }

@@ -79,6 +79,6 @@ impl Reduce {
         let df = DataFrame::new(n, out).map_err(super::pl(ctx.node))?;
         let explained: f64 = fit.explained_variance.iter().sum::<f64>() / fit.total_variance.max(f64::MIN_POSITIVE);
         let summary = vec![format!("PCA {d} -> {k} columns, {:.1}% of the variance kept", 100.0 * explained)];
-        Ok(Output { df, summary })
+        Ok(Output::new(df, summary))
     }
 }

@@ -245,7 +245,7 @@ impl Synthetic {
         let mut summary = vec![format!("{n} galaxies, {d}-d representation, seed {}", self.seed)];
         let sizes: Vec<String> = geo.classes.iter().filter(|c| !matches!(c.kind, Kind::Featured)).map(|c| format!("{} {}", c.name, c.count)).collect();
         summary.push(format!("planted: {}", sizes.join(", ")));
-        Ok(Output { df, summary })
+        Ok(Output::new(df, summary))
     }
 }
 

@@ -140,3 +140,14 @@ fn missing_pipeline_file_is_a_usage_error() {
     assert_eq!(r.code(), 2);
     assert_eq!(r.stderr().trim_end(), "error: pipeline file `absent.toml` not found");
 }
+
+#[test]
+fn global_options_go_before_or_after_the_command() {
+    let t = Test::new();
+    t.pipeline("[nodes.a]\nop = \"synthetic\"\nn = 100\ndim = 4\n");
+    for args in [&["-q", "run", "p.toml"][..], &["run", "p.toml", "-q"], &["-q", "p.toml"], &["p.toml", "-j", "1"], &["-j", "1", "plan", "p.toml"]] {
+        let r = t.run(args);
+        assert_eq!(r.code(), 0, "{args:?}: {}", r.stderr());
+    }
+    assert_eq!(t.run(&["-q", "run", "p.toml"]).stderr(), "", "-q prints nothing");
+}
