@@ -4,6 +4,7 @@
 
 mod cache;
 mod errors;
+mod hdbscan;
 mod incremental;
 mod ops;
 mod support;
