@@ -28,7 +28,7 @@ fn cases() -> Vec<Case> {
         case("unknown top-level table", "[nodez.a]\nop = \"synthetic\"\n", &["p.toml:1:", "unknown field `nodez`"]),
         case("no nodes", "[pipeline]\nname = \"x\"\n", &["p.toml", "no nodes"]),
         case("unknown op", "[nodes.a]\nop = \"smooth\"\n", &["p.toml:2:6", "node `a`", "parameter `op`", "unknown op `smooth`"]),
-        case("op not built yet", &format!("{SYN}[nodes.t]\nop = \"cluster\"\ninput = \"catalog\"\n"), &["node `t`", "op `cluster` is not available", "issue #3"]),
+        case("op not built yet", &format!("{SYN}[nodes.t]\nop = \"report\"\ninput = \"catalog\"\n"), &["node `t`", "op `report` is not available", "issue #5"]),
         case("umap not built yet", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\n"), &["node `u`", "parameter `method`", "issue #4"]),
         case("missing op", "[nodes.a]\nn = 3\n", &["p.toml:1:", "node `a`", "parameter `op`", "missing"]),
         case("unknown parameter", &format!("{SYN}nn = 5\n"), &["p.toml:5:1", "node `catalog`", "parameter `nn`", "unknown parameter", "it takes: "]),
