@@ -61,6 +61,40 @@ impl UnionFind {
 
 const NONE: u32 = u32::MAX;
 
+/// The least squared core distance in a node and its component, and the least among
+/// points of any other component: so a query from component `c` can bound the core
+/// distances of the points it may connect to, ignoring its own component's.
+#[derive(Clone, Copy, Debug)]
+struct NodeCore {
+    least: f32,
+    comp: u32,
+    least_else: f32,
+}
+
+impl NodeCore {
+    const EMPTY: NodeCore = NodeCore { least: f32::INFINITY, comp: NONE, least_else: f32::INFINITY };
+
+    fn point(core2: f32, comp: u32) -> Self {
+        NodeCore { least: core2, comp, least_else: f32::INFINITY }
+    }
+
+    fn merge(self, o: NodeCore) -> NodeCore {
+        if self.comp == o.comp {
+            NodeCore { least: self.least.min(o.least), comp: self.comp, least_else: self.least_else.min(o.least_else) }
+        } else if self.least <= o.least {
+            // Everything in `o` below its least is of `o.comp` != `self.comp`.
+            NodeCore { least: self.least, comp: self.comp, least_else: self.least_else.min(o.least) }
+        } else {
+            NodeCore { least: o.least, comp: o.comp, least_else: o.least_else.min(self.least) }
+        }
+    }
+
+    /// Least squared core distance among the node's points outside component `c`.
+    fn least_other(&self, c: u32) -> f32 {
+        if self.comp != c { self.least } else { self.least_else }
+    }
+}
+
 /// The MST of `tree`'s points under mutual reachability. `core` holds core distances by
 /// tree position. Returns `n - 1` edges (original indices), sorted by `(w, a, b)`.
 pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<Edge> {
@@ -71,32 +105,24 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
     }
     let inv_a2 = 1.0 / (alpha * alpha);
     let core2: Vec<f32> = core.iter().map(|c| c * c).collect();
-    // Least core distance in each node (nodes are stored parents first).
-    let mut node_core2 = vec![f32::INFINITY; tree.nodes.len()];
-    for id in (0..tree.nodes.len()).rev() {
-        let nd = tree.nodes[id];
-        node_core2[id] = if nd.is_leaf() {
-            core2[nd.start as usize..nd.end as usize].iter().copied().fold(f32::INFINITY, f32::min)
-        } else {
-            node_core2[nd.left as usize].min(node_core2[nd.right as usize])
-        };
-    }
-
     let mut uf = UnionFind::new(n);
     let mut comp: Vec<u32> = (0..n as u32).collect();
     let mut node_comp = vec![NONE; tree.nodes.len()];
     let mut edges: Vec<(f32, u32, u32)> = Vec::with_capacity(n - 1);
     let mut n_comp = n;
+    let mut node_core = vec![NodeCore::EMPTY; tree.nodes.len()];
     while n_comp > 1 {
         for id in (0..tree.nodes.len()).rev() {
             let nd = tree.nodes[id];
-            node_comp[id] = if nd.is_leaf() {
+            if nd.is_leaf() {
                 let c = comp[nd.start as usize];
-                if comp[nd.start as usize..nd.end as usize].iter().all(|&x| x == c) { c } else { NONE }
+                node_comp[id] = if comp[nd.start as usize..nd.end as usize].iter().all(|&x| x == c) { c } else { NONE };
+                node_core[id] = (nd.start as usize..nd.end as usize).fold(NodeCore::EMPTY, |acc, p| acc.merge(NodeCore::point(core2[p], comp[p])));
             } else {
-                let (l, r) = (node_comp[nd.left as usize], node_comp[nd.right as usize]);
-                if l == r { l } else { NONE }
-            };
+                let (l, r) = (nd.left as usize, nd.right as usize);
+                node_comp[id] = if node_comp[l] == node_comp[r] { node_comp[l] } else { NONE };
+                node_core[id] = node_core[l].merge(node_core[r]);
+            }
         }
         let bound: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(f32::INFINITY.to_bits())).collect();
         let found: Vec<(f32, u32)> = (0..n)
@@ -104,7 +130,7 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
             .with_min_len(256)
             .map_init(
                 || Vec::with_capacity(64),
-                |stack, p| nearest_other(tree, &core2, &node_core2, &comp, &node_comp, &bound, inv_a2, p, stack),
+                |stack, p| nearest_other(tree, &core2, &node_core, &comp, &node_comp, &bound, inv_a2, p, stack),
             )
             .collect();
         // Per component, the least (w, p, q).
@@ -156,7 +182,7 @@ pub fn sort_edges(edges: &mut [Edge]) {
 fn nearest_other(
     tree: &KdTree,
     core2: &[f32],
-    node_core2: &[f32],
+    node_core: &[NodeCore],
     comp: &[u32],
     node_comp: &[u32],
     bound: &[AtomicU32],
@@ -200,7 +226,7 @@ fn nearest_other(
                 k.1 = if node_comp[k.0 as usize] == c {
                     f32::INFINITY
                 } else {
-                    cp.max(node_core2[k.0 as usize]).max(tree.min_dist2(k.0 as usize, q) * inv_a2)
+                    cp.max(node_core[k.0 as usize].least_other(c)).max(tree.min_dist2(k.0 as usize, q) * inv_a2)
                 };
             }
             // Nearer child last, so it is popped first; ties keep the left child first.
