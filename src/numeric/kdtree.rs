@@ -48,7 +48,7 @@ pub struct KdTree {
 impl KdTree {
     /// Build over `x` (row-major, `dim` wide, finite values).
     pub fn build(x: &[f32], dim: usize) -> KdTree {
-        assert!(dim > 0 && x.len() % dim == 0);
+        assert!(dim > 0 && x.len().is_multiple_of(dim));
         let n = x.len() / dim;
         assert!(n < u32::MAX as usize, "too many points");
         let mut idx: Vec<u32> = (0..n as u32).collect();

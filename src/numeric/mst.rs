@@ -156,8 +156,8 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
                 n_comp -= 1;
             }
         }
-        for p in 0..n {
-            comp[p] = uf.find(p as u32);
+        for (p, c) in comp.iter_mut().enumerate() {
+            *c = uf.find(p as u32);
         }
     }
     let mut out: Vec<Edge> =

@@ -27,7 +27,7 @@ pub struct Pca {
 /// Fit `k` components to `x` (`n` rows of `d` values, row-major). Requires `n >= 2`,
 /// `1 <= k <= d` and finite values (checked by the caller).
 pub fn fit(x: &[f32], d: usize, k: usize) -> Pca {
-    assert!(d > 0 && x.len() % d == 0, "matrix shape");
+    assert!(d > 0 && x.len().is_multiple_of(d), "matrix shape");
     let n = x.len() / d;
     assert!(n >= 2 && k >= 1 && k <= d, "pca: n={n} d={d} k={k}");
     let (mean, cov) = covariance(x, d);

@@ -58,7 +58,7 @@ impl Cluster {
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(&input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
         let (n, d, ms) = (input.height(), cols.len(), self.min_samples as usize);
         if n <= ms {
             return Err(Error::input(ctx.node, format!("HDBSCAN needs more points than min_samples: {n} rows, min_samples {ms}")));

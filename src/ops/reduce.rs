@@ -59,7 +59,7 @@ impl Reduce {
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(&input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
         let (n, d, k) = (input.height(), cols.len(), self.n_components as usize);
         if n < 2 {
             return Err(Error::input(ctx.node, format!("PCA needs at least 2 rows, the input has {n}")));

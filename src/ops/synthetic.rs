@@ -252,8 +252,8 @@ impl Synthetic {
 /// Fill one galaxy: its feature vector and its scalar columns (ra, dec, fractions).
 fn row(geo: &Geometry, class: &Class, rng: &mut Rng, feat: &mut [f32], sc: &mut [f64]) {
     let mut z = [0f64; LATENT];
-    for k in 0..LATENT {
-        z[k] = class.centre[k] + class.sd[k] * rng.normal();
+    for (k, zk) in z.iter_mut().enumerate() {
+        *zk = class.centre[k] + class.sd[k] * rng.normal();
     }
     for (j, f) in feat.iter_mut().enumerate() {
         let a = &geo.a[j * LATENT..(j + 1) * LATENT];

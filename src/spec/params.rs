@@ -61,6 +61,11 @@ impl<'a> Params<'a> {
         Error::spec(p.loc.clone(), Some(self.node), Some(&p.name), format!("expected {want}, found {}", type_name(&p.value)))
     }
 
+    /// An array parameter with an element of the wrong type.
+    fn wrong_element(&self, p: &RawParam, want: &str, found: &toml::Value) -> Error {
+        Error::spec(p.loc.clone(), Some(self.node), Some(&p.name), format!("expected an array of {want}, found {} in it", type_name(found)))
+    }
+
     pub fn missing(&self, name: &str, what: &str) -> Error {
         Error::spec(self.node_loc.clone(), Some(self.node), Some(name), format!("missing (op `{}` needs {what})", self.op))
     }
@@ -146,12 +151,7 @@ impl<'a> Params<'a> {
                 .iter()
                 .map(|v| match v {
                     toml::Value::String(s) => Ok(s.clone()),
-                    other => Err(Error::spec(
-                        p.loc.clone(),
-                        Some(self.node),
-                        Some(&p.name),
-                        format!("expected an array of strings, found {} in it", type_name(other)),
-                    )),
+                    other => Err(self.wrong_element(&p, "strings", other)),
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
@@ -167,12 +167,7 @@ impl<'a> Params<'a> {
             .map(|v| match v {
                 toml::Value::Float(f) if f.is_finite() => Ok(*f),
                 toml::Value::Integer(i) => Ok(*i as f64),
-                other => Err(Error::spec(
-                    p.loc.clone(),
-                    Some(self.node),
-                    Some(&p.name),
-                    format!("expected an array of numbers, found {} in it", type_name(other)),
-                )),
+                other => Err(self.wrong_element(&p, "numbers", other)),
             })
             .collect::<Result<Vec<_>>>()
             .map(Some)
