@@ -9,3 +9,4 @@ pub mod kdtree;
 pub mod knn;
 pub mod mst;
 pub mod hdbscan;
+pub mod nndescent;

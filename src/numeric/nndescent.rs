@@ -1,0 +1,432 @@
+//! Approximate k-nearest-neighbour graphs in high dimensions (the 128-d representations
+//! UMAP starts from): random-projection-tree initialisation, then NN-descent (Dong, Charikar
+//! & Li 2011; the method pynndescent implements), plus an exact brute-force graph for small
+//! inputs and for tests.
+//!
+//! **Determinism.** Every random choice draws from a stream keyed by `(seed, purpose, unit)`.
+//! Each point keeps the `k` smallest `(distance, index)` pairs it is offered — a set that does
+//! not depend on the order of the offers — and each round's offers are computed from a
+//! snapshot of the lists taken before the round. Threads only change who makes an offer
+//! when, so the graph is the same for any thread count. The convergence test counts entries
+//! that are new at the end of a round, which is order-free too.
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::rng::Rng;
+
+/// Each point's `k` nearest other points, nearest first (distances are Euclidean, not
+/// squared; ties by index).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnnGraph {
+    pub k: usize,
+    pub indices: Vec<u32>,
+    pub distances: Vec<f32>,
+}
+
+impl KnnGraph {
+    pub fn n(&self) -> usize {
+        self.indices.len() / self.k.max(1)
+    }
+    pub fn neighbours(&self, i: usize) -> &[u32] {
+        &self.indices[i * self.k..(i + 1) * self.k]
+    }
+}
+
+/// Squared Euclidean distance, in eight independent lanes so it vectorises.
+#[inline]
+pub fn sqdist(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            let d = x[l] - y[l];
+            acc[l] += d * d;
+        }
+    }
+    for (l, (x, y)) in ra.iter().zip(rb).enumerate() {
+        let d = x - y;
+        acc[l] += d * d;
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+}
+
+/// The exact graph by comparing every pair (O(n²·d)): for small inputs and tests.
+pub fn brute_force(x: &[f32], dim: usize, k: usize) -> KnnGraph {
+    let n = x.len() / dim;
+    assert!(k >= 1 && k < n, "k = {k} for {n} points");
+    let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let p = &x[i * dim..(i + 1) * dim];
+            let mut all: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (sqdist(p, &x[j * dim..(j + 1) * dim]), j as u32)).collect();
+            all.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            all.truncate(k);
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            (all.iter().map(|e| e.1).collect(), all.iter().map(|e| e.0.sqrt()).collect())
+        })
+        .collect();
+    let mut g = KnnGraph { k, indices: Vec::with_capacity(n * k), distances: Vec::with_capacity(n * k) };
+    for (i, d) in rows {
+        g.indices.extend(i);
+        g.distances.extend(d);
+    }
+    g
+}
+
+/// A point's current neighbours: the `k` smallest `(d², index)` offered, as a max-heap.
+#[derive(Clone)]
+struct Heap {
+    d: Vec<f32>,
+    idx: Vec<u32>,
+    /// Inserted since the point's last round of joins.
+    new: Vec<bool>,
+    k: usize,
+}
+
+impl Heap {
+    fn new(k: usize) -> Self {
+        Heap { d: Vec::with_capacity(k), idx: Vec::with_capacity(k), new: Vec::with_capacity(k), k }
+    }
+
+    #[inline]
+    fn greater(&self, a: usize, b: usize) -> bool {
+        (self.d[a], self.idx[a]) > (self.d[b], self.idx[b])
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.d.swap(a, b);
+        self.idx.swap(a, b);
+        self.new.swap(a, b);
+    }
+
+    /// Offer `(d, j)`; true if it entered.
+    fn push(&mut self, d: f32, j: u32) -> bool {
+        if self.d.len() == self.k && (d, j) >= (self.d[0], self.idx[0]) {
+            return false;
+        }
+        if self.idx.contains(&j) {
+            return false;
+        }
+        if self.d.len() < self.k {
+            self.d.push(d);
+            self.idx.push(j);
+            self.new.push(true);
+            let mut i = self.d.len() - 1;
+            while i > 0 {
+                let p = (i - 1) / 2;
+                if !self.greater(i, p) {
+                    break;
+                }
+                self.swap(i, p);
+                i = p;
+            }
+        } else {
+            self.d[0] = d;
+            self.idx[0] = j;
+            self.new[0] = true;
+            let n = self.d.len();
+            let mut i = 0;
+            loop {
+                let (l, r) = (2 * i + 1, 2 * i + 2);
+                let mut m = i;
+                if l < n && self.greater(l, m) {
+                    m = l;
+                }
+                if r < n && self.greater(r, m) {
+                    m = r;
+                }
+                if m == i {
+                    break;
+                }
+                self.swap(i, m);
+                i = m;
+            }
+        }
+        true
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub k: usize,
+    pub seed: u64,
+    pub n_trees: usize,
+    pub leaf_size: usize,
+    pub max_iters: usize,
+    /// Stop when fewer than `delta · n · k` entries changed in a round.
+    pub delta: f64,
+    /// Candidates sampled per point per round.
+    pub max_candidates: usize,
+}
+
+impl Params {
+    /// pynndescent-like defaults for `n` points.
+    pub fn for_size(n: usize, k: usize, seed: u64) -> Self {
+        let n_trees = (5 + ((n as f64).powf(0.25) / 2.0).round() as usize).min(32);
+        let max_iters = (5 + (n.max(2) as f64).log2().round() as usize).max(5);
+        Params { k, seed, n_trees, leaf_size: k.max(30), max_iters, delta: 0.001, max_candidates: k.min(60) }
+    }
+}
+
+const STREAM_TREE: u64 = 1 << 40;
+const STREAM_SAMPLE: u64 = 2 << 40;
+
+/// Split `ids` recursively by random hyperplanes into leaves of at most `leaf` points.
+fn rp_leaves(x: &[f32], dim: usize, ids: Vec<u32>, leaf: usize, seed: u64, node: u64, out: &mut Vec<Vec<u32>>) {
+    if ids.len() <= leaf {
+        out.push(ids);
+        return;
+    }
+    let mut r = Rng::new(seed, node);
+    let a = ids[r.below(ids.len() as u64) as usize] as usize;
+    let mut b = ids[r.below(ids.len() as u64) as usize] as usize;
+    if a == b {
+        b = ids[(ids.iter().position(|&v| v as usize == a).unwrap_or(0) + 1) % ids.len()] as usize;
+    }
+    let (pa, pb) = (&x[a * dim..(a + 1) * dim], &x[b * dim..(b + 1) * dim]);
+    let normal: Vec<f32> = pa.iter().zip(pb).map(|(u, v)| u - v).collect();
+    let offset: f32 = normal.iter().zip(pa.iter().zip(pb)).map(|(nv, (u, v))| nv * (u + v) * 0.5).sum();
+    let (mut left, mut right): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    for &i in &ids {
+        let p = &x[i as usize * dim..(i as usize + 1) * dim];
+        let side: f32 = normal.iter().zip(p).map(|(nv, v)| nv * v).sum::<f32>() - offset;
+        if side > 0.0 || (side == 0.0 && r.below(2) == 0) {
+            left.push(i);
+        } else {
+            right.push(i);
+        }
+    }
+    if left.is_empty() || right.is_empty() {
+        // Degenerate (duplicates): split in halves.
+        let mut all = if left.is_empty() { right } else { left };
+        let half = all.split_off(all.len() / 2);
+        left = all;
+        right = half;
+    }
+    rp_leaves(x, dim, left, leaf, seed, node * 2 + 1, out);
+    rp_leaves(x, dim, right, leaf, seed, node * 2 + 2, out);
+}
+
+/// The approximate k-nearest-neighbour graph of `x` (row-major, `dim` wide).
+pub fn nn_descent(x: &[f32], dim: usize, p: &Params) -> KnnGraph {
+    let n = x.len() / dim;
+    let k = p.k;
+    assert!(k >= 1 && k < n, "k = {k} for {n} points");
+    let point = |i: usize| &x[i * dim..(i + 1) * dim];
+    let heaps: Vec<Mutex<Heap>> = (0..n).map(|_| Mutex::new(Heap::new(k))).collect();
+    let offer = |a: usize, b: usize, d: f32| {
+        heaps[a].lock().expect("heap lock").push(d, b as u32);
+        heaps[b].lock().expect("heap lock").push(d, a as u32);
+    };
+
+    // Initialise from the leaves of random-projection trees: all pairs within a leaf.
+    for t in 0..p.n_trees {
+        let tree_seed = p.seed ^ STREAM_TREE.wrapping_mul(t as u64 + 1);
+        let mut leaves = Vec::new();
+        rp_leaves(x, dim, (0..n as u32).collect(), p.leaf_size, tree_seed, 0, &mut leaves);
+        leaves.par_iter().for_each(|leaf| {
+            for (ai, &a) in leaf.iter().enumerate() {
+                for &b in &leaf[ai + 1..] {
+                    offer(a as usize, b as usize, sqdist(point(a as usize), point(b as usize)));
+                }
+            }
+        });
+    }
+    // Points in tiny inputs may still lack k neighbours: fill from seeded random offers.
+    // Offers go to the short point only, so no other thread touches its list meanwhile.
+    (0..n).into_par_iter().for_each(|i| {
+        let mut r = Rng::new(p.seed, STREAM_SAMPLE + i as u64);
+        let mut h = heaps[i].lock().expect("heap lock");
+        let mut tries = 0;
+        while h.d.len() < k && tries < 4 * n {
+            let j = r.below(n as u64) as usize;
+            if j != i {
+                h.push(sqdist(point(i), point(j)), j as u32);
+            }
+            tries += 1;
+        }
+    });
+
+    let mc = p.max_candidates;
+    for iter in 0..p.max_iters {
+        // Snapshot: each point's sampled new and old neighbours; sampled new become old.
+        let (mut new_c, mut old_c): (Vec<Vec<u32>>, Vec<Vec<u32>>) = heaps
+            .par_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let mut h = h.lock().expect("heap lock");
+                let mut r = Rng::new(p.seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9), STREAM_SAMPLE + i as u64);
+                // Sample by a seeded shuffle of the entries in index order (the heap's own
+                // order depends on the order of offers), keep `mc`, sort by index.
+                let mut fresh: Vec<usize> = (0..h.d.len()).filter(|&s| h.new[s]).collect();
+                fresh.sort_unstable_by_key(|&s| h.idx[s]);
+                r.shuffle(&mut fresh);
+                fresh.truncate(mc);
+                fresh.sort_unstable_by_key(|&s| h.idx[s]);
+                let news: Vec<u32> = fresh.iter().map(|&s| h.idx[s]).collect();
+                for &s in &fresh {
+                    h.new[s] = false;
+                }
+                let mut olds: Vec<u32> = (0..h.d.len()).filter(|&s| !h.new[s] && !news.contains(&h.idx[s])).map(|s| h.idx[s]).collect();
+                olds.sort_unstable();
+                (news, olds)
+            })
+            .unzip();
+        // Reverse neighbours, sampled to `mc`.
+        let mut rev_new: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut rev_old: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for i in 0..n {
+            for &j in &new_c[i] {
+                rev_new[j as usize].push(i as u32);
+            }
+            for &j in &old_c[i] {
+                rev_old[j as usize].push(i as u32);
+            }
+        }
+        new_c.par_iter_mut().zip(old_c.par_iter_mut()).zip(rev_new.par_iter_mut().zip(rev_old.par_iter_mut())).enumerate().for_each(
+            |(i, ((nc, oc), (rn, ro)))| {
+                let mut r = Rng::new(p.seed ^ (iter as u64 + 1).wrapping_mul(0x85EB_CA6B), STREAM_SAMPLE + i as u64);
+                // Forward and reverse candidates together, sampled down to `mc`.
+                for (list, rev) in [(&mut *nc, rn), (&mut *oc, ro)] {
+                    for &v in rev.iter() {
+                        if !list.contains(&v) {
+                            list.push(v);
+                        }
+                    }
+                    if list.len() > mc {
+                        r.shuffle(list);
+                        list.truncate(mc);
+                        list.sort_unstable();
+                    }
+                }
+            },
+        );
+        drop((rev_new, rev_old));
+        // Local joins: every new candidate meets every other new one and every old one.
+        (0..n).into_par_iter().for_each(|v| {
+            let (nc, oc) = (&new_c[v], &old_c[v]);
+            for (ai, &a) in nc.iter().enumerate() {
+                let pa = point(a as usize);
+                for &b in nc[ai + 1..].iter().chain(oc.iter()) {
+                    if a != b {
+                        offer(a as usize, b as usize, sqdist(pa, point(b as usize)));
+                    }
+                }
+            }
+        });
+        let changed: usize = heaps.par_iter().map(|h| h.lock().expect("heap lock").new.iter().filter(|&&f| f).count()).sum();
+        if (changed as f64) < p.delta * (n * k) as f64 {
+            break;
+        }
+    }
+
+    let mut g = KnnGraph { k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
+    g.indices.par_chunks_mut(k).zip(g.distances.par_chunks_mut(k)).zip(heaps.par_iter()).for_each(|((gi, gd), h)| {
+        let h = h.lock().expect("heap lock");
+        let mut e: Vec<(f32, u32)> = h.d.iter().copied().zip(h.idx.iter().copied()).collect();
+        e.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (s, (d, j)) in e.into_iter().enumerate() {
+            gi[s] = j;
+            gd[s] = d.sqrt();
+        }
+    });
+    g
+}
+
+/// Share of the exact neighbours found, averaged over points.
+pub fn recall(approx: &KnnGraph, exact: &KnnGraph) -> f64 {
+    let n = exact.n();
+    let k = exact.k.min(approx.k);
+    let hits: usize = (0..n)
+        .map(|i| {
+            let a = &approx.neighbours(i)[..k];
+            exact.neighbours(i)[..k].iter().filter(|j| a.contains(j)).count()
+        })
+        .sum();
+    hits as f64 / (n * k) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mixture(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut r = Rng::new(seed, 0);
+        let centres: Vec<Vec<f64>> = (0..20).map(|_| (0..dim).map(|_| r.normal() * 3.0).collect()).collect();
+        (0..n)
+            .flat_map(|_| {
+                let c = &centres[r.below(20) as usize];
+                (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sqdist_matches_scalar() {
+        let a: Vec<f32> = (0..131).map(|i| i as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..131).map(|i| (i as f32).sin()).collect();
+        let want: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+        assert!((sqdist(&a, &b) - want).abs() <= 1e-3 * want);
+    }
+
+    #[test]
+    fn brute_force_is_sorted_and_excludes_self() {
+        let x = mixture(300, 16, 1);
+        let g = brute_force(&x, 16, 10);
+        for i in 0..300 {
+            assert!(!g.neighbours(i).contains(&(i as u32)));
+            let d = &g.distances[i * 10..(i + 1) * 10];
+            assert!(d.windows(2).all(|w| w[0] <= w[1]));
+        }
+    }
+
+    #[test]
+    fn recall_against_brute_force() {
+        let (n, dim, k) = (6000, 32, 15);
+        let x = mixture(n, dim, 2);
+        let exact = brute_force(&x, dim, k);
+        let approx = nn_descent(&x, dim, &Params::for_size(n, k, 7));
+        let r = recall(&approx, &exact);
+        assert!(r >= 0.95, "recall {r}");
+        // Distances reported are the true distances of the neighbours reported.
+        for i in 0..n {
+            for (s, &j) in approx.neighbours(i).iter().enumerate() {
+                let d = sqdist(&x[i * dim..(i + 1) * dim], &x[j as usize * dim..(j as usize + 1) * dim]).sqrt();
+                assert_eq!(d, approx.distances[i * k + s]);
+            }
+        }
+    }
+
+    /// Timing and sampled recall at 100k × 128, k = 50: `cargo test --release -- --ignored --nocapture nndescent_100k`.
+    #[test]
+    #[ignore]
+    fn nndescent_100k() {
+        let (n, dim, k) = (100_000, 128, 50);
+        let x = mixture(n, dim, 5);
+        let t = std::time::Instant::now();
+        let g = nn_descent(&x, dim, &Params::for_size(n, k, 1));
+        let secs = t.elapsed().as_secs_f64();
+        let sample: Vec<usize> = (0..n).step_by(100).collect();
+        let mut hits = 0;
+        for &i in &sample {
+            let p = &x[i * dim..(i + 1) * dim];
+            let mut all: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (sqdist(p, &x[j * dim..(j + 1) * dim]), j as u32)).collect();
+            all.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            hits += all[..k].iter().filter(|e| g.neighbours(i).contains(&e.1)).count();
+        }
+        eprintln!("nn-descent 100k x 128, k 50: {secs:.2}s, recall {:.4}", hits as f64 / (sample.len() * k) as f64);
+    }
+
+    #[test]
+    fn same_graph_at_any_thread_count() {
+        let (n, dim, k) = (3000, 24, 10);
+        let x = mixture(n, dim, 3);
+        let p = Params::for_size(n, k, 11);
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        assert_eq!(one.install(|| nn_descent(&x, dim, &p)), four.install(|| nn_descent(&x, dim, &p)));
+    }
+}
