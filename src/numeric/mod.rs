@@ -10,3 +10,4 @@ pub mod knn;
 pub mod mst;
 pub mod hdbscan;
 pub mod nndescent;
+pub mod umap;

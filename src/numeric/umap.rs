@@ -1,0 +1,498 @@
+//! UMAP (McInnes, Healy & Melville 2018) with umap-learn's semantics, written anew: the
+//! fuzzy simplicial set of a kNN graph (`smooth_knn_dist`, membership strengths, fuzzy
+//! union), the `a`, `b` curve from `min_dist` and `spread`, a spectral initialisation and
+//! stochastic gradient descent with per-edge epoch sampling, negative sampling, gradient
+//! clipping at 4 and a linearly decaying learning rate.
+//!
+//! **Determinism.** Heads are processed in fixed chunks; within an epoch a chunk moves only
+//! its own points and reads every other point from the positions at the start of the
+//! epoch, and negative samples come from a random stream per (epoch, edge). So the layout
+//! is bit-identical for any number of threads. (umap-learn is reproducible only single-
+//! threaded.) Unlike umap-learn, an edge moves only its head; the graph holds both
+//! directions of every edge, so both ends are still pulled together.
+
+use rayon::prelude::*;
+
+use super::nndescent::KnnGraph;
+use super::rng::Rng;
+
+const SMOOTH_K_TOLERANCE: f64 = 1e-5;
+const MIN_K_DIST_SCALE: f64 = 1e-3;
+
+/// σ and ρ per point from its neighbour distances (`k` per point, the point itself first at
+/// distance 0), so that `Σ_j exp(-(d_j - ρ)/σ) = log2(k)` over the other neighbours.
+pub fn smooth_knn_dist(distances: &[f32], k: usize, local_connectivity: f64) -> (Vec<f64>, Vec<f64>) {
+    let n = distances.len() / k;
+    let target = (k as f64).log2();
+    let mean_all: f64 = distances.iter().map(|&d| d as f64).sum::<f64>() / distances.len().max(1) as f64;
+    let rows: Vec<(f64, f64)> = distances
+        .par_chunks(k)
+        .map(|row| {
+            let row: Vec<f64> = row.iter().map(|&d| d as f64).collect();
+            let non_zero: Vec<f64> = row.iter().copied().filter(|&d| d > 0.0).collect();
+            let mut rho = 0.0;
+            if non_zero.len() as f64 >= local_connectivity {
+                let index = local_connectivity.floor() as usize;
+                let interp = local_connectivity - index as f64;
+                if index > 0 {
+                    rho = non_zero[index - 1];
+                    if interp > SMOOTH_K_TOLERANCE {
+                        rho += interp * (non_zero[index] - non_zero[index - 1]);
+                    }
+                } else {
+                    rho = interp * non_zero[0];
+                }
+            } else if !non_zero.is_empty() {
+                rho = non_zero.iter().copied().fold(0.0, f64::max);
+            }
+            let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
+            for _ in 0..64 {
+                let mut psum = 0.0;
+                for &d in &row[1..] {
+                    let x = d - rho;
+                    psum += if x > 0.0 { (-(x / mid)).exp() } else { 1.0 };
+                }
+                if (psum - target).abs() < SMOOTH_K_TOLERANCE {
+                    break;
+                }
+                if psum > target {
+                    hi = mid;
+                    mid = (lo + hi) / 2.0;
+                } else {
+                    lo = mid;
+                    mid = if hi == f64::INFINITY { mid * 2.0 } else { (lo + hi) / 2.0 };
+                }
+            }
+            let mean_row = row.iter().sum::<f64>() / row.len() as f64;
+            let floor = MIN_K_DIST_SCALE * if rho > 0.0 { mean_row } else { mean_all };
+            (mid.max(floor), rho)
+        })
+        .collect();
+    let _ = n;
+    rows.into_iter().unzip()
+}
+
+/// A symmetric weighted graph as edge lists (both directions of each edge present),
+/// sorted by (head, tail).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    pub n: usize,
+    pub head: Vec<u32>,
+    pub tail: Vec<u32>,
+    pub weight: Vec<f32>,
+}
+
+/// The fuzzy union `A + Aᵀ − A∘Aᵀ` of the membership strengths of a kNN graph whose rows
+/// start with the point itself.
+pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_connectivity: f64) -> Graph {
+    let n = indices.len() / k;
+    let (sigma, rho) = smooth_knn_dist(distances, k, local_connectivity);
+    // Directed strengths, (i, j, w) with w > 0, i != j.
+    let mut directed: Vec<(u32, u32, f64)> = Vec::with_capacity(n * k);
+    for i in 0..n {
+        for s in 0..k {
+            let j = indices[i * k + s];
+            if j as usize == i {
+                continue;
+            }
+            let d = distances[i * k + s] as f64 - rho[i];
+            let w = if d <= 0.0 || sigma[i] == 0.0 { 1.0 } else { (-(d / sigma[i])).exp() };
+            if w > 0.0 {
+                directed.push((i as u32, j, w));
+            }
+        }
+    }
+    // Symmetrise: for each unordered pair, combine a = w(i→j), b = w(j→i).
+    let mut both: Vec<(u32, u32, f64, bool)> = directed.iter().map(|&(i, j, w)| (i.min(j), i.max(j), w, i < j)).collect();
+    both.sort_by(|x, y| (x.0, x.1, !x.3).cmp(&(y.0, y.1, !y.3)));
+    let mut pairs: Vec<(u32, u32, f64)> = Vec::new();
+    let mut idx = 0;
+    while idx < both.len() {
+        let (a, b) = (both[idx].0, both[idx].1);
+        let (mut fwd, mut back) = (0.0, 0.0);
+        while idx < both.len() && both[idx].0 == a && both[idx].1 == b {
+            if both[idx].3 { fwd = both[idx].2 } else { back = both[idx].2 }
+            idx += 1;
+        }
+        let w = fwd + back - fwd * back;
+        if w > 0.0 {
+            pairs.push((a, b, w));
+        }
+    }
+    let mut edges: Vec<(u32, u32, f32)> = pairs.iter().flat_map(|&(a, b, w)| [(a, b, w as f32), (b, a, w as f32)]).collect();
+    edges.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    Graph {
+        n,
+        head: edges.iter().map(|e| e.0).collect(),
+        tail: edges.iter().map(|e| e.1).collect(),
+        weight: edges.iter().map(|e| e.2).collect(),
+    }
+}
+
+/// Fit `1 / (1 + a x^(2b))` to the target curve of `min_dist` and `spread` by
+/// Levenberg–Marquardt on 300 points of `[0, 3·spread]`, as umap-learn does with scipy.
+pub fn find_ab(spread: f64, min_dist: f64) -> (f64, f64) {
+    let xs: Vec<f64> = (0..300).map(|i| 3.0 * spread * i as f64 / 299.0).collect();
+    let ys: Vec<f64> = xs.iter().map(|&x| if x < min_dist { 1.0 } else { (-(x - min_dist) / spread).exp() }).collect();
+    let f = |a: f64, b: f64, x: f64| 1.0 / (1.0 + a * x.powf(2.0 * b));
+    let cost = |a: f64, b: f64| xs.iter().zip(&ys).map(|(&x, &y)| (f(a, b, x) - y).powi(2)).sum::<f64>();
+    let (mut a, mut b, mut lambda) = (1.0f64, 1.0f64, 1e-3f64);
+    let mut c = cost(a, b);
+    for _ in 0..500 {
+        // Jacobian of the residuals.
+        let (mut jtj, mut jtr) = ([[0.0f64; 2]; 2], [0.0f64; 2]);
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let xp = if x > 0.0 { x.powf(2.0 * b) } else { 0.0 };
+            let den = 1.0 + a * xp;
+            let r = 1.0 / den - y;
+            let da = -xp / (den * den);
+            let db = if x > 0.0 { -a * xp * 2.0 * x.ln() / (den * den) } else { 0.0 };
+            let g = [da, db];
+            for p in 0..2 {
+                jtr[p] += g[p] * r;
+                for q in 0..2 {
+                    jtj[p][q] += g[p] * g[q];
+                }
+            }
+        }
+        let m = [[jtj[0][0] * (1.0 + lambda), jtj[0][1]], [jtj[1][0], jtj[1][1] * (1.0 + lambda)]];
+        let det = m[0][0] * m[1][1] - m[0][1] * m[1][0];
+        if det.abs() < 1e-300 {
+            break;
+        }
+        let step = [(m[1][1] * jtr[0] - m[0][1] * jtr[1]) / det, (m[0][0] * jtr[1] - m[1][0] * jtr[0]) / det];
+        let (na, nb) = (a - step[0], b - step[1]);
+        let nc = if na > 0.0 && nb > 0.0 { cost(na, nb) } else { f64::INFINITY };
+        if nc < c {
+            let done = (c - nc) < 1e-15 * c.max(1e-300);
+            a = na;
+            b = nb;
+            c = nc;
+            lambda *= 0.3;
+            if done {
+                break;
+            }
+        } else {
+            lambda *= 10.0;
+            if lambda > 1e12 {
+                break;
+            }
+        }
+    }
+    (a, b)
+}
+
+/// Spectral initialisation: the leading non-trivial eigenvectors of the normalised
+/// adjacency `D^-1/2 W D^-1/2` (the smallest of the normalised Laplacian), by subspace
+/// iteration on `(I + N)/2` with Rayleigh–Ritz, scaled to `[0, 10]`. Isolated points and
+/// disconnected graphs still get coordinates (their components separate).
+pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32> {
+    let n = g.n;
+    let m = dim + 1;
+    let mut degree = vec![0f64; n];
+    for (h, w) in g.head.iter().zip(&g.weight) {
+        degree[*h as usize] += *w as f64;
+    }
+    let inv_sqrt: Vec<f64> = degree.iter().map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 }).collect();
+    // Row offsets of the head-sorted edge list.
+    let mut start = vec![0usize; n + 1];
+    for &h in &g.head {
+        start[h as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut r = Rng::new(seed, 3 << 40);
+    // Columns: m vectors of length n, stored column-major.
+    let mut v: Vec<f64> = (0..n * m).map(|_| r.normal()).collect();
+    let apply = |v: &[f64], out: &mut [f64]| {
+        for c in 0..m {
+            let (src, dst) = (&v[c * n..(c + 1) * n], &mut out[c * n..(c + 1) * n]);
+            dst.par_iter_mut().enumerate().for_each(|(i, o)| {
+                let mut s = 0.0;
+                for e in start[i]..start[i + 1] {
+                    let j = g.tail[e] as usize;
+                    s += g.weight[e] as f64 * inv_sqrt[j] * src[j];
+                }
+                *o = 0.5 * (src[i] + inv_sqrt[i] * s);
+            });
+        }
+    };
+    let orthonormalise = |v: &mut [f64]| {
+        for c in 0..m {
+            for p in 0..c {
+                let dot: f64 = (0..n).map(|i| v[c * n + i] * v[p * n + i]).sum();
+                for i in 0..n {
+                    v[c * n + i] -= dot * v[p * n + i];
+                }
+            }
+            let norm = (0..n).map(|i| v[c * n + i] * v[c * n + i]).sum::<f64>().sqrt().max(1e-300);
+            for i in 0..n {
+                v[c * n + i] /= norm;
+            }
+        }
+    };
+    orthonormalise(&mut v);
+    let mut w = vec![0f64; n * m];
+    for _ in 0..iters {
+        apply(&v, &mut w);
+        std::mem::swap(&mut v, &mut w);
+        orthonormalise(&mut v);
+    }
+    // Rayleigh–Ritz: order the subspace's directions by eigenvalue.
+    apply(&v, &mut w);
+    let mut h = vec![0f64; m * m];
+    for a in 0..m {
+        for b in 0..m {
+            h[a * m + b] = (0..n).map(|i| v[a * n + i] * w[b * n + i]).sum();
+        }
+    }
+    for a in 0..m {
+        for b in 0..a {
+            let s = 0.5 * (h[a * m + b] + h[b * m + a]);
+            h[a * m + b] = s;
+            h[b * m + a] = s;
+        }
+    }
+    let (_, vecs) = super::pca::symmetric_eigen(&h, m);
+    // Skip the leading (trivial, ∝ √degree) direction.
+    let mut out = vec![0f32; n * dim];
+    for d in 0..dim {
+        let col: Vec<f64> = (0..n).map(|i| (0..m).map(|a| vecs[a * m + d + 1] * v[a * n + i]).sum()).collect();
+        let (lo, hi) = col.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        for i in 0..n {
+            out[i * dim + d] = (10.0 * (col[i] - lo) / span) as f32;
+        }
+    }
+    out
+}
+
+/// Epochs between samples of each edge: `max_weight / weight` (edges at zero weight never).
+pub fn epochs_per_sample(weight: &[f32]) -> Vec<f64> {
+    let wmax = weight.iter().copied().fold(0f32, f32::max) as f64;
+    weight.iter().map(|&w| if w > 0.0 { wmax / w as f64 } else { f64::INFINITY }).collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Sgd {
+    pub a: f64,
+    pub b: f64,
+    pub n_epochs: usize,
+    pub learning_rate: f64,
+    pub negative_sample_rate: f64,
+    pub seed: u64,
+}
+
+const CHUNK: usize = 1024;
+
+#[inline]
+fn clip(v: f64) -> f64 {
+    v.clamp(-4.0, 4.0)
+}
+
+/// Optimise `emb` (row-major, `dim` wide) in place; `on_epoch` is called after each epoch.
+pub fn optimize(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: impl FnMut(usize)) {
+    let n = g.n;
+    let eps = epochs_per_sample(&g.weight);
+    let eps_neg: Vec<f64> = eps.iter().map(|e| e / s.negative_sample_rate).collect();
+    let mut next = eps.clone();
+    let mut next_neg = eps_neg.clone();
+    let mut start = vec![0usize; n + 1];
+    for &h in &g.head {
+        start[h as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let (a, b) = (s.a, s.b);
+    let mut snapshot = emb.to_vec();
+    for epoch in 0..s.n_epochs {
+        let alpha = s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64);
+        let ep = epoch as f64;
+        snapshot.copy_from_slice(emb);
+        let snap = &snapshot;
+        // Edge ranges per chunk of heads.
+        let chunk_edges: Vec<(usize, usize)> = (0..n.div_ceil(CHUNK)).map(|c| (start[c * CHUNK], start[((c + 1) * CHUNK).min(n)])).collect();
+        let mut next_parts: Vec<&mut [f64]> = Vec::new();
+        let mut neg_parts: Vec<&mut [f64]> = Vec::new();
+        {
+            let (mut rest, mut rest_neg) = (&mut next[..], &mut next_neg[..]);
+            for &(e0, e1) in &chunk_edges {
+                let (x, y) = rest.split_at_mut(e1 - e0);
+                next_parts.push(x);
+                rest = y;
+                let (x, y) = rest_neg.split_at_mut(e1 - e0);
+                neg_parts.push(x);
+                rest_neg = y;
+            }
+        }
+        emb.par_chunks_mut(CHUNK * dim).zip(next_parts.into_par_iter().zip(neg_parts.into_par_iter())).enumerate().for_each(
+            |(c, (block, (nx, nn)))| {
+                let base = c * CHUNK;
+                let (e0, _) = chunk_edges[c];
+                let mut other = vec![0f32; dim];
+                for (le, (nx_e, nn_e)) in nx.iter_mut().zip(nn.iter_mut()).enumerate() {
+                    if *nx_e > ep {
+                        continue;
+                    }
+                    let e = e0 + le;
+                    let (j, k) = (g.head[e] as usize, g.tail[e] as usize);
+                    // Points of this chunk are read live, all others from the epoch's start.
+                    if k >= base && k < base + block.len() / dim {
+                        other.copy_from_slice(&block[(k - base) * dim..(k - base + 1) * dim]);
+                    } else {
+                        other.copy_from_slice(&snap[k * dim..(k + 1) * dim]);
+                    }
+                    let cur = &mut block[(j - base) * dim..(j - base + 1) * dim];
+                    let d2: f64 = cur.iter().zip(&other).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+                    if d2 > 0.0 {
+                        let coeff = -2.0 * a * b * d2.powf(b - 1.0) / (a * d2.powf(b) + 1.0);
+                        for (x, y) in cur.iter_mut().zip(&other) {
+                            *x += (clip(coeff * (*x - *y) as f64) * alpha) as f32;
+                        }
+                    }
+                    *nx_e += eps[e];
+                    let n_neg = ((ep - *nn_e) / eps_neg[e]).floor().max(0.0) as usize;
+                    let mut r = Rng::new(s.seed ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE35), e as u64);
+                    for _ in 0..n_neg {
+                        let q = r.below(n as u64) as usize;
+                        if q == j {
+                            continue;
+                        }
+                        let o = &snap[q * dim..(q + 1) * dim];
+                        let d2: f64 = cur.iter().zip(o).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+                        if d2 > 0.0 {
+                            let coeff = 2.0 * b / ((0.001 + d2) * (a * d2.powf(b) + 1.0));
+                            for (x, y) in cur.iter_mut().zip(o) {
+                                *x += (clip(coeff * (*x - *y) as f64) * alpha) as f32;
+                            }
+                        }
+                    }
+                    *nn_e += n_neg as f64 * eps_neg[e];
+                }
+            },
+        );
+        on_epoch(epoch);
+    }
+}
+
+/// Trustworthiness (Venna & Kaski; scikit-learn's definition) of `low` for `high` with
+/// `k` neighbours, by brute force: for small samples.
+pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize) -> f64 {
+    let n = high.len() / hd;
+    let ranks_high: Vec<Vec<u32>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut o: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (super::nndescent::sqdist(&high[i * hd..(i + 1) * hd], &high[j * hd..(j + 1) * hd]), j as u32)).collect();
+            o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut rank = vec![0u32; n];
+            for (r, &(_, j)) in o.iter().enumerate() {
+                rank[j as usize] = r as u32 + 1;
+            }
+            rank
+        })
+        .collect();
+    let penalty: f64 = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut o: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (super::nndescent::sqdist(&low[i * ld..(i + 1) * ld], &low[j * ld..(j + 1) * ld]), j as u32)).collect();
+            o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            o[..k].iter().map(|&(_, j)| (ranks_high[i][j as usize] as f64 - k as f64).max(0.0)).sum::<f64>()
+        })
+        .sum();
+    1.0 - 2.0 / (n as f64 * k as f64 * (2.0 * n as f64 - 3.0 * k as f64 - 1.0)) * penalty
+}
+
+/// Add the point itself as each row's first neighbour (umap-learn's kNN convention).
+pub fn with_self(g: &KnnGraph) -> (Vec<u32>, Vec<f32>, usize) {
+    let (n, k) = (g.n(), g.k + 1);
+    let mut idx = Vec::with_capacity(n * k);
+    let mut dist = Vec::with_capacity(n * k);
+    for i in 0..n {
+        idx.push(i as u32);
+        dist.push(0.0);
+        idx.extend_from_slice(g.neighbours(i));
+        dist.extend_from_slice(&g.distances[i * g.k..(i + 1) * g.k]);
+    }
+    (idx, dist, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numeric::nndescent;
+
+    #[test]
+    fn ab_matches_umap_learn_defaults() {
+        // umap-learn: find_ab_params(1.0, 0.1) = (1.5769..., 0.8950...).
+        let (a, b) = find_ab(1.0, 0.1);
+        assert!((a - 1.577).abs() < 0.01 && (b - 0.895).abs() < 0.005, "a={a} b={b}");
+        let (a, b) = find_ab(1.0, 0.5);
+        assert!(a > 0.0 && b > 0.0 && a < 1.577);
+    }
+
+    #[test]
+    fn sigmas_hit_the_target_sum() {
+        let mut r = Rng::new(1, 0);
+        let k = 10;
+        let mut d: Vec<f32> = Vec::new();
+        for _ in 0..50 {
+            let mut row: Vec<f32> = (0..k - 1).map(|_| (0.1 + r.uniform()) as f32).collect();
+            row.sort_by(f32::total_cmp);
+            d.push(0.0);
+            d.extend(row);
+        }
+        let (sigma, rho) = smooth_knn_dist(&d, k, 1.0);
+        for i in 0..50 {
+            let row = &d[i * k..(i + 1) * k];
+            assert_eq!(rho[i], row[1] as f64, "rho is the nearest non-zero distance");
+            let s: f64 = row[1..].iter().map(|&x| { let y = x as f64 - rho[i]; if y > 0.0 { (-y / sigma[i]).exp() } else { 1.0 } }).sum();
+            assert!((s - (k as f64).log2()).abs() < 1e-3, "row {i}: {s}");
+        }
+    }
+
+    fn blobs(n: usize, dim: usize) -> Vec<f32> {
+        let mut r = Rng::new(4, 0);
+        let centres: Vec<Vec<f64>> = (0..6).map(|_| (0..dim).map(|_| r.normal() * 4.0).collect()).collect();
+        (0..n).flat_map(|i| { let c = &centres[i % 6]; (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>() }).collect()
+    }
+
+    fn layout(x: &[f32], dim: usize, nn: usize, seed: u64) -> Vec<f32> {
+        let knn = nndescent::brute_force(x, dim, nn - 1);
+        let (idx, dist, k) = with_self(&knn);
+        let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        let mut emb = spectral_init(&g, 2, seed, 100);
+        let (a, b) = find_ab(1.0, 0.1);
+        optimize(&mut emb, 2, &g, &Sgd { a, b, n_epochs: 200, learning_rate: 1.0, negative_sample_rate: 5.0, seed }, |_| {});
+        emb
+    }
+
+    #[test]
+    fn graph_is_symmetric_with_weights_in_unit_interval() {
+        let x = blobs(300, 8);
+        let knn = nndescent::brute_force(&x, 8, 9);
+        let (idx, dist, k) = with_self(&knn);
+        let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        let mut set = std::collections::BTreeMap::new();
+        for e in 0..g.head.len() {
+            assert!(g.weight[e] > 0.0 && g.weight[e] <= 1.0);
+            set.insert((g.head[e], g.tail[e]), g.weight[e]);
+        }
+        for (&(h, t), &w) in &set {
+            assert_eq!(set.get(&(t, h)), Some(&w));
+        }
+    }
+
+    #[test]
+    fn layout_is_trustworthy_and_thread_independent() {
+        let x = blobs(1200, 16);
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let e1 = one.install(|| layout(&x, 16, 15, 3));
+        let e3 = three.install(|| layout(&x, 16, 15, 3));
+        assert_eq!(e1, e3, "bit-identical at 1 and 3 threads");
+        let t = trustworthiness(&x, 16, &e1, 2, 10);
+        assert!(t > 0.9, "trustworthiness {t}");
+    }
+}
