@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod columns;
 pub mod filter;
 pub mod join;
+pub mod knn;
 pub mod read;
 pub mod reduce;
 pub mod select;
@@ -34,6 +35,8 @@ pub enum Op {
     Reduce(reduce::Reduce),
     Cluster(cluster::Cluster),
     Select(select::Select),
+    /// Only created by validation, as the hidden neighbour graph of a UMAP reduction.
+    Knn(knn::Knn),
 }
 
 /// Ops that pipelines may name but that this build does not have yet, with where they are
@@ -121,6 +124,7 @@ impl Op {
             Op::Filter(_) => "filter",
             Op::Reduce(_) => "reduce",
             Op::Cluster(_) => "cluster",
+            Op::Knn(_) => "knn",
             Op::Select(s) if s.method == crate::numeric::hdbscan::Method::Leaf => "select-leaves",
             Op::Select(_) => "select-eom",
         }
@@ -135,6 +139,7 @@ impl Op {
             Op::Filter(_) => filter::VERSION,
             Op::Reduce(_) => reduce::VERSION,
             Op::Cluster(_) => cluster::VERSION,
+            Op::Knn(_) => knn::VERSION,
             Op::Select(_) => select::VERSION,
         }
     }
@@ -142,7 +147,7 @@ impl Op {
     pub fn arity(&self) -> Arity {
         match self {
             Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
-            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) => Arity::Exactly(1),
+            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) => Arity::Exactly(1),
             Op::Join(_) => Arity::Exactly(2),
         }
     }
@@ -158,6 +163,7 @@ impl Op {
             Op::Filter(o) => serde_json::to_value(o),
             Op::Reduce(o) => serde_json::to_value(o),
             Op::Cluster(o) => serde_json::to_value(o),
+            Op::Knn(o) => serde_json::to_value(o),
             Op::Select(o) => serde_json::to_value(o),
         };
         normalise(v.expect("op parameters serialise to JSON"))
@@ -180,6 +186,7 @@ impl Op {
             Op::Filter(o) => o.schema(&inputs[0]),
             Op::Reduce(o) => o.schema(&inputs[0], id),
             Op::Cluster(o) => o.schema(&inputs[0], id),
+            Op::Knn(o) => o.schema(&inputs[0], id),
             Op::Select(o) => o.schema(&inputs[0], id),
         })
     }
@@ -190,8 +197,9 @@ impl Op {
             Op::Read(o) => o.run(ctx),
             Op::Join(o) => o.run(&inputs[0], &inputs[1], ctx),
             Op::Filter(o) => o.run(&inputs[0], ctx),
-            Op::Reduce(o) => o.run(&inputs[0], ctx),
+            Op::Reduce(o) => o.run(inputs, ctx),
             Op::Cluster(o) => o.run(&inputs[0], ctx),
+            Op::Knn(o) => o.run(&inputs[0], ctx),
             Op::Select(o) => o.run(&inputs[0], ctx),
         }
     }

@@ -1,15 +1,22 @@
 //! `reduce`: dimensionality reduction of numeric columns (names or globs, default
 //! `feat_*`) to `n_components` columns named `{prefix}{i}` (Float32), with the id column.
 //!
-//! `method = "pca"` is here (the paper's 1280/1024 → 128 compression of Zoobot features);
-//! `method = "umap"` is being built in issue #4 and is refused at validation until then.
+//! `method = "pca"`: the paper's 1280/1024 → 128 compression of Zoobot features.
+//!
+//! `method = "umap"`: umap-learn's algorithm with its parameters and defaults —
+//! `n_neighbors` (15, the point itself included), `n_components` (2), `min_dist` (0.1),
+//! `spread` (1.0), `n_epochs` (200 above 10,000 rows, 500 below), `learning_rate` (1.0),
+//! `negative_sample_rate` (5), `local_connectivity` (1.0), `metric` (`euclidean`, `cosine`),
+//! `init` (`spectral`, `random`), `seed` (0). Its kNN graph is a hidden node `NODE.knn`
+//! (validation adds it), cached on its own. Same input, parameters and seed give the same
+//! layout bit for bit at any thread count.
 
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
+use super::{columns, knn::Knn, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
-use crate::numeric::pca;
+use crate::numeric::{pca, umap};
 use crate::spec::params::Params;
 
 pub const VERSION: u32 = 1;
@@ -20,31 +27,62 @@ pub struct Reduce {
     pub columns: Vec<String>,
     pub n_components: u32,
     pub prefix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umap: Option<Umap>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Umap {
+    pub n_neighbors: u32,
+    pub min_dist: f64,
+    pub spread: f64,
+    /// `None`: umap-learn's default by size (fixed when the node runs).
+    pub n_epochs: Option<u32>,
+    pub learning_rate: f64,
+    pub negative_sample_rate: u32,
+    pub local_connectivity: f64,
+    pub metric: String,
+    pub init: String,
+    pub seed: u64,
 }
 
 impl Reduce {
     pub fn parse(p: &mut Params) -> Result<Self> {
-        let method = p.req_string("method")?;
-        match method.as_str() {
-            "pca" => {}
-            "umap" => {
-                return Err(p.error(
-                    "method",
-                    "`umap` is not available in this version of dagrun yet (it is being built in issue #4); use `pca` meanwhile",
-                ))
-            }
-            other => return Err(p.error("method", format!("`{other}` is not one of `pca`, `umap`"))),
-        }
+        let method = p.choice("method", &["pca", "umap"], "")?;
         let columns = p.strings("columns")?.unwrap_or_else(|| vec!["feat_*".into()]);
-        let n_components = p.int_in("n_components", None, 1, 100_000)? as u32;
+        let default_components = if method == "umap" { Some(2) } else { None };
+        let n_components = p.int_in("n_components", default_components, 1, 100_000)? as u32;
         let prefix = p.string("prefix")?.unwrap_or_else(|| format!("{method}_"));
-        Ok(Reduce { method, columns, n_components, prefix })
+        let umap = if method == "umap" {
+            let n_neighbors = p.int_in("n_neighbors", Some(15), 2, 10_000)? as u32;
+            let min_dist = p.float_in("min_dist", 0.1, 0.0, f64::MAX)?;
+            let spread = p.float_in("spread", 1.0, f64::MIN_POSITIVE, f64::MAX)?;
+            if min_dist > spread {
+                return Err(p.error("min_dist", format!("must not exceed `spread` ({spread})")));
+            }
+            let n_epochs = p.int("n_epochs")?.map(|e| if e < 1 { Err(p.error("n_epochs", "must be at least 1")) } else { Ok(e as u32) }).transpose()?;
+            let learning_rate = p.float_in("learning_rate", 1.0, f64::MIN_POSITIVE, f64::MAX)?;
+            let negative_sample_rate = p.int_in("negative_sample_rate", Some(5), 0, 1000)? as u32;
+            let local_connectivity = p.float_in("local_connectivity", 1.0, 0.0, f64::MAX)?;
+            let metric = p.choice("metric", &["euclidean", "cosine"], "euclidean")?;
+            let init = p.choice("init", &["spectral", "random"], "spectral")?;
+            let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
+            Some(Umap { n_neighbors, min_dist, spread, n_epochs, learning_rate, negative_sample_rate, local_connectivity, metric, init, seed })
+        } else {
+            None
+        };
+        Ok(Reduce { method, columns, n_components, prefix, umap })
+    }
+
+    /// The hidden kNN node a UMAP reduction reads.
+    pub fn knn(&self) -> Option<Knn> {
+        self.umap.as_ref().map(|u| Knn { columns: self.columns.clone(), k: u.n_neighbors - 1, metric: u.metric.clone(), seed: u.seed })
     }
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
         let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
         columns::require_numeric(input, &cols).map_err(|m| SchemaError::new("columns", m))?;
-        if self.n_components as usize > cols.len() {
+        if self.umap.is_none() && self.n_components as usize > cols.len() {
             return Err(SchemaError::new(
                 "n_components",
                 format!("{} components asked of {} input columns", self.n_components, cols.len()),
@@ -58,8 +96,74 @@ impl Reduce {
         Ok(s)
     }
 
-    pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+    pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        match &self.umap {
+            Some(u) => self.run_umap(u, &inputs[0], &inputs[1], ctx),
+            None => self.run_pca(&inputs[0], ctx),
+        }
+    }
+
+    fn output(&self, input: &DataFrame, y: &[f32], ctx: &RunCtx) -> Result<DataFrame> {
+        let (n, k) = (input.height(), self.n_components as usize);
+        let mut out: Vec<Column> = Vec::with_capacity(k + 1);
+        out.push(input.column(ctx.id).map_err(super::pl(ctx.node))?.clone());
+        for j in 0..k {
+            out.push(Column::new(format!("{}{j}", self.prefix).into(), (0..n).map(|i| y[i * k + j]).collect::<Vec<f32>>()));
+        }
+        DataFrame::new(n, out).map_err(super::pl(ctx.node))
+    }
+
+    fn run_umap(&self, u: &Umap, input: &DataFrame, knn: &DataFrame, ctx: &RunCtx) -> Result<Output> {
+        let n = input.height();
+        if knn.height() != n {
+            return Err(Error::input(ctx.node, format!("the neighbour table has {} rows for {n} input rows", knn.height())));
+        }
+        let (nbr, dist, k) = super::knn::from_table(knn, ctx.node)?;
+        // umap-learn's rows start with the point itself at distance 0.
+        let kk = k + 1;
+        let mut idx = Vec::with_capacity(n * kk);
+        let mut d = Vec::with_capacity(n * kk);
+        for i in 0..n {
+            idx.push(i as u32);
+            d.push(0.0);
+            idx.extend_from_slice(&nbr[i * k..(i + 1) * k]);
+            d.extend_from_slice(&dist[i * k..(i + 1) * k]);
+        }
+        let t0 = std::time::Instant::now();
+        let mut g = umap::fuzzy_simplicial_set(&idx, &d, kk, u.local_connectivity);
+        let n_epochs = u.n_epochs.unwrap_or(if n > 10_000 { 200 } else { 500 }) as usize;
+        // Drop edges too weak to be sampled once in the run, as umap-learn does.
+        let wmax = g.weight.iter().copied().fold(0f32, f32::max);
+        let keep: Vec<bool> = g.weight.iter().map(|&w| w >= wmax / n_epochs as f32).collect();
+        let filt = |v: &[u32]| v.iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect::<Vec<u32>>();
+        g = umap::Graph { n, head: filt(&g.head), tail: filt(&g.tail), weight: g.weight.iter().zip(&keep).filter(|(_, k)| **k).map(|(w, _)| *w).collect() };
+        let t_graph = t0.elapsed().as_secs_f64();
+        let dim = self.n_components as usize;
+        let mut emb = if u.init == "spectral" {
+            umap::spectral_init(&g, dim, u.seed, 100)
+        } else {
+            let mut r = crate::numeric::rng::Rng::new(u.seed, 5 << 40);
+            (0..n * dim).map(|_| r.range(0.0, 10.0) as f32).collect()
+        };
+        let t_init = t0.elapsed().as_secs_f64() - t_graph;
+        let (a, b) = umap::find_ab(u.spread, u.min_dist);
+        let bar = ctx.progress.bar(ctx.node, "umap epochs", n_epochs as u64);
+        let sgd = umap::Sgd { a, b, n_epochs, learning_rate: u.learning_rate, negative_sample_rate: u.negative_sample_rate as f64, seed: u.seed };
+        umap::optimize(&mut emb, dim, &g, &sgd, |_| bar.inc(1));
+        bar.finish();
+        let t_sgd = t0.elapsed().as_secs_f64() - t_graph - t_init;
+        let df = self.output(input, &emb, ctx)?;
+        let summary = vec![
+            format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist),
+            format!("graph {t_graph:.2}s ({} edges), init {t_init:.2}s, SGD {t_sgd:.2}s", g.head.len()),
+        ];
+        let mut out = Output::new(df, summary);
+        out.details = serde_json::json!({ "seconds": { "graph": t_graph, "init": t_init, "sgd": t_sgd }, "a": a, "b": b, "n_epochs": n_epochs });
+        Ok(out)
+    }
+
+    fn run_pca(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
+        let cols = columns::resolve(&input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
         let (n, d, k) = (input.height(), cols.len(), self.n_components as usize);
         if n < 2 {
             return Err(Error::input(ctx.node, format!("PCA needs at least 2 rows, the input has {n}")));
@@ -71,12 +175,7 @@ impl Reduce {
         let y = fit.transform(&x);
         bar.inc(1);
         bar.finish();
-        let mut out: Vec<Column> = Vec::with_capacity(k + 1);
-        out.push(input.column(ctx.id).map_err(super::pl(ctx.node))?.clone());
-        for j in 0..k {
-            out.push(Column::new(format!("{}{j}", self.prefix).into(), (0..n).map(|i| y[i * k + j]).collect::<Vec<f32>>()));
-        }
-        let df = DataFrame::new(n, out).map_err(super::pl(ctx.node))?;
+        let df = self.output(input, &y, ctx)?;
         let explained: f64 = fit.explained_variance.iter().sum::<f64>() / fit.total_variance.max(f64::MIN_POSITIVE);
         let summary = vec![format!("PCA {d} -> {k} columns, {:.1}% of the variance kept", 100.0 * explained)];
         Ok(Output::new(df, summary))

@@ -122,41 +122,61 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         input_locs.push(loc);
     }
 
+    // A UMAP reduction reads a hidden kNN node, cached on its own.
+    let mut names: Vec<String> = raw.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut locs: Vec<Loc> = raw.nodes.iter().map(|n| n.loc.clone()).collect();
+    for v in 0..raw.nodes.len() {
+        let knn = match &ops[v] {
+            Op::Reduce(r) => r.knn(),
+            _ => None,
+        };
+        if let Some(knn) = knn {
+            let id = ops.len();
+            names.push(format!("{}.knn", names[v]));
+            locs.push(locs[v].clone());
+            ops.push(Op::Knn(knn));
+            inputs.push(inputs[v].clone());
+            input_locs.push(input_locs[v].clone());
+            param_locs.push(param_locs[v].clone());
+            inputs[v].push(id);
+        }
+    }
+
     let order = dag::topo_order(&inputs).map_err(|cycle| {
-        let path: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
+        let path: Vec<&str> = cycle.iter().map(|&i| names[i].as_str()).collect();
         let first = cycle[0];
-        Error::spec(input_locs[first].clone(), Some(names[first]), None, format!("the inputs form a cycle: {}", path.join(" -> ")))
+        Error::spec(input_locs[first].clone(), Some(&names[first]), None, format!("the inputs form a cycle: {}", path.join(" -> ")))
     })?;
 
     // Output schemas in dependency order: every referenced column must exist.
     let mut schemas: Vec<Option<polars::prelude::SchemaRef>> = vec![None; ops.len()];
     for &v in &order {
         let ins: Vec<_> = inputs[v].iter().map(|&u| schemas[u].clone().expect("inputs come first")).collect();
-        let node = &raw.nodes[v];
+        let name = &names[v];
         for (k, s) in ins.iter().enumerate() {
             if !s.contains(&id) {
                 return Err(Error::spec(
                     input_locs[v].clone(),
-                    Some(&node.name),
+                    Some(name),
                     None,
                     format!("input `{}` has no id column `{id}`", names[inputs[v][k]]),
                 ));
             }
         }
         let schema = ops[v].output_schema(&ins, &id)?.map_err(|e| {
-            let loc: Loc = param_locs[v].get(e.param).cloned().unwrap_or_else(|| node.loc.clone());
-            Error::spec(loc, Some(&node.name), Some(e.param), e.message)
+            let loc: Loc = param_locs[v].get(e.param).cloned().unwrap_or_else(|| locs[v].clone());
+            Error::spec(loc, Some(name), Some(e.param), e.message)
         })?;
         schemas[v] = Some(Arc::new(schema));
     }
 
-    let nodes = raw
-        .nodes
+    let nodes = names
         .into_iter()
+        .zip(locs)
         .zip(ops)
         .zip(inputs)
         .zip(schemas)
-        .map(|(((n, op), inputs), schema)| Node { name: n.name, loc: n.loc, op, inputs, schema: schema.expect("all derived") })
+        .map(|((((name, loc), op), inputs), schema)| Node { name, loc, op, inputs, schema: schema.expect("all derived") })
         .collect();
     Ok(Pipeline { name, id, file, cache, nodes, order })
 }

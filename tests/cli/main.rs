@@ -9,3 +9,4 @@ mod incremental;
 mod ops;
 mod support;
 mod tidy;
+mod umap;

@@ -1,0 +1,104 @@
+//! `knn`: each row's nearest neighbours among the input's rows, over numeric columns
+//! (names or globs), Euclidean or cosine. A `reduce` node with `method = "umap"` gets one of
+//! these as a hidden node named `NODE.knn`, cached on its own, so changing only UMAP's
+//! `n_components`, `min_dist`, `n_epochs` or `seed` reuses the graph.
+//!
+//! Exact (brute force) up to 4096 rows, NN-descent with random-projection trees above.
+//! Output: the id, `nn_0..nn_{k-1}` (UInt32 row numbers of the neighbours in the input's
+//! order, nearest first, the row itself excluded) and `nd_0..nd_{k-1}` (Float32 distances;
+//! for cosine, `1 - cos`).
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
+use crate::error::{Error, Result};
+use crate::numeric::nndescent;
+
+pub const VERSION: u32 = 1;
+
+/// Largest input solved exactly.
+const EXACT_UP_TO: usize = 4096;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Knn {
+    pub columns: Vec<String>,
+    /// Neighbours per row, not counting the row itself.
+    pub k: u32,
+    pub metric: String,
+    pub seed: u64,
+}
+
+impl Knn {
+    pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
+        let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        columns::require_numeric(input, &cols).map_err(|m| SchemaError::new("columns", m))?;
+        let mut s = Schema::default();
+        s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
+        for i in 0..self.k {
+            s.insert(format!("nn_{i}").into(), DataType::UInt32);
+        }
+        for i in 0..self.k {
+            s.insert(format!("nd_{i}").into(), DataType::Float32);
+        }
+        Ok(s)
+    }
+
+    pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
+        let cols = columns::resolve(&input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let (n, d, k) = (input.height(), cols.len(), self.k as usize);
+        if n <= k {
+            return Err(Error::input(ctx.node, format!("{} neighbours asked of {n} rows: n_neighbors must be below the number of rows", k + 1)));
+        }
+        let mut x = columns::matrix_f32(input, &cols, ctx.node)?;
+        let cosine = self.metric == "cosine";
+        if cosine {
+            for (r, row) in x.chunks_exact_mut(d).enumerate() {
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                if norm == 0.0 {
+                    return Err(Error::input(ctx.node, format!("row {r} is all zeros: the cosine metric is undefined for it")));
+                }
+                row.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        let bar = ctx.progress.bar(ctx.node, "neighbours", 1);
+        let exact = n <= EXACT_UP_TO;
+        let g = if exact { nndescent::brute_force(&x, d, k) } else { nndescent::nn_descent(&x, d, &nndescent::Params::for_size(n, k, self.seed)) };
+        bar.inc(1);
+        bar.finish();
+        let mut out: Vec<Column> = Vec::with_capacity(2 * k + 1);
+        out.push(input.column(ctx.id).map_err(super::pl(ctx.node))?.clone());
+        for s in 0..k {
+            out.push(Column::new(format!("nn_{s}").into(), (0..n).map(|i| g.indices[i * k + s]).collect::<Vec<u32>>()));
+        }
+        for s in 0..k {
+            let col: Vec<f32> = (0..n).map(|i| {
+                let e = g.distances[i * k + s];
+                if cosine { e * e / 2.0 } else { e }
+            }).collect();
+            out.push(Column::new(format!("nd_{s}").into(), col));
+        }
+        let df = DataFrame::new(n, out).map_err(super::pl(ctx.node))?;
+        let how = if exact { "exact" } else { "NN-descent" };
+        Ok(Output::new(df, vec![format!("{k} neighbours of {n} rows in {d} dimensions ({how}, {})", self.metric)]))
+    }
+}
+
+/// Read a `knn` table back: (indices, distances, k), row-major.
+pub fn from_table(df: &DataFrame, node: &str) -> Result<(Vec<u32>, Vec<f32>, usize)> {
+    let k = df.get_column_names().iter().filter(|c| c.starts_with("nn_")).count();
+    let n = df.height();
+    let mut idx = vec![0u32; n * k];
+    let mut dist = vec![0f32; n * k];
+    for s in 0..k {
+        let c = df.column(&format!("nn_{s}")).map_err(super::pl(node))?;
+        for (i, v) in c.u32().map_err(super::pl(node))?.iter().enumerate() {
+            idx[i * k + s] = v.ok_or_else(|| Error::input(node, "neighbour table has nulls"))?;
+        }
+        let c = df.column(&format!("nd_{s}")).map_err(super::pl(node))?;
+        for (i, v) in c.f32().map_err(super::pl(node))?.iter().enumerate() {
+            dist[i * k + s] = v.ok_or_else(|| Error::input(node, "neighbour table has nulls"))?;
+        }
+    }
+    Ok((idx, dist, k))
+}
