@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::nndescent::KnnGraph;
-use super::rng::Rng;
+use super::rng::{splitmix64, Rng};
 
 const SMOOTH_K_TOLERANCE: f64 = 1e-5;
 const MIN_K_DIST_SCALE: f64 = 1e-3;
@@ -104,7 +104,7 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
     }
     // Symmetrise: for each unordered pair, combine a = w(i→j), b = w(j→i).
     let mut both: Vec<(u32, u32, f64, bool)> = directed.iter().map(|&(i, j, w)| (i.min(j), i.max(j), w, i < j)).collect();
-    both.sort_by(|x, y| (x.0, x.1, !x.3).cmp(&(y.0, y.1, !y.3)));
+    both.sort_by_key(|x| (x.0, x.1, !x.3));
     let mut pairs: Vec<(u32, u32, f64)> = Vec::new();
     let mut idx = 0;
     while idx < both.len() {
@@ -120,7 +120,7 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
         }
     }
     let mut edges: Vec<(u32, u32, f32)> = pairs.iter().flat_map(|&(a, b, w)| [(a, b, w as f32), (b, a, w as f32)]).collect();
-    edges.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    edges.sort_by_key(|x| (x.0, x.1));
     Graph {
         n,
         head: edges.iter().map(|e| e.0).collect(),
@@ -286,11 +286,6 @@ pub struct Sgd {
 
 const CHUNK: usize = 1024;
 
-#[inline]
-fn clip(v: f64) -> f64 {
-    v.clamp(-4.0, 4.0)
-}
-
 /// Optimise `emb` (row-major, `dim` wide) in place; `on_epoch` is called after each epoch.
 pub fn optimize(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: impl FnMut(usize)) {
     let n = g.n;
@@ -305,10 +300,10 @@ pub fn optimize(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: i
     for i in 0..n {
         start[i + 1] += start[i];
     }
-    let (a, b) = (s.a, s.b);
+    let (a, b) = (s.a as f32, s.b as f32);
     let mut snapshot = emb.to_vec();
     for epoch in 0..s.n_epochs {
-        let alpha = s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64);
+        let alpha = (s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64)) as f32;
         let ep = epoch as f64;
         snapshot.copy_from_slice(emb);
         let snap = &snapshot;
@@ -345,27 +340,31 @@ pub fn optimize(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: i
                         other.copy_from_slice(&snap[k * dim..(k + 1) * dim]);
                     }
                     let cur = &mut block[(j - base) * dim..(j - base + 1) * dim];
-                    let d2: f64 = cur.iter().zip(&other).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+                    let d2: f32 = cur.iter().zip(&other).map(|(x, y)| (x - y) * (x - y)).sum();
                     if d2 > 0.0 {
-                        let coeff = -2.0 * a * b * d2.powf(b - 1.0) / (a * d2.powf(b) + 1.0);
+                        // d2^b by one exp and one ln; d2^(b-1) = d2^b / d2.
+                        let pb = (b * d2.ln()).exp();
+                        let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
                         for (x, y) in cur.iter_mut().zip(&other) {
-                            *x += (clip(coeff * (*x - *y) as f64) * alpha) as f32;
+                            *x += (coeff * (*x - *y)).clamp(-4.0, 4.0) * alpha;
                         }
                     }
                     *nx_e += eps[e];
                     let n_neg = ((ep - *nn_e) / eps_neg[e]).floor().max(0.0) as usize;
-                    let mut r = Rng::new(s.seed ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE35), e as u64);
+                    // Negative samples from a stream keyed by (seed, epoch, edge).
+                    let mut st = s.seed ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ (e as u64).wrapping_mul(0x1656_67B1_9E37_79F9);
                     for _ in 0..n_neg {
-                        let q = r.below(n as u64) as usize;
+                        let q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
                         if q == j {
                             continue;
                         }
                         let o = &snap[q * dim..(q + 1) * dim];
-                        let d2: f64 = cur.iter().zip(o).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+                        let d2: f32 = cur.iter().zip(o).map(|(x, y)| (x - y) * (x - y)).sum();
                         if d2 > 0.0 {
-                            let coeff = 2.0 * b / ((0.001 + d2) * (a * d2.powf(b) + 1.0));
+                            let pb = (b * d2.ln()).exp();
+                            let coeff = 2.0 * b / ((0.001 + d2) * (a * pb + 1.0));
                             for (x, y) in cur.iter_mut().zip(o) {
-                                *x += (clip(coeff * (*x - *y) as f64) * alpha) as f32;
+                                *x += (coeff * (*x - *y)).clamp(-4.0, 4.0) * alpha;
                             }
                         }
                     }

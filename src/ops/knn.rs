@@ -45,7 +45,7 @@ impl Knn {
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(&input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
         let (n, d, k) = (input.height(), cols.len(), self.k as usize);
         if n <= k {
             return Err(Error::input(ctx.node, format!("{} neighbours asked of {n} rows: n_neighbors must be below the number of rows", k + 1)));

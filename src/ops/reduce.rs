@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
 use crate::spec::params::Params;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Reduce {
@@ -163,7 +163,7 @@ impl Reduce {
     }
 
     fn run_pca(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(&input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
         let (n, d, k) = (input.height(), cols.len(), self.n_components as usize);
         if n < 2 {
             return Err(Error::input(ctx.node, format!("PCA needs at least 2 rows, the input has {n}")));
