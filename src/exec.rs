@@ -157,7 +157,7 @@ pub fn run(p: &Pipeline, store: &Store, obs: &dyn Observer, targets: &[NodeId]) 
                             };
                             ins.push(frame);
                         }
-                        let ctx = RunCtx { node: &node.name, id: &p.id, progress: obs };
+                        let ctx = RunCtx { pipeline: &p.name, node: &node.name, id: &p.id, progress: obs };
                         let out = node.op.run(&ins, &ctx)?;
                         drop(ins);
                         let mut df = out.df;
@@ -173,6 +173,7 @@ pub fn run(p: &Pipeline, store: &Store, obs: &dyn Observer, targets: &[NodeId]) 
                             seconds: t0.elapsed().as_secs_f64(),
                             summary: out.summary,
                             details: out.details,
+                            files: out.files,
                         };
                         let m = store.publish(&lock, &mut df, draft)?;
                         computed = Some(df);

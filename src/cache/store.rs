@@ -33,6 +33,7 @@ use crate::error::{Error, IoContext, Result};
 
 const DATA: &str = "data.parquet";
 const MANIFEST: &str = "manifest.json";
+const FILES: &str = "files";
 /// Rows per Parquet row group: fixed, so equal tables give equal bytes.
 const ROW_GROUP: usize = 65_536;
 
@@ -59,6 +60,16 @@ pub struct Manifest {
     /// Op-specific details (e.g. per-cluster statistics).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
+    /// Extra files of the entry (a report's HTML), under `files/`, verified like the data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Attachment {
+    pub path: String,
+    pub bytes: u64,
+    pub blake3: String,
 }
 
 /// What the caller knows before writing an entry.
@@ -71,6 +82,8 @@ pub struct Draft {
     pub seconds: f64,
     pub summary: Vec<String>,
     pub details: serde_json::Value,
+    /// Extra files: relative path (no `..`) and contents.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 pub enum Lookup {
@@ -205,6 +218,11 @@ impl Store {
         self.entry_dir(key).join(DATA)
     }
 
+    /// Where an entry's attachment lives.
+    pub fn attachment_path(&self, key: &str, rel: &str) -> PathBuf {
+        self.entry_dir(key).join(FILES).join(rel)
+    }
+
     fn lock_file(&self, key: &str, kind: &str) -> Result<File> {
         let p = self.root.join("locks").join(format!("{key}.{kind}"));
         File::options().create(true).truncate(false).write(true).open(&p).ctx("cannot open lock", &p)
@@ -236,10 +254,19 @@ impl Store {
             Ok(_) => {}
         }
         match super::files::hash_file(&data) {
-            Ok(h) if h == m.content_hash => Lookup::Hit(Box::new(m)),
-            Ok(_) => Lookup::Corrupt("data file does not match its content hash".into()),
-            Err(e) => Lookup::Corrupt(e.to_string()),
+            Ok(h) if h == m.content_hash => {}
+            Ok(_) => return Lookup::Corrupt("data file does not match its content hash".into()),
+            Err(e) => return Lookup::Corrupt(e.to_string()),
         }
+        for a in &m.attachments {
+            let p = dir.join(FILES).join(&a.path);
+            match fs::read(&p) {
+                Ok(b) if b.len() as u64 == a.bytes && blake3::hash(&b).to_hex().as_str() == a.blake3 => {}
+                Ok(_) => return Lookup::Corrupt(format!("file `{}` does not match its hash", a.path)),
+                Err(e) => return Lookup::Corrupt(format!("file `{}` unreadable: {e}", a.path)),
+            }
+        }
+        Lookup::Hit(Box::new(m))
     }
 
     /// The manifest of `key` if its entry exists, without verifying the data.
@@ -317,6 +344,17 @@ impl Store {
         let (content_hash, data_bytes) = (w.hasher.finalize().to_hex().to_string(), w.bytes);
         let file = w.inner.into_inner().map_err(|e| Error::io("cannot write", &data, e.into_error()))?;
         file.sync_all().ctx("cannot sync", &data)?;
+        let mut attachments = Vec::new();
+        for (rel, bytes) in &d.files {
+            assert!(!rel.split('/').any(|c| c == ".." || c.is_empty()), "attachment path `{rel}`");
+            let p = tmp.join(FILES).join(rel);
+            let parent = p.parent().expect("under files/");
+            fs::create_dir_all(parent).ctx("cannot create", parent)?;
+            let mut f = File::create(&p).ctx("cannot create", &p)?;
+            f.write_all(bytes).ctx("cannot write", &p)?;
+            f.sync_all().ctx("cannot sync", &p)?;
+            attachments.push(Attachment { path: rel.clone(), bytes: bytes.len() as u64, blake3: blake3::hash(bytes).to_hex().to_string() });
+        }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.as_secs());
         let m = Manifest {
             dagrun_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -335,6 +373,7 @@ impl Store {
             created: utc(now),
             summary: d.summary,
             details: d.details,
+            attachments,
         };
         let mpath = tmp.join(MANIFEST);
         let mut f = File::create(&mpath).ctx("cannot create", &mpath)?;

@@ -13,6 +13,7 @@ pub mod join;
 pub mod knn;
 pub mod read;
 pub mod reduce;
+pub mod report;
 pub mod select;
 pub mod synthetic;
 
@@ -37,16 +38,16 @@ pub enum Op {
     Select(select::Select),
     /// Only created by validation, as the hidden neighbour graph of a UMAP reduction.
     Knn(knn::Knn),
+    Report(report::Report),
 }
 
 /// Ops that pipelines may name but that this build does not have yet, with where they are
 /// being built: a clear message beats "unknown op".
 const PLANNED: &[(&str, &str)] = &[
-    ("report", "HTML reports (issue #5)"),
     ("embed", "ONNX image embedding (issue #6)"),
 ];
 
-pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "reduce", "cluster", "select-leaves", "select-eom"];
+pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "reduce", "cluster", "select-leaves", "select-eom", "report"];
 
 /// How many inputs an op takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +73,7 @@ pub type SchemaResult<T> = std::result::Result<T, SchemaError>;
 
 /// What an op sees while it runs.
 pub struct RunCtx<'a> {
+    pub pipeline: &'a str,
     pub node: &'a str,
     /// The id column carried through every node.
     pub id: &'a str,
@@ -86,11 +88,13 @@ pub struct Output {
     pub summary: Vec<String>,
     /// Machine-readable details kept in the manifest (`null` for none).
     pub details: serde_json::Value,
+    /// Extra files stored with the entry (relative path, contents), e.g. a report's HTML.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl Output {
     pub fn new(df: DataFrame, summary: Vec<String>) -> Self {
-        Output { df, summary, details: serde_json::Value::Null }
+        Output { df, summary, details: serde_json::Value::Null, files: Vec::new() }
     }
 }
 
@@ -104,6 +108,7 @@ impl Op {
             "filter" => Op::Filter(filter::Filter::parse(p)?),
             "reduce" => Op::Reduce(reduce::Reduce::parse(p)?),
             "cluster" => Op::Cluster(cluster::Cluster::parse(p)?),
+            "report" => Op::Report(report::Report::parse(p)?),
             "select-leaves" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Leaf)?),
             "select-eom" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Eom)?),
             other => {
@@ -125,6 +130,7 @@ impl Op {
             Op::Reduce(_) => "reduce",
             Op::Cluster(_) => "cluster",
             Op::Knn(_) => "knn",
+            Op::Report(_) => "report",
             Op::Select(s) if s.method == crate::numeric::hdbscan::Method::Leaf => "select-leaves",
             Op::Select(_) => "select-eom",
         }
@@ -140,6 +146,7 @@ impl Op {
             Op::Reduce(_) => reduce::VERSION,
             Op::Cluster(_) => cluster::VERSION,
             Op::Knn(_) => knn::VERSION,
+            Op::Report(_) => report::VERSION,
             Op::Select(_) => select::VERSION,
         }
     }
@@ -148,7 +155,7 @@ impl Op {
         match self {
             Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
             Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) => Arity::Exactly(1),
-            Op::Join(_) => Arity::Exactly(2),
+            Op::Join(_) | Op::Report(_) => Arity::Exactly(2),
         }
     }
 
@@ -164,6 +171,7 @@ impl Op {
             Op::Reduce(o) => serde_json::to_value(o),
             Op::Cluster(o) => serde_json::to_value(o),
             Op::Knn(o) => serde_json::to_value(o),
+            Op::Report(o) => serde_json::to_value(o),
             Op::Select(o) => serde_json::to_value(o),
         };
         normalise(v.expect("op parameters serialise to JSON"))
@@ -187,6 +195,7 @@ impl Op {
             Op::Reduce(o) => o.schema(&inputs[0], id),
             Op::Cluster(o) => o.schema(&inputs[0], id),
             Op::Knn(o) => o.schema(&inputs[0], id),
+            Op::Report(o) => o.schema(&inputs[0], &inputs[1], id),
             Op::Select(o) => o.schema(&inputs[0], id),
         })
     }
@@ -200,6 +209,7 @@ impl Op {
             Op::Reduce(o) => o.run(inputs, ctx),
             Op::Cluster(o) => o.run(&inputs[0], ctx),
             Op::Knn(o) => o.run(&inputs[0], ctx),
+            Op::Report(o) => o.run(&inputs[0], &inputs[1], ctx),
             Op::Select(o) => o.run(&inputs[0], ctx),
         }
     }

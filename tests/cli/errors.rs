@@ -28,7 +28,7 @@ fn cases() -> Vec<Case> {
         case("unknown top-level table", "[nodez.a]\nop = \"synthetic\"\n", &["p.toml:1:", "unknown field `nodez`"]),
         case("no nodes", "[pipeline]\nname = \"x\"\n", &["p.toml", "no nodes"]),
         case("unknown op", "[nodes.a]\nop = \"smooth\"\n", &["p.toml:2:6", "node `a`", "parameter `op`", "unknown op `smooth`"]),
-        case("op not built yet", &format!("{SYN}[nodes.t]\nop = \"report\"\ninput = \"catalog\"\n"), &["node `t`", "op `report` is not available", "issue #5"]),
+        case("op not built yet", &format!("{SYN}[nodes.t]\nop = \"embed\"\ninput = \"catalog\"\n"), &["node `t`", "op `embed` is not available", "issue #6"]),
         case("unknown method", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"tsne\"\ninput = \"catalog\"\n"), &["node `u`", "parameter `method`", "`tsne` is not one of `pca`, `umap`"]),
         case("umap neighbours over rows", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\nn_neighbors = 1\n"), &["node `u`", "parameter `n_neighbors`", "between 2 and"]),
         case("missing op", "[nodes.a]\nn = 3\n", &["p.toml:1:", "node `a`", "parameter `op`", "missing"]),

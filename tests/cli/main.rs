@@ -7,6 +7,7 @@ mod errors;
 mod hdbscan;
 mod incremental;
 mod ops;
+mod report;
 mod support;
 mod tidy;
 mod umap;

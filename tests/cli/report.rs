@@ -1,0 +1,64 @@
+//! The report node: class members with their catalogue rows, and an HTML page kept in the
+//! cache entry, verified and recomputed like the data.
+
+use polars::prelude::*;
+
+use crate::support::Test;
+
+const PIPE: &str = r#"
+[pipeline]
+name = "rep"
+[nodes.catalog]
+op = "synthetic"
+n = 30000
+dim = 16
+[nodes.featured]
+op = "filter"
+input = "catalog"
+drop_where = ["smooth-or-featured_smooth_fraction >= 0.5", "disk-edge-on_yes_fraction >= 0.3", "smooth-or-featured_artifact_fraction >= 0.3"]
+[nodes.pca]
+op = "reduce"
+method = "pca"
+input = "featured"
+n_components = 5
+[nodes.tree]
+op = "cluster"
+input = "pca"
+columns = "pca_*"
+min_samples = 30
+min_cluster_size = 10
+[nodes.classes]
+op = "select-leaves"
+input = "tree"
+[nodes.report]
+op = "report"
+inputs = ["classes", "featured"]
+members = 5
+"#;
+
+#[test]
+fn report_lists_class_members_and_writes_html() {
+    let t = Test::new();
+    t.pipeline(PIPE);
+    let r = t.run(&["run", "p.toml"]).ok();
+    let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
+    let html_path = t.path(line.trim_start_matches("report `report`: "));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("Classes found by <code>rep</code>"), "{}", &html[..500.min(html.len())]);
+    assert!(html.contains("rare:"), "the planted classes show in the class table");
+
+    t.run(&["export", "p.toml", "report", "--out", "members.parquet"]).ok();
+    let m = ParquetReader::new(std::fs::File::open(t.path("members.parquet")).unwrap()).finish().unwrap();
+    assert!(m.height() > 0);
+    assert!(m.column("label").unwrap().i32().unwrap().into_no_null_iter().all(|l| l >= 0), "members only");
+    assert!(m.schema().contains("planted_class") && !m.schema().contains("feat_0"));
+    let k = m.column("label").unwrap().i32().unwrap().into_no_null_iter().max().unwrap() + 1;
+    assert_eq!(html.matches("<h2>Class ").count(), k as usize);
+
+    // A damaged report page is detected and rebuilt, identically.
+    std::fs::write(&html_path, "tampered").unwrap();
+    let again = t.run_json(&[]).ok();
+    assert!(again.stderr().contains("node `report`: cache entry"), "{}", again.stderr());
+    assert_eq!(again.computed(), ["report"]);
+    assert_eq!(std::fs::read_to_string(&html_path).unwrap(), html);
+}
