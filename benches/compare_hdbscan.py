@@ -19,6 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refstack  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("inp")
 ap.add_argument("--ms", type=int, default=300)
@@ -49,15 +52,8 @@ n = tb.num_rows
 env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), NUMBA_NUM_THREADS=str(a.threads), POLARS_MAX_THREADS=str(a.threads))
 
 
-def timed(cmd, **kw):
-    """Run cmd under /usr/bin/time -v; return (wall seconds, peak RSS MB, stdout)."""
-    t = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env, **kw)
-    wall = time.perf_counter() - t
-    if p.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr[-3000:]}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) / 1024
-    return wall, rss, p.stdout
+def timed(cmd):
+    return refstack.timed(cmd, env)
 
 
 def labels_of(path):

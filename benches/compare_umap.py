@@ -15,6 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refstack  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("inp")
 ap.add_argument("--nn", type=int, default=50)
@@ -43,13 +46,7 @@ env = dict(os.environ, NUMBA_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.t
 
 
 def timed(cmd):
-    t = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    if p.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr[-3000:]}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) / 1024
-    return wall, rss, p.stdout
+    return refstack.timed(cmd, env)
 
 
 res = {"n": n, "dims": len(cols), "n_neighbors": a.nn, "n_components": a.d, "threads": a.threads}

@@ -5,16 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
-use crate::support::Test;
+use crate::support::{featured, Test};
 
-const PIPE: &str = r#"
-[nodes.catalog]
-op = "synthetic"
-n = 60000
-[nodes.featured]
-op = "filter"
-input = "catalog"
-drop_where = ["smooth-or-featured_smooth_fraction >= 0.5", "disk-edge-on_yes_fraction >= 0.3", "smooth-or-featured_artifact_fraction >= 0.3"]
+fn pipe(n: u64) -> String {
+    featured(n, 128) + BELOW_FEATURED
+}
+
+const BELOW_FEATURED: &str = r#"
 [nodes.pca]
 op = "reduce"
 method = "pca"
@@ -49,7 +46,7 @@ fn groups(ids: &[i64], keys: &[String]) -> BTreeMap<String, BTreeSet<i64>> {
 #[test]
 fn leaf_clusters_recover_the_planted_rare_classes() {
     let t = Test::new();
-    t.pipeline(PIPE);
+    t.pipeline(&pipe(60_000));
     t.run(&["export", "p.toml", "classes", "--out", "classes.parquet"]).ok();
     t.run(&["export", "p.toml", "featured", "--out", "featured.parquet"]).ok();
     let cl = read(&t.path("classes.parquet"));
@@ -88,7 +85,7 @@ fn leaf_clusters_recover_the_planted_rare_classes() {
 
 #[test]
 fn clustering_is_identical_at_one_and_two_threads() {
-    let pipe = PIPE.replace("n = 60000", "n = 20000");
+    let pipe = pipe(20_000);
     let a = Test::new();
     a.pipeline(&pipe);
     let b = Test::new();
@@ -102,7 +99,7 @@ fn clustering_is_identical_at_one_and_two_threads() {
 #[test]
 fn changing_the_selection_reuses_the_tree() {
     let t = Test::new();
-    t.pipeline(&PIPE.replace("n = 60000", "n = 20000"));
+    t.pipeline(&pipe(20_000));
     t.run_json(&[]).ok();
     let r = t.run_json(&["--set", "classes.cluster_selection_epsilon=0.05"]).ok();
     assert_eq!(r.computed(), ["classes"]);

@@ -3,19 +3,9 @@
 
 use polars::prelude::*;
 
-use crate::support::Test;
+use crate::support::{featured, Test};
 
-const PIPE: &str = r#"
-[pipeline]
-name = "rep"
-[nodes.catalog]
-op = "synthetic"
-n = 30000
-dim = 16
-[nodes.featured]
-op = "filter"
-input = "catalog"
-drop_where = ["smooth-or-featured_smooth_fraction >= 0.5", "disk-edge-on_yes_fraction >= 0.3", "smooth-or-featured_artifact_fraction >= 0.3"]
+const BELOW_FEATURED: &str = r#"
 [nodes.pca]
 op = "reduce"
 method = "pca"
@@ -39,7 +29,7 @@ members = 5
 #[test]
 fn report_lists_class_members_and_writes_html() {
     let t = Test::new();
-    t.pipeline(PIPE);
+    t.pipeline(&format!("[pipeline]\nname = \"rep\"\n{}{BELOW_FEATURED}", featured(30_000, 16)));
     let r = t.run(&["run", "p.toml"]).ok();
     let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
     let html_path = t.path(line.trim_start_matches("report `report`: "));

@@ -48,6 +48,15 @@ input = "catalog"
 keep_where = ["smooth-or-featured_artifact_fraction >= 0.3"]
 "#;
 
+/// The paper's cut, as a TOML array body.
+pub const CUT: &str = r#""smooth-or-featured_smooth_fraction >= 0.5", "disk-edge-on_yes_fraction >= 0.3", "smooth-or-featured_artifact_fraction >= 0.3""#;
+
+/// `catalog` (the built-in sample) and `featured` (the paper's cut): how most test
+/// pipelines start.
+pub fn featured(n: u64, dim: u32) -> String {
+    format!("[nodes.catalog]\nop = \"synthetic\"\nn = {n}\ndim = {dim}\n[nodes.featured]\nop = \"filter\"\ninput = \"catalog\"\ndrop_where = [{CUT}]\n")
+}
+
 /// Like SMALL but big enough to take a few seconds on two cores.
 pub fn big(n: u64) -> String {
     SMALL.replace("n = 3000\ndim = 16", &format!("n = {n}\ndim = 64"))

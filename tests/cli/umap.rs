@@ -3,19 +3,11 @@
 
 use polars::prelude::*;
 
-use crate::support::Test;
+use crate::support::{featured, Test};
 
 fn pipe(n: u64) -> String {
-    format!(
-        r#"
-[nodes.catalog]
-op = "synthetic"
-n = {n}
-dim = 32
-[nodes.featured]
-op = "filter"
-input = "catalog"
-drop_where = ["smooth-or-featured_smooth_fraction >= 0.5", "disk-edge-on_yes_fraction >= 0.3", "smooth-or-featured_artifact_fraction >= 0.3"]
+    featured(n, 32)
+        + r#"
 [nodes.umap]
 op = "reduce"
 method = "umap"
@@ -24,7 +16,6 @@ n_neighbors = 15
 n_components = 2
 n_epochs = 100
 "#
-    )
 }
 
 #[test]
