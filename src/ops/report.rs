@@ -62,7 +62,7 @@ impl Report {
     }
 
     pub fn run(&self, classes: &DataFrame, catalogue: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let shown = self.shown(&catalogue.schema(), ctx.id);
+        let shown = self.shown(catalogue.schema(), ctx.id);
         let mut cat_cols: Vec<PlSmallStr> = vec![ctx.id.into()];
         cat_cols.extend(shown.iter().map(|c| PlSmallStr::from(c.as_str())));
         let cat = catalogue.select(cat_cols).map_err(super::pl(ctx.node))?;
