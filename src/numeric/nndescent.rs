@@ -10,6 +10,7 @@
 //! when, so the graph is the same for any thread count. The convergence test counts entries
 //! that are new at the end of a round, which is order-free too.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -217,9 +218,22 @@ pub fn nn_descent(x: &[f32], dim: usize, p: &Params) -> KnnGraph {
     assert!(k >= 1 && k < n, "k = {k} for {n} points");
     let point = |i: usize| &x[i * dim..(i + 1) * dim];
     let heaps: Vec<Mutex<Heap>> = (0..n).map(|_| Mutex::new(Heap::new(k))).collect();
+    // Each list's current largest distance (bits of a non-negative f32), read without the
+    // lock to skip offers that cannot enter. It only decreases, so a stale value only costs
+    // a needless lock; skipping never changes which k pairs a list ends with.
+    let worst: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(f32::INFINITY.to_bits())).collect();
+    let give = |a: usize, b: usize, d: f32| {
+        if d > f32::from_bits(worst[a].load(Ordering::Relaxed)) {
+            return;
+        }
+        let mut h = heaps[a].lock().expect("heap lock");
+        if h.push(d, b as u32) && h.d.len() == k {
+            worst[a].store(h.d[0].to_bits(), Ordering::Relaxed);
+        }
+    };
     let offer = |a: usize, b: usize, d: f32| {
-        heaps[a].lock().expect("heap lock").push(d, b as u32);
-        heaps[b].lock().expect("heap lock").push(d, a as u32);
+        give(a, b, d);
+        give(b, a, d);
     };
 
     // Initialise from the leaves of random-projection trees: all pairs within a leaf.
@@ -243,8 +257,8 @@ pub fn nn_descent(x: &[f32], dim: usize, p: &Params) -> KnnGraph {
         let mut tries = 0;
         while h.d.len() < k && tries < 4 * n {
             let j = r.below(n as u64) as usize;
-            if j != i {
-                h.push(sqdist(point(i), point(j)), j as u32);
+            if j != i && h.push(sqdist(point(i), point(j)), j as u32) && h.d.len() == k {
+                worst[i].store(h.d[0].to_bits(), Ordering::Relaxed);
             }
             tries += 1;
         }
