@@ -152,3 +152,21 @@ fn global_options_go_before_or_after_the_command() {
     }
     assert_eq!(t.run(&["-q", "run", "p.toml"]).stderr(), "", "-q prints nothing");
 }
+
+#[test]
+fn shipped_pipelines_validate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let t = Test::new();
+    for name in ["featured.toml", "artifacts.toml", "quickstart.toml"] {
+        // `plan` validates everything and computes nothing.
+        let r = t.run(&["plan", root.join(name).to_str().unwrap()]);
+        assert_eq!(r.code(), 0, "{name}: {}", r.stderr());
+        assert!(r.stdout().contains("report") || name == "quickstart.toml", "{name}: {}", r.stdout());
+    }
+    // The real-data pipeline names the file to download when it is absent.
+    let r = t.run(&["plan", root.join("gz-desi.toml").to_str().unwrap()]);
+    if !root.join("../data/gz-desi/representations.parquet").exists() {
+        assert_eq!(r.code(), 2);
+        assert!(r.stderr().contains("node `representations`: parameter `path`: file") && r.stderr().contains("not found"), "{}", r.stderr());
+    }
+}
