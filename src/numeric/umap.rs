@@ -494,4 +494,37 @@ mod tests {
         let t = trustworthiness(&x, 16, &e1, 2, 10);
         assert!(t > 0.9, "trustworthiness {t}");
     }
+
+    #[test]
+    fn disconnected_graphs_and_duplicates_give_finite_separated_layouts() {
+        // Two blobs far apart (no kNN edge between them) and 60 identical rows in the first.
+        let dim = 8;
+        let mut r = Rng::new(9, 0);
+        let mut x: Vec<f32> = Vec::new();
+        for i in 0..400 {
+            let off = if i < 200 { 0.0 } else { 1000.0 };
+            x.extend((0..dim).map(|_| (off + r.normal()) as f32));
+        }
+        for _ in 0..60 {
+            x.extend(std::iter::repeat_n(0.5f32, dim));
+        }
+        let emb = layout(&x, dim, 15, 1);
+        assert!(emb.iter().all(|v| v.is_finite()));
+        let centre = |rows: std::ops::Range<usize>| -> [f64; 2] {
+            let n = rows.len() as f64;
+            let mut c = [0.0; 2];
+            for i in rows {
+                c[0] += emb[i * 2] as f64 / n;
+                c[1] += emb[i * 2 + 1] as f64 / n;
+            }
+            c
+        };
+        let (a, b) = (centre(0..200), centre(200..400));
+        let spread = |rows: std::ops::Range<usize>, c: [f64; 2]| -> f64 {
+            let n = rows.len() as f64;
+            rows.map(|i| ((emb[i * 2] as f64 - c[0]).powi(2) + (emb[i * 2 + 1] as f64 - c[1]).powi(2)).sqrt()).sum::<f64>() / n
+        };
+        let gap = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+        assert!(gap > 2.0 * spread(0..200, a).max(spread(200..400, b)), "blobs not separated: gap {gap}");
+    }
 }
