@@ -9,7 +9,7 @@ sample of rows.
 FEATURES.parquet: an id column and feature columns (`feat_*` by default), e.g. a `dagrun
 export` of the built-in sample's `featured` node.
 """
-import argparse, json, os, re, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile
 
 import numpy as np
 import pyarrow as pa

@@ -222,12 +222,8 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
         report.nodes.len() - computed,
         t0.elapsed().as_secs_f64()
     ));
-    for n in &report.nodes {
-        if let Some(m) = store.manifest(&n.key) {
-            if m.attachments.iter().any(|a| a.path == "index.html") {
-                out.line(&format!("report `{}`: {}", n.name, store.attachment_path(&n.key, "index.html").display()));
-            }
-        }
+    for n in report.nodes.iter().filter(|n| n.attachments.iter().any(|a| a == "index.html")) {
+        out.line(&format!("report `{}`: {}", n.name, store.attachment_path(&n.key, "index.html").display()));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));

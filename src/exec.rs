@@ -41,6 +41,9 @@ pub struct NodeReport {
     pub rows: u64,
     #[serde(skip)]
     pub summary: Vec<String>,
+    /// Paths of the entry's extra files (e.g. `index.html`), relative to its `files/`.
+    #[serde(skip)]
+    pub attachments: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -209,6 +212,7 @@ pub fn run(p: &Pipeline, store: &Store, obs: &dyn Observer, targets: &[NodeId]) 
             seconds: if status == Status::Computed { manifest.seconds } else { t0.elapsed().as_secs_f64() },
             rows: manifest.rows,
             summary: manifest.summary.clone(),
+            attachments: manifest.attachments.iter().map(|a| a.path.clone()).collect(),
         };
         obs.event(Event::Done(&r));
         report.nodes.push(r);

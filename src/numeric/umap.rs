@@ -13,7 +13,6 @@
 
 use rayon::prelude::*;
 
-use super::nndescent::KnnGraph;
 use super::rng::{splitmix64, Rng};
 
 const SMOOTH_K_TOLERANCE: f64 = 1e-5;
@@ -22,7 +21,6 @@ const MIN_K_DIST_SCALE: f64 = 1e-3;
 /// σ and ρ per point from its neighbour distances (`k` per point, the point itself first at
 /// distance 0), so that `Σ_j exp(-(d_j - ρ)/σ) = log2(k)` over the other neighbours.
 pub fn smooth_knn_dist(distances: &[f32], k: usize, local_connectivity: f64) -> (Vec<f64>, Vec<f64>) {
-    let n = distances.len() / k;
     let target = (k as f64).log2();
     let mean_all: f64 = distances.iter().map(|&d| d as f64).sum::<f64>() / distances.len().max(1) as f64;
     let rows: Vec<(f64, f64)> = distances
@@ -68,7 +66,6 @@ pub fn smooth_knn_dist(distances: &[f32], k: usize, local_connectivity: f64) -> 
             (mid.max(floor), rho)
         })
         .collect();
-    let _ = n;
     rows.into_iter().unzip()
 }
 
@@ -80,6 +77,20 @@ pub struct Graph {
     pub head: Vec<u32>,
     pub tail: Vec<u32>,
     pub weight: Vec<f32>,
+}
+
+impl Graph {
+    /// Drop edges too weak to be sampled once in `n_epochs` (below `max weight / n_epochs`),
+    /// as umap-learn does before optimising.
+    pub fn drop_weak(&mut self, n_epochs: usize) {
+        let min = self.weight.iter().copied().fold(0f32, f32::max) / n_epochs as f32;
+        let keep: Vec<bool> = self.weight.iter().map(|&w| w >= min).collect();
+        let mut k = keep.iter();
+        self.head.retain(|_| *k.next().expect("one flag per edge"));
+        let mut k = keep.iter();
+        self.tail.retain(|_| *k.next().expect("one flag per edge"));
+        self.weight.retain(|&w| w >= min);
+    }
 }
 
 /// The fuzzy union `A + Aᵀ − A∘Aᵀ` of the membership strengths of a kNN graph whose rows
@@ -403,18 +414,19 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
     1.0 - 2.0 / (n as f64 * k as f64 * (2.0 * n as f64 - 3.0 * k as f64 - 1.0)) * penalty
 }
 
-/// Add the point itself as each row's first neighbour (umap-learn's kNN convention).
-pub fn with_self(g: &KnnGraph) -> (Vec<u32>, Vec<f32>, usize) {
-    let (n, k) = (g.n(), g.k + 1);
-    let mut idx = Vec::with_capacity(n * k);
-    let mut dist = Vec::with_capacity(n * k);
+/// Add the point itself as each row's first neighbour (umap-learn's kNN convention): from
+/// rows of `k` other neighbours to rows of `k + 1`.
+pub fn with_self(indices: &[u32], distances: &[f32], k: usize) -> (Vec<u32>, Vec<f32>, usize) {
+    let n = indices.len() / k;
+    let mut idx = Vec::with_capacity(n * (k + 1));
+    let mut dist = Vec::with_capacity(n * (k + 1));
     for i in 0..n {
         idx.push(i as u32);
         dist.push(0.0);
-        idx.extend_from_slice(g.neighbours(i));
-        dist.extend_from_slice(&g.distances[i * g.k..(i + 1) * g.k]);
+        idx.extend_from_slice(&indices[i * k..(i + 1) * k]);
+        dist.extend_from_slice(&distances[i * k..(i + 1) * k]);
     }
-    (idx, dist, k)
+    (idx, dist, k + 1)
 }
 
 #[cfg(test)]
@@ -459,7 +471,7 @@ mod tests {
 
     fn layout(x: &[f32], dim: usize, nn: usize, seed: u64) -> Vec<f32> {
         let knn = nndescent::brute_force(x, dim, nn - 1);
-        let (idx, dist, k) = with_self(&knn);
+        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
         let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
         let mut emb = spectral_init(&g, 2, seed, 100);
         let (a, b) = find_ab(1.0, 0.1);
@@ -471,7 +483,7 @@ mod tests {
     fn graph_is_symmetric_with_weights_in_unit_interval() {
         let x = blobs(300, 8);
         let knn = nndescent::brute_force(&x, 8, 9);
-        let (idx, dist, k) = with_self(&knn);
+        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
         let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
         let mut set = std::collections::BTreeMap::new();
         for e in 0..g.head.len() {

@@ -120,23 +120,11 @@ impl Reduce {
         }
         let (nbr, dist, k) = super::knn::from_table(knn, ctx.node)?;
         // umap-learn's rows start with the point itself at distance 0.
-        let kk = k + 1;
-        let mut idx = Vec::with_capacity(n * kk);
-        let mut d = Vec::with_capacity(n * kk);
-        for i in 0..n {
-            idx.push(i as u32);
-            d.push(0.0);
-            idx.extend_from_slice(&nbr[i * k..(i + 1) * k]);
-            d.extend_from_slice(&dist[i * k..(i + 1) * k]);
-        }
+        let (idx, d, kk) = umap::with_self(&nbr, &dist, k);
         let t0 = std::time::Instant::now();
         let mut g = umap::fuzzy_simplicial_set(&idx, &d, kk, u.local_connectivity);
         let n_epochs = u.n_epochs.unwrap_or(if n > 10_000 { 200 } else { 500 }) as usize;
-        // Drop edges too weak to be sampled once in the run, as umap-learn does.
-        let wmax = g.weight.iter().copied().fold(0f32, f32::max);
-        let keep: Vec<bool> = g.weight.iter().map(|&w| w >= wmax / n_epochs as f32).collect();
-        let filt = |v: &[u32]| v.iter().zip(&keep).filter(|(_, k)| **k).map(|(x, _)| *x).collect::<Vec<u32>>();
-        g = umap::Graph { n, head: filt(&g.head), tail: filt(&g.tail), weight: g.weight.iter().zip(&keep).filter(|(_, k)| **k).map(|(w, _)| *w).collect() };
+        g.drop_weak(n_epochs);
         let t_graph = t0.elapsed().as_secs_f64();
         let dim = self.n_components as usize;
         let mut emb = if u.init == "spectral" {

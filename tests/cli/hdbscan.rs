@@ -5,27 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
-use crate::support::{featured, Test};
+use crate::support::{featured, pca_leaves, Test};
 
 fn pipe(n: u64) -> String {
-    featured(n, 128) + BELOW_FEATURED
+    featured(n, 128) + &pca_leaves(40) + EOM
 }
 
-const BELOW_FEATURED: &str = r#"
-[nodes.pca]
-op = "reduce"
-method = "pca"
-input = "featured"
-n_components = 5
-[nodes.tree]
-op = "cluster"
-input = "pca"
-columns = "pca_*"
-min_samples = 40
-min_cluster_size = 10
-[nodes.classes]
-op = "select-leaves"
-input = "tree"
+const EOM: &str = r#"
 [nodes.eom]
 op = "select-eom"
 input = "tree"

@@ -3,23 +3,9 @@
 
 use polars::prelude::*;
 
-use crate::support::{featured, Test};
+use crate::support::{featured, pca_leaves, Test};
 
-const BELOW_FEATURED: &str = r#"
-[nodes.pca]
-op = "reduce"
-method = "pca"
-input = "featured"
-n_components = 5
-[nodes.tree]
-op = "cluster"
-input = "pca"
-columns = "pca_*"
-min_samples = 30
-min_cluster_size = 10
-[nodes.classes]
-op = "select-leaves"
-input = "tree"
+const REPORT: &str = r#"
 [nodes.report]
 op = "report"
 inputs = ["classes", "featured"]
@@ -29,7 +15,7 @@ members = 5
 #[test]
 fn report_lists_class_members_and_writes_html() {
     let t = Test::new();
-    t.pipeline(&format!("[pipeline]\nname = \"rep\"\n{}{BELOW_FEATURED}", featured(30_000, 16)));
+    t.pipeline(&format!("[pipeline]\nname = \"rep\"\n{}", featured(30_000, 16) + &pca_leaves(30) + REPORT));
     let r = t.run(&["run", "p.toml"]).ok();
     let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
     let html_path = t.path(line.trim_start_matches("report `report`: "));

@@ -57,6 +57,15 @@ pub fn featured(n: u64, dim: u32) -> String {
     format!("[nodes.catalog]\nop = \"synthetic\"\nn = {n}\ndim = {dim}\n[nodes.featured]\nop = \"filter\"\ninput = \"catalog\"\ndrop_where = [{CUT}]\n")
 }
 
+/// `pca` (5 components of `featured`), `tree` (HDBSCAN on it) and `classes` (its leaves).
+pub fn pca_leaves(min_samples: u32) -> String {
+    format!(
+        "[nodes.pca]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"featured\"\nn_components = 5\n\
+         [nodes.tree]\nop = \"cluster\"\ninput = \"pca\"\ncolumns = \"pca_*\"\nmin_samples = {min_samples}\nmin_cluster_size = 10\n\
+         [nodes.classes]\nop = \"select-leaves\"\ninput = \"tree\"\n"
+    )
+}
+
 /// Like SMALL but big enough to take a few seconds on two cores.
 pub fn big(n: u64) -> String {
     SMALL.replace("n = 3000\ndim = 16", &format!("n = {n}\ndim = 64"))
