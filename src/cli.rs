@@ -78,6 +78,27 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run a pipeline over a grid of parameter values (nodes the grid points share run once)
+    /// and summarise the classes each point finds
+    Sweep {
+        pipeline: PathBuf,
+        /// An axis: NODE.PARAM=V1,V2,... (repeatable; adds to or replaces the file's [sweep] axes)
+        #[arg(long, value_name = "NODE.PARAM=V1,V2,...")]
+        grid: Vec<String>,
+        /// The node whose labels are the classes [default: the report node's first input]
+        #[arg(long, value_name = "NODE")]
+        classes: Option<String>,
+        /// Nodes that may run at the same time
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        parallel: usize,
+        /// Memory the nodes running at the same time may take together (estimated), e.g. 8G
+        /// [default: half of this machine's memory]
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
+        /// Print a JSON report on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a node's output to a Parquet or CSV file (computing it if needed)
     Export {
         pipeline: PathBuf,
@@ -116,6 +137,31 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_secs(n.checked_mul(secs)?))
+}
+
+/// Parse `8G`, `512M`, `2048K`, `1000000` (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit.trim().to_ascii_uppercase().trim_end_matches('B') {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    (n >= 0.0).then_some((n * mult) as u64)
+}
+
+/// Half of the machine's memory (`/proc/meminfo`), or 4 GiB where that cannot be read.
+fn default_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map_or(4 << 30, |kb| kb * 1024 / 2)
 }
 
 /// Prints node lines and draws progress bars on stderr.
@@ -227,6 +273,79 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_sweep(path: &Path, grid: &[String], classes: Option<&str>, parallel: usize, memory: Option<&str>, json: bool, global: &Global, out: &Printer) -> Result<()> {
+    use crate::sweep::{self, show_value};
+    let t0 = Instant::now();
+    let memory_bytes = match memory {
+        Some(m) => parse_size(m).ok_or_else(|| Error::Usage(format!("`--memory {m}`: use a size like 8G, 512M or a number of bytes")))?,
+        None => default_memory(),
+    };
+    let (sw, points, pipelines) = sweep::load_points(path, &global.sets, grid, classes)?;
+    sweep::classes_node(&sw, &pipelines[0])?;
+    let store = Store::open(&cache_dir(global, Some(&pipelines[0])))?;
+    out.line(&format!(
+        "sweep of {}: {} grid points over {}",
+        pipelines[0].name,
+        points.len(),
+        sw.axes.iter().map(|a| format!("{} ({})", a.name(), a.values.iter().map(show_value).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join(" x ")
+    ));
+    let targets = vec![Vec::new(); pipelines.len()];
+    let reports = exec::run_many(&pipelines, &store, out, &targets, exec::Limits { max_nodes: parallel.max(1), memory_bytes })?;
+    let summary = sweep::summarise(&store, &sw, &points, &pipelines, &reports)?;
+    let computed: usize = reports.iter().map(|r| r.nodes.iter().filter(|n| n.status == Status::Computed).count()).sum();
+    let total: usize = reports.iter().map(|r| r.nodes.len()).sum();
+    out.line(&format!("{} grid points, {total} nodes: {computed} computed, {} cached or shared, in {:.2}s", points.len(), total - computed, t0.elapsed().as_secs_f64()));
+    if !global.quiet {
+        let mut t = String::from("point");
+        for a in &sw.axes {
+            t.push_str(&format!("  {}", a.name()));
+        }
+        t.push_str("  classes  in-class  size min/med/max  stable  median-stab");
+        let truth = summary.points.iter().all(|p| p.recovered.is_some());
+        if truth {
+            t.push_str("  recovered");
+        }
+        t.push_str("  seconds");
+        out.line(&t);
+        for p in &summary.points {
+            let mut row = format!("{:>5}", p.point);
+            for ((name, v), _) in p.params.iter().zip(&sw.axes) {
+                row.push_str(&format!("  {:>w$}", show_value(v), w = name.len()));
+            }
+            row.push_str(&format!(
+                "  {:>7}  {:>7.2}%  {:>16}  {:>6}  {:>11.2}",
+                p.classes,
+                100.0 * p.clustered_fraction,
+                format!("{}/{}/{}", p.size_min, p.size_median, p.size_max),
+                p.stable_classes,
+                p.median_stability
+            ));
+            if let Some((r, n)) = p.recovered {
+                row.push_str(&format!("  {:>9}", format!("{r}/{n}")));
+            }
+            row.push_str(&format!("  {:>7.1}", p.seconds));
+            out.line(&row);
+        }
+        out.line(&format!("summary: {} (summary.parquet and classes.parquet beside it)", summary.dir.join("index.html").display()));
+    }
+    if json {
+        let pts: Vec<serde_json::Value> = summary
+            .points
+            .iter()
+            .zip(&reports)
+            .map(|(p, r)| {
+                let params: serde_json::Map<String, serde_json::Value> =
+                    p.params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("TOML values are JSON"))).collect();
+                serde_json::json!({ "params": params, "nodes": r.nodes, "summary": p })
+            })
+            .collect();
+        let doc = serde_json::json!({ "pipeline": pipelines[0].name, "points": pts, "summary_dir": summary.dir, "classes": summary.classes });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("sweep report serialises"));
     }
     Ok(())
 }
@@ -344,6 +463,9 @@ pub fn run() -> ExitCode {
         None => cmd_run(&cli.run, g, &out),
         Some(Cmd::Run(a)) => cmd_run(a, g, &out),
         Some(Cmd::Plan { pipeline, explain, target, json }) => cmd_plan(pipeline, *explain, target, *json, g),
+        Some(Cmd::Sweep { pipeline, grid, classes, parallel, memory, json }) => {
+            cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, g, &out)
+        }
         Some(Cmd::Export { pipeline, node, out: dest }) => cmd_export(pipeline, node, dest, g, &out),
         Some(Cmd::Show { pipeline, node, rows }) => cmd_show(pipeline, node, *rows, g, &out),
         Some(Cmd::Gc { older_than }) => cmd_gc(older_than, g, &out),
@@ -369,6 +491,15 @@ mod tests {
         assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
         assert_eq!(parse_duration("3x"), None);
         assert_eq!(parse_duration("h"), None);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8G"), Some(8 << 30));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("1.5GB"), Some(3 << 29));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("3X"), None);
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub enum Loc {
     File { path: PathBuf, line: usize, col: usize },
     /// A `--set NODE.PARAM=VALUE` given on the command line.
     Set(String),
+    /// A `--grid NODE.PARAM=V1,V2,...` given to `dagrun sweep`.
+    Grid(String),
     /// A pipeline file as a whole.
     Whole(PathBuf),
 }
@@ -25,6 +27,7 @@ impl fmt::Display for Loc {
         match self {
             Loc::File { path, line, col } => write!(f, "{}:{line}:{col}", path.display()),
             Loc::Set(arg) => write!(f, "--set {arg}"),
+            Loc::Grid(arg) => write!(f, "--grid {arg}"),
             Loc::Whole(path) => write!(f, "{}", path.display()),
         }
     }

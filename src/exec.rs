@@ -1,26 +1,35 @@
-//! Running a validated pipeline against the cache.
+//! Running validated pipelines against the cache.
 //!
-//! For each needed node in topological order: derive its key from its op, parameters and
-//! the content hashes of its inputs; on a verified hit reuse the entry; otherwise take the
-//! key's compute lock, check again (another process may have just finished it), compute,
-//! and publish atomically. Inputs are handed to ops from memory when this run computed
-//! them and read from the cache otherwise; a frame is dropped as soon as its last consumer
-//! has run. Nodes run one after another; each op parallelises inside (rayon, polars).
+//! [`run_many`] takes one or more pipelines — one for `dagrun run`, one per grid point for
+//! `dagrun sweep` — and merges their nodes into *units*: nodes with the same op, code
+//! version, parameters, files and input units are one unit, run once, whatever number of
+//! points share it. Units run as soon as their inputs are done, up to `max_nodes` at a time
+//! and within a memory budget (an estimate from the inputs' sizes; one unit always runs, so
+//! a node larger than the budget still runs, alone). Ready units start in a fixed order
+//! (lowest unit first), and each op is deterministic, so outputs never depend on the
+//! scheduling.
+//!
+//! For each unit: derive its key from its op, parameters and the content hashes of its
+//! inputs; on a verified hit reuse the entry; otherwise take the key's compute lock, check
+//! again (another process may have just finished it), compute, and publish atomically.
+//! Inputs are handed to ops from memory when this run computed them and read from the cache
+//! otherwise; a frame is dropped as soon as its last consumer has run.
 //!
 //! The executor never prints: it reports through an [`Observer`].
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, DataType, Schema};
 use serde::Serialize;
 
 use crate::cache::key::{explain, KeyParts};
-use crate::cache::store::{Draft, RunRecord};
+use crate::cache::store::{Draft, RunRecord, UseLock};
 use crate::cache::{files, Lookup, Store};
 use crate::dag::{self, NodeId};
 use crate::error::{Error, Result};
-use crate::ops::RunCtx;
+use crate::ops::{Op, RunCtx};
 use crate::progress::ProgressFactory;
 use crate::spec::Pipeline;
 
@@ -70,6 +79,18 @@ pub trait Observer: ProgressFactory {
     fn event(&self, e: Event);
 }
 
+/// How many nodes may run at once, and the memory they may be expected to take together.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_nodes: usize,
+    pub memory_bytes: u64,
+}
+
+impl Limits {
+    /// One node at a time.
+    pub const SERIAL: Limits = Limits { max_nodes: 1, memory_bytes: u64::MAX };
+}
+
 /// The key parts of node `v`, given the content hashes of its inputs.
 fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>]) -> Result<Option<KeyParts>> {
     let node = &p.nodes[v];
@@ -107,118 +128,342 @@ pub fn needed(p: &Pipeline, targets: &[NodeId]) -> Vec<bool> {
     }
 }
 
-/// Run the pipeline (or only what `targets` need).
+/// Run the pipeline (or only what `targets` need), one node at a time.
 pub fn run(p: &Pipeline, store: &Store, obs: &dyn Observer, targets: &[NodeId]) -> Result<RunReport> {
-    let n = p.nodes.len();
-    let need = needed(p, targets);
-    let mut uses_left = vec![0usize; n];
-    for v in (0..n).filter(|&v| need[v]) {
-        for &u in &p.nodes[v].inputs {
-            uses_left[u] += 1;
-        }
-    }
-    let mut hashes: Vec<Option<String>> = vec![None; n];
-    let mut keys: Vec<Option<String>> = vec![None; n];
-    let mut frames: Vec<Option<Arc<DataFrame>>> = vec![None; n];
-    let mut held = Vec::new();
-    let mut report = RunReport { pipeline: p.name.clone(), nodes: Vec::new() };
+    let mut reports = run_many(std::slice::from_ref(p), store, obs, &[targets.to_vec()], Limits::SERIAL)?;
+    Ok(reports.pop().expect("one pipeline, one report"))
+}
 
-    for &v in p.order.iter().filter(|&&v| need[v]) {
-        let node = &p.nodes[v];
-        obs.event(Event::Start { node: &node.name, op: node.op.name() });
-        let t0 = Instant::now();
-        let parts = key_parts(p, store, v, &hashes)?.expect("inputs run first");
-        let key = parts.key();
-        tracing::debug!(node = %node.name, %key, "key");
-        // Held until the run ends: gc leaves entries this run uses alone.
-        held.push(store.use_entry(&key)?);
-        let mut computed = None;
-        let manifest = match store.lookup(&key) {
-            Lookup::Hit(m) => m,
-            first => {
-                if let Lookup::Corrupt(reason) = &first {
-                    obs.event(Event::Corrupt { node: &node.name, key: &key, reason });
+/// A node of one or more pipelines, merged by what decides its output.
+struct Unit {
+    /// The first pipeline (point) that has it, and its node there.
+    point: usize,
+    v: NodeId,
+    inputs: Vec<usize>,
+    consumers: Vec<usize>,
+}
+
+/// Merge the needed nodes of all pipelines into units.
+fn merge(points: &[Pipeline], targets: &[Vec<NodeId>]) -> (Vec<Unit>, Vec<Vec<Option<usize>>>) {
+    let mut units: Vec<Unit> = Vec::new();
+    let mut by_identity: HashMap<String, usize> = HashMap::new();
+    let mut of_point = Vec::with_capacity(points.len());
+    for (pt, p) in points.iter().enumerate() {
+        let need = needed(p, targets.get(pt).map_or(&[][..], Vec::as_slice));
+        let mut unit_of: Vec<Option<usize>> = vec![None; p.nodes.len()];
+        for &v in p.order.iter().filter(|&&v| need[v]) {
+            let node = &p.nodes[v];
+            let inputs: Vec<usize> = node.inputs.iter().map(|&u| unit_of[u].expect("inputs come first")).collect();
+            let files: Vec<(&str, String)> = node.op.files().into_iter().map(|(k, f)| (k, f.display().to_string())).collect();
+            let identity = serde_json::json!([node.op.name(), node.op.version(), p.id, node.op.key_params(), files, inputs]).to_string();
+            let next = units.len();
+            let u = *by_identity.entry(identity).or_insert(next);
+            if u == next {
+                for &i in &inputs {
+                    units[i].consumers.push(next);
                 }
-                let lock = store.lock_compute(&key, || obs.event(Event::Waiting { node: &node.name }))?;
-                match store.lookup(&key) {
-                    Lookup::Hit(m) => m,
-                    again => {
-                        if matches!(again, Lookup::Corrupt(_)) {
-                            store.discard(&lock)?;
-                        }
-                        let mut ins = Vec::with_capacity(node.inputs.len());
-                        for &u in &node.inputs {
-                            let frame = match &frames[u] {
-                                Some(f) => f.clone(),
-                                None => {
-                                    let f = Arc::new(store.read(keys[u].as_deref().expect("input ran"), &p.nodes[u].name)?);
-                                    if uses_left[u] > 1 {
-                                        frames[u] = Some(f.clone());
-                                    }
-                                    f
-                                }
-                            };
-                            ins.push(frame);
-                        }
-                        let ctx = RunCtx { pipeline: &p.name, node: &node.name, id: &p.id, progress: obs };
-                        let out = node.op.run(&ins, &ctx)?;
-                        drop(ins);
-                        let mut df = out.df;
-                        if !df.schema().contains(&p.id) {
-                            return Err(Error::input(&node.name, format!("the output lost the id column `{}`", p.id)));
-                        }
-                        let draft = Draft {
-                            key: key.clone(),
-                            parts: parts.clone(),
-                            node: node.name.clone(),
-                            pipeline: p.name.clone(),
-                            input_nodes: input_names(p, v),
-                            seconds: t0.elapsed().as_secs_f64(),
-                            summary: out.summary,
-                            details: out.details,
-                            files: out.files,
-                        };
-                        let m = store.publish(&lock, &mut df, draft)?;
-                        computed = Some(df);
-                        Box::new(m)
+                units.push(Unit { point: pt, v, inputs, consumers: Vec::new() });
+            }
+            unit_of[v] = Some(u);
+        }
+        of_point.push(unit_of);
+    }
+    (units, of_point)
+}
+
+/// What a finished unit left behind.
+struct Finished {
+    key: String,
+    content_hash: String,
+    status: Status,
+    seconds: f64,
+    rows: u64,
+    summary: Vec<String>,
+    attachments: Vec<String>,
+}
+
+struct State {
+    ready: BTreeSet<usize>,
+    inputs_left: Vec<usize>,
+    uses_left: Vec<usize>,
+    finished: Vec<Option<Finished>>,
+    frames: Vec<Option<Arc<DataFrame>>>,
+    running: usize,
+    memory: u64,
+    not_started: usize,
+    error: Option<(usize, Error)>,
+    held: Vec<UseLock>,
+}
+
+/// Bytes per row of a table with this schema, as held in memory.
+fn row_bytes(s: &Schema) -> u64 {
+    s.iter_values()
+        .map(|dt| match dt {
+            DataType::Boolean | DataType::Int8 | DataType::UInt8 => 1,
+            DataType::Int16 | DataType::UInt16 => 2,
+            DataType::Int32 | DataType::UInt32 | DataType::Float32 => 4,
+            DataType::String => 24,
+            _ => 8,
+        })
+        .sum()
+}
+
+/// A rough estimate of the memory a node takes while it runs: its inputs, its output and
+/// the op's working set (neighbour lists dominate for kNN and UMAP).
+fn memory_estimate(op: &Op, inputs: &[(u64, &Schema)], out: &Schema) -> u64 {
+    let rows = inputs.iter().map(|(r, _)| *r).max().unwrap_or(0);
+    let held: u64 = inputs.iter().map(|(r, s)| r * row_bytes(s)).sum();
+    let working = match op {
+        Op::Knn(k) => rows * k.k as u64 * 16,
+        Op::Reduce(r) => rows * r.umap.as_ref().map_or(0, |u| u64::from(u.n_neighbors)) * 32,
+        Op::Cluster(_) => rows * 64,
+        _ => 0,
+    };
+    held + rows * row_bytes(out) + working
+}
+
+/// Run several pipelines as one: nodes they share run once (see the module docs). Returns
+/// one report per pipeline, its nodes in its topological order; a node shared with an
+/// earlier pipeline shows as `cached` in the later ones.
+pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets: &[Vec<NodeId>], limits: Limits) -> Result<Vec<RunReport>> {
+    let (units, of_point) = merge(points, targets);
+    let n = units.len();
+    let state = Mutex::new(State {
+        ready: (0..n).filter(|&u| units[u].inputs.is_empty()).collect(),
+        inputs_left: units.iter().map(|u| u.inputs.len()).collect(),
+        uses_left: units.iter().map(|u| u.consumers.len()).collect(),
+        finished: (0..n).map(|_| None).collect(),
+        frames: vec![None; n],
+        running: 0,
+        memory: 0,
+        not_started: n,
+        error: None,
+        held: Vec::new(),
+    });
+    let wake = Condvar::new();
+    let workers = limits.max_nodes.clamp(1, n.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| worker(points, &units, store, obs, limits, &state, &wake));
+        }
+    });
+    let mut st = state.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, e)) = st.error.take() {
+        return Err(e);
+    }
+    let reports = points
+        .iter()
+        .enumerate()
+        .map(|(pt, p)| {
+            let nodes = p
+                .order
+                .iter()
+                .filter_map(|&v| of_point[pt][v].map(|u| (v, u)))
+                .map(|(v, u)| {
+                    let f = st.finished[u].as_ref().expect("every unit finished");
+                    let shared = units[u].point != pt;
+                    NodeReport {
+                        name: p.nodes[v].name.clone(),
+                        op: p.nodes[v].op.name().to_owned(),
+                        key: f.key.clone(),
+                        status: if shared { Status::Cached } else { f.status },
+                        seconds: if shared { 0.0 } else { f.seconds },
+                        rows: f.rows,
+                        summary: f.summary.clone(),
+                        attachments: f.attachments.clone(),
+                    }
+                })
+                .collect();
+            RunReport { pipeline: p.name.clone(), nodes }
+        })
+        .collect();
+    drop(st.held);
+    Ok(reports)
+}
+
+/// Take ready units and run them until none are left or one failed.
+fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer, limits: Limits, state: &Mutex<State>, wake: &Condvar) {
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        // Pick the lowest ready unit that fits the budget (any unit when none runs).
+        let (u, estimate, hashes, keys, frames) = {
+            let mut st = lock();
+            let picked = loop {
+                if st.error.is_some() || st.not_started == 0 {
+                    return;
+                }
+                let fits = st.ready.iter().copied().find_map(|u| {
+                    let unit = &units[u];
+                    let p = &points[unit.point];
+                    let ins: Vec<(u64, &Schema)> = unit
+                        .inputs
+                        .iter()
+                        .zip(&p.nodes[unit.v].inputs)
+                        .map(|(&i, &iv)| (st.finished[i].as_ref().map_or(0, |f| f.rows), p.nodes[iv].schema.as_ref()))
+                        .collect();
+                    let est = memory_estimate(&p.nodes[unit.v].op, &ins, &p.nodes[unit.v].schema);
+                    (st.running == 0 || st.memory.saturating_add(est) <= limits.memory_bytes).then_some((u, est))
+                });
+                match fits {
+                    Some(x) => break x,
+                    None => st = wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+                }
+            };
+            let (u, est) = picked;
+            st.ready.remove(&u);
+            st.running += 1;
+            st.memory = st.memory.saturating_add(est);
+            st.not_started -= 1;
+            let ins = &units[u].inputs;
+            let hashes: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").content_hash.clone()).collect();
+            let keys: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").key.clone()).collect();
+            let frames: Vec<Option<Arc<DataFrame>>> = ins.iter().map(|&i| st.frames[i].clone()).collect();
+            (u, est, hashes, keys, frames)
+        };
+        let res = run_unit(points, units, u, store, obs, &hashes, &keys, frames, state);
+        let mut st = lock();
+        st.running -= 1;
+        st.memory = st.memory.saturating_sub(estimate);
+        match res {
+            Ok((f, frame)) => {
+                if !units[u].consumers.is_empty() {
+                    st.frames[u] = frame.map(Arc::new);
+                }
+                st.finished[u] = Some(f);
+                for &i in &units[u].inputs {
+                    st.uses_left[i] -= 1;
+                    if st.uses_left[i] == 0 {
+                        st.frames[i] = None;
+                    }
+                }
+                for &c in &units[u].consumers {
+                    st.inputs_left[c] -= 1;
+                    if st.inputs_left[c] == 0 {
+                        st.ready.insert(c);
                     }
                 }
             }
-        };
-        let status = if computed.is_some() { Status::Computed } else { Status::Cached };
-        if let Some(df) = computed {
-            if uses_left[v] > 0 {
-                frames[v] = Some(Arc::new(df));
+            // Keep the error of the lowest unit: the same failure whatever the scheduling.
+            Err(e) => {
+                if st.error.as_ref().is_none_or(|(v, _)| u < *v) {
+                    st.error = Some((u, e));
+                }
             }
         }
-        store.save_run(
-            &p.name,
-            &node.name,
-            &RunRecord { key: key.clone(), parts, input_nodes: input_names(p, v), content_hash: manifest.content_hash.clone() },
-        )?;
-        for &u in &node.inputs {
-            uses_left[u] -= 1;
-            if uses_left[u] == 0 {
-                frames[u] = None;
-            }
-        }
-        hashes[v] = Some(manifest.content_hash.clone());
-        keys[v] = Some(key.clone());
-        let r = NodeReport {
-            name: node.name.clone(),
-            op: node.op.name().to_owned(),
-            key,
-            status,
-            seconds: if status == Status::Computed { manifest.seconds } else { t0.elapsed().as_secs_f64() },
-            rows: manifest.rows,
-            summary: manifest.summary.clone(),
-            attachments: manifest.attachments.iter().map(|a| a.path.clone()).collect(),
-        };
-        obs.event(Event::Done(&r));
-        report.nodes.push(r);
+        wake.notify_all();
     }
-    drop(held);
-    Ok(report)
+}
+
+/// Run (or find in the cache) one unit whose inputs are done.
+#[allow(clippy::too_many_arguments)]
+fn run_unit(
+    points: &[Pipeline],
+    units: &[Unit],
+    u: usize,
+    store: &Store,
+    obs: &dyn Observer,
+    hashes: &[String],
+    keys: &[String],
+    frames: Vec<Option<Arc<DataFrame>>>,
+    state: &Mutex<State>,
+) -> Result<(Finished, Option<DataFrame>)> {
+    let unit = &units[u];
+    let p = &points[unit.point];
+    let v = unit.v;
+    let node = &p.nodes[v];
+    obs.event(Event::Start { node: &node.name, op: node.op.name() });
+    let t0 = Instant::now();
+    let mut all_hashes: Vec<Option<String>> = vec![None; p.nodes.len()];
+    for (&iv, h) in node.inputs.iter().zip(hashes) {
+        all_hashes[iv] = Some(h.clone());
+    }
+    let parts = key_parts(p, store, v, &all_hashes)?.expect("inputs ran first");
+    let key = parts.key();
+    tracing::debug!(node = %node.name, %key, "key");
+    // Held until the run ends: gc leaves entries this run uses alone.
+    let used = store.use_entry(&key)?;
+    state.lock().unwrap_or_else(|e| e.into_inner()).held.push(used);
+    let mut computed = None;
+    let manifest = match store.lookup(&key) {
+        Lookup::Hit(m) => m,
+        first => {
+            if let Lookup::Corrupt(reason) = &first {
+                obs.event(Event::Corrupt { node: &node.name, key: &key, reason });
+            }
+            let lock = store.lock_compute(&key, || obs.event(Event::Waiting { node: &node.name }))?;
+            match store.lookup(&key) {
+                Lookup::Hit(m) => m,
+                again => {
+                    if matches!(again, Lookup::Corrupt(_)) {
+                        store.discard(&lock)?;
+                    }
+                    let mut ins = Vec::with_capacity(node.inputs.len());
+                    for ((&i, &iv), frame) in unit.inputs.iter().zip(&node.inputs).zip(frames) {
+                        let frame = match frame {
+                            Some(f) => f,
+                            None => {
+                                let f = Arc::new(store.read(&keys[ins.len()], &p.nodes[iv].name)?);
+                                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                                if st.uses_left[i] > 1 {
+                                    st.frames[i] = Some(f.clone());
+                                }
+                                f
+                            }
+                        };
+                        ins.push(frame);
+                    }
+                    let details: Vec<serde_json::Value> = keys.iter().map(|k| store.manifest(k).map_or(serde_json::Value::Null, |m| m.details)).collect();
+                    let ctx = RunCtx { pipeline: &p.name, node: &node.name, id: &p.id, progress: obs, input_details: &details };
+                    let out = node.op.run(&ins, &ctx)?;
+                    drop(ins);
+                    let mut df = out.df;
+                    if !df.schema().contains(&p.id) {
+                        return Err(Error::input(&node.name, format!("the output lost the id column `{}`", p.id)));
+                    }
+                    let draft = Draft {
+                        key: key.clone(),
+                        parts: parts.clone(),
+                        node: node.name.clone(),
+                        pipeline: p.name.clone(),
+                        input_nodes: input_names(p, v),
+                        seconds: t0.elapsed().as_secs_f64(),
+                        summary: out.summary,
+                        details: out.details,
+                        files: out.files,
+                    };
+                    let m = store.publish(&lock, &mut df, draft)?;
+                    computed = Some(df);
+                    Box::new(m)
+                }
+            }
+        }
+    };
+    let status = if computed.is_some() { Status::Computed } else { Status::Cached };
+    store.save_run(
+        &p.name,
+        &node.name,
+        &RunRecord { key: key.clone(), parts, input_nodes: input_names(p, v), content_hash: manifest.content_hash.clone() },
+    )?;
+    let f = Finished {
+        key,
+        content_hash: manifest.content_hash.clone(),
+        status,
+        seconds: if status == Status::Computed { manifest.seconds } else { t0.elapsed().as_secs_f64() },
+        rows: manifest.rows,
+        summary: manifest.summary.clone(),
+        attachments: manifest.attachments.iter().map(|a| a.path.clone()).collect(),
+    };
+    obs.event(Event::Done(&NodeReport {
+        name: node.name.clone(),
+        op: node.op.name().to_owned(),
+        key: f.key.clone(),
+        status,
+        seconds: f.seconds,
+        rows: f.rows,
+        summary: f.summary.clone(),
+        attachments: f.attachments.clone(),
+    }));
+    Ok((f, computed))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -4,7 +4,8 @@
 //! Read top-down, the modules follow the data: [`spec`] turns a pipeline file into a
 //! validated [`spec::Pipeline`]; [`dag`] orders its nodes; [`exec`] runs each node against
 //! the [`cache`], calling [`ops`], whose numeric work lives in [`numeric`]. Only [`cli`]
-//! prints. See ARCHITECTURE.md for the invariants.
+//! prints; [`sweep`] runs a pipeline over a parameter grid and [`render`] draws what
+//! reports show. See ARCHITECTURE.md for the invariants.
 
 pub mod cache;
 pub mod cli;
@@ -14,4 +15,6 @@ pub mod exec;
 pub mod numeric;
 pub mod ops;
 pub mod progress;
+pub mod render;
 pub mod spec;
+pub mod sweep;

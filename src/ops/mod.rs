@@ -53,6 +53,8 @@ pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "reduce", "clu
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arity {
     Exactly(usize),
+    /// At least the first, at most the second.
+    Between(usize, usize),
 }
 
 /// A problem found while deriving an output schema; validation turns it into a located
@@ -78,6 +80,8 @@ pub struct RunCtx<'a> {
     /// The id column carried through every node.
     pub id: &'a str,
     pub progress: &'a dyn ProgressFactory,
+    /// The manifest details of each input (`null` where an input has none).
+    pub input_details: &'a [serde_json::Value],
 }
 
 /// What an op produces.
@@ -108,7 +112,7 @@ impl Op {
             "filter" => Op::Filter(filter::Filter::parse(p)?),
             "reduce" => Op::Reduce(reduce::Reduce::parse(p)?),
             "cluster" => Op::Cluster(cluster::Cluster::parse(p)?),
-            "report" => Op::Report(report::Report::parse(p)?),
+            "report" => Op::Report(report::Report::parse(p, base_dir)?),
             "select-leaves" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Leaf)?),
             "select-eom" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Eom)?),
             other => {
@@ -155,7 +159,8 @@ impl Op {
         match self {
             Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
             Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) => Arity::Exactly(1),
-            Op::Join(_) | Op::Report(_) => Arity::Exactly(2),
+            Op::Join(_) => Arity::Exactly(2),
+            Op::Report(_) => Arity::Between(2, 3),
         }
     }
 
@@ -195,7 +200,7 @@ impl Op {
             Op::Reduce(o) => o.schema(&inputs[0], id),
             Op::Cluster(o) => o.schema(&inputs[0], id),
             Op::Knn(o) => o.schema(&inputs[0], id),
-            Op::Report(o) => o.schema(&inputs[0], &inputs[1], id),
+            Op::Report(o) => o.schema(inputs, id),
             Op::Select(o) => o.schema(&inputs[0], id),
         })
     }
@@ -209,7 +214,7 @@ impl Op {
             Op::Reduce(o) => o.run(inputs, ctx),
             Op::Cluster(o) => o.run(&inputs[0], ctx),
             Op::Knn(o) => o.run(&inputs[0], ctx),
-            Op::Report(o) => o.run(&inputs[0], &inputs[1], ctx),
+            Op::Report(o) => o.run(inputs, ctx),
             Op::Select(o) => o.run(&inputs[0], ctx),
         }
     }

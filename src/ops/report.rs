@@ -1,15 +1,25 @@
 //! `report`: what the classes are, for a person to look at. Inputs: `[classes, catalogue]`
-//! (a `select-leaves` / `select-eom` output and any table with the id column, e.g. the
-//! filtered catalogue).
+//! or `[classes, catalogue, layout]` — a `select-leaves` / `select-eom` output, any table
+//! with the id column (e.g. the filtered catalogue), and optionally a 2-D layout to plot
+//! (e.g. a `reduce` node with `n_components = 2`; a layout with more dimensions is an error
+//! that says to add one).
 //!
 //! Output table: the class members (label ≥ 0) with their catalogue rows (every column but
-//! the representation `feat_*`), ordered by class. Beside it, a self-contained
-//! `index.html`: the number of classes and the clustered fraction, a class table (size,
-//! mean membership probability, the mean of each numeric catalogue column — e.g. vote
-//! fractions — and, for text columns such as `planted_class`, the most common value and its
-//! share), and per class `members` randomly chosen member rows (seeded, so the same inputs
-//! give the same report). The 2-D scatter, image galleries and sweep plots of issue #5 are
-//! not here yet.
+//! the representation `feat_*`), ordered by class. Beside it, a self-contained folder:
+//! `index.html`; `scatter.png`, the layout coloured by class (noise grey); and, when the
+//! catalogue has an image-path column (`image_column`, default `file_loc`), one gallery PNG
+//! per class (`gallery/class_N.png`: `members` randomly chosen members, `thumb` pixels each;
+//! relative paths resolved against `image_dir`, by default the folder of the catalogue file
+//! the pipeline reads). Without images, each class shows its members' catalogue rows
+//! instead. The class table gives size, persistence and stability (from the classes
+//! node), mean membership probability, the mean of each numeric catalogue column (vote
+//! fractions) and, for text columns such as `planted_class`, the most common value and its
+//! share. Members are drawn with a seeded generator, so the same inputs give the same
+//! report, byte for byte. Images are read by path: an image edited in place is not noticed
+//! until the report's inputs or parameters change.
+
+use std::fmt::Write;
+use std::path::PathBuf;
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -17,9 +27,10 @@ use serde::Serialize;
 use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::rng::Rng;
+use crate::render::{self, canvas, esc, gallery, scatter};
 use crate::spec::params::Params;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -27,46 +38,100 @@ pub struct Report {
     pub seed: u64,
     /// Catalogue columns left out of the report (globs).
     pub exclude: Vec<String>,
+    /// The catalogue column with image paths; `None`: `file_loc` if the catalogue has it.
+    pub image_column: Option<String>,
+    /// Folder that relative image paths are resolved against (set at validation).
+    pub image_dir: Option<PathBuf>,
+    /// Thumbnail size in pixels.
+    pub thumb: u32,
+    /// Scatter plot size in pixels.
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A validated view of the inputs' columns.
+struct Columns {
+    shown: Vec<String>,
+    image: Option<String>,
+    layout: Option<[String; 2]>,
 }
 
 impl Report {
-    pub fn parse(p: &mut Params) -> Result<Self> {
+    pub fn parse(p: &mut Params, base_dir: &std::path::Path) -> Result<Self> {
         let members = p.int_in("members", Some(12), 0, 10_000)? as u32;
         let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
         let exclude = p.strings("exclude")?.unwrap_or_else(|| vec!["feat_*".into()]);
-        Ok(Report { members, seed, exclude })
+        let image_column = p.string("image_column")?;
+        let image_dir = p.string("image_dir")?.map(|d| base_dir.join(d));
+        let thumb = p.int_in("thumb", Some(96), 16, 512)? as u32;
+        let width = p.int_in("width", Some(900), 200, 4000)? as u32;
+        let height = p.int_in("height", Some(700), 200, 4000)? as u32;
+        Ok(Report { members, seed, exclude, image_column, image_dir, thumb, width, height })
     }
 
-    fn shown(&self, catalogue: &Schema, id: &str) -> Vec<String> {
-        catalogue
-            .iter_names()
-            .map(|n| n.to_string())
-            .filter(|n| n != id && n != "label" && n != "probability" && !self.exclude.iter().any(|g| columns::glob_match(g, n)))
-            .collect()
-    }
-
-    pub fn schema(&self, classes: &Schema, catalogue: &Schema, id: &str) -> SchemaResult<Schema> {
+    fn columns(&self, classes: &Schema, catalogue: &Schema, layout: Option<&Schema>, id: &str) -> SchemaResult<Columns> {
         for c in ["label", "probability"] {
             if !classes.contains(c) {
                 return Err(SchemaError::new("inputs", format!("the first input has no `{c}` column: it should be a `select-leaves` or `select-eom` node")));
             }
         }
+        let image = match &self.image_column {
+            Some(c) if !catalogue.contains(c) => {
+                return Err(SchemaError::new("image_column", format!("the catalogue (second input) has no column `{c}`")))
+            }
+            Some(c) => Some(c.clone()),
+            None => catalogue.contains("file_loc").then(|| "file_loc".to_owned()),
+        };
+        let shown = catalogue
+            .iter_names()
+            .map(|n| n.to_string())
+            .filter(|n| n != id && n != "label" && n != "probability" && !self.exclude.iter().any(|g| columns::glob_match(g, n)))
+            .collect();
+        let layout = match layout {
+            None => None,
+            Some(s) => {
+                let dims: Vec<String> = s.iter().filter(|(n, dt)| n.as_str() != id && columns::is_numeric(dt)).map(|(n, _)| n.to_string()).collect();
+                if dims.len() != 2 {
+                    return Err(SchemaError::new(
+                        "inputs",
+                        format!(
+                            "the layout (third input) has {} numeric columns ({}); the scatter needs 2: add a reduce node with n_components = 2 for display",
+                            dims.len(),
+                            dims.join(", ")
+                        ),
+                    ));
+                }
+                Some([dims[0].clone(), dims[1].clone()])
+            }
+        };
+        Ok(Columns { shown, image, layout })
+    }
+
+    pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
+        let cols = self.columns(&inputs[0], &inputs[1], inputs.get(2).map(|s| s.as_ref()), id)?;
         let mut s = Schema::default();
-        s.insert(id.into(), classes.get(id).cloned().unwrap_or(DataType::Int64));
+        s.insert(id.into(), inputs[0].get(id).cloned().unwrap_or(DataType::Int64));
         s.insert("label".into(), DataType::Int32);
         s.insert("probability".into(), DataType::Float64);
-        for c in self.shown(catalogue, id) {
-            s.insert(c.as_str().into(), catalogue.get(&c).expect("from the schema").clone());
+        for c in cols.shown {
+            s.insert(c.as_str().into(), inputs[1].get(&c).expect("from the schema").clone());
         }
         Ok(s)
     }
 
-    pub fn run(&self, classes: &DataFrame, catalogue: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let shown = self.shown(catalogue.schema(), ctx.id);
+    pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        let (classes, catalogue) = (&inputs[0], &inputs[1]);
+        let cols = self
+            .columns(classes.schema(), catalogue.schema(), inputs.get(2).map(|d| d.schema().as_ref()), ctx.id)
+            .map_err(|e| Error::input(ctx.node, e.message))?;
         let mut cat_cols: Vec<PlSmallStr> = vec![ctx.id.into()];
-        cat_cols.extend(shown.iter().map(|c| PlSmallStr::from(c.as_str())));
+        cat_cols.extend(cols.shown.iter().map(|c| PlSmallStr::from(c.as_str())));
+        if let Some(c) = cols.image.as_ref().filter(|c| !cols.shown.contains(c)) {
+            cat_cols.push(c.as_str().into());
+        }
         let cat = catalogue.select(cat_cols).map_err(super::pl(ctx.node))?;
-        let members = classes
+        let with_cat = classes
+            .as_ref()
             .clone()
             .lazy()
             .select([col(ctx.id), col("label"), col("probability")])
@@ -78,19 +143,46 @@ impl Report {
             .collect()
             .map_err(super::pl(ctx.node))?;
         let n_all = classes.height();
-        let html = self.html(&members, n_all, &shown, ctx)?;
-        let k = labels(&members, ctx.node)?.iter().copied().max().map_or(0, |m| m + 1);
-        let summary = vec![format!(
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+
+        // The scatter: every row of the layout, coloured by its class.
+        let scatter_note = match (&cols.layout, inputs.get(2)) {
+            (Some([cx, cy]), Some(layout)) => {
+                let joined = layout
+                    .as_ref()
+                    .clone()
+                    .lazy()
+                    .select([col(ctx.id), col(cx.as_str()).cast(DataType::Float32), col(cy.as_str()).cast(DataType::Float32)])
+                    .join(classes.as_ref().clone().lazy().select([col(ctx.id), col("label")]), [col(ctx.id)], [col(ctx.id)], JoinArgs::new(JoinType::Left))
+                    .collect()
+                    .map_err(super::pl(ctx.node))?;
+                let f = |name: &str| -> Result<Vec<f32>> {
+                    Ok(joined.column(name).map_err(super::pl(ctx.node))?.f32().map_err(super::pl(ctx.node))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+                };
+                let lab: Vec<i32> = joined.column("label").map_err(super::pl(ctx.node))?.i32().map_err(super::pl(ctx.node))?.iter().map(|v| v.unwrap_or(-1)).collect();
+                let img = scatter::scatter(&f(cx)?, &f(cy)?, &lab, self.width, self.height, true);
+                files.push(("scatter.png".into(), canvas::png(&img)));
+                Some(format!("{cx} against {cy}, {} galaxies; grey: in no class", joined.height()))
+            }
+            _ => None,
+        };
+        let (html, failed) = self.html(&with_cat, n_all, &cols, scatter_note.as_deref(), ctx, &mut files)?;
+        files.push(("index.html".into(), html.into_bytes()));
+        let k = labels(&with_cat, ctx.node)?.iter().copied().max().map_or(0, |m| m + 1);
+        let mut summary = vec![format!(
             "{k} classes, {} of {n_all} galaxies ({:.2}%); report: index.html in this node's cache entry",
-            members.height(),
-            100.0 * members.height() as f64 / n_all.max(1) as f64
+            with_cat.height(),
+            100.0 * with_cat.height() as f64 / n_all.max(1) as f64
         )];
-        let mut out = Output::new(members, summary);
-        out.files.push(("index.html".into(), html.into_bytes()));
+        if failed > 0 {
+            summary.push(format!("{failed} gallery images could not be read (drawn as crossed squares; see index.html)"));
+        }
+        let mut out = Output::new(with_cat, summary);
+        out.files = files;
         Ok(out)
     }
 
-    fn html(&self, m: &DataFrame, n_all: usize, shown: &[String], ctx: &RunCtx) -> Result<String> {
+    fn html(&self, m: &DataFrame, n_all: usize, cols: &Columns, scatter_note: Option<&str>, ctx: &RunCtx, files: &mut Vec<(String, Vec<u8>)>) -> Result<(String, usize)> {
         let node = ctx.node;
         let lab = labels(m, node)?;
         let k = lab.iter().copied().max().map_or(0, |v| v + 1) as usize;
@@ -109,71 +201,136 @@ impl Report {
         let prob = numeric("probability")?;
         let ids = text(ctx.id)?;
         let schema = m.schema();
+        // Per-class statistics from the classes node (select-leaves / select-eom).
+        let class_stat = |l: usize, what: &str| -> Option<f64> { ctx.input_details.first()?.get("classes")?.get(l)?.get(what)?.as_f64() };
+
         let mut h = String::new();
-        h.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>dagrun report</title><style>");
-        h.push_str("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:13px;margin:1em 0}");
-        h.push_str("td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f2f2f2}td.t{text-align:left}h2{margin-top:2em}</style></head><body>");
-        h.push_str(&format!(
-            "<h1>Classes found by <code>{}</code></h1><p>{k} classes; {} of {n_all} galaxies ({:.2}%) are in a class.</p>",
+        let _ = write!(
+            h,
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>dagrun report: {0}</title><style>{1}</style></head><body>\
+             <h1>Classes found by <code>{0}</code></h1><p>{k} classes; {2} of {n_all} galaxies ({3:.2}%) are in a class. \
+             Node <code>{4}</code>.</p>",
             esc(ctx.pipeline),
+            render::html::STYLE,
             m.height(),
-            100.0 * m.height() as f64 / n_all.max(1) as f64
-        ));
+            100.0 * m.height() as f64 / n_all.max(1) as f64,
+            esc(node)
+        );
+        if let Some(note) = scatter_note {
+            let _ = write!(h, "<h2>Layout</h2><img src=\"scatter.png\" alt=\"layout coloured by class\" width=\"{}\"><p class=\"note\">{}. Numbers mark each class's median position.</p>", self.width, esc(note));
+        }
         // Class table.
-        h.push_str("<table><tr><th>class</th><th>size</th><th>mean probability</th>");
-        for c in shown {
-            h.push_str(&format!("<th>{}</th>", esc(c)));
+        h.push_str("<h2>Classes</h2><table><tr><th>class</th><th>size</th><th>persistence</th><th>stability</th><th>mean probability</th>");
+        for c in &cols.shown {
+            let _ = write!(h, "<th>{}</th>", esc(c));
         }
         h.push_str("</tr>");
         let mut per_col: Vec<(bool, Vec<String>, Vec<Option<f64>>)> = Vec::new();
-        for c in shown {
+        for c in &cols.shown {
             let is_num = columns::is_numeric(schema.get(c).expect("shown column"));
             per_col.push(if is_num { (true, Vec::new(), numeric(c)?) } else { (false, text(c)?, Vec::new()) });
         }
         for (l, rows) in rows_of.iter().enumerate() {
             let mp = mean(rows.iter().map(|&i| prob[i]));
-            h.push_str(&format!("<tr><td>{l}</td><td>{}</td><td>{}</td>", rows.len(), fmt(mp)));
+            let _ = write!(
+                h,
+                "<tr><td><a href=\"#c{l}\"><span class=\"sw\" style=\"background:{}\"></span>{l}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                render::hex(render::class_colour(l as i32)),
+                rows.len(),
+                fmt(class_stat(l, "persistence")),
+                fmt(class_stat(l, "stability")),
+                fmt(mp)
+            );
             for (is_num, t, v) in &per_col {
                 if *is_num {
-                    h.push_str(&format!("<td>{}</td>", fmt(mean(rows.iter().map(|&i| v[i])))));
+                    let _ = write!(h, "<td>{}</td>", fmt(mean(rows.iter().map(|&i| v[i]))));
                 } else {
                     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
                     for &i in rows {
                         *counts.entry(t[i].as_str()).or_default() += 1;
                     }
                     let (top, c) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or(("", 0), |(k, v)| (*k, *v));
-                    h.push_str(&format!("<td class=\"t\">{} ({:.0}%)</td>", esc(top), 100.0 * c as f64 / rows.len().max(1) as f64));
+                    let _ = write!(h, "<td class=\"t\">{} ({:.0}%)</td>", esc(top), 100.0 * c as f64 / rows.len().max(1) as f64);
                 }
             }
             h.push_str("</tr>");
         }
         h.push_str("</table>");
-        // Members of each class.
+        // Each class: a gallery of members when there are images, their rows otherwise.
+        let paths = cols.image.as_deref().map(text).transpose()?;
+        let mut failed = 0usize;
+        let mut failures: Vec<(String, String, String)> = Vec::new();
         for (l, rows) in rows_of.iter().enumerate() {
             let mut pick = rows.clone();
             Rng::new(self.seed, l as u64).shuffle(&mut pick);
             pick.truncate(self.members as usize);
             pick.sort_unstable();
-            h.push_str(&format!("<h2>Class {l} ({} galaxies)</h2><table><tr><th>{}</th><th>probability</th>", rows.len(), esc(ctx.id)));
-            for c in shown {
-                h.push_str(&format!("<th>{}</th>", esc(c)));
+            let _ = write!(
+                h,
+                "<h2 id=\"c{l}\"><span class=\"sw\" style=\"background:{}\"></span>Class {l} — {} galaxies</h2>",
+                render::hex(render::class_colour(l as i32)),
+                rows.len()
+            );
+            if let Some(paths) = &paths {
+                let tiles: Vec<std::result::Result<image::RgbImage, String>> = {
+                    use rayon::prelude::*;
+                    pick.par_iter().map(|&i| gallery::thumbnail(&self.resolve(&paths[i]), self.thumb)).collect()
+                };
+                for (t, &i) in tiles.iter().zip(&pick) {
+                    if let Err(e) = t {
+                        failed += 1;
+                        failures.push((ids[i].clone(), paths[i].clone(), e.clone()));
+                    }
+                }
+                let img = gallery::montage(&tiles, self.thumb, 12, 3);
+                let name = format!("gallery/class_{l}.png");
+                let _ = write!(
+                    h,
+                    "<img src=\"{name}\" alt=\"class {l}: {} random members\"><p class=\"note\">{} of {} members, chosen at random (seed {}); ids: {}</p>",
+                    pick.len(),
+                    pick.len(),
+                    rows.len(),
+                    self.seed,
+                    pick.iter().map(|&i| esc(&ids[i])).collect::<Vec<_>>().join(", ")
+                );
+                files.push((name, canvas::png(&img)));
+                continue;
+            }
+            let _ = write!(h, "<table><tr><th>{}</th><th>probability</th>", esc(ctx.id));
+            for c in &cols.shown {
+                let _ = write!(h, "<th>{}</th>", esc(c));
             }
             h.push_str("</tr>");
             for &i in &pick {
-                h.push_str(&format!("<tr><td class=\"t\">{}</td><td>{}</td>", esc(&ids[i]), fmt(prob[i])));
+                let _ = write!(h, "<tr><td class=\"t\">{}</td><td>{}</td>", esc(&ids[i]), fmt(prob[i]));
                 for (is_num, t, v) in &per_col {
                     if *is_num {
-                        h.push_str(&format!("<td>{}</td>", fmt(v[i])));
+                        let _ = write!(h, "<td>{}</td>", fmt(v[i]));
                     } else {
-                        h.push_str(&format!("<td class=\"t\">{}</td>", esc(&t[i])));
+                        let _ = write!(h, "<td class=\"t\">{}</td>", esc(&t[i]));
                     }
                 }
                 h.push_str("</tr>");
             }
             h.push_str("</table>");
         }
-        h.push_str(&format!("<p><small>dagrun {}</small></p></body></html>\n", env!("CARGO_PKG_VERSION")));
-        Ok(h)
+        if !failures.is_empty() {
+            let _ = write!(h, "<h2>Images that could not be read ({})</h2><table><tr><th>{}</th><th>path</th><th>error</th></tr>", failures.len(), esc(ctx.id));
+            for (id, p, e) in &failures {
+                let _ = write!(h, "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>", esc(id), esc(p), esc(e));
+            }
+            h.push_str("</table>");
+        }
+        let _ = writeln!(h, "<p class=\"note\">dagrun {}</p></body></html>", env!("CARGO_PKG_VERSION"));
+        Ok((h, failed))
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = PathBuf::from(p);
+        match &self.image_dir {
+            Some(d) if p.is_relative() => d.join(p),
+            _ => p,
+        }
     }
 }
 
@@ -193,8 +350,4 @@ fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 
 fn fmt(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |x| format!("{x:.3}"))
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

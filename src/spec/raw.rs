@@ -17,6 +17,7 @@ type SpannedTable = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 struct File {
     pipeline: Option<Spanned<SpannedTable>>,
     nodes: Option<Spanned<BTreeMap<Spanned<String>, Spanned<SpannedTable>>>>,
+    sweep: Option<Spanned<SpannedTable>>,
 }
 
 /// One `key = value` of a node or of `[pipeline]`.
@@ -50,6 +51,8 @@ pub struct RawPipeline {
     pub header: Vec<RawParam>,
     /// Nodes in file order.
     pub nodes: Vec<RawNode>,
+    /// The `[sweep]` table (used by `dagrun sweep` only), in file order.
+    pub sweep: Vec<RawParam>,
 }
 
 /// Line and column (1-based, column in characters) of a byte offset.
@@ -97,6 +100,7 @@ pub fn parse(path: &Path, text: &str) -> Result<RawPipeline> {
         Error::spec(at, None, None, format!("invalid pipeline file: {msg}"))
     })?;
     let header = file.pipeline.map(|t| params(path, text, t.into_inner())).unwrap_or_default();
+    let sweep = file.sweep.map(|t| params(path, text, t.into_inner())).unwrap_or_default();
     let mut nodes: Vec<(usize, RawNode)> = Vec::new();
     if let Some(table) = file.nodes {
         for (name, body) in table.into_inner() {
@@ -112,7 +116,7 @@ pub fn parse(path: &Path, text: &str) -> Result<RawPipeline> {
         }
     }
     nodes.sort_by_key(|(s, _)| *s);
-    Ok(RawPipeline { file: path.to_owned(), header, nodes: nodes.into_iter().map(|(_, n)| n).collect() })
+    Ok(RawPipeline { file: path.to_owned(), header, nodes: nodes.into_iter().map(|(_, n)| n).collect(), sweep })
 }
 
 /// Read and parse a pipeline file.
@@ -142,17 +146,28 @@ pub fn parse_set_value(text: &str) -> toml::Value {
 pub fn apply_set(raw: &mut RawPipeline, arg: &str) -> Result<()> {
     let bad = |msg: &str| Error::spec(Loc::Set(arg.to_owned()), None, None, msg.to_owned());
     let (target, value) = arg.split_once('=').ok_or_else(|| bad("expected NODE.PARAM=VALUE"))?;
-    let (node, param) = target.trim().split_once('.').ok_or_else(|| bad("expected NODE.PARAM=VALUE"))?;
-    if node.is_empty() || param.is_empty() {
-        return Err(bad("expected NODE.PARAM=VALUE"));
+    let (node, param) = split_target(target).ok_or_else(|| bad("expected NODE.PARAM=VALUE"))?;
+    if !raw.nodes.iter().any(|n| n.name == node) {
+        let known = raw.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(bad(&format!("no node named `{node}` (nodes: {known})")));
     }
+    set_param(raw, node, param, parse_set_value(value.trim()), Loc::Set(target.trim().to_owned()))
+}
+
+/// `NODE.PARAM` split at its first dot.
+pub fn split_target(target: &str) -> Option<(&str, &str)> {
+    let (node, param) = target.trim().split_once('.')?;
+    (!node.is_empty() && !param.is_empty()).then_some((node, param))
+}
+
+/// Set `param` of `node` to `value`; `at` is where the override was written.
+pub fn set_param(raw: &mut RawPipeline, node: &str, param: &str, value: toml::Value, at: Loc) -> Result<()> {
     let names: Vec<&str> = raw.nodes.iter().map(|n| n.name.as_str()).collect();
     let known = names.join(", ");
     let Some(n) = raw.nodes.iter_mut().find(|n| n.name == node) else {
-        return Err(bad(&format!("no node named `{node}` (nodes: {known})")));
+        return Err(Error::spec(at, None, None, format!("no node named `{node}` (nodes: {known})")));
     };
-    let here = Loc::Set(target.trim().to_owned());
-    let p = RawParam { name: param.to_owned(), key_loc: here.clone(), loc: here, value: parse_set_value(value.trim()) };
+    let p = RawParam { name: param.to_owned(), key_loc: at.clone(), loc: at, value };
     match n.params.iter_mut().find(|q| q.name == param) {
         Some(q) => *q = p,
         None => n.params.push(p),

@@ -108,12 +108,16 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
             })?;
             ids.push(idx);
         }
-        let Arity::Exactly(want) = op.arity();
-        if ids.len() != want {
-            let msg = match want {
-                0 => format!("op `{kind}` takes no input, found {}", ids.len()),
-                1 => format!("op `{kind}` takes one `input`, found {}", ids.len()),
-                n => format!("op `{kind}` takes {n} `inputs`, found {}", ids.len()),
+        let (lo, hi) = match op.arity() {
+            Arity::Exactly(n) => (n, n),
+            Arity::Between(lo, hi) => (lo, hi),
+        };
+        if ids.len() < lo || ids.len() > hi {
+            let msg = match (lo, hi) {
+                (0, 0) => format!("op `{kind}` takes no input, found {}", ids.len()),
+                (1, 1) => format!("op `{kind}` takes one `input`, found {}", ids.len()),
+                (n, m) if n == m => format!("op `{kind}` takes {n} `inputs`, found {}", ids.len()),
+                (n, m) => format!("op `{kind}` takes {n} to {m} `inputs`, found {}", ids.len()),
             };
             return Err(Error::spec(loc.clone(), Some(&node.name), Some(param), msg));
         }
@@ -139,6 +143,31 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
             input_locs.push(input_locs[v].clone());
             param_locs.push(param_locs[v].clone());
             inputs[v].push(id);
+        }
+    }
+
+    // Relative image paths default to the folder of the catalogue file they came from:
+    // follow first inputs up from the report's catalogue input to a `read` node.
+    for v in 0..ops.len() {
+        if let Op::Report(r) = &ops[v] {
+            if r.image_dir.is_none() && inputs[v].len() > 1 {
+                let mut u = inputs[v][1];
+                let mut seen = 0;
+                while seen < ops.len() {
+                    if let Op::Read(read) = &ops[u] {
+                        let dir = read.path.parent().map(Path::to_owned);
+                        if let Op::Report(r) = &mut ops[v] {
+                            r.image_dir = dir;
+                        }
+                        break;
+                    }
+                    match inputs[u].first() {
+                        Some(&w) => u = w,
+                        None => break,
+                    }
+                    seen += 1;
+                }
+            }
         }
     }
 

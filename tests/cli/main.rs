@@ -9,5 +9,6 @@ mod incremental;
 mod ops;
 mod report;
 mod support;
+mod sweep;
 mod tidy;
 mod umap;

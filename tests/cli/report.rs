@@ -29,7 +29,7 @@ fn report_lists_class_members_and_writes_html() {
     assert!(m.column("label").unwrap().i32().unwrap().into_no_null_iter().all(|l| l >= 0), "members only");
     assert!(m.schema().contains("planted_class") && !m.schema().contains("feat_0"));
     let k = m.column("label").unwrap().i32().unwrap().into_no_null_iter().max().unwrap() + 1;
-    assert_eq!(html.matches("<h2>Class ").count(), k as usize);
+    assert_eq!(html.matches("<h2 id=\"c").count(), k as usize);
 
     // A damaged report page is detected and rebuilt, identically.
     std::fs::write(&html_path, "tampered").unwrap();
@@ -37,4 +37,113 @@ fn report_lists_class_members_and_writes_html() {
     assert!(again.stderr().contains("node `report`: cache entry"), "{}", again.stderr());
     assert_eq!(again.computed(), ["report"]);
     assert_eq!(std::fs::read_to_string(&html_path).unwrap(), html);
+}
+
+/// A catalogue of three tight blobs plus scattered galaxies, each with a PNG cutout (one
+/// missing, one corrupt), for reports with galleries.
+fn image_catalogue(t: &Test) {
+    let mut rng = dagrun::numeric::rng::Rng::new(3, 0);
+    let mut csv = String::from("id_str,x,y,smooth_fraction,file_loc\n");
+    std::fs::create_dir_all(t.path("data/cutouts")).unwrap();
+    for i in 0..400 {
+        let (cx, cy, colour) = match i % 4 {
+            0 => (0.0, 0.0, [200u8, 60, 60]),
+            1 => (10.0, 0.0, [60, 200, 60]),
+            2 => (0.0, 10.0, [60, 60, 200]),
+            _ => (rng.range(-5.0, 15.0), rng.range(-5.0, 15.0), [128, 128, 128]),
+        };
+        let s = if i % 4 == 3 { 0.0 } else { 0.3 };
+        let (x, y) = (cx + s * rng.normal(), cy + s * rng.normal());
+        let file = format!("cutouts/g{i}.png");
+        csv.push_str(&format!("g{i},{x},{y},{:.3},{file}\n", rng.uniform()));
+        match i {
+            0 => {} // missing
+            4 => std::fs::write(t.path(&format!("data/{file}")), b"not a png").unwrap(),
+            _ => image::RgbImage::from_pixel(40, 30, image::Rgb(colour)).save(t.path(&format!("data/{file}"))).unwrap(),
+        }
+    }
+    t.write("data/catalog.csv", &csv);
+}
+
+#[test]
+fn report_draws_scatter_and_galleries_and_lists_unreadable_images() {
+    let t = Test::new();
+    image_catalogue(&t);
+    t.pipeline(
+        r#"
+[pipeline]
+name = "gal"
+id = "id_str"
+[nodes.catalog]
+op = "read"
+path = "data/catalog.csv"
+[nodes.tree]
+op = "cluster"
+input = "catalog"
+columns = ["x", "y"]
+min_samples = 5
+min_cluster_size = 20
+[nodes.classes]
+op = "select-eom"
+input = "tree"
+[nodes.layout]
+op = "reduce"
+method = "pca"
+input = "catalog"
+columns = ["x", "y"]
+n_components = 2
+[nodes.report]
+op = "report"
+inputs = ["classes", "catalog", "layout"]
+members = 200
+thumb = 24
+"#,
+    );
+    let r = t.run(&["run", "p.toml"]).ok();
+    assert!(r.stderr().contains("2 gallery images could not be read"), "{}", r.stderr());
+    let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
+    let html_path = t.path(line.trim_start_matches("report `report`: "));
+    let dir = html_path.parent().unwrap();
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    // Every image the page shows is there and decodes.
+    let srcs: Vec<&str> = html.split("<img src=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
+    assert_eq!(srcs.len(), 4, "a scatter and three galleries: {srcs:?}");
+    for s in &srcs {
+        let img = image::open(dir.join(s)).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert!(img.width() > 20 && img.height() > 20);
+    }
+    // The blobs are three classes; each gallery shows its members' cutouts in their colour.
+    assert_eq!(html.matches("<h2 id=\"c").count(), 3);
+    let mut seen = std::collections::BTreeSet::new();
+    for s in srcs.iter().filter(|s| s.starts_with("gallery/")) {
+        let img = image::open(dir.join(s)).unwrap().to_rgb8();
+        let c = *img.get_pixel(3 + 12, 3 + 12);
+        seen.insert(c.0);
+    }
+    assert!(seen.len() >= 2, "galleries show the classes' own cutouts: {seen:?}");
+    // Both bad images are listed by id and path, with the reason.
+    assert!(html.contains("Images that could not be read (2)"), "failures listed");
+    assert!(html.contains("cutouts/g0.png") && html.contains("cutouts/g4.png"));
+    assert!(html.contains("cannot open") && html.contains("cannot decode"));
+
+    // The same inputs give the same bytes in a fresh cache.
+    let again = t.command(&["run", "p.toml"]).env("DAGRUN_CACHE", t.path("cache2")).output().unwrap();
+    assert!(again.status.success());
+    let other = t.path("cache2").join(dir.strip_prefix(t.cache()).unwrap());
+    for s in srcs.iter().chain(["index.html"].iter()) {
+        assert_eq!(std::fs::read(dir.join(s)).unwrap(), std::fs::read(other.join(s)).unwrap(), "{s} differs");
+    }
+}
+
+#[test]
+fn report_layout_must_be_two_dimensional() {
+    let t = Test::new();
+    t.pipeline(&format!(
+        "[pipeline]\nname = \"rep\"\n{}{}[nodes.report]\nop = \"report\"\ninputs = [\"classes\", \"featured\", \"pca\"]\n",
+        featured(2000, 8),
+        pca_leaves(10)
+    ));
+    let r = t.run(&["run", "p.toml"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("node `report`") && r.stderr().contains("n_components = 2"), "{}", r.stderr());
 }

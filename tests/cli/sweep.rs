@@ -1,0 +1,117 @@
+//! `dagrun sweep`: grid points share nodes (each key computed once), a rerun computes
+//! nothing, a partial sweep resumes, and the summary says what each point found.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use polars::prelude::*;
+
+use crate::support::{featured, Run, Test};
+
+fn pipeline() -> String {
+    format!(
+        "[pipeline]\nname = \"sw\"\n{}\
+         [nodes.umap]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"featured\"\nn_neighbors = 10\nn_components = 2\nn_epochs = 60\n\
+         [nodes.tree]\nop = \"cluster\"\ninput = \"umap\"\ncolumns = \"umap_*\"\nmin_samples = 10\nmin_cluster_size = 15\n\
+         [nodes.classes]\nop = \"select-leaves\"\ninput = \"tree\"\n\
+         [nodes.report]\nop = \"report\"\ninputs = [\"classes\", \"featured\"]\nmembers = 3\n",
+        featured(6000, 16)
+    )
+}
+
+/// (node, key) -> how many times a sweep's JSON report says it was computed.
+fn computed(r: &Run) -> BTreeMap<(String, String), usize> {
+    let mut m = BTreeMap::new();
+    for p in r.json()["points"].as_array().expect("points") {
+        for n in p["nodes"].as_array().expect("nodes") {
+            if n["status"] == "computed" {
+                *m.entry((n["name"].as_str().unwrap().to_owned(), n["key"].as_str().unwrap().to_owned())).or_default() += 1;
+            }
+        }
+    }
+    m
+}
+
+fn keys_of(r: &Run, node: &str) -> BTreeSet<String> {
+    r.json()["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["nodes"].as_array().unwrap().iter())
+        .filter(|n| n["name"] == node)
+        .map(|n| n["key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const NN: &str = "--grid=umap.n_neighbors=10,15";
+const D: &str = "--grid=umap.n_components=2,3";
+const MS: &str = "--grid=tree.min_samples=10,20";
+
+#[test]
+fn sweep_computes_each_key_once_and_resumes() {
+    let t = Test::new();
+    t.pipeline(&pipeline());
+    // Half the grid first, as if the full sweep had been killed after it.
+    let half = t.run(&["sweep", "p.toml", "--grid=umap.n_neighbors=10", D, MS, "--json"]).ok();
+    let full = t.run(&["sweep", "p.toml", NN, D, MS, "--json"]).ok();
+    let n_points = full.json()["points"].as_array().unwrap().len();
+    assert_eq!(n_points, 8);
+    // Each key of the full grid is computed exactly once over both runs.
+    let mut all = computed(&half);
+    for (k, c) in computed(&full) {
+        *all.entry(k).or_default() += c;
+    }
+    assert!(all.values().all(|&c| c == 1), "a key computed twice: {all:?}");
+    let count = |node: &str| all.keys().filter(|(n, _)| n == node).count();
+    assert_eq!((count("umap.knn"), count("umap"), count("tree"), count("classes")), (2, 4, 8, 8));
+    assert_eq!((keys_of(&full, "umap").len(), keys_of(&full, "tree").len()), (4, 8));
+    // The second run only computed what the first did not have (n_neighbors 15).
+    assert_eq!(computed(&full).keys().filter(|(n, _)| n == "umap").count(), 2);
+    assert_eq!(count("catalog") + count("featured"), 2, "shared by every point, computed once");
+
+    // Running the same sweep again computes nothing.
+    let again = t.run(&["sweep", "p.toml", NN, D, MS, "--json", "--parallel", "1"]).ok();
+    assert!(computed(&again).is_empty(), "{:?}", computed(&again));
+
+    // The summary: one row per point with its parameters and what it found.
+    let dir = again.json()["summary_dir"].as_str().unwrap().to_owned();
+    let s = ParquetReader::new(std::fs::File::open(std::path::Path::new(&dir).join("summary.parquet")).unwrap()).finish().unwrap();
+    assert_eq!(s.height(), 8);
+    for c in ["umap.n_neighbors", "umap.n_components", "tree.min_samples", "classes", "clustered_fraction", "stable_classes", "recovered", "seconds"] {
+        assert!(s.schema().contains(c), "summary has no `{c}`: {:?}", s.schema());
+    }
+    let nn: Vec<i64> = s.column("umap.n_neighbors").unwrap().i64().unwrap().into_no_null_iter().collect();
+    assert_eq!(nn, [10, 10, 10, 10, 15, 15, 15, 15]);
+    // Class counts agree with each point's classes node.
+    for (i, p) in again.json()["points"].as_array().unwrap().iter().enumerate() {
+        let k = p["summary"]["classes"].as_u64().unwrap();
+        assert_eq!(s.column("classes").unwrap().u32().unwrap().get(i), Some(k as u32));
+    }
+    let html = std::fs::read_to_string(std::path::Path::new(&dir).join("index.html")).unwrap();
+    assert!(html.contains("Classes per grid point") && html.contains("<svg"), "sweep page has its plots");
+    assert!(html.matches("href=\"../../objects/").count() == 8, "each point links to its report");
+    let classes = ParquetReader::new(std::fs::File::open(std::path::Path::new(&dir).join("classes.parquet")).unwrap()).finish().unwrap();
+    let stab = classes.column("stability").unwrap().f64().unwrap();
+    assert!(stab.into_no_null_iter().all(|x| (0.0..=1.0).contains(&x)));
+    assert!(stab.into_no_null_iter().any(|x| x > 0.5), "some class survives a neighbouring setting");
+}
+
+#[test]
+fn sweep_table_in_the_file_and_bad_grids() {
+    let t = Test::new();
+    t.pipeline(&(pipeline() + "[sweep]\n\"tree.min_samples\" = [10, 20]\n"));
+    let r = t.run(&["sweep", "p.toml", "--json"]).ok();
+    assert_eq!(r.json()["points"].as_array().unwrap().len(), 2);
+
+    let bad = t.run(&["sweep", "p.toml", "--grid", "tree.min_samples"]);
+    assert_eq!(bad.code(), 2);
+    assert!(bad.stderr().contains("--grid tree.min_samples") && bad.stderr().contains("NODE.PARAM=V1,V2"), "{}", bad.stderr());
+    let bad = t.run(&["sweep", "p.toml", "--grid", "trees.min_samples=1,2"]);
+    assert!(bad.stderr().contains("no node named `trees`"), "{}", bad.stderr());
+    let bad = t.run(&["sweep", "p.toml", "--grid", "tree.min_samples=10,0"]);
+    assert_eq!(bad.code(), 2);
+    assert!(bad.stderr().contains("min_samples"), "{}", bad.stderr());
+    t.pipeline(&pipeline());
+    let none = t.run(&["sweep", "p.toml"]);
+    assert_eq!(none.code(), 2);
+    assert!(none.stderr().contains("no grid to sweep"), "{}", none.stderr());
+}
