@@ -60,6 +60,10 @@ struct RunArgs {
     /// Print a JSON report on stdout
     #[arg(long)]
     json: bool,
+    /// Compute only shard I of N of the pipeline's sharded `embed` nodes (e.g. one task of a
+    /// SLURM job array over a shared cache); a later plain run merges the shards
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -258,7 +262,10 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
         return Err(Error::Usage("no pipeline given: try `dagrun pipelines/featured.toml` or `dagrun --help`".into()));
     };
     let t0 = Instant::now();
-    let (p, t, store) = load(path, global, &args.target)?;
+    let (p, mut t, store) = load(path, global, &args.target)?;
+    if let Some(s) = &args.shard {
+        t.extend(shard_targets(&p, s)?);
+    }
     let report = exec::run(&p, &store, out, &t)?;
     let computed = report.nodes.iter().filter(|n| n.status == Status::Computed).count();
     out.line(&format!(
@@ -348,6 +355,31 @@ fn cmd_sweep(path: &Path, grid: &[String], classes: Option<&str>, parallel: usiz
         println!("{}", serde_json::to_string_pretty(&doc).expect("sweep report serialises"));
     }
     Ok(())
+}
+
+/// The nodes `--shard I/N` runs: shard I of every sharded `embed` node, which must all have
+/// N shards.
+fn shard_targets(p: &Pipeline, arg: &str) -> Result<Vec<usize>> {
+    let bad = || Error::Usage(format!("`--shard {arg}`: expected I/N with 0 <= I < N, e.g. --shard 3/8"));
+    let (i, n) = arg.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if i >= n {
+        return Err(bad());
+    }
+    let mut t = Vec::new();
+    for node in &p.nodes {
+        if let crate::ops::Op::Merge(m) = &node.op {
+            if m.shards != n {
+                return Err(Error::Usage(format!("`--shard {arg}`: node `{}` has {} shards, not {n}", node.name, m.shards)));
+            }
+            let name = format!("{}.shard{i}", node.name);
+            t.push(p.find(&name).expect("validation made the shard nodes"));
+        }
+    }
+    if t.is_empty() {
+        return Err(Error::Usage(format!("`--shard {arg}`: `{}` has no sharded node (set `shards = N` on an embed node)", p.file.display())));
+    }
+    Ok(t)
 }
 
 fn cmd_plan(path: &Path, explain: bool, target: &[String], json: bool, global: &Global) -> Result<()> {

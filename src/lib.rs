@@ -13,6 +13,7 @@ pub mod dag;
 pub mod error;
 pub mod exec;
 pub mod numeric;
+pub mod onnx;
 pub mod ops;
 pub mod progress;
 pub mod render;

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod columns;
+pub mod embed;
 pub mod filter;
 pub mod join;
 pub mod knn;
@@ -15,6 +16,7 @@ pub mod read;
 pub mod reduce;
 pub mod report;
 pub mod select;
+pub mod shard;
 pub mod synthetic;
 
 use std::path::PathBuf;
@@ -39,15 +41,13 @@ pub enum Op {
     /// Only created by validation, as the hidden neighbour graph of a UMAP reduction.
     Knn(knn::Knn),
     Report(report::Report),
+    Embed(embed::Embed),
+    /// Created by validation for `embed` with `shards`: one shard's rows, and the merge.
+    Split(shard::Split),
+    Merge(shard::Merge),
 }
 
-/// Ops that pipelines may name but that this build does not have yet, with where they are
-/// being built: a clear message beats "unknown op".
-const PLANNED: &[(&str, &str)] = &[
-    ("embed", "ONNX image embedding (issue #6)"),
-];
-
-pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "reduce", "cluster", "select-leaves", "select-eom", "report"];
+pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "embed", "reduce", "cluster", "select-leaves", "select-eom", "report"];
 
 /// How many inputs an op takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,15 +113,10 @@ impl Op {
             "reduce" => Op::Reduce(reduce::Reduce::parse(p)?),
             "cluster" => Op::Cluster(cluster::Cluster::parse(p)?),
             "report" => Op::Report(report::Report::parse(p, base_dir)?),
+            "embed" => Op::Embed(embed::Embed::parse(p, base_dir)?),
             "select-leaves" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Leaf)?),
             "select-eom" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Eom)?),
-            other => {
-                let msg = match PLANNED.iter().find(|(name, _)| *name == other) {
-                    Some((_, what)) => format!("op `{other}` is not available in this version of dagrun yet: {what} is still being built"),
-                    None => format!("unknown op `{other}` (ops: {})", OPS.join(", ")),
-                };
-                return Err(p.error("op", msg));
-            }
+            other => return Err(p.error("op", format!("unknown op `{other}` (ops: {})", OPS.join(", ")))),
         })
     }
 
@@ -135,6 +130,9 @@ impl Op {
             Op::Cluster(_) => "cluster",
             Op::Knn(_) => "knn",
             Op::Report(_) => "report",
+            Op::Embed(_) => "embed",
+            Op::Split(_) => "split",
+            Op::Merge(_) => "merge",
             Op::Select(s) if s.method == crate::numeric::hdbscan::Method::Leaf => "select-leaves",
             Op::Select(_) => "select-eom",
         }
@@ -151,6 +149,8 @@ impl Op {
             Op::Cluster(_) => cluster::VERSION,
             Op::Knn(_) => knn::VERSION,
             Op::Report(_) => report::VERSION,
+            Op::Embed(_) => embed::VERSION,
+            Op::Split(_) | Op::Merge(_) => shard::VERSION,
             Op::Select(_) => select::VERSION,
         }
     }
@@ -158,7 +158,8 @@ impl Op {
     pub fn arity(&self) -> Arity {
         match self {
             Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
-            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) => Arity::Exactly(1),
+            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) | Op::Embed(_) | Op::Split(_) => Arity::Exactly(1),
+            Op::Merge(_) => Arity::Between(2, usize::MAX),
             Op::Join(_) => Arity::Exactly(2),
             Op::Report(_) => Arity::Between(2, 3),
         }
@@ -177,6 +178,9 @@ impl Op {
             Op::Cluster(o) => serde_json::to_value(o),
             Op::Knn(o) => serde_json::to_value(o),
             Op::Report(o) => serde_json::to_value(o),
+            Op::Embed(o) => serde_json::to_value(o),
+            Op::Split(o) => serde_json::to_value(o),
+            Op::Merge(o) => serde_json::to_value(o),
             Op::Select(o) => serde_json::to_value(o),
         };
         normalise(v.expect("op parameters serialise to JSON"))
@@ -186,6 +190,7 @@ impl Op {
     pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
         match self {
             Op::Read(o) => vec![("path", o.path.clone())],
+            Op::Embed(o) => vec![("model", o.model.clone())],
             _ => Vec::new(),
         }
     }
@@ -201,6 +206,9 @@ impl Op {
             Op::Cluster(o) => o.schema(&inputs[0], id),
             Op::Knn(o) => o.schema(&inputs[0], id),
             Op::Report(o) => o.schema(inputs, id),
+            Op::Embed(o) => o.schema(&inputs[0], id),
+            Op::Split(o) => o.schema(&inputs[0], id),
+            Op::Merge(o) => o.schema(inputs),
             Op::Select(o) => o.schema(&inputs[0], id),
         })
     }
@@ -215,6 +223,9 @@ impl Op {
             Op::Cluster(o) => o.run(&inputs[0], ctx),
             Op::Knn(o) => o.run(&inputs[0], ctx),
             Op::Report(o) => o.run(inputs, ctx),
+            Op::Embed(o) => o.run(&inputs[0], ctx),
+            Op::Split(o) => o.run(&inputs[0], ctx),
+            Op::Merge(o) => o.run(inputs, ctx),
             Op::Select(o) => o.run(&inputs[0], ctx),
         }
     }

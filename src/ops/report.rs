@@ -221,7 +221,9 @@ impl Report {
         }
         // Class table.
         h.push_str("<h2>Classes</h2><table><tr><th>class</th><th>size</th><th>persistence</th><th>stability</th><th>mean probability</th>");
-        for c in &cols.shown {
+        // Image paths tell nothing per class: they are in the galleries instead.
+        let in_table: Vec<bool> = cols.shown.iter().map(|c| Some(c) != cols.image.as_ref()).collect();
+        for (c, _) in cols.shown.iter().zip(&in_table).filter(|(_, &t)| t) {
             let _ = write!(h, "<th>{}</th>", esc(c));
         }
         h.push_str("</tr>");
@@ -241,7 +243,7 @@ impl Report {
                 fmt(class_stat(l, "stability")),
                 fmt(mp)
             );
-            for (is_num, t, v) in &per_col {
+            for ((is_num, t, v), _) in per_col.iter().zip(&in_table).filter(|(_, &t)| t) {
                 if *is_num {
                     let _ = write!(h, "<td>{}</td>", fmt(mean(rows.iter().map(|&i| v[i]))));
                 } else {

@@ -2,7 +2,7 @@
 //! a [`SpecError`](crate::error::SpecError) naming the file position, the node and the
 //! parameter.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::params::Params;
@@ -146,28 +146,57 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         }
     }
 
+    // An `embed` with `shards = N` becomes N split nodes, N embed nodes and a merge.
+    for v in 0..raw.nodes.len() {
+        let Op::Embed(e) = &ops[v] else { continue };
+        if e.shards <= 1 {
+            continue;
+        }
+        let (e, count) = (e.clone(), e.shards);
+        let mut shard_ids = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let split = ops.len();
+            names.push(format!("{}.split{i}", names[v]));
+            locs.push(locs[v].clone());
+            ops.push(Op::Split(crate::ops::shard::Split { index: i, count, columns: vec![e.image_column.clone()] }));
+            inputs.push(inputs[v].clone());
+            input_locs.push(input_locs[v].clone());
+            param_locs.push(param_locs[v].clone());
+            let shard = ops.len();
+            names.push(format!("{}.shard{i}", names[v]));
+            locs.push(locs[v].clone());
+            ops.push(Op::Embed(crate::ops::embed::Embed { shards: 1, ..e.clone() }));
+            inputs.push(vec![split]);
+            input_locs.push(input_locs[v].clone());
+            param_locs.push(param_locs[v].clone());
+            shard_ids.push(shard);
+        }
+        ops[v] = Op::Merge(crate::ops::shard::Merge { shards: count });
+        inputs[v].extend(shard_ids);
+    }
+
     // Relative image paths default to the folder of the catalogue file they came from:
-    // follow first inputs up from the report's catalogue input to a `read` node.
-    for v in 0..ops.len() {
-        if let Op::Report(r) = &ops[v] {
-            if r.image_dir.is_none() && inputs[v].len() > 1 {
-                let mut u = inputs[v][1];
-                let mut seen = 0;
-                while seen < ops.len() {
-                    if let Op::Read(read) = &ops[u] {
-                        let dir = read.path.parent().map(Path::to_owned);
-                        if let Op::Report(r) = &mut ops[v] {
-                            r.image_dir = dir;
-                        }
-                        break;
-                    }
-                    match inputs[u].first() {
-                        Some(&w) => u = w,
-                        None => break,
-                    }
-                    seen += 1;
-                }
+    // follow first inputs up from the node's catalogue input to a `read` node.
+    let source_dir = |ops: &[Op], from: usize| -> Option<PathBuf> {
+        let mut u = from;
+        for _ in 0..ops.len() {
+            if let Op::Read(read) = &ops[u] {
+                return read.path.parent().map(Path::to_owned);
             }
+            u = *inputs[u].first()?;
+        }
+        None
+    };
+    for v in 0..ops.len() {
+        let dir = match &ops[v] {
+            Op::Report(r) if r.image_dir.is_none() && inputs[v].len() > 1 => source_dir(&ops, inputs[v][1]),
+            Op::Embed(e) if e.base_dir.is_none() => source_dir(&ops, inputs[v][0]),
+            _ => None,
+        };
+        match &mut ops[v] {
+            Op::Report(r) if dir.is_some() => r.image_dir = dir,
+            Op::Embed(e) if dir.is_some() => e.base_dir = dir,
+            _ => {}
         }
     }
 

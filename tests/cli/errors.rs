@@ -28,7 +28,8 @@ fn cases() -> Vec<Case> {
         case("unknown top-level table", "[nodez.a]\nop = \"synthetic\"\n", &["p.toml:1:", "unknown field `nodez`"]),
         case("no nodes", "[pipeline]\nname = \"x\"\n", &["p.toml", "no nodes"]),
         case("unknown op", "[nodes.a]\nop = \"smooth\"\n", &["p.toml:2:6", "node `a`", "parameter `op`", "unknown op `smooth`"]),
-        case("op not built yet", &format!("{SYN}[nodes.t]\nop = \"embed\"\ninput = \"catalog\"\n"), &["node `t`", "op `embed` is not available", "issue #6"]),
+        case("embed without a model", &format!("{SYN}[nodes.t]\nop = \"embed\"\ninput = \"catalog\"\n"), &["node `t`", "parameter `model`", "missing"]),
+        case("embed without image paths", &format!("{SYN}[nodes.t]\nop = \"embed\"\ninput = \"catalog\"\nmodel = \"m.onnx\"\n"), &["node `t`", "parameter `image_column`", "no column `file_loc`"]),
         case("unknown method", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"tsne\"\ninput = \"catalog\"\n"), &["node `u`", "parameter `method`", "`tsne` is not one of `pca`, `umap`"]),
         case("umap neighbours over rows", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\nn_neighbors = 1\n"), &["node `u`", "parameter `n_neighbors`", "between 2 and"]),
         case("missing op", "[nodes.a]\nn = 3\n", &["p.toml:1:", "node `a`", "parameter `op`", "missing"]),
@@ -168,5 +169,19 @@ fn shipped_pipelines_validate() {
     if !root.join("../data/gz-desi/representations.parquet").exists() {
         assert_eq!(r.code(), 2);
         assert!(r.stderr().contains("node `representations`: parameter `path`: file") && r.stderr().contains("not found"), "{}", r.stderr());
+    }
+    // The real-cutout pipeline needs the exported encoder and ONNX Runtime; without them it
+    // says which is missing.
+    let r = t.run(&["plan", root.join("decals-rings.toml").to_str().unwrap()]);
+    let model = root.join("../../shared/data/models/efficientnet-lite0.onnx");
+    let catalog = root.join("../../shared/data/decals-rings/catalog.csv");
+    if !catalog.exists() {
+        assert!(r.stderr().contains("node `catalog`") && r.stderr().contains("not found"), "{}", r.stderr());
+    } else if !model.exists() {
+        assert!(r.stderr().contains("node `embed`: parameter `model`") && r.stderr().contains("not found"), "{}", r.stderr());
+    } else if dagrun::onnx::find_library().is_err() {
+        assert!(r.stderr().contains("ONNX Runtime is not installed"), "{}", r.stderr());
+    } else {
+        assert_eq!(r.code(), 0, "{}", r.stderr());
     }
 }

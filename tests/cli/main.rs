@@ -3,9 +3,11 @@
 //! corruption recovery, concurrent processes, and clear errors for bad input.
 
 mod cache;
+mod embed;
 mod errors;
 mod hdbscan;
 mod incremental;
+mod onnx_model;
 mod ops;
 mod report;
 mod support;

@@ -1,0 +1,345 @@
+//! `embed`: run an ONNX image encoder over the cutouts a catalogue points at.
+//!
+//! Input: a catalogue with an image-path column (`image_column`, default `file_loc`, as in
+//! Zoobot's catalogues); relative paths are resolved against `base_dir` (default: the
+//! folder of the catalogue file the pipeline reads). `model` is an ONNX file; its content
+//! hash is part of the key. Preprocessing follows Zoobot's prediction path: decode (JPEG,
+//! PNG), RGB (or grey with `greyscale = true`) scaled to 0–1, the central `crop` fraction of
+//! the square cut out, resized (triangle filter, i.e. bilinear with antialiasing) to the
+//! model's input size, optional per-channel `mean` / `std`, channel order (NCHW or NHWC)
+//! from the model's input shape. Batches of `batch_size` are decoded in parallel while the
+//! previous batch runs (`threads` intra-op threads, default all). `output` picks a model
+//! output by name (default: the first).
+//!
+//! Output: the id and `{prefix}0 … {prefix}{d-1}` (Float32), one row per image that could be
+//! used, in catalogue order. Images that are missing or cannot be decoded are left out and
+//! listed, with the error, in `failures.parquet` beside the output (and counted in the
+//! summary); the run goes on unless none could be used. Images are read by path: an image
+//! edited in place is not noticed until the catalogue, model or parameters change.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{Output, RunCtx, SchemaError, SchemaResult};
+use crate::error::{Error, Result};
+use crate::onnx::{Model, Port};
+use crate::spec::params::Params;
+
+pub const VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Embed {
+    /// The ONNX file (enters the key by content).
+    #[serde(skip)]
+    pub model: PathBuf,
+    pub image_column: String,
+    /// Where relative image paths are resolved (set at validation when not given).
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
+    /// Input size in pixels; `None`: the model's.
+    pub size: Option<u32>,
+    pub crop: f64,
+    pub greyscale: bool,
+    pub mean: Option<Vec<f64>>,
+    pub std: Option<Vec<f64>>,
+    pub output: Option<String>,
+    pub prefix: String,
+    /// Not in the key: they change speed only.
+    #[serde(skip)]
+    pub batch_size: usize,
+    #[serde(skip)]
+    pub threads: Option<usize>,
+    /// Split into this many shards (validation turns the node into split/shard/merge nodes).
+    #[serde(skip)]
+    pub shards: u32,
+}
+
+/// What a model takes and gives.
+struct Plan {
+    input: String,
+    layout: Layout,
+    output: String,
+    dim: usize,
+}
+
+/// How a model wants its input.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Layout {
+    size: u32,
+    channels: usize,
+    nchw: bool,
+}
+
+impl Embed {
+    pub fn parse(p: &mut Params, base_dir: &Path) -> Result<Self> {
+        let model = base_dir.join(p.req_string("model")?);
+        let image_column = p.string("image_column")?.unwrap_or_else(|| "file_loc".into());
+        let img_dir = p.string("base_dir")?.map(|d| base_dir.join(d));
+        let size = p.int("size")?.map(|s| if (8..=4096).contains(&s) { Ok(s as u32) } else { Err(p.error("size", "must be between 8 and 4096")) }).transpose()?;
+        let crop = p.float_in("crop", 1.0, 0.05, 1.0)?;
+        let greyscale = p.bool("greyscale", false)?;
+        let mut triple = |name: &'static str| -> Result<Option<Vec<f64>>> {
+            let v = p.floats(name)?;
+            if let Some(v) = &v {
+                if v.len() != 1 && v.len() != 3 {
+                    return Err(p.error(name, "give one value or one per channel (three)"));
+                }
+            }
+            Ok(v)
+        };
+        let mean = triple("mean")?;
+        let std = triple("std")?;
+        if std.as_ref().is_some_and(|s| s.iter().any(|&x| x <= 0.0)) {
+            return Err(p.error("std", "must be positive"));
+        }
+        let output = p.string("output")?;
+        let prefix = p.string("prefix")?.unwrap_or_else(|| "feat_".into());
+        let batch_size = p.int_in("batch_size", Some(32), 1, 4096)? as usize;
+        let threads = p.int("threads")?.map(|t| if t >= 1 { Ok(t as usize) } else { Err(p.error("threads", "must be at least 1")) }).transpose()?;
+        let shards = p.int_in("shards", Some(1), 1, 100_000)? as u32;
+        Ok(Embed { model, image_column, base_dir: img_dir, size, crop, greyscale, mean, std, output, prefix, batch_size, threads, shards })
+    }
+
+    pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
+        match input.get(&self.image_column) {
+            None => return Err(SchemaError::new("image_column", format!("the input has no column `{}`", self.image_column))),
+            Some(DataType::String) => {}
+            Some(dt) => return Err(SchemaError::new("image_column", format!("column `{}` is {dt}, not text (image paths)", self.image_column))),
+        }
+        if !self.model.is_file() {
+            return Err(SchemaError::new("model", format!("model file `{}` not found", self.model.display())));
+        }
+        // The feature count comes from the model itself.
+        let (inputs, outputs) = crate::onnx::ports(&self.model).map_err(|e| SchemaError::new("model", e))?;
+        let plan = self.inspect(&inputs, &outputs).map_err(|(param, e)| SchemaError::new(param, e))?;
+        let mut s = Schema::default();
+        s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
+        for j in 0..plan.dim {
+            s.insert(format!("{}{j}", self.prefix).into(), DataType::Float32);
+        }
+        Ok(s)
+    }
+
+    /// What the model takes and gives; the error names the parameter to change.
+    fn inspect(&self, inputs: &[Port], outputs: &[Port]) -> std::result::Result<Plan, (&'static str, String)> {
+        let inp = inputs.first().ok_or(("model", "the model has no input".to_owned()))?;
+        if inputs.len() > 1 {
+            return Err(("model", format!("the model has {} inputs; embed feeds one image tensor", inputs.len())));
+        }
+        if !inp.is_f32 || inp.shape.len() != 4 {
+            return Err(("model", format!("model input `{}` must be a 4-D float tensor (N, C, H, W or N, H, W, C), found {:?}", inp.name, inp.shape)));
+        }
+        let s = &inp.shape;
+        let (nchw, channels, h, w) = if s[1] == 1 || s[1] == 3 {
+            (true, s[1] as usize, s[2], s[3])
+        } else if s[3] == 1 || s[3] == 3 {
+            (false, s[3] as usize, s[1], s[2])
+        } else {
+            return Err(("model", format!("cannot tell the channel axis of model input `{}` {:?}: expected 1 or 3 channels", inp.name, s)));
+        };
+        let size = match (self.size, h, w) {
+            (Some(want), h, w) if (h > 0 && h != want as i64) || (w > 0 && w != want as i64) => {
+                return Err(("size", format!("`size = {want}` but the model takes {h} x {w} images")))
+            }
+            (Some(want), _, _) => want,
+            (None, h, w) if h > 0 && h == w => h as u32,
+            (None, h, w) => return Err(("size", format!("the model's input size is {h} x {w}: set `size`"))),
+        };
+        for (name, v) in [("mean", &self.mean), ("std", &self.std)] {
+            if let Some(v) = v {
+                if v.len() != 1 && v.len() != channels {
+                    return Err((name, format!("{} values but the model takes {channels} channels", v.len())));
+                }
+            }
+        }
+        let out = match &self.output {
+            Some(o) => outputs.iter().find(|p| &p.name == o).ok_or_else(|| {
+                let names: Vec<&str> = outputs.iter().map(|p| p.name.as_str()).collect();
+                ("output", format!("the model has no output `{o}` (outputs: {})", names.join(", ")))
+            })?,
+            None => outputs.first().ok_or(("model", "the model has no output".to_owned()))?,
+        };
+        let dims: Vec<i64> = out.shape.iter().skip(1).copied().collect();
+        if !out.is_f32 || dims.is_empty() || dims.iter().any(|&d| d <= 0) {
+            return Err(("output", format!("output `{}` must be a float tensor of fixed size per image, found {:?}", out.name, out.shape)));
+        }
+        let dim = dims.iter().product::<i64>() as usize;
+        Ok(Plan { input: inp.name.clone(), layout: Layout { size, channels, nchw }, output: out.name.clone(), dim })
+    }
+
+    fn resolve(&self, p: &str) -> PathBuf {
+        let p = PathBuf::from(p);
+        match &self.base_dir {
+            Some(d) if p.is_relative() => d.join(p),
+            _ => p,
+        }
+    }
+
+    pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
+        let node = ctx.node;
+        let threads = self.threads.unwrap_or_else(rayon::current_num_threads);
+        let mut model = Model::load(&self.model, threads).map_err(|e| Error::input(node, e))?;
+        let plan = self.inspect(&model.inputs, &model.outputs).map_err(|(_, e)| Error::input(node, e))?;
+        let (input_name, layout, output_name) = (plan.input.clone(), plan.layout, plan.output.clone());
+        let paths: Vec<Option<String>> = input
+            .column(&self.image_column)
+            .map_err(super::pl(node))?
+            .str()
+            .map_err(super::pl(node))?
+            .iter()
+            .map(|s| s.map(str::to_owned))
+            .collect();
+        let n = paths.len();
+        if n == 0 {
+            let mut cols = vec![input.column(ctx.id).map_err(super::pl(node))?.clone()];
+            cols.extend((0..plan.dim).map(|j| Column::new(format!("{}{j}", self.prefix).into(), Vec::<f32>::new())));
+            let df = DataFrame::new(0, cols).map_err(super::pl(node))?;
+            return Ok(Output::new(df, vec!["no images (empty input)".into()]));
+        }
+        let per_image = layout.channels * (layout.size as usize).pow(2);
+        let bar = ctx.progress.bar(node, "images", n as u64);
+
+        // Decode batch b+1 (rayon) while batch b runs: a channel of depth one between them.
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<std::result::Result<Vec<f32>, String>>)>(1);
+        let mut features: Vec<Option<Vec<f32>>> = vec![None; n];
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        let mut dim: Option<usize> = None;
+        let starts: Vec<usize> = (0..n).step_by(self.batch_size).collect();
+        let res: Result<()> = std::thread::scope(|s| {
+            let paths = &paths;
+            s.spawn(move || {
+                for &start in &starts {
+                    let end = (start + self.batch_size).min(n);
+                    let batch: Vec<_> = (start..end)
+                        .into_par_iter()
+                        .map(|i| match &paths[i] {
+                            None => Err("no image path (null)".to_owned()),
+                            Some(p) => preprocess(&self.resolve(p), layout, self),
+                        })
+                        .collect();
+                    if tx.send((start, batch)).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (start, batch) in rx {
+                let ok: Vec<usize> = (0..batch.len()).filter(|&j| batch[j].is_ok()).collect();
+                for (j, r) in batch.iter().enumerate() {
+                    if let Err(e) = r {
+                        failures.push((start + j, e.clone()));
+                    }
+                }
+                if !ok.is_empty() {
+                    let mut data = Vec::with_capacity(ok.len() * per_image);
+                    for &j in &ok {
+                        data.extend_from_slice(batch[j].as_ref().expect("ok"));
+                    }
+                    let s = layout.size as i64;
+                    let c = layout.channels as i64;
+                    let shape = if layout.nchw { [ok.len() as i64, c, s, s] } else { [ok.len() as i64, s, s, c] };
+                    let (oshape, out) = model.run(&input_name, &shape, &data, &output_name).map_err(|e| Error::input(node, e))?;
+                    if oshape.first() != Some(&(ok.len() as i64)) || out.len() % ok.len() != 0 {
+                        return Err(Error::input(node, format!("output `{output_name}` has shape {oshape:?} for a batch of {}", ok.len())));
+                    }
+                    let d = out.len() / ok.len();
+                    if *dim.get_or_insert(d) != d {
+                        return Err(Error::input(node, format!("output `{output_name}` changed size between batches ({d} vs {})", dim.unwrap_or(0))));
+                    }
+                    for (k, &j) in ok.iter().enumerate() {
+                        features[start + j] = Some(out[k * d..(k + 1) * d].to_vec());
+                    }
+                }
+                bar.inc(batch.len() as u64);
+            }
+            Ok(())
+        });
+        bar.finish();
+        res?;
+        // Never silently: a NaN feature would poison every node downstream.
+        let Some(d) = dim else {
+            let first = failures.first().map_or_else(String::new, |(i, e)| format!(": the first, `{}`: {e}", paths[*i].as_deref().unwrap_or("")));
+            return Err(Error::input(node, format!("none of the {n} images could be used{first}")));
+        };
+        let keep: Vec<usize> = (0..n).filter(|&i| features[i].is_some()).collect();
+        let mut bad_rows = Vec::new();
+        for &i in &keep {
+            if features[i].as_ref().expect("kept").iter().any(|x| !x.is_finite()) {
+                bad_rows.push(i);
+            }
+        }
+        if let Some(&i) = bad_rows.first() {
+            return Err(Error::input(node, format!("the model gave non-finite features for `{}` ({} images in all)", paths[i].as_deref().unwrap_or(""), bad_rows.len())));
+        }
+        let idx = IdxCa::from_vec("idx".into(), keep.iter().map(|&i| i as IdxSize).collect());
+        let ids = input.column(ctx.id).map_err(super::pl(node))?.take(&idx).map_err(super::pl(node))?;
+        let mut cols = vec![ids];
+        for j in 0..d {
+            let v: Vec<f32> = keep.iter().map(|&i| features[i].as_ref().expect("kept")[j]).collect();
+            cols.push(Column::new(format!("{}{j}", self.prefix).into(), v));
+        }
+        let df = DataFrame::new(keep.len(), cols).map_err(super::pl(node))?;
+        let mut summary = vec![format!("{} of {n} images embedded with `{}` (output `{output_name}`, {d} values; input {}x{}, {} channels)", keep.len(), self.model.file_name().unwrap_or_default().to_string_lossy(), layout.size, layout.size, layout.channels)];
+        let mut out_files = Vec::new();
+        if !failures.is_empty() {
+            failures.sort_by_key(|f| f.0);
+            summary.push(format!("{} images could not be used (left out; listed in failures.parquet): first `{}`: {}", failures.len(), paths[failures[0].0].as_deref().unwrap_or(""), failures[0].1));
+            let fid = input.column(ctx.id).map_err(super::pl(node))?.take(&IdxCa::from_vec("idx".into(), failures.iter().map(|f| f.0 as IdxSize).collect())).map_err(super::pl(node))?;
+            let mut fdf = DataFrame::new(
+                failures.len(),
+                vec![
+                    fid,
+                    Column::new("path".into(), failures.iter().map(|f| paths[f.0].clone()).collect::<Vec<_>>()),
+                    Column::new("error".into(), failures.iter().map(|f| f.1.clone()).collect::<Vec<_>>()),
+                ],
+            )
+            .map_err(super::pl(node))?;
+            let mut buf = Vec::new();
+            ParquetWriter::new(&mut buf).finish(&mut fdf).map_err(super::pl(node))?;
+            out_files.push(("failures.parquet".to_owned(), buf));
+        }
+        let mut out = Output::new(df, summary);
+        out.details = serde_json::json!({ "images": n, "embedded": keep.len(), "failed": failures.len(), "features": d, "output": output_name });
+        out.files = out_files;
+        Ok(out)
+    }
+}
+
+/// Decode one image and turn it into the model's input (one image's worth of floats).
+fn preprocess(path: &Path, l: Layout, e: &Embed) -> std::result::Result<Vec<f32>, String> {
+    use image::imageops;
+    let img = image::ImageReader::open(path)
+        .map_err(|err| format!("cannot open `{}`: {err}", path.display()))?
+        .with_guessed_format()
+        .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?
+        .decode()
+        .map_err(|err| format!("cannot decode `{}`: {err}", path.display()))?;
+    let grey = e.greyscale || l.channels == 1;
+    let rgb = if grey { image::DynamicImage::ImageLuma8(img.to_luma8()).to_rgb8() } else { img.to_rgb8() };
+    let side = ((rgb.width().min(rgb.height()) as f64) * e.crop).round().max(1.0) as u32;
+    let (x0, y0) = ((rgb.width() - side) / 2, (rgb.height() - side) / 2);
+    let sq = if side == rgb.width() && side == rgb.height() { rgb } else { imageops::crop_imm(&rgb, x0, y0, side, side).to_image() };
+    let px = if sq.width() == l.size { sq } else { imageops::resize(&sq, l.size, l.size, imageops::FilterType::Triangle) };
+    let s = l.size as usize;
+    let c = l.channels;
+    let norm = |ch: usize, v: f32| -> f32 {
+        let m = e.mean.as_ref().map_or(0.0, |m| m[if m.len() == 1 { 0 } else { ch }] as f32);
+        let sd = e.std.as_ref().map_or(1.0, |v| v[if v.len() == 1 { 0 } else { ch }] as f32);
+        (v - m) / sd
+    };
+    let mut out = vec![0f32; c * s * s];
+    for (i, p) in px.pixels().enumerate() {
+        for ch in 0..c {
+            let v = norm(ch, p.0[ch] as f32 / 255.0);
+            if l.nchw {
+                out[ch * s * s + i] = v;
+            } else {
+                out[i * c + ch] = v;
+            }
+        }
+    }
+    Ok(out)
+}
