@@ -74,9 +74,10 @@ impl Reduce {
         Ok(Reduce { method, columns, n_components, prefix, umap })
     }
 
-    /// The hidden kNN node a UMAP reduction reads.
+    /// The hidden kNN node a UMAP reduction reads. Its random-projection trees use a fixed
+    /// seed, not the layout's: changing `seed` re-runs only the layout, like `n_components`.
     pub fn knn(&self) -> Option<Knn> {
-        self.umap.as_ref().map(|u| Knn { columns: self.columns.clone(), k: u.n_neighbors - 1, metric: u.metric.clone(), seed: u.seed })
+        self.umap.as_ref().map(|u| Knn { columns: self.columns.clone(), k: u.n_neighbors - 1, metric: u.metric.clone(), seed: 0 })
     }
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {

@@ -23,7 +23,7 @@ fn the_knn_graph_is_cached_on_its_own() {
     let t = Test::new();
     t.pipeline(&pipe(4000));
     assert_eq!(t.run_json(&[]).ok().computed(), ["catalog", "featured", "umap.knn", "umap"]);
-    for set in ["umap.n_components=3", "umap.min_dist=0.3", "umap.n_epochs=50", "umap.init=\"random\""] {
+    for set in ["umap.n_components=3", "umap.min_dist=0.3", "umap.n_epochs=50", "umap.init=\"random\"", "umap.seed=7"] {
         assert_eq!(t.run_json(&["--set", set]).ok().computed(), ["umap"], "{set}");
     }
     assert_eq!(t.run_json(&["--set", "umap.n_neighbors=10"]).ok().computed(), ["umap.knn", "umap"]);
