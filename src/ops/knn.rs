@@ -15,7 +15,7 @@ use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::nndescent;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Largest input solved exactly.
 const EXACT_UP_TO: usize = 4096;

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
 use crate::spec::params::Params;
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Reduce {
