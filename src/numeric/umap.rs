@@ -221,46 +221,47 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32>
         start[i + 1] += start[i];
     }
     // The normalised weight of each edge, once: w(i, j) / √(deg i · deg j).
-    let nw: Vec<f64> = g.head.iter().zip(&g.tail).zip(&g.weight).map(|((&h, &t), &w)| w as f64 * inv_sqrt[h as usize] * inv_sqrt[t as usize]).collect();
+    let nw: Vec<f32> = g.head.iter().zip(&g.tail).zip(&g.weight).map(|((&h, &t), &w)| (w as f64 * inv_sqrt[h as usize] * inv_sqrt[t as usize]) as f32).collect();
     let mut r = Rng::new(seed, 3 << 40);
     // m vectors of length n, stored row by row (point i's m values together), so one pass
-    // over the edges applies the operator to all of them.
-    let mut v: Vec<f64> = vec![0.0; n * m];
+    // over the edges applies the operator to all of them; f32 storage (the gathers of
+    // neighbours' rows are what this waits on), f64 sums.
+    let mut v: Vec<f32> = vec![0.0; n * m];
     for c in 0..m {
         for i in 0..n {
-            v[i * m + c] = r.normal();
+            v[i * m + c] = r.normal() as f32;
         }
     }
-    let apply = |v: &[f64], out: &mut [f64]| {
+    let apply = |v: &[f32], out: &mut [f32]| {
         out.par_chunks_mut(m).enumerate().for_each_init(|| vec![0f64; m], |acc, (i, o)| {
             acc.iter_mut().for_each(|a| *a = 0.0);
             for (&t, &wv) in g.tail[start[i]..start[i + 1]].iter().zip(&nw[start[i]..start[i + 1]]) {
                 let j = t as usize;
-                for (a, x) in acc.iter_mut().zip(&v[j * m..(j + 1) * m]) {
-                    *a += wv * x;
+                for (a, &x) in acc.iter_mut().zip(&v[j * m..(j + 1) * m]) {
+                    *a += wv as f64 * x as f64;
                 }
             }
             for (c, x) in o.iter_mut().enumerate() {
-                *x = 0.5 * (v[i * m + c] + acc[c]);
+                *x = (0.5 * (v[i * m + c] as f64 + acc[c])) as f32;
             }
         });
     };
-    let orthonormalise = |v: &mut [f64]| {
+    let orthonormalise = |v: &mut [f32]| {
         for c in 0..m {
             for p in 0..c {
-                let dot: f64 = (0..n).map(|i| v[i * m + c] * v[i * m + p]).sum();
+                let dot: f64 = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + p] as f64).sum();
                 for i in 0..n {
-                    v[i * m + c] -= dot * v[i * m + p];
+                    v[i * m + c] = (v[i * m + c] as f64 - dot * v[i * m + p] as f64) as f32;
                 }
             }
-            let norm = (0..n).map(|i| v[i * m + c] * v[i * m + c]).sum::<f64>().sqrt().max(1e-300);
+            let norm = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + c] as f64).sum::<f64>().sqrt().max(1e-300);
             for i in 0..n {
-                v[i * m + c] /= norm;
+                v[i * m + c] = (v[i * m + c] as f64 / norm) as f32;
             }
         }
     };
     orthonormalise(&mut v);
-    let mut w = vec![0f64; n * m];
+    let mut w = vec![0f32; n * m];
     for _ in 0..iters {
         apply(&v, &mut w);
         std::mem::swap(&mut v, &mut w);
@@ -271,7 +272,7 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32>
     let mut h = vec![0f64; m * m];
     for a in 0..m {
         for b in 0..m {
-            h[a * m + b] = (0..n).map(|i| v[i * m + a] * w[i * m + b]).sum();
+            h[a * m + b] = (0..n).map(|i| v[i * m + a] as f64 * w[i * m + b] as f64).sum();
         }
     }
     for a in 0..m {
@@ -285,7 +286,7 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32>
     // Skip the leading (trivial, ∝ √degree) direction.
     let mut out = vec![0f32; n * dim];
     for d in 0..dim {
-        let col: Vec<f64> = (0..n).map(|i| (0..m).map(|a| vecs[a * m + d + 1] * v[i * m + a]).sum()).collect();
+        let col: Vec<f64> = (0..n).map(|i| (0..m).map(|a| vecs[a * m + d + 1] * v[i * m + a] as f64).sum()).collect();
         let (lo, hi) = col.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
         let span = if hi > lo { hi - lo } else { 1.0 };
         for i in 0..n {
