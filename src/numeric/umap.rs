@@ -366,6 +366,19 @@ fn negative_stream(seed: u64, epoch: usize, e: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ (e as u64).wrapping_mul(0x1656_67B1_9E37_79F9)
 }
 
+/// Row offsets of the head-sorted edges: point i's edges are `start[i]..start[i + 1]`.
+fn row_starts(g: &Graph) -> Vec<usize> {
+    let n = g.n;
+    let mut start = vec![0usize; n + 1];
+    for &h in &g.head {
+        start[h as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    start
+}
+
 /// Edge ranges (by head) of each chunk of `CHUNK` points; edges are sorted by head.
 fn chunk_ranges(g: &Graph) -> Vec<(usize, usize)> {
     let n = g.n;
@@ -399,10 +412,11 @@ fn optimize_d<const D: usize>(emb: &mut [f32], g: &Graph, s: &Sgd, mut on_epoch:
     let n = g.n;
     // Sample times in f32: half the bytes to stream through every epoch.
     let eps: Vec<f32> = epochs_per_sample(&g.weight).iter().map(|&e| e as f32).collect();
-    let eps_neg: Vec<f32> = eps.iter().map(|e| e / s.negative_sample_rate as f32).collect();
+    let rate = s.negative_sample_rate as f32;
     let mut next = eps.clone();
-    let mut next_neg = eps_neg.clone();
+    let mut next_neg: Vec<f32> = eps.iter().map(|e| e / rate).collect();
     let ranges = chunk_ranges(g);
+    let starts = row_starts(g);
     let (a, b) = (s.a as f32, s.b as f32);
     let mut snapshot = emb.to_vec();
     for epoch in 0..s.n_epochs {
@@ -416,12 +430,18 @@ fn optimize_d<const D: usize>(emb: &mut [f32], g: &Graph, s: &Sgd, mut on_epoch:
             let len = block.len() / D;
             let e0 = ranges[c].0;
             let mut qs = [0usize; 8];
+            // Heads in order, each over its own edges: no per-edge head to stream.
+            let mut j = base;
             for (le, (nx_e, nn_e)) in nx.iter_mut().zip(nn.iter_mut()).enumerate() {
                 if *nx_e > ep {
                     continue;
                 }
                 let e = e0 + le;
-                let (j, k) = (g.head[e] as usize, g.tail[e] as usize);
+                while starts[j + 1] <= e {
+                    j += 1;
+                }
+                let k = g.tail[e] as usize;
+                let eps_neg_e = eps[e] / rate;
                 // Points of this chunk are read live, all others from the epoch's start.
                 let other: [f32; D] = if k >= base && k < base + len { row(block, k - base) } else { row(snap, k) };
                 let cur: [f32; D] = row(block, j - base);
@@ -437,7 +457,7 @@ fn optimize_d<const D: usize>(emb: &mut [f32], g: &Graph, s: &Sgd, mut on_epoch:
                     }
                 }
                 *nx_e += eps[e];
-                let n_neg = ((ep - *nn_e) / eps_neg[e]).max(0.0) as usize;
+                let n_neg = ((ep - *nn_e) / eps_neg_e).max(0.0) as usize;
                 let mut st = negative_stream(s.seed, epoch, e);
                 let mut left = n_neg;
                 while left > 0 {
@@ -468,7 +488,7 @@ fn optimize_d<const D: usize>(emb: &mut [f32], g: &Graph, s: &Sgd, mut on_epoch:
                     cur[t] += step[t] * alpha;
                 }
                 block[(j - base) * D..(j - base + 1) * D].copy_from_slice(&cur);
-                *nn_e += n_neg as f32 * eps_neg[e];
+                *nn_e += n_neg as f32 * eps_neg_e;
             }
         });
         on_epoch(epoch);
