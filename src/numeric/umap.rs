@@ -403,168 +403,194 @@ fn split_by<'a, T>(mut v: &'a mut [T], ranges: &[(usize, usize)]) -> Vec<&'a mut
     parts
 }
 
+/// What every chunk shares during the layout SGD.
+struct Shared<'a> {
+    /// Epochs between samples of each edge (f32: half the bytes to stream every epoch).
+    eps: &'a [f32],
+    rate: f32,
+    /// Row offsets of the head-sorted edges.
+    starts: &'a [usize],
+    a: f32,
+    b: f32,
+    n: usize,
+}
+
+/// One chunk's work in one epoch: its points (`block`, from point `base`), its edges'
+/// next sample times (from edge `e0`), and every point as it was at the epoch's start.
+struct Job<'a> {
+    base: usize,
+    e0: usize,
+    block: &'a mut [f32],
+    next: &'a mut [f32],
+    next_neg: &'a mut [f32],
+    snap: &'a [f32],
+    ep: f32,
+    epoch: usize,
+    alpha: f32,
+}
+
 /// The layout SGD. Each epoch, chunks of `CHUNK` heads run in parallel; a chunk moves only
 /// its own points, reading them live and every other point as it was at the start of the
 /// epoch, so the result does not depend on the number of threads. An edge fires when its
-/// next epoch comes (every `max_w / w` epochs), pulls its head towards its tail, then
-/// pushes the head away from negative samples drawn from the edge's own random stream.
-fn optimize_d<const D: usize>(emb: &mut [f32], g: &Graph, s: &Sgd, mut on_epoch: impl FnMut(usize)) {
-    let n = g.n;
-    // Sample times in f32: half the bytes to stream through every epoch.
+/// next epoch comes (every `max_w / w` epochs), pulls its head towards its tail, and pushes
+/// the head away from negative samples drawn from the edge's own random stream; `kernel`
+/// does one chunk.
+fn drive(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: impl FnMut(usize), kernel: impl Fn(&Graph, &Sgd, &Shared, Job) + Sync) {
     let eps: Vec<f32> = epochs_per_sample(&g.weight).iter().map(|&e| e as f32).collect();
     let rate = s.negative_sample_rate as f32;
     let mut next = eps.clone();
     let mut next_neg: Vec<f32> = eps.iter().map(|e| e / rate).collect();
     let ranges = chunk_ranges(g);
     let starts = row_starts(g);
-    let (a, b) = (s.a as f32, s.b as f32);
+    let sh = Shared { eps: &eps, rate, starts: &starts, a: s.a as f32, b: s.b as f32, n: g.n };
     let mut snapshot = emb.to_vec();
     for epoch in 0..s.n_epochs {
         let alpha = (s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64)) as f32;
-        let ep = epoch as f32;
         snapshot.copy_from_slice(emb);
         let snap = &snapshot[..];
         let parts = split_by(&mut next, &ranges).into_par_iter().zip(split_by(&mut next_neg, &ranges));
-        emb.par_chunks_mut(CHUNK * D).zip(parts).enumerate().for_each(|(c, (block, (nx, nn)))| {
-            let base = c * CHUNK;
-            let len = block.len() / D;
-            let e0 = ranges[c].0;
-            let mut qs = [0usize; 8];
-            // Heads in order, each over its own edges: no per-edge head to stream.
-            let mut j = base;
-            for (le, (nx_e, nn_e)) in nx.iter_mut().zip(nn.iter_mut()).enumerate() {
-                if *nx_e > ep {
-                    continue;
-                }
-                let e = e0 + le;
-                while starts[j + 1] <= e {
-                    j += 1;
-                }
-                let k = g.tail[e] as usize;
-                let eps_neg_e = eps[e] / rate;
-                // Points of this chunk are read live, all others from the epoch's start.
-                let other: [f32; D] = if k >= base && k < base + len { row(block, k - base) } else { row(snap, k) };
-                let cur: [f32; D] = row(block, j - base);
-                // The attraction and all of this firing's repulsions are computed at the same
-                // position and applied together: independent chains the CPU overlaps.
-                let mut step = [0f32; D];
-                let d2 = sqd(&cur, &other);
-                if d2 > 0.0 {
-                    let pb = (b * d2.ln()).exp();
-                    let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
-                    for t in 0..D {
-                        step[t] += (coeff * (cur[t] - other[t])).clamp(-4.0, 4.0);
-                    }
-                }
-                *nx_e += eps[e];
-                let n_neg = ((ep - *nn_e) / eps_neg_e).max(0.0) as usize;
-                let mut st = negative_stream(s.seed, epoch, e);
-                let mut left = n_neg;
-                while left > 0 {
-                    // Draw a batch of samples and prefetch them before using any.
-                    let m = left.min(qs.len());
-                    for q in qs.iter_mut().take(m) {
-                        *q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
-                        prefetch(&snap[*q * D..]);
-                    }
-                    for &q in &qs[..m] {
-                        if q == j {
-                            continue;
-                        }
-                        let o: [f32; D] = row(snap, q);
-                        let d2 = sqd(&cur, &o);
-                        if d2 > 0.0 {
-                            let pb = (b * d2.ln()).exp();
-                            let coeff = 2.0 * b / ((0.001 + d2) * (a * pb + 1.0));
-                            for t in 0..D {
-                                step[t] += (coeff * (cur[t] - o[t])).clamp(-4.0, 4.0);
-                            }
-                        }
-                    }
-                    left -= m;
-                }
-                let mut cur = cur;
-                for t in 0..D {
-                    cur[t] += step[t] * alpha;
-                }
-                block[(j - base) * D..(j - base + 1) * D].copy_from_slice(&cur);
-                *nn_e += n_neg as f32 * eps_neg_e;
-            }
+        emb.par_chunks_mut(CHUNK * dim).zip(parts).enumerate().for_each(|(c, (block, (nx, nn)))| {
+            let job = Job { base: c * CHUNK, e0: ranges[c].0, block, next: nx, next_neg: nn, snap, ep: epoch as f32, epoch, alpha };
+            kernel(g, s, &sh, job);
         });
         on_epoch(epoch);
     }
 }
 
-/// [`optimize_d`] for a dimension without its own compiled kernel.
-fn optimize_any(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: impl FnMut(usize)) {
-    let n = g.n;
-    // Sample times in f32: half the bytes to stream through every epoch.
-    let eps: Vec<f32> = epochs_per_sample(&g.weight).iter().map(|&e| e as f32).collect();
-    let eps_neg: Vec<f32> = eps.iter().map(|e| e / s.negative_sample_rate as f32).collect();
-    let mut next = eps.clone();
-    let mut next_neg = eps_neg.clone();
-    let ranges = chunk_ranges(g);
-    let (a, b) = (s.a as f32, s.b as f32);
-    let mut snapshot = emb.to_vec();
-    for epoch in 0..s.n_epochs {
-        let alpha = (s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64)) as f32;
-        let ep = epoch as f32;
-        snapshot.copy_from_slice(emb);
-        let snap = &snapshot[..];
-        let parts = split_by(&mut next, &ranges).into_par_iter().zip(split_by(&mut next_neg, &ranges));
-        emb.par_chunks_mut(CHUNK * dim).zip(parts).enumerate().for_each(|(c, (block, (nx, nn)))| {
-            let base = c * CHUNK;
-            let len = block.len() / dim;
-            let e0 = ranges[c].0;
-            let mut other = vec![0f32; dim];
-            let mut step = vec![0f32; dim];
-            for (le, (nx_e, nn_e)) in nx.iter_mut().zip(nn.iter_mut()).enumerate() {
-                if *nx_e > ep {
+fn optimize_d<const D: usize>(emb: &mut [f32], g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
+    drive(emb, D, g, s, on_epoch, chunk_d::<D>);
+}
+
+/// One chunk for `D`-wide rows: the attraction and all of a firing's repulsions are
+/// computed at the same position and applied together.
+fn chunk_d<const D: usize>(g: &Graph, s: &Sgd, sh: &Shared, job: Job) {
+    let Job { base, e0, block, next: nx, next_neg: nn, snap, ep, epoch, alpha } = job;
+    let &Shared { eps, rate, starts, a, b, n } = sh;
+    let len = block.len() / D;
+    let mut qs = [0usize; 8];
+    // Heads in order, each over its own edges: no per-edge head to stream.
+    let mut j = base;
+    for (le, (nx_e, nn_e)) in nx.iter_mut().zip(nn.iter_mut()).enumerate() {
+        if *nx_e > ep {
+            continue;
+        }
+        let e = e0 + le;
+        while starts[j + 1] <= e {
+            j += 1;
+        }
+        let k = g.tail[e] as usize;
+        let eps_neg_e = eps[e] / rate;
+        // Points of this chunk are read live, all others from the epoch's start.
+        let other: [f32; D] = if k >= base && k < base + len { row(block, k - base) } else { row(snap, k) };
+        let cur: [f32; D] = row(block, j - base);
+        // The attraction and all of this firing's repulsions are computed at the same
+        // position and applied together: independent chains the CPU overlaps.
+        let mut step = [0f32; D];
+        let d2 = sqd(&cur, &other);
+        if d2 > 0.0 {
+            let pb = (b * d2.ln()).exp();
+            let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
+            for t in 0..D {
+                step[t] += (coeff * (cur[t] - other[t])).clamp(-4.0, 4.0);
+            }
+        }
+        *nx_e += eps[e];
+        let n_neg = ((ep - *nn_e) / eps_neg_e).max(0.0) as usize;
+        let mut st = negative_stream(s.seed, epoch, e);
+        let mut left = n_neg;
+        while left > 0 {
+            // Draw a batch of samples and prefetch them before using any.
+            let m = left.min(qs.len());
+            for q in qs.iter_mut().take(m) {
+                *q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
+                prefetch(&snap[*q * D..]);
+            }
+            for &q in &qs[..m] {
+                if q == j {
                     continue;
                 }
-                let e = e0 + le;
-                let (j, k) = (g.head[e] as usize, g.tail[e] as usize);
-                if k >= base && k < base + len {
-                    other.copy_from_slice(&block[(k - base) * dim..(k - base + 1) * dim]);
-                } else {
-                    other.copy_from_slice(&snap[k * dim..(k + 1) * dim]);
-                }
-                let cur = &mut block[(j - base) * dim..(j - base + 1) * dim];
-                // As in `optimize_d`: every move of this firing computed at the same position.
-                step.iter_mut().for_each(|x| *x = 0.0);
-                let d2: f32 = cur.iter().zip(&other).map(|(x, y)| (x - y) * (x - y)).sum();
+                let o: [f32; D] = row(snap, q);
+                let d2 = sqd(&cur, &o);
                 if d2 > 0.0 {
                     let pb = (b * d2.ln()).exp();
-                    let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
-                    for ((st, x), y) in step.iter_mut().zip(cur.iter()).zip(&other) {
-                        *st += (coeff * (*x - *y)).clamp(-4.0, 4.0);
+                    let coeff = 2.0 * b / ((0.001 + d2) * (a * pb + 1.0));
+                    for t in 0..D {
+                        step[t] += (coeff * (cur[t] - o[t])).clamp(-4.0, 4.0);
                     }
                 }
-                *nx_e += eps[e];
-                let n_neg = ((ep - *nn_e) / eps_neg[e]).max(0.0) as usize;
-                let mut st = negative_stream(s.seed, epoch, e);
-                for _ in 0..n_neg {
-                    let q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
-                    if q == j {
-                        continue;
-                    }
-                    let o = &snap[q * dim..(q + 1) * dim];
-                    let d2: f32 = cur.iter().zip(o).map(|(x, y)| (x - y) * (x - y)).sum();
-                    if d2 > 0.0 {
-                        let pb = (b * d2.ln()).exp();
-                        let coeff = 2.0 * b / ((0.001 + d2) * (a * pb + 1.0));
-                        for ((sv, x), y) in step.iter_mut().zip(cur.iter()).zip(o) {
-                            *sv += (coeff * (*x - *y)).clamp(-4.0, 4.0);
-                        }
-                    }
-                }
-                for (x, sv) in cur.iter_mut().zip(&step) {
-                    *x += sv * alpha;
-                }
-                *nn_e += n_neg as f32 * eps_neg[e];
             }
-        });
-        on_epoch(epoch);
+            left -= m;
+        }
+        let mut cur = cur;
+        for t in 0..D {
+            cur[t] += step[t] * alpha;
+        }
+        block[(j - base) * D..(j - base + 1) * D].copy_from_slice(&cur);
+        *nn_e += n_neg as f32 * eps_neg_e;
+    }
+}
+
+fn optimize_any(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
+    drive(emb, dim, g, s, on_epoch, |g, s, sh, job| chunk_any(g, s, sh, job, dim));
+}
+
+/// [`chunk_d`] for a row width without its own compiled kernel: the same arithmetic in
+/// the same order.
+fn chunk_any(g: &Graph, s: &Sgd, sh: &Shared, job: Job, dim: usize) {
+    let Job { base, e0, block, next: nx, next_neg: nn, snap, ep, epoch, alpha } = job;
+    let &Shared { eps, rate, starts, a, b, n } = sh;
+    let len = block.len() / dim;
+    let mut other = vec![0f32; dim];
+    let mut step = vec![0f32; dim];
+    let mut j = base;
+    for (le, (nx_e, nn_e)) in nx.iter_mut().zip(nn.iter_mut()).enumerate() {
+        if *nx_e > ep {
+            continue;
+        }
+        let e = e0 + le;
+        while starts[j + 1] <= e {
+            j += 1;
+        }
+        let k = g.tail[e] as usize;
+        let eps_neg_e = eps[e] / rate;
+        if k >= base && k < base + len {
+            other.copy_from_slice(&block[(k - base) * dim..(k - base + 1) * dim]);
+        } else {
+            other.copy_from_slice(&snap[k * dim..(k + 1) * dim]);
+        }
+        let cur = &mut block[(j - base) * dim..(j - base + 1) * dim];
+        // As in `optimize_d`: every move of this firing computed at the same position.
+        step.iter_mut().for_each(|x| *x = 0.0);
+        let d2: f32 = cur.iter().zip(&other).map(|(x, y)| (x - y) * (x - y)).sum();
+        if d2 > 0.0 {
+            let pb = (b * d2.ln()).exp();
+            let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
+            for ((st, x), y) in step.iter_mut().zip(cur.iter()).zip(&other) {
+                *st += (coeff * (*x - *y)).clamp(-4.0, 4.0);
+            }
+        }
+        *nx_e += eps[e];
+        let n_neg = ((ep - *nn_e) / eps_neg_e).max(0.0) as usize;
+        let mut st = negative_stream(s.seed, epoch, e);
+        for _ in 0..n_neg {
+            let q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
+            if q == j {
+                continue;
+            }
+            let o = &snap[q * dim..(q + 1) * dim];
+            let d2: f32 = cur.iter().zip(o).map(|(x, y)| (x - y) * (x - y)).sum();
+            if d2 > 0.0 {
+                let pb = (b * d2.ln()).exp();
+                let coeff = 2.0 * b / ((0.001 + d2) * (a * pb + 1.0));
+                for ((sv, x), y) in step.iter_mut().zip(cur.iter()).zip(o) {
+                    *sv += (coeff * (*x - *y)).clamp(-4.0, 4.0);
+                }
+            }
+        }
+        for (x, sv) in cur.iter_mut().zip(&step) {
+            *x += sv * alpha;
+        }
+        *nn_e += n_neg as f32 * eps_neg_e;
     }
 }
 
