@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::cache::store::write_atomic;
+use crate::cache::store::{parquet_bytes, write_atomic};
 use crate::cache::Store;
 use crate::error::{Error, IoContext, Loc, Result};
 use crate::exec::{RunReport, Status};
@@ -407,12 +407,6 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
     std::fs::create_dir_all(dir.parent().expect("under sweeps")).ctx("cannot create", &dir)?;
     std::fs::rename(&tmp, &dir).ctx("cannot publish", &dir)?;
     Ok(Summary { points: out, classes, dir })
-}
-
-fn parquet_bytes(df: &mut DataFrame, what: &str) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf).finish(df).map_err(|e| Error::polars(what, e))?;
-    Ok(buf)
 }
 
 /// A parameter value as it reads on the command line.

@@ -151,6 +151,26 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).ctx("cannot sync", dir)
 }
 
+/// Write `df` as Parquet: one chunk, fixed row groups and compression, so equal tables give
+/// equal bytes. `what` names the node (or table) in errors.
+pub fn write_parquet(w: &mut impl Write, df: &mut DataFrame, what: &str) -> Result<()> {
+    df.rechunk_mut_par();
+    ParquetWriter::new(w)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::default())
+        .with_row_group_size(Some(ROW_GROUP))
+        .finish(df)
+        .map_err(|e| Error::polars(what, e))?;
+    Ok(())
+}
+
+/// [`write_parquet`] into memory, for tables kept beside an entry's data (attachments).
+pub fn parquet_bytes(df: &mut DataFrame, what: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    write_parquet(&mut buf, df, what)?;
+    Ok(buf)
+}
+
 /// A UTC timestamp like `2026-11-29T19:38:58Z`.
 pub fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
@@ -332,14 +352,7 @@ impl Store {
         let data = tmp.join(DATA);
         let file = File::create(&data).ctx("cannot create", &data)?;
         let mut w = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new(), bytes: 0 };
-        // One chunk, fixed row groups and compression: equal tables give equal bytes.
-        df.rechunk_mut_par();
-        ParquetWriter::new(&mut w)
-            .with_compression(ParquetCompression::Zstd(None))
-            .with_statistics(StatisticsOptions::default())
-            .with_row_group_size(Some(ROW_GROUP))
-            .finish(df)
-            .map_err(|e| Error::polars(&d.node, e))?;
+        write_parquet(&mut w, df, &d.node)?;
         w.flush().ctx("cannot write", &data)?;
         let (content_hash, data_bytes) = (w.hasher.finalize().to_hex().to_string(), w.bytes);
         let file = w.inner.into_inner().map_err(|e| Error::io("cannot write", &data, e.into_error()))?;

@@ -297,9 +297,7 @@ impl Embed {
                 ],
             )
             .map_err(super::pl(node))?;
-            let mut buf = Vec::new();
-            ParquetWriter::new(&mut buf).finish(&mut fdf).map_err(super::pl(node))?;
-            out_files.push(("failures.parquet".to_owned(), buf));
+            out_files.push(("failures.parquet".to_owned(), crate::cache::store::parquet_bytes(&mut fdf, node)?));
         }
         let mut out = Output::new(df, summary);
         out.details = serde_json::json!({ "images": n, "embedded": keep.len(), "failed": failures.len(), "features": d, "output": output_name });
