@@ -27,6 +27,7 @@ use serde::Serialize;
 use super::{Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::onnx::{Model, Port};
+use crate::render::gallery;
 use crate::spec::params::Params;
 
 pub const VERSION: u32 = 1;
@@ -171,14 +172,6 @@ impl Embed {
         Ok(Plan { input: inp.name.clone(), layout: Layout { size, channels, nchw }, output: out.name.clone(), dim })
     }
 
-    fn resolve(&self, p: &str) -> PathBuf {
-        let p = PathBuf::from(p);
-        match &self.base_dir {
-            Some(d) if p.is_relative() => d.join(p),
-            _ => p,
-        }
-    }
-
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
         let node = ctx.node;
         let threads = self.threads.unwrap_or_else(rayon::current_num_threads);
@@ -218,7 +211,7 @@ impl Embed {
                         .into_par_iter()
                         .map(|i| match &paths[i] {
                             None => Err("no image path (null)".to_owned()),
-                            Some(p) => preprocess(&self.resolve(p), layout, self),
+                            Some(p) => preprocess(&super::resolve_path(self.base_dir.as_deref(), p), layout, self),
                         })
                         .collect();
                     if tx.send((start, batch)).is_err() {
@@ -308,19 +301,10 @@ impl Embed {
 
 /// Decode one image and turn it into the model's input (one image's worth of floats).
 fn preprocess(path: &Path, l: Layout, e: &Embed) -> std::result::Result<Vec<f32>, String> {
-    use image::imageops;
-    let img = image::ImageReader::open(path)
-        .map_err(|err| format!("cannot open `{}`: {err}", path.display()))?
-        .with_guessed_format()
-        .map_err(|err| format!("cannot read `{}`: {err}", path.display()))?
-        .decode()
-        .map_err(|err| format!("cannot decode `{}`: {err}", path.display()))?;
+    let img = gallery::open(path)?;
     let grey = e.greyscale || l.channels == 1;
     let rgb = if grey { image::DynamicImage::ImageLuma8(img.to_luma8()).to_rgb8() } else { img.to_rgb8() };
-    let side = ((rgb.width().min(rgb.height()) as f64) * e.crop).round().max(1.0) as u32;
-    let (x0, y0) = ((rgb.width() - side) / 2, (rgb.height() - side) / 2);
-    let sq = if side == rgb.width() && side == rgb.height() { rgb } else { imageops::crop_imm(&rgb, x0, y0, side, side).to_image() };
-    let px = if sq.width() == l.size { sq } else { imageops::resize(&sq, l.size, l.size, imageops::FilterType::Triangle) };
+    let px = gallery::centre_square(&rgb, e.crop, l.size)?;
     let s = l.size as usize;
     let c = l.channels;
     let norm = |ch: usize, v: f32| -> f32 {

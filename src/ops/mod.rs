@@ -247,6 +247,15 @@ fn normalise(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// A path from a catalogue (e.g. an image's `file_loc`), resolved against `dir` when relative.
+pub(crate) fn resolve_path(dir: Option<&std::path::Path>, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    match dir {
+        Some(d) if p.is_relative() => d.join(p),
+        _ => p,
+    }
+}
+
 /// Map a polars error raised while running `node`.
 pub(crate) fn pl(node: &str) -> impl Fn(PolarsError) -> Error + '_ {
     move |e| Error::polars(node, e)

@@ -276,7 +276,7 @@ impl Report {
             if let Some(paths) = &paths {
                 let tiles: Vec<std::result::Result<image::RgbImage, String>> = {
                     use rayon::prelude::*;
-                    pick.par_iter().map(|&i| gallery::thumbnail(&self.resolve(&paths[i]), self.thumb)).collect()
+                    pick.par_iter().map(|&i| gallery::thumbnail(&super::resolve_path(self.image_dir.as_deref(), &paths[i]), self.thumb)).collect()
                 };
                 for (t, &i) in tiles.iter().zip(&pick) {
                     if let Err(e) = t {
@@ -325,14 +325,6 @@ impl Report {
         }
         let _ = writeln!(h, "<p class=\"note\">dagrun {}</p></body></html>", env!("CARGO_PKG_VERSION"));
         Ok((h, failed))
-    }
-
-    fn resolve(&self, p: &str) -> PathBuf {
-        let p = PathBuf::from(p);
-        match &self.image_dir {
-            Some(d) if p.is_relative() => d.join(p),
-            _ => p,
-        }
     }
 }
 

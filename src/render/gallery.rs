@@ -2,26 +2,38 @@
 
 use std::path::Path;
 
-use image::{imageops, Rgb, RgbImage};
+use image::{imageops, DynamicImage, Rgb, RgbImage};
 
 use super::canvas;
 
-/// A square thumbnail of the image at `path`: the central square of the image, resized
-/// (triangle filter) to `size` pixels. The error says why the image could not be used.
-pub fn thumbnail(path: &Path, size: u32) -> Result<RgbImage, String> {
-    let img = image::ImageReader::open(path)
+/// Decode the image at `path` (JPEG or PNG, told by its content); the error says which
+/// step failed.
+pub fn open(path: &Path) -> Result<DynamicImage, String> {
+    image::ImageReader::open(path)
         .map_err(|e| format!("cannot open: {e}"))?
         .with_guessed_format()
         .map_err(|e| format!("cannot read: {e}"))?
         .decode()
-        .map_err(|e| format!("cannot decode: {e}"))?
-        .to_rgb8();
-    let side = img.width().min(img.height());
-    if side == 0 {
+        .map_err(|e| format!("cannot decode: {e}"))
+}
+
+/// The central square of `img`, its side `fraction` of the shorter side, resized (triangle
+/// filter, i.e. bilinear with antialiasing) to `size` pixels; not resampled when it already
+/// has that size.
+pub fn centre_square(img: &RgbImage, fraction: f64, size: u32) -> Result<RgbImage, String> {
+    let short = img.width().min(img.height());
+    if short == 0 {
         return Err("empty image".into());
     }
-    let crop = imageops::crop_imm(&img, (img.width() - side) / 2, (img.height() - side) / 2, side, side).to_image();
-    Ok(imageops::resize(&crop, size, size, imageops::FilterType::Triangle))
+    let side = ((short as f64) * fraction).round().clamp(1.0, short as f64) as u32;
+    let (x0, y0) = ((img.width() - side) / 2, (img.height() - side) / 2);
+    let sq = imageops::crop_imm(img, x0, y0, side, side).to_image();
+    Ok(if side == size { sq } else { imageops::resize(&sq, size, size, imageops::FilterType::Triangle) })
+}
+
+/// A square thumbnail of the image at `path`: its central square resized to `size` pixels.
+pub fn thumbnail(path: &Path, size: u32) -> Result<RgbImage, String> {
+    centre_square(&open(path)?.to_rgb8(), 1.0, size)
 }
 
 /// Tiles in rows of `cols`, `gap` pixels apart on a white background; a tile that could not
