@@ -200,7 +200,7 @@ impl Embed {
         let (tx, rx) = mpsc::sync_channel::<(usize, Vec<std::result::Result<Vec<f32>, String>>)>(1);
         let mut features: Vec<Option<Vec<f32>>> = vec![None; n];
         let mut failures: Vec<(usize, String)> = Vec::new();
-        let mut dim: Option<usize> = None;
+        let d = plan.dim;
         let starts: Vec<usize> = (0..n).step_by(self.batch_size).collect();
         let res: Result<()> = std::thread::scope(|s| {
             let paths = &paths;
@@ -235,12 +235,8 @@ impl Embed {
                     let c = layout.channels as i64;
                     let shape = if layout.nchw { [ok.len() as i64, c, s, s] } else { [ok.len() as i64, s, s, c] };
                     let (oshape, out) = model.run(&input_name, &shape, &data, &output_name).map_err(|e| Error::input(node, e))?;
-                    if oshape.first() != Some(&(ok.len() as i64)) || out.len() % ok.len() != 0 {
-                        return Err(Error::input(node, format!("output `{output_name}` has shape {oshape:?} for a batch of {}", ok.len())));
-                    }
-                    let d = out.len() / ok.len();
-                    if *dim.get_or_insert(d) != d {
-                        return Err(Error::input(node, format!("output `{output_name}` changed size between batches ({d} vs {})", dim.unwrap_or(0))));
+                    if oshape.first() != Some(&(ok.len() as i64)) || out.len() != ok.len() * d {
+                        return Err(Error::input(node, format!("output `{output_name}` has shape {oshape:?} for a batch of {}, not {d} values each", ok.len())));
                     }
                     for (k, &j) in ok.iter().enumerate() {
                         features[start + j] = Some(out[k * d..(k + 1) * d].to_vec());
@@ -252,12 +248,12 @@ impl Embed {
         });
         bar.finish();
         res?;
-        // Never silently: a NaN feature would poison every node downstream.
-        let Some(d) = dim else {
+        let keep: Vec<usize> = (0..n).filter(|&i| features[i].is_some()).collect();
+        if keep.is_empty() {
             let first = failures.first().map_or_else(String::new, |(i, e)| format!(": the first, `{}`: {e}", paths[*i].as_deref().unwrap_or("")));
             return Err(Error::input(node, format!("none of the {n} images could be used{first}")));
-        };
-        let keep: Vec<usize> = (0..n).filter(|&i| features[i].is_some()).collect();
+        }
+        // Never silently: a NaN feature would poison every node downstream.
         let mut bad_rows = Vec::new();
         for &i in &keep {
             if features[i].as_ref().expect("kept").iter().any(|x| !x.is_finite()) {
