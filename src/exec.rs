@@ -171,15 +171,11 @@ fn merge(points: &[Pipeline], targets: &[Vec<NodeId>]) -> (Vec<Unit>, Vec<Vec<Op
     (units, of_point)
 }
 
-/// What a finished unit left behind.
+/// What a finished unit left behind: its report (as for the first point that has it) and
+/// the content hash its consumers' keys are made of.
 struct Finished {
-    key: String,
+    report: NodeReport,
     content_hash: String,
-    status: Status,
-    seconds: f64,
-    rows: u64,
-    summary: Vec<String>,
-    attachments: Vec<String>,
 }
 
 struct State {
@@ -260,18 +256,14 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
                 .iter()
                 .filter_map(|&v| of_point[pt][v].map(|u| (v, u)))
                 .map(|(v, u)| {
-                    let f = st.finished[u].as_ref().expect("every unit finished");
-                    let shared = units[u].point != pt;
-                    NodeReport {
-                        name: p.nodes[v].name.clone(),
-                        op: p.nodes[v].op.name().to_owned(),
-                        key: f.key.clone(),
-                        status: if shared { Status::Cached } else { f.status },
-                        seconds: if shared { 0.0 } else { f.seconds },
-                        rows: f.rows,
-                        summary: f.summary.clone(),
-                        attachments: f.attachments.clone(),
+                    let mut r = st.finished[u].as_ref().expect("every unit finished").report.clone();
+                    r.name.clone_from(&p.nodes[v].name);
+                    if units[u].point != pt {
+                        // Computed (or found) for an earlier point.
+                        r.status = Status::Cached;
+                        r.seconds = 0.0;
                     }
+                    r
                 })
                 .collect();
             RunReport { pipeline: p.name.clone(), nodes }
@@ -299,7 +291,7 @@ fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer
                         .inputs
                         .iter()
                         .zip(&p.nodes[unit.v].inputs)
-                        .map(|(&i, &iv)| (st.finished[i].as_ref().map_or(0, |f| f.rows), p.nodes[iv].schema.as_ref()))
+                        .map(|(&i, &iv)| (st.finished[i].as_ref().map_or(0, |f| f.report.rows), p.nodes[iv].schema.as_ref()))
                         .collect();
                     let est = memory_estimate(&p.nodes[unit.v].op, &ins, &p.nodes[unit.v].schema);
                     (st.running == 0 || st.memory.saturating_add(est) <= limits.memory_bytes).then_some((u, est))
@@ -316,7 +308,7 @@ fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer
             st.not_started -= 1;
             let ins = &units[u].inputs;
             let hashes: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").content_hash.clone()).collect();
-            let keys: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").key.clone()).collect();
+            let keys: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").report.key.clone()).collect();
             let frames: Vec<Option<Arc<DataFrame>>> = ins.iter().map(|&i| st.frames[i].clone()).collect();
             (u, est, hashes, keys, frames)
         };
@@ -444,26 +436,18 @@ fn run_unit(
         &node.name,
         &RunRecord { key: key.clone(), parts, input_nodes: input_names(p, v), content_hash: manifest.content_hash.clone() },
     )?;
-    let f = Finished {
+    let report = NodeReport {
+        name: node.name.clone(),
+        op: node.op.name().to_owned(),
         key,
-        content_hash: manifest.content_hash.clone(),
         status,
         seconds: if status == Status::Computed { manifest.seconds } else { t0.elapsed().as_secs_f64() },
         rows: manifest.rows,
         summary: manifest.summary.clone(),
         attachments: manifest.attachments.iter().map(|a| a.path.clone()).collect(),
     };
-    obs.event(Event::Done(&NodeReport {
-        name: node.name.clone(),
-        op: node.op.name().to_owned(),
-        key: f.key.clone(),
-        status,
-        seconds: f.seconds,
-        rows: f.rows,
-        summary: f.summary.clone(),
-        attachments: f.attachments.clone(),
-    }));
-    Ok((f, computed))
+    obs.event(Event::Done(&report));
+    Ok((Finished { report, content_hash: manifest.content_hash.clone() }, computed))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
