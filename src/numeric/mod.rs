@@ -11,3 +11,4 @@ pub mod mst;
 pub mod hdbscan;
 pub mod nndescent;
 pub mod umap;
+pub mod pages;

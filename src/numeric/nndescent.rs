@@ -262,6 +262,14 @@ fn rp_leaves(x: &[f32], dim: usize, ids: Vec<u32>, leaf: usize, seed: u64, node:
 
 /// The approximate k-nearest-neighbour graph of `x` (row-major, `dim` wide).
 pub fn nn_descent(x: &[f32], dim: usize, p: &Params) -> KnnGraph {
+    nn_descent_with_order(x, dim, p).0
+}
+
+/// [`nn_descent`], and the locality order it worked in: the rows in the leaf order of its
+/// first random-projection tree (`order[r]` is the input row at position `r`), in which
+/// most of a row's neighbours sit close by. Consumers that read neighbours' rows at random
+/// (the UMAP layout) can use it too.
+pub fn nn_descent_with_order(x: &[f32], dim: usize, p: &Params) -> (KnnGraph, Vec<u32>) {
     let n = x.len() / dim;
     let k = p.k;
     assert!(k >= 1 && k < n, "k = {k} for {n} points");
@@ -283,6 +291,8 @@ pub fn nn_descent(x: &[f32], dim: usize, p: &Params) -> KnnGraph {
         pos[old as usize] = new as u32;
     }
     let xp: Vec<f32> = order.iter().flat_map(|&o| &x[o as usize * dim..(o as usize + 1) * dim]).copied().collect();
+    // Candidates' rows are read at random all through the descent.
+    super::pages::advise(&xp);
     let trees: Vec<Vec<Vec<u32>>> = trees.into_iter().map(|t| t.into_iter().map(|l| l.into_iter().map(|i| pos[i as usize]).collect()).collect()).collect();
     let g = descend(&xp, dim, p, &trees);
     // Back to input order, each row sorted by (distance, input index).
@@ -296,7 +306,7 @@ pub fn nn_descent(x: &[f32], dim: usize, p: &Params) -> KnnGraph {
             gd[s] = d;
         }
     });
-    out
+    (out, order)
 }
 
 /// NN-descent from the leaves of `trees` over `x` (already in locality order).

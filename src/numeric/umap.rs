@@ -16,7 +16,11 @@
 //! mini-batch instead of umap-learn's one-after-another updates): the samples' `ln`/`exp`
 //! chains are then independent and overlap in the CPU, which halves the SGD time. The
 //! kernel is compiled for each common output dimension (1–10, 16, 32), and negative
-//! samples are prefetched in batches.
+//! samples are prefetched in batches. The caller can run the whole layout on rows in a
+//! locality order ([`permute_knn`], [`unpermute_rows`]) so that the neighbours' rows the
+//! spectral iteration and the attraction gather sit close by in memory; the big arrays ask
+//! for huge pages ([`super::pages`]). At 632k points these took the layout from 220 s to
+//! 137 s on 2 cores.
 
 use rayon::prelude::*;
 
@@ -102,49 +106,83 @@ impl Graph {
 
 /// The fuzzy union `A + Aᵀ − A∘Aᵀ` of the membership strengths of a kNN graph whose rows
 /// start with the point itself.
+///
+/// Each point's out-edges (its row, by tail) are merged with its in-edges (the transpose,
+/// built by a counting pass, so already by tail): no sort of all edges, and every head is
+/// done in parallel.
 pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_connectivity: f64) -> Graph {
     let n = indices.len() / k;
     let (sigma, rho) = smooth_knn_dist(distances, k, local_connectivity);
-    // Directed strengths, (i, j, w) with w > 0, i != j.
-    let mut directed: Vec<(u32, u32, f64)> = Vec::with_capacity(n * k);
-    for i in 0..n {
-        for s in 0..k {
-            let j = indices[i * k + s];
-            if j as usize == i {
-                continue;
+    // Directed strengths w(i → j) > 0, j != i: each row sorted by tail.
+    let rows: Vec<Vec<(u32, f64)>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut row: Vec<(u32, f64)> = (0..k)
+                .filter_map(|s| {
+                    let j = indices[i * k + s];
+                    if j as usize == i {
+                        return None;
+                    }
+                    let d = distances[i * k + s] as f64 - rho[i];
+                    let w = if d <= 0.0 || sigma[i] == 0.0 { 1.0 } else { (-(d / sigma[i])).exp() };
+                    (w > 0.0).then_some((j, w))
+                })
+                .collect();
+            row.sort_unstable_by_key(|e| e.0);
+            row
+        })
+        .collect();
+    // The transpose: in-edges (i, w(i → j)) of each j, by i since i is scanned in order.
+    let mut in_start = vec![0usize; n + 1];
+    for row in &rows {
+        for &(j, _) in row {
+            in_start[j as usize + 1] += 1;
+        }
+    }
+    for j in 0..n {
+        in_start[j + 1] += in_start[j];
+    }
+    let mut fill = in_start.clone();
+    let mut incoming = vec![(0u32, 0f64); in_start[n]];
+    for (i, row) in rows.iter().enumerate() {
+        for &(j, w) in row {
+            incoming[fill[j as usize]] = (i as u32, w);
+            fill[j as usize] += 1;
+        }
+    }
+    drop(fill);
+    // Merge each head's out- and in-edges by tail; a missing direction has strength 0.
+    let merged: Vec<Vec<(u32, f32)>> = (0..n)
+        .into_par_iter()
+        .map(|h| {
+            let (out, inc) = (&rows[h], &incoming[in_start[h]..in_start[h + 1]]);
+            let mut m = Vec::with_capacity(out.len() + inc.len());
+            let (mut a, mut b) = (0, 0);
+            while a < out.len() || b < inc.len() {
+                let ta = out.get(a).map_or(u32::MAX, |e| e.0);
+                let tb = inc.get(b).map_or(u32::MAX, |e| e.0);
+                let t = ta.min(tb);
+                let fwd = if ta == t { a += 1; out[a - 1].1 } else { 0.0 };
+                let back = if tb == t { b += 1; inc[b - 1].1 } else { 0.0 };
+                // Symmetric in (fwd, back) to the bit, so w(h, t) == w(t, h).
+                let w = fwd + back - fwd * back;
+                if w > 0.0 {
+                    m.push((t, w as f32));
+                }
             }
-            let d = distances[i * k + s] as f64 - rho[i];
-            let w = if d <= 0.0 || sigma[i] == 0.0 { 1.0 } else { (-(d / sigma[i])).exp() };
-            if w > 0.0 {
-                directed.push((i as u32, j, w));
-            }
+            m
+        })
+        .collect();
+    let total: usize = merged.iter().map(Vec::len).sum();
+    let mut g = Graph { n, head: Vec::with_capacity(total), tail: Vec::with_capacity(total), weight: Vec::with_capacity(total) };
+    for (h, m) in merged.iter().enumerate() {
+        for &(t, w) in m {
+            g.head.push(h as u32);
+            g.tail.push(t);
+            g.weight.push(w);
         }
     }
-    // Symmetrise: for each unordered pair, combine a = w(i→j), b = w(j→i).
-    let mut both: Vec<(u32, u32, f64, bool)> = directed.iter().map(|&(i, j, w)| (i.min(j), i.max(j), w, i < j)).collect();
-    both.sort_by_key(|x| (x.0, x.1, !x.3));
-    let mut pairs: Vec<(u32, u32, f64)> = Vec::new();
-    let mut idx = 0;
-    while idx < both.len() {
-        let (a, b) = (both[idx].0, both[idx].1);
-        let (mut fwd, mut back) = (0.0, 0.0);
-        while idx < both.len() && both[idx].0 == a && both[idx].1 == b {
-            if both[idx].3 { fwd = both[idx].2 } else { back = both[idx].2 }
-            idx += 1;
-        }
-        let w = fwd + back - fwd * back;
-        if w > 0.0 {
-            pairs.push((a, b, w));
-        }
-    }
-    let mut edges: Vec<(u32, u32, f32)> = pairs.iter().flat_map(|&(a, b, w)| [(a, b, w as f32), (b, a, w as f32)]).collect();
-    edges.sort_by_key(|x| (x.0, x.1));
-    Graph {
-        n,
-        head: edges.iter().map(|e| e.0).collect(),
-        tail: edges.iter().map(|e| e.1).collect(),
-        weight: edges.iter().map(|e| e.2).collect(),
-    }
+    g
 }
 
 /// Fit `1 / (1 + a x^(2b))` to the target curve of `min_dist` and `spread` by
@@ -232,6 +270,12 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32>
             v[i * m + c] = r.normal() as f32;
         }
     }
+    let mut w = vec![0f32; n * m];
+    for a in [&v, &w] {
+        super::pages::advise(a);
+    }
+    super::pages::advise(&nw);
+    super::pages::advise(&g.tail);
     let apply = |v: &[f32], out: &mut [f32]| {
         out.par_chunks_mut(m).enumerate().for_each_init(|| vec![0f64; m], |acc, (i, o)| {
             acc.iter_mut().for_each(|a| *a = 0.0);
@@ -246,35 +290,15 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32>
             }
         });
     };
-    let orthonormalise = |v: &mut [f32]| {
-        for c in 0..m {
-            for p in 0..c {
-                let dot: f64 = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + p] as f64).sum();
-                for i in 0..n {
-                    v[i * m + c] = (v[i * m + c] as f64 - dot * v[i * m + p] as f64) as f32;
-                }
-            }
-            let norm = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + c] as f64).sum::<f64>().sqrt().max(1e-300);
-            for i in 0..n {
-                v[i * m + c] = (v[i * m + c] as f64 / norm) as f32;
-            }
-        }
-    };
-    orthonormalise(&mut v);
-    let mut w = vec![0f32; n * m];
+    orthonormalise(&mut v, m);
     for _ in 0..iters {
         apply(&v, &mut w);
         std::mem::swap(&mut v, &mut w);
-        orthonormalise(&mut v);
+        orthonormalise(&mut v, m);
     }
     // Rayleigh–Ritz: order the subspace's directions by eigenvalue.
     apply(&v, &mut w);
-    let mut h = vec![0f64; m * m];
-    for a in 0..m {
-        for b in 0..m {
-            h[a * m + b] = (0..n).map(|i| v[i * m + a] as f64 * w[i * m + b] as f64).sum();
-        }
-    }
+    let mut h = cross(&v, &w, m);
     for a in 0..m {
         for b in 0..a {
             let s = 0.5 * (h[a * m + b] + h[b * m + a]);
@@ -294,6 +318,97 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32>
         }
     }
     out
+}
+
+/// Rows per block of the Gram sums: blocks are summed in order, so the result does not
+/// depend on the number of threads.
+const GRAM_BLOCK: usize = 4096;
+
+/// `AᵀB` (f64) of the `m` columns of row-major `a` and `b`.
+fn cross(a: &[f32], b: &[f32], m: usize) -> Vec<f64> {
+    let parts: Vec<Vec<f64>> = a
+        .par_chunks(GRAM_BLOCK * m)
+        .zip(b.par_chunks(GRAM_BLOCK * m))
+        .map(|(ba, bb)| {
+            let mut g = vec![0f64; m * m];
+            for (ra, rb) in ba.chunks_exact(m).zip(bb.chunks_exact(m)) {
+                for p in 0..m {
+                    for q in 0..m {
+                        g[p * m + q] += ra[p] as f64 * rb[q] as f64;
+                    }
+                }
+            }
+            g
+        })
+        .collect();
+    let mut g = vec![0f64; m * m];
+    for p in &parts {
+        for (x, y) in g.iter_mut().zip(p) {
+            *x += y;
+        }
+    }
+    g
+}
+
+/// The upper-triangular `R` with `RᵀR = g`, or `None` where `g` is not positive definite.
+fn cholesky_upper(g: &[f64], m: usize) -> Option<Vec<f64>> {
+    let mut r = vec![0f64; m * m];
+    for c in 0..m {
+        for p in c..m {
+            let s = g[c * m + p] - (0..c).map(|q| r[q * m + c] * r[q * m + p]).sum::<f64>();
+            if p == c {
+                if s <= 1e-12 * g[c * m + c].max(f64::MIN_POSITIVE) || !s.is_finite() {
+                    return None;
+                }
+                r[c * m + c] = s.sqrt();
+            } else {
+                r[c * m + p] = s / r[c * m + c];
+            }
+        }
+    }
+    Some(r)
+}
+
+/// Orthonormalise the `m` columns of row-major `v` (`n × m`) in place: Cholesky QR twice
+/// (one parallel pass for the Gram matrix, one for `V R⁻¹`, each time), with modified
+/// Gram–Schmidt as the fallback for a rank-deficient block (fewer points than columns).
+fn orthonormalise(v: &mut [f32], m: usize) {
+    for _ in 0..2 {
+        let Some(r) = cholesky_upper(&cross(v, v, m), m) else {
+            return gram_schmidt(v, m);
+        };
+        v.par_chunks_mut(m).for_each_init(|| vec![0f64; m], |y, row| {
+            // Solve y R = x by forward substitution.
+            for c in 0..m {
+                let s = row[c] as f64 - (0..c).map(|p| y[p] * r[p * m + c]).sum::<f64>();
+                y[c] = s / r[c * m + c];
+            }
+            for (x, &yc) in row.iter_mut().zip(&y[..m]) {
+                *x = yc as f32;
+            }
+        });
+    }
+}
+
+/// Modified Gram–Schmidt over the columns of row-major `v`; a column in the span of the
+/// earlier ones becomes 0.
+fn gram_schmidt(v: &mut [f32], m: usize) {
+    let n = v.len() / m;
+    for c in 0..m {
+        let before = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + c] as f64).sum::<f64>().sqrt();
+        for p in 0..c {
+            let dot: f64 = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + p] as f64).sum();
+            for i in 0..n {
+                v[i * m + c] = (v[i * m + c] as f64 - dot * v[i * m + p] as f64) as f32;
+            }
+        }
+        let norm = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + c] as f64).sum::<f64>().sqrt();
+        // What is left of a column in the span of the earlier ones is rounding: drop it.
+        let inv = if norm > 1e-4 * before && norm > 1e-300 { 1.0 / norm } else { 0.0 };
+        for i in 0..n {
+            v[i * m + c] = (v[i * m + c] as f64 * inv) as f32;
+        }
+    }
 }
 
 /// Epochs between samples of each edge: `max_weight / weight` (edges at zero weight never).
@@ -444,6 +559,14 @@ fn drive(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: impl FnM
     let starts = row_starts(g);
     let sh = Shared { eps: &eps, rate, starts: &starts, a: s.a as f32, b: s.b as f32, n: g.n };
     let mut snapshot = emb.to_vec();
+    // Every epoch streams the edge arrays and reads rows of the layout at random.
+    super::pages::advise(&snapshot);
+    super::pages::advise(emb);
+    super::pages::advise(&eps);
+    super::pages::advise(&next);
+    super::pages::advise(&next_neg);
+    super::pages::advise(&g.tail);
+    super::pages::advise(&starts);
     for epoch in 0..s.n_epochs {
         let alpha = (s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64)) as f32;
         snapshot.copy_from_slice(emb);
@@ -621,6 +744,29 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
     1.0 - 2.0 / (n as f64 * k as f64 * (2.0 * n as f64 - 3.0 * k as f64 - 1.0)) * penalty
 }
 
+/// Relabel a kNN table (`k` per row): row `i` moves to row `rank[i]` and every neighbour
+/// `j` becomes `rank[j]`. The layout runs on rows in a locality order (neighbours close in
+/// memory) and is moved back with [`unpermute_rows`].
+pub fn permute_knn(indices: &[u32], distances: &[f32], k: usize, rank: &[u32]) -> (Vec<u32>, Vec<f32>) {
+    let n = rank.len();
+    let mut idx = vec![0u32; n * k];
+    let mut dist = vec![0f32; n * k];
+    for i in 0..n {
+        let r = rank[i] as usize;
+        for s in 0..k {
+            idx[r * k + s] = rank[indices[i * k + s] as usize];
+            dist[r * k + s] = distances[i * k + s];
+        }
+    }
+    (idx, dist)
+}
+
+/// Rows of `dim` values back from the order of [`permute_knn`]: row `i` of the result is
+/// row `rank[i]` of `x`.
+pub fn unpermute_rows(x: &[f32], dim: usize, rank: &[u32]) -> Vec<f32> {
+    rank.iter().flat_map(|&r| &x[r as usize * dim..(r as usize + 1) * dim]).copied().collect()
+}
+
 /// Add the point itself as each row's first neighbour (umap-learn's kNN convention): from
 /// rows of `k` other neighbours to rows of `k + 1`.
 pub fn with_self(indices: &[u32], distances: &[f32], k: usize) -> (Vec<u32>, Vec<f32>, usize) {
@@ -699,6 +845,108 @@ mod tests {
         optimize(&mut d, 5, &g, &sgd, |_| {});
         optimize_any(&mut any, 5, &g, &sgd, |_| {});
         assert_eq!(d, any, "the kernel compiled for 5 dimensions is the generic one, faster");
+    }
+
+    /// The fuzzy union by brute force: a map from each ordered pair to its two directed
+    /// strengths.
+    fn fuzzy_union_brute(indices: &[u32], distances: &[f32], k: usize) -> Graph {
+        let n = indices.len() / k;
+        let (sigma, rho) = smooth_knn_dist(distances, k, 1.0);
+        let mut dir = std::collections::BTreeMap::new();
+        for i in 0..n {
+            for s in 0..k {
+                let j = indices[i * k + s] as usize;
+                let d = distances[i * k + s] as f64 - rho[i];
+                let w = if d <= 0.0 || sigma[i] == 0.0 { 1.0 } else { (-(d / sigma[i])).exp() };
+                if j != i && w > 0.0 {
+                    dir.insert((i, j), w);
+                }
+            }
+        }
+        let mut pairs = std::collections::BTreeMap::new();
+        for &(i, j) in dir.keys() {
+            let (a, b) = (dir.get(&(i, j)).copied().unwrap_or(0.0), dir.get(&(j, i)).copied().unwrap_or(0.0));
+            // The same expression for both orders: the union is symmetric.
+            let (lo, hi) = if i < j { (a, b) } else { (b, a) };
+            let w = lo + hi - lo * hi;
+            pairs.insert((i, j), w as f32);
+            pairs.insert((j, i), w as f32);
+        }
+        let mut g = Graph { n, head: vec![], tail: vec![], weight: vec![] };
+        for ((h, t), w) in pairs {
+            g.head.push(h as u32);
+            g.tail.push(t as u32);
+            g.weight.push(w);
+        }
+        g
+    }
+
+    #[test]
+    fn fuzzy_union_matches_brute_force() {
+        for (n, dim, k) in [(300, 8, 10), (1000, 4, 16)] {
+            let mut x = blobs(n, dim);
+            // Duplicated rows: zero distances and ties.
+            for i in 0..40 {
+                let (a, b) = x.split_at_mut(dim * 100);
+                b[i * dim..(i + 1) * dim].copy_from_slice(&a[..dim]);
+            }
+            let knn = nndescent::brute_force(&x, dim, k - 1);
+            let (idx, dist, kk) = with_self(&knn.indices, &knn.distances, knn.k);
+            assert_eq!(fuzzy_simplicial_set(&idx, &dist, kk, 1.0), fuzzy_union_brute(&idx, &dist, kk), "n={n} k={k}");
+        }
+    }
+
+    #[test]
+    fn orthonormalise_gives_orthonormal_columns_and_survives_rank_deficiency() {
+        let mut r = Rng::new(2, 0);
+        for (n, m) in [(20_000, 6), (3, 6)] {
+            // Correlated columns: each is the previous one plus a little noise.
+            let mut v = vec![0f32; n * m];
+            for i in 0..n {
+                let mut x = r.normal();
+                for c in 0..m {
+                    x += 0.1 * r.normal();
+                    v[i * m + c] = x as f32;
+                }
+            }
+            orthonormalise(&mut v, m);
+            let g = cross(&v, &v, m);
+            let rank = m.min(n);
+            let nonzero = (0..m).filter(|&c| g[c * m + c] > 0.5).count();
+            assert_eq!(nonzero, rank, "n={n}: {rank} unit columns");
+            for p in 0..m {
+                for q in 0..m {
+                    let want = if p == q && g[p * m + p] > 0.5 { 1.0 } else { 0.0 };
+                    assert!((g[p * m + q] - want).abs() < 1e-4, "n={n} ({p},{q}): {}", g[p * m + q]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn permuted_knn_gives_the_relabelled_graph() {
+        let x = blobs(500, 6);
+        let knn = nndescent::brute_force(&x, 6, 9);
+        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
+        let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        // A scrambled order.
+        let mut rank: Vec<u32> = (0..500u32).collect();
+        let mut r = Rng::new(3, 0);
+        for i in (1..500).rev() {
+            rank.swap(i, (r.uniform() * (i + 1) as f64) as usize % (i + 1));
+        }
+        let (pi, pd) = permute_knn(&knn.indices, &knn.distances, knn.k, &rank);
+        let (idx2, dist2, k2) = with_self(&pi, &pd, knn.k);
+        let gp = fuzzy_simplicial_set(&idx2, &dist2, k2, 1.0);
+        let a: std::collections::BTreeMap<(u32, u32), f32> = (0..g.head.len()).map(|e| ((rank[g.head[e] as usize], rank[g.tail[e] as usize]), g.weight[e])).collect();
+        let b: std::collections::BTreeMap<(u32, u32), f32> = (0..gp.head.len()).map(|e| ((gp.head[e], gp.tail[e]), gp.weight[e])).collect();
+        assert_eq!(a, b, "the same weighted graph under the relabelling");
+        let rows: Vec<f32> = (0..500).flat_map(|i| [i as f32, -(i as f32)]).collect();
+        let mut moved = vec![0f32; 1000];
+        for i in 0..500 {
+            moved[rank[i] as usize * 2..rank[i] as usize * 2 + 2].copy_from_slice(&rows[i * 2..i * 2 + 2]);
+        }
+        assert_eq!(unpermute_rows(&moved, 2, &rank), rows);
     }
 
     #[test]

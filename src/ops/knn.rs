@@ -6,7 +6,9 @@
 //! Exact (brute force) up to 4096 rows, NN-descent with random-projection trees above.
 //! Output: the id, `nn_0..nn_{k-1}` (UInt32 row numbers of the neighbours in the input's
 //! order, nearest first, the row itself excluded) and `nd_0..nd_{k-1}` (Float32 distances;
-//! for cosine, `1 - cos`).
+//! for cosine, `1 - cos`), and `locality` (UInt32): each row's rank in an order where rows
+//! close in the input space come close together (the first random-projection tree's leaf
+//! order; the input order when exact), which the UMAP layout works in for cache locality.
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -15,7 +17,11 @@ use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::nndescent;
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+
+/// The column with each row's rank in a locality order (rows close in it are close in the
+/// input space).
+pub const LOCALITY: &str = "locality";
 
 /// Largest input solved exactly.
 const EXACT_UP_TO: usize = 4096;
@@ -41,6 +47,7 @@ impl Knn {
         for i in 0..self.k {
             s.insert(format!("nd_{i}").into(), DataType::Float32);
         }
+        s.insert(LOCALITY.into(), DataType::UInt32);
         Ok(s)
     }
 
@@ -63,7 +70,11 @@ impl Knn {
         }
         let bar = ctx.progress.bar(ctx.node, "neighbours", 1);
         let exact = n <= EXACT_UP_TO;
-        let g = if exact { nndescent::brute_force(&x, d, k) } else { nndescent::nn_descent(&x, d, &nndescent::Params::for_size(n, k, self.seed)) };
+        let (g, order) = if exact { (nndescent::brute_force(&x, d, k), (0..n as u32).collect()) } else { nndescent::nn_descent_with_order(&x, d, &nndescent::Params::for_size(n, k, self.seed)) };
+        let mut rank = vec![0u32; n];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
         bar.inc(1);
         bar.finish();
         let mut out: Vec<Column> = Vec::with_capacity(2 * k + 1);
@@ -78,6 +89,7 @@ impl Knn {
             }).collect();
             out.push(Column::new(format!("nd_{s}").into(), col));
         }
+        out.push(Column::new(LOCALITY.into(), rank));
         let df = DataFrame::new(n, out).map_err(super::pl(ctx.node))?;
         let how = if exact { "exact" } else { "NN-descent" };
         Ok(Output::new(df, vec![format!("{k} neighbours of {n} rows in {d} dimensions ({how}, {})", self.metric)]))
@@ -101,4 +113,18 @@ pub fn from_table(df: &DataFrame, node: &str) -> Result<(Vec<u32>, Vec<f32>, usi
         }
     }
     Ok((idx, dist, k))
+}
+
+/// The `locality` ranks of a `knn` table, checked to be a permutation of its rows.
+pub fn locality_from_table(df: &DataFrame, node: &str) -> Result<Vec<u32>> {
+    let n = df.height();
+    let c = df.column(LOCALITY).map_err(super::pl(node))?;
+    let rank: Vec<u32> = c.u32().map_err(super::pl(node))?.iter().map(|v| v.ok_or_else(|| Error::input(node, "neighbour table has nulls"))).collect::<Result<_>>()?;
+    let mut seen = vec![false; n];
+    for &r in &rank {
+        if r as usize >= n || std::mem::replace(&mut seen[r as usize], true) {
+            return Err(Error::input(node, format!("the neighbour table's `{LOCALITY}` column is not a permutation of its {n} rows")));
+        }
+    }
+    Ok(rank)
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
 use crate::spec::params::Params;
 
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Reduce {
@@ -120,6 +120,10 @@ impl Reduce {
             return Err(Error::input(ctx.node, format!("the neighbour table has {} rows for {n} input rows", knn.height())));
         }
         let (nbr, dist, k) = super::knn::from_table(knn, ctx.node)?;
+        // The layout works on the rows in the kNN node's locality order: the neighbours'
+        // rows it gathers at random then mostly sit close by in memory.
+        let rank = super::knn::locality_from_table(knn, ctx.node)?;
+        let (nbr, dist) = umap::permute_knn(&nbr, &dist, k, &rank);
         // umap-learn's rows start with the point itself at distance 0.
         let (idx, d, kk) = umap::with_self(&nbr, &dist, k);
         let t0 = std::time::Instant::now();
@@ -141,7 +145,7 @@ impl Reduce {
         umap::optimize(&mut emb, dim, &g, &sgd, |_| bar.inc(1));
         bar.finish();
         let t_sgd = t0.elapsed().as_secs_f64() - t_graph - t_init;
-        let df = self.output(input, &emb, ctx)?;
+        let df = self.output(input, &umap::unpermute_rows(&emb, dim, &rank), ctx)?;
         let summary = vec![
             format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist),
             format!("graph {t_graph:.2}s ({} edges), init {t_init:.2}s, SGD {t_sgd:.2}s", g.head.len()),
