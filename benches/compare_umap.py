@@ -57,9 +57,15 @@ with open(pipe, "w") as f:
             f'n_neighbors = {a.nn}\nn_components = {a.d}\n')
 cache = os.path.join(out, "cache")
 wall, rss, stdout = timed([dagrun, "-q", "-j", str(a.threads), "run", pipe, "--json", "--cache", cache])
-nodes = {x["name"]: x["seconds"] for x in json.loads(stdout)["nodes"]}
+run = json.loads(stdout)["nodes"]
+nodes = {x["name"]: x["seconds"] for x in run}
+key = next(x["key"] for x in run if x["name"] == "umap")
+# The layout's stage breakdown is in its cache entry's manifest.
+manifest = json.load(open(os.path.join(cache, "v1", "objects", key[:2], key, "manifest.json")))
+stages = manifest.get("details", {}).get("seconds", {})
 subprocess.run([dagrun, "-q", "export", pipe, "umap", "--out", os.path.join(out, "dagrun.parquet"), "--cache", cache], check=True)
-res["dagrun"] = {"knn_s": nodes["umap.knn"], "layout_s": nodes["umap"], "seconds": nodes["umap.knn"] + nodes["umap"], "peak_rss_mb": rss}
+res["dagrun"] = {"knn_s": nodes["umap.knn"], "layout_s": nodes["umap"], "graph_s": stages.get("graph"), "init_s": stages.get("init"),
+                 "sgd_s": stages.get("sgd"), "seconds": nodes["umap.knn"] + nodes["umap"], "peak_rss_mb": rss}
 
 REF = r'''
 import sys, time, json, numpy as np, pyarrow as pa, pyarrow.parquet as pq, umap

@@ -81,7 +81,7 @@ pub fn smooth_knn_dist(distances: &[f32], k: usize, local_connectivity: f64) -> 
 }
 
 /// A symmetric weighted graph as edge lists (both directions of each edge present),
-/// sorted by (head, tail).
+/// sorted by head, and within a head by tail (or by [`Graph::order_tails_by`]'s keys).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graph {
     pub n: usize,
@@ -91,6 +91,27 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Reorder each head's edges by `key[tail]` (ties by tail). The layout moves a point
+    /// along its edges one after another, so that order must not follow the neighbours'
+    /// positions: in a locality order, by-tail order sweeps each neighbourhood the same way
+    /// every epoch and costs 0.005–0.01 of trustworthiness (measured at 100k and 425k).
+    pub fn order_tails_by(&mut self, key: &[u32]) {
+        let mut e0 = 0;
+        while e0 < self.head.len() {
+            let mut e1 = e0;
+            while e1 < self.head.len() && self.head[e1] == self.head[e0] {
+                e1 += 1;
+            }
+            let mut es: Vec<(u32, u32, f32)> = (e0..e1).map(|e| (key[self.tail[e] as usize], self.tail[e], self.weight[e])).collect();
+            es.sort_unstable_by_key(|x| (x.0, x.1));
+            for (e, x) in (e0..e1).zip(es) {
+                self.tail[e] = x.1;
+                self.weight[e] = x.2;
+            }
+            e0 = e1;
+        }
+    }
+
     /// Drop edges too weak to be sampled once in `n_epochs` (below `max weight / n_epochs`),
     /// as umap-learn does before optimising.
     pub fn drop_weak(&mut self, n_epochs: usize) {
@@ -761,6 +782,19 @@ pub fn permute_knn(indices: &[u32], distances: &[f32], k: usize, rank: &[u32]) -
     (idx, dist)
 }
 
+/// Sort keys for [`Graph::order_tails_by`] after [`permute_knn`] with `rank`: a hash of
+/// each row's original index, so a point's edges come in an order unrelated to where its
+/// neighbours are (neither the locality order nor the input's order, which may be sorted
+/// by some property of the galaxies).
+pub fn scrambled_keys(rank: &[u32]) -> Vec<u32> {
+    let mut key = vec![0u32; rank.len()];
+    for (i, &r) in rank.iter().enumerate() {
+        let mut st = i as u64 ^ 0x5851_F42D_4C95_7F2D;
+        key[r as usize] = (splitmix64(&mut st) >> 32) as u32;
+    }
+    key
+}
+
 /// Rows of `dim` values back from the order of [`permute_knn`]: row `i` of the result is
 /// row `rank[i]` of `x`.
 pub fn unpermute_rows(x: &[f32], dim: usize, rank: &[u32]) -> Vec<f32> {
@@ -947,6 +981,28 @@ mod tests {
             moved[rank[i] as usize * 2..rank[i] as usize * 2 + 2].copy_from_slice(&rows[i * 2..i * 2 + 2]);
         }
         assert_eq!(unpermute_rows(&moved, 2, &rank), rows);
+    }
+
+    #[test]
+    fn ordering_tails_keeps_the_edges_and_sorts_each_head_by_key() {
+        let x = blobs(400, 6);
+        let knn = nndescent::brute_force(&x, 6, 9);
+        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
+        let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        let rank: Vec<u32> = (0..400u32).rev().collect();
+        let key = scrambled_keys(&rank);
+        let mut o = g.clone();
+        o.order_tails_by(&key);
+        assert_eq!(o.head, g.head);
+        let set = |g: &Graph| -> std::collections::BTreeSet<(u32, u32, u32)> { (0..g.head.len()).map(|e| (g.head[e], g.tail[e], g.weight[e].to_bits())).collect() };
+        assert_eq!(set(&o), set(&g), "the same weighted edges");
+        for e in 1..o.head.len() {
+            if o.head[e] == o.head[e - 1] {
+                assert!((key[o.tail[e - 1] as usize], o.tail[e - 1]) < (key[o.tail[e] as usize], o.tail[e]));
+            }
+        }
+        // Not the by-tail order any more (it would be a poor scramble).
+        assert_ne!(o.tail, g.tail);
     }
 
     #[test]

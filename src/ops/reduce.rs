@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
 use crate::spec::params::Params;
 
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Reduce {
@@ -130,6 +130,7 @@ impl Reduce {
         let mut g = umap::fuzzy_simplicial_set(&idx, &d, kk, u.local_connectivity);
         let n_epochs = u.n_epochs.unwrap_or(if n > 10_000 { 200 } else { 500 }) as usize;
         g.drop_weak(n_epochs);
+        g.order_tails_by(&umap::scrambled_keys(&rank));
         let t_graph = t0.elapsed().as_secs_f64();
         let dim = self.n_components as usize;
         let mut emb = if u.init == "spectral" {
