@@ -856,6 +856,14 @@ mod tests {
         (0..n).flat_map(|i| { let c = &centres[i % 6]; (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>() }).collect()
     }
 
+    /// Seeded blobs, their exact kNN graph and its fuzzy union.
+    fn blob_graph(n: usize, dim: usize, k: usize) -> (nndescent::KnnGraph, Graph) {
+        let knn = nndescent::brute_force(&blobs(n, dim), dim, k);
+        let (idx, dist, kk) = with_self(&knn.indices, &knn.distances, knn.k);
+        let g = fuzzy_simplicial_set(&idx, &dist, kk, 1.0);
+        (knn, g)
+    }
+
     fn layout(x: &[f32], dim: usize, nn: usize, seed: u64) -> Vec<f32> {
         let knn = nndescent::brute_force(x, dim, nn - 1);
         let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
@@ -868,10 +876,7 @@ mod tests {
 
     #[test]
     fn specialised_and_generic_kernels_agree() {
-        let x = blobs(1500, 8);
-        let knn = nndescent::brute_force(&x, 8, 9);
-        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
-        let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        let (_, g) = blob_graph(1500, 8, 9);
         let init = spectral_init(&g, 5, 1, 100);
         let (a, b) = find_ab(1.0, 0.1);
         let sgd = Sgd { a, b, n_epochs: 50, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
@@ -959,10 +964,7 @@ mod tests {
 
     #[test]
     fn permuted_knn_gives_the_relabelled_graph() {
-        let x = blobs(500, 6);
-        let knn = nndescent::brute_force(&x, 6, 9);
-        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
-        let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        let (knn, g) = blob_graph(500, 6, 9);
         // A scrambled order.
         let mut rank: Vec<u32> = (0..500u32).collect();
         let mut r = Rng::new(3, 0);
@@ -985,10 +987,7 @@ mod tests {
 
     #[test]
     fn ordering_tails_keeps_the_edges_and_sorts_each_head_by_key() {
-        let x = blobs(400, 6);
-        let knn = nndescent::brute_force(&x, 6, 9);
-        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
-        let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        let (_, g) = blob_graph(400, 6, 9);
         let rank: Vec<u32> = (0..400u32).rev().collect();
         let key = scrambled_keys(&rank);
         let mut o = g.clone();
@@ -1007,10 +1006,7 @@ mod tests {
 
     #[test]
     fn graph_is_symmetric_with_weights_in_unit_interval() {
-        let x = blobs(300, 8);
-        let knn = nndescent::brute_force(&x, 8, 9);
-        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
-        let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        let (_, g) = blob_graph(300, 8, 9);
         let mut set = std::collections::BTreeMap::new();
         for e in 0..g.head.len() {
             assert!(g.weight[e] > 0.0 && g.weight[e] <= 1.0);
