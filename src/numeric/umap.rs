@@ -271,14 +271,7 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32>
         degree[*h as usize] += *w as f64;
     }
     let inv_sqrt: Vec<f64> = degree.iter().map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 }).collect();
-    // Row offsets of the head-sorted edge list.
-    let mut start = vec![0usize; n + 1];
-    for &h in &g.head {
-        start[h as usize + 1] += 1;
-    }
-    for i in 0..n {
-        start[i + 1] += start[i];
-    }
+    let start = row_starts(g);
     // The normalised weight of each edge, once: w(i, j) / √(deg i · deg j).
     let nw: Vec<f32> = g.head.iter().zip(&g.tail).zip(&g.weight).map(|((&h, &t), &w)| (w as f64 * inv_sqrt[h as usize] * inv_sqrt[t as usize]) as f32).collect();
     let mut r = Rng::new(seed, 3 << 40);
@@ -516,15 +509,8 @@ fn row_starts(g: &Graph) -> Vec<usize> {
 }
 
 /// Edge ranges (by head) of each chunk of `CHUNK` points; edges are sorted by head.
-fn chunk_ranges(g: &Graph) -> Vec<(usize, usize)> {
+fn chunk_ranges(g: &Graph, start: &[usize]) -> Vec<(usize, usize)> {
     let n = g.n;
-    let mut start = vec![0usize; n + 1];
-    for &h in &g.head {
-        start[h as usize + 1] += 1;
-    }
-    for i in 0..n {
-        start[i + 1] += start[i];
-    }
     (0..n.div_ceil(CHUNK)).map(|c| (start[c * CHUNK], start[((c + 1) * CHUNK).min(n)])).collect()
 }
 
@@ -576,8 +562,8 @@ fn drive(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: impl FnM
     let rate = s.negative_sample_rate as f32;
     let mut next = eps.clone();
     let mut next_neg: Vec<f32> = eps.iter().map(|e| e / rate).collect();
-    let ranges = chunk_ranges(g);
     let starts = row_starts(g);
+    let ranges = chunk_ranges(g, &starts);
     let sh = Shared { eps: &eps, rate, starts: &starts, a: s.a as f32, b: s.b as f32, n: g.n };
     let mut snapshot = emb.to_vec();
     // Every epoch streams the edge arrays and reads rows of the layout at random.
