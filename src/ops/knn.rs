@@ -70,14 +70,10 @@ impl Knn {
         }
         let bar = ctx.progress.bar(ctx.node, "neighbours", 1);
         let exact = n <= EXACT_UP_TO;
-        let (g, order) = if exact { (nndescent::brute_force(&x, d, k), (0..n as u32).collect()) } else { nndescent::nn_descent_with_order(&x, d, &nndescent::Params::for_size(n, k, self.seed)) };
-        let mut rank = vec![0u32; n];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i as usize] = r as u32;
-        }
+        let (g, rank) = if exact { (nndescent::brute_force(&x, d, k), (0..n as u32).collect()) } else { nndescent::nn_descent_with_order(&x, d, &nndescent::Params::for_size(n, k, self.seed)) };
         bar.inc(1);
         bar.finish();
-        let mut out: Vec<Column> = Vec::with_capacity(2 * k + 1);
+        let mut out: Vec<Column> = Vec::with_capacity(2 * k + 2);
         out.push(input.column(ctx.id).map_err(super::pl(ctx.node))?.clone());
         for s in 0..k {
             out.push(Column::new(format!("nn_{s}").into(), (0..n).map(|i| g.indices[i * k + s]).collect::<Vec<u32>>()));
