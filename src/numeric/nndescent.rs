@@ -74,8 +74,43 @@ fn sqdist_lanes(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 }
 
-/// `a · b` with eight partial sums (vectorises; the same bits on every run).
+/// Offer `(a, b)` and their distance for every `b` in `bs` other than `a`, loading the row
+/// two ahead meanwhile.
+#[inline]
+fn join_row<'x>(a: u32, bs: &[u32], point: &impl Fn(usize) -> &'x [f32], offer: &impl Fn(usize, usize, f32)) {
+    let pa = point(a as usize);
+    for (bi, &b) in bs.iter().enumerate() {
+        if let Some(&c) = bs.get(bi + 2) {
+            prefetch_row(point(c as usize));
+        }
+        if b != a {
+            offer(a as usize, b as usize, sqdist(pa, point(b as usize)));
+        }
+    }
+}
+
+/// `a · b` with eight partial sums (vectorises; the same bits on every run, with or without
+/// AVX2, as for [`sqdist`]).
+#[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -125,6 +160,19 @@ pub fn brute_force(x: &[f32], dim: usize, k: usize) -> KnnGraph {
     g
 }
 
+/// Whether `v` holds `j`: compares 16 at a time without branching, which vectorises (the
+/// check every offer that gets past a list's largest distance pays).
+#[inline]
+fn holds(v: &[u32], j: u32) -> bool {
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        if c.iter().fold(false, |m, &x| m | (x == j)) {
+            return true;
+        }
+    }
+    chunks.remainder().contains(&j)
+}
+
 /// A point's current neighbours: the `k` smallest `(d², index)` offered, as a max-heap.
 #[derive(Clone)]
 struct Heap {
@@ -156,7 +204,7 @@ impl Heap {
         if self.d.len() == self.k && (d, j) >= (self.d[0], self.idx[0]) {
             return false;
         }
-        if self.idx.contains(&j) {
+        if holds(&self.idx, j) {
             return false;
         }
         if self.d.len() < self.k {
@@ -256,9 +304,30 @@ fn rp_leaves(x: &[f32], dim: usize, ids: Vec<u32>, leaf: usize, seed: u64, node:
         left = all;
         right = half;
     }
-    rp_leaves(x, dim, left, leaf, seed, node * 2 + 1, out);
-    rp_leaves(x, dim, right, leaf, seed, node * 2 + 2, out);
+    if left.len() + right.len() >= PARALLEL_SPLIT {
+        let (mut l, r) = rayon::join(
+            || {
+                let mut o = Vec::new();
+                rp_leaves(x, dim, left, leaf, seed, node * 2 + 1, &mut o);
+                o
+            },
+            || {
+                let mut o = Vec::new();
+                rp_leaves(x, dim, right, leaf, seed, node * 2 + 2, &mut o);
+                o
+            },
+        );
+        l.extend(r);
+        out.extend(l);
+    } else {
+        rp_leaves(x, dim, left, leaf, seed, node * 2 + 1, out);
+        rp_leaves(x, dim, right, leaf, seed, node * 2 + 2, out);
+    }
 }
+
+/// Nodes at least this big split their two halves in parallel (the leaves come out in the
+/// same order either way).
+const PARALLEL_SPLIT: usize = 16_384;
 
 /// The approximate k-nearest-neighbour graph of `x` (row-major, `dim` wide).
 pub fn nn_descent(x: &[f32], dim: usize, p: &Params) -> KnnGraph {
@@ -273,19 +342,19 @@ pub fn nn_descent_with_order(x: &[f32], dim: usize, p: &Params) -> (KnnGraph, Ve
     let n = x.len() / dim;
     let k = p.k;
     assert!(k >= 1 && k < n, "k = {k} for {n} points");
-    // Random-projection trees, built in parallel on the input.
-    let trees: Vec<Vec<Vec<u32>>> = (0..p.n_trees)
-        .into_par_iter()
-        .map(|t| {
-            let tree_seed = p.seed ^ STREAM_TREE.wrapping_mul(t as u64 + 1);
-            let mut leaves = Vec::new();
-            rp_leaves(x, dim, (0..n as u32).collect(), p.leaf_size, tree_seed, 0, &mut leaves);
-            leaves
-        })
-        .collect();
-    // Work on the rows in the first tree's leaf order: a point's candidates (neighbours of
-    // neighbours) then sit close by in memory, which is what NN-descent waits on.
-    let order: Vec<u32> = trees[0].iter().flatten().copied().collect();
+    let t0 = std::time::Instant::now();
+    let tree = |x: &[f32], t: usize| {
+        let tree_seed = p.seed ^ STREAM_TREE.wrapping_mul(t as u64 + 1);
+        let mut leaves = Vec::new();
+        rp_leaves(x, dim, (0..n as u32).collect(), p.leaf_size, tree_seed, 0, &mut leaves);
+        leaves
+    };
+    // The first random-projection tree, on the input. The rest of the work is done on the
+    // rows in its leaf order: rows close in space are then close in memory, so the other
+    // trees' small nodes and NN-descent's candidates (neighbours of neighbours) are read
+    // from a few nearby places instead of all over the input.
+    let first = tree(x, 0);
+    let order: Vec<u32> = first.iter().flatten().copied().collect();
     let mut pos = vec![0u32; n];
     for (new, &old) in order.iter().enumerate() {
         pos[old as usize] = new as u32;
@@ -293,7 +362,11 @@ pub fn nn_descent_with_order(x: &[f32], dim: usize, p: &Params) -> (KnnGraph, Ve
     let xp: Vec<f32> = order.iter().flat_map(|&o| &x[o as usize * dim..(o as usize + 1) * dim]).copied().collect();
     // Candidates' rows are read at random all through the descent.
     super::pages::advise(&xp);
-    let trees: Vec<Vec<Vec<u32>>> = trees.into_iter().map(|t| t.into_iter().map(|l| l.into_iter().map(|i| pos[i as usize]).collect()).collect()).collect();
+    let first: Vec<Vec<u32>> = first.into_iter().map(|l| l.into_iter().map(|i| pos[i as usize]).collect()).collect();
+    // The other trees, in parallel, on the reordered rows (their leaves hold new indices).
+    let mut trees = vec![first];
+    trees.extend((1..p.n_trees).into_par_iter().map(|t| tree(&xp, t)).collect::<Vec<_>>());
+    tracing::debug!(trees = p.n_trees, secs = t0.elapsed().as_secs_f64(), "nn-descent: random-projection trees");
     let g = descend(&xp, dim, p, &trees);
     // Back to input order, each row sorted by (distance, input index).
     let mut out = KnnGraph { k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
@@ -333,13 +406,12 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
         give(b, a, d);
     };
 
+    let t0 = std::time::Instant::now();
     // Initialise from the trees' leaves: all pairs within a leaf, tree by tree.
     for leaves in trees {
         leaves.par_iter().for_each(|leaf| {
             for (ai, &a) in leaf.iter().enumerate() {
-                for &b in &leaf[ai + 1..] {
-                    offer(a as usize, b as usize, sqdist(point(a as usize), point(b as usize)));
-                }
+                join_row(a, &leaf[ai + 1..], &point, &offer);
             }
         });
     }
@@ -358,8 +430,10 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
         }
     });
 
+    tracing::debug!(secs = t0.elapsed().as_secs_f64(), "nn-descent: leaf pairs");
     let mc = p.max_candidates;
     for iter in 0..p.max_iters {
+        let t0 = std::time::Instant::now();
         // Snapshot: each point's sampled new and old neighbours; sampled new become old.
         let (mut new_c, mut old_c): (Vec<Vec<u32>>, Vec<Vec<u32>>) = heaps
             .par_iter()
@@ -416,20 +490,16 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
         // Local joins: every new candidate meets every other new one and every old one.
         (0..n).into_par_iter().for_each(|v| {
             let (nc, oc) = (&new_c[v], &old_c[v]);
+            let mut others: Vec<u32> = Vec::with_capacity(nc.len() + oc.len());
             for (ai, &a) in nc.iter().enumerate() {
-                let pa = point(a as usize);
-                let others: Vec<u32> = nc[ai + 1..].iter().chain(oc.iter()).copied().collect();
-                for (bi, &b) in others.iter().enumerate() {
-                    if let Some(&c) = others.get(bi + 2) {
-                        prefetch_row(point(c as usize));
-                    }
-                    if a != b {
-                        offer(a as usize, b as usize, sqdist(pa, point(b as usize)));
-                    }
-                }
+                others.clear();
+                others.extend_from_slice(&nc[ai + 1..]);
+                others.extend_from_slice(oc);
+                join_row(a, &others, &point, &offer);
             }
         });
         let changed: usize = heaps.par_iter().map(|h| h.lock().expect("heap lock").new.iter().filter(|&&f| f).count()).sum();
+        tracing::debug!(iter, changed, secs = t0.elapsed().as_secs_f64(), "nn-descent: round");
         if (changed as f64) < p.delta * (n * k) as f64 {
             break;
         }
@@ -483,6 +553,26 @@ mod tests {
             let a: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
             let b: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
             assert_eq!(sqdist(&a, &b).to_bits(), sqdist_lanes(&a, &b).to_bits(), "dim {dim}");
+        }
+    }
+
+    #[test]
+    fn dot_is_the_same_with_and_without_avx2() {
+        let mut r = crate::numeric::rng::Rng::new(6, 0);
+        for dim in [1, 5, 8, 13, 128, 1280] {
+            let a: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
+            let b: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
+            assert_eq!(dot(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits(), "dim {dim}");
+        }
+    }
+
+    #[test]
+    fn holds_finds_exactly_the_members() {
+        for len in [0, 1, 15, 16, 17, 50, 64] {
+            let v: Vec<u32> = (0..len).map(|i| i * 3).collect();
+            for j in 0..3 * len + 2 {
+                assert_eq!(holds(&v, j), v.contains(&j), "len {len}, j {j}");
+            }
         }
     }
 

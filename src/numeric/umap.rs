@@ -442,6 +442,8 @@ pub struct Sgd {
 }
 
 const CHUNK: usize = 1024;
+/// How many firings ahead the SGD prefetches a firing's rows.
+const AHEAD: usize = 4;
 
 /// Optimise `emb` (row-major, `dim` wide) in place; `on_epoch` is called after each epoch.
 pub fn optimize(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
@@ -598,12 +600,25 @@ fn chunk_d<const D: usize>(g: &Graph, s: &Sgd, sh: &Shared, job: Job) {
     let &Shared { eps, rate, starts, a, b, n } = sh;
     let len = block.len() / D;
     let mut qs = [0usize; 8];
+    // This epoch's firing edges. The rows a firing reads (its tail, its negative samples)
+    // are known before it runs, so they are prefetched `AHEAD` firings early: past 8 MB of
+    // layout the SGD otherwise waits on memory (425k points: 77 s -> 58 s).
+    let fired: Vec<u32> = nx.iter().enumerate().filter(|(_, &x)| x <= ep).map(|(le, _)| le as u32).collect();
     // Heads in order, each over its own edges: no per-edge head to stream.
     let mut j = base;
-    for (le, (nx_e, nn_e)) in nx.iter_mut().zip(nn.iter_mut()).enumerate() {
-        if *nx_e > ep {
-            continue;
+    for (f, &le) in fired.iter().enumerate() {
+        if let Some(&la) = fired.get(f + AHEAD) {
+            let ea = e0 + la as usize;
+            prefetch(&snap[g.tail[ea] as usize * D..]);
+            let n_neg = ((ep - nn[la as usize]) / (eps[ea] / rate)).max(0.0) as usize;
+            let mut st = negative_stream(s.seed, epoch, ea);
+            for _ in 0..n_neg.min(qs.len()) {
+                let q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
+                prefetch(&snap[q * D..]);
+            }
         }
+        let le = le as usize;
+        let (nx_e, nn_e) = (&mut nx[le], &mut nn[le]);
         let e = e0 + le;
         while starts[j + 1] <= e {
             j += 1;
