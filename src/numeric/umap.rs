@@ -15,8 +15,9 @@
 //! samples are computed at the head's current position and applied together (a small
 //! mini-batch instead of umap-learn's one-after-another updates): the samples' `ln`/`exp`
 //! chains are then independent and overlap in the CPU, which halves the SGD time. The
-//! kernel is compiled for each common output dimension (1–10, 16, 32), and negative
-//! samples are prefetched in batches. The caller can run the whole layout on rows in a
+//! kernel is compiled for each common output dimension (1–10, 16, 32). A firing's rows
+//! (its tail and its negative samples, which come from its own random stream) are known
+//! before it runs, so they are prefetched a few firings ahead. The caller can run the whole layout on rows in a
 //! locality order ([`permute_knn`], [`unpermute_rows`]) so that the neighbours' rows the
 //! spectral iteration and the attraction gather sit close by in memory; the big arrays ask
 //! for huge pages ([`super::pages`]). At 632k points these took the layout from 220 s to
