@@ -17,11 +17,11 @@
 //! chains are then independent and overlap in the CPU, which halves the SGD time. The
 //! kernel is compiled for each common output dimension (1–10, 16, 32). A firing's rows
 //! (its tail and its negative samples, which come from its own random stream) are known
-//! before it runs, so they are prefetched a few firings ahead. The caller can run the whole layout on rows in a
-//! locality order ([`permute_knn`], [`unpermute_rows`]) so that the neighbours' rows the
-//! spectral iteration and the attraction gather sit close by in memory; the big arrays ask
-//! for huge pages ([`super::pages`]). At 632k points these took the layout from 220 s to
-//! 137 s on 2 cores.
+//! before it runs, so they are prefetched a few firings ahead. The caller can run the
+//! whole layout on rows in a locality order ([`permute_knn`], [`unpermute_rows`]) so that
+//! the neighbours' rows the spectral iteration and the attraction gather sit close by in
+//! memory; the big arrays ask for huge pages ([`super::pages`]). At 632k points these took
+//! the layout from 220 s to 117–129 s on 2 cores.
 
 use rayon::prelude::*;
 
@@ -492,6 +492,19 @@ fn prefetch(p: &[f32]) {
     let _ = p;
 }
 
+/// The next negative sample (a point index below `n`) from a firing's stream.
+#[inline(always)]
+fn negative_sample(st: &mut u64, n: usize) -> usize {
+    ((u128::from(splitmix64(st)) * n as u128) >> 64) as usize
+}
+
+/// How many negative samples an edge takes at epoch `ep`: as many as are due since its
+/// last ones (`next_neg`), one per `eps_neg` epochs.
+#[inline(always)]
+fn negatives_due(ep: f32, next_neg: f32, eps_neg: f32) -> usize {
+    ((ep - next_neg) / eps_neg).max(0.0) as usize
+}
+
 /// Negative samples of one edge firing: a stream keyed by (seed, epoch, edge).
 #[inline(always)]
 fn negative_stream(seed: u64, epoch: usize, e: usize) -> u64 {
@@ -611,10 +624,10 @@ fn chunk_d<const D: usize>(g: &Graph, s: &Sgd, sh: &Shared, job: Job) {
         if let Some(&la) = fired.get(f + AHEAD) {
             let ea = e0 + la as usize;
             prefetch(&snap[g.tail[ea] as usize * D..]);
-            let n_neg = ((ep - nn[la as usize]) / (eps[ea] / rate)).max(0.0) as usize;
+            let n_neg = negatives_due(ep, nn[la as usize], eps[ea] / rate);
             let mut st = negative_stream(s.seed, epoch, ea);
             for _ in 0..n_neg.min(qs.len()) {
-                let q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
+                let q = negative_sample(&mut st, n);
                 prefetch(&snap[q * D..]);
             }
         }
@@ -641,14 +654,14 @@ fn chunk_d<const D: usize>(g: &Graph, s: &Sgd, sh: &Shared, job: Job) {
             }
         }
         *nx_e += eps[e];
-        let n_neg = ((ep - *nn_e) / eps_neg_e).max(0.0) as usize;
+        let n_neg = negatives_due(ep, *nn_e, eps_neg_e);
         let mut st = negative_stream(s.seed, epoch, e);
         let mut left = n_neg;
         while left > 0 {
             // Draw a batch of samples and prefetch them before using any.
             let m = left.min(qs.len());
             for q in qs.iter_mut().take(m) {
-                *q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
+                *q = negative_sample(&mut st, n);
                 prefetch(&snap[*q * D..]);
             }
             for &q in &qs[..m] {
@@ -716,10 +729,10 @@ fn chunk_any(g: &Graph, s: &Sgd, sh: &Shared, job: Job, dim: usize) {
             }
         }
         *nx_e += eps[e];
-        let n_neg = ((ep - *nn_e) / eps_neg_e).max(0.0) as usize;
+        let n_neg = negatives_due(ep, *nn_e, eps_neg_e);
         let mut st = negative_stream(s.seed, epoch, e);
         for _ in 0..n_neg {
-            let q = ((u128::from(splitmix64(&mut st)) * n as u128) >> 64) as usize;
+            let q = negative_sample(&mut st, n);
             if q == j {
                 continue;
             }
