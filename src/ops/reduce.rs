@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
 use crate::spec::params::Params;
 
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Reduce {
@@ -133,8 +133,27 @@ impl Reduce {
         g.order_tails_by(&umap::scrambled_keys(&rank));
         let t_graph = t0.elapsed().as_secs_f64();
         let dim = self.n_components as usize;
+        let mut spectral = None;
         let mut emb = if u.init == "spectral" {
-            umap::spectral_init(&g, dim, u.seed, 100)
+            // Components of a disconnected graph are placed by their centroids in the
+            // input columns (graph rows are in locality order: row `rank[i]` is input row `i`).
+            let mut failed = None;
+            let meta = |label: &[u32], count: usize| -> Vec<f64> {
+                let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m));
+                match cols.and_then(|cols| Ok((columns::matrix_f32(input, &cols, ctx.node)?, cols.len()))) {
+                    Ok((x, d)) => umap::spectral::centroid_layout(&x, d, &rank, label, count, dim),
+                    Err(e) => {
+                        failed = Some(e);
+                        Vec::new()
+                    }
+                }
+            };
+            let (emb, report) = umap::spectral_init(&g, dim, u.seed, meta);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            spectral = Some(report);
+            emb
         } else {
             let mut r = crate::numeric::rng::Rng::new(u.seed, 5 << 40);
             (0..n * dim).map(|_| r.range(0.0, 10.0) as f32).collect()
@@ -147,12 +166,22 @@ impl Reduce {
         bar.finish();
         let t_sgd = t0.elapsed().as_secs_f64() - t_graph - t_init;
         let df = self.output(input, &umap::unpermute_rows(&emb, dim, &rank), ctx)?;
-        let summary = vec![
+        let mut summary = vec![
             format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist),
             format!("graph {t_graph:.2}s ({} edges), init {t_init:.2}s, SGD {t_sgd:.2}s", g.head.len()),
         ];
+        if let Some(r) = &spectral {
+            summary.push(format!(
+                "spectral init: {} component(s), {} products, residual {:.1e}{}",
+                r.components,
+                r.matvecs,
+                r.residual,
+                if r.converged { "" } else { " (not converged: the layout starts from the best vectors found)" }
+            ));
+        }
         let mut out = Output::new(df, summary);
-        out.details = serde_json::json!({ "seconds": { "graph": t_graph, "init": t_init, "sgd": t_sgd }, "a": a, "b": b, "n_epochs": n_epochs });
+        out.details = serde_json::json!({ "seconds": { "graph": t_graph, "init": t_init, "sgd": t_sgd }, "a": a, "b": b, "n_epochs": n_epochs,
+            "spectral": spectral.map(|r| serde_json::json!({ "components": r.components, "products": r.matvecs, "residual": r.residual, "converged": r.converged, "eigenvalues": r.eigenvalues })) });
         Ok(out)
     }
 

@@ -4,28 +4,34 @@
 //! stochastic gradient descent with per-edge epoch sampling, negative sampling, gradient
 //! clipping at 4 and a linearly decaying learning rate.
 //!
-//! **Determinism.** Heads are processed in fixed chunks; within an epoch a chunk moves only
-//! its own points and reads every other point from the positions at the start of the
-//! epoch, and negative samples come from a random stream per (epoch, edge). So the layout
-//! is bit-identical for any number of threads. (umap-learn is reproducible only single-
-//! threaded.) Unlike umap-learn, an edge moves only its head; the graph holds both
-//! directions of every edge, so both ends are still pulled together.
+//! The parts, one file each: this one builds the graph (`smooth_knn_dist`, the fuzzy
+//! union, the `a`, `b` fit, the locality relabelling) and measures layouts
+//! (trustworthiness); [`spectral`] is the initialisation (the normalised Laplacian's
+//! eigenvectors to a residual tolerance, components laid out apart); [`sgd`] is the
+//! optimisation. Each says where it differs from umap-learn on purpose (determinism,
+//! speed) and why the answer is the same: the same density structure, measured by
+//! HDBSCAN's leaf classes on both layouts (`benches/compare_umap.py`).
 //!
-//! **Speed.** When an edge fires, its attraction and the repulsions of all its negative
-//! samples are computed at the head's current position and applied together (a small
-//! mini-batch instead of umap-learn's one-after-another updates): the samples' `ln`/`exp`
-//! chains are then independent and overlap in the CPU, which halves the SGD time. The
-//! kernel is compiled for each common output dimension (1–10, 16, 32). A firing's rows
-//! (its tail and its negative samples, which come from its own random stream) are known
-//! before it runs, so they are prefetched a few firings ahead. The caller can run the
-//! whole layout on rows in a locality order ([`permute_knn`], [`unpermute_rows`]) so that
-//! the neighbours' rows the spectral iteration and the attraction gather sit close by in
-//! memory; the big arrays ask for huge pages ([`super::pages`]). At 632k points these took
-//! the layout from 220 s to 117–129 s on 2 cores.
+//! **Determinism.** Bit-identical layouts for any number of threads: the eigensolver sums
+//! fixed blocks in order; the SGD runs fixed chunks that move only their own points, with
+//! a random stream per (epoch, edge). (umap-learn is reproducible only single-threaded.)
+//!
+//! **Locality.** The caller can run the whole layout on rows in a locality order
+//! ([`permute_knn`], [`unpermute_rows`]) so that the neighbours' rows the eigensolver and
+//! the attraction gather sit close by in memory; the big arrays ask for huge pages
+//! ([`crate::numeric::pages`]).
 
 use rayon::prelude::*;
 
-use super::rng::{splitmix64, Rng};
+use super::rng::splitmix64;
+#[cfg(test)]
+use super::rng::Rng;
+
+pub mod sgd;
+pub mod spectral;
+
+pub use sgd::{epochs_per_sample, optimize, Sgd};
+pub use spectral::spectral_init;
 
 const SMOOTH_K_TOLERANCE: f64 = 1e-5;
 const MIN_K_DIST_SCALE: f64 = 1e-3;
@@ -260,259 +266,8 @@ pub fn find_ab(spread: f64, min_dist: f64) -> (f64, f64) {
     (a, b)
 }
 
-/// Spectral initialisation: the leading non-trivial eigenvectors of the normalised
-/// adjacency `D^-1/2 W D^-1/2` (the smallest of the normalised Laplacian), by subspace
-/// iteration on `(I + N)/2` with Rayleigh–Ritz, scaled to `[0, 10]`. Isolated points and
-/// disconnected graphs still get coordinates (their components separate).
-pub fn spectral_init(g: &Graph, dim: usize, seed: u64, iters: usize) -> Vec<f32> {
-    let n = g.n;
-    let m = dim + 1;
-    let mut degree = vec![0f64; n];
-    for (h, w) in g.head.iter().zip(&g.weight) {
-        degree[*h as usize] += *w as f64;
-    }
-    let inv_sqrt: Vec<f64> = degree.iter().map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 }).collect();
-    let start = row_starts(g);
-    // The normalised weight of each edge, once: w(i, j) / √(deg i · deg j).
-    let nw: Vec<f32> = g.head.iter().zip(&g.tail).zip(&g.weight).map(|((&h, &t), &w)| (w as f64 * inv_sqrt[h as usize] * inv_sqrt[t as usize]) as f32).collect();
-    let mut r = Rng::new(seed, 3 << 40);
-    // m vectors of length n, stored row by row (point i's m values together), so one pass
-    // over the edges applies the operator to all of them; f32 storage (the gathers of
-    // neighbours' rows are what this waits on), f64 sums.
-    let mut v: Vec<f32> = vec![0.0; n * m];
-    for c in 0..m {
-        for i in 0..n {
-            v[i * m + c] = r.normal() as f32;
-        }
-    }
-    let mut w = vec![0f32; n * m];
-    for a in [&v, &w] {
-        super::pages::advise(a);
-    }
-    super::pages::advise(&nw);
-    super::pages::advise(&g.tail);
-    let apply = |v: &[f32], out: &mut [f32]| {
-        out.par_chunks_mut(m).enumerate().for_each_init(|| vec![0f64; m], |acc, (i, o)| {
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            for (&t, &wv) in g.tail[start[i]..start[i + 1]].iter().zip(&nw[start[i]..start[i + 1]]) {
-                let j = t as usize;
-                for (a, &x) in acc.iter_mut().zip(&v[j * m..(j + 1) * m]) {
-                    *a += wv as f64 * x as f64;
-                }
-            }
-            for (c, x) in o.iter_mut().enumerate() {
-                *x = (0.5 * (v[i * m + c] as f64 + acc[c])) as f32;
-            }
-        });
-    };
-    orthonormalise(&mut v, m);
-    for _ in 0..iters {
-        apply(&v, &mut w);
-        std::mem::swap(&mut v, &mut w);
-        orthonormalise(&mut v, m);
-    }
-    // Rayleigh–Ritz: order the subspace's directions by eigenvalue.
-    apply(&v, &mut w);
-    let mut h = cross(&v, &w, m);
-    for a in 0..m {
-        for b in 0..a {
-            let s = 0.5 * (h[a * m + b] + h[b * m + a]);
-            h[a * m + b] = s;
-            h[b * m + a] = s;
-        }
-    }
-    let (_, vecs) = super::pca::symmetric_eigen(&h, m);
-    // Skip the leading (trivial, ∝ √degree) direction.
-    let mut out = vec![0f32; n * dim];
-    for d in 0..dim {
-        let col: Vec<f64> = (0..n).map(|i| (0..m).map(|a| vecs[a * m + d + 1] * v[i * m + a] as f64).sum()).collect();
-        let (lo, hi) = col.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
-        let span = if hi > lo { hi - lo } else { 1.0 };
-        for i in 0..n {
-            out[i * dim + d] = (10.0 * (col[i] - lo) / span) as f32;
-        }
-    }
-    out
-}
-
-/// Rows per block of the Gram sums: blocks are summed in order, so the result does not
-/// depend on the number of threads.
-const GRAM_BLOCK: usize = 4096;
-
-/// `AᵀB` (f64) of the `m` columns of row-major `a` and `b`.
-fn cross(a: &[f32], b: &[f32], m: usize) -> Vec<f64> {
-    let parts: Vec<Vec<f64>> = a
-        .par_chunks(GRAM_BLOCK * m)
-        .zip(b.par_chunks(GRAM_BLOCK * m))
-        .map(|(ba, bb)| {
-            let mut g = vec![0f64; m * m];
-            for (ra, rb) in ba.chunks_exact(m).zip(bb.chunks_exact(m)) {
-                for p in 0..m {
-                    for q in 0..m {
-                        g[p * m + q] += ra[p] as f64 * rb[q] as f64;
-                    }
-                }
-            }
-            g
-        })
-        .collect();
-    let mut g = vec![0f64; m * m];
-    for p in &parts {
-        for (x, y) in g.iter_mut().zip(p) {
-            *x += y;
-        }
-    }
-    g
-}
-
-/// The upper-triangular `R` with `RᵀR = g`, or `None` where `g` is not positive definite.
-fn cholesky_upper(g: &[f64], m: usize) -> Option<Vec<f64>> {
-    let mut r = vec![0f64; m * m];
-    for c in 0..m {
-        for p in c..m {
-            let s = g[c * m + p] - (0..c).map(|q| r[q * m + c] * r[q * m + p]).sum::<f64>();
-            if p == c {
-                if s <= 1e-12 * g[c * m + c].max(f64::MIN_POSITIVE) || !s.is_finite() {
-                    return None;
-                }
-                r[c * m + c] = s.sqrt();
-            } else {
-                r[c * m + p] = s / r[c * m + c];
-            }
-        }
-    }
-    Some(r)
-}
-
-/// Orthonormalise the `m` columns of row-major `v` (`n × m`) in place: Cholesky QR twice
-/// (one parallel pass for the Gram matrix, one for `V R⁻¹`, each time), with modified
-/// Gram–Schmidt as the fallback for a rank-deficient block (fewer points than columns).
-fn orthonormalise(v: &mut [f32], m: usize) {
-    for _ in 0..2 {
-        let Some(r) = cholesky_upper(&cross(v, v, m), m) else {
-            return gram_schmidt(v, m);
-        };
-        v.par_chunks_mut(m).for_each_init(|| vec![0f64; m], |y, row| {
-            // Solve y R = x by forward substitution.
-            for c in 0..m {
-                let s = row[c] as f64 - (0..c).map(|p| y[p] * r[p * m + c]).sum::<f64>();
-                y[c] = s / r[c * m + c];
-            }
-            for (x, &yc) in row.iter_mut().zip(&y[..m]) {
-                *x = yc as f32;
-            }
-        });
-    }
-}
-
-/// Modified Gram–Schmidt over the columns of row-major `v`; a column in the span of the
-/// earlier ones becomes 0.
-fn gram_schmidt(v: &mut [f32], m: usize) {
-    let n = v.len() / m;
-    for c in 0..m {
-        let before = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + c] as f64).sum::<f64>().sqrt();
-        for p in 0..c {
-            let dot: f64 = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + p] as f64).sum();
-            for i in 0..n {
-                v[i * m + c] = (v[i * m + c] as f64 - dot * v[i * m + p] as f64) as f32;
-            }
-        }
-        let norm = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + c] as f64).sum::<f64>().sqrt();
-        // What is left of a column in the span of the earlier ones is rounding: drop it.
-        let inv = if norm > 1e-4 * before && norm > 1e-300 { 1.0 / norm } else { 0.0 };
-        for i in 0..n {
-            v[i * m + c] = (v[i * m + c] as f64 * inv) as f32;
-        }
-    }
-}
-
-/// Epochs between samples of each edge: `max_weight / weight` (edges at zero weight never).
-pub fn epochs_per_sample(weight: &[f32]) -> Vec<f64> {
-    let wmax = weight.iter().copied().fold(0f32, f32::max) as f64;
-    weight.iter().map(|&w| if w > 0.0 { wmax / w as f64 } else { f64::INFINITY }).collect()
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Sgd {
-    pub a: f64,
-    pub b: f64,
-    pub n_epochs: usize,
-    pub learning_rate: f64,
-    pub negative_sample_rate: f64,
-    pub seed: u64,
-}
-
-const CHUNK: usize = 1024;
-/// How many firings ahead the SGD prefetches a firing's rows.
-const AHEAD: usize = 4;
-
-/// Optimise `emb` (row-major, `dim` wide) in place; `on_epoch` is called after each epoch.
-pub fn optimize(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
-    match dim {
-        1 => optimize_d::<1>(emb, g, s, on_epoch),
-        2 => optimize_d::<2>(emb, g, s, on_epoch),
-        3 => optimize_d::<3>(emb, g, s, on_epoch),
-        4 => optimize_d::<4>(emb, g, s, on_epoch),
-        5 => optimize_d::<5>(emb, g, s, on_epoch),
-        6 => optimize_d::<6>(emb, g, s, on_epoch),
-        7 => optimize_d::<7>(emb, g, s, on_epoch),
-        8 => optimize_d::<8>(emb, g, s, on_epoch),
-        9 => optimize_d::<9>(emb, g, s, on_epoch),
-        10 => optimize_d::<10>(emb, g, s, on_epoch),
-        16 => optimize_d::<16>(emb, g, s, on_epoch),
-        32 => optimize_d::<32>(emb, g, s, on_epoch),
-        _ => optimize_any(emb, dim, g, s, on_epoch),
-    }
-}
-
-/// Rows of `D` floats: the layout kernel is compiled once per common dimension.
-#[inline(always)]
-fn row<const D: usize>(x: &[f32], i: usize) -> [f32; D] {
-    x[i * D..(i + 1) * D].try_into().expect("D floats")
-}
-
-#[inline(always)]
-fn sqd<const D: usize>(a: &[f32; D], b: &[f32; D]) -> f32 {
-    let mut s = 0.0;
-    for k in 0..D {
-        let d = a[k] - b[k];
-        s += d * d;
-    }
-    s
-}
-
-#[inline(always)]
-fn prefetch(p: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; the pointer comes from a live slice.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p.as_ptr().cast::<i8>(), core::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// The next negative sample (a point index below `n`) from a firing's stream.
-#[inline(always)]
-fn negative_sample(st: &mut u64, n: usize) -> usize {
-    ((u128::from(splitmix64(st)) * n as u128) >> 64) as usize
-}
-
-/// How many negative samples an edge takes at epoch `ep`: as many as are due since its
-/// last ones (`next_neg`), one per `eps_neg` epochs.
-#[inline(always)]
-fn negatives_due(ep: f32, next_neg: f32, eps_neg: f32) -> usize {
-    ((ep - next_neg) / eps_neg).max(0.0) as usize
-}
-
-/// Negative samples of one edge firing: a stream keyed by (seed, epoch, edge).
-#[inline(always)]
-fn negative_stream(seed: u64, epoch: usize, e: usize) -> u64 {
-    seed ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ (e as u64).wrapping_mul(0x1656_67B1_9E37_79F9)
-}
-
 /// Row offsets of the head-sorted edges: point i's edges are `start[i]..start[i + 1]`.
-fn row_starts(g: &Graph) -> Vec<usize> {
+pub(crate) fn row_starts(g: &Graph) -> Vec<usize> {
     let n = g.n;
     let mut start = vec![0usize; n + 1];
     for &h in &g.head {
@@ -524,236 +279,6 @@ fn row_starts(g: &Graph) -> Vec<usize> {
     start
 }
 
-/// Edge ranges (by head) of each chunk of `CHUNK` points; edges are sorted by head.
-fn chunk_ranges(g: &Graph, start: &[usize]) -> Vec<(usize, usize)> {
-    let n = g.n;
-    (0..n.div_ceil(CHUNK)).map(|c| (start[c * CHUNK], start[((c + 1) * CHUNK).min(n)])).collect()
-}
-
-/// Split `v` into the per-chunk pieces of `ranges`.
-fn split_by<'a, T>(mut v: &'a mut [T], ranges: &[(usize, usize)]) -> Vec<&'a mut [T]> {
-    let mut parts = Vec::with_capacity(ranges.len());
-    for &(e0, e1) in ranges {
-        let (x, y) = v.split_at_mut(e1 - e0);
-        parts.push(x);
-        v = y;
-    }
-    parts
-}
-
-/// What every chunk shares during the layout SGD.
-struct Shared<'a> {
-    /// Epochs between samples of each edge (f32: half the bytes to stream every epoch).
-    eps: &'a [f32],
-    rate: f32,
-    /// Row offsets of the head-sorted edges.
-    starts: &'a [usize],
-    a: f32,
-    b: f32,
-    n: usize,
-}
-
-/// One chunk's work in one epoch: its points (`block`, from point `base`), its edges'
-/// next sample times (from edge `e0`), and every point as it was at the epoch's start.
-struct Job<'a> {
-    base: usize,
-    e0: usize,
-    block: &'a mut [f32],
-    next: &'a mut [f32],
-    next_neg: &'a mut [f32],
-    snap: &'a [f32],
-    ep: f32,
-    epoch: usize,
-    alpha: f32,
-}
-
-/// The layout SGD. Each epoch, chunks of `CHUNK` heads run in parallel; a chunk moves only
-/// its own points, reading them live and every other point as it was at the start of the
-/// epoch, so the result does not depend on the number of threads. An edge fires when its
-/// next epoch comes (every `max_w / w` epochs), pulls its head towards its tail, and pushes
-/// the head away from negative samples drawn from the edge's own random stream; `kernel`
-/// does one chunk.
-fn drive(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, mut on_epoch: impl FnMut(usize), kernel: impl Fn(&Graph, &Sgd, &Shared, Job) + Sync) {
-    let eps: Vec<f32> = epochs_per_sample(&g.weight).iter().map(|&e| e as f32).collect();
-    let rate = s.negative_sample_rate as f32;
-    let mut next = eps.clone();
-    let mut next_neg: Vec<f32> = eps.iter().map(|e| e / rate).collect();
-    let starts = row_starts(g);
-    let ranges = chunk_ranges(g, &starts);
-    let sh = Shared { eps: &eps, rate, starts: &starts, a: s.a as f32, b: s.b as f32, n: g.n };
-    let mut snapshot = emb.to_vec();
-    // Every epoch streams the edge arrays and reads rows of the layout at random.
-    super::pages::advise(&snapshot);
-    super::pages::advise(emb);
-    super::pages::advise(&eps);
-    super::pages::advise(&next);
-    super::pages::advise(&next_neg);
-    super::pages::advise(&g.tail);
-    super::pages::advise(&starts);
-    for epoch in 0..s.n_epochs {
-        let alpha = (s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64)) as f32;
-        snapshot.copy_from_slice(emb);
-        let snap = &snapshot[..];
-        let parts = split_by(&mut next, &ranges).into_par_iter().zip(split_by(&mut next_neg, &ranges));
-        emb.par_chunks_mut(CHUNK * dim).zip(parts).enumerate().for_each(|(c, (block, (nx, nn)))| {
-            let job = Job { base: c * CHUNK, e0: ranges[c].0, block, next: nx, next_neg: nn, snap, ep: epoch as f32, epoch, alpha };
-            kernel(g, s, &sh, job);
-        });
-        on_epoch(epoch);
-    }
-}
-
-fn optimize_d<const D: usize>(emb: &mut [f32], g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
-    drive(emb, D, g, s, on_epoch, chunk_d::<D>);
-}
-
-/// One chunk for `D`-wide rows: the attraction and all of a firing's repulsions are
-/// computed at the same position and applied together.
-fn chunk_d<const D: usize>(g: &Graph, s: &Sgd, sh: &Shared, job: Job) {
-    let Job { base, e0, block, next: nx, next_neg: nn, snap, ep, epoch, alpha } = job;
-    let &Shared { eps, rate, starts, a, b, n } = sh;
-    let len = block.len() / D;
-    let mut qs = [0usize; 8];
-    // This epoch's firing edges. The rows a firing reads (its tail, its negative samples)
-    // are known before it runs, so they are prefetched `AHEAD` firings early: past 8 MB of
-    // layout the SGD otherwise waits on memory (425k points: 77 s -> 58 s). The firing
-    // draws its samples again from the same stream: cheaper than keeping them.
-    let fired: Vec<u32> = nx.iter().enumerate().filter(|(_, &x)| x <= ep).map(|(le, _)| le as u32).collect();
-    // Heads in order, each over its own edges: no per-edge head to stream.
-    let mut j = base;
-    for (f, &le) in fired.iter().enumerate() {
-        if let Some(&la) = fired.get(f + AHEAD) {
-            let ea = e0 + la as usize;
-            prefetch(&snap[g.tail[ea] as usize * D..]);
-            let n_neg = negatives_due(ep, nn[la as usize], eps[ea] / rate);
-            let mut st = negative_stream(s.seed, epoch, ea);
-            for _ in 0..n_neg.min(qs.len()) {
-                let q = negative_sample(&mut st, n);
-                prefetch(&snap[q * D..]);
-            }
-        }
-        let le = le as usize;
-        let (nx_e, nn_e) = (&mut nx[le], &mut nn[le]);
-        let e = e0 + le;
-        while starts[j + 1] <= e {
-            j += 1;
-        }
-        let k = g.tail[e] as usize;
-        let eps_neg_e = eps[e] / rate;
-        // Points of this chunk are read live, all others from the epoch's start.
-        let other: [f32; D] = if k >= base && k < base + len { row(block, k - base) } else { row(snap, k) };
-        let cur: [f32; D] = row(block, j - base);
-        // The attraction and all of this firing's repulsions are computed at the same
-        // position and applied together: independent chains the CPU overlaps.
-        let mut step = [0f32; D];
-        let d2 = sqd(&cur, &other);
-        if d2 > 0.0 {
-            let pb = (b * d2.ln()).exp();
-            let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
-            for t in 0..D {
-                step[t] += (coeff * (cur[t] - other[t])).clamp(-4.0, 4.0);
-            }
-        }
-        *nx_e += eps[e];
-        let n_neg = negatives_due(ep, *nn_e, eps_neg_e);
-        let mut st = negative_stream(s.seed, epoch, e);
-        let mut left = n_neg;
-        while left > 0 {
-            // Draw a batch of samples and prefetch them before using any.
-            let m = left.min(qs.len());
-            for q in qs.iter_mut().take(m) {
-                *q = negative_sample(&mut st, n);
-                prefetch(&snap[*q * D..]);
-            }
-            for &q in &qs[..m] {
-                if q == j {
-                    continue;
-                }
-                let o: [f32; D] = row(snap, q);
-                let d2 = sqd(&cur, &o);
-                if d2 > 0.0 {
-                    let pb = (b * d2.ln()).exp();
-                    let coeff = 2.0 * b / ((0.001 + d2) * (a * pb + 1.0));
-                    for t in 0..D {
-                        step[t] += (coeff * (cur[t] - o[t])).clamp(-4.0, 4.0);
-                    }
-                }
-            }
-            left -= m;
-        }
-        let mut cur = cur;
-        for t in 0..D {
-            cur[t] += step[t] * alpha;
-        }
-        block[(j - base) * D..(j - base + 1) * D].copy_from_slice(&cur);
-        *nn_e += n_neg as f32 * eps_neg_e;
-    }
-}
-
-fn optimize_any(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
-    drive(emb, dim, g, s, on_epoch, |g, s, sh, job| chunk_any(g, s, sh, job, dim));
-}
-
-/// [`chunk_d`] for a row width without its own compiled kernel: the same arithmetic in
-/// the same order.
-fn chunk_any(g: &Graph, s: &Sgd, sh: &Shared, job: Job, dim: usize) {
-    let Job { base, e0, block, next: nx, next_neg: nn, snap, ep, epoch, alpha } = job;
-    let &Shared { eps, rate, starts, a, b, n } = sh;
-    let len = block.len() / dim;
-    let mut other = vec![0f32; dim];
-    let mut step = vec![0f32; dim];
-    let mut j = base;
-    for (le, (nx_e, nn_e)) in nx.iter_mut().zip(nn.iter_mut()).enumerate() {
-        if *nx_e > ep {
-            continue;
-        }
-        let e = e0 + le;
-        while starts[j + 1] <= e {
-            j += 1;
-        }
-        let k = g.tail[e] as usize;
-        let eps_neg_e = eps[e] / rate;
-        if k >= base && k < base + len {
-            other.copy_from_slice(&block[(k - base) * dim..(k - base + 1) * dim]);
-        } else {
-            other.copy_from_slice(&snap[k * dim..(k + 1) * dim]);
-        }
-        let cur = &mut block[(j - base) * dim..(j - base + 1) * dim];
-        // As in `optimize_d`: every move of this firing computed at the same position.
-        step.iter_mut().for_each(|x| *x = 0.0);
-        let d2: f32 = cur.iter().zip(&other).map(|(x, y)| (x - y) * (x - y)).sum();
-        if d2 > 0.0 {
-            let pb = (b * d2.ln()).exp();
-            let coeff = -2.0 * a * b * (pb / d2) / (a * pb + 1.0);
-            for ((st, x), y) in step.iter_mut().zip(cur.iter()).zip(&other) {
-                *st += (coeff * (*x - *y)).clamp(-4.0, 4.0);
-            }
-        }
-        *nx_e += eps[e];
-        let n_neg = negatives_due(ep, *nn_e, eps_neg_e);
-        let mut st = negative_stream(s.seed, epoch, e);
-        for _ in 0..n_neg {
-            let q = negative_sample(&mut st, n);
-            if q == j {
-                continue;
-            }
-            let o = &snap[q * dim..(q + 1) * dim];
-            let d2: f32 = cur.iter().zip(o).map(|(x, y)| (x - y) * (x - y)).sum();
-            if d2 > 0.0 {
-                let pb = (b * d2.ln()).exp();
-                let coeff = 2.0 * b / ((0.001 + d2) * (a * pb + 1.0));
-                for ((sv, x), y) in step.iter_mut().zip(cur.iter()).zip(o) {
-                    *sv += (coeff * (*x - *y)).clamp(-4.0, 4.0);
-                }
-            }
-        }
-        for (x, sv) in cur.iter_mut().zip(&step) {
-            *x += sv * alpha;
-        }
-        *nn_e += n_neg as f32 * eps_neg_e;
-    }
-}
-
 /// Trustworthiness (Venna & Kaski; scikit-learn's definition) of `low` for `high` with
 /// `k` neighbours, by brute force: for small samples.
 pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize) -> f64 {
@@ -761,7 +286,7 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
     let ranks_high: Vec<Vec<u32>> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut o: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (super::nndescent::sqdist(&high[i * hd..(i + 1) * hd], &high[j * hd..(j + 1) * hd]), j as u32)).collect();
+            let mut o: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (crate::numeric::nndescent::sqdist(&high[i * hd..(i + 1) * hd], &high[j * hd..(j + 1) * hd]), j as u32)).collect();
             o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let mut rank = vec![0u32; n];
             for (r, &(_, j)) in o.iter().enumerate() {
@@ -773,7 +298,7 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
     let penalty: f64 = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut o: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (super::nndescent::sqdist(&low[i * ld..(i + 1) * ld], &low[j * ld..(j + 1) * ld]), j as u32)).collect();
+            let mut o: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (crate::numeric::nndescent::sqdist(&low[i * ld..(i + 1) * ld], &low[j * ld..(j + 1) * ld]), j as u32)).collect();
             o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             o[..k].iter().map(|&(_, j)| (ranks_high[i][j as usize] as f64 - k as f64).max(0.0)).sum::<f64>()
         })
@@ -834,6 +359,8 @@ pub fn with_self(indices: &[u32], distances: &[f32], k: usize) -> (Vec<u32>, Vec
 
 #[cfg(test)]
 mod tests {
+    use super::sgd::optimize_any;
+    use super::spectral::{cross, orthonormalise};
     use super::*;
     use crate::numeric::nndescent;
 
@@ -880,11 +407,15 @@ mod tests {
         (knn, g)
     }
 
+    fn no_meta(_: &[u32], count: usize) -> Vec<f64> {
+        vec![0.0; count * 2]
+    }
+
     fn layout(x: &[f32], dim: usize, nn: usize, seed: u64) -> Vec<f32> {
         let knn = nndescent::brute_force(x, dim, nn - 1);
         let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
         let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
-        let mut emb = spectral_init(&g, 2, seed, 100);
+        let (mut emb, _) = spectral_init(&g, 2, seed, no_meta);
         let (a, b) = find_ab(1.0, 0.1);
         optimize(&mut emb, 2, &g, &Sgd { a, b, n_epochs: 200, learning_rate: 1.0, negative_sample_rate: 5.0, seed }, |_| {});
         emb
@@ -893,7 +424,7 @@ mod tests {
     #[test]
     fn specialised_and_generic_kernels_agree() {
         let (_, g) = blob_graph(1500, 8, 9);
-        let init = spectral_init(&g, 5, 1, 100);
+        let (init, _) = spectral_init(&g, 5, 1, no_meta);
         let (a, b) = find_ab(1.0, 0.1);
         let sgd = Sgd { a, b, n_epochs: 50, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
         let (mut d, mut any) = (init.clone(), init);
@@ -956,12 +487,12 @@ mod tests {
         let mut r = Rng::new(2, 0);
         for (n, m) in [(20_000, 6), (3, 6)] {
             // Correlated columns: each is the previous one plus a little noise.
-            let mut v = vec![0f32; n * m];
+            let mut v = vec![0f64; n * m];
             for i in 0..n {
                 let mut x = r.normal();
                 for c in 0..m {
                     x += 0.1 * r.normal();
-                    v[i * m + c] = x as f32;
+                    v[i * m + c] = x;
                 }
             }
             orthonormalise(&mut v, m);

@@ -1,0 +1,672 @@
+//! Spectral initialisation with umap-learn's semantics (`spectral_layout`): the eigenvectors
+//! of the 2nd to (dim+1)-th smallest eigenvalues of the normalised Laplacian
+//! `L = I − D^-1/2 W D^-1/2`, solved to a residual tolerance; a disconnected graph is laid
+//! out component by component around a meta-layout of the components
+//! (`multi_component_layout`); then, as umap-learn's `noisy_scale_coords` and the start of
+//! its optimisation, scaled so the largest coordinate is 10, given N(0, 10⁻⁴) noise, and
+//! moved to `[0, 10]` per dimension.
+//!
+//! **Solver.** The wanted vectors are the leading ones of `N = D^-1/2 W D^-1/2` after the
+//! trivial one, `√deg` (eigenvalue 1, known exactly, so it is projected out rather than
+//! solved for). On a clustered graph many eigenvalues of `N` sit just below 1, where plain
+//! subspace iteration converges at the rate `λ_{k+1}/λ_k ≈ 1` and stops at a mixture that
+//! depends on its random start. This is Chebyshev-filtered subspace iteration (Zhou & Saad
+//! 2007): each round applies a Chebyshev polynomial of `N` that damps `[-1, cut]` (the
+//! eigenvalues below the block) and grows those above it like `cosh(deg·acosh(x))`, which
+//! gives the square-root speed-up of Krylov methods over the power method; a block of
+//! `dim + guard` vectors, Cholesky-QR orthonormalisation, Rayleigh–Ritz, and a stop when
+//! every wanted Ritz pair has `‖N v − θ v‖ ≤ tol` (umap-learn asks ARPACK for 10⁻⁴).
+//! Components of up to [`DENSE_MAX`] points are solved densely (Jacobi).
+//!
+//! **Determinism.** Matrix–block products are per row; Gram sums add fixed blocks of rows
+//! in order; the start block comes from the seed: the same bits at any thread count.
+
+use rayon::prelude::*;
+
+use super::{row_starts, Graph};
+use crate::numeric::pca::symmetric_eigen;
+use crate::numeric::rng::Rng;
+
+/// The residual tolerance of each wanted eigenpair (umap-learn's `eigsh(tol=1e-4)`).
+pub const TOL: f64 = 1e-4;
+/// Matrix–block products at most before giving up on the tolerance (the layout then
+/// starts from the best vectors found; the report says so).
+const MAX_MATVECS: usize = 3000;
+/// Components of at most this many points are solved by a dense eigendecomposition.
+const DENSE_MAX: usize = 200;
+/// Rows per block of the Gram sums: blocks are summed in order, so the result does not
+/// depend on the number of threads.
+const GRAM_BLOCK: usize = 4096;
+/// Random streams of the start block, the noise and the layout of tiny components.
+const STREAM_START: u64 = 3 << 40;
+const STREAM_NOISE: u64 = 7 << 40;
+const STREAM_TINY: u64 = 11 << 40;
+
+/// How the eigensolver went, for the node's summary and the debug trace.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpectralReport {
+    /// Connected components of the graph.
+    pub components: usize,
+    /// Matrix–block products of the largest component's solve.
+    pub matvecs: usize,
+    /// Largest residual `‖N v − θ v‖` of a wanted vector of the largest component.
+    pub residual: f64,
+    /// Whether every solved component met [`TOL`].
+    pub converged: bool,
+    /// The wanted eigenvalues of `L` of the largest component (ascending).
+    pub eigenvalues: Vec<f64>,
+}
+
+/// Connected components: a label per point (numbered by their smallest point) and how
+/// many there are.
+pub fn components(g: &Graph) -> (Vec<u32>, usize) {
+    let mut parent: Vec<u32> = (0..g.n as u32).collect();
+    fn find(p: &mut [u32], mut x: u32) -> u32 {
+        while p[x as usize] != x {
+            p[x as usize] = p[p[x as usize] as usize];
+            x = p[x as usize];
+        }
+        x
+    }
+    for (&h, &t) in g.head.iter().zip(&g.tail) {
+        let (a, b) = (find(&mut parent, h), find(&mut parent, t));
+        if a != b {
+            let (lo, hi) = (a.min(b), a.max(b));
+            parent[hi as usize] = lo;
+        }
+    }
+    let mut label = vec![u32::MAX; g.n];
+    let mut count = 0u32;
+    for i in 0..g.n {
+        let r = find(&mut parent, i as u32) as usize;
+        if label[r] == u32::MAX {
+            label[r] = count;
+            count += 1;
+        }
+        label[i] = label[r];
+    }
+    (label, count as usize)
+}
+
+/// A symmetric graph's rows: point `i`'s neighbours are `tail[start[i]..start[i + 1]]`.
+struct Csr<'a> {
+    start: std::borrow::Cow<'a, [usize]>,
+    tail: std::borrow::Cow<'a, [u32]>,
+    weight: std::borrow::Cow<'a, [f32]>,
+}
+
+impl Csr<'_> {
+    fn n(&self) -> usize {
+        self.start.len() - 1
+    }
+}
+
+/// The spectral initialisation of `g` in `dim` dimensions (row-major, in `[0, 10]` per
+/// dimension). `meta` places the components of a disconnected graph when there are more
+/// than `2·dim` of them: given each point's component label and their count, it returns
+/// `count × dim` positions (umap-learn embeds the components' centroids in the data).
+pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32], usize) -> Vec<f64>) -> (Vec<f32>, SpectralReport) {
+    let n = g.n;
+    let (label, count) = components(g);
+    let (out, report) = if count == 1 {
+        let start = row_starts(g);
+        let csr = Csr { start: start.into(), tail: (&g.tail[..]).into(), weight: (&g.weight[..]).into() };
+        eigenvectors(&csr, dim, seed)
+    } else {
+        let mut report = SpectralReport { components: count, converged: true, ..Default::default() };
+        let mut out = vec![0f64; n * dim];
+        let centres = if count > 2 * dim {
+            let mut m = meta(&label, count);
+            if m.len() != count * dim {
+                m = vec![0.0; count * dim];
+            }
+            let top = m.iter().fold(0f64, |a, &x| a.max(x.abs()));
+            if top > 0.0 {
+                m.iter_mut().for_each(|x| *x /= top);
+            }
+            m
+        } else {
+            // ±unit vectors, as umap-learn for few components.
+            let k = count.div_ceil(2);
+            (0..count).flat_map(|c| (0..dim).map(move |d| if d == c % k { if c < k { 1.0 } else { -1.0 } } else { 0.0 })).collect()
+        };
+        // Points of each component, in order.
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); count];
+        for (i, &l) in label.iter().enumerate() {
+            members[l as usize].push(i as u32);
+        }
+        let largest = (0..count).max_by_key(|&c| (members[c].len(), std::cmp::Reverse(c))).unwrap_or(0);
+        let starts = row_starts(g);
+        let mut local = vec![0u32; n];
+        for (c, pts) in members.iter().enumerate() {
+            let centre = &centres[c * dim..(c + 1) * dim];
+            // Half the distance to the nearest other component's centre.
+            let mut range = f64::INFINITY;
+            for o in 0..count {
+                let d: f64 = (0..dim).map(|k| (centres[o * dim + k] - centre[k]).powi(2)).sum::<f64>().sqrt();
+                if d > 0.0 {
+                    range = range.min(d / 2.0);
+                }
+            }
+            if !range.is_finite() {
+                range = 1.0;
+            }
+            let s = pts.len();
+            if s < 2 * dim || s <= dim + 1 {
+                let mut r = Rng::new(seed, STREAM_TINY + c as u64);
+                for &p in pts {
+                    for k in 0..dim {
+                        out[p as usize * dim + k] = r.range(-range, range) + centre[k];
+                    }
+                }
+                continue;
+            }
+            for (li, &p) in pts.iter().enumerate() {
+                local[p as usize] = li as u32;
+            }
+            let mut start = Vec::with_capacity(s + 1);
+            let (mut tail, mut weight) = (Vec::new(), Vec::new());
+            start.push(0);
+            for &p in pts {
+                let p = p as usize;
+                for e in starts[p]..starts[p + 1] {
+                    tail.push(local[g.tail[e] as usize]);
+                    weight.push(g.weight[e]);
+                }
+                start.push(tail.len());
+            }
+            let csr = Csr { start: start.into(), tail: tail.into(), weight: weight.into() };
+            let (v, rep) = eigenvectors(&csr, dim, seed.wrapping_add(c as u64));
+            report.converged &= rep.converged;
+            if c == largest {
+                report = SpectralReport { components: count, converged: report.converged, ..rep };
+            }
+            let top = v.iter().fold(0f64, |a, &x| a.max(x.abs()));
+            let scale = if top > 0.0 { range / top } else { 0.0 };
+            for (li, &p) in pts.iter().enumerate() {
+                for k in 0..dim {
+                    out[p as usize * dim + k] = v[li * dim + k] * scale + centre[k];
+                }
+            }
+        }
+        (out, report)
+    };
+    (scale_with_noise(&out, dim, seed), report)
+}
+
+/// umap-learn's `noisy_scale_coords` (largest |coordinate| 10, N(0, 10⁻⁴) noise) followed
+/// by the min–max scaling to `[0, 10]` per dimension its optimisation starts with.
+fn scale_with_noise(x: &[f64], dim: usize, seed: u64) -> Vec<f32> {
+    let top = x.iter().fold(0f64, |a, &v| a.max(v.abs()));
+    let expand = if top > 0.0 { 10.0 / top } else { 1.0 };
+    let mut r = Rng::new(seed, STREAM_NOISE);
+    let y: Vec<f32> = x.iter().map(|&v| (v * expand) as f32 + (1e-4 * r.normal()) as f32).collect();
+    let mut out = vec![0f32; y.len()];
+    for d in 0..dim {
+        let (lo, hi) = y.iter().skip(d).step_by(dim).fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        for (o, &v) in out.iter_mut().skip(d).step_by(dim).zip(y.iter().skip(d).step_by(dim)) {
+            *o = 10.0 * (v - lo) / span;
+        }
+    }
+    out
+}
+
+/// The `dim` leading non-trivial eigenvectors of a connected graph's normalised adjacency
+/// (row-major `n × dim`, by descending eigenvalue of `N`).
+fn eigenvectors(g: &Csr, dim: usize, seed: u64) -> (Vec<f64>, SpectralReport) {
+    let n = g.n();
+    let mut degree = vec![0f64; n];
+    for (i, d) in degree.iter_mut().enumerate() {
+        *d = g.weight[g.start[i]..g.start[i + 1]].iter().map(|&w| w as f64).sum();
+    }
+    let inv_sqrt: Vec<f64> = degree.iter().map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 }).collect();
+    let norm = degree.iter().sum::<f64>().sqrt();
+    let trivial: Vec<f64> = degree.iter().map(|&d| d.sqrt() / norm).collect();
+    if n <= DENSE_MAX.max(dim + 2) {
+        return dense(g, &inv_sqrt, dim);
+    }
+    // The normalised weight of each edge, once: w(i, j) / √(deg i · deg j).
+    let nw: Vec<f32> = (0..n)
+        .into_par_iter()
+        .flat_map_iter(|i| (g.start[i]..g.start[i + 1]).map(move |e| (e, i)))
+        .map(|(e, i)| (g.weight[e] as f64 * inv_sqrt[i] * inv_sqrt[g.tail[e] as usize]) as f32)
+        .collect();
+    let op = Op { g, nw: &nw };
+    let m = (dim + dim.max(4)).min(n - 2);
+    let mut r = Rng::new(seed, STREAM_START);
+    let mut v: Vec<f64> = (0..n * m).map(|_| r.normal()).collect();
+    let mut w = vec![0f64; n * m];
+    let mut prev = vec![0f64; n * m];
+    for a in [&v, &w, &prev] {
+        crate::numeric::pages::advise(a);
+    }
+    deflate(&mut v, &trivial, m);
+    orthonormalise(&mut v, m);
+    let mut theta = rayleigh_ritz(&op, &mut v, &mut w, m);
+    let mut matvecs = 1;
+    let mut residual;
+    loop {
+        residual = residuals(&v, &w, &theta, m, dim);
+        tracing::debug!(matvecs, residual, cut = theta[m - 1], "spectral init: round");
+        if residual <= TOL || matvecs >= MAX_MATVECS {
+            break;
+        }
+        // Damp [-1, cut], grow what lies above: the degree keeps the growth of the top
+        // Ritz value near 1e6, so the block stays well conditioned for Cholesky QR.
+        let cut = theta[m - 1].min(theta[0] - 1e-9);
+        let (centre, half) = ((cut - 1.0) / 2.0, ((cut + 1.0) / 2.0).max(1e-6));
+        let x_top = ((theta[0] - centre) / half).max(1.0 + 1e-12);
+        let degree = ((1e6f64.acosh() / x_top.acosh()).floor() as usize).clamp(2, 60).min(MAX_MATVECS - matvecs);
+        filter(&op, &mut v, &mut w, &mut prev, m, degree, centre, half);
+        matvecs += degree;
+        deflate(&mut v, &trivial, m);
+        orthonormalise(&mut v, m);
+        theta = rayleigh_ritz(&op, &mut v, &mut w, m);
+        matvecs += 1;
+    }
+    let out: Vec<f64> = v.par_chunks(m).flat_map_iter(|row| row[..dim].to_vec()).collect();
+    let eigenvalues = theta[..dim].iter().map(|t| 1.0 - t).collect();
+    (out, SpectralReport { components: 1, matvecs, residual, converged: residual <= TOL, eigenvalues })
+}
+
+/// `N = D^-1/2 W D^-1/2` as an operator on row-major blocks.
+struct Op<'a> {
+    g: &'a Csr<'a>,
+    nw: &'a [f32],
+}
+
+impl Op<'_> {
+    /// `out = α·N·x + β·x + γ·z` (rows of `m`), one pass over the edges.
+    fn apply(&self, x: &[f64], out: &mut [f64], m: usize, alpha: f64, beta: f64, z: Option<(&[f64], f64)>) {
+        let (start, tail) = (&self.g.start, &self.g.tail);
+        out.par_chunks_mut(m).enumerate().for_each_init(|| vec![0f64; m], |acc, (i, o)| {
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for (&t, &wv) in tail[start[i]..start[i + 1]].iter().zip(&self.nw[start[i]..start[i + 1]]) {
+                let j = t as usize;
+                for (a, &y) in acc.iter_mut().zip(&x[j * m..(j + 1) * m]) {
+                    *a += wv as f64 * y;
+                }
+            }
+            let xi = &x[i * m..(i + 1) * m];
+            match z {
+                Some((z, gamma)) => {
+                    for c in 0..m {
+                        o[c] = alpha * acc[c] + beta * xi[c] + gamma * z[i * m + c];
+                    }
+                }
+                None => {
+                    for c in 0..m {
+                        o[c] = alpha * acc[c] + beta * xi[c];
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// `v ← p(N) v` for the Chebyshev polynomial of `degree` on `[centre − half, centre + half]`
+/// (three-term recurrence; `w` and `prev` are work blocks).
+#[allow(clippy::too_many_arguments)]
+fn filter(op: &Op, v: &mut Vec<f64>, w: &mut Vec<f64>, prev: &mut Vec<f64>, m: usize, degree: usize, centre: f64, half: f64) {
+    // T1: (N − c)/e · v.
+    op.apply(v, w, m, 1.0 / half, -centre / half, None);
+    std::mem::swap(prev, v); // prev = T0 v
+    std::mem::swap(v, w); // v = T1 v
+    for _ in 1..degree {
+        // T_{k+1} = 2 (N − c)/e T_k − T_{k−1}.
+        op.apply(v, w, m, 2.0 / half, -2.0 * centre / half, Some((prev, -1.0)));
+        std::mem::swap(prev, v);
+        std::mem::swap(v, w);
+    }
+}
+
+/// Remove the trivial direction `u` (unit norm) from each of the `m` columns of `v`.
+fn deflate(v: &mut [f64], u: &[f64], m: usize) {
+    let dots = cross_vec(v, u, m);
+    v.par_chunks_mut(m).zip(u.par_iter()).for_each(|(row, &ui)| {
+        for (x, d) in row.iter_mut().zip(&dots) {
+            *x -= d * ui;
+        }
+    });
+}
+
+/// Rayleigh–Ritz on the orthonormal block `v`: on return `v` holds the Ritz vectors and `w`
+/// their images `N v`, by descending Ritz value (returned).
+fn rayleigh_ritz(op: &Op, v: &mut [f64], w: &mut [f64], m: usize) -> Vec<f64> {
+    op.apply(v, w, m, 1.0, 0.0, None);
+    let mut h = cross(v, w, m);
+    for a in 0..m {
+        for b in 0..a {
+            let s = 0.5 * (h[a * m + b] + h[b * m + a]);
+            h[a * m + b] = s;
+            h[b * m + a] = s;
+        }
+    }
+    let (vals, s) = symmetric_eigen(&h, m);
+    rotate(v, &s, m);
+    rotate(w, &s, m);
+    vals
+}
+
+/// `x ← x S` for an `m × m` matrix `S`.
+fn rotate(x: &mut [f64], s: &[f64], m: usize) {
+    x.par_chunks_mut(m).for_each_init(|| vec![0f64; m], |y, row| {
+        for (c, yc) in y.iter_mut().enumerate() {
+            *yc = (0..m).map(|a| row[a] * s[a * m + c]).sum();
+        }
+        row.copy_from_slice(y);
+    });
+}
+
+/// The largest `‖w_i − θ_i v_i‖` over the first `wanted` columns.
+fn residuals(v: &[f64], w: &[f64], theta: &[f64], m: usize, wanted: usize) -> f64 {
+    let parts: Vec<Vec<f64>> = v
+        .par_chunks(GRAM_BLOCK * m)
+        .zip(w.par_chunks(GRAM_BLOCK * m))
+        .map(|(bv, bw)| {
+            let mut s = vec![0f64; wanted];
+            for (rv, rw) in bv.chunks_exact(m).zip(bw.chunks_exact(m)) {
+                for c in 0..wanted {
+                    let d = rw[c] - theta[c] * rv[c];
+                    s[c] += d * d;
+                }
+            }
+            s
+        })
+        .collect();
+    let mut s = vec![0f64; wanted];
+    for p in &parts {
+        for (x, y) in s.iter_mut().zip(p) {
+            *x += y;
+        }
+    }
+    s.iter().fold(0f64, |a, &x| a.max(x.sqrt()))
+}
+
+/// A small component, densely: all eigenpairs of `N` by Jacobi rotations.
+fn dense(g: &Csr, inv_sqrt: &[f64], dim: usize) -> (Vec<f64>, SpectralReport) {
+    let n = g.n();
+    let mut a = vec![0f64; n * n];
+    for i in 0..n {
+        for e in g.start[i]..g.start[i + 1] {
+            let j = g.tail[e] as usize;
+            a[i * n + j] = g.weight[e] as f64 * inv_sqrt[i] * inv_sqrt[j];
+        }
+    }
+    let (vals, vecs) = symmetric_eigen(&a, n);
+    // Column 0 is the trivial vector (eigenvalue 1); the next `dim` are wanted (a component
+    // of `dim + 1` points or fewer has fewer: the rest stay 0).
+    let k = dim.min(n - 1);
+    let mut out = vec![0f64; n * dim];
+    for i in 0..n {
+        for d in 0..k {
+            out[i * dim + d] = vecs[i * n + d + 1];
+        }
+    }
+    let eigenvalues = vals[1..=k].iter().map(|t| 1.0 - t).collect();
+    (out, SpectralReport { components: 1, matvecs: 0, residual: 0.0, converged: true, eigenvalues })
+}
+
+/// `AᵀB` (f64) of the `m` columns of row-major `a` and `b`, summed over fixed blocks of
+/// rows in order.
+pub(crate) fn cross(a: &[f64], b: &[f64], m: usize) -> Vec<f64> {
+    let parts: Vec<Vec<f64>> = a
+        .par_chunks(GRAM_BLOCK * m)
+        .zip(b.par_chunks(GRAM_BLOCK * m))
+        .map(|(ba, bb)| {
+            let mut g = vec![0f64; m * m];
+            for (ra, rb) in ba.chunks_exact(m).zip(bb.chunks_exact(m)) {
+                for p in 0..m {
+                    for q in 0..m {
+                        g[p * m + q] += ra[p] * rb[q];
+                    }
+                }
+            }
+            g
+        })
+        .collect();
+    let mut g = vec![0f64; m * m];
+    for p in &parts {
+        for (x, y) in g.iter_mut().zip(p) {
+            *x += y;
+        }
+    }
+    g
+}
+
+/// `Aᵀu` for the `m` columns of row-major `a` and one vector `u`.
+fn cross_vec(a: &[f64], u: &[f64], m: usize) -> Vec<f64> {
+    let parts: Vec<Vec<f64>> = a
+        .par_chunks(GRAM_BLOCK * m)
+        .zip(u.par_chunks(GRAM_BLOCK))
+        .map(|(ba, bu)| {
+            let mut g = vec![0f64; m];
+            for (ra, &x) in ba.chunks_exact(m).zip(bu) {
+                for p in 0..m {
+                    g[p] += ra[p] * x;
+                }
+            }
+            g
+        })
+        .collect();
+    let mut g = vec![0f64; m];
+    for p in &parts {
+        for (x, y) in g.iter_mut().zip(p) {
+            *x += y;
+        }
+    }
+    g
+}
+
+/// The upper-triangular `R` with `RᵀR = g`, or `None` where `g` is not positive definite.
+fn cholesky_upper(g: &[f64], m: usize) -> Option<Vec<f64>> {
+    let mut r = vec![0f64; m * m];
+    for c in 0..m {
+        for p in c..m {
+            let s = g[c * m + p] - (0..c).map(|q| r[q * m + c] * r[q * m + p]).sum::<f64>();
+            if p == c {
+                if s <= 1e-14 * g[c * m + c].max(f64::MIN_POSITIVE) || !s.is_finite() {
+                    return None;
+                }
+                r[c * m + c] = s.sqrt();
+            } else {
+                r[c * m + p] = s / r[c * m + c];
+            }
+        }
+    }
+    Some(r)
+}
+
+/// Orthonormalise the `m` columns of row-major `v` (`n × m`) in place: Cholesky QR twice
+/// (one parallel pass for the Gram matrix, one for `V R⁻¹`, each time), with modified
+/// Gram–Schmidt as the fallback for a rank-deficient block.
+pub(crate) fn orthonormalise(v: &mut [f64], m: usize) {
+    for _ in 0..2 {
+        let Some(r) = cholesky_upper(&cross(v, v, m), m) else {
+            return gram_schmidt(v, m);
+        };
+        v.par_chunks_mut(m).for_each_init(|| vec![0f64; m], |y, row| {
+            // Solve y R = x by forward substitution.
+            for c in 0..m {
+                let s = row[c] - (0..c).map(|p| y[p] * r[p * m + c]).sum::<f64>();
+                y[c] = s / r[c * m + c];
+            }
+            row.copy_from_slice(&y[..m]);
+        });
+    }
+}
+
+/// Modified Gram–Schmidt over the columns of row-major `v`; a column in the span of the
+/// earlier ones becomes 0.
+fn gram_schmidt(v: &mut [f64], m: usize) {
+    let n = v.len() / m;
+    for c in 0..m {
+        let before = (0..n).map(|i| v[i * m + c] * v[i * m + c]).sum::<f64>().sqrt();
+        for p in 0..c {
+            let dot: f64 = (0..n).map(|i| v[i * m + c] * v[i * m + p]).sum();
+            for i in 0..n {
+                v[i * m + c] -= dot * v[i * m + p];
+            }
+        }
+        let norm = (0..n).map(|i| v[i * m + c] * v[i * m + c]).sum::<f64>().sqrt();
+        // What is left of a column in the span of the earlier ones is rounding: drop it.
+        let inv = if norm > 1e-10 * before && norm > 1e-300 { 1.0 / norm } else { 0.0 };
+        for i in 0..n {
+            v[i * m + c] *= inv;
+        }
+    }
+}
+
+/// Positions of `count` components for [`spectral_init`]'s `meta`: the first `dim`
+/// principal components of their centroids in the data (`x`, `d` columns, input rows;
+/// input row `i` is graph row `rank[i]`). umap-learn embeds the centroids spectrally with
+/// the affinity `exp(−distance²)`, which underflows to the identity for
+/// representations whose centroids are more than a few units apart; PCA keeps their
+/// large-scale arrangement.
+pub fn centroid_layout(x: &[f32], d: usize, rank: &[u32], label: &[u32], count: usize, dim: usize) -> Vec<f64> {
+    let mut out = vec![0f64; count * dim];
+    if d == 0 || count < 2 {
+        return out;
+    }
+    let mut sum = vec![0f64; count * d];
+    let mut size = vec![0usize; count];
+    for (i, row) in x.chunks_exact(d).enumerate() {
+        let c = label[rank[i] as usize] as usize;
+        size[c] += 1;
+        for (s, &v) in sum[c * d..(c + 1) * d].iter_mut().zip(row) {
+            *s += v as f64;
+        }
+    }
+    let centroids: Vec<f32> = sum.chunks_exact(d).zip(&size).flat_map(|(s, &k)| s.iter().map(move |&v| (v / k.max(1) as f64) as f32)).collect();
+    let k = dim.min(d);
+    let fit = crate::numeric::pca::fit(&centroids, d, k);
+    let y = fit.transform(&centroids);
+    for c in 0..count {
+        for j in 0..k {
+            out[c * dim + j] = y[c * k + j] as f64;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numeric::{nndescent, umap};
+
+    /// A clustered graph: blobs of different sizes, their exact kNN graph's fuzzy union.
+    fn clustered(n: usize, k: usize) -> Graph {
+        let dim = 6;
+        let mut r = Rng::new(8, 0);
+        let centres: Vec<Vec<f64>> = (0..7).map(|_| (0..dim).map(|_| r.normal() * 1.5).collect()).collect();
+        let x: Vec<f32> = (0..n).flat_map(|i| { let c = &centres[(i * i) % 7]; (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>() }).collect();
+        let knn = nndescent::brute_force(&x, dim, k - 1);
+        let (idx, dist, kk) = umap::with_self(&knn.indices, &knn.distances, knn.k);
+        umap::fuzzy_simplicial_set(&idx, &dist, kk, 1.0)
+    }
+
+    #[test]
+    fn chebyshev_solver_finds_the_dense_eigenpairs() {
+        let g = clustered(600, 10);
+        assert_eq!(components(&g).1, 1, "the test graph is connected");
+        let start = row_starts(&g);
+        let csr = Csr { start: start.clone().into(), tail: (&g.tail[..]).into(), weight: (&g.weight[..]).into() };
+        let dim = 4;
+        let (v, report) = eigenvectors(&csr, dim, 5);
+        assert!(report.converged && report.residual <= TOL, "{report:?}");
+        // Brute force: the dense normalised adjacency and all its eigenpairs.
+        let n = g.n;
+        let mut deg = vec![0f64; n];
+        for (h, w) in g.head.iter().zip(&g.weight) {
+            deg[*h as usize] += *w as f64;
+        }
+        let mut a = vec![0f64; n * n];
+        for e in 0..g.head.len() {
+            let (h, t) = (g.head[e] as usize, g.tail[e] as usize);
+            a[h * n + t] = g.weight[e] as f64 / (deg[h] * deg[t]).sqrt();
+        }
+        let (vals, _) = symmetric_eigen(&a, n);
+        assert!((vals[0] - 1.0).abs() < 1e-9, "the trivial eigenvalue is 1");
+        for d in 0..dim {
+            // An eigenvalue error is at most residual² / gap: far below the tolerance.
+            assert!((report.eigenvalues[d] - (1.0 - vals[d + 1])).abs() < 1e-6, "eigenvalue {d}: {} against {}", report.eigenvalues[d], 1.0 - vals[d + 1]);
+            // Each vector: unit norm, orthogonal to √deg, and a true eigenvector of the dense matrix.
+            let col: Vec<f64> = (0..n).map(|i| v[i * dim + d]).collect();
+            let norm: f64 = col.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-9);
+            let along: f64 = col.iter().zip(&deg).map(|(x, d)| x * d.sqrt()).sum();
+            assert!(along.abs() < 1e-9, "orthogonal to the trivial vector: {along}");
+            let theta = 1.0 - report.eigenvalues[d];
+            let res: f64 = (0..n).map(|i| ((0..n).map(|j| a[i * n + j] * col[j]).sum::<f64>() - theta * col[i]).powi(2)).sum::<f64>().sqrt();
+            assert!(res <= TOL * 1.01, "residual {res}");
+        }
+    }
+
+    #[test]
+    fn init_is_thread_independent_and_seed_independent_in_its_subspace() {
+        let g = clustered(2000, 12);
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let no_meta = |_: &[u32], _: usize| Vec::new();
+        let (e1, r1) = one.install(|| spectral_init(&g, 3, 4, no_meta));
+        let (e3, _) = three.install(|| spectral_init(&g, 3, 4, no_meta));
+        assert_eq!(e1, e3, "bit-identical at 1 and 3 threads");
+        assert!(e1.iter().all(|x| (0.0..=10.0).contains(x)));
+        // Another seed converges to the same eigenvalues.
+        let (_, r2) = spectral_init(&g, 3, 9, no_meta);
+        assert!(r1.converged && r2.converged);
+        for (x, y) in r1.eigenvalues.iter().zip(&r2.eigenvalues) {
+            assert!((x - y).abs() < 1e-6, "{:?} against {:?}", r1.eigenvalues, r2.eigenvalues);
+        }
+    }
+
+    #[test]
+    fn components_are_found_and_numbered_by_their_first_point() {
+        let g = Graph { n: 6, head: vec![0, 3, 1, 5, 4, 2], tail: vec![3, 0, 5, 1, 2, 4], weight: vec![1.0; 6] };
+        assert_eq!(components(&g), (vec![0, 1, 2, 0, 2, 1], 3));
+    }
+
+    #[test]
+    fn many_components_are_placed_apart_by_the_meta_layout() {
+        // 14 separate rings of 30 points: more than 2·dim components for dim 2.
+        let (per, rings) = (30u32, 14u32);
+        let mut g = Graph { n: (per * rings) as usize, head: vec![], tail: vec![], weight: vec![] };
+        for c in 0..rings {
+            for i in 0..per {
+                let (a, b) = (c * per + i, c * per + (i + 1) % per);
+                for (h, t) in [(a, b), (b, a)] {
+                    g.head.push(h);
+                    g.tail.push(t);
+                    g.weight.push(1.0);
+                }
+            }
+        }
+        // Edges sorted by head, as the fuzzy union gives them.
+        let mut es: Vec<(u32, u32)> = g.head.iter().copied().zip(g.tail.iter().copied()).collect();
+        es.sort_unstable();
+        g.head = es.iter().map(|e| e.0).collect();
+        g.tail = es.iter().map(|e| e.1).collect();
+        let meta = |label: &[u32], count: usize| -> Vec<f64> {
+            assert_eq!(count, rings as usize);
+            assert_eq!(label.len(), g.n);
+            (0..count).flat_map(|c| [(c % 4) as f64, (c / 4) as f64]).collect()
+        };
+        let (e, report) = spectral_init(&g, 2, 0, meta);
+        assert_eq!(report.components, rings as usize);
+        let centre = |c: u32| -> [f64; 2] {
+            let mut s = [0.0; 2];
+            for i in c * per..(c + 1) * per {
+                s[0] += e[i as usize * 2] as f64 / per as f64;
+                s[1] += e[i as usize * 2 + 1] as f64 / per as f64;
+            }
+            s
+        };
+        for c in 0..rings {
+            for o in 0..c {
+                let (a, b) = (centre(c), centre(o));
+                assert!(((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt() > 1.0, "rings {c} and {o} overlap");
+            }
+        }
+    }
+}
