@@ -487,12 +487,12 @@ mod tests {
         let mut r = Rng::new(2, 0);
         for (n, m) in [(20_000, 6), (3, 6)] {
             // Correlated columns: each is the previous one plus a little noise.
-            let mut v = vec![0f64; n * m];
+            let mut v = vec![0f32; n * m];
             for i in 0..n {
                 let mut x = r.normal();
                 for c in 0..m {
                     x += 0.1 * r.normal();
-                    v[i * m + c] = x;
+                    v[i * m + c] = x as f32;
                 }
             }
             orthonormalise(&mut v, m);
