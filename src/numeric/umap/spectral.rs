@@ -31,7 +31,7 @@ use crate::numeric::rng::Rng;
 pub const TOL: f64 = 1e-4;
 /// Matrix–block products at most before giving up on the tolerance (the layout then
 /// starts from the best vectors found; the report says so).
-const MAX_MATVECS: usize = 3000;
+const MAX_MATVECS: usize = 1000;
 /// Components of at most this many points are solved by a dense eigendecomposition.
 const DENSE_MAX: usize = 200;
 /// Rows per block of the Gram sums: blocks are summed in order, so the result does not
@@ -138,19 +138,11 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32],
         let largest = (0..count).max_by_key(|&c| (members[c].len(), std::cmp::Reverse(c))).unwrap_or(0);
         let starts = row_starts(g);
         let mut local = vec![0u32; n];
+        let nearest = nearest_distinct(&centres, dim);
         for (c, pts) in members.iter().enumerate() {
             let centre = &centres[c * dim..(c + 1) * dim];
             // Half the distance to the nearest other component's centre.
-            let mut range = f64::INFINITY;
-            for o in 0..count {
-                let d: f64 = (0..dim).map(|k| (centres[o * dim + k] - centre[k]).powi(2)).sum::<f64>().sqrt();
-                if d > 0.0 {
-                    range = range.min(d / 2.0);
-                }
-            }
-            if !range.is_finite() {
-                range = 1.0;
-            }
+            let range = if nearest[c].is_finite() { nearest[c] / 2.0 } else { 1.0 };
             let s = pts.len();
             if s < 2 * dim || s <= dim + 1 {
                 let mut r = Rng::new(seed, STREAM_TINY + c as u64);
@@ -192,6 +184,39 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32],
         (out, report)
     };
     (scale_with_noise(&out, dim, seed), report)
+}
+
+/// For each of the points (rows of `dim`), the distance to the nearest point at a
+/// positive distance (infinite where there is none): a sweep along the first coordinate
+/// that stops once that coordinate alone is farther than the best so far, so many
+/// components cost about `n log n`, not `n²`.
+fn nearest_distinct(x: &[f64], dim: usize) -> Vec<f64> {
+    let n = x.len() / dim.max(1);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| x[a * dim].total_cmp(&x[b * dim]).then(a.cmp(&b)));
+    let dist = |a: usize, b: usize| (0..dim).map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2)).sum::<f64>().sqrt();
+    let mut best = vec![f64::INFINITY; n];
+    for (r, &a) in order.iter().enumerate() {
+        for &b in &order[r + 1..] {
+            if x[b * dim] - x[a * dim] > best[a] {
+                break;
+            }
+            let d = dist(a, b);
+            if d > 0.0 {
+                best[a] = best[a].min(d);
+            }
+        }
+        for &b in order[..r].iter().rev() {
+            if x[a * dim] - x[b * dim] > best[a] {
+                break;
+            }
+            let d = dist(a, b);
+            if d > 0.0 {
+                best[a] = best[a].min(d);
+            }
+        }
+    }
+    best
 }
 
 /// umap-learn's `noisy_scale_coords` (largest |coordinate| 10, N(0, 10⁻⁴) noise) followed
@@ -626,6 +651,25 @@ mod tests {
         assert!(r1.converged && r2.converged);
         for (x, y) in r1.eigenvalues.iter().zip(&r2.eigenvalues) {
             assert!((x - y).abs() < 1e-6, "{:?} against {:?}", r1.eigenvalues, r2.eigenvalues);
+        }
+    }
+
+    #[test]
+    fn nearest_distinct_matches_brute_force() {
+        let mut r = Rng::new(6, 0);
+        let dim = 3;
+        let mut x: Vec<f64> = (0..300 * dim).map(|_| r.normal()).collect();
+        // Duplicates (distance 0 does not count) and a lone point.
+        x.copy_within(0..dim, 3 * dim);
+        let lone = nearest_distinct(&[1.0, 2.0], 2);
+        assert_eq!(lone, vec![f64::INFINITY]);
+        let got = nearest_distinct(&x, dim);
+        for a in 0..300 {
+            let want = (0..300)
+                .map(|b| (0..dim).map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2)).sum::<f64>().sqrt())
+                .filter(|&d| d > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            assert_eq!(got[a], want, "point {a}");
         }
     }
 
