@@ -74,6 +74,9 @@ pub fn is_numeric(dt: &DataType) -> bool {
 
 /// Check that every column is numeric.
 pub fn require_numeric(schema: &Schema, cols: &[String]) -> std::result::Result<(), String> {
+    if cols.is_empty() {
+        return Err("selects no column: a numeric kernel needs at least one".into());
+    }
     for c in cols {
         let dt = schema.get(c).expect("resolved column");
         if !is_numeric(dt) {

@@ -49,6 +49,8 @@ fn cases() -> Vec<Case> {
         case("unparsable condition", &filter("ra ~ 3"), &["node `f`", "parameter `drop_where`", "cannot parse `ra ~ 3`"]),
         case("type mismatch", &filter("planted_class >= 0.5"), &["column `planted_class` is str"]),
         case("glob matches nothing", &format!("{SYN}[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\ncolumns = \"emb_*\"\nn_components = 2\n"), &["node `p`", "parameter `columns`", "no column matches `emb_*`"]),
+        case("umap over no columns", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\ncolumns = []\n"), &["p.toml:9:11", "parameter `columns`", "selects no column"]),
+        case("cluster over no columns", &format!("{SYN}[nodes.t]\nop = \"cluster\"\ninput = \"catalog\"\ncolumns = []\n"), &["node `t`", "parameter `columns`", "selects no column"]),
         case("too many components", &format!("{SYN}[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\nn_components = 9\n"), &["parameter `n_components`", "9 components asked of 8 input columns"]),
         case("missing data file", "[nodes.r]\nop = \"read\"\npath = \"nowhere/cat.parquet\"\n", &["p.toml:3:8", "node `r`", "parameter `path`", "not found"]),
         case("unknown pipeline key", "[pipeline]\nnmae = \"x\"\n[nodes.a]\nop = \"synthetic\"\n", &["p.toml:2:1", "pipeline.nmae", "unknown key"]),
