@@ -45,8 +45,9 @@ struct Global {
     /// Print only errors
     #[arg(short, long, global = true)]
     quiet: bool,
-    /// Worker threads [default: all cores]; results do not depend on it
-    #[arg(short = 'j', long, global = true, env = "DAGRUN_THREADS", value_name = "N")]
+    /// Worker threads, 1 to 1024 [default: all cores]; results do not depend on it
+    #[arg(short = 'j', long, global = true, env = "DAGRUN_THREADS", value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS as u64))]
     threads: Option<usize>,
 }
 
@@ -470,6 +471,10 @@ fn cmd_gc(older_than: &str, global: &Global, out: &Printer) -> Result<()> {
     ));
     Ok(())
 }
+
+/// The most worker threads `-j` takes: far above any machine's cores, and far below the
+/// count at which starting the threads alone takes minutes.
+const MAX_THREADS: usize = 1024;
 
 /// Parse the command line, run it, print the error if any, and return the exit code.
 pub fn run() -> ExitCode {

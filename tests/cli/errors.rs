@@ -187,3 +187,16 @@ fn shipped_pipelines_validate() {
         assert_eq!(r.code(), 0, "{}", r.stderr());
     }
 }
+
+#[test]
+fn thread_counts_are_bounded() {
+    let t = Test::new();
+    t.pipeline(SYN);
+    for j in ["100000", "0"] {
+        let r = t.run(&["-j", j, "plan", "p.toml"]);
+        assert_eq!(r.code(), 2, "-j {j}: {}", r.stderr());
+        assert!(r.stderr().contains("1..=1024"), "-j {j}: {}", r.stderr());
+    }
+    t.run(&["-j", "1024", "plan", "p.toml"]).ok();
+}
+
