@@ -9,7 +9,7 @@ normalisation, NCHW layout and inference are all that is compared.
    a catalogue CSV for them (all columns kept, the image column pointing at the PNGs,
    relative to the CSV's folder):
 
-     python scripts/compare_embed.py prepare /work/shared/data/decals-rings/catalog.csv \\
+     python scripts/compare_embed.py prepare ../shared/data/decals-rings/catalog.csv \\
          /tmp/rings224 [--size 224] [--limit N]
 
 2. run dagrun's embed op on /tmp/rings224/catalog.csv with the same model and mean/std,

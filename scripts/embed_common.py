@@ -22,7 +22,7 @@ LITE0_DIM = 1280
 
 def read_catalog(path, id_col, image_col):
     """Rows of a CSV catalogue as (id, absolute image path); image paths are taken relative
-    to the catalogue's own folder, as in /work/shared/data/decals-rings/catalog.csv."""
+    to the catalogue's own folder, as in ../shared/data/decals-rings/catalog.csv."""
     root = os.path.dirname(os.path.abspath(path))
     out = []
     with open(path, newline="") as f:

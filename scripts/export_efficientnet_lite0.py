@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from embed_common import LITE0_DIM, LITE0_MEAN, LITE0_SIZE, LITE0_STD, load_lite0_features_model  # noqa: E402
 
-DEFAULT_OUT = "/work/shared/data/models/efficientnet-lite0.onnx"
+# ../shared beside the repository, wherever the checkout is.
+DEFAULT_OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "models", "efficientnet-lite0.onnx"))
 
 
 def main():
