@@ -391,26 +391,14 @@ fn rotate(x: &mut [f32], s: &[f64], m: usize) {
 
 /// The largest `‖w_i − θ_i v_i‖` over the first `wanted` columns.
 fn residuals(v: &[f32], w: &[f32], theta: &[f64], m: usize, wanted: usize) -> f64 {
-    let parts: Vec<Vec<f64>> = v
-        .par_chunks(GRAM_BLOCK * m)
-        .zip(w.par_chunks(GRAM_BLOCK * m))
-        .map(|(bv, bw)| {
-            let mut s = vec![0f64; wanted];
-            for (rv, rw) in bv.chunks_exact(m).zip(bw.chunks_exact(m)) {
-                for c in 0..wanted {
-                    let d = rw[c] as f64 - theta[c] * rv[c] as f64;
-                    s[c] += d * d;
-                }
+    let s = block_sum(v.len() / m, wanted, |rows, s| {
+        for i in rows {
+            for c in 0..wanted {
+                let d = w[i * m + c] as f64 - theta[c] * v[i * m + c] as f64;
+                s[c] += d * d;
             }
-            s
-        })
-        .collect();
-    let mut s = vec![0f64; wanted];
-    for p in &parts {
-        for (x, y) in s.iter_mut().zip(p) {
-            *x += y;
         }
-    }
+    });
     s.iter().fold(0f64, |a, &x| a.max(x.sqrt()))
 }
 
@@ -438,55 +426,50 @@ fn dense(g: &Csr, inv_sqrt: &[f64], dim: usize) -> (Vec<f64>, SpectralReport) {
     (out, SpectralReport { components: 1, matvecs: 0, residual: 0.0, converged: true, eigenvalues })
 }
 
-/// `AᵀB` (f64) of the `m` columns of row-major `a` and `b`, summed over fixed blocks of
-/// rows in order.
-pub(crate) fn cross(a: &[f32], b: &[f32], m: usize) -> Vec<f64> {
-    let parts: Vec<Vec<f64>> = a
-        .par_chunks(GRAM_BLOCK * m)
-        .zip(b.par_chunks(GRAM_BLOCK * m))
-        .map(|(ba, bb)| {
-            let mut g = vec![0f64; m * m];
-            for (ra, rb) in ba.chunks_exact(m).zip(bb.chunks_exact(m)) {
-                for p in 0..m {
-                    for q in 0..m {
-                        g[p * m + q] += ra[p] as f64 * rb[q] as f64;
-                    }
-                }
-            }
-            g
+/// Sums of `k` values over rows `0..rows`, by fixed blocks of [`GRAM_BLOCK`] rows: `add`
+/// adds a block's rows (in order) into its own sums, and the blocks' sums are added in
+/// order, so the result does not depend on the number of threads.
+fn block_sum(rows: usize, k: usize, add: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync) -> Vec<f64> {
+    let parts: Vec<Vec<f64>> = (0..rows.div_ceil(GRAM_BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let mut s = vec![0f64; k];
+            add(b * GRAM_BLOCK..((b + 1) * GRAM_BLOCK).min(rows), &mut s);
+            s
         })
         .collect();
-    let mut g = vec![0f64; m * m];
+    let mut s = vec![0f64; k];
     for p in &parts {
-        for (x, y) in g.iter_mut().zip(p) {
+        for (x, y) in s.iter_mut().zip(p) {
             *x += y;
         }
     }
-    g
+    s
+}
+
+/// `AᵀB` (f64) of the `m` columns of row-major `a` and `b`.
+pub(crate) fn cross(a: &[f32], b: &[f32], m: usize) -> Vec<f64> {
+    block_sum(a.len() / m, m * m, |rows, g| {
+        for i in rows {
+            let (ra, rb) = (&a[i * m..(i + 1) * m], &b[i * m..(i + 1) * m]);
+            for p in 0..m {
+                for q in 0..m {
+                    g[p * m + q] += ra[p] as f64 * rb[q] as f64;
+                }
+            }
+        }
+    })
 }
 
 /// `Aᵀu` for the `m` columns of row-major `a` and one vector `u`.
 fn cross_vec(a: &[f32], u: &[f64], m: usize) -> Vec<f64> {
-    let parts: Vec<Vec<f64>> = a
-        .par_chunks(GRAM_BLOCK * m)
-        .zip(u.par_chunks(GRAM_BLOCK))
-        .map(|(ba, bu)| {
-            let mut g = vec![0f64; m];
-            for (ra, &x) in ba.chunks_exact(m).zip(bu) {
-                for p in 0..m {
-                    g[p] += ra[p] as f64 * x;
-                }
+    block_sum(u.len(), m, |rows, g| {
+        for i in rows {
+            for p in 0..m {
+                g[p] += a[i * m + p] as f64 * u[i];
             }
-            g
-        })
-        .collect();
-    let mut g = vec![0f64; m];
-    for p in &parts {
-        for (x, y) in g.iter_mut().zip(p) {
-            *x += y;
         }
-    }
-    g
+    })
 }
 
 /// The upper-triangular `R` with `RᵀR = g`, or `None` where `g` is not positive definite.
