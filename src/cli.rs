@@ -385,7 +385,7 @@ fn shard_targets(p: &Pipeline, arg: &str) -> Result<Vec<usize>> {
 
 fn cmd_plan(path: &Path, explain: bool, target: &[String], json: bool, global: &Global) -> Result<()> {
     let (p, t, store) = load(path, global, target)?;
-    let rows = exec::plan(&p, &store, &t)?;
+    let rows = exec::plan(&p, &store, &Printer::new(json, 0), &t)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("plan serialises"));
         return Ok(());

@@ -91,8 +91,9 @@ impl Limits {
     pub const SERIAL: Limits = Limits { max_nodes: 1, memory_bytes: u64::MAX };
 }
 
-/// The key parts of node `v`, given the content hashes of its inputs.
-fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>]) -> Result<Option<KeyParts>> {
+/// The key parts of node `v`, given the content hashes of its inputs and, for an op that
+/// reads files named by its input rows, the digest of their contents ([`data_digest`]).
+fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], data: Option<String>) -> Result<Option<KeyParts>> {
     let node = &p.nodes[v];
     let mut inputs = Vec::with_capacity(node.inputs.len());
     for &u in &node.inputs {
@@ -105,6 +106,9 @@ fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>]) 
     for (param, path) in node.op.files() {
         file_hashes.insert(param.to_owned(), files::content_hash(&store.files_dir(), &path)?);
     }
+    if let Some(d) = data {
+        file_hashes.insert(DATA_FILES.to_owned(), d);
+    }
     Ok(Some(KeyParts {
         op: node.op.name().to_owned(),
         op_version: node.op.version(),
@@ -113,6 +117,22 @@ fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>]) 
         inputs,
         files: file_hashes,
     }))
+}
+
+/// The name under which the digest of an op's data files (image cutouts) enters the key's
+/// `files`.
+const DATA_FILES: &str = "images";
+
+/// The digest of the data files node `v` reads given its inputs, or `None` for an op that
+/// reads none. Files are hashed through the stat cache, with a progress bar.
+fn data_digest(p: &Pipeline, store: &Store, v: NodeId, inputs: &[Arc<DataFrame>], obs: &dyn ProgressFactory) -> Result<Option<String>> {
+    let node = &p.nodes[v];
+    let Some(paths) = node.op.data_files(inputs, &p.id, &node.name)? else { return Ok(None) };
+    let bar = obs.bar(&node.name, "images checked", paths.len() as u64);
+    let d = files::data_digest(&store.files_dir(), &paths, bar.as_ref())?;
+    bar.finish();
+    tracing::debug!(node = %node.name, files = paths.len(), hashed = d.hashed, missing = d.missing, "data files");
+    Ok(Some(d.digest))
 }
 
 fn input_names(p: &Pipeline, v: NodeId) -> Vec<String> {
@@ -155,7 +175,8 @@ fn merge(points: &[Pipeline], targets: &[Vec<NodeId>]) -> (Vec<Unit>, Vec<Vec<Op
             let node = &p.nodes[v];
             let inputs: Vec<usize> = node.inputs.iter().map(|&u| unit_of[u].expect("inputs come first")).collect();
             let files: Vec<(&str, String)> = node.op.files().into_iter().map(|(k, f)| (k, f.display().to_string())).collect();
-            let identity = serde_json::json!([node.op.name(), node.op.version(), p.id, node.op.key_params(), files, inputs]).to_string();
+            let data_dir = node.op.data_dir().map(|d| d.display().to_string());
+            let identity = serde_json::json!([node.op.name(), node.op.version(), p.id, node.op.key_params(), files, data_dir, inputs]).to_string();
             let next = units.len();
             let u = *by_identity.entry(identity).or_insert(next);
             if u == next {
@@ -369,7 +390,18 @@ fn run_unit(
     for (&iv, h) in node.inputs.iter().zip(hashes) {
         all_hashes[iv] = Some(h.clone());
     }
-    let parts = key_parts(p, store, v, &all_hashes)?.expect("inputs ran first");
+    // An op that reads files named by its rows needs its inputs to know its key.
+    let mut frames = Some(frames);
+    let mut loaded = None;
+    let data = if node.op.reads_data_files() {
+        let ins = load_inputs(p, unit, store, keys, frames.take().expect("not taken"), state)?;
+        let d = data_digest(p, store, v, &ins, obs)?;
+        loaded = Some(ins);
+        d
+    } else {
+        None
+    };
+    let parts = key_parts(p, store, v, &all_hashes, data)?.expect("inputs ran first");
     let key = parts.key();
     tracing::debug!(node = %node.name, %key, "key");
     // Held until the run ends: gc leaves entries this run uses alone.
@@ -389,21 +421,10 @@ fn run_unit(
                     if matches!(again, Lookup::Corrupt(_)) {
                         store.discard(&lock)?;
                     }
-                    let mut ins = Vec::with_capacity(node.inputs.len());
-                    for ((&i, &iv), frame) in unit.inputs.iter().zip(&node.inputs).zip(frames) {
-                        let frame = match frame {
-                            Some(f) => f,
-                            None => {
-                                let f = Arc::new(store.read(&keys[ins.len()], &p.nodes[iv].name)?);
-                                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                                if st.uses_left[i] > 1 {
-                                    st.frames[i] = Some(f.clone());
-                                }
-                                f
-                            }
-                        };
-                        ins.push(frame);
-                    }
+                    let ins = match loaded.take() {
+                        Some(ins) => ins,
+                        None => load_inputs(p, unit, store, keys, frames.take().expect("not taken"), state)?,
+                    };
                     let details: Vec<serde_json::Value> = keys.iter().map(|k| store.manifest(k).map_or(serde_json::Value::Null, |m| m.details)).collect();
                     let ctx = RunCtx { pipeline: &p.name, node: &node.name, id: &p.id, progress: obs, input_details: &details };
                     let out = node.op.run(&ins, &ctx)?;
@@ -450,6 +471,28 @@ fn run_unit(
     Ok((Finished { report, content_hash: manifest.content_hash.clone() }, computed))
 }
 
+/// A unit's input frames: from memory where this run has them, else read from the cache
+/// (and kept for the unit's other consumers).
+fn load_inputs(p: &Pipeline, unit: &Unit, store: &Store, keys: &[String], frames: Vec<Option<Arc<DataFrame>>>, state: &Mutex<State>) -> Result<Vec<Arc<DataFrame>>> {
+    let node = &p.nodes[unit.v];
+    let mut ins = Vec::with_capacity(node.inputs.len());
+    for ((&i, &iv), frame) in unit.inputs.iter().zip(&node.inputs).zip(frames) {
+        let frame = match frame {
+            Some(f) => f,
+            None => {
+                let f = Arc::new(store.read(&keys[ins.len()], &p.nodes[iv].name)?);
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                if st.uses_left[i] > 1 {
+                    st.frames[i] = Some(f.clone());
+                }
+                f
+            }
+        };
+        ins.push(frame);
+    }
+    Ok(ins)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlanStatus {
@@ -473,20 +516,30 @@ pub struct PlanRow {
 }
 
 /// What a run of `targets` would do, and why, without computing anything.
-pub fn plan(p: &Pipeline, store: &Store, targets: &[NodeId]) -> Result<Vec<PlanRow>> {
+pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[NodeId]) -> Result<Vec<PlanRow>> {
     let need = needed(p, targets);
     let mut hashes: Vec<Option<String>> = vec![None; p.nodes.len()];
+    let mut keys: Vec<Option<String>> = vec![None; p.nodes.len()];
     let mut rows = Vec::new();
     for &v in p.order.iter().filter(|&&v| need[v]) {
         let node = &p.nodes[v];
         let names = input_names(p, v);
         let last = store.last_run(&p.name, &node.name);
-        let row = match key_parts(p, store, v, &hashes)? {
+        // An op that reads data files needs its inputs (cached ones: the others are pending).
+        let data = match node.inputs.iter().map(|&u| keys[u].clone()).collect::<Option<Vec<String>>>() {
+            Some(ks) if node.op.reads_data_files() => {
+                let ins = ks.iter().zip(&node.inputs).map(|(k, &u)| store.read(k, &p.nodes[u].name).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+                data_digest(p, store, v, &ins, obs)?
+            }
+            _ => None,
+        };
+        let row = match key_parts(p, store, v, &hashes, data)? {
             Some(parts) => {
                 let key = parts.key();
                 match store.lookup(&key) {
                     Lookup::Hit(m) => {
                         hashes[v] = Some(m.content_hash.clone());
+                        keys[v] = Some(key.clone());
                         PlanRow { name: node.name.clone(), op: node.op.name().into(), key: Some(key), status: PlanStatus::Cached, rows: Some(m.rows), why: vec![] }
                     }
                     other => {

@@ -61,3 +61,208 @@ pub fn content_hash(dir: &Path, path: &Path) -> Result<String> {
     }
     Ok(hash)
 }
+
+/// What a digest of data files (e.g. the image cutouts a catalogue names) found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DataDigest {
+    /// blake3 over every row's state, in row order (see [`data_digest`]).
+    pub digest: String,
+    /// Rows whose file was read and hashed anew (not found in the stat cache).
+    pub hashed: usize,
+    /// Rows with no usable file (a null path, missing, not a file, unreadable).
+    pub missing: usize,
+}
+
+/// One file's record in a folder's stat table.
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+struct DirRecord {
+    size: u64,
+    mtime_ns: i128,
+    ino: u64,
+    dev: u64,
+    blake3: String,
+}
+
+/// The state of one row's file, as it enters the digest.
+enum RowState {
+    Null,
+    Missing(std::io::ErrorKind),
+    NotAFile,
+    Hash([u8; 32]),
+}
+
+/// A content digest of the files named by `paths` (one per row; `None`: no path), for a
+/// cache key: blake3 over each row's state in row order — its content hash, or why there is
+/// no content (null, missing, not a file, unreadable). Paths never enter it, so the same
+/// bytes found under another folder give the same digest.
+///
+/// Hashes are remembered per folder in `dir/dirs/<hash of the canonical folder>.json`
+/// (file name → size, mtime, inode, device, blake3); a file whose stat fields all match is
+/// not read again, so a warm check of a million files costs a million `stat` calls. As
+/// with input files, a file modified less than two seconds ago is hashed but not recorded.
+/// Two processes updating one folder's table at once can only lose records (each write is
+/// atomic), never keep a wrong hash: a record is trusted only when the stat fields match.
+pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &dyn crate::progress::Progress) -> Result<DataDigest> {
+    use rayon::prelude::*;
+    use std::collections::{BTreeMap, HashMap};
+    use std::path::PathBuf;
+
+    // Rows by folder, each folder canonicalised once (not once per file).
+    let mut folders: BTreeMap<PathBuf, Vec<(usize, std::ffi::OsString)>> = BTreeMap::new();
+    let mut canonical_of: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
+    let mut states: Vec<Option<RowState>> = (0..paths.len()).map(|_| None).collect();
+    for (i, p) in paths.iter().enumerate() {
+        let Some(p) = p else {
+            states[i] = Some(RowState::Null);
+            continue;
+        };
+        let (parent, name) = match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => (if parent.as_os_str().is_empty() { Path::new(".") } else { parent }, name),
+            _ => {
+                states[i] = Some(RowState::NotAFile);
+                continue;
+            }
+        };
+        let canonical = canonical_of.entry(parent.to_owned()).or_insert_with(|| std::fs::canonicalize(parent).ok());
+        match canonical {
+            Some(c) => folders.entry(c.clone()).or_default().push((i, name.to_owned())),
+            None => states[i] = Some(RowState::Missing(std::io::ErrorKind::NotFound)),
+        }
+    }
+    let tables = dir.join("dirs");
+    let mut hashed = 0usize;
+    for (folder, rows) in &folders {
+        let name = blake3::hash(folder.as_os_str().as_encoded_bytes()).to_hex();
+        let table_path = tables.join(format!("{}.json", &name[..32]));
+        let table: BTreeMap<String, DirRecord> = std::fs::read(&table_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        // Per row: its state, a record to remember, and whether the file was read.
+        type Found = (RowState, Option<(String, DirRecord)>, bool);
+        let found: Vec<Found> = rows
+            .par_iter()
+            .map(|(_, file)| {
+                let path = folder.join(file);
+                let key = file.to_string_lossy().into_owned();
+                let res = match std::fs::metadata(&path) {
+                    Err(e) => (RowState::Missing(e.kind()), None, false),
+                    Ok(m) if !m.is_file() => (RowState::NotAFile, None, false),
+                    Ok(m) => {
+                        let stat = |blake3: String| DirRecord {
+                            size: m.size(),
+                            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                            ino: m.ino(),
+                            dev: m.dev(),
+                            blake3,
+                        };
+                        match table.get(&key).filter(|r| **r == stat(r.blake3.clone())).and_then(|r| parse_hex(&r.blake3)) {
+                            Some(h) => (RowState::Hash(h), None, false),
+                            None => match std::fs::read(&path) {
+                                Err(e) => (RowState::Missing(e.kind()), None, true),
+                                Ok(bytes) => {
+                                    let h = blake3::hash(&bytes);
+                                    let age = m.modified().ok().and_then(|t| t.elapsed().ok()).map_or(0.0, |d| d.as_secs_f64());
+                                    let rec = (age > 2.0).then(|| (key, stat(h.to_hex().to_string())));
+                                    (RowState::Hash(*h.as_bytes()), rec, true)
+                                }
+                            },
+                        }
+                    }
+                };
+                progress.inc(1);
+                res
+            })
+            .collect();
+        let mut updated = table.clone();
+        for ((i, _), (state, rec, read)) in rows.iter().zip(found) {
+            hashed += usize::from(read);
+            states[*i] = Some(state);
+            if let Some((k, r)) = rec {
+                updated.insert(k, r);
+            }
+        }
+        if updated != table {
+            std::fs::create_dir_all(&tables).ctx("cannot create", &tables)?;
+            write_atomic(&table_path, &serde_json::to_vec(&updated).expect("records serialise"))?;
+        }
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"dagrun-data-files-v1\n");
+    let mut missing = 0usize;
+    for s in &states {
+        match s.as_ref().expect("every row has a state") {
+            RowState::Hash(x) => {
+                h.update(b"h");
+                h.update(x);
+            }
+            other => {
+                missing += 1;
+                let why = match other {
+                    RowState::Null => "null".to_owned(),
+                    RowState::NotAFile => "not a file".to_owned(),
+                    RowState::Missing(k) => format!("{k:?}"),
+                    RowState::Hash(_) => unreachable!(),
+                };
+                h.update(b"x");
+                h.update(why.as_bytes());
+                h.update(b"\n");
+            }
+        }
+    }
+    Ok(DataDigest { digest: h.finalize().to_hex().to_string(), hashed, missing })
+}
+
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    blake3::Hash::from_hex(s).ok().map(|h| *h.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+    use std::path::PathBuf;
+    use std::time::{Duration, SystemTime};
+
+    fn write_old(path: &Path, bytes: &[u8]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
+    }
+
+    #[test]
+    fn data_digest_follows_bytes_not_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = t.path().join("cache");
+        for (dir, tag) in [("a", b'x'), ("b", b'x'), ("c", b'y')] {
+            for i in 0..5u8 {
+                write_old(&t.path().join(dir).join(format!("sub/{i}.png")), &[tag, i, 7]);
+            }
+        }
+        let rows = |dir: &str| -> Vec<Option<PathBuf>> { (0..5).map(|i| Some(t.path().join(dir).join(format!("sub/{i}.png")))).collect() };
+        let a = data_digest(&cache, &rows("a"), &Silent).unwrap();
+        assert_eq!((a.hashed, a.missing), (5, 0));
+        // Warm: every stat matches, nothing is read.
+        let again = data_digest(&cache, &rows("a"), &Silent).unwrap();
+        assert_eq!((again.digest.as_str(), again.hashed), (a.digest.as_str(), 0));
+        // The same bytes elsewhere: the same digest. Other bytes: another.
+        assert_eq!(data_digest(&cache, &rows("b"), &Silent).unwrap().digest, a.digest);
+        assert_ne!(data_digest(&cache, &rows("c"), &Silent).unwrap().digest, a.digest);
+        // Row order, a null, a missing file and a folder each give their own digest.
+        let mut swapped = rows("a");
+        swapped.swap(0, 1);
+        let mut null = rows("a");
+        null[2] = None;
+        let mut missing = rows("a");
+        missing[2] = Some(t.path().join("a/sub/none.png"));
+        let mut folder = rows("a");
+        folder[2] = Some(t.path().join("a/sub"));
+        let digests: std::collections::BTreeSet<String> =
+            [rows("a"), swapped, null.clone(), missing.clone(), folder].iter().map(|r| data_digest(&cache, r, &Silent).unwrap().digest).collect();
+        assert_eq!(digests.len(), 5);
+        assert_eq!(data_digest(&cache, &missing, &Silent).unwrap().missing, 1);
+        // An edit in place that keeps the size is seen (mtime), and the file is hashed again.
+        write_old(&t.path().join("a/sub/3.png"), b"z\x03\x07");
+        let edited = data_digest(&cache, &rows("a"), &Silent).unwrap();
+        assert_ne!(edited.digest, a.digest);
+        assert_eq!(edited.hashed, 1);
+    }
+}

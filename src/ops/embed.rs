@@ -14,8 +14,12 @@
 //! Output: the id and `{prefix}0 … {prefix}{d-1}` (Float32), one row per image that could be
 //! used, in catalogue order. Images that are missing or cannot be decoded are left out and
 //! listed, with the error, in `failures.parquet` beside the output (and counted in the
-//! summary); the run goes on unless none could be used. Images are read by path: an image
-//! edited in place is not noticed until the catalogue, model or parameters change.
+//! summary); the run goes on unless none could be used.
+//!
+//! The key holds the bytes of every image (one digest over the rows' content hashes, made
+//! by the executor from [`Embed::images`] with a stat cache), never their paths or
+//! `base_dir`: a cutout re-made in place recomputes the node (or its shard), and the same
+//! bytes moved to another folder recompute nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -172,20 +176,24 @@ impl Embed {
         Ok(Plan { input: inp.name.clone(), layout: Layout { size, channels, nchw }, output: out.name.clone(), dim })
     }
 
+    /// The image column as given (`None`: null).
+    fn paths(&self, input: &DataFrame, node: &str) -> Result<Vec<Option<String>>> {
+        Ok(input.column(&self.image_column).map_err(super::pl(node))?.str().map_err(super::pl(node))?.iter().map(|s| s.map(str::to_owned)).collect())
+    }
+
+    /// The image each row is read from, resolved against `base_dir`; their bytes enter the key.
+    pub fn images(&self, input: &DataFrame, node: &str) -> Result<Vec<Option<PathBuf>>> {
+        Ok(self.paths(input, node)?.iter().map(|p| p.as_deref().map(|p| super::resolve_path(self.base_dir.as_deref(), p))).collect())
+    }
+
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
         let node = ctx.node;
         let threads = self.threads.unwrap_or_else(rayon::current_num_threads);
         let mut model = Model::load(&self.model, threads).map_err(|e| Error::input(node, e))?;
         let plan = self.inspect(&model.inputs, &model.outputs).map_err(|(_, e)| Error::input(node, e))?;
         let (input_name, layout, output_name) = (plan.input.clone(), plan.layout, plan.output.clone());
-        let paths: Vec<Option<String>> = input
-            .column(&self.image_column)
-            .map_err(super::pl(node))?
-            .str()
-            .map_err(super::pl(node))?
-            .iter()
-            .map(|s| s.map(str::to_owned))
-            .collect();
+        let paths = self.paths(input, node)?;
+        let files = self.images(input, node)?;
         let n = paths.len();
         if n == 0 {
             let mut cols = vec![input.column(ctx.id).map_err(super::pl(node))?.clone()];
@@ -203,15 +211,15 @@ impl Embed {
         let d = plan.dim;
         let starts: Vec<usize> = (0..n).step_by(self.batch_size).collect();
         let res: Result<()> = std::thread::scope(|s| {
-            let paths = &paths;
+            let files = &files;
             s.spawn(move || {
                 for &start in &starts {
                     let end = (start + self.batch_size).min(n);
                     let batch: Vec<_> = (start..end)
                         .into_par_iter()
-                        .map(|i| match &paths[i] {
+                        .map(|i| match &files[i] {
                             None => Err("no image path (null)".to_owned()),
-                            Some(p) => preprocess(&super::resolve_path(self.base_dir.as_deref(), p), layout, self),
+                            Some(f) => preprocess(f, layout, self),
                         })
                         .collect();
                     if tx.send((start, batch)).is_err() {

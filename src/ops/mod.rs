@@ -195,6 +195,34 @@ impl Op {
         }
     }
 
+    /// Whether `run` reads files named by its input rows (image cutouts). Their contents
+    /// enter the key through [`Op::data_files`]; the executor then needs the inputs before
+    /// it can tell a hit.
+    pub fn reads_data_files(&self) -> bool {
+        matches!(self, Op::Embed(_) | Op::Report(_))
+    }
+
+    /// The folder that relative data-file paths resolve against: never in the key (the
+    /// files enter by content), but part of what makes two nodes one unit in a sweep.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Op::Embed(o) => o.base_dir.as_deref(),
+            Op::Report(o) => o.image_dir.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The files, named by its input rows, that `run` will read, in the order it reads
+    /// them (`None` for a row with no path); `Ok(None)` when it reads none. A pure function
+    /// of the inputs and parameters.
+    pub fn data_files(&self, inputs: &[Arc<DataFrame>], id: &str, node: &str) -> Result<Option<Vec<Option<PathBuf>>>> {
+        match self {
+            Op::Embed(o) => o.images(&inputs[0], node).map(Some),
+            Op::Report(o) => o.images(inputs, id, node),
+            _ => Ok(None),
+        }
+    }
+
     /// The output schema, given the input schemas; fails on absent or ill-typed columns.
     pub fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<SchemaResult<Schema>> {
         Ok(match self {

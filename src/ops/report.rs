@@ -15,8 +15,8 @@
 //! node), mean membership probability, the mean of each numeric catalogue column (vote
 //! fractions) and, for text columns such as `planted_class`, the most common value and its
 //! share. Members are drawn with a seeded generator, so the same inputs give the same
-//! report, byte for byte. Images are read by path: an image edited in place is not noticed
-//! until the report's inputs or parameters change.
+//! report, byte for byte. The key holds the bytes of the gallery images ([`Report::images`]),
+//! never their paths or `image_dir`: a cutout re-made in place redraws the report.
 
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ use crate::numeric::rng::Rng;
 use crate::render::{self, canvas, esc, gallery, scatter};
 use crate::spec::params::Params;
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -40,7 +40,9 @@ pub struct Report {
     pub exclude: Vec<String>,
     /// The catalogue column with image paths; `None`: `file_loc` if the catalogue has it.
     pub image_column: Option<String>,
-    /// Folder that relative image paths are resolved against (set at validation).
+    /// Folder that relative image paths are resolved against (set at validation). Not in
+    /// the key: the images enter it by content.
+    #[serde(skip)]
     pub image_dir: Option<PathBuf>,
     /// Thumbnail size in pixels.
     pub thumb: u32,
@@ -119,29 +121,65 @@ impl Report {
         Ok(s)
     }
 
-    pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+    /// The images the galleries will show, in the order they are read; `None` when the
+    /// catalogue has no image column. Their bytes enter the key (not `image_dir`).
+    pub fn images(&self, inputs: &[std::sync::Arc<DataFrame>], id: &str, node: &str) -> Result<Option<Vec<Option<PathBuf>>>> {
+        let (m, cols) = self.members(inputs, id, node)?;
+        let Some(image) = &cols.image else { return Ok(None) };
+        let s = m.column(image).map_err(super::pl(node))?.as_materialized_series().cast(&DataType::String).map_err(super::pl(node))?;
+        let paths: Vec<Option<&str>> = s.str().map_err(super::pl(node))?.iter().collect();
+        let picks = self.picks(&labels(&m, node)?);
+        Ok(Some(picks.iter().flatten().map(|&i| Some(super::resolve_path(self.image_dir.as_deref(), paths[i].unwrap_or("")))).collect()))
+    }
+
+    /// Each class's gallery: `members` of its rows (indices into the members table, which is
+    /// ordered by class), drawn with the report's seed, in row order.
+    fn picks(&self, lab: &[i32]) -> Vec<Vec<usize>> {
+        let k = lab.iter().copied().max().map_or(0, |v| v + 1) as usize;
+        let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); k];
+        for (i, &l) in lab.iter().enumerate() {
+            rows_of[l as usize].push(i);
+        }
+        rows_of
+            .into_iter()
+            .enumerate()
+            .map(|(l, mut pick)| {
+                Rng::new(self.seed, l as u64).shuffle(&mut pick);
+                pick.truncate(self.members as usize);
+                pick.sort_unstable();
+                pick
+            })
+            .collect()
+    }
+
+    /// The class members (label ≥ 0) with their catalogue columns, ordered by class.
+    fn members(&self, inputs: &[std::sync::Arc<DataFrame>], id: &str, node: &str) -> Result<(DataFrame, Columns)> {
         let (classes, catalogue) = (&inputs[0], &inputs[1]);
-        let cols = self
-            .columns(classes.schema(), catalogue.schema(), inputs.get(2).map(|d| d.schema().as_ref()), ctx.id)
-            .map_err(|e| Error::input(ctx.node, e.message))?;
-        let mut cat_cols: Vec<PlSmallStr> = vec![ctx.id.into()];
+        let cols = self.columns(classes.schema(), catalogue.schema(), inputs.get(2).map(|d| d.schema().as_ref()), id).map_err(|e| Error::input(node, e.message))?;
+        let mut cat_cols: Vec<PlSmallStr> = vec![id.into()];
         cat_cols.extend(cols.shown.iter().map(|c| PlSmallStr::from(c.as_str())));
         if let Some(c) = cols.image.as_ref().filter(|c| !cols.shown.contains(c)) {
             cat_cols.push(c.as_str().into());
         }
-        let cat = catalogue.select(cat_cols).map_err(super::pl(ctx.node))?;
+        let cat = catalogue.select(cat_cols).map_err(super::pl(node))?;
         let with_cat = classes
             .as_ref()
             .clone()
             .lazy()
-            .select([col(ctx.id), col("label"), col("probability")])
+            .select([col(id), col("label"), col("probability")])
             .filter(col("label").gt_eq(lit(0)))
             .with_row_index("__order", None)
-            .join(cat.lazy(), [col(ctx.id)], [col(ctx.id)], JoinArgs::new(JoinType::Left))
+            .join(cat.lazy(), [col(id)], [col(id)], JoinArgs::new(JoinType::Left))
             .sort(["label", "__order"], SortMultipleOptions::default())
             .drop(Selector::ByName { names: ["__order".into()].into(), strict: true })
             .collect()
-            .map_err(super::pl(ctx.node))?;
+            .map_err(super::pl(node))?;
+        Ok((with_cat, cols))
+    }
+
+    pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        let classes = &inputs[0];
+        let (with_cat, cols) = self.members(inputs, ctx.id, ctx.node)?;
         let n_all = classes.height();
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
 
@@ -262,11 +300,7 @@ impl Report {
         let paths = cols.image.as_deref().map(text).transpose()?;
         let mut failed = 0usize;
         let mut failures: Vec<(String, String, String)> = Vec::new();
-        for (l, rows) in rows_of.iter().enumerate() {
-            let mut pick = rows.clone();
-            Rng::new(self.seed, l as u64).shuffle(&mut pick);
-            pick.truncate(self.members as usize);
-            pick.sort_unstable();
+        for ((l, rows), pick) in rows_of.iter().enumerate().zip(self.picks(&lab)) {
             let _ = write!(
                 h,
                 "<h2 id=\"c{l}\"><span class=\"sw\" style=\"background:{}\"></span>Class {l} — {} galaxies</h2>",

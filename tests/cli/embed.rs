@@ -195,6 +195,52 @@ fn sharded_embed_runs_shard_by_shard_and_merges_in_catalogue_order() {
     assert!(bad.stderr().contains("no sharded node"), "{}", bad.stderr());
 }
 
+#[test]
+fn images_enter_the_key_by_content_not_by_path() {
+    if !runtime() {
+        return;
+    }
+    let t = Test::new();
+    setup(&t);
+    t.pipeline(&PIPELINE.replace("batch_size = 7", "batch_size = 7\nshards = 3"));
+    t.run_json(&[]).ok();
+    // An unchanged rerun only stats the images.
+    assert!(t.run_json(&[]).ok().computed().is_empty());
+
+    // One cutout re-made in place: its shard, the merge and the unsharded node recompute.
+    let shard = dagrun::ops::shard::shard_of("g4", 3);
+    image::RgbImage::from_raw(S as u32, S as u32, pixels(99)).unwrap().save(t.path("data/img/g4.png")).unwrap();
+    let r = t.run_json(&[]).ok();
+    assert_eq!(r.computed(), ["logits".into(), format!("embed.shard{shard}"), "embed".into()]);
+    let statuses = |t: &Test| -> Vec<String> {
+        let out = t.run(&["plan", "p.toml"]).ok().stdout();
+        out.lines().map(|l| l.split_whitespace().next().unwrap_or("").to_owned()).collect()
+    };
+    assert!(statuses(&t).iter().all(|s| s == "cached"), "{:?}", statuses(&t));
+
+    // The same bytes in another folder, `base_dir` pointed there: nothing recomputes.
+    let copy = t.path("elsewhere/img");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(t.path("data/img")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let moved = PIPELINE.replace("batch_size = 7", "batch_size = 7\nshards = 3\nbase_dir = \"elsewhere\"").replace("prefix = \"logit_\"", "prefix = \"logit_\"\nbase_dir = \"elsewhere\"");
+    t.pipeline(&moved);
+    assert!(t.run_json(&[]).ok().computed().is_empty(), "the same bytes under another folder");
+
+    // A missing image that appears, and a different image under the same name: recomputed.
+    image::RgbImage::from_raw(S as u32, S as u32, pixels(7)).unwrap().save(copy.join("missing.png")).unwrap();
+    let r = t.run_json(&[]).ok();
+    let shard = dagrun::ops::shard::shard_of("missing", 3);
+    assert_eq!(r.computed(), ["logits".into(), format!("embed.shard{shard}"), "embed".into()]);
+    assert!(r.stderr().contains("1 images could not be used"), "{}", r.stderr());
+    assert!(statuses(&t).iter().all(|s| s == "cached"), "{:?}", statuses(&t));
+    std::fs::copy(t.path("data/img/g1.png"), copy.join("g0.png")).unwrap();
+    let explained = t.run(&["plan", "p.toml", "--explain"]).ok();
+    assert!(explained.stdout().contains("file `images` content changed"), "{}", explained.stdout());
+}
+
 /// The real cutouts through the shipped pipeline, when `../shared` has them and the
 /// exported EfficientNet-Lite0 (`scripts/export-efficientnet-lite0.sh`) is there.
 #[test]

@@ -136,6 +136,64 @@ thumb = 24
 }
 
 #[test]
+fn gallery_images_enter_the_report_key_by_content() {
+    let t = Test::new();
+    image_catalogue(&t);
+    let pipeline = |image_dir: &str| {
+        format!(
+            r#"
+[pipeline]
+name = "gal"
+id = "id_str"
+[nodes.catalog]
+op = "read"
+path = "data/catalog.csv"
+[nodes.tree]
+op = "cluster"
+input = "catalog"
+columns = ["x", "y"]
+min_samples = 5
+min_cluster_size = 20
+[nodes.classes]
+op = "select-eom"
+input = "tree"
+[nodes.report]
+op = "report"
+inputs = ["classes", "catalog"]
+members = 3
+thumb = 16
+{image_dir}
+"#
+        )
+    };
+    t.pipeline(&pipeline(""));
+    let r = t.run(&["run", "p.toml"]).ok();
+    let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
+    let html = std::fs::read_to_string(t.path(line.trim_start_matches("report `report`: "))).unwrap();
+    // The galleries' ids, from the page.
+    let shown: Vec<String> = html.split("; ids: ").skip(1).flat_map(|s| s[..s.find('<').unwrap()].split(", ").map(str::to_owned).collect::<Vec<_>>()).collect();
+    assert_eq!(shown.len(), 9, "three classes, three members each: {shown:?}");
+    let unshown = (5..400).map(|i| format!("g{i}")).find(|g| !shown.contains(g)).unwrap();
+    let remake = |id: &str, colour: [u8; 3]| image::RgbImage::from_pixel(40, 30, image::Rgb(colour)).save(t.path(&format!("data/cutouts/{id}.png"))).unwrap();
+
+    // A cutout no gallery shows: nothing to redraw.
+    remake(&unshown, [1, 2, 3]);
+    assert!(t.run_json(&[]).ok().computed().is_empty());
+    // A shown cutout re-made in place: the report is redrawn.
+    remake(&shown[4], [250, 250, 0]);
+    assert_eq!(t.run_json(&[]).ok().computed(), ["report"]);
+    // The same bytes elsewhere, `image_dir` pointed there: reused.
+    let copy = t.path("moved/cutouts");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(t.path("data/cutouts")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    t.pipeline(&pipeline("image_dir = \"moved\""));
+    assert!(t.run_json(&[]).ok().computed().is_empty());
+}
+
+#[test]
 fn report_layout_must_be_two_dimensional() {
     let t = Test::new();
     t.pipeline(&format!(
