@@ -65,6 +65,26 @@ struct RunArgs {
     /// SLURM job array over a shared cache); a later plain run merges the shards
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    #[command(flatten)]
+    executor: ExecutorArgs,
+}
+
+#[derive(Args, Clone, Default)]
+struct ExecutorArgs {
+    /// Where nodes run: here, or as SLURM jobs on a shared cache
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    executor: Executor,
+    /// A job resource for `--executor slurm`: KEY=VALUE for every job or NODE.KEY=VALUE
+    /// (cpus, mem, gpus, time, partition, args, array_limit; repeatable; over `[slurm]`)
+    #[arg(long = "slurm", value_name = "[NODE.]KEY=VALUE")]
+    slurm: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Executor {
+    #[default]
+    Local,
+    Slurm,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +123,8 @@ enum Cmd {
         /// Print a JSON report on stdout
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        executor: ExecutorArgs,
     },
     /// Write a node's output to a Parquet or CSV file (computing it if needed)
     Export {
@@ -222,6 +244,7 @@ impl Observer for Printer {
                 self.line(&format!("warning: node `{node}`: cache entry {} is corrupt ({reason}); recomputing", &key[..12]))
             }
             Event::Waiting { node } => self.line(&format!("{:>9}  {node}: another dagrun process is computing it", "waiting")),
+            Event::Job { node, job, state } => self.line(&format!("{:>9}  {node:<14} slurm job {job} {state}", "slurm")),
             Event::Done(r) => {
                 let status = match r.status {
                     Status::Computed => "computed",
@@ -252,7 +275,12 @@ fn targets(p: &Pipeline, names: &[String]) -> Result<Vec<usize>> {
 /// Validate the pipeline and the target names, then open the cache: nothing is written to
 /// the cache unless the command line and the pipeline are valid.
 fn load(path: &Path, global: &Global, target: &[String]) -> Result<(Pipeline, Vec<usize>, Store)> {
-    let p = spec::load(path, &global.sets)?;
+    load_with(path, global, target, &[])
+}
+
+/// [`load`], with `--slurm` resource overrides.
+fn load_with(path: &Path, global: &Global, target: &[String], slurm: &[String]) -> Result<(Pipeline, Vec<usize>, Store)> {
+    let p = spec::load_with(path, &global.sets, slurm)?;
     let t = targets(&p, target)?;
     let store = Store::open(&cache_dir(global, Some(&p)))?;
     Ok((p, t, store))
@@ -263,11 +291,20 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
         return Err(Error::Usage("no pipeline given: try `dagrun pipelines/featured.toml` or `dagrun --help`".into()));
     };
     let t0 = Instant::now();
-    let (p, mut t, store) = load(path, global, &args.target)?;
+    let (p, mut t, store) = load_with(path, global, &args.target, &args.executor.slurm)?;
     if let Some(s) = &args.shard {
+        if args.executor.executor == Executor::Slurm {
+            return Err(Error::Usage("`--shard` runs one task of a job array; `--executor slurm` submits the whole array itself: give one or the other".into()));
+        }
         t.extend(shard_targets(&p, s)?);
     }
-    let report = exec::run(&p, &store, out, &t)?;
+    let report = match args.executor.executor {
+        Executor::Local => exec::run(&p, &store, out, &t)?,
+        Executor::Slurm => {
+            let opt = slurm_options(&store, vec![global.sets.clone()])?;
+            crate::slurm::run_many(std::slice::from_ref(&p), &store, out, &[t], exec::Limits::SERIAL, &opt)?.pop().expect("one pipeline")
+        }
+    };
     let computed = report.nodes.iter().filter(|n| n.status == Status::Computed).count();
     out.line(&format!(
         "{}: {} nodes, {computed} computed, {} cached in {:.2}s",
@@ -286,14 +323,14 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cmd_sweep(path: &Path, grid: &[String], classes: Option<&str>, parallel: usize, memory: Option<&str>, json: bool, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_sweep(path: &Path, grid: &[String], classes: Option<&str>, parallel: usize, memory: Option<&str>, json: bool, executor: &ExecutorArgs, global: &Global, out: &Printer) -> Result<()> {
     use crate::sweep::{self, show_value};
     let t0 = Instant::now();
     let memory_bytes = match memory {
         Some(m) => parse_size(m).ok_or_else(|| Error::Usage(format!("`--memory {m}`: use a size like 8G, 512M or a number of bytes")))?,
         None => default_memory(),
     };
-    let (sw, points, pipelines) = sweep::load_points(path, &global.sets, grid, classes)?;
+    let (sw, points, pipelines) = sweep::load_points(path, &global.sets, &executor.slurm, grid, classes)?;
     sweep::classes_node(&sw, &pipelines[0])?;
     let store = Store::open(&cache_dir(global, Some(&pipelines[0])))?;
     out.line(&format!(
@@ -303,7 +340,15 @@ fn cmd_sweep(path: &Path, grid: &[String], classes: Option<&str>, parallel: usiz
         sw.axes.iter().map(|a| format!("{} ({})", a.name(), a.values.iter().map(show_value).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join(" x ")
     ));
     let targets = vec![Vec::new(); pipelines.len()];
-    let reports = exec::run_many(&pipelines, &store, out, &targets, exec::Limits { max_nodes: parallel.max(1), memory_bytes })?;
+    let limits = exec::Limits { max_nodes: parallel.max(1), memory_bytes };
+    let reports = match executor.executor {
+        Executor::Local => exec::run_many(&pipelines, &store, out, &targets, limits)?,
+        Executor::Slurm => {
+            let axes: Vec<(String, Vec<toml::Value>)> = sw.axes.iter().map(|a| (a.name(), a.values.clone())).collect();
+            let opt = slurm_options(&store, crate::slurm::point_sets(&global.sets, &axes, &points))?;
+            crate::slurm::run_many(&pipelines, &store, out, &targets, limits, &opt)?
+        }
+    };
     let summary = sweep::summarise(&store, &sw, &points, &pipelines, &reports)?;
     let computed: usize = reports.iter().map(|r| r.nodes.iter().filter(|n| n.status == Status::Computed).count()).sum();
     let total: usize = reports.iter().map(|r| r.nodes.len()).sum();
@@ -356,6 +401,19 @@ fn cmd_sweep(path: &Path, grid: &[String], classes: Option<&str>, parallel: usiz
         println!("{}", serde_json::to_string_pretty(&doc).expect("sweep report serialises"));
     }
     Ok(())
+}
+
+/// What `--executor slurm` needs: this executable, the cache as an absolute path, each
+/// point's `--set` arguments, and a flag that Ctrl-C and SIGTERM raise.
+fn slurm_options(store: &Store, sets: Vec<Vec<String>>) -> Result<crate::slurm::Options> {
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, interrupted.clone()).map_err(|e| Error::Scheduler(format!("cannot handle signal {sig}: {e}")))?;
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::Scheduler(format!("cannot find this executable: {e}")))?;
+    let dir = store.root().parent().expect("the cache holds v1");
+    let cache = std::fs::canonicalize(dir).ctx("cannot find", dir)?;
+    Ok(crate::slurm::Options { exe, sets, cache, interrupted })
 }
 
 /// The nodes `--shard I/N` runs: shard I of every sharded `embed` node, which must all have
@@ -500,8 +558,8 @@ pub fn run() -> ExitCode {
         None => cmd_run(&cli.run, g, &out),
         Some(Cmd::Run(a)) => cmd_run(a, g, &out),
         Some(Cmd::Plan { pipeline, explain, target, json }) => cmd_plan(pipeline, *explain, target, *json, g),
-        Some(Cmd::Sweep { pipeline, grid, classes, parallel, memory, json }) => {
-            cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, g, &out)
+        Some(Cmd::Sweep { pipeline, grid, classes, parallel, memory, json, executor }) => {
+            cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, executor, g, &out)
         }
         Some(Cmd::Export { pipeline, node, out: dest }) => cmd_export(pipeline, node, dest, g, &out),
         Some(Cmd::Show { pipeline, node, rows }) => cmd_show(pipeline, node, *rows, g, &out),

@@ -18,6 +18,8 @@ pub enum Loc {
     Set(String),
     /// A `--grid NODE.PARAM=V1,V2,...` given to `dagrun sweep`.
     Grid(String),
+    /// A `--slurm [NODE.]KEY=VALUE` given on the command line.
+    Slurm(String),
     /// A pipeline file as a whole.
     Whole(PathBuf),
 }
@@ -28,6 +30,7 @@ impl fmt::Display for Loc {
             Loc::File { path, line, col } => write!(f, "{}:{line}:{col}", path.display()),
             Loc::Set(arg) => write!(f, "--set {arg}"),
             Loc::Grid(arg) => write!(f, "--grid {arg}"),
+            Loc::Slurm(arg) => write!(f, "--slurm {arg}"),
             Loc::Whole(path) => write!(f, "{}", path.display()),
         }
     }
@@ -76,6 +79,12 @@ pub enum Error {
     /// The cache is inconsistent in a way dagrun cannot repair by recomputing (exit 1).
     #[error("cache: {0}")]
     Cache(String),
+    /// The batch scheduler refused a command, or a job it ran failed (exit 1).
+    #[error("slurm: {0}")]
+    Scheduler(String),
+    /// The run was interrupted (Ctrl-C, SIGTERM) after cleaning up (exit 130).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -106,7 +115,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Spec(_) | Error::Input { .. } | Error::Usage(_) => 2,
-            Error::Io { .. } | Error::Polars { .. } | Error::Cache(_) => 1,
+            Error::Io { .. } | Error::Polars { .. } | Error::Cache(_) | Error::Scheduler(_) => 1,
+            Error::Interrupted(_) => 130,
         }
     }
 }

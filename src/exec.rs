@@ -50,6 +50,9 @@ pub struct NodeReport {
     pub rows: u64,
     #[serde(skip)]
     pub summary: Vec<String>,
+    /// The SLURM job that computed it (`--executor slurm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
     /// Paths of the entry's extra files (e.g. `index.html`), relative to its `files/`.
     #[serde(skip)]
     pub attachments: Vec<String>,
@@ -72,6 +75,8 @@ pub enum Event<'a> {
     Corrupt { node: &'a str, key: &'a str, reason: &'a str },
     Waiting { node: &'a str },
     Done(&'a NodeReport),
+    /// A batch job changed state (`--executor slurm`): submitted, completed, failed, ...
+    Job { node: &'a str, job: &'a str, state: &'a str },
 }
 
 /// Receives what the executor does; the CLI prints it, tests record it.
@@ -93,7 +98,7 @@ impl Limits {
 
 /// The key parts of node `v`, given the content hashes of its inputs and, for an op that
 /// reads files named by its input rows, the digest of their contents ([`data_digest`]).
-fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], data: Option<String>) -> Result<Option<KeyParts>> {
+pub(crate) fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], data: Option<String>) -> Result<Option<KeyParts>> {
     let node = &p.nodes[v];
     let mut inputs = Vec::with_capacity(node.inputs.len());
     for &u in &node.inputs {
@@ -125,7 +130,7 @@ const DATA_FILES: &str = "images";
 
 /// The digest of the data files node `v` reads given its inputs, or `None` for an op that
 /// reads none. Files are hashed through the stat cache, with a progress bar.
-fn data_digest(p: &Pipeline, store: &Store, v: NodeId, inputs: &[Arc<DataFrame>], obs: &dyn ProgressFactory) -> Result<Option<String>> {
+pub(crate) fn data_digest(p: &Pipeline, store: &Store, v: NodeId, inputs: &[Arc<DataFrame>], obs: &dyn ProgressFactory) -> Result<Option<String>> {
     let node = &p.nodes[v];
     let Some(paths) = node.op.data_files(inputs, &p.id, &node.name)? else { return Ok(None) };
     let bar = obs.bar(&node.name, "images checked", paths.len() as u64);
@@ -155,16 +160,16 @@ pub fn run(p: &Pipeline, store: &Store, obs: &dyn Observer, targets: &[NodeId]) 
 }
 
 /// A node of one or more pipelines, merged by what decides its output.
-struct Unit {
+pub(crate) struct Unit {
     /// The first pipeline (point) that has it, and its node there.
-    point: usize,
-    v: NodeId,
-    inputs: Vec<usize>,
-    consumers: Vec<usize>,
+    pub point: usize,
+    pub v: NodeId,
+    pub inputs: Vec<usize>,
+    pub consumers: Vec<usize>,
 }
 
 /// Merge the needed nodes of all pipelines into units.
-fn merge(points: &[Pipeline], targets: &[Vec<NodeId>]) -> (Vec<Unit>, Vec<Vec<Option<usize>>>) {
+pub(crate) fn merge(points: &[Pipeline], targets: &[Vec<NodeId>]) -> (Vec<Unit>, Vec<Vec<Option<usize>>>) {
     let mut units: Vec<Unit> = Vec::new();
     let mut by_identity: HashMap<String, usize> = HashMap::new();
     let mut of_point = Vec::with_capacity(points.len());
@@ -443,6 +448,7 @@ fn run_unit(
                         summary: out.summary,
                         details: out.details,
                         files: out.files,
+                        slurm: crate::slurm::this_job(),
                     };
                     let m = store.publish(&lock, &mut df, draft)?;
                     computed = Some(df);
@@ -465,6 +471,7 @@ fn run_unit(
         seconds: if status == Status::Computed { manifest.seconds } else { t0.elapsed().as_secs_f64() },
         rows: manifest.rows,
         summary: manifest.summary.clone(),
+        slurm_job: None,
         attachments: manifest.attachments.iter().map(|a| a.path.clone()).collect(),
     };
     obs.event(Event::Done(&report));

@@ -17,5 +17,6 @@ pub mod onnx;
 pub mod ops;
 pub mod progress;
 pub mod render;
+pub mod slurm;
 pub mod spec;
 pub mod sweep;

@@ -149,10 +149,13 @@ pub fn neighbours(points: &[Vec<usize>]) -> Vec<Vec<usize>> {
 }
 
 /// The pipeline at each grid point, all validated before anything runs.
-pub fn load_points(path: &Path, sets: &[String], grid: &[String], classes: Option<&str>) -> Result<(Sweep, Vec<Vec<usize>>, Vec<Pipeline>)> {
+pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[String], classes: Option<&str>) -> Result<(Sweep, Vec<Vec<usize>>, Vec<Pipeline>)> {
     let mut raw = raw::load(path)?;
     for s in sets {
         raw::apply_set(&mut raw, s)?;
+    }
+    for s in slurm {
+        raw::apply_slurm(&mut raw, s)?;
     }
     let sweep = settings(&raw, grid, classes)?;
     let points = expand(&sweep.axes);

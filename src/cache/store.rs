@@ -63,6 +63,9 @@ pub struct Manifest {
     /// Extra files of the entry (a report's HTML), under `files/`, verified like the data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// The batch job that computed it (`slurm_job_id`, `array_task_id`, `node`), when one did.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub slurm: serde_json::Value,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,6 +87,8 @@ pub struct Draft {
     pub details: serde_json::Value,
     /// Extra files: relative path (no `..`) and contents.
     pub files: Vec<(String, Vec<u8>)>,
+    /// The batch job computing it (`null`: none).
+    pub slurm: serde_json::Value,
 }
 
 pub enum Lookup {
@@ -387,6 +392,7 @@ impl Store {
             summary: d.summary,
             details: d.details,
             attachments,
+            slurm: d.slurm,
         };
         let mpath = tmp.join(MANIFEST);
         let mut f = File::create(&mpath).ctx("cannot create", &mpath)?;

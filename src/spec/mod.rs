@@ -7,6 +7,7 @@
 
 pub mod params;
 pub mod raw;
+pub mod resources;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub struct Pipeline {
     pub nodes: Vec<Node>,
     /// A topological order of all nodes.
     pub order: Vec<NodeId>,
+    /// Job resources for `--executor slurm` (`[slurm]`).
+    pub slurm: resources::SlurmSpec,
 }
 
 #[derive(Clone, Debug)]
@@ -59,9 +62,17 @@ impl Pipeline {
 
 /// Load, override and validate a pipeline file.
 pub fn load(path: &std::path::Path, sets: &[String]) -> crate::error::Result<Pipeline> {
+    load_with(path, sets, &[])
+}
+
+/// [`load`], with `--slurm` job-resource overrides.
+pub fn load_with(path: &std::path::Path, sets: &[String], slurm: &[String]) -> crate::error::Result<Pipeline> {
     let mut raw = raw::load(path)?;
     for s in sets {
         raw::apply_set(&mut raw, s)?;
+    }
+    for s in slurm {
+        raw::apply_slurm(&mut raw, s)?;
     }
     validate::validate(raw)
 }

@@ -18,6 +18,7 @@ struct File {
     pipeline: Option<Spanned<SpannedTable>>,
     nodes: Option<Spanned<BTreeMap<Spanned<String>, Spanned<SpannedTable>>>>,
     sweep: Option<Spanned<SpannedTable>>,
+    slurm: Option<Spanned<SpannedTable>>,
 }
 
 /// One `key = value` of a node or of `[pipeline]`.
@@ -53,6 +54,9 @@ pub struct RawPipeline {
     pub nodes: Vec<RawNode>,
     /// The `[sweep]` table (used by `dagrun sweep` only), in file order.
     pub sweep: Vec<RawParam>,
+    /// The `[slurm]` table (job resources for `--executor slurm`; `[slurm.NODE]` tables are
+    /// params with table values), then `--slurm` overrides.
+    pub slurm: Vec<RawParam>,
 }
 
 /// Line and column (1-based, column in characters) of a byte offset.
@@ -101,6 +105,7 @@ pub fn parse(path: &Path, text: &str) -> Result<RawPipeline> {
     })?;
     let header = file.pipeline.map(|t| params(path, text, t.into_inner())).unwrap_or_default();
     let sweep = file.sweep.map(|t| params(path, text, t.into_inner())).unwrap_or_default();
+    let slurm = file.slurm.map(|t| params(path, text, t.into_inner())).unwrap_or_default();
     let mut nodes: Vec<(usize, RawNode)> = Vec::new();
     if let Some(table) = file.nodes {
         for (name, body) in table.into_inner() {
@@ -116,7 +121,7 @@ pub fn parse(path: &Path, text: &str) -> Result<RawPipeline> {
         }
     }
     nodes.sort_by_key(|(s, _)| *s);
-    Ok(RawPipeline { file: path.to_owned(), header, nodes: nodes.into_iter().map(|(_, n)| n).collect(), sweep })
+    Ok(RawPipeline { file: path.to_owned(), header, nodes: nodes.into_iter().map(|(_, n)| n).collect(), sweep, slurm })
 }
 
 /// Read and parse a pipeline file.
@@ -129,6 +134,36 @@ pub fn load(path: &Path) -> Result<RawPipeline> {
         }
     })?;
     parse(path, &text)
+}
+
+/// Apply `--slurm KEY=VALUE` (every job) or `--slurm NODE.KEY=VALUE` (one node's jobs) to
+/// the `[slurm]` table; the value in TOML syntax, else a bare string.
+pub fn apply_slurm(raw: &mut RawPipeline, arg: &str) -> Result<()> {
+    let bad = |m: &str| Error::Usage(format!("`--slurm {arg}`: {m}"));
+    let (target, value) = arg.split_once('=').ok_or_else(|| bad("expected KEY=VALUE or NODE.KEY=VALUE, e.g. --slurm partition=gpu --slurm embed.gpus=1"))?;
+    let value = parse_set_value(value);
+    let at = Loc::Slurm(arg.to_owned());
+    let param = |name: &str, value: toml::Value| RawParam { name: name.to_owned(), key_loc: at.clone(), loc: at.clone(), value };
+    match target.rsplit_once('.') {
+        None => {
+            raw.slurm.retain(|p| p.name != target);
+            raw.slurm.push(param(target, value));
+        }
+        Some((node, key)) => {
+            let i = match raw.slurm.iter().position(|p| p.name == node && p.value.is_table()) {
+                Some(i) => i,
+                None => {
+                    raw.slurm.push(param(node, toml::Value::Table(Default::default())));
+                    raw.slurm.len() - 1
+                }
+            };
+            if let toml::Value::Table(t) = &mut raw.slurm[i].value {
+                t.insert(key.to_owned(), value);
+            }
+            raw.slurm[i].loc = at.clone();
+        }
+    }
+    Ok(())
 }
 
 /// Parse a `--set` value: TOML syntax (`50`, `0.3`, `"x"`, `[1, 2]`, `true`); anything that

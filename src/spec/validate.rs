@@ -236,5 +236,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         .zip(schemas)
         .map(|((((name, loc), op), inputs), schema)| Node { name, loc, op, inputs, schema: schema.expect("all derived") })
         .collect();
-    Ok(Pipeline { name, id, file, cache, nodes, order })
+    let written: Vec<&str> = raw.nodes.iter().map(|n| n.name.as_str()).collect();
+    let slurm = super::resources::parse(&raw.slurm, &written)?;
+    Ok(Pipeline { name, id, file, cache, nodes, order, slurm })
 }

@@ -7,7 +7,7 @@ use polars::prelude::*;
 use crate::onnx_model::{Tiny, C_OUT};
 use crate::support::Test;
 
-fn runtime() -> bool {
+pub(crate) fn runtime() -> bool {
     match dagrun::onnx::find_library() {
         Ok(_) => true,
         Err(e) => {
@@ -25,7 +25,7 @@ fn pixels(i: usize) -> Vec<u8> {
     (0..S * S * 3).map(|k| ((k * 31 + i * 97 + (k * k) % 13) % 256) as u8).collect()
 }
 
-fn setup(t: &Test) {
+pub(crate) fn setup(t: &Test) {
     std::fs::write(t.path("tiny.onnx"), Tiny::new(S).onnx()).unwrap();
     std::fs::create_dir_all(t.path("data/img")).unwrap();
     let mut csv = String::from("id_str,file_loc,ring\n");
@@ -41,7 +41,7 @@ fn setup(t: &Test) {
     t.write("data/catalog.csv", &csv);
 }
 
-const PIPELINE: &str = r#"
+pub(crate) const PIPELINE: &str = r#"
 [pipeline]
 name = "emb"
 id = "id_str"

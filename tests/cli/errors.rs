@@ -200,3 +200,29 @@ fn thread_counts_are_bounded() {
     t.run(&["-j", "1024", "plan", "p.toml"]).ok();
 }
 
+
+#[test]
+fn slurm_resources_are_checked_before_anything_runs() {
+    let t = Test::new();
+    let base = "[pipeline]\nname = \"s\"\n[nodes.catalog]\nop = \"synthetic\"\nn = 100\n";
+    for (extra, want) in [
+        ("[slurm]\ncpu = 4\n", "p.toml:7:1: parameter `slurm.cpu`: unknown key (slurm takes: cpus, mem"),
+        ("[slurm]\nmem = \"lots\"\n", "p.toml:7:7: parameter `slurm.mem`: `lots`: expected a size such as `8G`"),
+        ("[slurm.umap]\ncpus = 2\n", "parameter `slurm.umap`: no node named `umap` (nodes: catalog)"),
+        ("[slurm.catalog]\ncpus = 0\n", "parameter `slurm.catalog.cpus`: expected a whole number of CPUs"),
+        ("[slurm.catalog]\narray_limit = 3\n", "parameter `slurm.catalog.array_limit`: unknown key"),
+    ] {
+        t.pipeline(&format!("{base}{extra}"));
+        let r = t.run(&["run", "p.toml"]);
+        assert_eq!(r.code(), 2, "{extra}: {}", r.stderr());
+        assert!(r.stderr().contains(want), "{extra}: {}", r.stderr());
+        assert!(!t.cache().exists(), "nothing written before the file is valid");
+    }
+    t.pipeline(base);
+    let r = t.run(&["run", "p.toml", "--slurm", "catalog.time=soon"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("--slurm catalog.time=soon: parameter `slurm.catalog.time`: `soon`: expected a time limit"), "{}", r.stderr());
+    let r = t.run(&["run", "p.toml", "--shard", "0/2", "--executor", "slurm"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("give one or the other"), "{}", r.stderr());
+}

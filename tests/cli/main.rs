@@ -10,6 +10,7 @@ mod incremental;
 mod onnx_model;
 mod ops;
 mod report;
+mod slurm;
 mod support;
 mod sweep;
 mod tidy;

@@ -1,0 +1,476 @@
+//! `--executor slurm`: every unit that must compute becomes a SLURM job that runs dagrun
+//! itself, for that one node, on the shared cache.
+//!
+//! The controller merges the pipelines (the points of a sweep) into units as the local
+//! executor does, then walks them in order. A unit whose inputs are all known and whose
+//! key has a verified entry is done. Any other unit gets a job: `dagrun run FILE --set …
+//! --target NODE` (the point's overrides, the same cache), submitted with
+//! `--dependency=afterok:` on the jobs of its inputs and `--kill-on-invalid-dep=yes`. The
+//! split and shard units of a sharded `embed` become one job array over the missing shard
+//! indices (`dagrun run FILE --shard $SLURM_ARRAY_TASK_ID/N`, `--array=…%K` with
+//! `[slurm] array_limit`). A job recomputes nothing it finds in the cache, so a unit whose
+//! input came out unchanged costs its job a few seconds; a rerun submits only what is
+//! missing.
+//!
+//! Status: one `squeue --me --states=all` per poll, whatever the number of jobs, with the
+//! interval growing from 1 s to 10 s while nothing changes; no accounting (`sacct`) is
+//! needed. A job's outcome is the exit status its script writes as the last line of its
+//! log; a job the scheduler ended (cancelled, timed out, out of memory) has none and is
+//! taken from its squeue state. A log whose status has not arrived (a shared filesystem's
+//! attribute cache) is read again for up to a minute before the job counts as failed.
+//! A failed job stops the run: its dependents and every other job this run submitted are
+//! cancelled (`scancel` by id), and the error names the node, the job, its exit status and
+//! the tail of its log. Ctrl-C (or SIGTERM) cancels exactly the jobs this run submitted.
+//!
+//! When every job has finished, the pipelines run locally against the cache: every node is
+//! a hit, so the reports (and a sweep's summary) are made exactly as after a local run,
+//! and the outputs are the same bytes. Each entry a job computed records the job in its
+//! manifest (`slurm`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cache::{Lookup, Store};
+use crate::dag::NodeId;
+use crate::error::{Error, IoContext, Result};
+use crate::exec::{self, Event, Limits, Observer, RunReport, Status};
+use crate::ops::Op;
+use crate::spec::resources::JobResources;
+use crate::spec::Pipeline;
+
+/// The batch job this process runs in, for the manifest of what it computes (`null`
+/// outside SLURM).
+pub fn this_job() -> serde_json::Value {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match var("SLURM_JOB_ID") {
+        None => serde_json::Value::Null,
+        Some(id) => serde_json::json!({
+            "slurm_job_id": var("SLURM_ARRAY_JOB_ID").unwrap_or(id),
+            "array_task_id": var("SLURM_ARRAY_TASK_ID"),
+            "node": var("SLURMD_NODENAME"),
+        }),
+    }
+}
+
+/// What the controller needs besides the pipelines.
+pub struct Options {
+    /// The dagrun executable the jobs run (this one).
+    pub exe: PathBuf,
+    /// Each point's `--set` arguments (the command line's, then the grid point's).
+    pub sets: Vec<Vec<String>>,
+    /// The cache, as an absolute path (jobs run elsewhere).
+    pub cache: PathBuf,
+    /// Set by Ctrl-C / SIGTERM.
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// One job: a node's unit, or the shard units of a point as one array.
+struct Job {
+    name: String,
+    /// The node named in errors and events.
+    node: String,
+    point: usize,
+    kind: JobKind,
+    units: Vec<usize>,
+    deps: BTreeSet<usize>,
+    resources: JobResources,
+    id: Option<String>,
+    /// The log path (arrays: with `{task}` for the task index).
+    log: PathBuf,
+    outcome: Option<std::result::Result<(), String>>,
+    /// When squeue first stopped showing it active.
+    ended_at: Option<Instant>,
+}
+
+enum JobKind {
+    Target(String),
+    Array { count: u32, tasks: BTreeSet<u32> },
+}
+
+/// Ops that do real work get several CPUs by default; the rest one.
+fn default_cpus(op: &Op, max: u32) -> u32 {
+    match op {
+        Op::Knn(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Embed(_) => max.clamp(1, 8),
+        _ => 1,
+    }
+}
+
+fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.output().map_err(|e| Error::Scheduler(format!("cannot run `{what}` ({e}): is SLURM installed and on PATH?")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::Scheduler(format!("`{what}` failed ({}): {}", out.status, err.trim().lines().collect::<Vec<_>>().join(" | "))));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Quote for bash.
+fn sh(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The last `n` lines of a log, on one line.
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(EXIT_MARK) && !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+const EXIT_MARK: &str = "dagrun-slurm-exit=";
+
+/// The exit status the job's script wrote, if the log has it.
+fn exit_status(log: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find_map(|l| l.strip_prefix(EXIT_MARK)).and_then(|s| s.trim().parse().ok())
+}
+
+const ACTIVE: &[&str] = &["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"];
+
+/// Run `points` through SLURM (see the module docs); returns the reports of the final,
+/// all-cached local pass, with the nodes the jobs computed marked as computed.
+pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets: &[Vec<NodeId>], limits: Limits, opt: &Options) -> Result<Vec<RunReport>> {
+    let (units, of_point) = exec::merge(points, targets);
+    let max_cpus = run_cmd(Command::new("sinfo").args(["-h", "-o", "%c"]), "sinfo -h -o %c")?
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches('+').parse::<u32>().ok())
+        .max()
+        .unwrap_or(1);
+    // Absolute: jobs start in it and write their logs there.
+    let root = std::fs::canonicalize(store.root()).ctx("cannot find", store.root())?;
+    let run_dir = root.join("slurm").join(format!("{}-{}", chrono_stamp(), std::process::id()));
+    std::fs::create_dir_all(&run_dir).ctx("cannot create", &run_dir)?;
+
+    // Which units are done, and the jobs for the rest.
+    let n = units.len();
+    let mut content: Vec<Option<String>> = vec![None; n];
+    let mut keys: Vec<Option<String>> = vec![None; n];
+    let mut job_of: Vec<Option<usize>> = vec![None; n];
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut arrays: HashMap<(usize, u32), usize> = HashMap::new();
+    for (u, unit) in units.iter().enumerate() {
+        let p = &points[unit.point];
+        let node = &p.nodes[unit.v];
+        if unit.inputs.iter().all(|&i| content[i].is_some()) {
+            let mut hashes: Vec<Option<String>> = vec![None; p.nodes.len()];
+            for (&iv, &i) in node.inputs.iter().zip(&unit.inputs) {
+                hashes[iv].clone_from(&content[i]);
+            }
+            let data = if node.op.reads_data_files() {
+                let ins = unit
+                    .inputs
+                    .iter()
+                    .zip(&node.inputs)
+                    .map(|(&i, &iv)| store.read(keys[i].as_deref().expect("known"), &p.nodes[iv].name).map(Arc::new))
+                    .collect::<Result<Vec<_>>>()?;
+                exec::data_digest(p, store, unit.v, &ins, obs)?
+            } else {
+                None
+            };
+            let key = exec::key_parts(p, store, unit.v, &hashes, data)?.expect("inputs known").key();
+            if let Lookup::Hit(m) = store.lookup(&key) {
+                content[u] = Some(m.content_hash.clone());
+                keys[u] = Some(key);
+                continue;
+            }
+        }
+        let deps: BTreeSet<usize> = unit.inputs.iter().filter_map(|&i| job_of[i]).collect();
+        // A shard unit (split or embed on a split) joins its point's job array.
+        let shard = match &node.op {
+            Op::Split(s) => Some((s.index, s.count)),
+            Op::Embed(_) => match &p.nodes[node.inputs[0]].op {
+                Op::Split(s) => Some((s.index, s.count)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let uniform = {
+            let counts: BTreeSet<u32> = p.nodes.iter().filter_map(|x| if let Op::Merge(m) = &x.op { Some(m.shards) } else { None }).collect();
+            counts.len() == 1
+        };
+        let j = match shard {
+            Some((index, count)) if uniform => {
+                let j = *arrays.entry((unit.point, count)).or_insert_with(|| {
+                    let parent = node.name.split_once('.').map_or(node.name.as_str(), |(a, _)| a).to_owned();
+                    let name = format!("{}-shards", parent);
+                    jobs.push(Job {
+                        log: run_dir.join(format!("{name}-{{task}}.log")),
+                        name,
+                        node: format!("{parent}.shards"),
+                        point: unit.point,
+                        kind: JobKind::Array { count, tasks: BTreeSet::new() },
+                        units: Vec::new(),
+                        deps: BTreeSet::new(),
+                        resources: p.slurm.for_node(&parent),
+                        id: None,
+                        outcome: None,
+                        ended_at: None,
+                    });
+                    jobs.len() - 1
+                });
+                if let JobKind::Array { tasks, .. } = &mut jobs[j].kind {
+                    tasks.insert(index);
+                }
+                if jobs[j].resources.cpus.is_none() {
+                    jobs[j].resources.cpus = Some(default_cpus(&node.op, max_cpus));
+                }
+                j
+            }
+            _ => {
+                let mut resources = p.slurm.for_node(&node.name);
+                resources.cpus = resources.cpus.or(Some(default_cpus(&node.op, max_cpus)));
+                let name = node.name.replace(['/', ' '], "_");
+                jobs.push(Job {
+                    log: run_dir.join(format!("{name}-p{}.log", unit.point)),
+                    name,
+                    node: node.name.clone(),
+                    point: unit.point,
+                    kind: JobKind::Target(node.name.clone()),
+                    units: Vec::new(),
+                    deps: BTreeSet::new(),
+                    resources,
+                    id: None,
+                    outcome: None,
+                    ended_at: None,
+                });
+                jobs.len() - 1
+            }
+        };
+        jobs[j].units.push(u);
+        let own = j;
+        jobs[j].deps.extend(deps.into_iter().filter(|&d| d != own));
+        job_of[u] = Some(j);
+    }
+
+    if !jobs.is_empty() {
+        let res = submit_and_wait(points, &mut jobs, &run_dir, obs, opt);
+        if let Err(e) = res {
+            let live: Vec<String> = jobs.iter().filter(|j| j.outcome.is_none()).filter_map(|j| j.id.clone()).collect();
+            let _ = cancel(&live);
+            return Err(e);
+        }
+    }
+
+    // Everything is in the cache now: the local pass makes the reports.
+    let mut reports = exec::run_many(points, store, obs, targets, limits)?;
+    for (pt, report) in reports.iter_mut().enumerate() {
+        for r in &mut report.nodes {
+            let Some(v) = points[pt].find(&r.name) else { continue };
+            let Some(u) = of_point[pt][v] else { continue };
+            if let Some(j) = job_of[u] {
+                if units[u].point == pt {
+                    r.status = Status::Computed;
+                }
+                r.slurm_job.clone_from(&jobs[j].id);
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// A sortable local time stamp for the run's folder, without a date library.
+fn chrono_stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs.to_string()
+}
+
+/// Cancel `ids` (one `scancel`) and wait, up to half a minute, until squeue shows none of
+/// them active, so that nothing of this run is left running when it exits.
+fn cancel(ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("scancel");
+    cmd.args(ids);
+    run_cmd(&mut cmd, "scancel")?;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(30) {
+        let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T"]), "squeue --me --states=all")?;
+        let busy = listing.lines().filter_map(|l| l.trim().split_once('|')).any(|(id, state)| {
+            ids.iter().any(|x| id.split('_').next() == Some(x.as_str())) && ACTIVE.contains(&state.trim())
+        });
+        if !busy {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+/// The batch script of `job`: run dagrun, then write its exit status as the log's last line.
+fn script(points: &[Pipeline], job: &Job, opt: &Options) -> Result<String> {
+    let p = &points[job.point];
+    let file = std::fs::canonicalize(&p.file).ctx("cannot find", &p.file)?;
+    let cwd = std::env::current_dir().ctx("cannot read", Path::new("."))?;
+    let mut args = vec![sh(&opt.exe.display().to_string()), "run".into(), sh(&file.display().to_string()), "--cache".into(), sh(&opt.cache.display().to_string())];
+    for s in &opt.sets[job.point] {
+        args.push("--set".into());
+        args.push(sh(s));
+    }
+    if let Some(c) = job.resources.cpus {
+        args.push(format!("-j {c}"));
+    }
+    match &job.kind {
+        JobKind::Target(node) => {
+            args.push("--target".into());
+            args.push(sh(node));
+        }
+        JobKind::Array { count, .. } => args.push(format!("--shard \"$SLURM_ARRAY_TASK_ID/{count}\"")),
+    }
+    Ok(format!(
+        "#!/bin/bash\n# written by dagrun --executor slurm: node `{}` of `{}`\ncd {} || exit 1\n{}\nrc=$?\necho \"{EXIT_MARK}$rc\"\nexit $rc\n",
+        job.node,
+        p.name,
+        sh(&cwd.display().to_string()),
+        args.join(" ")
+    ))
+}
+
+fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &dyn Observer, opt: &Options) -> Result<()> {
+    for j in 0..jobs.len() {
+        let text = script(points, &jobs[j], opt)?;
+        let path = run_dir.join(format!("{}-p{}.sh", jobs[j].name, jobs[j].point));
+        std::fs::write(&path, text).ctx("cannot write", &path)?;
+        let job = &jobs[j];
+        let mut cmd = Command::new("sbatch");
+        cmd.arg("--parsable").arg(format!("--job-name=dagrun:{}", job.node)).arg(format!("--chdir={}", run_dir.display()));
+        match &job.kind {
+            JobKind::Target(_) => {
+                cmd.arg(format!("--output={}", job.log.display()));
+            }
+            JobKind::Array { tasks, .. } => {
+                let list = tasks.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+                let limit = points[job.point].slurm.array_limit.map_or(String::new(), |k| format!("%{k}"));
+                cmd.arg(format!("--array={list}{limit}"));
+                cmd.arg(format!("--output={}", job.log.display().to_string().replace("{task}", "%a")));
+            }
+        }
+        let r = &job.resources;
+        if let Some(c) = r.cpus {
+            cmd.arg(format!("--cpus-per-task={c}"));
+        }
+        for (flag, v) in [("--mem", &r.mem), ("--gpus", &r.gpus), ("--time", &r.time), ("--partition", &r.partition)] {
+            if let Some(v) = v {
+                cmd.arg(format!("{flag}={v}"));
+            }
+        }
+        if !job.deps.is_empty() {
+            let ids: Vec<&str> = job.deps.iter().map(|&d| jobs[d].id.as_deref().expect("dependencies are submitted first")).collect();
+            cmd.arg(format!("--dependency=afterok:{}", ids.join(":"))).arg("--kill-on-invalid-dep=yes");
+        }
+        cmd.args(&r.args).arg(&path);
+        let out = run_cmd(&mut cmd, &format!("sbatch (node `{}`)", job.node))?;
+        let id = out.trim().split(';').next().unwrap_or("").to_owned();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(Error::Scheduler(format!("sbatch (node `{}`) printed `{}`, not a job id", job.node, out.trim())));
+        }
+        obs.event(Event::Job { node: &job.node, job: &id, state: "submitted" });
+        jobs[j].id = Some(id);
+    }
+
+    // Poll: one squeue per round for all jobs.
+    let mut interval = Duration::from_secs(1);
+    let grace = Duration::from_secs(60);
+    loop {
+        let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T"]), "squeue --me --states=all")?;
+        let mut states: HashMap<String, Vec<(Option<u32>, String)>> = HashMap::new();
+        for line in listing.lines() {
+            let Some((id, state)) = line.trim().split_once('|') else { continue };
+            let (base, task) = match id.split_once('_') {
+                Some((b, t)) => (b, t.parse::<u32>().ok()),
+                None => (id, None),
+            };
+            states.entry(base.to_owned()).or_default().push((task, state.trim().to_owned()));
+        }
+        let mut changed = false;
+        for job in jobs.iter_mut().filter(|j| j.outcome.is_none()) {
+            let id = job.id.clone().expect("submitted");
+            let seen = states.get(&id).cloned().unwrap_or_default();
+            if seen.iter().any(|(_, s)| ACTIVE.contains(&s.as_str())) {
+                continue;
+            }
+            let ended = *job.ended_at.get_or_insert_with(Instant::now);
+            let tasks: Vec<Option<u32>> = match &job.kind {
+                JobKind::Target(_) => vec![None],
+                JobKind::Array { tasks, .. } => tasks.iter().map(|&t| Some(t)).collect(),
+            };
+            let mut outcome = Some(Ok(()));
+            for t in tasks {
+                let log = match t {
+                    None => job.log.clone(),
+                    Some(t) => PathBuf::from(job.log.display().to_string().replace("{task}", &t.to_string())),
+                };
+                let state = seen.iter().find(|(task, _)| *task == t || seen.len() == 1).map(|(_, s)| s.clone());
+                let label = t.map_or_else(|| format!("job {id}"), |t| format!("job {id}_{t}"));
+                match (exit_status(&log), state.as_deref()) {
+                    (Some(0), _) => {}
+                    (Some(rc), _) => {
+                        outcome = Some(Err(format!("node `{}`: {label} failed with exit code {rc}; log `{}`: {}", job.node, log.display(), tail(&log, 6))));
+                        break;
+                    }
+                    (None, Some(s)) if s != "COMPLETED" => {
+                        outcome = Some(Err(format!("node `{}`: {label} ended {s} (no exit status); log `{}`: {}", job.node, log.display(), tail(&log, 6))));
+                        break;
+                    }
+                    (None, _) if ended.elapsed() < grace => {
+                        outcome = None;
+                    }
+                    (None, _) => {
+                        outcome = Some(Err(format!("node `{}`: {label} left no exit status in `{}` after {}s: {}", job.node, log.display(), grace.as_secs(), tail(&log, 6))));
+                        break;
+                    }
+                }
+            }
+            if let Some(o) = outcome {
+                changed = true;
+                let state = if o.is_ok() { "completed" } else { "failed" };
+                obs.event(Event::Job { node: &job.node, job: &id, state });
+                job.outcome = Some(o.clone());
+                if let Err(msg) = o {
+                    return Err(Error::Scheduler(msg));
+                }
+            }
+        }
+        if jobs.iter().all(|j| j.outcome.is_some()) {
+            return Ok(());
+        }
+        interval = if changed { Duration::from_secs(1) } else { (interval.mul_f64(1.5)).min(Duration::from_secs(10)) };
+        let until = Instant::now() + interval;
+        while Instant::now() < until {
+            if opt.interrupted.load(Ordering::SeqCst) {
+                let live: Vec<String> = jobs.iter().filter(|j| j.outcome.is_none()).filter_map(|j| j.id.clone()).collect();
+                cancel(&live)?;
+                for j in jobs.iter_mut() {
+                    j.outcome.get_or_insert(Err("cancelled".into()));
+                }
+                return Err(Error::Interrupted(format!("cancelled {} SLURM jobs this run submitted: {}", live.len(), live.join(", "))));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The `--set` arguments of each sweep point: the command line's, then its grid values.
+pub fn point_sets(global: &[String], axes: &[(String, Vec<toml::Value>)], points: &[Vec<usize>]) -> Vec<Vec<String>> {
+    points
+        .iter()
+        .map(|pt| {
+            let mut s = global.to_vec();
+            for ((name, values), &i) in axes.iter().zip(pt) {
+                s.push(format!("{name}={}", toml_value(&values[i])));
+            }
+            s
+        })
+        .collect()
+}
+
+/// A TOML value as `--set` reads it back.
+fn toml_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => toml::Value::String(s.clone()).to_string(),
+        other => other.to_string(),
+    }
+}
