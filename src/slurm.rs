@@ -128,6 +128,9 @@ fn exit_status(log: &Path) -> Option<i32> {
     text.lines().rev().find_map(|l| l.strip_prefix(EXIT_MARK)).and_then(|s| s.trim().parse().ok())
 }
 
+/// Pending reasons that no amount of waiting resolves.
+const NEVER: &[&str] = &["PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount", "InvalidQOS"];
+
 const ACTIVE: &[&str] = &["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"];
 
 /// Run `points` through SLURM (see the module docs); returns the reports of the final,
@@ -375,15 +378,35 @@ fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &
     let mut interval = Duration::from_secs(1);
     let grace = Duration::from_secs(60);
     loop {
-        let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T"]), "squeue --me --states=all")?;
+        let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T|%r"]), "squeue --me --states=all")?;
         let mut states: HashMap<String, Vec<(Option<u32>, String)>> = HashMap::new();
+        let mut reasons: HashMap<String, String> = HashMap::new();
         for line in listing.lines() {
-            let Some((id, state)) = line.trim().split_once('|') else { continue };
+            let mut f = line.trim().split('|');
+            let (Some(id), Some(state)) = (f.next(), f.next()) else { continue };
             let (base, task) = match id.split_once('_') {
                 Some((b, t)) => (b, t.parse::<u32>().ok()),
                 None => (id, None),
             };
+            if let Some(r) = f.next().map(str::trim).filter(|r| NEVER.contains(r)) {
+                reasons.insert(base.to_owned(), r.to_owned());
+            }
             states.entry(base.to_owned()).or_default().push((task, state.trim().to_owned()));
+        }
+        // A job that asks for more than its partition has would wait forever.
+        if let Some(job) = jobs.iter().find(|j| j.outcome.is_none() && j.id.as_ref().is_some_and(|id| reasons.contains_key(id))) {
+            let id = job.id.clone().expect("submitted");
+            let r = &job.resources;
+            return Err(Error::Scheduler(format!(
+                "node `{}`: job {id} can never start ({}): it asks for {} CPUs{}{}{}; lower them with `[slurm.{}]` or `--slurm`",
+                job.node,
+                reasons[&id],
+                r.cpus.unwrap_or(1),
+                r.mem.as_ref().map_or(String::new(), |m| format!(", {m} memory")),
+                r.gpus.as_ref().map_or(String::new(), |g| format!(", {g} GPUs")),
+                r.partition.as_ref().map_or(String::new(), |p| format!(" on partition `{p}`")),
+                job.node.split('.').next().unwrap_or(&job.node)
+            )));
         }
         let mut changed = false;
         for job in jobs.iter_mut().filter(|j| j.outcome.is_none()) {

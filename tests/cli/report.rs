@@ -65,13 +65,8 @@ fn image_catalogue(t: &Test) {
     t.write("data/catalog.csv", &csv);
 }
 
-#[test]
-fn report_draws_scatter_and_galleries_and_lists_unreadable_images() {
-    let t = Test::new();
-    image_catalogue(&t);
-    t.pipeline(
-        r#"
-[pipeline]
+/// The image catalogue's classes: HDBSCAN on the positions, EOM selection.
+const GALLERY_CLASSES: &str = r#"[pipeline]
 name = "gal"
 id = "id_str"
 [nodes.catalog]
@@ -86,6 +81,14 @@ min_cluster_size = 20
 [nodes.classes]
 op = "select-eom"
 input = "tree"
+"#;
+
+#[test]
+fn report_draws_scatter_and_galleries_and_lists_unreadable_images() {
+    let t = Test::new();
+    image_catalogue(&t);
+    t.pipeline(&format!(
+        r#"{GALLERY_CLASSES}
 [nodes.layout]
 op = "reduce"
 method = "pca"
@@ -97,8 +100,8 @@ op = "report"
 inputs = ["classes", "catalog", "layout"]
 members = 200
 thumb = 24
-"#,
-    );
+"#
+    ));
     let r = t.run(&["run", "p.toml"]).ok();
     assert!(r.stderr().contains("2 gallery images could not be read"), "{}", r.stderr());
     let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
@@ -141,22 +144,7 @@ fn gallery_images_enter_the_report_key_by_content() {
     image_catalogue(&t);
     let pipeline = |image_dir: &str| {
         format!(
-            r#"
-[pipeline]
-name = "gal"
-id = "id_str"
-[nodes.catalog]
-op = "read"
-path = "data/catalog.csv"
-[nodes.tree]
-op = "cluster"
-input = "catalog"
-columns = ["x", "y"]
-min_samples = 5
-min_cluster_size = 20
-[nodes.classes]
-op = "select-eom"
-input = "tree"
+            r#"{GALLERY_CLASSES}
 [nodes.report]
 op = "report"
 inputs = ["classes", "catalog"]

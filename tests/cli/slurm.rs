@@ -107,6 +107,18 @@ fn a_failed_job_stops_the_run_naming_node_job_and_log() {
     let ids: Vec<String> = jobs.iter().map(|(_, id)| id.clone()).collect();
     assert!(active(&ids).is_empty(), "jobs left: {:?}", active(&ids));
     Test::assert_all_entries_intact(&t.cache());
+
+    // A job asking for more CPUs than any node has would pend forever: an error instead.
+    let out = t
+        .command(&["run", "p.toml", "--executor", "slurm", "--slurm", "cpus=1", "--slurm", "catalog.cpus=4096", "--target", "catalog"])
+        .env("DAGRUN_CACHE", t.path("other"))
+        .output()
+        .unwrap();
+    let r = Run { out };
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(r.stderr().contains("node `catalog`: job") && r.stderr().contains("can never start (PartitionConfig): it asks for 4096 CPUs"), "{}", r.stderr());
+    let ids: Vec<String> = submitted(&r.stderr()).into_iter().map(|(_, id)| id).collect();
+    assert!(active(&ids).is_empty());
 }
 
 /// A pipeline whose `u` node runs for a few seconds.
