@@ -130,14 +130,78 @@ const DATA_FILES: &str = "images";
 
 /// The digest of the data files node `v` reads given its inputs, or `None` for an op that
 /// reads none. Files are hashed through the stat cache, with a progress bar.
-pub(crate) fn data_digest(p: &Pipeline, store: &Store, v: NodeId, inputs: &[Arc<DataFrame>], obs: &dyn ProgressFactory) -> Result<Option<String>> {
+pub(crate) fn data_digest(p: &Pipeline, store: &Store, v: NodeId, inputs: &[Arc<DataFrame>], obs: &dyn ProgressFactory) -> Result<Option<files::DataDigest>> {
     let node = &p.nodes[v];
     let Some(paths) = node.op.data_files(inputs, &p.id, &node.name)? else { return Ok(None) };
     let bar = obs.bar(&node.name, "images checked", paths.len() as u64);
     let d = files::data_digest(&store.files_dir(), &paths, bar.as_ref())?;
     bar.finish();
     tracing::debug!(node = %node.name, files = paths.len(), hashed = d.hashed, missing = d.missing, "data files");
-    Ok(Some(d.digest))
+    Ok(Some(d))
+}
+
+/// A node's [`Parts`]: cache entries keyed like the node itself but with the op marked
+/// `OP#part`, the part's id as the one input, and no data-file digest (the id covers the
+/// part's own files). They are ordinary entries: verified on use, held against gc while
+/// this run uses them, removed by gc when unused.
+struct NodeParts<'a> {
+    store: &'a Store,
+    base: KeyParts,
+    node: &'a str,
+    pipeline: &'a str,
+    held: Mutex<Vec<UseLock>>,
+}
+
+impl<'a> NodeParts<'a> {
+    fn new(store: &'a Store, node_parts: &KeyParts, node: &'a str, pipeline: &'a str) -> Self {
+        let mut base = node_parts.clone();
+        base.op = format!("{}#part", base.op);
+        base.inputs.clear();
+        base.files.remove(DATA_FILES);
+        NodeParts { store, base, node, pipeline, held: Mutex::new(Vec::new()) }
+    }
+
+    fn parts(&self, id: &str) -> KeyParts {
+        let mut k = self.base.clone();
+        k.inputs = vec![id.to_owned()];
+        k
+    }
+}
+
+impl crate::ops::Parts for NodeParts<'_> {
+    fn get(&self, id: &str) -> Result<Option<DataFrame>> {
+        let key = self.parts(id).key();
+        let used = self.store.use_entry(&key)?;
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).push(used);
+        match self.store.lookup(&key) {
+            Lookup::Hit(_) => Ok(Some(self.store.read(&key, self.node)?)),
+            _ => Ok(None),
+        }
+    }
+
+    fn put(&self, id: &str, df: &mut DataFrame) -> Result<()> {
+        let parts = self.parts(id);
+        let key = parts.key();
+        let lock = self.store.lock_compute(&key, || {})?;
+        match self.store.lookup(&key) {
+            Lookup::Hit(_) => return Ok(()),
+            Lookup::Corrupt(_) => self.store.discard(&lock)?,
+            Lookup::Missing => {}
+        }
+        let draft = Draft {
+            key,
+            parts,
+            node: format!("{}#part", self.node),
+            pipeline: self.pipeline.to_owned(),
+            input_nodes: Vec::new(),
+            seconds: 0.0,
+            summary: Vec::new(),
+            details: serde_json::Value::Null,
+            files: Vec::new(),
+            slurm: crate::slurm::this_job(),
+        };
+        self.store.publish(&lock, df, draft).map(drop)
+    }
 }
 
 fn input_names(p: &Pipeline, v: NodeId) -> Vec<String> {
@@ -406,7 +470,7 @@ fn run_unit(
     } else {
         None
     };
-    let parts = key_parts(p, store, v, &all_hashes, data)?.expect("inputs ran first");
+    let parts = key_parts(p, store, v, &all_hashes, data.as_ref().map(|d| d.digest.clone()))?.expect("inputs ran first");
     let key = parts.key();
     tracing::debug!(node = %node.name, %key, "key");
     // Held until the run ends: gc leaves entries this run uses alone.
@@ -431,7 +495,16 @@ fn run_unit(
                         None => load_inputs(p, unit, store, keys, frames.take().expect("not taken"), state)?,
                     };
                     let details: Vec<serde_json::Value> = keys.iter().map(|k| store.manifest(k).map_or(serde_json::Value::Null, |m| m.details)).collect();
-                    let ctx = RunCtx { pipeline: &p.name, node: &node.name, id: &p.id, progress: obs, input_details: &details };
+                    let node_parts = NodeParts::new(store, &parts, &node.name, &p.name);
+                    let ctx = RunCtx {
+                        pipeline: &p.name,
+                        node: &node.name,
+                        id: &p.id,
+                        progress: obs,
+                        input_details: &details,
+                        data_hashes: data.as_ref().map(|d| d.rows.as_slice()),
+                        parts: &node_parts,
+                    };
                     let out = node.op.run(&ins, &ctx)?;
                     drop(ins);
                     let mut df = out.df;
@@ -536,7 +609,7 @@ pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[N
         let data = match node.inputs.iter().map(|&u| keys[u].clone()).collect::<Option<Vec<String>>>() {
             Some(ks) if node.op.reads_data_files() => {
                 let ins = ks.iter().zip(&node.inputs).map(|(k, &u)| store.read(k, &p.nodes[u].name).map(Arc::new)).collect::<Result<Vec<_>>>()?;
-                data_digest(p, store, v, &ins, obs)?
+                data_digest(p, store, v, &ins, obs)?.map(|d| d.digest)
             }
             _ => None,
         };

@@ -169,7 +169,7 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
                     .zip(&node.inputs)
                     .map(|(&i, &iv)| store.read(keys[i].as_deref().expect("known"), &p.nodes[iv].name).map(Arc::new))
                     .collect::<Result<Vec<_>>>()?;
-                exec::data_digest(p, store, unit.v, &ins, obs)?
+                exec::data_digest(p, store, unit.v, &ins, obs)?.map(|d| d.digest)
             } else {
                 None
             };

@@ -71,6 +71,9 @@ pub struct DataDigest {
     pub hashed: usize,
     /// Rows with no usable file (a null path, missing, not a file, unreadable).
     pub missing: usize,
+    /// Each row's content hash (`None`: no usable file), for ops that key parts of their
+    /// work by the rows they cover.
+    pub rows: Vec<Option<[u8; 32]>>,
 }
 
 /// One file's record in a folder's stat table.
@@ -187,8 +190,11 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
     let mut h = blake3::Hasher::new();
     h.update(b"dagrun-data-files-v1\n");
     let mut missing = 0usize;
+    let mut rows = Vec::with_capacity(states.len());
     for s in &states {
-        match s.as_ref().expect("every row has a state") {
+        let s = s.as_ref().expect("every row has a state");
+        rows.push(if let RowState::Hash(x) = s { Some(*x) } else { None });
+        match s {
             RowState::Hash(x) => {
                 h.update(b"h");
                 h.update(x);
@@ -207,7 +213,7 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
             }
         }
     }
-    Ok(DataDigest { digest: h.finalize().to_hex().to_string(), hashed, missing })
+    Ok(DataDigest { digest: h.finalize().to_hex().to_string(), hashed, missing, rows })
 }
 
 fn parse_hex(s: &str) -> Option<[u8; 32]> {

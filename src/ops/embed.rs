@@ -20,6 +20,15 @@
 //! by the executor from [`Embed::images`] with a stat cache), never their paths or
 //! `base_dir`: a cutout re-made in place recomputes the node (or its shard), and the same
 //! bytes moved to another folder recompute nothing.
+//!
+//! Work is kept in blocks ([`blocks`]: content-defined, about 1,024 rows each, cut where
+//! an id hashes to zero), each a part of its own (`RunCtx::parts`) keyed by its ids and
+//! images' bytes. When the node's key changes, blocks found are read back and only the
+//! others are embedded: galaxies appended to a catalogue cost their own rows plus the
+//! last block (of each shard); an edited cutout costs its block. Batches start at each
+//! block's first row, so a block's features never depend on its neighbours, and a run
+//! that reuses blocks gives the bytes of a run from nothing. A block is kept as soon as
+//! it is done, so a killed run loses at most the blocks in flight.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -202,19 +211,41 @@ impl Embed {
             return Ok(Output::new(df, vec!["no images (empty input)".into()]));
         }
         let per_image = layout.channels * (layout.size as usize).pow(2);
-        let bar = ctx.progress.bar(node, "images", n as u64);
+        let d = plan.dim;
 
-        // Decode batch b+1 (rayon) while batch b runs: a channel of depth one between them.
-        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<std::result::Result<Vec<f32>, String>>)>(1);
+        // Blocks of rows, each kept as a part: found ones are read back, the others computed
+        // (in batches that start at the block's first row, so a block's output never
+        // depends on its neighbours) and kept as soon as they are done.
+        let ids = text_ids(input, ctx.id, node)?;
+        let hashes = ctx.data_hashes.ok_or_else(|| Error::input(node, "the executor gave no image hashes"))?;
+        let blocks = blocks(&ids);
         let mut features: Vec<Option<Vec<f32>>> = vec![None; n];
         let mut failures: Vec<(usize, String)> = Vec::new();
-        let d = plan.dim;
-        let starts: Vec<usize> = (0..n).step_by(self.batch_size).collect();
+        let mut todo: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+        let mut reused = 0usize;
+        for r in &blocks {
+            let id = self.block_id(&ids[r.clone()], &hashes[r.clone()], &output_name, d);
+            match ctx.parts.get(&id)? {
+                Some(part) => {
+                    self.unpack(&part, r.clone(), d, &mut features, &mut failures, node)?;
+                    reused += r.len();
+                }
+                None => todo.push((r.clone(), id)),
+            }
+        }
+        let bar = ctx.progress.bar(node, "images", todo.iter().map(|(r, _)| r.len() as u64).sum());
+        // Batches: (block, start, end).
+        let batches: Vec<(usize, usize, usize)> =
+            todo.iter().enumerate().flat_map(|(b, (r, _))| r.clone().step_by(self.batch_size).map(move |s| (b, s, (s + self.batch_size).min(r.end)))).collect();
+        let mut left: Vec<usize> = todo.iter().map(|(r, _)| r.len()).collect();
+
+        // Decode batch b+1 (rayon) while batch b runs: a channel of depth one between them.
+        let (tx, rx) = mpsc::sync_channel::<(usize, usize, Vec<std::result::Result<Vec<f32>, String>>)>(1);
         let res: Result<()> = std::thread::scope(|s| {
             let files = &files;
+            let batches = &batches;
             s.spawn(move || {
-                for &start in &starts {
-                    let end = (start + self.batch_size).min(n);
+                for &(b, start, end) in batches {
                     let batch: Vec<_> = (start..end)
                         .into_par_iter()
                         .map(|i| match &files[i] {
@@ -222,12 +253,12 @@ impl Embed {
                             Some(f) => preprocess(f, layout, self),
                         })
                         .collect();
-                    if tx.send((start, batch)).is_err() {
+                    if tx.send((b, start, batch)).is_err() {
                         return;
                     }
                 }
             });
-            for (start, batch) in rx {
+            for (b, start, batch) in rx {
                 let ok: Vec<usize> = (0..batch.len()).filter(|&j| batch[j].is_ok()).collect();
                 for (j, r) in batch.iter().enumerate() {
                     if let Err(e) = r {
@@ -251,11 +282,18 @@ impl Embed {
                     }
                 }
                 bar.inc(batch.len() as u64);
+                left[b] -= batch.len();
+                if left[b] == 0 {
+                    let (r, id) = &todo[b];
+                    let mut part = self.pack(&ids[r.clone()], r.clone(), d, &features, &failures, node)?;
+                    ctx.parts.put(id, &mut part)?;
+                }
             }
             Ok(())
         });
         bar.finish();
         res?;
+        failures.sort_by_key(|f| f.0);
         let keep: Vec<usize> = (0..n).filter(|&i| features[i].is_some()).collect();
         if keep.is_empty() {
             let first = failures.first().map_or_else(String::new, |(i, e)| format!(": the first, `{}`: {e}", paths[*i].as_deref().unwrap_or("")));
@@ -281,8 +319,10 @@ impl Embed {
         let df = DataFrame::new(keep.len(), cols).map_err(super::pl(node))?;
         let mut summary = vec![format!("{} of {n} images embedded with `{}` (output `{output_name}`, {d} values; input {}x{}, {} channels)", keep.len(), self.model.file_name().unwrap_or_default().to_string_lossy(), layout.size, layout.size, layout.channels)];
         let mut out_files = Vec::new();
+        if reused > 0 {
+            summary.push(format!("{reused} of {n} images' features reused from earlier runs ({} of {} blocks computed)", todo.len(), blocks.len()));
+        }
         if !failures.is_empty() {
-            failures.sort_by_key(|f| f.0);
             summary.push(format!("{} images could not be used (left out; listed in failures.parquet): first `{}`: {}", failures.len(), paths[failures[0].0].as_deref().unwrap_or(""), failures[0].1));
             let fid = input.column(ctx.id).map_err(super::pl(node))?.take(&IdxCa::from_vec("idx".into(), failures.iter().map(|f| f.0 as IdxSize).collect())).map_err(super::pl(node))?;
             let mut fdf = DataFrame::new(
@@ -297,9 +337,91 @@ impl Embed {
             out_files.push(("failures.parquet".to_owned(), crate::cache::store::parquet_bytes(&mut fdf, node)?));
         }
         let mut out = Output::new(df, summary);
-        out.details = serde_json::json!({ "images": n, "embedded": keep.len(), "failed": failures.len(), "features": d, "output": output_name });
+        out.details = serde_json::json!({ "images": n, "embedded": keep.len(), "failed": failures.len(), "features": d, "output": output_name, "blocks": blocks.len(), "blocks_computed": todo.len(), "rows_reused": reused });
         out.files = out_files;
         Ok(out)
+    }
+}
+
+/// Rows per block on average: a block ends after a row whose id hashes to 0 modulo this.
+const BLOCK: u64 = 1024;
+
+/// The id column as text (what blocks are cut by).
+fn text_ids(input: &DataFrame, id: &str, node: &str) -> Result<Vec<String>> {
+    let s = input.column(id).map_err(super::pl(node))?.as_materialized_series().cast(&DataType::String).map_err(super::pl(node))?;
+    Ok(s.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect())
+}
+
+/// Cut rows into blocks at the rows whose id hashes to 0 modulo [`BLOCK`] (content-defined,
+/// as in rsync): a block's bounds depend only on its own rows, so galaxies appended to a
+/// catalogue change its last block and add new ones, and a galaxy inserted or removed
+/// changes only the block it is in.
+pub fn blocks(ids: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, id) in ids.iter().enumerate() {
+        // Bytes 8..16: the first eight pick the shard (`shard::shard_of`), and blocks must
+        // not line up with shards (with 64 shards, every boundary would fall in shard 0).
+        let h = blake3::hash(id.as_bytes());
+        let v = u64::from_le_bytes(h.as_bytes()[8..16].try_into().expect("8 bytes"));
+        if v % BLOCK == 0 {
+            out.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    if start < ids.len() {
+        out.push(start..ids.len());
+    }
+    out
+}
+
+impl Embed {
+    /// What decides a block's output: its ids and images' bytes in order, the model output
+    /// used and its size (the model file and the parameters are in the part's key).
+    fn block_id(&self, ids: &[String], hashes: &[Option<[u8; 32]>], output: &str, dim: usize) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(format!("embed-block-v1\n{output}\n{dim}\n").as_bytes());
+        for (id, x) in ids.iter().zip(hashes) {
+            h.update(&(id.len() as u64).to_le_bytes());
+            h.update(id.as_bytes());
+            match x {
+                Some(x) => h.update(b"h").update(x),
+                None => h.update(b"x"),
+            };
+        }
+        h.finalize().to_hex().to_string()
+    }
+
+    /// A computed block as a table: `row` (within the block), `error` (null when embedded)
+    /// and the features (zero where the image failed).
+    fn pack(&self, ids: &[String], r: std::ops::Range<usize>, d: usize, features: &[Option<Vec<f32>>], failures: &[(usize, String)], node: &str) -> Result<DataFrame> {
+        let errors: std::collections::HashMap<usize, &str> = failures.iter().filter(|(i, _)| r.contains(i)).map(|(i, e)| (*i, e.as_str())).collect();
+        let mut cols = vec![
+            Column::new("id_text".into(), ids.to_vec()),
+            Column::new("error".into(), r.clone().map(|i| errors.get(&i).map(|e| (*e).to_owned())).collect::<Vec<Option<String>>>()),
+        ];
+        for j in 0..d {
+            cols.push(Column::new(format!("f{j}").into(), r.clone().map(|i| features[i].as_ref().map_or(0.0, |f| f[j])).collect::<Vec<f32>>()));
+        }
+        DataFrame::new(r.len(), cols).map_err(super::pl(node))
+    }
+
+    /// Read a kept block back into `features` and `failures`.
+    fn unpack(&self, part: &DataFrame, r: std::ops::Range<usize>, d: usize, features: &mut [Option<Vec<f32>>], failures: &mut Vec<(usize, String)>, node: &str) -> Result<()> {
+        if part.height() != r.len() || part.width() != d + 2 {
+            return Err(Error::input(node, format!("a kept block has {} x {}, not {} x {}", part.height(), part.width(), r.len(), d + 2)));
+        }
+        let errors = part.column("error").map_err(super::pl(node))?.str().map_err(super::pl(node))?.clone();
+        let cols: Vec<Vec<f32>> = (0..d)
+            .map(|j| Ok(part.column(&format!("f{j}")).map_err(super::pl(node))?.f32().map_err(super::pl(node))?.into_no_null_iter().collect()))
+            .collect::<Result<_>>()?;
+        for (k, i) in r.enumerate() {
+            match errors.get(k) {
+                Some(e) => failures.push((i, e.to_owned())),
+                None => features[i] = Some(cols.iter().map(|c| c[k]).collect()),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -82,6 +82,32 @@ pub struct RunCtx<'a> {
     pub progress: &'a dyn ProgressFactory,
     /// The manifest details of each input (`null` where an input has none).
     pub input_details: &'a [serde_json::Value],
+    /// For an op that reads data files ([`Op::data_files`]): each file's content hash, in
+    /// the same order (`None`: no usable file).
+    pub data_hashes: Option<&'a [Option<[u8; 32]>]>,
+    /// Where the op keeps parts of its work (see [`Parts`]).
+    pub parts: &'a dyn Parts,
+}
+
+/// Parts of a node's work kept across runs, each under an id the op derives from exactly
+/// what decides that part (e.g. a block of rows and its images' bytes); the executor makes
+/// it a cache key together with the node's op, version and parameters. An op stays a pure
+/// function of its inputs: a part it finds must be what it would compute.
+pub trait Parts: Sync {
+    fn get(&self, id: &str) -> Result<Option<DataFrame>>;
+    fn put(&self, id: &str, df: &mut DataFrame) -> Result<()>;
+}
+
+/// Keeps nothing (tests of single ops).
+pub struct NoParts;
+
+impl Parts for NoParts {
+    fn get(&self, _: &str) -> Result<Option<DataFrame>> {
+        Ok(None)
+    }
+    fn put(&self, _: &str, _: &mut DataFrame) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What an op produces.

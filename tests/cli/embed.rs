@@ -241,6 +241,60 @@ fn images_enter_the_key_by_content_not_by_path() {
     assert!(explained.stdout().contains("file `images` content changed"), "{}", explained.stdout());
 }
 
+#[test]
+fn appending_galaxies_recomputes_only_the_blocks_they_touch() {
+    if !runtime() {
+        return;
+    }
+    let t = Test::new();
+    std::fs::write(t.path("tiny.onnx"), Tiny::new(S).onnx()).unwrap();
+    std::fs::create_dir_all(t.path("data/img")).unwrap();
+    let n = 3000;
+    let row = |i: usize| format!("g{i},img/g{i}.png,0\n");
+    for i in 0..n + 31 {
+        image::RgbImage::from_raw(S as u32, S as u32, pixels(i)).unwrap().save(t.path(&format!("data/img/g{i}.png"))).unwrap();
+    }
+    let catalogue = |rows: &mut dyn Iterator<Item = usize>| t.write("data/catalog.csv", &format!("id_str,file_loc,ring\n{}", rows.map(row).collect::<String>()));
+    catalogue(&mut (0..n));
+    t.pipeline(&PIPELINE[..PIPELINE.find("[nodes.logits]").unwrap()]);
+    t.run_json(&[]).ok();
+    let details = |t: &Test, cache: &std::path::Path| {
+        let key = t.command(&["plan", "p.toml", "--json"]).env("DAGRUN_CACHE", cache).output().unwrap();
+        let plan: serde_json::Value = serde_json::from_slice(&key.stdout).unwrap();
+        let key = plan.as_array().unwrap().iter().find(|r| r["name"] == "embed").unwrap()["key"].as_str().unwrap().to_owned();
+        let store = dagrun::cache::Store::open(cache).unwrap();
+        let m = store.manifest(&key).unwrap();
+        (m.details["rows_reused"].as_u64().unwrap() as usize, m.details["blocks_computed"].as_u64().unwrap() as usize, m.content_hash)
+    };
+    let ids = |rows: &[usize]| rows.iter().map(|i| format!("g{i}")).collect::<Vec<_>>();
+    let before = dagrun::ops::embed::blocks(&ids(&(0..n).collect::<Vec<_>>()));
+    assert!(before.len() >= 2, "the test needs several blocks: {before:?}");
+
+    // 1% more galaxies at the end: only the last block is computed again, plus the new rows.
+    catalogue(&mut (0..n + 30));
+    let r = t.run_json(&[]).ok();
+    assert_eq!(r.computed(), ["catalog", "embed"]);
+    let (reused, computed, hash) = details(&t, &t.cache());
+    let last = before.last().unwrap();
+    assert_eq!(reused, last.start, "every block but the last is reused");
+    assert_eq!(computed, dagrun::ops::embed::blocks(&ids(&(0..n + 30).collect::<Vec<_>>())).len() - (before.len() - 1));
+    // The same bytes as a run from nothing.
+    let fresh = t.command(&["run", "p.toml"]).env("DAGRUN_CACHE", t.path("fresh")).output().unwrap();
+    assert!(fresh.status.success());
+    assert_eq!(details(&t, &t.path("fresh")).2, hash, "reused blocks give the bytes a fresh run gives");
+
+    // One galaxy inserted in the middle: only its block.
+    let mut order: Vec<usize> = (0..n + 30).collect();
+    let mid = before[before.len() / 2].start + 1;
+    order.insert(mid, n + 30);
+    catalogue(&mut order.clone().into_iter());
+    t.run_json(&[]).ok();
+    let (reused, computed, _) = details(&t, &t.cache());
+    assert_eq!(computed, 1, "one block holds the inserted galaxy");
+    let block = dagrun::ops::embed::blocks(&ids(&order)).into_iter().find(|b| b.contains(&mid)).unwrap();
+    assert_eq!(reused, order.len() - block.len());
+}
+
 /// The real cutouts through the shipped pipeline, when `../shared` has them and the
 /// exported EfficientNet-Lite0 (`scripts/export-efficientnet-lite0.sh`) is there.
 #[test]
