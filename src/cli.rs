@@ -126,6 +126,39 @@ enum Cmd {
         #[command(flatten)]
         executor: ExecutorArgs,
     },
+    /// The galaxies most like a few examples, by exact cosine similarity over NODE's
+    /// representation (or a linear classifier, given counter-examples); cached like a node
+    Similar {
+        pipeline: PathBuf,
+        /// The node whose rows are searched (e.g. the embed or the featured catalogue)
+        #[arg(long, value_name = "NODE")]
+        node: String,
+        /// An example galaxy (repeatable: their mean)
+        #[arg(long = "id", value_name = "ID")]
+        ids: Vec<String>,
+        /// A counter-example (repeatable): rank by a classifier of examples against these
+        #[arg(long = "not", value_name = "ID")]
+        not: Vec<String>,
+        /// Search like the members of class N of --classes (the candidates it left out)
+        #[arg(long, value_name = "N", requires = "classes")]
+        class: Option<i64>,
+        /// The classes node for --class (a select-leaves or select-eom node)
+        #[arg(long, value_name = "NODE", requires = "class")]
+        classes: Option<String>,
+        /// How many results
+        #[arg(short = 'k', long, default_value_t = 50)]
+        k: u32,
+        /// The representation's columns (names or globs) [default: feat_*]
+        #[arg(long, value_name = "GLOB")]
+        columns: Vec<String>,
+        /// Drop results within this many arcseconds of an example or a better result
+        /// (where NODE has ra/dec; 0: keep all) [default: 3]
+        #[arg(long, value_name = "ARCSEC")]
+        dedupe_arcsec: Option<f64>,
+        /// Print {"node", "query", "results": [{"id", "score"}]} on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a node's output to a Parquet or CSV file (computing it if needed)
     Export {
         pipeline: PathBuf,
@@ -493,6 +526,85 @@ fn cmd_export(path: &Path, node: &str, dest: &Path, global: &Global, out: &Print
     Ok(())
 }
 
+struct SimilarQuery<'a> {
+    node: &'a str,
+    ids: &'a [String],
+    not: &'a [String],
+    class: Option<i64>,
+    classes: Option<&'a str>,
+    k: u32,
+    columns: &'a [String],
+    dedupe_arcsec: Option<f64>,
+}
+
+/// `dagrun similar`: the pipeline with one more node, `_similar`, run to it.
+fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: &Printer) -> Result<()> {
+    const NODE: &str = "_similar";
+    if q.ids.is_empty() && q.class.is_none() {
+        return Err(Error::Usage("give at least one `--id` (or `--class N --classes NODE`)".into()));
+    }
+    let mut raw = spec::raw::load(path)?;
+    for s in &global.sets {
+        spec::raw::apply_set(&mut raw, s)?;
+    }
+    if !raw.nodes.iter().any(|n| n.name == q.node) {
+        let known = raw.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(Error::Usage(format!("`--node {}`: no node named `{}` in `{}` (nodes: {known})", q.node, q.node, path.display())));
+    }
+    let strings = |v: &[String]| toml::Value::Array(v.iter().map(|s| toml::Value::String(s.clone())).collect());
+    let mut params: Vec<(&str, toml::Value)> = vec![("op", "similar".into()), ("k", i64::from(q.k).into())];
+    match q.classes {
+        Some(c) => params.push(("inputs", toml::Value::Array(vec![q.node.into(), c.into()]))),
+        None => params.push(("input", q.node.into())),
+    }
+    if !q.ids.is_empty() {
+        params.push(("ids", strings(q.ids)));
+    }
+    if !q.not.is_empty() {
+        params.push(("not", strings(q.not)));
+    }
+    if let Some(c) = q.class {
+        params.push(("class", c.into()));
+    }
+    if !q.columns.is_empty() {
+        params.push(("columns", strings(q.columns)));
+    }
+    if let Some(a) = q.dedupe_arcsec {
+        params.push(("dedupe_arcsec", a.into()));
+    }
+    spec::raw::add_node(&mut raw, NODE, crate::error::Loc::Whole(path.to_owned()), params)?;
+    let p = spec::validate::validate(raw)?;
+    let store = Store::open(&cache_dir(global, Some(&p)))?;
+    let t = targets(&p, &[NODE.to_owned()])?;
+    let report = exec::run(&p, &store, out, &t)?;
+    let df = store.read(&report.node(NODE).expect("target ran").key, NODE)?;
+    let ids: Vec<String> = df
+        .column(&p.id)
+        .and_then(|c| c.cast(&polars::prelude::DataType::String))
+        .map_err(|e| Error::polars(NODE, e))?
+        .str()
+        .map_err(|e| Error::polars(NODE, e))?
+        .iter()
+        .map(|v| v.unwrap_or("").to_owned())
+        .collect();
+    let scores: Vec<f64> = df.column("score").and_then(|c| c.f64().cloned()).map_err(|e| Error::polars(NODE, e))?.into_no_null_iter().collect();
+    if json {
+        let results: Vec<serde_json::Value> = ids.iter().zip(&scores).map(|(id, s)| serde_json::json!({ "id": id, "score": s })).collect();
+        let doc = serde_json::json!({
+            "node": q.node,
+            "query": { "ids": q.ids, "not": q.not, "class": q.class, "classes": q.classes, "k": q.k },
+            "results": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("results serialise"));
+    } else {
+        println!("{:>5}  {:<20} {:>9}", "rank", p.id, "score");
+        for (r, (id, s)) in ids.iter().zip(&scores).enumerate() {
+            println!("{:>5}  {id:<20} {s:>9.6}", r + 1);
+        }
+    }
+    Ok(())
+}
+
 fn cmd_show(path: &Path, node: &str, rows: usize, global: &Global, out: &Printer) -> Result<()> {
     let (p, t, store) = load(path, global, &[node.to_owned()])?;
     let report = exec::run(&p, &store, out, &t)?;
@@ -562,6 +674,10 @@ pub fn run() -> ExitCode {
             cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, executor, g, &out)
         }
         Some(Cmd::Export { pipeline, node, out: dest }) => cmd_export(pipeline, node, dest, g, &out),
+        Some(Cmd::Similar { pipeline, node, ids, not, class, classes, k, columns, dedupe_arcsec, json }) => {
+            let q = SimilarQuery { node, ids, not, class: *class, classes: classes.as_deref(), k: *k, columns, dedupe_arcsec: *dedupe_arcsec };
+            cmd_similar(pipeline, &q, *json, g, &out)
+        }
         Some(Cmd::Show { pipeline, node, rows }) => cmd_show(pipeline, node, *rows, g, &out),
         Some(Cmd::Gc { older_than }) => cmd_gc(older_than, g, &out),
     };

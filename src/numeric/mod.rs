@@ -12,3 +12,4 @@ pub mod hdbscan;
 pub mod nndescent;
 pub mod umap;
 pub mod pages;
+pub mod similar;

@@ -17,6 +17,7 @@ pub mod reduce;
 pub mod report;
 pub mod select;
 pub mod shard;
+pub mod similar;
 pub mod synthetic;
 
 use std::path::PathBuf;
@@ -42,12 +43,13 @@ pub enum Op {
     Knn(knn::Knn),
     Report(report::Report),
     Embed(embed::Embed),
+    Similar(similar::Similar),
     /// Created by validation for `embed` with `shards`: one shard's rows, and the merge.
     Split(shard::Split),
     Merge(shard::Merge),
 }
 
-pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "embed", "reduce", "cluster", "select-leaves", "select-eom", "report"];
+pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "embed", "reduce", "cluster", "select-leaves", "select-eom", "report", "similar"];
 
 /// How many inputs an op takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +142,7 @@ impl Op {
             "cluster" => Op::Cluster(cluster::Cluster::parse(p)?),
             "report" => Op::Report(report::Report::parse(p, base_dir)?),
             "embed" => Op::Embed(embed::Embed::parse(p, base_dir)?),
+            "similar" => Op::Similar(similar::Similar::parse(p)?),
             "select-leaves" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Leaf)?),
             "select-eom" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Eom)?),
             other => return Err(p.error("op", format!("unknown op `{other}` (ops: {})", OPS.join(", ")))),
@@ -157,6 +160,7 @@ impl Op {
             Op::Knn(_) => "knn",
             Op::Report(_) => "report",
             Op::Embed(_) => "embed",
+            Op::Similar(_) => "similar",
             Op::Split(_) => "split",
             Op::Merge(_) => "merge",
             Op::Select(s) if s.method == crate::numeric::hdbscan::Method::Leaf => "select-leaves",
@@ -176,6 +180,7 @@ impl Op {
             Op::Knn(_) => knn::VERSION,
             Op::Report(_) => report::VERSION,
             Op::Embed(_) => embed::VERSION,
+            Op::Similar(_) => similar::VERSION,
             Op::Split(_) | Op::Merge(_) => shard::VERSION,
             Op::Select(_) => select::VERSION,
         }
@@ -188,6 +193,7 @@ impl Op {
             Op::Merge(_) => Arity::Between(2, usize::MAX),
             Op::Join(_) => Arity::Exactly(2),
             Op::Report(_) => Arity::Between(2, 3),
+            Op::Similar(_) => Arity::Between(1, 2),
         }
     }
 
@@ -205,6 +211,7 @@ impl Op {
             Op::Knn(o) => serde_json::to_value(o),
             Op::Report(o) => serde_json::to_value(o),
             Op::Embed(o) => serde_json::to_value(o),
+            Op::Similar(o) => serde_json::to_value(o),
             Op::Split(o) => serde_json::to_value(o),
             Op::Merge(o) => serde_json::to_value(o),
             Op::Select(o) => serde_json::to_value(o),
@@ -261,6 +268,7 @@ impl Op {
             Op::Knn(o) => o.schema(&inputs[0], id),
             Op::Report(o) => o.schema(inputs, id),
             Op::Embed(o) => o.schema(&inputs[0], id),
+            Op::Similar(o) => o.schema(inputs, id),
             Op::Split(o) => o.schema(&inputs[0], id),
             Op::Merge(o) => o.schema(inputs),
             Op::Select(o) => o.schema(&inputs[0], id),
@@ -278,6 +286,7 @@ impl Op {
             Op::Knn(o) => o.run(&inputs[0], ctx),
             Op::Report(o) => o.run(inputs, ctx),
             Op::Embed(o) => o.run(&inputs[0], ctx),
+            Op::Similar(o) => o.run(inputs, ctx),
             Op::Split(o) => o.run(&inputs[0], ctx),
             Op::Merge(o) => o.run(inputs, ctx),
             Op::Select(o) => o.run(&inputs[0], ctx),

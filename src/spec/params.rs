@@ -159,6 +159,20 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// Galaxy ids: a string or an integer, or an array of them, as text.
+    pub fn ids(&mut self, name: &'static str) -> Result<Option<Vec<String>>> {
+        let Some(p) = self.take(name).cloned() else { return Ok(None) };
+        let one = |v: &toml::Value| match v {
+            toml::Value::String(s) => Some(s.clone()),
+            toml::Value::Integer(i) => Some(i.to_string()),
+            _ => None,
+        };
+        match &p.value {
+            toml::Value::Array(a) => a.iter().map(|v| one(v).ok_or_else(|| self.wrong_element(&p, "ids (strings or integers)", v))).collect::<Result<Vec<_>>>().map(Some),
+            v => one(v).map(|s| Some(vec![s])).ok_or_else(|| self.wrong(&p, "an id or an array of ids")),
+        }
+    }
+
     /// An array of numbers.
     pub fn floats(&mut self, name: &'static str) -> Result<Option<Vec<f64>>> {
         let Some(p) = self.take(name).cloned() else { return Ok(None) };

@@ -166,6 +166,16 @@ pub fn apply_slurm(raw: &mut RawPipeline, arg: &str) -> Result<()> {
     Ok(())
 }
 
+/// Add a node made by a command (e.g. `dagrun similar`), its parameters located at `at`.
+pub fn add_node(raw: &mut RawPipeline, name: &str, at: Loc, params: Vec<(&str, toml::Value)>) -> Result<()> {
+    if raw.nodes.iter().any(|n| n.name == name) {
+        return Err(Error::Usage(format!("`{}` already has a node named `{name}`", raw.file.display())));
+    }
+    let params = params.into_iter().map(|(k, v)| RawParam { name: k.to_owned(), key_loc: at.clone(), loc: at.clone(), value: v }).collect();
+    raw.nodes.push(RawNode { name: name.to_owned(), loc: at, params });
+    Ok(())
+}
+
 /// Parse a `--set` value: TOML syntax (`50`, `0.3`, `"x"`, `[1, 2]`, `true`); anything that
 /// is not valid TOML is taken as a bare string, so `--set read.path=data/x.parquet` works.
 pub fn parse_set_value(text: &str) -> toml::Value {

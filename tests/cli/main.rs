@@ -10,6 +10,7 @@ mod incremental;
 mod onnx_model;
 mod ops;
 mod report;
+mod similar;
 mod slurm;
 mod support;
 mod sweep;

@@ -1,0 +1,187 @@
+//! `similar`: the galaxies most like a few examples. Input: a table of representation
+//! vectors (`columns`, default `feat_*`), and optionally a classes node (a `select-leaves` /
+//! `select-eom` output) when the examples are a class (`class = N`).
+//!
+//! Scores are exact, over every row: the cosine similarity to the mean of the examples'
+//! unit vectors; with counter-examples (`not`), the decision value of an L2-regularised
+//! logistic regression fitted on the unit vectors, examples against counter-examples. The
+//! examples and counter-examples (and, with `class`, every member of the class: the search
+//! is then for the candidates the clustering left out) are not among the results. Ties
+//! are broken by id. Where the input has `ra` and `dec` (degrees), a result within
+//! `dedupe_arcsec` of an example or of a better result is dropped as a duplicate detection
+//! of the same galaxy.
+//!
+//! Output: `k` rows: the id, `rank` (1 = most similar) and `score`.
+
+use std::collections::{HashMap, HashSet};
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
+use crate::error::{Error, Result};
+use crate::numeric::similar;
+use crate::spec::params::Params;
+
+pub const VERSION: u32 = 1;
+
+/// The L2 penalty of the classifier (on unit vectors).
+const LAMBDA: f64 = 1e-2;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Similar {
+    pub columns: Vec<String>,
+    pub ids: Vec<String>,
+    pub not: Vec<String>,
+    pub class: Option<i64>,
+    pub k: u32,
+    pub dedupe_arcsec: f64,
+}
+
+impl Similar {
+    pub fn parse(p: &mut Params) -> Result<Self> {
+        let columns = p.strings("columns")?.unwrap_or_else(|| vec!["feat_*".into()]);
+        let ids = p.ids("ids")?.unwrap_or_default();
+        let not = p.ids("not")?.unwrap_or_default();
+        let class = p.int("class")?;
+        if class.is_some_and(|c| c < 0) {
+            return Err(p.error("class", "must be a class number (0 or more)"));
+        }
+        if ids.is_empty() && class.is_none() {
+            return Err(p.error("ids", "give at least one example id (or `class` with a classes input)"));
+        }
+        let k = p.int_in("k", Some(50), 1, 1_000_000)? as u32;
+        let dedupe_arcsec = p.float_in("dedupe_arcsec", 3.0, 0.0, 3600.0)?;
+        Ok(Similar { columns, ids, not, class, k, dedupe_arcsec })
+    }
+
+    pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
+        let cols = columns::resolve(&inputs[0], &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        columns::require_numeric(&inputs[0], &cols).map_err(|m| SchemaError::new("columns", m))?;
+        match (self.class, inputs.len()) {
+            (Some(_), 1) => return Err(SchemaError::new("class", "needs a second input: the classes node (inputs = [\"FEATURES\", \"CLASSES\"])")),
+            (None, 2) => return Err(SchemaError::new("inputs", "a second input (classes) is used only with `class = N`")),
+            (Some(_), _) if !inputs[1].contains("label") => {
+                return Err(SchemaError::new("inputs", "the second input has no `label` column: it should be a `select-leaves` or `select-eom` node"))
+            }
+            _ => {}
+        }
+        let mut s = Schema::default();
+        s.insert(id.into(), inputs[0].get(id).cloned().unwrap_or(DataType::Int64));
+        s.insert("rank".into(), DataType::UInt32);
+        s.insert("score".into(), DataType::Float64);
+        Ok(s)
+    }
+
+    pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        let (node, input) = (ctx.node, &inputs[0]);
+        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(node, m))?;
+        let d = cols.len();
+        let x = columns::matrix_f32(input, &cols, node)?;
+        let n = input.height();
+        let idcol = input.column(ctx.id).map_err(super::pl(node))?.as_materialized_series().clone();
+        let text: Vec<String> = idcol.cast(&DataType::String).map_err(super::pl(node))?.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect();
+        let row_of: HashMap<&str, usize> = text.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+        let find = |list: &[String], what: &str| -> Result<Vec<usize>> {
+            list.iter()
+                .map(|q| row_of.get(q.as_str()).copied().ok_or_else(|| Error::input(node, format!("{what} id `{q}` is not in the input ({n} galaxies)"))))
+                .collect()
+        };
+        let mut pos = find(&self.ids, "example")?;
+        let neg = find(&self.not, "counter-example")?;
+        let mut excluded: HashSet<usize> = pos.iter().chain(&neg).copied().collect();
+        if let Some(c) = self.class {
+            let classes = &inputs[1];
+            let lab = classes.column("label").map_err(super::pl(node))?.cast(&DataType::Int64).map_err(super::pl(node))?;
+            let cid = classes.column(ctx.id).map_err(super::pl(node))?.cast(&DataType::String).map_err(super::pl(node))?;
+            let members: Vec<usize> = lab
+                .i64()
+                .map_err(super::pl(node))?
+                .iter()
+                .zip(cid.str().map_err(super::pl(node))?.iter())
+                .filter(|(l, _)| *l == Some(c))
+                .filter_map(|(_, id)| id.and_then(|id| row_of.get(id).copied()))
+                .collect();
+            if members.is_empty() {
+                return Err(Error::input(node, format!("class {c} has no members in the classes input")));
+            }
+            excluded.extend(&members);
+            pos.extend(members);
+        }
+        let xn = similar::normalise(&x, d);
+        for &i in pos.iter().chain(&neg) {
+            if xn[i * d..(i + 1) * d].iter().all(|&v| v == 0.0) {
+                return Err(Error::input(node, format!("galaxy `{}` has an all-zero representation: no direction to compare with", text[i])));
+            }
+        }
+        let w = if neg.is_empty() { similar::mean_direction(&xn, d, &pos) } else { similar::logistic(&xn, d, &pos, &neg, LAMBDA) };
+        let score = similar::scores(&xn, d, &w);
+        // Best first; ties by id (numeric ids as numbers).
+        let num: Option<Vec<i64>> = idcol.cast(&DataType::Int64).ok().and_then(|s| s.i64().ok().map(|c| c.iter().map(|v| v.unwrap_or(i64::MAX)).collect())).filter(|_| idcol.dtype().is_integer());
+        let mut order: Vec<usize> = (0..n).filter(|i| !excluded.contains(i)).collect();
+        order.sort_by(|&a, &b| {
+            score[b].total_cmp(&score[a]).then_with(|| match &num {
+                Some(v) => v[a].cmp(&v[b]),
+                None => text[a].cmp(&text[b]),
+            })
+        });
+        // Duplicate detections: within `dedupe_arcsec` of an example or a better result.
+        let sky = match (input.column("ra"), input.column("dec")) {
+            (Ok(ra), Ok(dec)) if self.dedupe_arcsec > 0.0 => {
+                let f = |c: &Column| -> Result<Vec<f64>> { Ok(c.cast(&DataType::Float64).map_err(super::pl(node))?.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect()) };
+                Some((f(ra)?, f(dec)?))
+            }
+            _ => None,
+        };
+        let mut kept: Vec<usize> = Vec::with_capacity(self.k as usize);
+        let mut dropped = 0usize;
+        let anchors: Vec<usize> = pos.iter().chain(&neg).copied().collect();
+        for &i in &order {
+            if kept.len() == self.k as usize {
+                break;
+            }
+            if let Some((ra, dec)) = &sky {
+                let near = |j: usize| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= self.dedupe_arcsec;
+                if anchors.iter().chain(&kept).any(|&j| near(j)) {
+                    dropped += 1;
+                    continue;
+                }
+            }
+            kept.push(i);
+        }
+        let idx = IdxCa::from_vec("idx".into(), kept.iter().map(|&i| i as IdxSize).collect());
+        let ids = input.column(ctx.id).map_err(super::pl(node))?.take(&idx).map_err(super::pl(node))?;
+        let df = DataFrame::new(
+            kept.len(),
+            vec![ids, Column::new("rank".into(), (1..=kept.len() as u32).collect::<Vec<u32>>()), Column::new("score".into(), kept.iter().map(|&i| score[i]).collect::<Vec<f64>>())],
+        )
+        .map_err(super::pl(node))?;
+        let how = if neg.is_empty() {
+            format!("cosine similarity to the mean of {} examples", pos.len())
+        } else {
+            format!("a linear classifier of {} examples against {} counter-examples", pos.len(), neg.len())
+        };
+        let mut summary = vec![format!("top {} of {} galaxies by {how} over {d} columns", kept.len(), order.len())];
+        if dropped > 0 {
+            summary.push(format!("{dropped} duplicate detections (within {} arcsec) dropped", self.dedupe_arcsec));
+        }
+        Ok(Output::new(df, summary))
+    }
+}
+
+/// Angular separation of two sky positions (degrees) in arcseconds (haversine).
+fn separation_arcsec(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
+    let (r1, d1, r2, d2) = (ra1.to_radians(), dec1.to_radians(), ra2.to_radians(), dec2.to_radians());
+    let a = ((d2 - d1) / 2.0).sin().powi(2) + d1.cos() * d2.cos() * ((r2 - r1) / 2.0).sin().powi(2);
+    2.0 * a.sqrt().min(1.0).asin().to_degrees() * 3600.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn separations() {
+        assert!((super::separation_arcsec(10.0, 0.0, 10.0, 1.0) - 3600.0).abs() < 1e-6);
+        assert!((super::separation_arcsec(0.0, 60.0, 1.0, 60.0) - 1800.0).abs() < 1.0);
+        assert_eq!(super::separation_arcsec(5.0, 5.0, 5.0, 5.0), 0.0);
+    }
+}
