@@ -616,7 +616,6 @@ fn cmd_show(path: &Path, node: &str, rows: usize, global: &Global, out: &Printer
     for (name, dt) in df.schema().iter() {
         println!("  {name}: {dt}");
     }
-    std::env::set_var("POLARS_FMT_MAX_COLS", "12");
     println!("{}", df.head(Some(rows)));
     println!("manifest:\n{}", serde_json::to_string_pretty(&m).expect("manifest serialises"));
     Ok(())
@@ -650,6 +649,11 @@ const MAX_THREADS: usize = 1024;
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let g = &cli.global;
+    // Environment variables are set here only, before any thread exists (set_var is unsound
+    // once other threads may read the environment).
+    if matches!(cli.cmd, Some(Cmd::Show { .. })) {
+        std::env::set_var("POLARS_FMT_MAX_COLS", "12");
+    }
     if let Some(n) = g.threads {
         // Before any thread pool exists: polars reads this when its pool first starts.
         std::env::set_var("POLARS_MAX_THREADS", n.max(1).to_string());

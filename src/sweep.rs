@@ -119,7 +119,24 @@ pub fn settings(raw: &RawPipeline, grid: &[String], classes: Option<&str>) -> Re
             raw.file.display()
         )));
     }
+    // A repeated value makes two identical points, each the other's perfect match: the
+    // stability between them would be a lie.
+    for a in &s.axes {
+        for (i, v) in a.values.iter().enumerate() {
+            if a.values[..i].iter().any(|w| same_value(v, w)) {
+                return Err(Error::spec(a.loc.clone(), None, Some(&a.name()), format!("the value {} is given twice: each grid value must differ", show_value(v))));
+            }
+        }
+    }
     Ok(s)
+}
+
+/// Two grid values that set a parameter alike (`50` and `50.0` too).
+fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
+    match (a, b) {
+        (toml::Value::Integer(x), toml::Value::Float(y)) | (toml::Value::Float(y), toml::Value::Integer(x)) => (*x as f64) == *y,
+        _ => a == b,
+    }
 }
 
 /// Every combination of axis values, the last axis varying fastest: `points[i][a]` is the
@@ -174,7 +191,15 @@ pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[Strin
 /// pipeline's report node, else its last `select-*` node.
 pub fn classes_node(sweep: &Sweep, p: &Pipeline) -> Result<usize> {
     if let Some(c) = &sweep.classes {
-        return p.find(c).ok_or_else(|| Error::Usage(format!("no node named `{c}` in `{}` (nodes: {})", p.file.display(), p.names())));
+        let v = p.find(c).ok_or_else(|| Error::Usage(format!("no node named `{c}` in `{}` (nodes: {})", p.file.display(), p.names())))?;
+        // Checked before the sweep runs, not after.
+        if !p.nodes[v].schema.contains("label") {
+            return Err(Error::Usage(format!(
+                "`--classes {c}`: node `{c}` ({} op) has no `label` column; name a select-leaves or select-eom node",
+                p.nodes[v].op.name()
+            )));
+        }
+        return Ok(v);
     }
     let report = p.order.iter().rev().find(|&&v| p.nodes[v].op.name() == "report");
     if let Some(&r) = report {

@@ -86,31 +86,53 @@ pub fn require_numeric(schema: &Schema, cols: &[String]) -> std::result::Result<
     Ok(())
 }
 
+/// The largest magnitude a value may have in a matrix the numeric kernels work on: squared
+/// distances over thousands of such columns stay finite in f32, with room to spare.
+pub const MAX_ABS: f64 = 1e15;
+
 /// Gather numeric columns into a row-major f32 matrix (`rows × cols.len()`), refusing
-/// non-finite values with an error naming the column and counting the rows.
+/// null, non-finite and out-of-range values with an error naming the column, counting the
+/// rows and giving the first one.
 pub fn matrix_f32(df: &DataFrame, cols: &[String], node: &str) -> Result<Vec<f32>> {
     let (n, d) = (df.height(), cols.len());
     let mut x = vec![0f32; n * d];
     for (j, name) in cols.iter().enumerate() {
         let col = df.column(name).map_err(|e| Error::polars(node, e))?;
-        let s = col.as_materialized_series().cast(&DataType::Float32).map_err(|e| Error::polars(node, e))?;
-        let ca = s.f32().map_err(|e| Error::polars(node, e))?;
-        let nulls = ca.null_count();
-        let mut bad = 0usize;
+        let s = col.as_materialized_series().cast(&DataType::Float64).map_err(|e| Error::polars(node, e))?;
+        let ca = s.f64().map_err(|e| Error::polars(node, e))?;
+        let (mut nulls, mut bad, mut huge) = (0usize, 0usize, 0usize);
+        let mut first: Option<(usize, String)> = None;
         for (i, v) in ca.iter().enumerate() {
-            match v {
-                Some(v) if v.is_finite() => x[i * d + j] = v,
-                Some(_) => bad += 1,
-                None => {}
-            }
+            let why = match v {
+                Some(v) if v.is_finite() && v.abs() <= MAX_ABS => {
+                    x[i * d + j] = v as f32;
+                    continue;
+                }
+                Some(v) if v.is_finite() => {
+                    huge += 1;
+                    format!("{v:e}")
+                }
+                Some(v) => {
+                    bad += 1;
+                    format!("{v}")
+                }
+                None => {
+                    nulls += 1;
+                    "null".to_owned()
+                }
+            };
+            first.get_or_insert((i, why));
         }
-        if nulls + bad > 0 {
+        if let Some((row, v)) = first {
+            let mut parts = Vec::new();
+            for (c, what) in [(nulls, "null"), (bad, "NaN or infinite"), (huge, "beyond ±1e15 (rescale the column)")] {
+                if c > 0 {
+                    parts.push(format!("{c} {what}"));
+                }
+            }
             return Err(Error::input(
                 node,
-                format!(
-                    "column `{name}` has {} row(s) that are null, NaN or infinite ({nulls} null, {bad} NaN/inf); drop or fill them upstream",
-                    nulls + bad
-                ),
+                format!("column `{name}` has {} unusable row(s): {}; the first is data row {} (`{v}`); drop, fill or rescale them upstream", nulls + bad + huge, parts.join(", "), row + 1),
             ));
         }
     }

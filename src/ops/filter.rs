@@ -135,14 +135,22 @@ pub struct Filter {
 
 impl Filter {
     pub fn parse(p: &mut Params) -> Result<Self> {
+        // An empty list given is blamed by name; neither given, `drop_where`.
+        let mut given: Option<&'static str> = None;
         let mut parse_list = |name: &'static str| -> Result<Vec<Cond>> {
-            let texts = p.strings(name)?.unwrap_or_default();
-            texts.iter().map(|t| parse_cond(t).map_err(|m| p.error(name, m))).collect()
+            let texts = p.strings(name)?;
+            if texts.is_some() && given.is_none() {
+                given = Some(name);
+            }
+            texts.unwrap_or_default().iter().map(|t| parse_cond(t).map_err(|m| p.error(name, m))).collect()
         };
         let drop_where = parse_list("drop_where")?;
         let keep_where = parse_list("keep_where")?;
         if drop_where.is_empty() && keep_where.is_empty() {
-            return Err(p.missing("drop_where", "at least one condition in `drop_where` or `keep_where`"));
+            return Err(match given {
+                Some(name) => p.error(name, "is empty: give at least one condition, e.g. [\"smooth-or-featured_smooth_fraction >= 0.5\"]"),
+                None => p.missing("drop_where", "at least one condition in `drop_where` or `keep_where`"),
+            });
         }
         Ok(Filter { drop_where, keep_where })
     }

@@ -259,7 +259,15 @@ impl Op {
     /// The output schema, given the input schemas; fails on absent or ill-typed columns.
     pub fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<SchemaResult<Schema>> {
         Ok(match self {
-            Op::Synthetic(o) => Ok(o.schema(id)),
+            Op::Synthetic(o) => {
+                // The sample makes its own id column: it cannot also be one of the others.
+                let taken = o.schema("\u{0}id");
+                if taken.contains(id) {
+                    Err(SchemaError::new("op", format!("the pipeline's id column `{id}` is one of the built-in sample's own columns: give `[pipeline] id` another name (e.g. `id`)")))
+                } else {
+                    Ok(o.schema(id))
+                }
+            }
             Op::Read(o) => o.schema(id)?,
             Op::Join(o) => o.schema(&inputs[0], &inputs[1], id),
             Op::Filter(o) => o.schema(&inputs[0]),

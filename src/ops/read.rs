@@ -49,6 +49,9 @@ impl Read {
     pub fn parse(p: &mut Params, base_dir: &Path) -> Result<Self> {
         let raw = p.req_string("path")?;
         let path = base_dir.join(&raw);
+        if path.is_dir() {
+            return Err(p.error("path", format!("`{}` is a folder, not a table file (.parquet, .csv or .arrow)", path.display())));
+        }
         let format = match p.string("format")? {
             Some(f) => match f.as_str() {
                 "parquet" => Format::Parquet,
@@ -79,6 +82,9 @@ impl Read {
                 Schema::from_arrow_schema(&arrow)
             }
             Format::Csv => {
+                if let Some((line, got, want)) = ragged(&self.path).map_err(|e| e.to_string())? {
+                    return Err(format!("line {line} has {got} fields where the header has {want}"));
+                }
                 let df = CsvReadOptions::default()
                     .with_has_header(true)
                     .with_infer_schema_length(Some(CSV_INFER_ROWS))
@@ -86,7 +92,7 @@ impl Read {
                     .try_into_reader_with_file_path(Some(self.path.clone()))
                     .and_then(|r| r.finish())
                     .map_err(|e| e.to_string())?;
-                df.schema().as_ref().clone()
+                numeric_text(df, "").schema().as_ref().clone()
             }
         };
         Ok(schema)
@@ -136,13 +142,14 @@ impl Read {
             Format::Ipc => IpcReader::new(file()?).with_columns(Some(cols.clone())).finish().map_err(bad)?,
             Format::Csv => {
                 let names: Arc<[PlSmallStr]> = cols.iter().map(|c| PlSmallStr::from(c.as_str())).collect();
-                CsvReadOptions::default()
+                let df = CsvReadOptions::default()
                     .with_has_header(true)
                     .with_infer_schema_length(Some(CSV_INFER_ROWS))
                     .with_columns(Some(names))
                     .try_into_reader_with_file_path(Some(self.path.clone()))
                     .and_then(|r| r.finish())
-                    .map_err(bad)?
+                    .map_err(bad)?;
+                numeric_text(df, ctx.id)
             }
         };
         // Column order as selected, whatever order the reader produced.
@@ -150,7 +157,75 @@ impl Read {
         if df.height() == 0 {
             return Err(Error::input(ctx.node, format!("`{}` has no rows", self.path.display())));
         }
+        // One row per galaxy: a repeated id breaks joins, classes and searches downstream.
+        let ids = df.column(ctx.id).map_err(bad)?.as_materialized_series().cast(&DataType::String).map_err(bad)?;
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(ids.len());
+        for (i, v) in ids.str().map_err(bad)?.iter().enumerate() {
+            let v = v.unwrap_or("");
+            if let Some(first) = seen.insert(v, i) {
+                return Err(Error::input(
+                    ctx.node,
+                    format!("`{}`: id `{v}` appears more than once (data rows {} and {}); the id column must name each galaxy once", self.path.display(), first + 1, i + 1),
+                ));
+            }
+        }
         let summary = vec![format!("{} rows, {} columns from `{}`", df.height(), df.width(), self.path.display())];
         Ok(Output::new(df, summary))
     }
+}
+
+/// The first line of a CSV file whose field count differs from the header's: (line number,
+/// fields, header fields). Quoted fields may hold the separator; a quoted newline is not
+/// expected in a catalogue and counts as a line break.
+fn ragged(path: &Path) -> std::io::Result<Option<(usize, usize, usize)>> {
+    use std::io::BufRead;
+    let count = |line: &str| {
+        let mut quoted = false;
+        1 + line
+            .chars()
+            .filter(|&c| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                c == ',' && !quoted
+            })
+            .count()
+    };
+    let mut lines = std::io::BufReader::new(std::fs::File::open(path)?).lines();
+    let Some(header) = lines.next().transpose()? else { return Ok(None) };
+    let want = count(&header);
+    for (i, line) in lines.enumerate() {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        let got = count(&line);
+        if got != want {
+            return Ok(Some((i + 2, got, want)));
+        }
+    }
+    Ok(None)
+}
+
+/// Text columns that hold only numbers, some spelled `nan` or `inf` (which the CSV reader
+/// leaves as text), as Float64; never the id column.
+fn numeric_text(df: DataFrame, id: &str) -> DataFrame {
+    let special = |v: &str| matches!(v.trim().to_ascii_lowercase().trim_start_matches(['+', '-']), "nan" | "inf" | "infinity");
+    let cols: Vec<Column> = df
+        .columns()
+        .iter()
+        .map(|c| {
+            let Ok(ca) = c.str() else { return c.clone() };
+            if c.name().as_str() == id || !ca.iter().flatten().any(special) {
+                return c.clone();
+            }
+            let parsed: Option<Vec<Option<f64>>> = ca.iter().map(|v| v.map_or(Some(None), |v| v.trim().parse::<f64>().ok().map(Some))).collect();
+            match parsed {
+                Some(v) => Column::new(c.name().clone(), v),
+                None => c.clone(),
+            }
+        })
+        .collect();
+    let h = df.height();
+    DataFrame::new(h, cols).unwrap_or(df)
 }

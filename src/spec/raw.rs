@@ -126,12 +126,13 @@ pub fn parse(path: &Path, text: &str) -> Result<RawPipeline> {
 
 /// Read and parse a pipeline file.
 pub fn load(path: &Path) -> Result<RawPipeline> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Usage(format!("pipeline file `{}` not found", path.display()))
-        } else {
-            Error::io("cannot read pipeline file", path, e)
-        }
+    if path.is_dir() {
+        return Err(Error::Usage(format!("`{}` is a folder: give a pipeline file, e.g. `pipelines/featured.toml`", path.display())));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Usage(format!("pipeline file `{}` not found", path.display())),
+        std::io::ErrorKind::InvalidData => Error::Usage(format!("`{}` is not a text file (not UTF-8): a pipeline is a TOML file", path.display())),
+        _ => Error::io("cannot read pipeline file", path, e),
     })?;
     parse(path, &text)
 }

@@ -81,7 +81,16 @@ fn cases() -> Vec<Case> {
             ..case(
                 "NaN and inf features",
                 "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"r\"\nn_components = 1\n",
-                &["node `p`", "column `feat_0`", "2 row(s) that are null, NaN or infinite"],
+                &["node `p`", "column `feat_0` has 2 unusable row(s): 2 NaN or infinite; the first is data row 2 (`NaN`)"],
+            )
+        },
+        Case {
+            files: vec![("cat.csv", "id,feat_0,feat_1\n1,1e38,2\n2,-1e38,3\n3,1e300,1\n4,0,0\n5,1,1\n6,2,2\n")],
+            before_run: false,
+            ..case(
+                "features too large for f32 distances (they overflowed into a panic in the MST)",
+                "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n[nodes.t]\nop = \"cluster\"\ninput = \"r\"\ncolumns = \"feat_*\"\nmin_samples = 2\nmin_cluster_size = 2\n",
+                &["node `t`", "column `feat_0` has 3 unusable row(s): 3 beyond ±1e15 (rescale the column); the first is data row 1 (`1e38`)"],
             )
         },
     ]
@@ -171,6 +180,9 @@ fn shipped_pipelines_validate() {
     if !root.join("../data/gz-desi/representations.parquet").exists() {
         assert_eq!(r.code(), 2);
         assert!(r.stderr().contains("node `representations`: parameter `path`: file") && r.stderr().contains("not found"), "{}", r.stderr());
+    } else {
+        assert_eq!(r.code(), 0, "with the data there, the pipeline validates: {}", r.stderr());
+        assert!(r.stdout().contains("representations"), "{}", r.stdout());
     }
     // The real-cutout pipeline needs the exported encoder and ONNX Runtime; without them it
     // says which is missing.
@@ -225,4 +237,49 @@ fn slurm_resources_are_checked_before_anything_runs() {
     let r = t.run(&["run", "p.toml", "--shard", "0/2", "--executor", "slurm"]);
     assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("give one or the other"), "{}", r.stderr());
+}
+
+#[test]
+fn hostile_inputs_found_in_review_are_refused_clearly() {
+    let t = Test::new();
+    let check = |args: &[&str], want: &str| {
+        let mut args = args.to_vec();
+        args.push("-q");
+        let r = t.run(&args);
+        assert_eq!(r.code(), 2, "{args:?}: {}", r.stderr());
+        assert!(r.stderr().contains(want), "{args:?}: {}", r.stderr());
+        assert_eq!(r.stderr().trim().lines().count(), 1, "one line: {}", r.stderr());
+    };
+    // Pipelines that are not text, or not files.
+    std::fs::write(t.path("bin.toml"), b"\xff\xfe\x00binary").unwrap();
+    check(&["run", "bin.toml"], "`bin.toml` is not a text file (not UTF-8)");
+    std::fs::create_dir_all(t.path("dir.toml")).unwrap();
+    check(&["run", "dir.toml"], "`dir.toml` is a folder: give a pipeline file");
+    // The sample's own column as the id.
+    t.pipeline("[pipeline]\nname = \"h\"\nid = \"ra\"\n[nodes.c]\nop = \"synthetic\"\nn = 100\n");
+    check(&["run", "p.toml"], "the pipeline's id column `ra` is one of the built-in sample's own columns");
+    // An empty keep_where is blamed by name.
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"synthetic\"\nn = 100\n[nodes.f]\nop = \"filter\"\ninput = \"c\"\nkeep_where = []\n");
+    check(&["run", "p.toml"], "parameter `keep_where`: is empty");
+    // A folder as a table; a ragged CSV; repeated ids.
+    std::fs::create_dir_all(t.path("sub")).unwrap();
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"sub\"\n");
+    check(&["run", "p.toml"], "is a folder, not a table file");
+    t.write("r.csv", "id,a,b\n1,1,2\n2,3\n3,1,2\n");
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n");
+    check(&["run", "p.toml"], "line 3 has 2 fields where the header has 3");
+    t.write("r.csv", "id,a,b\n1,1,2\n2,3,4,5\n");
+    check(&["run", "p.toml"], "line 3 has 4 fields where the header has 3");
+    t.write("r.csv", "id,a\n1,1\n2,3\n1,5\n");
+    check(&["run", "p.toml"], "id `1` appears more than once (data rows 1 and 3)");
+    // `nan` and `inf` in a numeric CSV column are numbers (then refused as features).
+    t.write("r.csv", "id,a,b\n1,nan,2\n2,-inf,3\n3,1.5,1\n");
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"c\"\ncolumns = [\"a\", \"b\"]\nn_components = 1\n");
+    check(&["run", "p.toml"], "column `a` has 2 unusable row(s): 2 NaN or infinite; the first is data row 1 (`NaN`)");
+    // A repeated grid value; a classes node that is not one, before anything runs.
+    let _ = std::fs::remove_dir_all(t.cache());
+    t.pipeline(&format!("[pipeline]\nname = \"g\"\n{}{}", crate::support::featured(500, 8), crate::support::pca_leaves(5)));
+    check(&["sweep", "p.toml", "--grid", "tree.min_samples=5,5.0"], "parameter `tree.min_samples`: the value 5.0 is given twice");
+    check(&["sweep", "p.toml", "--grid", "tree.min_samples=5,8", "--classes", "catalog"], "node `catalog` (synthetic op) has no `label` column");
+    assert!(!t.cache().join("v1/objects").exists() || std::fs::read_dir(t.cache().join("v1/objects")).unwrap().next().is_none(), "nothing ran");
 }

@@ -106,7 +106,7 @@ fn bad_cluster_input_is_refused_clearly() {
     t.pipeline("[nodes.r]\nop = \"read\"\npath = \"nan.csv\"\n[nodes.t]\nop = \"cluster\"\ninput = \"r\"\ncolumns = \"x*\"\nmin_samples = 1\nmin_cluster_size = 2\n");
     let r = t.run(&["p.toml"]);
     assert_eq!(r.code(), 2);
-    assert!(r.stderr().contains("column `x0` has 1 row(s) that are null, NaN or infinite"), "{}", r.stderr());
+    assert!(r.stderr().contains("column `x0` has 1 unusable row(s): 1 NaN or infinite; the first is data row 2 (`NaN`)"), "{}", r.stderr());
 
     t.pipeline("[nodes.r]\nop = \"read\"\npath = \"nan.csv\"\n[nodes.s]\nop = \"select-leaves\"\ninput = \"r\"\n");
     let r = t.run(&["p.toml"]);
