@@ -499,24 +499,36 @@ fn cmd_plan(path: &Path, explain: bool, target: &[String], json: bool, global: &
 }
 
 fn cmd_export(path: &Path, node: &str, dest: &Path, global: &Global, out: &Printer) -> Result<()> {
-    let csv = match dest.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("parquet" | "pq") => false,
-        Some("csv") => true,
-        _ => return Err(Error::Usage(format!("cannot tell the format of `{}`: use a .parquet or .csv file name", dest.display()))),
+    #[derive(PartialEq)]
+    enum Fmt {
+        Parquet,
+        Csv,
+        Ipc,
+    }
+    let fmt = match dest.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("parquet" | "pq") => Fmt::Parquet,
+        Some("csv") => Fmt::Csv,
+        Some("arrow" | "ipc" | "feather") => Fmt::Ipc,
+        _ => return Err(Error::Usage(format!("cannot tell the format of `{}`: use a .parquet, .csv or .arrow file name", dest.display()))),
     };
     let (p, t, store) = load(path, global, &[node.to_owned()])?;
     let report = exec::run(&p, &store, out, &t)?;
     let done = report.node(node).expect("target ran");
     let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{}.dagrun-tmp", dest.file_name().unwrap_or_default().to_string_lossy()));
-    let written = if csv {
-        use polars::prelude::*;
-        let mut df = store.read(&done.key, node)?;
-        std::fs::File::create(&tmp)
-            .ctx("cannot create", &tmp)
-            .and_then(|f| CsvWriter::new(f).finish(&mut df).map_err(|e| Error::polars(node, e)))
-    } else {
-        std::fs::copy(store.data_path(&done.key), &tmp).ctx("cannot write", &tmp).map(drop)
+    let written = match fmt {
+        Fmt::Parquet => std::fs::copy(store.data_path(&done.key), &tmp).ctx("cannot write", &tmp).map(drop),
+        Fmt::Csv | Fmt::Ipc => {
+            use polars::prelude::*;
+            let mut df = store.read(&done.key, node)?;
+            std::fs::File::create(&tmp).ctx("cannot create", &tmp).and_then(|f| {
+                if fmt == Fmt::Csv {
+                    CsvWriter::new(f).finish(&mut df).map_err(|e| Error::polars(node, e))
+                } else {
+                    IpcWriter::new(f).finish(&mut df).map_err(|e| Error::polars(node, e))
+                }
+            })
+        }
     };
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, dest).ctx("cannot write", dest)) {
         let _ = std::fs::remove_file(&tmp);
@@ -631,9 +643,10 @@ fn cmd_gc(older_than: &str, global: &Global, out: &Printer) -> Result<()> {
     let store = Store::open(&dir)?;
     let r = store.gc(age)?;
     out.line(&format!(
-        "removed {} entries ({:.1} MB) and {} temporary files; kept {} in use and {} used within {older_than}",
+        "removed {} entries ({:.1} MB), {} sweep summaries or SLURM run folders and {} temporary files; kept {} in use and {} used within {older_than}",
         r.removed,
         r.bytes as f64 / 1e6,
+        r.folders_removed,
         r.temp_removed,
         r.kept_in_use,
         r.kept_recent

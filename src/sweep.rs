@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::cache::store::{parquet_bytes, write_atomic};
+use crate::cache::store::parquet_bytes;
 use crate::cache::Store;
-use crate::error::{Error, IoContext, Loc, Result};
+use crate::error::{Error, Loc, Result};
 use crate::exec::{RunReport, Status};
 use crate::spec::raw::{self, RawParam, RawPipeline};
 use crate::spec::{self, Pipeline};
@@ -424,16 +424,7 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
         ("classes.parquet", parquet_bytes(&mut classes_frame(&classes)?, "sweep classes")?),
     ];
     files.push(("index.html", crate::render::sweep_html(&p0.name, &sweep.axes, &out, &classes, &cname, &dir).into_bytes()));
-    let tmp = store.root().join("tmp").join(format!("sweep-{key}.{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).ctx("cannot create", &tmp)?;
-    for (name, bytes) in &files {
-        write_atomic(&tmp.join(name), bytes)?;
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).ctx("cannot replace", &dir)?;
-    }
-    std::fs::create_dir_all(dir.parent().expect("under sweeps")).ctx("cannot create", &dir)?;
-    std::fs::rename(&tmp, &dir).ctx("cannot publish", &dir)?;
+    store.publish_folder(&dir, &files)?;
     Ok(Summary { points: out, classes, dir })
 }
 

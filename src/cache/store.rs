@@ -8,7 +8,11 @@
 //!                                 the entry's last use (for gc)
 //! tmp/                            entries being written
 //! runs/<pipeline>/<node>.json     the key parts of each node's last run (for `plan --explain`)
-//! files/                          the stat cache of input files
+//! files/                          the stat cache of input files (`dirs/`: of image folders)
+//! sweeps/<key>/                   a sweep's summary (summary.parquet, classes.parquet,
+//!                                 index.html), published like an entry; gc removes it
+//!                                 when not rewritten for the gc age
+//! slurm/<run>/                    `--executor slurm`: the jobs' scripts and logs
 //! ```
 //!
 //! **Invariants.** An entry directory appears only by an atomic rename of a complete,
@@ -129,6 +133,8 @@ pub struct GcReport {
     pub kept_in_use: usize,
     pub kept_recent: usize,
     pub temp_removed: usize,
+    /// Sweep summaries and SLURM run folders older than the gc age.
+    pub folders_removed: usize,
 }
 
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
@@ -467,6 +473,21 @@ impl Store {
                 report.bytes += bytes;
             }
         }
+        // Sweep summaries (made again by any sweep that needs them) and SLURM run folders,
+        // by age: a sweep publishing one now writes a new folder, never into an old one.
+        for kind in ["sweeps", "slurm"] {
+            let Ok(rd) = fs::read_dir(self.root.join(kind)) else { continue };
+            for e in rd.flatten() {
+                let age = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+                if age >= older_than {
+                    let trash = self.root.join("tmp").join(format!("{kind}.gc.{}", unique()));
+                    if fs::rename(e.path(), &trash).is_ok() {
+                        let _ = fs::remove_dir_all(&trash);
+                        report.folders_removed += 1;
+                    }
+                }
+            }
+        }
         // Temporary entries whose key no process is computing were left by killed runs.
         let tmp = self.root.join("tmp");
         for e in fs::read_dir(&tmp).ctx("cannot list", &tmp)?.flatten() {
@@ -480,6 +501,37 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Publish a folder of files at `dest` (under this store) as entries are published:
+    /// written and fsynced in a temporary folder, then renamed into place (an older folder
+    /// there is moved aside first), then the parent fsynced. A reader sees the old folder or
+    /// the new one, never a mix.
+    pub fn publish_folder(&self, dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+        let tmp = self.root.join("tmp").join(format!("folder.{}", unique()));
+        let res = (|| {
+            fs::create_dir_all(&tmp).ctx("cannot create", &tmp)?;
+            for (name, bytes) in files {
+                let p = tmp.join(name);
+                let mut f = File::create(&p).ctx("cannot create", &p)?;
+                f.write_all(bytes).ctx("cannot write", &p)?;
+                f.sync_all().ctx("cannot sync", &p)?;
+            }
+            sync_dir(&tmp)?;
+            let parent = dest.parent().expect("a folder in the store");
+            fs::create_dir_all(parent).ctx("cannot create", parent)?;
+            if dest.exists() {
+                let trash = self.root.join("tmp").join(format!("folder.old.{}", unique()));
+                fs::rename(dest, &trash).ctx("cannot move aside", dest)?;
+                let _ = fs::remove_dir_all(&trash);
+            }
+            fs::rename(&tmp, dest).ctx("cannot publish", dest)?;
+            sync_dir(parent)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        res
     }
 
     /// Keys of all entries, for tests and tools.

@@ -47,7 +47,7 @@ impl Cluster {
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
         let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
-        columns::require_numeric(input, &cols).map_err(|m| SchemaError::new("columns", m))?;
+        columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         let mut s = Schema::default();
         s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
         s.insert("parent".into(), DataType::Int64);

@@ -72,10 +72,13 @@ pub fn is_numeric(dt: &DataType) -> bool {
     dt.is_primitive_numeric()
 }
 
-/// Check that every column is numeric.
-pub fn require_numeric(schema: &Schema, cols: &[String]) -> std::result::Result<(), String> {
+/// Check that every column is numeric and none is the id column.
+pub fn require_numeric(schema: &Schema, cols: &[String], id: &str) -> std::result::Result<(), String> {
     if cols.is_empty() {
         return Err("selects no column: a numeric kernel needs at least one".into());
+    }
+    if cols.iter().any(|c| c == id) {
+        return Err(format!("column `{id}` is the id column, not a feature: leave it out of `columns`"));
     }
     for c in cols {
         let dt = schema.get(c).expect("resolved column");

@@ -82,7 +82,7 @@ impl Reduce {
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
         let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
-        columns::require_numeric(input, &cols).map_err(|m| SchemaError::new("columns", m))?;
+        columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         if self.umap.is_none() && self.n_components as usize > cols.len() {
             return Err(SchemaError::new(
                 "n_components",

@@ -57,7 +57,7 @@ impl Similar {
 
     pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
         let cols = columns::resolve(&inputs[0], &self.columns).map_err(|m| SchemaError::new("columns", m))?;
-        columns::require_numeric(&inputs[0], &cols).map_err(|m| SchemaError::new("columns", m))?;
+        columns::require_numeric(&inputs[0], &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         match (self.class, inputs.len()) {
             (Some(_), 1) => return Err(SchemaError::new("class", "needs a second input: the classes node (inputs = [\"FEATURES\", \"CLASSES\"])")),
             (None, 2) => return Err(SchemaError::new("inputs", "a second input (classes) is used only with `class = N`")),

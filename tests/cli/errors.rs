@@ -276,10 +276,86 @@ fn hostile_inputs_found_in_review_are_refused_clearly() {
     t.write("r.csv", "id,a,b\n1,nan,2\n2,-inf,3\n3,1.5,1\n");
     t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"c\"\ncolumns = [\"a\", \"b\"]\nn_components = 1\n");
     check(&["run", "p.toml"], "column `a` has 2 unusable row(s): 2 NaN or infinite; the first is data row 1 (`NaN`)");
+    // The id column is not a feature.
+    t.write("r.csv", "id,a,b\n1,1,2\n2,3,1\n3,1.5,1\n");
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"c\"\ncolumns = [\"id\", \"a\"]\nn_components = 1\n");
+    check(&["run", "p.toml"], "column `id` is the id column, not a feature");
+    // Export writes what read takes.
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n");
+    t.run(&["export", "p.toml", "c", "--out", "c.arrow"]).ok();
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"c.arrow\"\n");
+    assert!(t.run(&["run", "p.toml", "-q"]).ok().stderr().is_empty());
     // A repeated grid value; a classes node that is not one, before anything runs.
     let _ = std::fs::remove_dir_all(t.cache());
     t.pipeline(&format!("[pipeline]\nname = \"g\"\n{}{}", crate::support::featured(500, 8), crate::support::pca_leaves(5)));
     check(&["sweep", "p.toml", "--grid", "tree.min_samples=5,5.0"], "parameter `tree.min_samples`: the value 5.0 is given twice");
     check(&["sweep", "p.toml", "--grid", "tree.min_samples=5,8", "--classes", "catalog"], "node `catalog` (synthetic op) has no `label` column");
     assert!(!t.cache().join("v1/objects").exists() || std::fs::read_dir(t.cache().join("v1/objects")).unwrap().next().is_none(), "nothing ran");
+}
+
+/// Random small pipelines over random small tables, hostile values included: whatever the
+/// input, dagrun answers 0, 1 or 2, never a panic (101).
+#[test]
+fn random_pipelines_never_panic() {
+    let rng = std::cell::RefCell::new(dagrun::numeric::rng::Rng::new(20261202, 0));
+    let pick = |n: usize| (rng.borrow_mut().uniform() * n as f64) as usize % n;
+    let values = ["0", "1", "2", "5", "-3", "1e38", "-1e38", "1e300", "nan", "inf", "", "x", "0.5"];
+    // Mostly valid values, some hostile ones.
+    let params: &[(&str, &[&str])] = &[
+        ("n_neighbors", &["2", "3", "5", "5", "15", "0", "100000"]),
+        ("min_samples", &["1", "2", "3", "5", "5", "0", "1000"]),
+        ("min_cluster_size", &["2", "3", "5", "10", "10", "1", "1000000"]),
+        ("columns", &["\"feat_*\"", "\"feat_*\"", "\"feat_0\"", "[\"feat_0\", \"feat_1\"]", "[]", "\"id\"", "\"nope*\"", "3"]),
+        ("n_epochs", &["1", "10", "10", "0"]),
+        ("metric", &["\"euclidean\"", "\"euclidean\"", "\"cosine\"", "\"manhattan\""]),
+        ("k", &["1", "5", "5", "0"]),
+    ];
+    let mut codes = std::collections::BTreeMap::new();
+    for case in 0..300 {
+        let t = Test::new();
+        let rows = pick(40);
+        let hostile = pick(5) == 0;
+        let dup_row = if pick(8) == 0 { Some(pick(rows.max(1))) } else { None };
+        let mut csv = String::from("id,feat_0,feat_1\n");
+        for r in 0..rows {
+            let id = if Some(r) == dup_row && r > 0 { "0".to_owned() } else { r.to_string() };
+            let v = || if hostile { values[pick(values.len())].to_owned() } else { format!("{:.3}", 10.0 * (pick(1000) as f64 / 1000.0)) };
+            csv.push_str(&format!("{id},{},{}\n", v(), v()));
+        }
+        t.write("t.csv", &csv);
+        let mut p = String::from("[pipeline]\nname = \"r\"\n[nodes.c]\nop = \"read\"\npath = \"t.csv\"\n");
+        // The paper's chain, each step's parameters drawn from valid and hostile values.
+        let draw = |names: &[&str]| -> String {
+            let mut out = String::new();
+            for &name in names {
+                if pick(2) == 0 {
+                    let vs = params.iter().find(|(n, _)| *n == name).expect("a parameter").1;
+                    out.push_str(&format!("{name} = {}\n", vs[pick(vs.len())]));
+                }
+            }
+            out
+        };
+        let mut prev = "c";
+        if pick(3) == 0 {
+            p.push_str(&format!("[nodes.f]\nop = \"filter\"\ninput = \"c\"\nkeep_where = [\"feat_0 >= {}\"]\n", values[pick(4)]));
+            prev = "f";
+        }
+        let umap = pick(2) == 0;
+        let (method, prefix) = if umap { ("umap", "umap_*") } else { ("pca", "pca_*") };
+        let reduce_params: &[&str] = if umap { &["n_neighbors", "n_epochs", "metric", "columns"] } else { &["columns"] };
+        let n_components = ["1", "2", "2", "2", "3", "0", "50"][pick(7)];
+        p.push_str(&format!("[nodes.r]\nop = \"reduce\"\nmethod = \"{method}\"\ninput = \"{prev}\"\nn_components = {n_components}\n{}", draw(reduce_params)));
+        p.push_str(&format!("[nodes.t]\nop = \"cluster\"\ninput = \"r\"\ncolumns = \"{prefix}\"\n{}", draw(&["min_samples", "min_cluster_size"])));
+        p.push_str(&format!("[nodes.s]\nop = \"{}\"\ninput = \"t\"\n", ["select-leaves", "select-eom"][pick(2)]));
+        if pick(2) == 0 {
+            p.push_str(&format!("[nodes.q]\nop = \"similar\"\ninput = \"{prev}\"\nids = [\"{}\"]\n{}", pick(rows.max(1)), draw(&["k", "columns"])));
+        }
+        t.pipeline(&p);
+        let r = t.run(&["run", "p.toml", "-q"]);
+        assert!(matches!(r.code(), 0..=2) && !r.stderr().contains("panicked"), "case {case}: exit {}\n{p}\n{csv}\n{}", r.code(), r.stderr());
+        *codes.entry(r.code()).or_insert(0) += 1;
+        if std::env::var_os("SHOW").is_some() { eprintln!("{}", r.stderr().trim()); }
+    }
+    eprintln!("exit codes: {codes:?}");
+    assert!(codes.get(&0).copied().unwrap_or(0) >= 20 && codes.get(&2).copied().unwrap_or(0) >= 20, "the cases reach both success and refusal: {codes:?}");
 }

@@ -115,3 +115,22 @@ fn sweep_table_in_the_file_and_bad_grids() {
     assert_eq!(none.code(), 2);
     assert!(none.stderr().contains("no grid to sweep"), "{}", none.stderr());
 }
+
+#[test]
+fn sweep_summaries_are_published_whole_and_collected_by_gc() {
+    let t = Test::new();
+    t.pipeline(&format!("[pipeline]\nname = \"g\"\n{}{}", featured(2000, 8), crate::support::pca_leaves(5)));
+    let r = t.run(&["sweep", "p.toml", "--grid", "tree.min_samples=5,8", "--json"]).ok();
+    let dir = std::path::PathBuf::from(r.json()["summary_dir"].as_str().unwrap());
+    let names: BTreeSet<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, BTreeSet::from(["classes.parquet".into(), "index.html".into(), "summary.parquet".into()]));
+    // Published again over itself: the same folder, nothing left in tmp.
+    t.run(&["sweep", "p.toml", "--grid", "tree.min_samples=5,8"]).ok();
+    assert!(dir.join("index.html").exists());
+    let tmp: Vec<_> = std::fs::read_dir(t.cache().join("v1/tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+    // gc collects summaries older than its age.
+    let gc = t.run(&["gc", "--older-than", "0s"]).ok();
+    assert!(gc.stderr().contains("1 sweep summaries or SLURM run folders"), "{}", gc.stderr());
+    assert!(!dir.exists());
+}
