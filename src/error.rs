@@ -67,6 +67,10 @@ pub enum Error {
     /// out, an unreadable data file (exit 2).
     #[error("node `{node}`: {message}")]
     Input { node: String, message: String },
+    /// [`Error::Input`] found while running, located at the node in its pipeline file
+    /// (exit 2).
+    #[error("{loc}: node `{node}`: {message}")]
+    InputAt { loc: Loc, node: String, message: String },
     /// A command-line argument that is not part of a pipeline (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -103,6 +107,14 @@ impl Error {
         Error::Input { node: node.to_owned(), message: message.into() }
     }
 
+    /// An input error located at the node `at` (in its pipeline file); other errors unchanged.
+    pub fn at(self, at: &Loc) -> Self {
+        match self {
+            Error::Input { node, message } => Error::InputAt { loc: at.clone(), node, message },
+            other => other,
+        }
+    }
+
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { action, path: path.into(), source }
     }
@@ -114,7 +126,7 @@ impl Error {
     /// 2 for bad input, 1 for a failed run.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Spec(_) | Error::Input { .. } | Error::Usage(_) => 2,
+            Error::Spec(_) | Error::Input { .. } | Error::InputAt { .. } | Error::Usage(_) => 2,
             Error::Io { .. } | Error::Polars { .. } | Error::Cache(_) | Error::Scheduler(_) => 1,
             Error::Interrupted(_) => 130,
         }

@@ -505,7 +505,7 @@ fn run_unit(
                         data_hashes: data.as_ref().map(|d| d.rows.as_slice()),
                         parts: &node_parts,
                     };
-                    let out = node.op.run(&ins, &ctx)?;
+                    let out = node.op.run(&ins, &ctx).map_err(|e| e.at(&node.loc))?;
                     drop(ins);
                     let mut df = out.df;
                     if !df.schema().contains(&p.id) {

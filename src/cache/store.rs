@@ -228,6 +228,13 @@ impl Store {
         let root = dir.join("v1");
         for sub in ["objects", "locks", "tmp", "runs", "files"] {
             let p = root.join(sub);
+            // Name what is in the way rather than "File exists".
+            if let Some(blocker) = p.ancestors().find(|a| a.exists() && !a.is_dir()) {
+                return Err(Error::Cache(format!(
+                    "`{}` is a file where the cache needs a folder: move it away, or give another cache with --cache",
+                    blocker.display()
+                )));
+            }
             fs::create_dir_all(&p).ctx("cannot create cache directory", &p)?;
         }
         Ok(Store { root })

@@ -129,7 +129,15 @@ impl<'a> Params<'a> {
     pub fn float_in(&mut self, name: &'static str, default: f64, min: f64, max: f64) -> Result<f64> {
         let v = self.float(name)?.unwrap_or(default);
         if !(min..=max).contains(&v) {
-            return Err(self.error(name, format!("must be between {min} and {max}, found {v}")));
+            // A bound just above zero means "positive"; others read as the numbers they are.
+            let open_top = max >= 1e300;
+            let msg = match (min > 0.0 && min < 1e-6, open_top) {
+                (true, true) => format!("must be positive, found {}", show_float(v)),
+                (true, false) => format!("must be positive and at most {}, found {}", show_float(max), show_float(v)),
+                (false, true) => format!("must be at least {}, found {}", show_float(min), show_float(v)),
+                (false, false) => format!("must be between {} and {}, found {}", show_float(min), show_float(max), show_float(v)),
+            };
+            return Err(self.error(name, msg));
         }
         Ok(v)
     }
@@ -207,5 +215,14 @@ impl<'a> Params<'a> {
             ));
         }
         Ok(())
+    }
+}
+
+/// A bound or value for a message: short (`1e-300`, not three hundred digits).
+fn show_float(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-4 || v.abs() >= 1e9) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
     }
 }

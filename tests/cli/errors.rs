@@ -276,6 +276,21 @@ fn hostile_inputs_found_in_review_are_refused_clearly() {
     t.write("r.csv", "id,a,b\n1,nan,2\n2,-inf,3\n3,1.5,1\n");
     t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"c\"\ncolumns = [\"a\", \"b\"]\nn_components = 1\n");
     check(&["run", "p.toml"], "column `a` has 2 unusable row(s): 2 NaN or infinite; the first is data row 1 (`NaN`)");
+    // Range bounds read as numbers, not three hundred digits.
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"synthetic\"\nn = 100\n[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"c\"\nspread = 0.0\n");
+    check(&["run", "p.toml"], "parameter `spread`: must be positive, found 0");
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"synthetic\"\nn = 100\n[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"c\"\nmin_dist = -1\n");
+    check(&["run", "p.toml"], "parameter `min_dist`: must be at least 0, found -1");
+    // A run-time input error names the file position of its node.
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"synthetic\"\nn = 120\n[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"c\"\nn_neighbors = 200\n");
+    check(&["run", "p.toml"], "p.toml:6:8: node `u.knn`: 200 neighbours asked of 120 rows");
+    // Something in the cache's way is named.
+    let blocked = t.path("blocked");
+    std::fs::create_dir_all(blocked.join("v1")).unwrap();
+    std::fs::write(blocked.join("v1/locks"), b"").unwrap();
+    let r = t.run(&["run", "p.toml", "-q", "--cache", blocked.to_str().unwrap()]);
+    assert_eq!(r.code(), 1);
+    assert!(r.stderr().contains("v1/locks` is a file where the cache needs a folder"), "{}", r.stderr());
     // The id column is not a feature.
     t.write("r.csv", "id,a,b\n1,1,2\n2,3,1\n3,1.5,1\n");
     t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"c\"\ncolumns = [\"id\", \"a\"]\nn_components = 1\n");
