@@ -546,6 +546,7 @@ mod tests {
         let st = cluster_stats(&ct);
         let eom = Selection { method: Method::Eom, allow_single_cluster: false, epsilon: 0.0, max_cluster_size: 0 };
         let chosen = select(&ct, &st, &eom);
+        assert!(chosen.len() >= 2, "the blobs are selected: {chosen:?}");
         // EOM picks an antichain: no selected cluster is an ancestor of another.
         for &a in &chosen {
             let mut p = st.parent[a as usize];
@@ -561,12 +562,16 @@ mod tests {
         }
         // A huge epsilon merges everything up to the root's children.
         let big = Selection { epsilon: 1e9, ..eom };
-        for c in select(&ct, &st, &big) {
+        let merged = select(&ct, &st, &big);
+        assert!(!merged.is_empty());
+        for c in merged {
             assert_eq!(st.parent[c as usize], ct.root());
         }
         // max_cluster_size forbids big clusters.
         let small = Selection { max_cluster_size: 120, ..eom };
-        for c in select(&ct, &st, &small) {
+        let bounded = select(&ct, &st, &small);
+        assert!(!bounded.is_empty(), "clusters of at most 120 exist in 4 blobs of 125");
+        for c in bounded {
             assert!(st.size[c as usize] <= 120);
         }
     }

@@ -63,10 +63,20 @@ fn leaf_clusters_recover_the_planted_rare_classes() {
     let show = t.run(&["show", "p.toml", "classes"]).ok().stdout();
     assert!(show.contains("\"lambda_birth\"") && show.contains("\"stability\""), "{show}");
 
-    // EOM selects an antichain too, with labels in range.
+    // EOM selects an antichain of the tree: every leaf lies wholly inside one EOM class
+    // (its ancestor) or wholly outside them all, and there are no more EOM classes than leaves.
     t.run(&["export", "p.toml", "eom", "--out", "eom.parquet"]).ok();
     let eom = read(&t.path("eom.parquet"));
-    assert!(eom.column("label").unwrap().i32().unwrap().into_no_null_iter().all(|l| l >= -1));
+    let eom_labels: Vec<i32> = eom.column("label").unwrap().i32().unwrap().into_no_null_iter().collect();
+    let leaf_labels: Vec<i32> = cl.column("label").unwrap().i32().unwrap().into_no_null_iter().collect();
+    let k_eom = eom_labels.iter().copied().max().unwrap_or(-1) + 1;
+    let k_leaf = leaf_labels.iter().copied().max().unwrap_or(-1) + 1;
+    assert!(k_eom >= 1 && k_eom <= k_leaf, "{k_eom} EOM classes, {k_leaf} leaves");
+    assert!(eom_labels.iter().all(|&l| (-1..k_eom).contains(&l)));
+    for leaf in 0..k_leaf {
+        let inside: BTreeSet<i32> = leaf_labels.iter().zip(&eom_labels).filter(|(&l, _)| l == leaf).map(|(_, &e)| e).collect();
+        assert_eq!(inside.len(), 1, "leaf {leaf} is split across EOM labels {inside:?}");
+    }
 }
 
 #[test]
