@@ -358,11 +358,23 @@ impl Store {
     pub fn publish(&self, lock: &ComputeLock, df: &mut DataFrame, draft: Draft) -> Result<Manifest> {
         assert_eq!(lock.key, draft.key, "publishing under the wrong lock");
         let tmp = self.root.join("tmp").join(format!("{}.{}", draft.key, unique()));
+        let node = draft.node.clone();
         let res = self.write_entry(&tmp, df, draft);
         if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
-        res
+        // A full disk, said as such (polars wraps it as "File out of specification").
+        res.map_err(|e| {
+            let text = e.to_string();
+            if text.contains("No space left on device") || text.contains("os error 28") {
+                Error::Cache(format!(
+                    "no space left on the device holding `{}` while writing node `{node}`'s entry (nothing was published); free space or give another cache with --cache",
+                    self.root.display()
+                ))
+            } else {
+                e
+            }
+        })
     }
 
     fn write_entry(&self, tmp: &Path, df: &mut DataFrame, d: Draft) -> Result<Manifest> {

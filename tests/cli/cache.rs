@@ -1,6 +1,7 @@
 //! The cache under stress: killed runs, corrupted entries, two processes at once, gc, and
 //! input files that are touched or edited.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{big, Test, SMALL};
@@ -149,4 +150,27 @@ fn input_files_enter_the_key_by_content() {
     // Editing it does invalidate.
     t.write("data/moved.csv", "id,x\n1,0.5\n2,0.7\n3,0.95\n");
     assert_eq!(t.run_json(&["--set", "cat.path=data/moved.csv"]).ok().computed(), ["cat", "big"]);
+}
+
+/// A full disk is said as such, and leaves nothing half-written. Needs a small tmpfs
+/// (root); skips with a message where mounting is not allowed.
+#[test]
+fn a_full_disk_is_named_and_leaves_nothing_behind() {
+    let t = Test::new();
+    let disk = t.path("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&disk).status().is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    t.pipeline("[pipeline]\nname = \"full\"\n[nodes.c]\nop = \"synthetic\"\nn = 20000\n");
+    let cache = disk.join("c");
+    let r = t.run(&["run", "p.toml", "-q", "--cache", cache.to_str().unwrap()]);
+    let tmp_left = std::fs::read_dir(cache.join("v1/tmp")).map(|d| d.count()).unwrap_or(0);
+    let entries = std::fs::read_dir(cache.join("v1/objects")).map(|d| d.count()).unwrap_or(0);
+    let _ = Command::new("umount").arg(&disk).status();
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(r.stderr().contains("no space left on the device holding") && r.stderr().contains("node `c`"), "{}", r.stderr());
+    assert_eq!((tmp_left, entries), (0, 0), "nothing half-written, nothing published");
 }
