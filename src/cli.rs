@@ -404,12 +404,12 @@ fn cmd_sweep(path: &Path, grid: &[String], classes: Option<&str>, parallel: usiz
                 row.push_str(&format!("  {:>w$}", show_value(v), w = name.len()));
             }
             row.push_str(&format!(
-                "  {:>7}  {:>7.2}%  {:>16}  {:>6}  {:>11.2}",
+                "  {:>7}  {:>7.2}%  {:>16}  {:>6}  {:>11}",
                 p.classes,
                 100.0 * p.clustered_fraction,
                 format!("{}/{}/{}", p.size_min, p.size_median, p.size_max),
                 p.stable_classes,
-                p.median_stability
+                sweep::show_stability(p.median_stability)
             ));
             if let Some((r, n)) = p.recovered {
                 row.push_str(&format!("  {:>9}", format!("{r}/{n}")));

@@ -254,6 +254,7 @@ pub struct PointSummary {
     pub size_max: u64,
     /// Classes whose stability is at least 0.5.
     pub stable_classes: usize,
+    /// NaN (shown as n/a) where it is not defined: no class, or no neighbouring point.
     pub median_stability: f64,
     /// Planted classes recovered (best-match Jaccard ≥ 0.9), and how many there are.
     pub recovered: Option<(usize, usize)>,
@@ -384,7 +385,8 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
         let mut stab = Vec::with_capacity(k);
         for c in 0..k {
             let nj: Vec<f64> = per_neighbour.iter().map(|b| b[c]).collect();
-            let s = if nj.is_empty() { 0.0 } else { nj.iter().sum::<f64>() / nj.len() as f64 };
+            // No neighbouring point (a one-value grid): stability is not defined, not zero.
+            let s = if nj.is_empty() { f64::NAN } else { nj.iter().sum::<f64>() / nj.len() as f64 };
             stab.push(s);
             classes.push(ClassSummary { point: i, class: c as i32, size: sizes[c], stability: s, neighbour_jaccard: nj });
         }
@@ -401,7 +403,7 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
             size_median: median(&mut sizes.clone()),
             size_max: sizes.iter().copied().max().unwrap_or(0),
             stable_classes: stab.iter().filter(|&&s| s >= 0.5).count(),
-            median_stability: if sorted_stab.is_empty() { 0.0 } else { sorted_stab[sorted_stab.len() / 2] },
+            median_stability: if sorted_stab.is_empty() { f64::NAN } else { sorted_stab[sorted_stab.len() / 2] },
             recovered,
             seconds: r.nodes.iter().filter(|n| n.status == Status::Computed).map(|n| n.seconds).sum::<f64>() + 0.0,
             computed: r.nodes.iter().filter(|n| n.status == Status::Computed).count(),
@@ -426,6 +428,15 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
     files.push(("index.html", crate::render::sweep_html(&p0.name, &sweep.axes, &out, &classes, &cname, &dir).into_bytes()));
     store.publish_folder(&dir, &files)?;
     Ok(Summary { points: out, classes, dir })
+}
+
+/// A stability for people: two decimals, or `n/a` where it is not defined.
+pub fn show_stability(s: f64) -> String {
+    if s.is_nan() {
+        "n/a".to_owned()
+    } else {
+        format!("{s:.2}")
+    }
 }
 
 /// A parameter value as it reads on the command line.

@@ -73,6 +73,20 @@ impl Knn {
         let (g, rank) = if exact { (nndescent::brute_force(&x, d, k), (0..n as u32).collect()) } else { nndescent::nn_descent_with_order(&x, d, &nndescent::Params::for_size(n, k, self.seed)) };
         bar.inc(1);
         bar.finish();
+        // A row whose every neighbour is at distance zero has k or more exact duplicates: its
+        // neighbourhood, and so its place in a layout, is undefined (UMAP would invent
+        // structure there, and HDBSCAN find classes in it).
+        let degenerate: Vec<usize> = (0..n).filter(|&i| g.distances[i * k + k - 1] == 0.0).collect();
+        if let Some(&first) = degenerate.first() {
+            let id = input.column(ctx.id).map_err(super::pl(ctx.node))?.get(first).map(|v| v.str_value().into_owned()).unwrap_or_default();
+            return Err(Error::input(
+                ctx.node,
+                format!(
+                    "{} rows have {k} or more exact duplicates in the feature columns (the first: id `{id}`): their neighbourhoods are undefined; drop repeated rows upstream",
+                    degenerate.len()
+                ),
+            ));
+        }
         let mut out: Vec<Column> = Vec::with_capacity(2 * k + 2);
         out.push(input.column(ctx.id).map_err(super::pl(ctx.node))?.clone());
         for s in 0..k {

@@ -92,6 +92,10 @@ impl Read {
                     .try_into_reader_with_file_path(Some(self.path.clone()))
                     .and_then(|r| r.finish())
                     .map_err(|e| e.to_string())?;
+                if df.height() == 0 {
+                    // Every column would read as text: say what is wrong instead.
+                    return Err("it has no rows (only a header)".to_owned());
+                }
                 numeric_text(df, "").schema().as_ref().clone()
             }
         };

@@ -104,14 +104,14 @@ pub fn sweep_html(pipeline: &str, axes: &[Axis], points: &[PointSummary], classe
         }
         let _ = write!(
             h,
-            "<td>{}</td><td>{:.2}%</td><td>{} / {} / {}</td><td>{}</td><td>{:.2}</td>",
+            "<td>{}</td><td>{:.2}%</td><td>{} / {} / {}</td><td>{}</td><td>{}</td>",
             p.classes,
             100.0 * p.clustered_fraction,
             p.size_min,
             p.size_median,
             p.size_max,
             p.stable_classes,
-            p.median_stability
+            crate::sweep::show_stability(p.median_stability)
         );
         if let Some((r, n)) = p.recovered {
             let _ = write!(h, "<td>{r} of {n}</td>");

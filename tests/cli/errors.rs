@@ -291,6 +291,18 @@ fn hostile_inputs_found_in_review_are_refused_clearly() {
     let r = t.run(&["run", "p.toml", "-q", "--cache", blocked.to_str().unwrap()]);
     assert_eq!(r.code(), 1);
     assert!(r.stderr().contains("v1/locks` is a file where the cache needs a folder"), "{}", r.stderr());
+    // A header-only CSV says so (not "is str, not numeric").
+    t.write("h.csv", "id,feat_0,feat_1\n");
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"h.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"c\"\nn_components = 1\n");
+    check(&["run", "p.toml"], "it has no rows (only a header)");
+    // 300 identical rows: no invented structure (it once gave 4 classes).
+    let mut same = String::from("id,feat_0,feat_1,feat_2\n");
+    for i in 0..300 {
+        same.push_str(&format!("{i},0.25,0.5,0.75\n"));
+    }
+    t.write("same.csv", &same);
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"same.csv\"\n[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"c\"\nn_components = 5\n[nodes.t]\nop = \"cluster\"\ninput = \"u\"\nmin_samples = 1\nmin_cluster_size = 10\n[nodes.s]\nop = \"select-leaves\"\ninput = \"t\"\n");
+    check(&["run", "p.toml"], "node `u.knn`: 300 rows have 14 or more exact duplicates in the feature columns (the first: id `0`)");
     // The id column is not a feature.
     t.write("r.csv", "id,a,b\n1,1,2\n2,3,1\n3,1.5,1\n");
     t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"c\"\ncolumns = [\"id\", \"a\"]\nn_components = 1\n");

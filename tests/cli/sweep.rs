@@ -134,3 +134,14 @@ fn sweep_summaries_are_published_whole_and_collected_by_gc() {
     assert!(gc.stderr().contains("1 sweep summaries or SLURM run folders"), "{}", gc.stderr());
     assert!(!dir.exists());
 }
+
+#[test]
+fn a_one_value_grid_has_no_stability_rather_than_zero() {
+    let t = Test::new();
+    t.pipeline(&format!("[pipeline]\nname = \"one\"\n{}{}", featured(2000, 8), crate::support::pca_leaves(5)));
+    let r = t.run(&["sweep", "p.toml", "--grid", "tree.min_samples=5", "--json"]).ok();
+    let p = &r.json()["points"][0]["summary"];
+    assert!(p["classes"].as_u64().unwrap() > 0, "{p}");
+    assert!(p["median_stability"].is_null(), "not defined without a neighbouring point: {p}");
+    assert!(r.stderr().lines().any(|l| l.trim_end().ends_with("n/a") || l.contains(" n/a ")), "{}", r.stderr());
+}
