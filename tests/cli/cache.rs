@@ -174,3 +174,23 @@ fn a_full_disk_is_named_and_leaves_nothing_behind() {
     assert!(r.stderr().contains("no space left on the device holding") && r.stderr().contains("node `c`"), "{}", r.stderr());
     assert_eq!((tmp_left, entries), (0, 0), "nothing half-written, nothing published");
 }
+
+/// Ctrl-C and SIGTERM end a local run at once (the shell's 130 and 143: death by the
+/// signal), leave every entry whole, and a rerun completes.
+#[test]
+fn sigint_and_sigterm_end_a_run_cleanly() {
+    use std::os::unix::process::ExitStatusExt;
+    for (sig, name) in [(2, "-INT"), (15, "-TERM")] {
+        let t = Test::new();
+        t.pipeline(&big(400_000));
+        let mut child = t.command(&["run", "p.toml", "-q"]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(child.try_wait().unwrap().is_none(), "the run is still going when signalled");
+        assert!(Command::new("kill").args([name, &child.id().to_string()]).status().unwrap().success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(sig), "{name}: {status:?}");
+        Test::assert_all_entries_intact(&t.cache());
+        t.run(&["run", "p.toml", "-q"]).ok();
+        Test::assert_all_entries_intact(&t.cache());
+    }
+}
