@@ -33,6 +33,10 @@ pub struct Read {
     pub format: Format,
     /// Requested columns (names or globs); `None` = all.
     pub columns: Option<Vec<String>>,
+    /// `duplicates = "first"`: keep the first row of a repeated id instead of refusing the
+    /// file (in the key only when set, so other keys are unchanged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keep_first: bool,
 }
 
 fn format_of(path: &Path) -> Option<Format> {
@@ -67,7 +71,12 @@ impl Read {
             return Err(p.error("path", format!("file `{}` not found", path.display())));
         }
         let columns = p.strings("columns")?;
-        Ok(Read { path, format, columns })
+        let keep_first = match p.string("duplicates")?.as_deref() {
+            None | Some("error") => false,
+            Some("first") => true,
+            Some(other) => return Err(p.error("duplicates", format!("`{other}` is not one of `error` (the default: a repeated id is an error) or `first` (keep each id's first row)"))),
+        };
+        Ok(Read { path, format, columns, keep_first })
     }
 
     fn file_schema(&self) -> std::result::Result<Schema, String> {
@@ -164,16 +173,34 @@ impl Read {
         // One row per galaxy: a repeated id breaks joins, classes and searches downstream.
         let ids = df.column(ctx.id).map_err(bad)?.as_materialized_series().cast(&DataType::String).map_err(bad)?;
         let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(ids.len());
+        let mut keep: Vec<IdxSize> = Vec::with_capacity(ids.len());
         for (i, v) in ids.str().map_err(bad)?.iter().enumerate() {
             let v = v.unwrap_or("");
-            if let Some(first) = seen.insert(v, i) {
-                return Err(Error::input(
-                    ctx.node,
-                    format!("`{}`: id `{v}` appears more than once (data rows {} and {}); the id column must name each galaxy once", self.path.display(), first + 1, i + 1),
-                ));
+            match seen.get(v) {
+                None => {
+                    seen.insert(v, i);
+                    keep.push(i as IdxSize);
+                }
+                Some(&first) if !self.keep_first => {
+                    return Err(Error::input(
+                        ctx.node,
+                        format!(
+                            "`{}`: id `{v}` appears more than once (data rows {} and {}); the id column must name each galaxy once (or set `duplicates = \"first\"`)",
+                            self.path.display(),
+                            first + 1,
+                            i + 1
+                        ),
+                    ));
+                }
+                Some(_) => {}
             }
         }
-        let summary = vec![format!("{} rows, {} columns from `{}`", df.height(), df.width(), self.path.display())];
+        let dropped = df.height() - keep.len();
+        let df = if dropped > 0 { df.take(&IdxCa::from_vec("idx".into(), keep)).map_err(bad)? } else { df };
+        let mut summary = vec![format!("{} rows, {} columns from `{}`", df.height(), df.width(), self.path.display())];
+        if dropped > 0 {
+            summary.push(format!("{dropped} rows with a repeated id dropped (`duplicates = \"first\"`: each id's first row kept)"));
+        }
         Ok(Output::new(df, summary))
     }
 }

@@ -272,6 +272,12 @@ fn hostile_inputs_found_in_review_are_refused_clearly() {
     check(&["run", "p.toml"], "line 3 has 4 fields where the header has 3");
     t.write("r.csv", "id,a\n1,1\n2,3\n1,5\n");
     check(&["run", "p.toml"], "id `1` appears more than once (data rows 1 and 3)");
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\nduplicates = \"first\"\n");
+    let r = t.run(&["run", "p.toml", "--json"]).ok();
+    assert_eq!(r.json()["nodes"][0]["rows"], 2, "each id's first row kept");
+    assert!(r.stderr().contains("1 rows with a repeated id dropped"), "{}", r.stderr());
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\nduplicates = \"last\"\n");
+    check(&["run", "p.toml"], "parameter `duplicates`: `last` is not one of `error`");
     // `nan` and `inf` in a numeric CSV column are numbers (then refused as features).
     t.write("r.csv", "id,a,b\n1,nan,2\n2,-inf,3\n3,1.5,1\n");
     t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\n[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"c\"\ncolumns = [\"a\", \"b\"]\nn_components = 1\n");
