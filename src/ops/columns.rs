@@ -95,51 +95,76 @@ pub const MAX_ABS: f64 = 1e15;
 
 /// Gather numeric columns into a row-major f32 matrix (`rows × cols.len()`), refusing
 /// null, non-finite and out-of-range values with an error naming the column, counting the
-/// rows and giving the first one.
+/// rows and giving the first one. Columns are taken sixteen at a time and written row by
+/// row, so each row's write is one cache line rather than sixteen scattered ones (column
+/// by column, the transpose was most of a `similar` query at 632k rows).
 pub fn matrix_f32(df: &DataFrame, cols: &[String], node: &str) -> Result<Vec<f32>> {
+    const GROUP: usize = 16;
     let (n, d) = (df.height(), cols.len());
     let mut x = vec![0f32; n * d];
-    for (j, name) in cols.iter().enumerate() {
-        let col = df.column(name).map_err(|e| Error::polars(node, e))?;
-        let s = col.as_materialized_series().cast(&DataType::Float64).map_err(|e| Error::polars(node, e))?;
-        let ca = s.f64().map_err(|e| Error::polars(node, e))?;
-        let (mut nulls, mut bad, mut huge) = (0usize, 0usize, 0usize);
-        let mut first: Option<(usize, String)> = None;
-        for (i, v) in ca.iter().enumerate() {
-            let why = match v {
-                Some(v) if v.is_finite() && v.abs() <= MAX_ABS => {
-                    x[i * d + j] = v as f32;
-                    continue;
-                }
-                Some(v) if v.is_finite() => {
-                    huge += 1;
-                    format!("{v:e}")
-                }
-                Some(v) => {
-                    bad += 1;
-                    format!("{v}")
-                }
-                None => {
-                    nulls += 1;
-                    "null".to_owned()
-                }
-            };
-            first.get_or_insert((i, why));
+    for (g, names) in cols.chunks(GROUP).enumerate() {
+        let mut group: Vec<Vec<f32>> = Vec::with_capacity(names.len());
+        for name in names {
+            group.push(checked_column(df, name, node)?);
         }
-        if let Some((row, v)) = first {
-            let mut parts = Vec::new();
-            for (c, what) in [(nulls, "null"), (bad, "NaN or infinite"), (huge, "beyond ±1e15 (rescale the column)")] {
-                if c > 0 {
-                    parts.push(format!("{c} {what}"));
-                }
+        let j0 = g * GROUP;
+        for (i, row) in x.chunks_exact_mut(d).enumerate() {
+            for (jj, c) in group.iter().enumerate() {
+                row[j0 + jj] = c[i];
             }
-            return Err(Error::input(
-                node,
-                format!("column `{name}` has {} unusable row(s): {}; the first is data row {} (`{v}`); drop, fill or rescale them upstream", nulls + bad + huge, parts.join(", "), row + 1),
-            ));
         }
     }
     Ok(x)
+}
+
+/// One numeric column as f32, every value checked (see [`matrix_f32`]).
+fn checked_column(df: &DataFrame, name: &str, node: &str) -> Result<Vec<f32>> {
+    let col = df.column(name).map_err(|e| Error::polars(node, e))?;
+    let s = col.as_materialized_series().cast(&DataType::Float64).map_err(|e| Error::polars(node, e))?;
+    let ca = s.f64().map_err(|e| Error::polars(node, e))?;
+    let mut out = Vec::with_capacity(ca.len());
+    let (mut nulls, mut bad, mut huge) = (0usize, 0usize, 0usize);
+    let mut first: Option<(usize, String)> = None;
+    for (i, v) in ca.iter().enumerate() {
+        let why = match v {
+            Some(v) if v.is_finite() && v.abs() <= MAX_ABS => {
+                out.push(v as f32);
+                continue;
+            }
+            Some(v) if v.is_finite() => {
+                huge += 1;
+                format!("{v:e}")
+            }
+            Some(v) => {
+                bad += 1;
+                format!("{v}")
+            }
+            None => {
+                nulls += 1;
+                "null".to_owned()
+            }
+        };
+        out.push(0.0);
+        first.get_or_insert((i, why));
+    }
+    if let Some((row, v)) = first {
+        let mut parts = Vec::new();
+        for (c, what) in [(nulls, "null"), (bad, "NaN or infinite"), (huge, "beyond ±1e15 (rescale the column)")] {
+            if c > 0 {
+                parts.push(format!("{c} {what}"));
+            }
+        }
+        return Err(Error::input(
+            node,
+            format!(
+                "column `{name}` has {} unusable row(s): {}; the first is data row {} (`{v}`); drop, fill or rescale them upstream",
+                nulls + bad + huge,
+                parts.join(", "),
+                row + 1
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
