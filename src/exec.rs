@@ -198,7 +198,7 @@ impl crate::ops::Parts for NodeParts<'_> {
             summary: Vec::new(),
             details: serde_json::Value::Null,
             files: Vec::new(),
-            slurm: crate::slurm::this_job(),
+            slurm: crate::cache::store::this_job(),
         };
         self.store.publish(&lock, df, draft).map(drop)
     }
@@ -521,7 +521,7 @@ fn run_unit(
                         summary: out.summary,
                         details: out.details,
                         files: out.files,
-                        slurm: crate::slurm::this_job(),
+                        slurm: crate::cache::store::this_job(),
                     };
                     let m = store.publish(&lock, &mut df, draft)?;
                     computed = Some(df);

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod numeric;
 pub mod onnx;
 pub mod ops;
+pub mod params;
 pub mod progress;
 pub mod render;
 pub mod slurm;

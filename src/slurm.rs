@@ -42,20 +42,6 @@ use crate::ops::Op;
 use crate::spec::resources::JobResources;
 use crate::spec::Pipeline;
 
-/// The batch job this process runs in, for the manifest of what it computes (`null`
-/// outside SLURM).
-pub fn this_job() -> serde_json::Value {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match var("SLURM_JOB_ID") {
-        None => serde_json::Value::Null,
-        Some(id) => serde_json::json!({
-            "slurm_job_id": var("SLURM_ARRAY_JOB_ID").unwrap_or(id),
-            "array_task_id": var("SLURM_ARRAY_TASK_ID"),
-            "node": var("SLURMD_NODENAME"),
-        }),
-    }
-}
-
 /// What the controller needs besides the pipelines.
 pub struct Options {
     /// The dagrun executable the jobs run (this one).

@@ -16,15 +16,18 @@
 //! `classes.parquet`, `index.html`), keyed by the points' class tables.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::cache::store::parquet_bytes;
+use crate::cache::io::parquet_bytes;
 use crate::cache::Store;
 use crate::error::{Error, Loc, Result};
 use crate::exec::{RunReport, Status};
+use crate::render::html::{bars, esc, STYLE};
+use crate::render::{class_colour, hex};
 use crate::spec::raw::{self, RawParam, RawPipeline};
 use crate::spec::{self, Pipeline};
 
@@ -425,7 +428,7 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
         ("summary.parquet", parquet_bytes(&mut summary_frame(sweep, &out)?, "sweep summary")?),
         ("classes.parquet", parquet_bytes(&mut classes_frame(&classes)?, "sweep classes")?),
     ];
-    files.push(("index.html", crate::render::sweep_html(&p0.name, &sweep.axes, &out, &classes, &cname, &dir).into_bytes()));
+    files.push(("index.html", page(&p0.name, &sweep.axes, &out, &classes, &cname, &dir).into_bytes()));
     store.publish_folder(&dir, &files)?;
     Ok(Summary { points: out, classes, dir })
 }
@@ -489,6 +492,112 @@ fn classes_frame(c: &[ClassSummary]) -> Result<DataFrame> {
     ],
     )
     .map_err(|e| Error::polars("sweep classes", e))
+}
+
+/// The sweep's summary page (`index.html` beside `summary.parquet`). `dir` is where it
+/// will be written (for links to reports).
+fn page(pipeline: &str, axes: &[Axis], points: &[PointSummary], classes: &[ClassSummary], classes_node: &str, dir: &Path) -> String {
+    let root = dir.parent().and_then(Path::parent);
+    let link = |p: &Path| -> Option<String> { root.and_then(|r| p.strip_prefix(r).ok()).map(|rest| format!("../../{}", rest.display())) };
+    let mut h = format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>dagrun sweep: {0}</title><style>{STYLE}</style></head><body>", esc(pipeline));
+    let grid: Vec<String> =
+        axes.iter().map(|a| format!("<code>{}</code> ∈ {{{}}}", esc(&a.name()), a.values.iter().map(|v| esc(&show_value(v))).collect::<Vec<_>>().join(", "))).collect();
+    let _ = write!(
+        h,
+        "<h1>Sweep of <code>{}</code></h1><p>{} grid points: {}. Classes are the labels of node <code>{}</code>.</p>",
+        esc(pipeline),
+        points.len(),
+        grid.join(" × "),
+        esc(classes_node)
+    );
+    let labels: Vec<String> = points.iter().map(|p| p.point.to_string()).collect();
+    let tips: Vec<String> =
+        points.iter().map(|p| p.params.iter().map(|(k, v)| format!("{k}={}", show_value(v))).collect::<Vec<_>>().join(", ")).collect();
+    h.push_str("<div>");
+    h.push_str(&bars("Classes per grid point", &points.iter().map(|p| p.classes as f64).collect::<Vec<_>>(), &labels, &tips, &|v| format!("{v:.0}")));
+    h.push_str(&bars(
+        "Galaxies in a class (%)",
+        &points.iter().map(|p| 100.0 * p.clustered_fraction).collect::<Vec<_>>(),
+        &labels,
+        &tips,
+        &|v| format!("{v:.1}"),
+    ));
+    if points.iter().all(|p| p.recovered.is_some()) {
+        h.push_str(&bars(
+            "Planted classes recovered",
+            &points.iter().map(|p| p.recovered.map_or(0.0, |r| r.0 as f64)).collect::<Vec<_>>(),
+            &labels,
+            &tips,
+            &|v| format!("{v:.0}"),
+        ));
+    }
+    h.push_str("</div><p class=\"note\">Bars are numbered by grid point; the table below gives each point's parameters. Hover a bar for them.</p>");
+    // Summary table.
+    h.push_str("<h2>Grid points</h2><table><tr><th>point</th>");
+    for a in axes {
+        let _ = write!(h, "<th>{}</th>", esc(&a.name()));
+    }
+    h.push_str("<th>classes</th><th>in a class</th><th>size min / median / max</th><th>stable classes</th><th>median stability</th>");
+    let truth = points.iter().all(|p| p.recovered.is_some());
+    if truth {
+        h.push_str("<th>planted recovered</th>");
+    }
+    h.push_str("<th>seconds</th><th>computed / cached nodes</th><th>report</th></tr>");
+    for p in points {
+        let _ = write!(h, "<tr><td>{}</td>", p.point);
+        for (_, v) in &p.params {
+            let _ = write!(h, "<td>{}</td>", esc(&show_value(v)));
+        }
+        let _ = write!(
+            h,
+            "<td>{}</td><td>{:.2}%</td><td>{} / {} / {}</td><td>{}</td><td>{}</td>",
+            p.classes,
+            100.0 * p.clustered_fraction,
+            p.size_min,
+            p.size_median,
+            p.size_max,
+            p.stable_classes,
+            show_stability(p.median_stability)
+        );
+        if let Some((r, n)) = p.recovered {
+            let _ = write!(h, "<td>{r} of {n}</td>");
+        }
+        let report = p.report.as_deref().and_then(link).map_or_else(|| "–".to_owned(), |l| format!("<a href=\"{}\">report</a>", esc(&l)));
+        let _ = write!(h, "<td>{:.1}</td><td>{} / {}</td><td class=\"t\">{report}</td></tr>", p.seconds, p.computed, p.cached);
+    }
+    h.push_str("</table>");
+    h.push_str(
+        "<p class=\"note\">Stability of a class: the mean, over the neighbouring grid points (one step along one axis), of its \
+         best-match Jaccard index there. 1 means the same galaxies form a class in every neighbouring setting; a stable class is one \
+         with stability ≥ 0.5.</p>",
+    );
+    // The most stable classes.
+    let mut top: Vec<&ClassSummary> = classes.iter().filter(|c| c.stability >= 0.5).collect();
+    top.sort_by(|a, b| b.stability.total_cmp(&a.stability).then(a.point.cmp(&b.point)).then(a.class.cmp(&b.class)));
+    top.truncate(40);
+    let _ = write!(h, "<h2>Most stable classes</h2>");
+    if top.is_empty() {
+        h.push_str("<p>No class has stability ≥ 0.5.</p>");
+    } else {
+        h.push_str("<table><tr><th>point</th><th>parameters</th><th>class</th><th>size</th><th>stability</th><th>best-match Jaccard in each neighbour</th></tr>");
+        for c in top {
+            let nj: Vec<String> = c.neighbour_jaccard.iter().map(|j| format!("{j:.2}")).collect();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"t\">{}</td><td><span class=\"sw\" style=\"background:{}\"></span>{}</td><td>{}</td><td>{:.3}</td><td class=\"t\">{}</td></tr>",
+                c.point,
+                esc(&tips[c.point]),
+                hex(class_colour(c.class)),
+                c.class,
+                c.size,
+                c.stability,
+                nj.join(", ")
+            );
+        }
+        h.push_str("</table>");
+    }
+    let _ = writeln!(h, "<p class=\"note\">dagrun {}</p></body></html>", env!("CARGO_PKG_VERSION"));
+    h
 }
 
 #[cfg(test)]

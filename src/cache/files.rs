@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::store::write_atomic;
+use super::io::write_atomic;
 use crate::error::{IoContext, Result};
 
 #[derive(Serialize, Deserialize, PartialEq)]

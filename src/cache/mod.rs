@@ -1,7 +1,9 @@
-//! The content-addressed cache: keys ([`key`]), the on-disk store ([`store`]) and the
-//! content hashes of input files with their stat cache ([`files`]).
+//! The content-addressed cache: keys ([`key`]), the on-disk store ([`store`]), the
+//! content hashes of input files with their stat cache ([`files`]), and the file and
+//! Parquet helpers they and the ops share ([`io`], a leaf).
 
 pub mod files;
+pub mod io;
 pub mod key;
 pub mod store;
 

@@ -33,13 +33,12 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::key::KeyParts;
+use super::io::{sync_dir, unique, write_atomic, write_parquet};
 use crate::error::{Error, IoContext, Result};
 
 const DATA: &str = "data.parquet";
 const MANIFEST: &str = "manifest.json";
 const FILES: &str = "files";
-/// Rows per Parquet row group: fixed, so equal tables give equal bytes.
-const ROW_GROUP: usize = 65_536;
 
 /// Everything recorded about an entry.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -137,49 +136,18 @@ pub struct GcReport {
     pub folders_removed: usize,
 }
 
-/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("a file in a directory");
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), unique()));
-    let res = (|| {
-        let mut f = File::create(&tmp).ctx("cannot create", &tmp)?;
-        f.write_all(bytes).ctx("cannot write", &tmp)?;
-        f.sync_all().ctx("cannot sync", &tmp)?;
-        fs::rename(&tmp, path).ctx("cannot rename into place", path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
+/// The batch job this process runs in, for the manifest of what it computes (`null`
+/// outside SLURM).
+pub fn this_job() -> serde_json::Value {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match var("SLURM_JOB_ID") {
+        None => serde_json::Value::Null,
+        Some(id) => serde_json::json!({
+            "slurm_job_id": var("SLURM_ARRAY_JOB_ID").unwrap_or(id),
+            "array_task_id": var("SLURM_ARRAY_TASK_ID"),
+            "node": var("SLURMD_NODENAME"),
+        }),
     }
-    res
-}
-
-fn unique() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{}.{nanos}", std::process::id())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).ctx("cannot sync", dir)
-}
-
-/// Write `df` as Parquet: one chunk, fixed row groups and compression, so equal tables give
-/// equal bytes. `what` names the node (or table) in errors.
-pub fn write_parquet(w: &mut impl Write, df: &mut DataFrame, what: &str) -> Result<()> {
-    df.rechunk_mut_par();
-    ParquetWriter::new(w)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::default())
-        .with_row_group_size(Some(ROW_GROUP))
-        .finish(df)
-        .map_err(|e| Error::polars(what, e))?;
-    Ok(())
-}
-
-/// [`write_parquet`] into memory, for tables kept beside an entry's data (attachments).
-pub fn parquet_bytes(df: &mut DataFrame, what: &str) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    write_parquet(&mut buf, df, what)?;
-    Ok(buf)
 }
 
 /// A UTC timestamp like `2026-11-29T19:38:58Z`.

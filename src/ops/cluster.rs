@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::{hdbscan, kdtree::KdTree, knn, mst};
-use crate::spec::params::Params;
+use crate::params::Params;
 
 pub const VERSION: u32 = 1;
 

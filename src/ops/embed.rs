@@ -41,7 +41,7 @@ use super::{Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::onnx::{Model, Port};
 use crate::render::gallery;
-use crate::spec::params::Params;
+use crate::params::Params;
 
 pub const VERSION: u32 = 1;
 
@@ -334,7 +334,7 @@ impl Embed {
                 ],
             )
             .map_err(super::pl(node))?;
-            out_files.push(("failures.parquet".to_owned(), crate::cache::store::parquet_bytes(&mut fdf, node)?));
+            out_files.push(("failures.parquet".to_owned(), crate::cache::io::parquet_bytes(&mut fdf, node)?));
         }
         let mut out = Output::new(df, summary);
         out.details = serde_json::json!({ "images": n, "embedded": keep.len(), "failed": failures.len(), "features": d, "output": output_name, "blocks": blocks.len(), "blocks_computed": todo.len(), "rows_reused": reused });

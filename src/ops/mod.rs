@@ -27,7 +27,7 @@ use polars::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::progress::ProgressFactory;
-use crate::spec::params::Params;
+use crate::params::Params;
 
 /// A validated node operation with its typed parameters.
 #[derive(Clone, Debug)]

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{columns, knn::Knn, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
-use crate::spec::params::Params;
+use crate::params::Params;
 
 pub const VERSION: u32 = 6;
 

@@ -28,7 +28,7 @@ use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::rng::Rng;
 use crate::render::{self, canvas, esc, gallery, scatter};
-use crate::spec::params::Params;
+use crate::params::Params;
 
 pub const VERSION: u32 = 3;
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{cluster::TREE_COLUMNS, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::hdbscan::{self, CondensedTree, Method, Selection};
-use crate::spec::params::Params;
+use crate::params::Params;
 
 pub const VERSION: u32 = 1;
 

@@ -28,7 +28,7 @@ use serde::Serialize;
 use super::{Output, RunCtx};
 use crate::error::Result;
 use crate::numeric::rng::Rng;
-use crate::spec::params::Params;
+use crate::params::Params;
 
 pub const VERSION: u32 = 1;
 

@@ -7,7 +7,7 @@ pub mod gallery;
 pub mod html;
 pub mod scatter;
 
-pub use html::{esc, sweep_html};
+pub use html::esc;
 
 /// The colour of class `label` (−1, noise, is grey): hues spread by the golden angle, two
 /// lightness levels, so neighbouring labels differ.

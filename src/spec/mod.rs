@@ -5,7 +5,6 @@
 //! names, ops, parameters, inputs, cycles, and every column an op refers to (output schemas
 //! are derived node by node without computing anything).
 
-pub mod params;
 pub mod raw;
 pub mod resources;
 pub mod validate;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Loc, Result};
+pub use crate::params::RawParam;
 
 type SpannedTable = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
@@ -19,17 +20,6 @@ struct File {
     nodes: Option<Spanned<BTreeMap<Spanned<String>, Spanned<SpannedTable>>>>,
     sweep: Option<Spanned<SpannedTable>>,
     slurm: Option<Spanned<SpannedTable>>,
-}
-
-/// One `key = value` of a node or of `[pipeline]`.
-#[derive(Clone, Debug)]
-pub struct RawParam {
-    pub name: String,
-    /// Where the key was written (for "unknown parameter").
-    pub key_loc: Loc,
-    /// Where the value was written (for "expected an integer").
-    pub loc: Loc,
-    pub value: toml::Value,
 }
 
 #[derive(Clone, Debug)]

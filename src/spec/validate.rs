@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::params::Params;
+use crate::params::Params;
 use super::raw::{RawParam, RawPipeline};
 use super::{Node, Pipeline};
 use crate::dag;

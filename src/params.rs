@@ -4,8 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use super::raw::RawParam;
 use crate::error::{Error, Loc, Result};
+
+/// One `key = value` of a node or of `[pipeline]`.
+#[derive(Clone, Debug)]
+pub struct RawParam {
+    pub name: String,
+    /// Where the key was written (for "unknown parameter").
+    pub key_loc: Loc,
+    /// Where the value was written (for "expected an integer").
+    pub loc: Loc,
+    pub value: toml::Value,
+}
 
 pub struct Params<'a> {
     node: &'a str,
