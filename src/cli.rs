@@ -16,12 +16,7 @@ use crate::progress::{Progress, ProgressFactory};
 use crate::spec::{self, Pipeline};
 
 #[derive(Parser)]
-#[command(
-    name = "dagrun",
-    version,
-    about = "Find rare galaxy classes in foundation-model representations with cached, declarative pipelines",
-    subcommand_negates_reqs = true
-)]
+#[command(name = "dagrun", version, about = "Find rare galaxy classes in foundation-model representations with cached, declarative pipelines", subcommand_negates_reqs = true)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -258,11 +253,7 @@ impl Progress for Bar {
 impl ProgressFactory for Printer {
     fn bar(&self, node: &str, what: &str, total: u64) -> Box<dyn Progress> {
         let pb = self.bars.add(ProgressBar::new(total));
-        pb.set_style(
-            ProgressStyle::with_template("{prefix:>12} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        pb.set_style(ProgressStyle::with_template("{prefix:>12} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)").expect("valid template").progress_chars("=> "));
         pb.set_prefix(node.to_owned());
         pb.set_message(what.to_owned());
         Box::new(Bar(pb))
@@ -273,9 +264,7 @@ impl Observer for Printer {
     fn event(&self, e: Event) {
         match e {
             Event::Start { .. } => {}
-            Event::Corrupt { node, key, reason } => {
-                self.line(&format!("warning: node `{node}`: cache entry {} is corrupt ({reason}); recomputing", &key[..12]))
-            }
+            Event::Corrupt { node, key, reason } => self.line(&format!("warning: node `{node}`: cache entry {} is corrupt ({reason}); recomputing", &key[..12])),
             Event::Waiting { node } => self.line(&format!("{:>9}  {node}: another dagrun process is computing it", "waiting")),
             Event::Job { node, job, state } => self.line(&format!("{:>9}  {node:<14} slurm job {job} {state}", "slurm")),
             Event::Done(r) => {
@@ -299,10 +288,7 @@ fn cache_dir(global: &Global, p: Option<&Pipeline>) -> PathBuf {
 }
 
 fn targets(p: &Pipeline, names: &[String]) -> Result<Vec<usize>> {
-    names
-        .iter()
-        .map(|t| p.find(t).ok_or_else(|| Error::Usage(format!("no node named `{t}` in `{}` (nodes: {})", p.file.display(), p.names()))))
-        .collect()
+    names.iter().map(|t| p.find(t).ok_or_else(|| Error::Usage(format!("no node named `{t}` in `{}` (nodes: {})", p.file.display(), p.names())))).collect()
 }
 
 /// Validate the pipeline and the target names, then open the cache: nothing is written to
@@ -339,13 +325,7 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
         }
     };
     let computed = report.nodes.iter().filter(|n| n.status == Status::Computed).count();
-    out.line(&format!(
-        "{}: {} nodes, {computed} computed, {} cached in {:.2}s",
-        p.name,
-        report.nodes.len(),
-        report.nodes.len() - computed,
-        t0.elapsed().as_secs_f64()
-    ));
+    out.line(&format!("{}: {} nodes, {computed} computed, {} cached in {:.2}s", p.name, report.nodes.len(), report.nodes.len() - computed, t0.elapsed().as_secs_f64()));
     for n in report.nodes.iter().filter(|n| n.attachments.iter().any(|a| a == "index.html")) {
         out.line(&format!("report `{}`: {}", n.name, store.attachment_path(&n.key, "index.html").display()));
     }
@@ -356,7 +336,17 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cmd_sweep(path: &Path, grid: &[String], classes: Option<&str>, parallel: usize, memory: Option<&str>, json: bool, executor: &ExecutorArgs, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_sweep(
+    path: &Path,
+    grid: &[String],
+    classes: Option<&str>,
+    parallel: usize,
+    memory: Option<&str>,
+    json: bool,
+    executor: &ExecutorArgs,
+    global: &Global,
+    out: &Printer,
+) -> Result<()> {
     use crate::sweep::{self, show_value};
     let t0 = Instant::now();
     let memory_bytes = match memory {

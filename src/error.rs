@@ -95,12 +95,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn spec(loc: Loc, node: Option<&str>, param: Option<&str>, message: impl Into<String>) -> Self {
-        Error::Spec(Box::new(SpecError {
-            loc,
-            node: node.map(str::to_owned),
-            param: param.map(str::to_owned),
-            message: message.into(),
-        }))
+        Error::Spec(Box::new(SpecError { loc, node: node.map(str::to_owned), param: param.map(str::to_owned), message: message.into() }))
     }
 
     pub fn input(node: &str, message: impl Into<String>) -> Self {

@@ -71,12 +71,25 @@ impl RunReport {
 }
 
 pub enum Event<'a> {
-    Start { node: &'a str, op: &'a str },
-    Corrupt { node: &'a str, key: &'a str, reason: &'a str },
-    Waiting { node: &'a str },
+    Start {
+        node: &'a str,
+        op: &'a str,
+    },
+    Corrupt {
+        node: &'a str,
+        key: &'a str,
+        reason: &'a str,
+    },
+    Waiting {
+        node: &'a str,
+    },
     Done(&'a NodeReport),
     /// A batch job changed state (`--executor slurm`): submitted, completed, failed, ...
-    Job { node: &'a str, job: &'a str, state: &'a str },
+    Job {
+        node: &'a str,
+        job: &'a str,
+        state: &'a str,
+    },
 }
 
 /// Receives what the executor does; the CLI prints it, tests record it.
@@ -114,14 +127,7 @@ pub(crate) fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option
     if let Some(d) = data {
         file_hashes.insert(DATA_FILES.to_owned(), d);
     }
-    Ok(Some(KeyParts {
-        op: node.op.name().to_owned(),
-        op_version: node.op.version(),
-        id: p.id.clone(),
-        params: node.op.key_params(),
-        inputs,
-        files: file_hashes,
-    }))
+    Ok(Some(KeyParts { op: node.op.name().to_owned(), op_version: node.op.version(), id: p.id.clone(), params: node.op.key_params(), inputs, files: file_hashes }))
 }
 
 /// The name under which the digest of an op's data files (image cutouts) enters the key's
@@ -531,11 +537,7 @@ fn run_unit(
         }
     };
     let status = if computed.is_some() { Status::Computed } else { Status::Cached };
-    store.save_run(
-        &p.name,
-        &node.name,
-        &RunRecord { key: key.clone(), parts, input_nodes: input_names(p, v), content_hash: manifest.content_hash.clone() },
-    )?;
+    store.save_run(&p.name, &node.name, &RunRecord { key: key.clone(), parts, input_nodes: input_names(p, v), content_hash: manifest.content_hash.clone() })?;
     let report = NodeReport {
         name: node.name.clone(),
         op: node.op.name().to_owned(),
@@ -629,7 +631,11 @@ pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[N
                             (_, Some(r)) if r.key == key => vec!["its entry is no longer in the cache (removed by gc?)".to_owned()],
                             (_, Some(r)) => {
                                 let w = explain(&r.parts, &r.input_nodes, &parts, &names);
-                                if w.is_empty() { vec!["key changed".to_owned()] } else { w }
+                                if w.is_empty() {
+                                    vec!["key changed".to_owned()]
+                                } else {
+                                    w
+                                }
                             }
                         };
                         PlanRow { name: node.name.clone(), op: node.op.name().into(), key: Some(key), status: PlanStatus::Run, rows: None, why }
@@ -638,10 +644,7 @@ pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[N
             }
             None => {
                 let upstream: Vec<&str> = node.inputs.iter().filter(|&&u| hashes[u].is_none()).map(|&u| p.nodes[u].name.as_str()).collect();
-                let mut why: Vec<String> = upstream
-                    .iter()
-                    .map(|u| format!("input `{u}` will run; this node is reused if `{u}` comes out unchanged"))
-                    .collect();
+                let mut why: Vec<String> = upstream.iter().map(|u| format!("input `{u}` will run; this node is reused if `{u}` comes out unchanged")).collect();
                 if let Some(r) = &last {
                     // Own changes, ignoring the inputs that are not known yet.
                     let mut now = r.parts.clone();

@@ -217,12 +217,7 @@ impl<'a> Params<'a> {
             let mut known: Vec<&str> = self.known.clone();
             known.sort_unstable();
             let list = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
-            return Err(Error::spec(
-                p.key_loc.clone(),
-                Some(self.node),
-                Some(&p.name),
-                format!("unknown parameter for op `{}` (it takes: {list})", self.op),
-            ));
+            return Err(Error::spec(p.key_loc.clone(), Some(self.node), Some(&p.name), format!("unknown parameter for op `{}` (it takes: {list})", self.op)));
         }
         Ok(())
     }

@@ -117,17 +117,15 @@ fn exit_status(log: &Path) -> Option<i32> {
 /// Pending reasons that no amount of waiting resolves.
 const NEVER: &[&str] = &["PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount", "InvalidQOS"];
 
-const ACTIVE: &[&str] = &["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"];
+const ACTIVE: &[&str] =
+    &["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"];
 
 /// Run `points` through SLURM (see the module docs); returns the reports of the final,
 /// all-cached local pass, with the nodes the jobs computed marked as computed.
 pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets: &[Vec<NodeId>], limits: Limits, opt: &Options) -> Result<Vec<RunReport>> {
     let (units, of_point) = exec::merge(points, targets);
-    let max_cpus = run_cmd(Command::new("sinfo").args(["-h", "-o", "%c"]), "sinfo -h -o %c")?
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches('+').parse::<u32>().ok())
-        .max()
-        .unwrap_or(1);
+    let max_cpus =
+        run_cmd(Command::new("sinfo").args(["-h", "-o", "%c"]), "sinfo -h -o %c")?.lines().filter_map(|l| l.trim().trim_end_matches('+').parse::<u32>().ok()).max().unwrap_or(1);
     // Absolute: jobs start in it and write their logs there.
     let root = std::fs::canonicalize(store.root()).ctx("cannot find", store.root())?;
     let run_dir = root.join("slurm").join(format!("{}-{}", chrono_stamp(), std::process::id()));
@@ -278,9 +276,10 @@ fn cancel(ids: &[String]) -> Result<()> {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
         let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T"]), "squeue --me --states=all")?;
-        let busy = listing.lines().filter_map(|l| l.trim().split_once('|')).any(|(id, state)| {
-            ids.iter().any(|x| id.split('_').next() == Some(x.as_str())) && ACTIVE.contains(&state.trim())
-        });
+        let busy = listing
+            .lines()
+            .filter_map(|l| l.trim().split_once('|'))
+            .any(|(id, state)| ids.iter().any(|x| id.split('_').next() == Some(x.as_str())) && ACTIVE.contains(&state.trim()));
         if !busy {
             break;
         }

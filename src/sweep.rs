@@ -117,10 +117,7 @@ pub fn settings(raw: &RawPipeline, grid: &[String], classes: Option<&str>) -> Re
         s.classes = Some(c.to_owned());
     }
     if s.axes.is_empty() {
-        return Err(Error::Usage(format!(
-            "no grid to sweep: give `--grid NODE.PARAM=V1,V2,...` or add a [sweep] table to `{}`",
-            raw.file.display()
-        )));
+        return Err(Error::Usage(format!("no grid to sweep: give `--grid NODE.PARAM=V1,V2,...` or add a [sweep] table to `{}`", raw.file.display())));
     }
     // A repeated value makes two identical points, each the other's perfect match: the
     // stability between them would be a lie.
@@ -197,10 +194,7 @@ pub fn classes_node(sweep: &Sweep, p: &Pipeline) -> Result<usize> {
         let v = p.find(c).ok_or_else(|| Error::Usage(format!("no node named `{c}` in `{}` (nodes: {})", p.file.display(), p.names())))?;
         // Checked before the sweep runs, not after.
         if !p.nodes[v].schema.contains("label") {
-            return Err(Error::Usage(format!(
-                "`--classes {c}`: node `{c}` ({} op) has no `label` column; name a select-leaves or select-eom node",
-                p.nodes[v].op.name()
-            )));
+            return Err(Error::Usage(format!("`--classes {c}`: node `{c}` ({} op) has no `label` column; name a select-leaves or select-eom node", p.nodes[v].op.name())));
         }
         return Ok(v);
     }
@@ -485,11 +479,11 @@ fn classes_frame(c: &[ClassSummary]) -> Result<DataFrame> {
     DataFrame::new(
         c.len(),
         vec![
-        Column::new("point".into(), c.iter().map(|x| x.point as u32).collect::<Vec<_>>()),
-        Column::new("class".into(), c.iter().map(|x| x.class).collect::<Vec<_>>()),
-        Column::new("size".into(), c.iter().map(|x| x.size).collect::<Vec<_>>()),
-        Column::new("stability".into(), c.iter().map(|x| x.stability).collect::<Vec<_>>()),
-    ],
+            Column::new("point".into(), c.iter().map(|x| x.point as u32).collect::<Vec<_>>()),
+            Column::new("class".into(), c.iter().map(|x| x.class).collect::<Vec<_>>()),
+            Column::new("size".into(), c.iter().map(|x| x.size).collect::<Vec<_>>()),
+            Column::new("stability".into(), c.iter().map(|x| x.stability).collect::<Vec<_>>()),
+        ],
     )
     .map_err(|e| Error::polars("sweep classes", e))
 }
@@ -511,25 +505,12 @@ fn page(pipeline: &str, axes: &[Axis], points: &[PointSummary], classes: &[Class
         esc(classes_node)
     );
     let labels: Vec<String> = points.iter().map(|p| p.point.to_string()).collect();
-    let tips: Vec<String> =
-        points.iter().map(|p| p.params.iter().map(|(k, v)| format!("{k}={}", show_value(v))).collect::<Vec<_>>().join(", ")).collect();
+    let tips: Vec<String> = points.iter().map(|p| p.params.iter().map(|(k, v)| format!("{k}={}", show_value(v))).collect::<Vec<_>>().join(", ")).collect();
     h.push_str("<div>");
     h.push_str(&bars("Classes per grid point", &points.iter().map(|p| p.classes as f64).collect::<Vec<_>>(), &labels, &tips, &|v| format!("{v:.0}")));
-    h.push_str(&bars(
-        "Galaxies in a class (%)",
-        &points.iter().map(|p| 100.0 * p.clustered_fraction).collect::<Vec<_>>(),
-        &labels,
-        &tips,
-        &|v| format!("{v:.1}"),
-    ));
+    h.push_str(&bars("Galaxies in a class (%)", &points.iter().map(|p| 100.0 * p.clustered_fraction).collect::<Vec<_>>(), &labels, &tips, &|v| format!("{v:.1}")));
     if points.iter().all(|p| p.recovered.is_some()) {
-        h.push_str(&bars(
-            "Planted classes recovered",
-            &points.iter().map(|p| p.recovered.map_or(0.0, |r| r.0 as f64)).collect::<Vec<_>>(),
-            &labels,
-            &tips,
-            &|v| format!("{v:.0}"),
-        ));
+        h.push_str(&bars("Planted classes recovered", &points.iter().map(|p| p.recovered.map_or(0.0, |r| r.0 as f64)).collect::<Vec<_>>(), &labels, &tips, &|v| format!("{v:.0}")));
     }
     h.push_str("</div><p class=\"note\">Bars are numbered by grid point; the table below gives each point's parameters. Hover a bar for them.</p>");
     // Summary table.

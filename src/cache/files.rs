@@ -149,13 +149,8 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
                     Err(e) => (RowState::Missing(e.kind()), None, false),
                     Ok(m) if !m.is_file() => (RowState::NotAFile, None, false),
                     Ok(m) => {
-                        let stat = |blake3: String| DirRecord {
-                            size: m.size(),
-                            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-                            ino: m.ino(),
-                            dev: m.dev(),
-                            blake3,
-                        };
+                        let stat =
+                            |blake3: String| DirRecord { size: m.size(), mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128, ino: m.ino(), dev: m.dev(), blake3 };
                         match table.get(&key).filter(|r| **r == stat(r.blake3.clone())).and_then(|r| parse_hex(&r.blake3)) {
                             Some(h) => (RowState::Hash(h), None, false),
                             None => match std::fs::read(&path) {

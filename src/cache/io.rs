@@ -58,4 +58,3 @@ pub fn parquet_bytes(df: &mut DataFrame, what: &str) -> Result<Vec<u8>> {
     write_parquet(&mut buf, df, what)?;
     Ok(buf)
 }
-

@@ -89,14 +89,7 @@ mod tests {
     use super::*;
 
     fn parts(n: i64) -> KeyParts {
-        KeyParts {
-            op: "filter".into(),
-            op_version: 1,
-            id: "id".into(),
-            params: serde_json::json!({"a": n, "b": "x"}),
-            inputs: vec!["h1".into()],
-            files: BTreeMap::new(),
-        }
+        KeyParts { op: "filter".into(), op_version: 1, id: "id".into(), params: serde_json::json!({"a": n, "b": "x"}), inputs: vec!["h1".into()], files: BTreeMap::new() }
     }
 
     #[test]

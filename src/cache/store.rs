@@ -32,8 +32,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::key::KeyParts;
 use super::io::{sync_dir, unique, write_atomic, write_parquet};
+use super::key::KeyParts;
 use crate::error::{Error, IoContext, Result};
 
 const DATA: &str = "data.parquet";
@@ -198,10 +198,7 @@ impl Store {
             let p = root.join(sub);
             // Name what is in the way rather than "File exists".
             if let Some(blocker) = p.ancestors().find(|a| a.exists() && !a.is_dir()) {
-                return Err(Error::Cache(format!(
-                    "`{}` is a file where the cache needs a folder: move it away, or give another cache with --cache",
-                    blocker.display()
-                )));
+                return Err(Error::Cache(format!("`{}` is a file where the cache needs a folder: move it away, or give another cache with --cache", blocker.display())));
             }
             fs::create_dir_all(&p).ctx("cannot create cache directory", &p)?;
         }
@@ -254,9 +251,7 @@ impl Store {
         let data = dir.join(&m.data_file);
         match fs::metadata(&data) {
             Err(e) => return Lookup::Corrupt(format!("data file unreadable: {e}")),
-            Ok(md) if md.len() != m.data_bytes => {
-                return Lookup::Corrupt(format!("data file is {} bytes, the manifest says {}", md.len(), m.data_bytes))
-            }
+            Ok(md) if md.len() != m.data_bytes => return Lookup::Corrupt(format!("data file is {} bytes, the manifest says {}", md.len(), m.data_bytes)),
             Ok(_) => {}
         }
         match super::files::hash_file(&data) {

@@ -187,14 +187,8 @@ pub struct ClusterStats {
 pub fn cluster_stats(t: &CondensedTree) -> ClusterStats {
     let m = t.n_ids();
     let root = t.root() as usize;
-    let mut s = ClusterStats {
-        birth: vec![0.0; m],
-        death: vec![0.0; m],
-        stability: vec![0.0; m],
-        size: vec![0; m],
-        parent: (0..m as u32).collect(),
-        children: vec![Vec::new(); m],
-    };
+    let mut s =
+        ClusterStats { birth: vec![0.0; m], death: vec![0.0; m], stability: vec![0.0; m], size: vec![0; m], parent: (0..m as u32).collect(), children: vec![Vec::new(); m] };
     s.size[root] = t.n_points as u32;
     for i in 0..t.len() {
         let (p, c) = (t.parent[i], t.child[i]);
@@ -278,7 +272,11 @@ pub fn select(t: &CondensedTree, s: &ClusterStats, sel: &Selection) -> Vec<u32> 
             let chosen: Vec<u32> = (root..s.birth.len() as u32).filter(|&c| is_sel[c as usize]).collect();
             if sel.epsilon != 0.0 && !s.children[root as usize].is_empty() {
                 if chosen == [root] {
-                    if sel.allow_single_cluster { chosen } else { Vec::new() }
+                    if sel.allow_single_cluster {
+                        chosen
+                    } else {
+                        Vec::new()
+                    }
                 } else {
                     epsilon_search(&chosen, t, s, sel)
                 }
@@ -294,7 +292,11 @@ pub fn select(t: &CondensedTree, s: &ClusterStats, sel: &Selection) -> Vec<u32> 
 }
 
 fn eps_of(lambda: f64) -> f64 {
-    if lambda == 0.0 { f64::INFINITY } else { 1.0 / lambda }
+    if lambda == 0.0 {
+        f64::INFINITY
+    } else {
+        1.0 / lambda
+    }
 }
 
 /// Replace clusters born below ε by their first ancestor born above it.
@@ -353,7 +355,13 @@ pub fn label_points(t: &CondensedTree, s: &ClusterStats, selected: &[u32], sel: 
     // Nearest selected ancestor (or the root), by increasing id: parents come first.
     let mut rep = vec![root; m];
     for c in root as usize..m {
-        rep[c] = if number[c] != u32::MAX { c as u32 } else if c as u32 == root { root } else { rep[s.parent[c] as usize] };
+        rep[c] = if number[c] != u32::MAX {
+            c as u32
+        } else if c as u32 == root {
+            root
+        } else {
+            rep[s.parent[c] as usize]
+        };
     }
     let root_max_lambda = (0..t.len()).filter(|&i| t.parent[i] == root).map(|i| t.lambda[i]).fold(0.0, f64::max);
     let single_root = selected == [root] && sel.allow_single_cluster;
@@ -376,8 +384,7 @@ pub fn label_points(t: &CondensedTree, s: &ClusterStats, selected: &[u32], sel: 
         let (p, lam) = (t.parent[i], t.lambda[i]);
         let r = rep[p as usize];
         let label = if r == root {
-            let keep = single_root
-                && if sel.epsilon != 0.0 { lam >= 1.0 / sel.epsilon } else { lam >= root_max_lambda };
+            let keep = single_root && if sel.epsilon != 0.0 { lam >= 1.0 / sel.epsilon } else { lam >= root_max_lambda };
             keep.then_some(number[root as usize])
         } else {
             Some(number[r as usize])
@@ -414,7 +421,13 @@ mod tests {
             while i < g.len() {
                 let a = g[i];
                 for e in edges {
-                    let o = if e.1 == a { e.2 } else if e.2 == a { e.1 } else { continue };
+                    let o = if e.1 == a {
+                        e.2
+                    } else if e.2 == a {
+                        e.1
+                    } else {
+                        continue;
+                    };
                     if members.contains(&o) && !g.contains(&o) {
                         g.push(o);
                     }
@@ -520,7 +533,11 @@ mod tests {
             while let Some(k) = stack.pop() {
                 for i in 0..ct.len() {
                     if ct.parent[i] == k {
-                        if (ct.child[i] as usize) < n { count += 1 } else { stack.push(ct.child[i]) }
+                        if (ct.child[i] as usize) < n {
+                            count += 1
+                        } else {
+                            stack.push(ct.child[i])
+                        }
                     }
                 }
             }

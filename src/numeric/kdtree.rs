@@ -100,9 +100,7 @@ impl KdTree {
         }
         // All points equal (duplicates): split by position so leaves stay small.
         let mid = idx.len() / 2;
-        idx.select_nth_unstable_by(mid, |&a, &b| {
-            x[a as usize * dim + widest].total_cmp(&x[b as usize * dim + widest]).then(a.cmp(&b))
-        });
+        idx.select_nth_unstable_by(mid, |&a, &b| x[a as usize * dim + widest].total_cmp(&x[b as usize * dim + widest]).then(a.cmp(&b)));
         let (l, r) = idx.split_at_mut(mid);
         let left = self.split(x, l, offset);
         let right = self.split(x, r, offset + mid);

@@ -201,11 +201,7 @@ fn core_distances_d<const D: usize>(tree: &KdTree, k: usize) -> Vec<f32> {
             let pos = b * BLOCK + i;
             let within = prev.and_then(|(pp, c)| {
                 let guaranteed = (c + d2::<D>(tree.point(pos), tree.point(pp)).sqrt()) * (1.0 + 1e-5) + f32::MIN_POSITIVE;
-                [c * 1.1]
-                    .into_iter()
-                    .filter(|&r| r < guaranteed)
-                    .chain(std::iter::once(guaranteed))
-                    .find_map(|r| kth_dist2_within::<D>(tree, pos, k, r * r, &mut buf, &mut stack))
+                [c * 1.1].into_iter().filter(|&r| r < guaranteed).chain(std::iter::once(guaranteed)).find_map(|r| kth_dist2_within::<D>(tree, pos, k, r * r, &mut buf, &mut stack))
             });
             let c = within.unwrap_or_else(|| kth_dist2_heap::<D>(tree, pos, k, &mut heap_stack)).sqrt();
             *o = c;

@@ -3,13 +3,13 @@
 //! Nothing here does I/O or knows about Arrow, polars, TOML or the cache; parallel code
 //! reduces in a fixed order so results are bit-identical whatever the thread count.
 
-pub mod pca;
-pub mod rng;
+pub mod hdbscan;
 pub mod kdtree;
 pub mod knn;
 pub mod mst;
-pub mod hdbscan;
 pub mod nndescent;
-pub mod umap;
 pub mod pages;
+pub mod pca;
+pub mod rng;
 pub mod similar;
+pub mod umap;

@@ -91,7 +91,11 @@ impl NodeCore {
 
     /// Least squared core distance among the node's points outside component `c`.
     fn least_other(&self, c: u32) -> f32 {
-        if self.comp != c { self.least } else { self.least_else }
+        if self.comp != c {
+            self.least
+        } else {
+            self.least_else
+        }
     }
 }
 
@@ -128,10 +132,7 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
         let found: Vec<(f32, u32)> = (0..n)
             .into_par_iter()
             .with_min_len(256)
-            .map_init(
-                || Vec::with_capacity(64),
-                |stack, p| nearest_other(tree, &core2, &node_core, &comp, &node_comp, &bound, inv_a2, p, stack),
-            )
+            .map_init(|| Vec::with_capacity(64), |stack, p| nearest_other(tree, &core2, &node_core, &comp, &node_comp, &bound, inv_a2, p, stack))
             .collect();
         // Per component, the least (w, p, q).
         let mut best: Vec<(f32, u32, u32)> = vec![(f32::INFINITY, NONE, NONE); n];
@@ -145,8 +146,7 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
                 best[c] = cand;
             }
         }
-        let mut round: Vec<(f32, u32, u32)> =
-            best.into_iter().filter(|e| e.1 != NONE).map(|(w, p, q)| (w, p.min(q), p.max(q))).collect();
+        let mut round: Vec<(f32, u32, u32)> = best.into_iter().filter(|e| e.1 != NONE).map(|(w, p, q)| (w, p.min(q), p.max(q))).collect();
         round.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
         round.dedup();
         assert!(!round.is_empty(), "Borůvka round found no edge");
@@ -160,8 +160,7 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
             *c = uf.find(p as u32);
         }
     }
-    let mut out: Vec<Edge> =
-        edges.into_iter().map(|(w2, a, b)| Edge { a: tree.index[a as usize], b: tree.index[b as usize], w: w2.sqrt() }).collect();
+    let mut out: Vec<Edge> = edges.into_iter().map(|(w2, a, b)| Edge { a: tree.index[a as usize], b: tree.index[b as usize], w: w2.sqrt() }).collect();
     sort_edges(&mut out);
     out
 }
@@ -223,11 +222,7 @@ fn nearest_other(
         } else {
             let mut kids = [(nd.left, 0f32), (nd.right, 0f32)];
             for k in kids.iter_mut() {
-                k.1 = if node_comp[k.0 as usize] == c {
-                    f32::INFINITY
-                } else {
-                    cp.max(node_core[k.0 as usize].least_other(c)).max(tree.min_dist2(k.0 as usize, q) * inv_a2)
-                };
+                k.1 = if node_comp[k.0 as usize] == c { f32::INFINITY } else { cp.max(node_core[k.0 as usize].least_other(c)).max(tree.min_dist2(k.0 as usize, q) * inv_a2) };
             }
             // Nearer child last, so it is popped first; ties keep the left child first.
             if kids[0].1 <= kids[1].1 {

@@ -468,24 +468,22 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
                 rev_old[j as usize].push(i as u32);
             }
         }
-        new_c.par_iter_mut().zip(old_c.par_iter_mut()).zip(rev_new.par_iter_mut().zip(rev_old.par_iter_mut())).enumerate().for_each(
-            |(i, ((nc, oc), (rn, ro)))| {
-                let mut r = Rng::new(p.seed ^ (iter as u64 + 1).wrapping_mul(0x85EB_CA6B), STREAM_SAMPLE + i as u64);
-                // Forward and reverse candidates together, sampled down to `mc`.
-                for (list, rev) in [(&mut *nc, rn), (&mut *oc, ro)] {
-                    for &v in rev.iter() {
-                        if !list.contains(&v) {
-                            list.push(v);
-                        }
-                    }
-                    if list.len() > mc {
-                        r.shuffle(list);
-                        list.truncate(mc);
-                        list.sort_unstable();
+        new_c.par_iter_mut().zip(old_c.par_iter_mut()).zip(rev_new.par_iter_mut().zip(rev_old.par_iter_mut())).enumerate().for_each(|(i, ((nc, oc), (rn, ro)))| {
+            let mut r = Rng::new(p.seed ^ (iter as u64 + 1).wrapping_mul(0x85EB_CA6B), STREAM_SAMPLE + i as u64);
+            // Forward and reverse candidates together, sampled down to `mc`.
+            for (list, rev) in [(&mut *nc, rn), (&mut *oc, ro)] {
+                for &v in rev.iter() {
+                    if !list.contains(&v) {
+                        list.push(v);
                     }
                 }
-            },
-        );
+                if list.len() > mc {
+                    r.shuffle(list);
+                    list.truncate(mc);
+                    list.sort_unstable();
+                }
+            }
+        });
         drop((rev_new, rev_old));
         // Local joins: every new candidate meets every other new one and every old one.
         (0..n).into_par_iter().for_each(|v| {
@@ -624,7 +622,8 @@ mod tests {
         }
         // Neighbours are much closer in rank than random pairs (n / 3 apart on average;
         // measured: about n / 11).
-        let gap: f64 = (0..n).flat_map(|i| g.neighbours(i).iter().map(move |&j| (i, j as usize))).map(|(i, j)| (rank[i] as f64 - rank[j] as f64).abs()).sum::<f64>() / (n * k) as f64;
+        let gap: f64 =
+            (0..n).flat_map(|i| g.neighbours(i).iter().map(move |&j| (i, j as usize))).map(|(i, j)| (rank[i] as f64 - rank[j] as f64).abs()).sum::<f64>() / (n * k) as f64;
         assert!(gap < n as f64 / 9.0, "mean rank gap {gap}");
     }
 

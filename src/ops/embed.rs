@@ -40,8 +40,8 @@ use serde::Serialize;
 use super::{Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::onnx::{Model, Port};
-use crate::render::gallery;
 use crate::params::Params;
+use crate::render::gallery;
 
 pub const VERSION: u32 = 1;
 
@@ -317,14 +317,27 @@ impl Embed {
             cols.push(Column::new(format!("{}{j}", self.prefix).into(), v));
         }
         let df = DataFrame::new(keep.len(), cols).map_err(super::pl(node))?;
-        let mut summary = vec![format!("{} of {n} images embedded with `{}` (output `{output_name}`, {d} values; input {}x{}, {} channels)", keep.len(), self.model.file_name().unwrap_or_default().to_string_lossy(), layout.size, layout.size, layout.channels)];
+        let mut summary = vec![format!(
+            "{} of {n} images embedded with `{}` (output `{output_name}`, {d} values; input {}x{}, {} channels)",
+            keep.len(),
+            self.model.file_name().unwrap_or_default().to_string_lossy(),
+            layout.size,
+            layout.size,
+            layout.channels
+        )];
         let mut out_files = Vec::new();
         if reused > 0 {
             summary.push(format!("{reused} of {n} images' features reused from earlier runs ({} of {} blocks computed)", todo.len(), blocks.len()));
         }
         if !failures.is_empty() {
-            summary.push(format!("{} images could not be used (left out; listed in failures.parquet): first `{}`: {}", failures.len(), paths[failures[0].0].as_deref().unwrap_or(""), failures[0].1));
-            let fid = input.column(ctx.id).map_err(super::pl(node))?.take(&IdxCa::from_vec("idx".into(), failures.iter().map(|f| f.0 as IdxSize).collect())).map_err(super::pl(node))?;
+            summary.push(format!(
+                "{} images could not be used (left out; listed in failures.parquet): first `{}`: {}",
+                failures.len(),
+                paths[failures[0].0].as_deref().unwrap_or(""),
+                failures[0].1
+            ));
+            let fid =
+                input.column(ctx.id).map_err(super::pl(node))?.take(&IdxCa::from_vec("idx".into(), failures.iter().map(|f| f.0 as IdxSize).collect())).map_err(super::pl(node))?;
             let mut fdf = DataFrame::new(
                 failures.len(),
                 vec![
@@ -412,9 +425,8 @@ impl Embed {
             return Err(Error::input(node, format!("a kept block has {} x {}, not {} x {}", part.height(), part.width(), r.len(), d + 2)));
         }
         let errors = part.column("error").map_err(super::pl(node))?.str().map_err(super::pl(node))?.clone();
-        let cols: Vec<Vec<f32>> = (0..d)
-            .map(|j| Ok(part.column(&format!("f{j}")).map_err(super::pl(node))?.f32().map_err(super::pl(node))?.into_no_null_iter().collect()))
-            .collect::<Result<_>>()?;
+        let cols: Vec<Vec<f32>> =
+            (0..d).map(|j| Ok(part.column(&format!("f{j}")).map_err(super::pl(node))?.f32().map_err(super::pl(node))?.into_no_null_iter().collect())).collect::<Result<_>>()?;
         for (k, i) in r.enumerate() {
             match errors.get(k) {
                 Some(e) => failures.push((i, e.to_owned())),

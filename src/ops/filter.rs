@@ -103,10 +103,7 @@ pub fn parse_cond(text: &str) -> std::result::Result<Cond, String> {
         _ => {}
     }
     let ops = [(">=", CmpOp::Ge), ("<=", CmpOp::Le), ("==", CmpOp::Eq), ("!=", CmpOp::Ne), (">", CmpOp::Gt), ("<", CmpOp::Lt), ("=", CmpOp::Eq)];
-    let (op, value) = ops
-        .iter()
-        .find_map(|(sym, op)| rest.strip_prefix(sym).map(|v| (*op, v.trim())))
-        .ok_or_else(|| format!("cannot parse `{t}`: {SYNTAX}"))?;
+    let (op, value) = ops.iter().find_map(|(sym, op)| rest.strip_prefix(sym).map(|v| (*op, v.trim()))).ok_or_else(|| format!("cannot parse `{t}`: {SYNTAX}"))?;
     let value = if value.is_empty() {
         return Err(format!("no value in `{t}`: {SYNTAX}"));
     } else if let Ok(v) = value.parse::<f64>() {
@@ -158,9 +155,9 @@ impl Filter {
     pub fn schema(&self, input: &Schema) -> SchemaResult<Schema> {
         for (param, conds) in [("drop_where", &self.drop_where), ("keep_where", &self.keep_where)] {
             for c in conds {
-                let dt = input.get(&c.column).ok_or_else(|| {
-                    SchemaError::new(param, format!("`{c}`: column `{}` not found in the input (columns: {})", c.column, columns::preview(input)))
-                })?;
+                let dt = input
+                    .get(&c.column)
+                    .ok_or_else(|| SchemaError::new(param, format!("`{c}`: column `{}` not found in the input (columns: {})", c.column, columns::preview(input))))?;
                 let ok = match &c.value {
                     Lit::None => true,
                     Lit::Num(_) => columns::is_numeric(dt),
@@ -239,10 +236,7 @@ impl Filter {
             summary.push(format!("{n} rows {verb} `{c}`"));
         }
         if df.height() == 0 {
-            return Err(Error::input(
-                ctx.node,
-                format!("the filter removed every row ({} in; {})", input.height(), summary[1..].join("; ")),
-            ));
+            return Err(Error::input(ctx.node, format!("the filter removed every row ({} in; {})", input.height(), summary[1..].join("; "))));
         }
         Ok(Output::new(df, summary))
     }

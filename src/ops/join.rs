@@ -44,10 +44,7 @@ impl Join {
         let lt = left.get(&self.left_on).ok_or_else(|| miss("left", &self.left_on, left))?;
         let rt = right.get(&self.right_on).ok_or_else(|| miss("right", &self.right_on, right))?;
         if lt != rt {
-            return Err(SchemaError::new(
-                "on",
-                format!("key `{}` is {lt} on the left but `{}` is {rt} on the right; cast one side upstream", self.left_on, self.right_on),
-            ));
+            return Err(SchemaError::new("on", format!("key `{}` is {lt} on the left but `{}` is {rt} on the right; cast one side upstream", self.left_on, self.right_on)));
         }
         let mut out = left.clone();
         for (name, dt) in right.iter() {
@@ -70,12 +67,7 @@ impl Join {
         let how = if self.how == "left" { JoinType::Left } else { JoinType::Inner };
         let mut args = JoinArgs::new(how).with_suffix(Some(self.suffix.as_str().into()));
         args.maintain_order = MaintainOrderJoin::Left;
-        let df = left
-            .clone()
-            .lazy()
-            .join(right.clone().lazy(), [col(self.left_on.as_str())], [col(self.right_on.as_str())], args)
-            .collect()
-            .map_err(super::pl(ctx.node))?;
+        let df = left.clone().lazy().join(right.clone().lazy(), [col(self.left_on.as_str())], [col(self.right_on.as_str())], args).collect().map_err(super::pl(ctx.node))?;
         if df.height() == 0 {
             return Err(Error::input(ctx.node, format!("no row of the left input has a matching `{}` on the right", self.right_on)));
         }

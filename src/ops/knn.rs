@@ -70,7 +70,11 @@ impl Knn {
         }
         let bar = ctx.progress.bar(ctx.node, "neighbours", 1);
         let exact = n <= EXACT_UP_TO;
-        let (g, rank) = if exact { (nndescent::brute_force(&x, d, k), (0..n as u32).collect()) } else { nndescent::nn_descent_with_order(&x, d, &nndescent::Params::for_size(n, k, self.seed)) };
+        let (g, rank) = if exact {
+            (nndescent::brute_force(&x, d, k), (0..n as u32).collect())
+        } else {
+            nndescent::nn_descent_with_order(&x, d, &nndescent::Params::for_size(n, k, self.seed))
+        };
         bar.inc(1);
         bar.finish();
         // A row whose every neighbour is at distance zero has k or more exact duplicates: its
@@ -93,10 +97,16 @@ impl Knn {
             out.push(Column::new(format!("nn_{s}").into(), (0..n).map(|i| g.indices[i * k + s]).collect::<Vec<u32>>()));
         }
         for s in 0..k {
-            let col: Vec<f32> = (0..n).map(|i| {
-                let e = g.distances[i * k + s];
-                if cosine { e * e / 2.0 } else { e }
-            }).collect();
+            let col: Vec<f32> = (0..n)
+                .map(|i| {
+                    let e = g.distances[i * k + s];
+                    if cosine {
+                        e * e / 2.0
+                    } else {
+                        e
+                    }
+                })
+                .collect();
             out.push(Column::new(format!("nd_{s}").into(), col));
         }
         out.push(Column::new(LOCALITY.into(), rank));

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::progress::ProgressFactory;
 use crate::params::Params;
+use crate::progress::ProgressFactory;
 
 /// A validated node operation with its typed parameters.
 #[derive(Clone, Debug)]
@@ -263,7 +263,10 @@ impl Op {
                 // The sample makes its own id column: it cannot also be one of the others.
                 let taken = o.schema("\u{0}id");
                 if taken.contains(id) {
-                    Err(SchemaError::new("op", format!("the pipeline's id column `{id}` is one of the built-in sample's own columns: give `[pipeline] id` another name (e.g. `id`)")))
+                    Err(SchemaError::new(
+                        "op",
+                        format!("the pipeline's id column `{id}` is one of the built-in sample's own columns: give `[pipeline] id` another name (e.g. `id`)"),
+                    ))
                 } else {
                     Ok(o.schema(id))
                 }

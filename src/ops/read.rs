@@ -63,9 +63,7 @@ impl Read {
                 "ipc" | "arrow" | "feather" => Format::Ipc,
                 other => return Err(p.error("format", format!("`{other}` is not one of `parquet`, `csv`, `ipc`"))),
             },
-            None => format_of(&path).ok_or_else(|| {
-                p.error("path", format!("cannot tell the format of `{raw}` from its extension; set `format` to `parquet`, `csv` or `ipc`"))
-            })?,
+            None => format_of(&path).ok_or_else(|| p.error("path", format!("cannot tell the format of `{raw}` from its extension; set `format` to `parquet`, `csv` or `ipc`")))?,
         };
         if !path.is_file() {
             return Err(p.error("path", format!("file `{}` not found", path.display())));
@@ -74,7 +72,9 @@ impl Read {
         let keep_first = match p.string("duplicates")?.as_deref() {
             None | Some("error") => false,
             Some("first") => true,
-            Some(other) => return Err(p.error("duplicates", format!("`{other}` is not one of `error` (the default: a repeated id is an error) or `first` (keep each id's first row)"))),
+            Some(other) => {
+                return Err(p.error("duplicates", format!("`{other}` is not one of `error` (the default: a repeated id is an error) or `first` (keep each id's first row)")))
+            }
         };
         Ok(Read { path, format, columns, keep_first })
     }
@@ -133,16 +133,10 @@ impl Read {
         if !schema.contains(id) {
             return Ok(Err(SchemaError::new(
                 "path",
-                format!(
-                    "`{}` has no id column `{id}` (columns: {}); name the id column with `id = \"...\"` under [pipeline]",
-                    self.path.display(),
-                    columns::preview(&schema)
-                ),
+                format!("`{}` has no id column `{id}` (columns: {}); name the id column with `id = \"...\"` under [pipeline]", self.path.display(), columns::preview(&schema)),
             )));
         }
-        Ok(self.selected(&schema, id).map(|cols| {
-            Schema::from_iter(cols.iter().map(|c| Field::new(c.into(), schema.get(c).expect("resolved").clone())))
-        }))
+        Ok(self.selected(&schema, id).map(|cols| Schema::from_iter(cols.iter().map(|c| Field::new(c.into(), schema.get(c).expect("resolved").clone())))))
     }
 
     pub fn run(&self, ctx: &RunCtx) -> Result<Output> {

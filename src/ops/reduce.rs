@@ -84,10 +84,7 @@ impl Reduce {
         let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
         columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         if self.umap.is_none() && self.n_components as usize > cols.len() {
-            return Err(SchemaError::new(
-                "n_components",
-                format!("{} components asked of {} input columns", self.n_components, cols.len()),
-            ));
+            return Err(SchemaError::new("n_components", format!("{} components asked of {} input columns", self.n_components, cols.len())));
         }
         let mut s = Schema::default();
         s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));

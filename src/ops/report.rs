@@ -27,8 +27,8 @@ use serde::Serialize;
 use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::rng::Rng;
-use crate::render::{self, canvas, esc, gallery, scatter};
 use crate::params::Params;
+use crate::render::{self, canvas, esc, gallery, scatter};
 
 pub const VERSION: u32 = 3;
 
@@ -78,9 +78,7 @@ impl Report {
             }
         }
         let image = match &self.image_column {
-            Some(c) if !catalogue.contains(c) => {
-                return Err(SchemaError::new("image_column", format!("the catalogue (second input) has no column `{c}`")))
-            }
+            Some(c) if !catalogue.contains(c) => return Err(SchemaError::new("image_column", format!("the catalogue (second input) has no column `{c}`"))),
             Some(c) => Some(c.clone()),
             None => catalogue.contains("file_loc").then(|| "file_loc".to_owned()),
         };
@@ -255,7 +253,12 @@ impl Report {
             esc(node)
         );
         if let Some(note) = scatter_note {
-            let _ = write!(h, "<h2>Layout</h2><img src=\"scatter.png\" alt=\"layout coloured by class\" width=\"{}\"><p class=\"note\">{}. Numbers mark each class's median position.</p>", self.width, esc(note));
+            let _ = write!(
+                h,
+                "<h2>Layout</h2><img src=\"scatter.png\" alt=\"layout coloured by class\" width=\"{}\"><p class=\"note\">{}. Numbers mark each class's median position.</p>",
+                self.width,
+                esc(note)
+            );
         }
         // Class table.
         h.push_str("<h2>Classes</h2><table><tr><th>class</th><th>size</th><th>persistence</th><th>stability</th><th>mean probability</th>");

@@ -88,12 +88,7 @@ impl Select {
                 row_of[c as usize] = i as IdxSize;
             }
         }
-        let ids = input
-            .column(ctx.id)
-            .map_err(super::pl(ctx.node))?
-            .as_materialized_series()
-            .take(&IdxCa::from_vec(PlSmallStr::EMPTY, row_of))
-            .map_err(super::pl(ctx.node))?;
+        let ids = input.column(ctx.id).map_err(super::pl(ctx.node))?.as_materialized_series().take(&IdxCa::from_vec(PlSmallStr::EMPTY, row_of)).map_err(super::pl(ctx.node))?;
         let labels: Vec<i32> = lab.label.iter().map(|l| l.map_or(-1, |v| v as i32)).collect();
         let df = DataFrame::new(
             n,
@@ -126,11 +121,7 @@ impl Select {
         let clustered: usize = counts.iter().sum();
         let mut sorted = counts.clone();
         sorted.sort_unstable();
-        let mut summary = vec![format!(
-            "{} classes; {clustered} of {n} points in a class ({:.2}%)",
-            chosen.len(),
-            100.0 * clustered as f64 / n.max(1) as f64
-        )];
+        let mut summary = vec![format!("{} classes; {clustered} of {n} points in a class ({:.2}%)", chosen.len(), 100.0 * clustered as f64 / n.max(1) as f64)];
         if let (Some(min), Some(max)) = (sorted.first(), sorted.last()) {
             summary.push(format!("class sizes: min {min}, median {}, max {max}", sorted[sorted.len() / 2]));
         }
@@ -142,5 +133,9 @@ impl Select {
 
 /// JSON has no infinity: report it as null.
 fn finite(v: f64) -> serde_json::Value {
-    if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }
+    if v.is_finite() {
+        serde_json::json!(v)
+    } else {
+        serde_json::Value::Null
+    }
 }

@@ -83,9 +83,7 @@ impl Similar {
         let text: Vec<String> = idcol.cast(&DataType::String).map_err(super::pl(node))?.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect();
         let row_of: HashMap<&str, usize> = text.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
         let find = |list: &[String], what: &str| -> Result<Vec<usize>> {
-            list.iter()
-                .map(|q| row_of.get(q.as_str()).copied().ok_or_else(|| Error::input(node, format!("{what} id `{q}` is not in the input ({n} galaxies)"))))
-                .collect()
+            list.iter().map(|q| row_of.get(q.as_str()).copied().ok_or_else(|| Error::input(node, format!("{what} id `{q}` is not in the input ({n} galaxies)")))).collect()
         };
         let mut pos = find(&self.ids, "example")?;
         let neg = find(&self.not, "counter-example")?;
@@ -117,7 +115,8 @@ impl Similar {
         let w = if neg.is_empty() { similar::mean_direction(&xn, d, &pos) } else { similar::logistic(&xn, d, &pos, &neg, LAMBDA) };
         let score = similar::scores(&xn, d, &w);
         // Best first; ties by id (numeric ids as numbers).
-        let num: Option<Vec<i64>> = idcol.cast(&DataType::Int64).ok().and_then(|s| s.i64().ok().map(|c| c.iter().map(|v| v.unwrap_or(i64::MAX)).collect())).filter(|_| idcol.dtype().is_integer());
+        let num: Option<Vec<i64>> =
+            idcol.cast(&DataType::Int64).ok().and_then(|s| s.i64().ok().map(|c| c.iter().map(|v| v.unwrap_or(i64::MAX)).collect())).filter(|_| idcol.dtype().is_integer());
         let mut order: Vec<usize> = (0..n).filter(|i| !excluded.contains(i)).collect();
         order.sort_by(|&a, &b| {
             score[b].total_cmp(&score[a]).then_with(|| match &num {
@@ -128,7 +127,9 @@ impl Similar {
         // Duplicate detections: within `dedupe_arcsec` of an example or a better result.
         let sky = match (input.column("ra"), input.column("dec")) {
             (Ok(ra), Ok(dec)) if self.dedupe_arcsec > 0.0 => {
-                let f = |c: &Column| -> Result<Vec<f64>> { Ok(c.cast(&DataType::Float64).map_err(super::pl(node))?.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect()) };
+                let f = |c: &Column| -> Result<Vec<f64>> {
+                    Ok(c.cast(&DataType::Float64).map_err(super::pl(node))?.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+                };
                 Some((f(ra)?, f(dec)?))
             }
             _ => None,

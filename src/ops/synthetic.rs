@@ -35,18 +35,7 @@ pub const VERSION: u32 = 1;
 const LATENT: usize = 10;
 const BLOCK: usize = 2048;
 
-const RARE_NAMES: &[&str] = &[
-    "one-armed-spiral",
-    "clumpy-barred",
-    "shredded",
-    "ring",
-    "tidal-debris",
-    "lens-arc",
-    "polar-ring",
-    "dust-lane",
-    "double-nucleus",
-    "blue-nugget",
-];
+const RARE_NAMES: &[&str] = &["one-armed-spiral", "clumpy-barred", "shredded", "ring", "tidal-debris", "lens-arc", "polar-ring", "dust-lane", "double-nucleus", "blue-nugget"];
 const ARTIFACT_NAMES: &[&str] = &["satellite-trail", "bright-star", "ghost", "bad-columns", "cosmic-ray", "saturated-core"];
 
 /// Vote-fraction columns, in output order.
@@ -124,10 +113,7 @@ impl Synthetic {
         let edge_on_fraction = p.float_in("edge_on_fraction", 0.10, 0.0, 0.95)?;
         let artifact_fraction = p.float_in("artifact_fraction", 0.05, 0.0, 0.95)?;
         if smooth_fraction + edge_on_fraction + artifact_fraction > 0.95 {
-            return Err(p.error(
-                "smooth_fraction",
-                "smooth_fraction + edge_on_fraction + artifact_fraction must leave at least 5% featured galaxies",
-            ));
+            return Err(p.error("smooth_fraction", "smooth_fraction + edge_on_fraction + artifact_fraction must leave at least 5% featured galaxies"));
         }
         let rare_classes = p.floats("rare_classes")?.unwrap_or_else(|| vec![0.005, 0.004, 0.0035, 0.003, 0.0025, 0.002]);
         if rare_classes.iter().any(|&f| !(0.0..=0.5).contains(&f)) || rare_classes.iter().sum::<f64>() > 0.5 {
@@ -168,24 +154,9 @@ impl Synthetic {
             let centre = scaled(unit(&mut g), 2.4 + 0.5 * g.uniform());
             classes.push(Class { name, kind: Kind::Rare(i), count: c, centre, sd: [0.12; LATENT] });
         }
-        classes.insert(
-            0,
-            Class { name: "bulk:featured".into(), kind: Kind::Featured, count: n_feat - rare_total, centre: [0.0; LATENT], sd: bulk_sd },
-        );
-        classes.push(Class {
-            name: "bulk:smooth".into(),
-            kind: Kind::Smooth,
-            count: n_smooth,
-            centre: scaled(unit(&mut g), 2.5),
-            sd: bulk_sd.map(|s| 0.6 * s),
-        });
-        classes.push(Class {
-            name: "bulk:edge-on".into(),
-            kind: Kind::EdgeOn,
-            count: n_edge,
-            centre: scaled(unit(&mut g), 2.5),
-            sd: bulk_sd.map(|s| 0.5 * s),
-        });
+        classes.insert(0, Class { name: "bulk:featured".into(), kind: Kind::Featured, count: n_feat - rare_total, centre: [0.0; LATENT], sd: bulk_sd });
+        classes.push(Class { name: "bulk:smooth".into(), kind: Kind::Smooth, count: n_smooth, centre: scaled(unit(&mut g), 2.5), sd: bulk_sd.map(|s| 0.6 * s) });
+        classes.push(Class { name: "bulk:edge-on".into(), kind: Kind::EdgeOn, count: n_edge, centre: scaled(unit(&mut g), 2.5), sd: bulk_sd.map(|s| 0.5 * s) });
         let types = self.artifact_types as u64;
         for j in 0..types {
             let c = n_art / types + u64::from(j < n_art % types);
@@ -236,10 +207,7 @@ impl Synthetic {
         }
         let names: Vec<&str> = labels.iter().map(|&l| geo.classes[l as usize].name.as_str()).collect();
         cols.push(Column::new("planted_class".into(), names));
-        let feat_cols: Vec<Column> = (0..d)
-            .into_par_iter()
-            .map(|j| Column::new(format!("feat_{j}").into(), (0..n).map(|i| feats[i * d + j]).collect::<Vec<f32>>()))
-            .collect();
+        let feat_cols: Vec<Column> = (0..d).into_par_iter().map(|j| Column::new(format!("feat_{j}").into(), (0..n).map(|i| feats[i * d + j]).collect::<Vec<f32>>())).collect();
         cols.extend(feat_cols);
         let df = DataFrame::new(n, cols).map_err(super::pl(ctx.node))?;
         let mut summary = vec![format!("{n} galaxies, {d}-d representation, seed {}", self.seed)];

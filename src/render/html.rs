@@ -45,4 +45,3 @@ table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px soli
 th{background:#f2f2f2}td.t{text-align:left}h2{margin-top:1.6em}.note{color:#555;font-size:13px}\
 .sw{display:inline-block;width:11px;height:11px;border-radius:2px;vertical-align:middle;margin-right:4px}\
 img{image-rendering:auto;max-width:100%}";
-

@@ -79,12 +79,7 @@ fn params(src: &Source, table: SpannedTable) -> Vec<RawParam> {
         .into_iter()
         .map(|(k, v)| {
             let start = k.span().start;
-            let p = RawParam {
-                name: k.get_ref().clone(),
-                key_loc: src.loc(k.span().start),
-                loc: src.loc(v.span().start),
-                value: v.into_inner(),
-            };
+            let p = RawParam { name: k.get_ref().clone(), key_loc: src.loc(k.span().start), loc: src.loc(v.span().start), value: v.into_inner() };
             (start, p)
         })
         .collect();
@@ -112,14 +107,7 @@ pub fn parse(path: &Path, text: &str) -> Result<RawPipeline> {
     if let Some(table) = file.nodes {
         for (name, body) in table.into_inner() {
             let start = name.span().start;
-            nodes.push((
-                start,
-                RawNode {
-                    name: name.get_ref().clone(),
-                    loc: src.loc(start),
-                    params: params(&src, body.into_inner()),
-                },
-            ));
+            nodes.push((start, RawNode { name: name.get_ref().clone(), loc: src.loc(start), params: params(&src, body.into_inner()) }));
         }
     }
     nodes.sort_by_key(|(s, _)| *s);

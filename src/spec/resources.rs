@@ -93,7 +93,15 @@ fn resources(p: &RawParam, prefix: &str, table: &toml::Table, top: bool, array_l
                 Some(n) if (1..=4096).contains(&n) => r.cpus = Some(n as u32),
                 _ => return Err(err(p, &name, "expected a whole number of CPUs, 1 to 4096")),
             },
-            "mem" => r.mem = Some(text(p, &name, v, |s| s.trim_end_matches(['K', 'M', 'G', 'T']).chars().all(|c| c.is_ascii_digit()) && s.starts_with(|c: char| c.is_ascii_digit()), "a size such as `8G` or `500M`")?),
+            "mem" => {
+                r.mem = Some(text(
+                    p,
+                    &name,
+                    v,
+                    |s| s.trim_end_matches(['K', 'M', 'G', 'T']).chars().all(|c| c.is_ascii_digit()) && s.starts_with(|c: char| c.is_ascii_digit()),
+                    "a size such as `8G` or `500M`",
+                )?)
+            }
             "gpus" => r.gpus = Some(text(p, &name, v, |s| !s.contains(char::is_whitespace), "a GPU count or `type:count`")?),
             "time" => r.time = Some(text(p, &name, v, |s| s.chars().all(|c| c.is_ascii_digit() || c == ':' || c == '-'), "a time limit such as `90`, `02:00:00` or `1-00:00:00`")?),
             "partition" => match v.as_str() {

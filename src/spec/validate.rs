@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::params::Params;
 use super::raw::{RawParam, RawPipeline};
 use super::{Node, Pipeline};
 use crate::dag;
 use crate::error::{Error, Loc, Result};
 use crate::ops::{Arity, Op, OPS};
+use crate::params::Params;
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -41,14 +41,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
             }
             "id" => id = header_string(p)?,
             "cache" => cache = Some(base_dir.join(header_string(p)?)),
-            other => {
-                return Err(Error::spec(
-                    p.key_loc.clone(),
-                    None,
-                    Some(&format!("pipeline.{other}")),
-                    "unknown key in [pipeline] (it takes: name, id, cache)",
-                ))
-            }
+            other => return Err(Error::spec(p.key_loc.clone(), None, Some(&format!("pipeline.{other}")), "unknown key in [pipeline] (it takes: name, id, cache)")),
         }
     }
     if raw.nodes.is_empty() {
@@ -67,9 +60,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
             return Err(Error::spec(node.loc.clone(), Some(&node.name), None, "node names use letters, digits, `_` and `-` only"));
         }
         let rest: Vec<RawParam> = node.params.iter().filter(|p| !matches!(p.name.as_str(), "op" | "input" | "inputs")).cloned().collect();
-        let op_param = node.get("op").ok_or_else(|| {
-            Error::spec(node.loc.clone(), Some(&node.name), Some("op"), format!("missing (one of: {})", OPS.join(", ")))
-        })?;
+        let op_param = node.get("op").ok_or_else(|| Error::spec(node.loc.clone(), Some(&node.name), Some("op"), format!("missing (one of: {})", OPS.join(", "))))?;
         let kind = match &op_param.value {
             toml::Value::String(s) => s.clone(),
             _ => return Err(Error::spec(op_param.loc.clone(), Some(&node.name), Some("op"), "expected a string")),
@@ -83,9 +74,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         p.finish()?;
 
         let (listed, loc) = match (node.get("input"), node.get("inputs")) {
-            (Some(a), Some(_)) => {
-                return Err(Error::spec(a.key_loc.clone(), Some(&node.name), Some("input"), "give `input` or `inputs`, not both"))
-            }
+            (Some(a), Some(_)) => return Err(Error::spec(a.key_loc.clone(), Some(&node.name), Some("input"), "give `input` or `inputs`, not both")),
             (Some(p), None) => match &p.value {
                 toml::Value::String(s) => (vec![s.clone()], p.loc.clone()),
                 _ => return Err(Error::spec(p.loc.clone(), Some(&node.name), Some("input"), "expected a node name (a string)")),
@@ -103,9 +92,10 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         let param = if node.get("inputs").is_some() { "inputs" } else { "input" };
         let mut ids = Vec::with_capacity(listed.len());
         for i in &listed {
-            let idx = names.iter().position(|n| n == i).ok_or_else(|| {
-                Error::spec(loc.clone(), Some(&node.name), Some(param), format!("input `{i}` names no node (nodes: {all_names})"))
-            })?;
+            let idx = names
+                .iter()
+                .position(|n| n == i)
+                .ok_or_else(|| Error::spec(loc.clone(), Some(&node.name), Some(param), format!("input `{i}` names no node (nodes: {all_names})")))?;
             ids.push(idx);
         }
         let (lo, hi) = match op.arity() {
@@ -213,12 +203,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         let name = &names[v];
         for (k, s) in ins.iter().enumerate() {
             if !s.contains(&id) {
-                return Err(Error::spec(
-                    input_locs[v].clone(),
-                    Some(name),
-                    None,
-                    format!("input `{}` has no id column `{id}`", names[inputs[v][k]]),
-                ));
+                return Err(Error::spec(input_locs[v].clone(), Some(name), None, format!("input `{}` has no id column `{id}`", names[inputs[v][k]])));
             }
         }
         let schema = ops[v].output_schema(&ins, &id)?.map_err(|e| {

@@ -226,7 +226,8 @@ fn images_enter_the_key_by_content_not_by_path() {
         let e = e.unwrap();
         std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
     }
-    let moved = PIPELINE.replace("batch_size = 7", "batch_size = 7\nshards = 3\nbase_dir = \"elsewhere\"").replace("prefix = \"logit_\"", "prefix = \"logit_\"\nbase_dir = \"elsewhere\"");
+    let moved =
+        PIPELINE.replace("batch_size = 7", "batch_size = 7\nshards = 3\nbase_dir = \"elsewhere\"").replace("prefix = \"logit_\"", "prefix = \"logit_\"\nbase_dir = \"elsewhere\"");
     t.pipeline(&moved);
     assert!(t.run_json(&[]).ok().computed().is_empty(), "the same bytes under another folder");
 
@@ -326,19 +327,14 @@ fn decals_rings_embeddings_carry_the_ring_label() {
     assert!(x.iter().flatten().all(|v| v.is_finite()));
     // 10-nearest-neighbour vote of the `ring` label, each galaxy left out of its own vote.
     let cat = CsvReadOptions::default().try_into_reader_with_file_path(Some(data)).unwrap().finish().unwrap();
-    let ring: std::collections::HashMap<String, i64> = cat
-        .column("id_str").unwrap().str().unwrap().iter().zip(cat.column("ring").unwrap().i64().unwrap().iter())
-        .map(|(i, r)| (i.unwrap().to_owned(), r.unwrap()))
-        .collect();
+    let ring: std::collections::HashMap<String, i64> =
+        cat.column("id_str").unwrap().str().unwrap().iter().zip(cat.column("ring").unwrap().i64().unwrap().iter()).map(|(i, r)| (i.unwrap().to_owned(), r.unwrap())).collect();
     let ids: Vec<&str> = emb.column("id_str").unwrap().str().unwrap().iter().map(|s| s.unwrap()).collect();
     let y: Vec<i64> = ids.iter().map(|i| ring[*i]).collect();
     let n = ids.len();
     let mut right = 0;
     for a in 0..n {
-        let mut dist: Vec<(f64, usize)> = (0..n)
-            .filter(|&b| b != a)
-            .map(|b| ((0..d).map(|j| (x[j][a] as f64 - x[j][b] as f64).powi(2)).sum::<f64>(), b))
-            .collect();
+        let mut dist: Vec<(f64, usize)> = (0..n).filter(|&b| b != a).map(|b| ((0..d).map(|j| (x[j][a] as f64 - x[j][b] as f64).powi(2)).sum::<f64>(), b)).collect();
         dist.sort_by(|p, q| p.0.total_cmp(&q.0).then(p.1.cmp(&q.1)));
         let votes: i64 = dist[..10].iter().map(|&(_, b)| y[b]).sum();
         right += usize::from((votes > 5) as i64 == y[a]);

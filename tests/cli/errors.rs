@@ -29,14 +29,30 @@ fn cases() -> Vec<Case> {
         case("no nodes", "[pipeline]\nname = \"x\"\n", &["p.toml", "no nodes"]),
         case("unknown op", "[nodes.a]\nop = \"smooth\"\n", &["p.toml:2:6", "node `a`", "parameter `op`", "unknown op `smooth`"]),
         case("embed without a model", &format!("{SYN}[nodes.t]\nop = \"embed\"\ninput = \"catalog\"\n"), &["node `t`", "parameter `model`", "missing"]),
-        case("embed without image paths", &format!("{SYN}[nodes.t]\nop = \"embed\"\ninput = \"catalog\"\nmodel = \"m.onnx\"\n"), &["node `t`", "parameter `image_column`", "no column `file_loc`"]),
-        case("unknown method", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"tsne\"\ninput = \"catalog\"\n"), &["node `u`", "parameter `method`", "`tsne` is not one of `pca`, `umap`"]),
-        case("umap neighbours over rows", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\nn_neighbors = 1\n"), &["node `u`", "parameter `n_neighbors`", "between 2 and"]),
+        case(
+            "embed without image paths",
+            &format!("{SYN}[nodes.t]\nop = \"embed\"\ninput = \"catalog\"\nmodel = \"m.onnx\"\n"),
+            &["node `t`", "parameter `image_column`", "no column `file_loc`"],
+        ),
+        case(
+            "unknown method",
+            &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"tsne\"\ninput = \"catalog\"\n"),
+            &["node `u`", "parameter `method`", "`tsne` is not one of `pca`, `umap`"],
+        ),
+        case(
+            "umap neighbours over rows",
+            &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\nn_neighbors = 1\n"),
+            &["node `u`", "parameter `n_neighbors`", "between 2 and"],
+        ),
         case("missing op", "[nodes.a]\nn = 3\n", &["p.toml:1:", "node `a`", "parameter `op`", "missing"]),
         case("unknown parameter", &format!("{SYN}nn = 5\n"), &["p.toml:5:1", "node `catalog`", "parameter `nn`", "unknown parameter", "it takes: "]),
         case("wrong type", "[nodes.a]\nop = \"synthetic\"\nn = \"many\"\n", &["p.toml:3:5", "parameter `n`", "expected an integer, found a string"]),
         case("out of range", "[nodes.a]\nop = \"synthetic\"\nn = -5\n", &["parameter `n`", "must be between"]),
-        case("input names no node", &format!("{SYN}[nodes.f]\nop = \"filter\"\ninput = \"catalgo\"\ndrop_where = [\"ra > 1\"]\n"), &["node `f`", "parameter `input`", "`catalgo` names no node"]),
+        case(
+            "input names no node",
+            &format!("{SYN}[nodes.f]\nop = \"filter\"\ninput = \"catalgo\"\ndrop_where = [\"ra > 1\"]\n"),
+            &["node `f`", "parameter `input`", "`catalgo` names no node"],
+        ),
         case(
             "cycle",
             "[nodes.a]\nop = \"filter\"\ninput = \"b\"\ndrop_where = [\"ra > 1\"]\n[nodes.b]\nop = \"filter\"\ninput = \"a\"\ndrop_where = [\"ra > 1\"]\n",
@@ -44,23 +60,40 @@ fn cases() -> Vec<Case> {
         ),
         case("duplicate node", &format!("{SYN}{SYN}"), &["p.toml:5:", "invalid pipeline file", "duplicate key `catalog`"]),
         case("input and inputs", &format!("{SYN}[nodes.f]\nop = \"filter\"\ninput = \"catalog\"\ninputs = [\"catalog\"]\ndrop_where = [\"ra > 1\"]\n"), &["node `f`", "not both"]),
-        case("wrong number of inputs", &format!("{SYN}[nodes.f]\nop = \"filter\"\ninputs = [\"catalog\", \"catalog\"]\ndrop_where = [\"ra > 1\"]\n"), &["node `f`", "takes one `input`, found 2"]),
+        case(
+            "wrong number of inputs",
+            &format!("{SYN}[nodes.f]\nop = \"filter\"\ninputs = [\"catalog\", \"catalog\"]\ndrop_where = [\"ra > 1\"]\n"),
+            &["node `f`", "takes one `input`, found 2"],
+        ),
         case("unknown column", &filter("smooth_fraction >= 0.5"), &["p.toml:8:", "node `f`", "parameter `drop_where`", "column `smooth_fraction` not found"]),
         case("unparsable condition", &filter("ra ~ 3"), &["node `f`", "parameter `drop_where`", "cannot parse `ra ~ 3`"]),
         case("type mismatch", &filter("planted_class >= 0.5"), &["column `planted_class` is str"]),
-        case("glob matches nothing", &format!("{SYN}[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\ncolumns = \"emb_*\"\nn_components = 2\n"), &["node `p`", "parameter `columns`", "no column matches `emb_*`"]),
-        case("umap over no columns", &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\ncolumns = []\n"), &["p.toml:9:11", "parameter `columns`", "selects no column"]),
-        case("cluster over no columns", &format!("{SYN}[nodes.t]\nop = \"cluster\"\ninput = \"catalog\"\ncolumns = []\n"), &["node `t`", "parameter `columns`", "selects no column"]),
-        case("too many components", &format!("{SYN}[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\nn_components = 9\n"), &["parameter `n_components`", "9 components asked of 8 input columns"]),
+        case(
+            "glob matches nothing",
+            &format!("{SYN}[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\ncolumns = \"emb_*\"\nn_components = 2\n"),
+            &["node `p`", "parameter `columns`", "no column matches `emb_*`"],
+        ),
+        case(
+            "umap over no columns",
+            &format!("{SYN}[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"catalog\"\ncolumns = []\n"),
+            &["p.toml:9:11", "parameter `columns`", "selects no column"],
+        ),
+        case(
+            "cluster over no columns",
+            &format!("{SYN}[nodes.t]\nop = \"cluster\"\ninput = \"catalog\"\ncolumns = []\n"),
+            &["node `t`", "parameter `columns`", "selects no column"],
+        ),
+        case(
+            "too many components",
+            &format!("{SYN}[nodes.p]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\nn_components = 9\n"),
+            &["parameter `n_components`", "9 components asked of 8 input columns"],
+        ),
         case("missing data file", "[nodes.r]\nop = \"read\"\npath = \"nowhere/cat.parquet\"\n", &["p.toml:3:8", "node `r`", "parameter `path`", "not found"]),
         case("unknown pipeline key", "[pipeline]\nnmae = \"x\"\n[nodes.a]\nop = \"synthetic\"\n", &["p.toml:2:1", "pipeline.nmae", "unknown key"]),
         Case { args: vec!["--set", "catalgo.n=5"], ..case("set names no node", SYN, &["--set catalgo.n=5", "no node named `catalgo`"]) },
         Case { args: vec!["--set", "catalog.m=5"], ..case("set names no parameter", SYN, &["--set catalog.m", "parameter `m`", "unknown parameter"]) },
         Case { args: vec!["--target", "nope"], ..case("unknown target", SYN, &["no node named `nope`"]) },
-        Case {
-            files: vec![("cat.csv", "name,x\na,1\n")],
-            ..case("no id column", "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n", &["node `r`", "has no id column `id`"])
-        },
+        Case { files: vec![("cat.csv", "name,x\na,1\n")], ..case("no id column", "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n", &["node `r`", "has no id column `id`"]) },
         Case {
             files: vec![("cat.csv", "id,x\n1,2\n")],
             ..case(
@@ -69,11 +102,7 @@ fn cases() -> Vec<Case> {
                 &["node `j`", "key column `dr8_id` not found in the left input"],
             )
         },
-        Case {
-            files: vec![("cat.csv", "id,x\n")],
-            before_run: false,
-            ..case("empty catalogue", "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n", &["node `r`", "has no rows"])
-        },
+        Case { files: vec![("cat.csv", "id,x\n")], before_run: false, ..case("empty catalogue", "[nodes.r]\nop = \"read\"\npath = \"cat.csv\"\n", &["node `r`", "has no rows"]) },
         Case { before_run: false, ..case("filter removes every row", &filter("ra >= 0"), &["node `f`", "removed every row"]) },
         Case {
             files: vec![("cat.csv", "id,feat_0,feat_1\n1,0.5,1\n2,NaN,2\n3,inf,3\n4,1,1\n")],
@@ -130,7 +159,13 @@ fn malformed_pipelines_and_inputs_give_one_clear_line_and_exit_2() {
         } else if store_exists {
             let store = dagrun::cache::Store::open(&t.cache()).unwrap();
             let nodes: Vec<String> = store.manifests().values().map(|m| m.node.clone()).collect();
-            let failing = if c.name == "empty catalogue" { "r" } else if c.name == "filter removes every row" { "f" } else { "p" };
+            let failing = if c.name == "empty catalogue" {
+                "r"
+            } else if c.name == "filter removes every row" {
+                "f"
+            } else {
+                "p"
+            };
             assert!(!nodes.iter().any(|n| n == failing), "{}: the failing node left an entry", c.name);
             let tmp: Vec<_> = std::fs::read_dir(t.cache().join("v1/tmp")).unwrap().collect();
             assert!(tmp.is_empty(), "{}: temporary files left behind", c.name);
@@ -211,7 +246,6 @@ fn thread_counts_are_bounded() {
     }
     t.run(&["-j", "1024", "plan", "p.toml"]).ok();
 }
-
 
 #[test]
 fn slurm_resources_are_checked_before_anything_runs() {
@@ -387,7 +421,9 @@ fn random_pipelines_never_panic() {
         let r = t.run(&["run", "p.toml", "-q"]);
         assert!(matches!(r.code(), 0..=2) && !r.stderr().contains("panicked"), "case {case}: exit {}\n{p}\n{csv}\n{}", r.code(), r.stderr());
         *codes.entry(r.code()).or_insert(0) += 1;
-        if std::env::var_os("SHOW").is_some() { eprintln!("{}", r.stderr().trim()); }
+        if std::env::var_os("SHOW").is_some() {
+            eprintln!("{}", r.stderr().trim());
+        }
     }
     eprintln!("exit codes: {codes:?}");
     assert!(codes.get(&0).copied().unwrap_or(0) >= 20 && codes.get(&2).copied().unwrap_or(0) >= 20, "the cases reach both success and refusal: {codes:?}");

@@ -47,11 +47,7 @@ fn leaf_clusters_recover_the_planted_rare_classes() {
     let planted = groups(&ids, &truth);
     let mut recovered = 0;
     for (name, members) in planted.iter().filter(|(k, _)| k.starts_with("rare:")) {
-        let best = found
-            .iter()
-            .filter(|(k, _)| k.as_str() != "-1")
-            .map(|(_, f)| members.intersection(f).count() as f64 / members.union(f).count() as f64)
-            .fold(0.0, f64::max);
+        let best = found.iter().filter(|(k, _)| k.as_str() != "-1").map(|(_, f)| members.intersection(f).count() as f64 / members.union(f).count() as f64).fold(0.0, f64::max);
         eprintln!("{name}: {} members, best Jaccard {best:.3}", members.len());
         recovered += usize::from(best >= 0.8);
     }

@@ -111,7 +111,10 @@ fn outputs_do_not_depend_on_the_thread_count() {
 #[test]
 fn keys_are_pinned_and_do_not_depend_on_how_the_path_is_spelled() {
     let t = Test::new();
-    t.write("sub/p.toml", "[pipeline]\nname = \"pin\"\n[nodes.catalog]\nop = \"synthetic\"\nn = 200\ndim = 4\n[nodes.kept]\nop = \"filter\"\ninput = \"catalog\"\nkeep_where = [\"ra >= 0\"]\n");
+    t.write(
+        "sub/p.toml",
+        "[pipeline]\nname = \"pin\"\n[nodes.catalog]\nop = \"synthetic\"\nn = 200\ndim = 4\n[nodes.kept]\nop = \"filter\"\ninput = \"catalog\"\nkeep_where = [\"ra >= 0\"]\n",
+    );
     let plain = t.run(&["run", "sub/p.toml", "--json"]).ok().keys();
     assert_eq!(plain["catalog"], "d0e7580853f2006a1c6679cb435216e4375d10fff716a3c2191c2bdfa330a838");
     assert_eq!(plain["kept"], "9c69846567164a01d49c3f3d1e46df43ba102e5e865f03f2ea03c98bc7999ddf");

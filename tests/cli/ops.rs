@@ -29,12 +29,22 @@ fn synthetic_sample_is_deterministic_and_gz_desi_like() {
     let cat = read_parquet(&t.path("catalog.parquet"));
     let feat = read_parquet(&t.path("featured.parquet"));
     assert_eq!(cat.height(), 40_000);
-    for c in ["id", "ra", "dec", "smooth-or-featured_smooth_fraction", "smooth-or-featured_featured-or-disk_fraction", "smooth-or-featured_artifact_fraction", "disk-edge-on_yes_fraction", "disk-edge-on_no_fraction", "planted_class", "feat_0", "feat_15"] {
+    for c in [
+        "id",
+        "ra",
+        "dec",
+        "smooth-or-featured_smooth_fraction",
+        "smooth-or-featured_featured-or-disk_fraction",
+        "smooth-or-featured_artifact_fraction",
+        "disk-edge-on_yes_fraction",
+        "disk-edge-on_no_fraction",
+        "planted_class",
+        "feat_0",
+        "feat_15",
+    ] {
         assert!(cat.schema().contains(c), "missing column {c}");
     }
-    let classes = |df: &DataFrame, prefix: &str| -> usize {
-        df.column("planted_class").unwrap().str().unwrap().iter().flatten().filter(|s| s.starts_with(prefix)).count()
-    };
+    let classes = |df: &DataFrame, prefix: &str| -> usize { df.column("planted_class").unwrap().str().unwrap().iter().flatten().filter(|s| s.starts_with(prefix)).count() };
     // Every planted rare class passes the paper's cut; no artifact or smooth galaxy does.
     assert_eq!(classes(&cat, "rare:"), classes(&feat, "rare:"));
     assert_eq!(classes(&feat, "artifact:"), 0);
@@ -42,13 +52,8 @@ fn synthetic_sample_is_deterministic_and_gz_desi_like() {
     assert_eq!(classes(&feat, "bulk:edge-on"), 0);
     let rare = classes(&feat, "rare:") as f64 / feat.height() as f64;
     assert!((0.015..0.025).contains(&rare), "rare classes are about 2% of featured galaxies: {rare}");
-    let artifact_kinds: std::collections::BTreeSet<String> = cat
-        .column("planted_class")
-        .unwrap()
-        .str().unwrap().iter().flatten()
-        .filter(|s| s.starts_with("artifact:"))
-        .map(str::to_owned)
-        .collect();
+    let artifact_kinds: std::collections::BTreeSet<String> =
+        cat.column("planted_class").unwrap().str().unwrap().iter().flatten().filter(|s| s.starts_with("artifact:")).map(str::to_owned).collect();
     assert_eq!(artifact_kinds.len(), 4, "{artifact_kinds:?}");
     // Some featured galaxies were never asked the edge-on question (NaN) and are kept.
     let nan_kept = feat.column("disk-edge-on_yes_fraction").unwrap().f64().unwrap().into_no_null_iter().filter(|v| v.is_nan()).count();

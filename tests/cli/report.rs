@@ -184,11 +184,7 @@ thumb = 16
 #[test]
 fn report_layout_must_be_two_dimensional() {
     let t = Test::new();
-    t.pipeline(&format!(
-        "[pipeline]\nname = \"rep\"\n{}{}[nodes.report]\nop = \"report\"\ninputs = [\"classes\", \"featured\", \"pca\"]\n",
-        featured(2000, 8),
-        pca_leaves(10)
-    ));
+    t.pipeline(&format!("[pipeline]\nname = \"rep\"\n{}{}[nodes.report]\nop = \"report\"\ninputs = [\"classes\", \"featured\", \"pca\"]\n", featured(2000, 8), pca_leaves(10)));
     let r = t.run(&["run", "p.toml"]);
     assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("node `report`") && r.stderr().contains("n_components = 2"), "{}", r.stderr());

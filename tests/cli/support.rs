@@ -98,22 +98,11 @@ impl Run {
         self.nodes_with("computed")
     }
     pub fn nodes_with(&self, status: &str) -> Vec<String> {
-        self.json()["nodes"]
-            .as_array()
-            .expect("nodes")
-            .iter()
-            .filter(|n| n["status"] == status)
-            .map(|n| n["name"].as_str().expect("name").to_owned())
-            .collect()
+        self.json()["nodes"].as_array().expect("nodes").iter().filter(|n| n["status"] == status).map(|n| n["name"].as_str().expect("name").to_owned()).collect()
     }
     /// node name -> key
     pub fn keys(&self) -> BTreeMap<String, String> {
-        self.json()["nodes"]
-            .as_array()
-            .expect("nodes")
-            .iter()
-            .map(|n| (n["name"].as_str().unwrap().to_owned(), n["key"].as_str().unwrap().to_owned()))
-            .collect()
+        self.json()["nodes"].as_array().expect("nodes").iter().map(|n| (n["name"].as_str().unwrap().to_owned(), n["key"].as_str().unwrap().to_owned())).collect()
     }
 }
 

@@ -72,8 +72,9 @@ fn the_layout_has_umap_learns_density_structure() {
     // 50) umap-learn 0.5.12's layouts put 5.34%, 5.88% and 5.94% of the galaxies in leaf
     // classes (three runs; 27–29 classes). dagrun must stay within ±25% of its median.
     let t = Test::new();
-    t.pipeline(&(featured(40_000, 32)
-        + r#"
+    t.pipeline(
+        &(featured(40_000, 32)
+            + r#"
 [nodes.umap]
 op = "reduce"
 method = "umap"
@@ -89,7 +90,8 @@ min_cluster_size = 10
 [nodes.classes]
 op = "select-leaves"
 input = "tree"
-"#));
+"#),
+    );
     t.run(&["export", "p.toml", "classes", "--out", "c.parquet"]).ok();
     let c = ParquetReader::new(std::fs::File::open(t.path("c.parquet")).unwrap()).finish().unwrap();
     let labels: Vec<i64> = c.column("label").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().into_no_null_iter().collect();
@@ -116,7 +118,9 @@ fn many_separate_groups_are_laid_out_apart() {
     }
     let t = Test::new();
     t.write("groups.csv", &csv);
-    t.pipeline("[nodes.g]\nop = \"read\"\npath = \"groups.csv\"\n[nodes.umap]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"g\"\ncolumns = \"f*\"\nn_neighbors = 10\nn_components = 2\n");
+    t.pipeline(
+        "[nodes.g]\nop = \"read\"\npath = \"groups.csv\"\n[nodes.umap]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"g\"\ncolumns = \"f*\"\nn_neighbors = 10\nn_components = 2\n",
+    );
     let out = t.run(&["run", "p.toml"]).ok().stderr();
     assert!(out.contains("spectral init: 12 component(s)"), "{out}");
     t.run(&["export", "p.toml", "umap", "--out", "u.parquet"]).ok();

@@ -190,8 +190,18 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
                 let ta = out.get(a).map_or(u32::MAX, |e| e.0);
                 let tb = inc.get(b).map_or(u32::MAX, |e| e.0);
                 let t = ta.min(tb);
-                let fwd = if ta == t { a += 1; out[a - 1].1 } else { 0.0 };
-                let back = if tb == t { b += 1; inc[b - 1].1 } else { 0.0 };
+                let fwd = if ta == t {
+                    a += 1;
+                    out[a - 1].1
+                } else {
+                    0.0
+                };
+                let back = if tb == t {
+                    b += 1;
+                    inc[b - 1].1
+                } else {
+                    0.0
+                };
                 // Symmetric in (fwd, back) to the bit, so w(h, t) == w(t, h).
                 let w = fwd + back - fwd * back;
                 if w > 0.0 {
@@ -286,7 +296,8 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
     let ranks_high: Vec<Vec<u32>> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut o: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (crate::numeric::nndescent::sqdist(&high[i * hd..(i + 1) * hd], &high[j * hd..(j + 1) * hd]), j as u32)).collect();
+            let mut o: Vec<(f32, u32)> =
+                (0..n).filter(|&j| j != i).map(|j| (crate::numeric::nndescent::sqdist(&high[i * hd..(i + 1) * hd], &high[j * hd..(j + 1) * hd]), j as u32)).collect();
             o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let mut rank = vec![0u32; n];
             for (r, &(_, j)) in o.iter().enumerate() {
@@ -298,7 +309,8 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
     let penalty: f64 = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut o: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (crate::numeric::nndescent::sqdist(&low[i * ld..(i + 1) * ld], &low[j * ld..(j + 1) * ld]), j as u32)).collect();
+            let mut o: Vec<(f32, u32)> =
+                (0..n).filter(|&j| j != i).map(|j| (crate::numeric::nndescent::sqdist(&low[i * ld..(i + 1) * ld], &low[j * ld..(j + 1) * ld]), j as u32)).collect();
             o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             o[..k].iter().map(|&(_, j)| (ranks_high[i][j as usize] as f64 - k as f64).max(0.0)).sum::<f64>()
         })
@@ -388,7 +400,17 @@ mod tests {
         for i in 0..50 {
             let row = &d[i * k..(i + 1) * k];
             assert_eq!(rho[i], row[1] as f64, "rho is the nearest non-zero distance");
-            let s: f64 = row[1..].iter().map(|&x| { let y = x as f64 - rho[i]; if y > 0.0 { (-y / sigma[i]).exp() } else { 1.0 } }).sum();
+            let s: f64 = row[1..]
+                .iter()
+                .map(|&x| {
+                    let y = x as f64 - rho[i];
+                    if y > 0.0 {
+                        (-y / sigma[i]).exp()
+                    } else {
+                        1.0
+                    }
+                })
+                .sum();
             assert!((s - (k as f64).log2()).abs() < 1e-3, "row {i}: {s}");
         }
     }
@@ -396,7 +418,12 @@ mod tests {
     fn blobs(n: usize, dim: usize) -> Vec<f32> {
         let mut r = Rng::new(4, 0);
         let centres: Vec<Vec<f64>> = (0..6).map(|_| (0..dim).map(|_| r.normal() * 4.0).collect()).collect();
-        (0..n).flat_map(|i| { let c = &centres[i % 6]; (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>() }).collect()
+        (0..n)
+            .flat_map(|i| {
+                let c = &centres[i % 6];
+                (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Seeded blobs, their exact kNN graph and its fuzzy union.

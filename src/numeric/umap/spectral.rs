@@ -128,7 +128,21 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32],
         } else {
             // ±unit vectors, as umap-learn for few components.
             let k = count.div_ceil(2);
-            (0..count).flat_map(|c| (0..dim).map(move |d| if d == c % k { if c < k { 1.0 } else { -1.0 } } else { 0.0 })).collect()
+            (0..count)
+                .flat_map(|c| {
+                    (0..dim).map(move |d| {
+                        if d == c % k {
+                            if c < k {
+                                1.0
+                            } else {
+                                -1.0
+                            }
+                        } else {
+                            0.0
+                        }
+                    })
+                })
+                .collect()
         };
         // Points of each component, in order.
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); count];
@@ -308,28 +322,31 @@ impl Op<'_> {
     /// `out = α·N·x + β·x + γ·z` (rows of `m`), one pass over the edges.
     fn apply(&self, x: &[f32], out: &mut [f32], m: usize, alpha: f64, beta: f64, z: Option<(&[f32], f64)>) {
         let (start, tail) = (&self.g.start, &self.g.tail);
-        out.par_chunks_mut(m).enumerate().for_each_init(|| vec![0f64; m], |acc, (i, o)| {
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            for (&t, &wv) in tail[start[i]..start[i + 1]].iter().zip(&self.nw[start[i]..start[i + 1]]) {
-                let j = t as usize;
-                for (a, &y) in acc.iter_mut().zip(&x[j * m..(j + 1) * m]) {
-                    *a += wv as f64 * y as f64;
-                }
-            }
-            let xi = &x[i * m..(i + 1) * m];
-            match z {
-                Some((z, gamma)) => {
-                    for c in 0..m {
-                        o[c] = (alpha * acc[c] + beta * xi[c] as f64 + gamma * z[i * m + c] as f64) as f32;
+        out.par_chunks_mut(m).enumerate().for_each_init(
+            || vec![0f64; m],
+            |acc, (i, o)| {
+                acc.iter_mut().for_each(|a| *a = 0.0);
+                for (&t, &wv) in tail[start[i]..start[i + 1]].iter().zip(&self.nw[start[i]..start[i + 1]]) {
+                    let j = t as usize;
+                    for (a, &y) in acc.iter_mut().zip(&x[j * m..(j + 1) * m]) {
+                        *a += wv as f64 * y as f64;
                     }
                 }
-                None => {
-                    for c in 0..m {
-                        o[c] = (alpha * acc[c] + beta * xi[c] as f64) as f32;
+                let xi = &x[i * m..(i + 1) * m];
+                match z {
+                    Some((z, gamma)) => {
+                        for c in 0..m {
+                            o[c] = (alpha * acc[c] + beta * xi[c] as f64 + gamma * z[i * m + c] as f64) as f32;
+                        }
+                    }
+                    None => {
+                        for c in 0..m {
+                            o[c] = (alpha * acc[c] + beta * xi[c] as f64) as f32;
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
     }
 }
 
@@ -379,14 +396,17 @@ fn rayleigh_ritz(op: &Op, v: &mut [f32], w: &mut [f32], m: usize) -> Vec<f64> {
 
 /// `x ← x S` for an `m × m` matrix `S`.
 fn rotate(x: &mut [f32], s: &[f64], m: usize) {
-    x.par_chunks_mut(m).for_each_init(|| vec![0f64; m], |y, row| {
-        for (c, yc) in y.iter_mut().enumerate() {
-            *yc = (0..m).map(|a| row[a] as f64 * s[a * m + c]).sum();
-        }
-        for (x, &yc) in row.iter_mut().zip(y.iter()) {
-            *x = yc as f32;
-        }
-    });
+    x.par_chunks_mut(m).for_each_init(
+        || vec![0f64; m],
+        |y, row| {
+            for (c, yc) in y.iter_mut().enumerate() {
+                *yc = (0..m).map(|a| row[a] as f64 * s[a * m + c]).sum();
+            }
+            for (x, &yc) in row.iter_mut().zip(y.iter()) {
+                *x = yc as f32;
+            }
+        },
+    );
 }
 
 /// The largest `‖w_i − θ_i v_i‖` over the first `wanted` columns.
@@ -499,16 +519,19 @@ pub(crate) fn orthonormalise(v: &mut [f32], m: usize) {
         let Some(r) = cholesky_upper(&cross(v, v, m), m) else {
             return gram_schmidt(v, m);
         };
-        v.par_chunks_mut(m).for_each_init(|| vec![0f64; m], |y, row| {
-            // Solve y R = x by forward substitution.
-            for c in 0..m {
-                let s = row[c] as f64 - (0..c).map(|p| y[p] * r[p * m + c]).sum::<f64>();
-                y[c] = s / r[c * m + c];
-            }
-            for (x, &yc) in row.iter_mut().zip(y.iter()) {
-                *x = yc as f32;
-            }
-        });
+        v.par_chunks_mut(m).for_each_init(
+            || vec![0f64; m],
+            |y, row| {
+                // Solve y R = x by forward substitution.
+                for c in 0..m {
+                    let s = row[c] as f64 - (0..c).map(|p| y[p] * r[p * m + c]).sum::<f64>();
+                    y[c] = s / r[c * m + c];
+                }
+                for (x, &yc) in row.iter_mut().zip(y.iter()) {
+                    *x = yc as f32;
+                }
+            },
+        );
     }
 }
 
@@ -575,7 +598,12 @@ mod tests {
         let dim = 6;
         let mut r = Rng::new(8, 0);
         let centres: Vec<Vec<f64>> = (0..7).map(|_| (0..dim).map(|_| r.normal() * 1.5).collect()).collect();
-        let x: Vec<f32> = (0..n).flat_map(|i| { let c = &centres[(i * i) % 7]; (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>() }).collect();
+        let x: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let c = &centres[(i * i) % 7];
+                (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>()
+            })
+            .collect();
         let knn = nndescent::brute_force(&x, dim, k - 1);
         let (idx, dist, kk) = umap::with_self(&knn.indices, &knn.distances, knn.k);
         umap::fuzzy_simplicial_set(&idx, &dist, kk, 1.0)
@@ -648,10 +676,7 @@ mod tests {
         assert_eq!(lone, vec![f64::INFINITY]);
         let got = nearest_distinct(&x, dim);
         for a in 0..300 {
-            let want = (0..300)
-                .map(|b| (0..dim).map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2)).sum::<f64>().sqrt())
-                .filter(|&d| d > 0.0)
-                .fold(f64::INFINITY, f64::min);
+            let want = (0..300).map(|b| (0..dim).map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2)).sum::<f64>().sqrt()).filter(|&d| d > 0.0).fold(f64::INFINITY, f64::min);
             assert_eq!(got[a], want, "point {a}");
         }
     }
