@@ -111,7 +111,7 @@ impl Limits {
 
 /// The key parts of node `v`, given the content hashes of its inputs and, for an op that
 /// reads files named by its input rows, the digest of their contents ([`data_digest`]).
-pub(crate) fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], data: Option<String>) -> Result<Option<KeyParts>> {
+fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], data: Option<String>) -> Result<Option<KeyParts>> {
     let node = &p.nodes[v];
     let mut inputs = Vec::with_capacity(node.inputs.len());
     for &u in &node.inputs {
@@ -136,7 +136,7 @@ const DATA_FILES: &str = "images";
 
 /// The digest of the data files node `v` reads given its inputs, or `None` for an op that
 /// reads none. Files are hashed through the stat cache, with a progress bar.
-pub(crate) fn data_digest(p: &Pipeline, store: &Store, v: NodeId, inputs: &[Arc<DataFrame>], obs: &dyn ProgressFactory) -> Result<Option<files::DataDigest>> {
+fn data_digest(p: &Pipeline, store: &Store, v: NodeId, inputs: &[Arc<DataFrame>], obs: &dyn ProgressFactory) -> Result<Option<files::DataDigest>> {
     let node = &p.nodes[v];
     let Some(paths) = node.op.data_files(inputs, &p.id, &node.name)? else { return Ok(None) };
     let bar = obs.bar(&node.name, "images checked", paths.len() as u64);
@@ -208,6 +208,22 @@ impl crate::ops::Parts for NodeParts<'_> {
         };
         self.store.publish(&lock, df, draft).map(drop)
     }
+}
+
+/// The key parts of node `v` from what the cache already holds: the content hashes and
+/// keys of its inputs' entries (by `NodeId`; `None` where an input is not known yet, and
+/// then `None`). An op that reads data files gets its inputs read from the cache for the
+/// digest. What `plan` and the SLURM controller use; a run uses frames it has in memory.
+pub(crate) fn cached_key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], keys: &[Option<String>], obs: &dyn ProgressFactory) -> Result<Option<KeyParts>> {
+    let node = &p.nodes[v];
+    let data = match node.inputs.iter().map(|&u| keys[u].clone()).collect::<Option<Vec<String>>>() {
+        Some(ks) if node.op.reads_data_files() => {
+            let ins = ks.iter().zip(&node.inputs).map(|(k, &u)| store.read(k, &p.nodes[u].name).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+            data_digest(p, store, v, &ins, obs)?.map(|d| d.digest)
+        }
+        _ => None,
+    };
+    key_parts(p, store, v, hashes, data)
 }
 
 fn input_names(p: &Pipeline, v: NodeId) -> Vec<String> {
@@ -607,15 +623,7 @@ pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[N
         let node = &p.nodes[v];
         let names = input_names(p, v);
         let last = store.last_run(&p.name, &node.name);
-        // An op that reads data files needs its inputs (cached ones: the others are pending).
-        let data = match node.inputs.iter().map(|&u| keys[u].clone()).collect::<Option<Vec<String>>>() {
-            Some(ks) if node.op.reads_data_files() => {
-                let ins = ks.iter().zip(&node.inputs).map(|(k, &u)| store.read(k, &p.nodes[u].name).map(Arc::new)).collect::<Result<Vec<_>>>()?;
-                data_digest(p, store, v, &ins, obs)?.map(|d| d.digest)
-            }
-            _ => None,
-        };
-        let row = match key_parts(p, store, v, &hashes, data)? {
+        let row = match cached_key_parts(p, store, v, &hashes, &keys, obs)? {
             Some(parts) => {
                 let key = parts.key();
                 match store.lookup(&key) {

@@ -61,7 +61,6 @@ struct Job {
     node: String,
     point: usize,
     kind: JobKind,
-    units: Vec<usize>,
     deps: BTreeSet<usize>,
     resources: JobResources,
     id: Option<String>,
@@ -138,26 +137,20 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
     let mut job_of: Vec<Option<usize>> = vec![None; n];
     let mut jobs: Vec<Job> = Vec::new();
     let mut arrays: HashMap<(usize, u32), usize> = HashMap::new();
+    // `--shard I/N` runs shard I of every sharded node, so one array serves a point only
+    // when all its sharded nodes have the same N.
+    let uniform: Vec<bool> =
+        points.iter().map(|p| p.nodes.iter().filter_map(|x| if let Op::Merge(m) = &x.op { Some(m.shards) } else { None }).collect::<BTreeSet<u32>>().len() == 1).collect();
     for (u, unit) in units.iter().enumerate() {
         let p = &points[unit.point];
         let node = &p.nodes[unit.v];
         if unit.inputs.iter().all(|&i| content[i].is_some()) {
-            let mut hashes: Vec<Option<String>> = vec![None; p.nodes.len()];
+            let (mut hashes, mut ikeys) = (vec![None; p.nodes.len()], vec![None; p.nodes.len()]);
             for (&iv, &i) in node.inputs.iter().zip(&unit.inputs) {
                 hashes[iv].clone_from(&content[i]);
+                ikeys[iv].clone_from(&keys[i]);
             }
-            let data = if node.op.reads_data_files() {
-                let ins = unit
-                    .inputs
-                    .iter()
-                    .zip(&node.inputs)
-                    .map(|(&i, &iv)| store.read(keys[i].as_deref().expect("known"), &p.nodes[iv].name).map(Arc::new))
-                    .collect::<Result<Vec<_>>>()?;
-                exec::data_digest(p, store, unit.v, &ins, obs)?.map(|d| d.digest)
-            } else {
-                None
-            };
-            let key = exec::key_parts(p, store, unit.v, &hashes, data)?.expect("inputs known").key();
+            let key = exec::cached_key_parts(p, store, unit.v, &hashes, &ikeys, obs)?.expect("inputs known").key();
             if let Lookup::Hit(m) = store.lookup(&key) {
                 content[u] = Some(m.content_hash.clone());
                 keys[u] = Some(key);
@@ -174,12 +167,8 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
             },
             _ => None,
         };
-        let uniform = {
-            let counts: BTreeSet<u32> = p.nodes.iter().filter_map(|x| if let Op::Merge(m) = &x.op { Some(m.shards) } else { None }).collect();
-            counts.len() == 1
-        };
         let j = match shard {
-            Some((index, count)) if uniform => {
+            Some((index, count)) if uniform[unit.point] => {
                 let j = *arrays.entry((unit.point, count)).or_insert_with(|| {
                     let parent = node.name.split_once('.').map_or(node.name.as_str(), |(a, _)| a).to_owned();
                     let name = format!("{}-shards", parent);
@@ -189,7 +178,6 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
                         node: format!("{parent}.shards"),
                         point: unit.point,
                         kind: JobKind::Array { count, tasks: BTreeSet::new() },
-                        units: Vec::new(),
                         deps: BTreeSet::new(),
                         resources: p.slurm.for_node(&parent),
                         id: None,
@@ -216,7 +204,6 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
                     node: node.name.clone(),
                     point: unit.point,
                     kind: JobKind::Target(node.name.clone()),
-                    units: Vec::new(),
                     deps: BTreeSet::new(),
                     resources,
                     id: None,
@@ -226,9 +213,7 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
                 jobs.len() - 1
             }
         };
-        jobs[j].units.push(u);
-        let own = j;
-        jobs[j].deps.extend(deps.into_iter().filter(|&d| d != own));
+        jobs[j].deps.extend(deps.into_iter().filter(|&d| d != j));
         job_of[u] = Some(j);
     }
 
@@ -264,6 +249,33 @@ fn chrono_stamp() -> String {
     secs.to_string()
 }
 
+/// One line of `squeue`: the job id (an array's tasks share it), the task, the state and
+/// the pending reason.
+struct Queued {
+    job: String,
+    task: Option<u32>,
+    state: String,
+    reason: String,
+}
+
+/// This user's jobs, finished ones included, from one `squeue` call.
+fn queue() -> Result<Vec<Queued>> {
+    let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T|%r"]), "squeue --me --states=all")?;
+    Ok(listing
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.trim().split('|');
+            let (id, state) = (f.next()?, f.next()?.trim().to_owned());
+            let reason = f.next().unwrap_or("").trim().to_owned();
+            let (job, task) = match id.split_once('_') {
+                Some((b, t)) => (b.to_owned(), t.parse::<u32>().ok()),
+                None => (id.to_owned(), None),
+            };
+            Some(Queued { job, task, state, reason })
+        })
+        .collect())
+}
+
 /// Cancel `ids` (one `scancel`) and wait, up to half a minute, until squeue shows none of
 /// them active, so that nothing of this run is left running when it exits.
 fn cancel(ids: &[String]) -> Result<()> {
@@ -275,11 +287,7 @@ fn cancel(ids: &[String]) -> Result<()> {
     run_cmd(&mut cmd, "scancel")?;
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
-        let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T"]), "squeue --me --states=all")?;
-        let busy = listing
-            .lines()
-            .filter_map(|l| l.trim().split_once('|'))
-            .any(|(id, state)| ids.iter().any(|x| id.split('_').next() == Some(x.as_str())) && ACTIVE.contains(&state.trim()));
+        let busy = queue()?.iter().any(|q| ids.contains(&q.job) && ACTIVE.contains(&q.state.as_str()));
         if !busy {
             break;
         }
@@ -363,20 +371,13 @@ fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &
     let mut interval = Duration::from_secs(1);
     let grace = Duration::from_secs(60);
     loop {
-        let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T|%r"]), "squeue --me --states=all")?;
         let mut states: HashMap<String, Vec<(Option<u32>, String)>> = HashMap::new();
         let mut reasons: HashMap<String, String> = HashMap::new();
-        for line in listing.lines() {
-            let mut f = line.trim().split('|');
-            let (Some(id), Some(state)) = (f.next(), f.next()) else { continue };
-            let (base, task) = match id.split_once('_') {
-                Some((b, t)) => (b, t.parse::<u32>().ok()),
-                None => (id, None),
-            };
-            if let Some(r) = f.next().map(str::trim).filter(|r| NEVER.contains(r)) {
-                reasons.insert(base.to_owned(), r.to_owned());
+        for q in queue()? {
+            if NEVER.contains(&q.reason.as_str()) {
+                reasons.insert(q.job.clone(), q.reason);
             }
-            states.entry(base.to_owned()).or_default().push((task, state.trim().to_owned()));
+            states.entry(q.job).or_default().push((q.task, q.state));
         }
         // A job that asks for more than its partition has would wait forever.
         if let Some(job) = jobs.iter().find(|j| j.outcome.is_none() && j.id.as_ref().is_some_and(|id| reasons.contains_key(id))) {

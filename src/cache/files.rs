@@ -137,7 +137,7 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
     for (folder, rows) in &folders {
         let name = blake3::hash(folder.as_os_str().as_encoded_bytes()).to_hex();
         let table_path = tables.join(format!("{}.json", &name[..32]));
-        let table: BTreeMap<String, DirRecord> = std::fs::read(&table_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let mut table: BTreeMap<String, DirRecord> = std::fs::read(&table_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         // Per row: its state, a record to remember, and whether the file was read.
         type Found = (RowState, Option<(String, DirRecord)>, bool);
         let found: Vec<Found> = rows
@@ -169,17 +169,17 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
                 res
             })
             .collect();
-        let mut updated = table.clone();
+        let mut changed = false;
         for ((i, _), (state, rec, read)) in rows.iter().zip(found) {
             hashed += usize::from(read);
             states[*i] = Some(state);
             if let Some((k, r)) = rec {
-                updated.insert(k, r);
+                changed |= table.insert(k, r.clone()).as_ref() != Some(&r);
             }
         }
-        if updated != table {
+        if changed {
             std::fs::create_dir_all(&tables).ctx("cannot create", &tables)?;
-            write_atomic(&table_path, &serde_json::to_vec(&updated).expect("records serialise"))?;
+            write_atomic(&table_path, &serde_json::to_vec(&table).expect("records serialise"))?;
         }
     }
     let mut h = blake3::Hasher::new();

@@ -192,7 +192,11 @@ impl Embed {
 
     /// The image each row is read from, resolved against `base_dir`; their bytes enter the key.
     pub fn images(&self, input: &DataFrame, node: &str) -> Result<Vec<Option<PathBuf>>> {
-        Ok(self.paths(input, node)?.iter().map(|p| p.as_deref().map(|p| super::resolve_path(self.base_dir.as_deref(), p))).collect())
+        Ok(self.resolve(&self.paths(input, node)?))
+    }
+
+    fn resolve(&self, paths: &[Option<String>]) -> Vec<Option<PathBuf>> {
+        paths.iter().map(|p| p.as_deref().map(|p| super::resolve_path(self.base_dir.as_deref(), p))).collect()
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
@@ -202,7 +206,7 @@ impl Embed {
         let plan = self.inspect(&model.inputs, &model.outputs).map_err(|(_, e)| Error::input(node, e))?;
         let (input_name, layout, output_name) = (plan.input.clone(), plan.layout, plan.output.clone());
         let paths = self.paths(input, node)?;
-        let files = self.images(input, node)?;
+        let files = self.resolve(&paths);
         let n = paths.len();
         if n == 0 {
             let mut cols = vec![input.column(ctx.id).map_err(super::pl(node))?.clone()];

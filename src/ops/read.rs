@@ -91,8 +91,9 @@ impl Read {
                 Schema::from_arrow_schema(&arrow)
             }
             Format::Csv => {
-                if let Some((line, got, want)) = ragged(&self.path).map_err(|e| e.to_string())? {
-                    return Err(format!("line {line} has {got} fields where the header has {want}"));
+                // Validation reads the rows schema inference reads; `run` checks the rest.
+                if let Some(r) = ragged(&self.path, Some(CSV_INFER_ROWS)).map_err(|e| e.to_string())? {
+                    return Err(r);
                 }
                 let df = CsvReadOptions::default()
                     .with_has_header(true)
@@ -148,6 +149,9 @@ impl Read {
             Format::Parquet => ParquetReader::new(file()?).with_columns(Some(cols.clone())).finish().map_err(bad)?,
             Format::Ipc => IpcReader::new(file()?).with_columns(Some(cols.clone())).finish().map_err(bad)?,
             Format::Csv => {
+                if let Some(r) = ragged(&self.path, None).map_err(|e| Error::io("cannot read", &self.path, e))? {
+                    return Err(Error::input(ctx.node, format!("cannot read `{}` as {:?}: {r}", self.path.display(), self.format)));
+                }
                 let names: Arc<[PlSmallStr]> = cols.iter().map(|c| PlSmallStr::from(c.as_str())).collect();
                 let df = CsvReadOptions::default()
                     .with_has_header(true)
@@ -199,10 +203,10 @@ impl Read {
     }
 }
 
-/// The first line of a CSV file whose field count differs from the header's: (line number,
-/// fields, header fields). Quoted fields may hold the separator; a quoted newline is not
-/// expected in a catalogue and counts as a line break.
-fn ragged(path: &Path) -> std::io::Result<Option<(usize, usize, usize)>> {
+/// The first line of a CSV file (among its first `limit` data lines, or all) whose field
+/// count differs from the header's, said as an error. Quoted fields may hold the separator;
+/// a quoted newline is not expected in a catalogue and counts as a line break.
+fn ragged(path: &Path, limit: Option<usize>) -> std::io::Result<Option<String>> {
     use std::io::BufRead;
     let count = |line: &str| {
         let mut quoted = false;
@@ -219,14 +223,14 @@ fn ragged(path: &Path) -> std::io::Result<Option<(usize, usize, usize)>> {
     let mut lines = std::io::BufReader::new(std::fs::File::open(path)?).lines();
     let Some(header) = lines.next().transpose()? else { return Ok(None) };
     let want = count(&header);
-    for (i, line) in lines.enumerate() {
+    for (i, line) in lines.enumerate().take(limit.unwrap_or(usize::MAX)) {
         let line = line?;
         if line.is_empty() {
             continue;
         }
         let got = count(&line);
         if got != want {
-            return Ok(Some((i + 2, got, want)));
+            return Ok(Some(format!("line {} has {got} fields where the header has {want}", i + 2)));
         }
     }
     Ok(None)

@@ -304,6 +304,13 @@ fn hostile_inputs_found_in_review_are_refused_clearly() {
     check(&["run", "p.toml"], "line 3 has 2 fields where the header has 3");
     t.write("r.csv", "id,a,b\n1,1,2\n2,3,4,5\n");
     check(&["run", "p.toml"], "line 3 has 4 fields where the header has 3");
+    // Past the rows validation reads, the run finds it.
+    let mut long = String::from("id,a,b\n");
+    for i in 0..10_003 {
+        long.push_str(&if i == 10_001 { format!("{i},1\n") } else { format!("{i},1,2\n") });
+    }
+    t.write("r.csv", &long);
+    check(&["run", "p.toml"], "line 10003 has 2 fields where the header has 3");
     t.write("r.csv", "id,a\n1,1\n2,3\n1,5\n");
     check(&["run", "p.toml"], "id `1` appears more than once (data rows 1 and 3)");
     t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"read\"\npath = \"r.csv\"\nduplicates = \"first\"\n");
