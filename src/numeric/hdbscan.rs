@@ -343,60 +343,118 @@ pub struct Labels {
     pub outlier_score: Vec<f64>,
 }
 
+/// How points are labelled from the selected clusters: shared by the fit
+/// ([`label_points`]) and the prediction for new points (`numeric::predict`).
+#[derive(Clone, Debug)]
+pub struct Labelling {
+    root: u32,
+    /// Class number of each selected cluster (`u32::MAX` otherwise).
+    number: Vec<u32>,
+    /// Nearest selected ancestor-or-self of each cluster (the root where none).
+    rep: Vec<u32>,
+    /// The selected cluster of each class number.
+    selected: Vec<u32>,
+    /// Each cluster's own largest λ (membership probability's scale).
+    death: Vec<f64>,
+    /// The largest λ in each cluster's subtree (GLOSH's scale).
+    subtree_death: Vec<f64>,
+    single_root: bool,
+    root_max_lambda: f64,
+    epsilon: f64,
+}
+
+impl Labelling {
+    pub fn new(t: &CondensedTree, s: &ClusterStats, selected: &[u32], sel: &Selection) -> Labelling {
+        let n = t.n_points;
+        let root = t.root();
+        let m = s.birth.len();
+        let mut number = vec![u32::MAX; m];
+        for (i, &c) in selected.iter().enumerate() {
+            number[c as usize] = i as u32;
+        }
+        // Nearest selected ancestor (or the root), by increasing id: parents come first.
+        let mut rep = vec![root; m];
+        for c in root as usize..m {
+            rep[c] = if number[c] != u32::MAX {
+                c as u32
+            } else if c as u32 == root {
+                root
+            } else {
+                rep[s.parent[c] as usize]
+            };
+        }
+        let root_max_lambda = (0..t.len()).filter(|&i| t.parent[i] == root).map(|i| t.lambda[i]).fold(0.0, f64::max);
+        // GLOSH: deaths propagated up the tree (rows are breadth-first: children after parents).
+        let mut subtree_death = s.death.clone();
+        for i in (0..t.len()).rev() {
+            let c = t.child[i] as usize;
+            if c >= n {
+                let p = t.parent[i] as usize;
+                subtree_death[p] = subtree_death[p].max(subtree_death[c]);
+            }
+        }
+        Labelling {
+            root,
+            number,
+            rep,
+            selected: selected.to_vec(),
+            death: s.death.clone(),
+            subtree_death,
+            single_root: selected == [root] && sel.allow_single_cluster,
+            root_max_lambda,
+            epsilon: sel.epsilon,
+        }
+    }
+
+    /// The class of a point that leaves cluster `p` at `lam`.
+    pub fn label(&self, p: u32, lam: f64) -> Option<u32> {
+        let r = self.rep[p as usize];
+        if r == self.root {
+            let keep = self.single_root && if self.epsilon != 0.0 { lam >= 1.0 / self.epsilon } else { lam >= self.root_max_lambda };
+            keep.then_some(self.number[self.root as usize])
+        } else {
+            Some(self.number[r as usize])
+        }
+    }
+
+    /// Membership strength in class `label` of a point leaving at `lam`.
+    pub fn probability(&self, label: u32, lam: f64) -> f64 {
+        let max_lambda = self.death[self.selected[label as usize] as usize];
+        if max_lambda == 0.0 || !lam.is_finite() {
+            1.0
+        } else {
+            lam.min(max_lambda) / max_lambda
+        }
+    }
+
+    /// GLOSH score of a point leaving cluster `p` at `lam`.
+    pub fn outlier_score(&self, p: u32, lam: f64) -> f64 {
+        let dm = self.subtree_death[p as usize];
+        if dm == 0.0 || !lam.is_finite() {
+            0.0
+        } else {
+            (dm - lam) / dm
+        }
+    }
+}
+
 /// Labels, membership probabilities and GLOSH outlier scores for the `selected` clusters.
 pub fn label_points(t: &CondensedTree, s: &ClusterStats, selected: &[u32], sel: &Selection) -> Labels {
     let n = t.n_points;
-    let root = t.root();
-    let m = s.birth.len();
-    let mut number = vec![u32::MAX; m];
-    for (i, &c) in selected.iter().enumerate() {
-        number[c as usize] = i as u32;
-    }
-    // Nearest selected ancestor (or the root), by increasing id: parents come first.
-    let mut rep = vec![root; m];
-    for c in root as usize..m {
-        rep[c] = if number[c] != u32::MAX {
-            c as u32
-        } else if c as u32 == root {
-            root
-        } else {
-            rep[s.parent[c] as usize]
-        };
-    }
-    let root_max_lambda = (0..t.len()).filter(|&i| t.parent[i] == root).map(|i| t.lambda[i]).fold(0.0, f64::max);
-    let single_root = selected == [root] && sel.allow_single_cluster;
+    let how = Labelling::new(t, s, selected, sel);
     let mut out = Labels { label: vec![None; n], probability: vec![0.0; n], outlier_score: vec![0.0; n] };
-
-    // GLOSH: deaths propagated up the tree (rows are breadth-first: children after parents).
-    let mut death = s.death.clone();
-    for i in (0..t.len()).rev() {
-        let c = t.child[i] as usize;
-        if c >= n {
-            let p = t.parent[i] as usize;
-            death[p] = death[p].max(death[c]);
-        }
-    }
     for i in 0..t.len() {
         let x = t.child[i] as usize;
         if x >= n {
             continue;
         }
         let (p, lam) = (t.parent[i], t.lambda[i]);
-        let r = rep[p as usize];
-        let label = if r == root {
-            let keep = single_root && if sel.epsilon != 0.0 { lam >= 1.0 / sel.epsilon } else { lam >= root_max_lambda };
-            keep.then_some(number[root as usize])
-        } else {
-            Some(number[r as usize])
-        };
+        let label = how.label(p, lam);
         out.label[x] = label;
         if let Some(l) = label {
-            let c = selected[l as usize] as usize;
-            let max_lambda = s.death[c];
-            out.probability[x] = if max_lambda == 0.0 || !lam.is_finite() { 1.0 } else { lam.min(max_lambda) / max_lambda };
+            out.probability[x] = how.probability(l, lam);
         }
-        let dm = death[p as usize];
-        out.outlier_score[x] = if dm == 0.0 || !lam.is_finite() { 0.0 } else { (dm - lam) / dm };
+        out.outlier_score[x] = how.outlier_score(p, lam);
     }
     out
 }

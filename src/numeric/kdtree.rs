@@ -122,6 +122,74 @@ impl KdTree {
         &self.points[pos * self.dim..(pos + 1) * self.dim]
     }
 
+    /// The `k` nearest points of any query `q`: `(squared distance, original index)`,
+    /// nearest first, ties by index. Exact.
+    pub fn nearest(&self, q: &[f32], k: usize) -> Vec<(f32, u32)> {
+        let k = k.min(self.len());
+        let key = |d: f32, i: u32| (u64::from(d.to_bits()) << 32) | u64::from(i);
+        let mut best: std::collections::BinaryHeap<u64> = std::collections::BinaryHeap::with_capacity(k + 1);
+        let mut stack = vec![(0u32, 0f32)];
+        while let Some((id, lb)) = stack.pop() {
+            if best.len() == k && k > 0 && lb > f32::from_bits((best.peek().copied().unwrap_or(0) >> 32) as u32) {
+                continue;
+            }
+            let node = self.nodes[id as usize];
+            if node.is_leaf() {
+                let mut ds = [0f32; LEAF_SIZE];
+                self.leaf_dist2(node.start as usize, node.end as usize, q, &mut ds);
+                for (j, &d) in ds[..node.len()].iter().enumerate() {
+                    let kk = key(d, self.index[node.start as usize + j]);
+                    if best.len() < k {
+                        best.push(kk);
+                    } else if k > 0 && kk < *best.peek().expect("k > 0") {
+                        best.pop();
+                        best.push(kk);
+                    }
+                }
+                continue;
+            }
+            let (l, r) = (node.left as usize, node.right as usize);
+            let (dl, dr) = (self.min_dist2(l, q), self.min_dist2(r, q));
+            // Nearer child last: it is searched first.
+            if dl <= dr {
+                stack.push((r as u32, dr));
+                stack.push((l as u32, dl));
+            } else {
+                stack.push((l as u32, dl));
+                stack.push((r as u32, dr));
+            }
+        }
+        let mut out: Vec<(f32, u32)> = best.into_iter().map(|kk| (f32::from_bits((kk >> 32) as u32), (kk & 0xFFFF_FFFF) as u32)).collect();
+        out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        out
+    }
+
+    /// Every point within squared distance `r2` of `q` (inclusive): `(squared distance,
+    /// original index)`, in no particular order.
+    pub fn within(&self, q: &[f32], r2: f32) -> Vec<(f32, u32)> {
+        let mut out = Vec::new();
+        let mut stack = vec![0u32];
+        while let Some(id) = stack.pop() {
+            if self.min_dist2(id as usize, q) > r2 {
+                continue;
+            }
+            let node = self.nodes[id as usize];
+            if node.is_leaf() {
+                let mut ds = [0f32; LEAF_SIZE];
+                self.leaf_dist2(node.start as usize, node.end as usize, q, &mut ds);
+                for (j, &d) in ds[..node.len()].iter().enumerate() {
+                    if d <= r2 {
+                        out.push((d, self.index[node.start as usize + j]));
+                    }
+                }
+            } else {
+                stack.push(node.left);
+                stack.push(node.right);
+            }
+        }
+        out
+    }
+
     /// Squared distance from `q` to the bounding box of `node` (0 inside).
     #[inline]
     pub fn min_dist2(&self, node: usize, q: &[f32]) -> f32 {
@@ -191,6 +259,25 @@ mod tests {
             for (j, pos) in (nd.start as usize..nd.end as usize).enumerate() {
                 assert_eq!(out[j], dist2(&q, t.point(pos)));
             }
+        }
+    }
+
+    #[test]
+    fn nearest_and_within_match_a_linear_scan() {
+        let mut r = Rng::new(3, 0);
+        let x: Vec<f32> = (0..2000 * 5).map(|i| (r.normal() * if i % 5 == 0 { 4.0 } else { 1.0 }) as f32).collect();
+        let t = KdTree::build(&x, 5);
+        for qi in 0..40 {
+            let q: Vec<f32> = (0..5).map(|d| (qi as f32 * 0.37 + d as f32).sin() * 3.0).collect();
+            let mut all: Vec<(f32, u32)> = (0..2000).map(|i| (dist2(&q, &x[i * 5..i * 5 + 5]), i as u32)).collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            for k in [1, 7, 300] {
+                assert_eq!(t.nearest(&q, k), all[..k].to_vec());
+            }
+            let r2 = all[50].0;
+            let mut got = t.within(&q, r2);
+            got.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            assert_eq!(got, all.iter().copied().filter(|p| p.0 <= r2).collect::<Vec<_>>());
         }
     }
 }

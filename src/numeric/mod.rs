@@ -10,6 +10,8 @@ pub mod mst;
 pub mod nndescent;
 pub mod pages;
 pub mod pca;
+pub mod predict;
 pub mod rng;
+pub mod search;
 pub mod similar;
 pub mod umap;

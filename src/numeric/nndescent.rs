@@ -92,7 +92,7 @@ fn join_row<'x>(a: u32, bs: &[u32], point: &impl Fn(usize) -> &'x [f32], offer: 
 /// `a · b` with eight partial sums (vectorises; the same bits on every run, with or without
 /// AVX2, as for [`sqdist`]).
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -127,7 +127,7 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
 
 /// Ask the CPU to start loading a row (every cache line of it) before it is needed.
 #[inline(always)]
-fn prefetch_row(row: &[f32]) {
+pub(crate) fn prefetch_row(row: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     for line in row.chunks(16) {
         // SAFETY: a prefetch is only a hint; the pointer comes from a live slice.

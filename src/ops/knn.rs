@@ -120,17 +120,22 @@ impl Knn {
 pub fn from_table(df: &DataFrame, node: &str) -> Result<(Vec<u32>, Vec<f32>, usize)> {
     let k = df.get_column_names().iter().filter(|c| c.starts_with("nn_")).count();
     let n = df.height();
-    let mut idx = vec![0u32; n * k];
-    let mut dist = vec![0f32; n * k];
+    let nulls = || Error::input(node, "neighbour table has nulls");
+    // Each column made contiguous, then rows written one after another (column by column
+    // into a row-major array would miss the cache on every write).
+    let mut idx_cols = Vec::with_capacity(k);
+    let mut dist_cols = Vec::with_capacity(k);
     for s in 0..k {
-        let c = df.column(&format!("nn_{s}")).map_err(super::pl(node))?;
-        for (i, v) in c.u32().map_err(super::pl(node))?.iter().enumerate() {
-            idx[i * k + s] = v.ok_or_else(|| Error::input(node, "neighbour table has nulls"))?;
-        }
-        let c = df.column(&format!("nd_{s}")).map_err(super::pl(node))?;
-        for (i, v) in c.f32().map_err(super::pl(node))?.iter().enumerate() {
-            dist[i * k + s] = v.ok_or_else(|| Error::input(node, "neighbour table has nulls"))?;
-        }
+        let c = df.column(&format!("nn_{s}")).map_err(super::pl(node))?.u32().map_err(super::pl(node))?.rechunk().into_owned();
+        idx_cols.push(c.cont_slice().map_err(|_| nulls())?.to_vec());
+        let c = df.column(&format!("nd_{s}")).map_err(super::pl(node))?.f32().map_err(super::pl(node))?.rechunk().into_owned();
+        dist_cols.push(c.cont_slice().map_err(|_| nulls())?.to_vec());
+    }
+    let mut idx = Vec::with_capacity(n * k);
+    let mut dist = Vec::with_capacity(n * k);
+    for i in 0..n {
+        idx.extend(idx_cols.iter().map(|c| c[i]));
+        dist.extend(dist_cols.iter().map(|c| c[i]));
     }
     Ok((idx, dist, k))
 }

@@ -6,6 +6,7 @@
 //!
 //! Ops never touch the cache or print; they get their inputs as data frames and return one.
 
+pub mod assign;
 pub mod cluster;
 pub mod columns;
 pub mod embed;
@@ -44,12 +45,15 @@ pub enum Op {
     Report(report::Report),
     Embed(embed::Embed),
     Similar(similar::Similar),
+    Assign(assign::Assign),
+    /// Only created by validation, as the core distances an `assign` node reads.
+    Core(assign::Core),
     /// Created by validation for `embed` with `shards`: one shard's rows, and the merge.
     Split(shard::Split),
     Merge(shard::Merge),
 }
 
-pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "embed", "reduce", "cluster", "select-leaves", "select-eom", "report", "similar"];
+pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "embed", "reduce", "cluster", "select-leaves", "select-eom", "report", "similar", "assign"];
 
 /// How many inputs an op takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +147,7 @@ impl Op {
             "report" => Op::Report(report::Report::parse(p, base_dir)?),
             "embed" => Op::Embed(embed::Embed::parse(p, base_dir)?),
             "similar" => Op::Similar(similar::Similar::parse(p)?),
+            "assign" => Op::Assign(assign::Assign::parse(p)?),
             "select-leaves" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Leaf)?),
             "select-eom" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Eom)?),
             other => return Err(p.error("op", format!("unknown op `{other}` (ops: {})", OPS.join(", ")))),
@@ -161,6 +166,8 @@ impl Op {
             Op::Report(_) => "report",
             Op::Embed(_) => "embed",
             Op::Similar(_) => "similar",
+            Op::Assign(_) => "assign",
+            Op::Core(_) => "core",
             Op::Split(_) => "split",
             Op::Merge(_) => "merge",
             Op::Select(s) if s.method == crate::numeric::hdbscan::Method::Leaf => "select-leaves",
@@ -181,6 +188,7 @@ impl Op {
             Op::Report(_) => report::VERSION,
             Op::Embed(_) => embed::VERSION,
             Op::Similar(_) => similar::VERSION,
+            Op::Assign(_) | Op::Core(_) => assign::VERSION,
             Op::Split(_) | Op::Merge(_) => shard::VERSION,
             Op::Select(_) => select::VERSION,
         }
@@ -189,11 +197,13 @@ impl Op {
     pub fn arity(&self) -> Arity {
         match self {
             Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
-            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) | Op::Embed(_) | Op::Split(_) => Arity::Exactly(1),
+            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) | Op::Embed(_) | Op::Split(_) | Op::Core(_) => Arity::Exactly(1),
             Op::Merge(_) => Arity::Between(2, usize::MAX),
             Op::Join(_) => Arity::Exactly(2),
             Op::Report(_) => Arity::Between(2, 3),
             Op::Similar(_) => Arity::Between(1, 2),
+            // Validation then adds the fit's tables (see `assign`).
+            Op::Assign(_) => Arity::Exactly(2),
         }
     }
 
@@ -212,6 +222,8 @@ impl Op {
             Op::Report(o) => serde_json::to_value(o),
             Op::Embed(o) => serde_json::to_value(o),
             Op::Similar(o) => serde_json::to_value(o),
+            Op::Assign(o) => serde_json::to_value(o),
+            Op::Core(o) => serde_json::to_value(o),
             Op::Split(o) => serde_json::to_value(o),
             Op::Merge(o) => serde_json::to_value(o),
             Op::Select(o) => serde_json::to_value(o),
@@ -280,6 +292,8 @@ impl Op {
             Op::Report(o) => o.schema(inputs, id),
             Op::Embed(o) => o.schema(&inputs[0], id),
             Op::Similar(o) => o.schema(inputs, id),
+            Op::Assign(o) => o.schema(inputs, id),
+            Op::Core(o) => o.schema(&inputs[0], id),
             Op::Split(o) => o.schema(&inputs[0], id),
             Op::Merge(o) => o.schema(inputs),
             Op::Select(o) => o.schema(&inputs[0], id),
@@ -298,6 +312,8 @@ impl Op {
             Op::Report(o) => o.run(inputs, ctx),
             Op::Embed(o) => o.run(&inputs[0], ctx),
             Op::Similar(o) => o.run(inputs, ctx),
+            Op::Assign(o) => o.run(inputs, ctx),
+            Op::Core(o) => o.run(&inputs[0], ctx),
             Op::Split(o) => o.run(&inputs[0], ctx),
             Op::Merge(o) => o.run(inputs, ctx),
             Op::Select(o) => o.run(&inputs[0], ctx),

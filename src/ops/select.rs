@@ -50,7 +50,7 @@ impl Select {
         Ok(s)
     }
 
-    fn tree(input: &DataFrame, node: &str) -> Result<CondensedTree> {
+    pub(crate) fn tree(input: &DataFrame, node: &str) -> Result<CondensedTree> {
         let int = |name: &str| -> Result<Vec<i64>> {
             let s = input.column(name).map_err(super::pl(node))?.as_materialized_series().cast(&DataType::Int64).map_err(super::pl(node))?;
             s.i64().map_err(super::pl(node))?.iter().map(|v| v.ok_or_else(|| Error::input(node, format!("column `{name}` has nulls")))).collect()

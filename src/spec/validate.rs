@@ -136,6 +136,49 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         }
     }
 
+    // An `assign` reads the search it assigns into: the chain select -> cluster -> UMAP
+    // reduce above its CLASSES input, and the layout's core distances as a hidden node.
+    for v in 0..raw.nodes.len() {
+        if !matches!(ops[v], Op::Assign(_)) {
+            continue;
+        }
+        let chain_error = |what: String| {
+            Error::spec(
+                input_locs[v].clone(),
+                Some(&names[v]),
+                Some("inputs"),
+                format!("{what}: `assign` takes `inputs = [\"NEW\", \"CLASSES\"]`, CLASSES a select-leaves or select-eom node over a `cluster` node over a `reduce` with method \"umap\""),
+            )
+        };
+        let classes = inputs[v][1];
+        let Op::Select(select) = &ops[classes] else {
+            return Err(chain_error(format!("input `{}` is a `{}` node, not a select-leaves or select-eom node", names[classes], ops[classes].name())));
+        };
+        let tree = inputs[classes][0];
+        let Op::Cluster(cluster) = &ops[tree] else {
+            return Err(chain_error(format!("`{}` selects from `{}`, a `{}` node, not a `cluster` node", names[classes], names[tree], ops[tree].name())));
+        };
+        let layout = inputs[tree][0];
+        let reduce = match &ops[layout] {
+            Op::Reduce(r) if r.umap.is_some() => r,
+            other => return Err(chain_error(format!("`{}` clusters `{}`, a `{}` node, not a UMAP reduction", names[tree], names[layout], other.name()))),
+        };
+        let (features, knn) = (inputs[layout][0], inputs[layout][1]);
+        let fit = crate::ops::assign::FitSpec { reduce: reduce.clone(), cluster: cluster.clone(), select: select.clone(), selection: ops[classes].name().to_string() };
+        let core = crate::ops::assign::Core { columns: cluster.columns.clone(), min_samples: cluster.min_samples };
+        let id = ops.len();
+        names.push(format!("{}.core", names[v]));
+        locs.push(locs[v].clone());
+        ops.push(Op::Core(core));
+        inputs.push(vec![layout]);
+        input_locs.push(input_locs[v].clone());
+        param_locs.push(param_locs[v].clone());
+        if let Op::Assign(a) = &mut ops[v] {
+            a.fit = Some(fit);
+        }
+        inputs[v].extend([tree, layout, features, knn, id]);
+    }
+
     // An `embed` with `shards = N` becomes N split nodes, N embed nodes and a merge.
     for v in 0..raw.nodes.len() {
         let Op::Embed(e) = &ops[v] else { continue };

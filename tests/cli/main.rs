@@ -2,6 +2,7 @@
 //! small builder ([`Test`]) and checks what users rely on — incrementality, kill safety,
 //! corruption recovery, concurrent processes, and clear errors for bad input.
 
+mod assign;
 mod cache;
 mod embed;
 mod errors;

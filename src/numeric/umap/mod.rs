@@ -29,6 +29,7 @@ use super::rng::Rng;
 
 pub mod sgd;
 pub mod spectral;
+pub mod transform;
 
 pub use sgd::{epochs_per_sample, optimize, Sgd};
 pub use spectral::spectral_init;
@@ -45,46 +46,53 @@ pub fn smooth_knn_dist(distances: &[f32], k: usize, local_connectivity: f64) -> 
         .par_chunks(k)
         .map(|row| {
             let row: Vec<f64> = row.iter().map(|&d| d as f64).collect();
-            let non_zero: Vec<f64> = row.iter().copied().filter(|&d| d > 0.0).collect();
-            let mut rho = 0.0;
-            if non_zero.len() as f64 >= local_connectivity {
-                let index = local_connectivity.floor() as usize;
-                let interp = local_connectivity - index as f64;
-                if index > 0 {
-                    rho = non_zero[index - 1];
-                    if interp > SMOOTH_K_TOLERANCE {
-                        rho += interp * (non_zero[index] - non_zero[index - 1]);
-                    }
-                } else {
-                    rho = interp * non_zero[0];
-                }
-            } else if !non_zero.is_empty() {
-                rho = non_zero.iter().copied().fold(0.0, f64::max);
-            }
-            let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
-            for _ in 0..64 {
-                let mut psum = 0.0;
-                for &d in &row[1..] {
-                    let x = d - rho;
-                    psum += if x > 0.0 { (-(x / mid)).exp() } else { 1.0 };
-                }
-                if (psum - target).abs() < SMOOTH_K_TOLERANCE {
-                    break;
-                }
-                if psum > target {
-                    hi = mid;
-                    mid = (lo + hi) / 2.0;
-                } else {
-                    lo = mid;
-                    mid = if hi == f64::INFINITY { mid * 2.0 } else { (lo + hi) / 2.0 };
-                }
-            }
-            let mean_row = row.iter().sum::<f64>() / row.len() as f64;
-            let floor = MIN_K_DIST_SCALE * if rho > 0.0 { mean_row } else { mean_all };
-            (mid.max(floor), rho)
+            sigma_rho(&row, target, local_connectivity, mean_all)
         })
         .collect();
     rows.into_iter().unzip()
+}
+
+/// σ and ρ of one row of neighbour distances (ascending; the first is skipped in the sum,
+/// as umap-learn does, where it is the point itself). `mean_all` sets σ's floor where ρ
+/// is 0.
+pub(crate) fn sigma_rho(row: &[f64], target: f64, local_connectivity: f64, mean_all: f64) -> (f64, f64) {
+    let non_zero: Vec<f64> = row.iter().copied().filter(|&d| d > 0.0).collect();
+    let mut rho = 0.0;
+    if non_zero.len() as f64 >= local_connectivity {
+        let index = local_connectivity.floor() as usize;
+        let interp = local_connectivity - index as f64;
+        if index > 0 {
+            rho = non_zero[index - 1];
+            if interp > SMOOTH_K_TOLERANCE {
+                rho += interp * (non_zero[index] - non_zero[index - 1]);
+            }
+        } else if let Some(&first) = non_zero.first() {
+            rho = interp * first;
+        }
+    } else if !non_zero.is_empty() {
+        rho = non_zero.iter().copied().fold(0.0, f64::max);
+    }
+    let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
+    for _ in 0..64 {
+        let mut psum = 0.0;
+        for &d in &row[1..] {
+            let x = d - rho;
+            psum += if x > 0.0 { (-(x / mid)).exp() } else { 1.0 };
+        }
+        if (psum - target).abs() < SMOOTH_K_TOLERANCE {
+            break;
+        }
+        if psum > target {
+            hi = mid;
+            mid = (lo + hi) / 2.0;
+        } else {
+            lo = mid;
+            mid = if hi == f64::INFINITY { mid * 2.0 } else { (lo + hi) / 2.0 };
+        }
+    }
+    let mean_row = row.iter().sum::<f64>() / row.len() as f64;
+    let floor = MIN_K_DIST_SCALE * if rho > 0.0 { mean_row } else { mean_all };
+    (mid.max(floor), rho)
 }
 
 /// A symmetric weighted graph as edge lists (both directions of each edge present),

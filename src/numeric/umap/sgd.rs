@@ -131,7 +131,7 @@ fn sqd(a: &[f32], b: &[f32]) -> f32 {
 /// The coefficient of an edge's pull at squared distance `d2` (umap-learn's attractive
 /// gradient), or `None` where the ends coincide.
 #[inline(always)]
-fn attraction(a: f32, b: f32, d2: f32) -> Option<f32> {
+pub(super) fn attraction(a: f32, b: f32, d2: f32) -> Option<f32> {
     (d2 > 0.0).then(|| {
         let pb = (b * d2.ln()).exp();
         -2.0 * a * b * (pb / d2) / (a * pb + 1.0)
@@ -140,7 +140,7 @@ fn attraction(a: f32, b: f32, d2: f32) -> Option<f32> {
 
 /// The coefficient of a negative sample's push at squared distance `d2`.
 #[inline(always)]
-fn repulsion(a: f32, b: f32, d2: f32) -> Option<f32> {
+pub(super) fn repulsion(a: f32, b: f32, d2: f32) -> Option<f32> {
     (d2 > 0.0).then(|| {
         let pb = (b * d2.ln()).exp();
         2.0 * b / ((0.001 + d2) * (a * pb + 1.0))
