@@ -153,6 +153,10 @@ enum Cmd {
         /// Print {"node", "query", "results": [{"id", "score"}]} on stdout
         #[arg(long)]
         json: bool,
+        /// Also write a gallery page of the examples and results to DIR/index.html
+        /// (cutouts where NODE has a `file_loc` image column, a few columns otherwise)
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
     },
     /// Write a node's output to a Parquet or CSV file (computing it if needed)
     Export {
@@ -537,6 +541,7 @@ struct SimilarQuery<'a> {
     k: u32,
     columns: &'a [String],
     dedupe_arcsec: Option<f64>,
+    html: Option<&'a Path>,
 }
 
 /// `dagrun similar`: the pipeline with one more node, `_similar`, run to it.
@@ -590,6 +595,25 @@ fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: 
         .map(|v| v.unwrap_or("").to_owned())
         .collect();
     let scores: Vec<f64> = df.column("score").and_then(|c| c.f64().cloned()).map_err(|e| Error::polars(NODE, e))?.into_no_null_iter().collect();
+    if let Some(dir) = q.html {
+        // Cutouts and columns from the nearest node at or above NODE that has image paths
+        // (an `embed` node's catalogue), else from NODE itself.
+        let searched = p.find(q.node).expect("validated");
+        let mut v = searched;
+        while !p.nodes[v].schema.contains("file_loc") {
+            match p.nodes[v].inputs.first() {
+                Some(&u) => v = u,
+                None => {
+                    v = searched;
+                    break;
+                }
+            }
+        }
+        let name = &p.nodes[v].name;
+        let table = store.read(&report.node(name).expect("NODE's inputs ran").key, name)?;
+        similar_page(dir, q, &table, &p.id, p.source_dir(v).as_deref(), &ids, &scores)?;
+        out.line(&format!("gallery: {}", dir.join("index.html").display()));
+    }
     if json {
         let results: Vec<serde_json::Value> = ids.iter().zip(&scores).map(|(id, s)| serde_json::json!({ "id": id, "score": s })).collect();
         let doc = serde_json::json!({
@@ -605,6 +629,81 @@ fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: 
         }
     }
     Ok(())
+}
+
+/// `dagrun similar --html DIR`: the examples and results as a gallery page.
+fn similar_page(dir: &Path, q: &SimilarQuery, table: &polars::prelude::DataFrame, id: &str, image_dir: Option<&Path>, ids: &[String], scores: &[f64]) -> Result<()> {
+    use crate::render::similar::Card;
+    use polars::prelude::DataType;
+    std::fs::create_dir_all(dir.join("thumbs")).map_err(|e| Error::io("create the gallery folder", dir, e))?;
+    let text = |name: &str| -> Option<Vec<Option<String>>> {
+        let c = table.column(name).ok()?.cast(&DataType::String).ok()?;
+        Some(c.str().ok()?.iter().map(|v| v.map(str::to_owned)).collect())
+    };
+    let number = |name: &str| -> Option<Vec<Option<f64>>> { Some(table.column(name).ok()?.cast(&DataType::Float64).ok()?.f64().ok()?.iter().collect()) };
+    let all_ids = text(id).unwrap_or_default();
+    let row_of: std::collections::HashMap<&str, usize> = all_ids.iter().enumerate().filter_map(|(i, s)| s.as_deref().map(|s| (s, i))).collect();
+    let images = text("file_loc");
+    let (ra, dec) = (number("ra"), number("dec"));
+    // A few columns that describe a galaxy: text columns (e.g. a class), then numbers that
+    // are not the representation.
+    let skip = |n: &str| n == id || n == "file_loc" || n == "ra" || n == "dec" || n.starts_with("feat_") || q.columns.iter().any(|g| crate::ops::columns::glob_match(g, n));
+    let shown: Vec<String> = table
+        .columns()
+        .iter()
+        .filter(|c| !skip(c.name()))
+        .map(|c| (c.dtype() == &DataType::String, c.name().to_string()))
+        .filter(|(is_text, _)| *is_text)
+        .chain(table.columns().iter().filter(|c| !skip(c.name()) && c.dtype().is_primitive_numeric()).map(|c| (false, c.name().to_string())))
+        .map(|(_, n)| n)
+        .take(6)
+        .collect();
+    let columns: Vec<(String, Vec<Option<String>>)> = shown
+        .iter()
+        .filter_map(|n| {
+            let float = table.column(n).ok()?.dtype().is_float();
+            let values = if float { number(n)?.into_iter().map(|v| v.map(|v| format!("{v:.4}"))).collect() } else { text(n)? };
+            Some((n.clone(), values))
+        })
+        .collect();
+    let mut made = 0usize;
+    let mut card = |gid: &str, score: Option<f64>| -> Result<Card> {
+        let row = row_of.get(gid).copied();
+        let image = match (&images, row) {
+            (Some(paths), Some(r)) => Some(match &paths[r] {
+                Some(p) => match crate::render::gallery::thumbnail(&crate::ops::resolve_path(image_dir, p), 164) {
+                    Ok(img) => {
+                        made += 1;
+                        let file = format!("thumbs/{made}.png");
+                        crate::cache::io::write_atomic(&dir.join(&file), &crate::render::canvas::png(&img))?;
+                        Ok(file)
+                    }
+                    Err(e) => Err(format!("cutout unreadable: {e}")),
+                },
+                None => Err("no cutout".to_owned()),
+            }),
+            _ => None,
+        };
+        let fields = match row {
+            Some(r) => columns.iter().map(|(n, v)| (n.clone(), v[r].clone().unwrap_or_default())).collect(),
+            None => Vec::new(),
+        };
+        let sky = match (row, &ra, &dec) {
+            (Some(r), Some(ra), Some(dec)) => ra[r].zip(dec[r]),
+            _ => None,
+        };
+        Ok(Card { id: gid.to_owned(), score, image, fields, sky })
+    };
+    let examples = q.ids.iter().map(|g| card(g, None)).collect::<Result<Vec<_>>>()?;
+    let counter = q.not.iter().map(|g| card(g, None)).collect::<Result<Vec<_>>>()?;
+    let results = ids.iter().zip(scores).map(|(g, &s)| card(g, Some(s))).collect::<Result<Vec<_>>>()?;
+    let how = match (q.class, q.not.is_empty()) {
+        (Some(c), _) => format!("Galaxies outside class {c} of `{}` most like its members", q.classes.unwrap_or_default()),
+        (None, true) => format!("Cosine similarity to the mean of {} example(s)", q.ids.len()),
+        (None, false) => format!("A linear classifier of {} example(s) against {} counter-example(s)", q.ids.len(), q.not.len()),
+    };
+    let html = crate::render::similar::page(&format!("Galaxies like these: `{}`", q.node), &format!("{how}; top {} by score.", results.len()), &examples, &counter, &results);
+    crate::cache::io::write_atomic(&dir.join("index.html"), html.as_bytes())
 }
 
 fn cmd_show(path: &Path, node: &str, rows: usize, global: &Global, out: &Printer) -> Result<()> {
@@ -681,8 +780,8 @@ pub fn run() -> ExitCode {
             cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, executor, g, &out)
         }
         Some(Cmd::Export { pipeline, node, out: dest }) => cmd_export(pipeline, node, dest, g, &out),
-        Some(Cmd::Similar { pipeline, node, ids, not, class, classes, k, columns, dedupe_arcsec, json }) => {
-            let q = SimilarQuery { node, ids, not, class: *class, classes: classes.as_deref(), k: *k, columns, dedupe_arcsec: *dedupe_arcsec };
+        Some(Cmd::Similar { pipeline, node, ids, not, class, classes, k, columns, dedupe_arcsec, json, html }) => {
+            let q = SimilarQuery { node, ids, not, class: *class, classes: classes.as_deref(), k: *k, columns, dedupe_arcsec: *dedupe_arcsec, html: html.as_deref() };
             cmd_similar(pipeline, &q, *json, g, &out)
         }
         Some(Cmd::Show { pipeline, node, rows }) => cmd_show(pipeline, node, *rows, g, &out),

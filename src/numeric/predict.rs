@@ -12,7 +12,9 @@
 //! `min_samples + 1`-th fitted point). Here both are `cluster`'s: the distance to the
 //! `min_samples`-th nearest other point, for a new point its `min_samples`-th nearest
 //! fitted point, as if it had been in the fit. The nearest point in mutual reachability is
-//! exact (the library looks among the `2 × min_samples` nearest only); ties go to the
+//! exact (the library looks among the `2 × min_samples` nearest only; here the
+//! `min_samples` nearest, then every point within the best reachability found if any can
+//! be nearer); ties go to the
 //! nearer point, then the lower index. A prediction reads only the fit, so it does not
 //! depend on the other points predicted.
 
@@ -59,9 +61,9 @@ impl Fit<'_> {
     pub fn reachability(&self, q: &[f32]) -> (f32, u32, f32) {
         let m = self.min_samples;
         let n = self.tree.len();
-        let k = (2 * m).min(n);
+        let k = m.min(n);
         let near = self.tree.nearest(q, k);
-        let core_q = near[m.min(near.len()) - 1].0.sqrt();
+        let core_q = near[k - 1].0.sqrt();
         // Minimise (reachability, distance, index).
         let pick = |cands: &mut dyn Iterator<Item = (f32, u32)>| {
             let mut best: Option<(f32, f32, u32)> = None;
@@ -76,8 +78,10 @@ impl Fit<'_> {
             best.expect("at least one fitted point")
         };
         let mut best = pick(&mut near.iter().copied());
-        // A point beyond the k nearest is at least the k-th distance away; only if that is
-        // below the best reachability can it do better.
+        // A point beyond the k nearest is at least the k-th distance away (the core
+        // distance); only if that is below the best reachability can it do better. In a
+        // dense region a near point's core distance is at most the new point's, and the
+        // best is the core distance itself.
         if k < n && near[k - 1].0.sqrt() < best.0 {
             best = pick(&mut self.tree.within(q, best.0 * best.0).into_iter());
         }

@@ -158,20 +158,17 @@ impl Assign {
         for (i, &r) in rank.iter().enumerate() {
             fitted_of[r as usize] = i as u32;
         }
-        let x = {
-            let mut x = columns::matrix_f32(&inputs[FEATURES], &cols, node)?;
-            if cosine {
-                normalise_rows(&mut x, d, |_| Ok(()))?;
-            }
-            let mut px = vec![0f32; n * d];
-            for (i, &r) in rank.iter().enumerate() {
-                px[r as usize * d..(r as usize + 1) * d].copy_from_slice(&x[i * d..(i + 1) * d]);
-            }
-            px
-        };
+        let mut x = columns::matrix_f32(&inputs[FEATURES], &cols, node)?;
+        if cosine {
+            normalise_rows(&mut x, d, |_| Ok(()))?;
+        }
+        permute_rows(&mut x, d, &rank);
         crate::numeric::pages::advise(&x);
-        let (nbr, nd, k) = super::knn::from_table(&inputs[KNN], node)?;
-        let (nbr, nd) = umap::permute_knn(&nbr, &nd, k, &rank);
+        let (nbr, nd, k) = {
+            let (nbr, nd, k) = super::knn::from_table(&inputs[KNN], node)?;
+            let (pn, pd) = umap::permute_knn(&nbr, &nd, k, &rank);
+            (pn, pd, k)
+        };
         let lcols = self.layout_columns();
         let dim = lcols.len();
         let y = columns::matrix_f32(layout_df, &lcols, node)?;
@@ -370,6 +367,31 @@ impl Core {
     }
 }
 
+/// Move row `i` of `x` (`d` wide) to row `rank[i]`, in place (by cycles).
+fn permute_rows(x: &mut [f32], d: usize, rank: &[u32]) {
+    let mut done = vec![false; rank.len()];
+    let mut carry = vec![0f32; d];
+    let mut swap = vec![0f32; d];
+    for start in 0..rank.len() {
+        if done[start] {
+            continue;
+        }
+        carry.copy_from_slice(&x[start * d..(start + 1) * d]);
+        let mut i = start;
+        loop {
+            done[i] = true;
+            let to = rank[i] as usize;
+            swap.copy_from_slice(&x[to * d..(to + 1) * d]);
+            x[to * d..(to + 1) * d].copy_from_slice(&carry);
+            std::mem::swap(&mut carry, &mut swap);
+            i = to;
+            if i == start {
+                break;
+            }
+        }
+    }
+}
+
 /// Scale each row to unit length; `zero(row)` decides what an all-zero row is.
 fn normalise_rows(x: &mut [f32], d: usize, zero: impl Fn(usize) -> Result<()>) -> Result<()> {
     for (r, row) in x.chunks_exact_mut(d).enumerate() {
@@ -396,4 +418,18 @@ fn f64_column(df: &DataFrame, name: &str, node: &str) -> Result<Vec<f64>> {
 /// A galaxy's own random stream id, from its id.
 fn id_stream(id: &str) -> u64 {
     u64::from_le_bytes(blake3::hash(id.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rows_move_to_their_rank() {
+        let x: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let rank = [2u32, 0, 3, 5, 4, 1];
+        let mut y = x.clone();
+        super::permute_rows(&mut y, 2, &rank);
+        for (i, &r) in rank.iter().enumerate() {
+            assert_eq!(y[r as usize * 2..r as usize * 2 + 2], x[i * 2..i * 2 + 2]);
+        }
+    }
 }

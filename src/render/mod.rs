@@ -6,6 +6,7 @@ pub mod canvas;
 pub mod gallery;
 pub mod html;
 pub mod scatter;
+pub mod similar;
 
 pub use html::esc;
 

@@ -46,6 +46,19 @@ pub struct Node {
 }
 
 impl Pipeline {
+    /// The folder of the catalogue file a node's rows come from: first inputs followed up to
+    /// a `read` node (relative image paths resolve against it).
+    pub fn source_dir(&self, from: NodeId) -> Option<PathBuf> {
+        let mut u = from;
+        for _ in 0..self.nodes.len() {
+            if let crate::ops::Op::Read(read) = &self.nodes[u].op {
+                return read.path.parent().map(std::path::Path::to_owned);
+            }
+            u = *self.nodes[u].inputs.first()?;
+        }
+        None
+    }
+
     pub fn find(&self, name: &str) -> Option<NodeId> {
         self.nodes.iter().position(|n| n.name == name)
     }

@@ -120,3 +120,41 @@ fn a_class_search_leaves_out_its_members_and_duplicates_are_dropped() {
     assert_eq!(run(&[]), ["a", "b", "c"]);
     assert_eq!(run(&["--dedupe-arcsec", "0"]), ["a", "a-dup", "b"]);
 }
+
+#[test]
+fn html_writes_a_gallery_of_cutouts_or_columns() {
+    let t = Test::new();
+    // A catalogue with image paths (one missing) and a 4-d representation.
+    std::fs::create_dir_all(t.path("data/img")).unwrap();
+    let mut csv = String::from("id,feat_0,feat_1,feat_2,feat_3,kind,file_loc\n");
+    for i in 0..30 {
+        let a = i as f64 * 0.2;
+        csv.push_str(&format!("g{i},{:.4},{:.4},{:.4},1.0,{},img/g{i}.png\n", a.cos(), a.sin(), (i % 3) as f64, if i < 15 { "near" } else { "far" }));
+        if i != 2 {
+            image::RgbImage::from_fn(20, 20, |x, y| image::Rgb([(x * 12) as u8, (y * 12) as u8, (i * 8) as u8])).save(t.path(&format!("data/img/g{i}.png"))).unwrap();
+        }
+    }
+    t.write("data/cat.csv", &csv);
+    t.pipeline("[pipeline]\nname = \"h\"\nid = \"id\"\n[nodes.catalog]\nop = \"read\"\npath = \"data/cat.csv\"\n");
+    t.run(&["similar", "p.toml", "--node", "catalog", "--id", "g0", "-k", "5", "--html", "gallery"]).ok();
+    let html = std::fs::read_to_string(t.path("gallery/index.html")).unwrap();
+    let r = t.run(&["similar", "p.toml", "--node", "catalog", "--id", "g0", "-k", "5", "--json"]).ok();
+    for (rank, x) in r.json()["results"].as_array().unwrap().iter().enumerate() {
+        let id = x["id"].as_str().unwrap();
+        assert!(html.contains(&format!("<b>#{} {id}</b>", rank + 1)), "{id} at rank {} on the page", rank + 1);
+    }
+    // One cutout per example and result, each a PNG beside the page; a missing file says so.
+    let imgs = html.matches("<img src=\"thumbs/").count();
+    let missing = html.matches("cutout unreadable").count();
+    assert_eq!(imgs + missing, 6, "{html}");
+    for f in std::fs::read_dir(t.path("gallery/thumbs")).unwrap() {
+        assert!(image::open(f.unwrap().path()).is_ok());
+    }
+    assert!(html.contains("<td>kind</td>"), "the catalogue's columns are shown");
+    // Without image paths: the rows' columns, no images.
+    let t = Test::new();
+    setup(&t);
+    t.run(&["similar", "p.toml", "--node", "featured", "--id", "5", "-k", "3", "--html", "g2"]).ok();
+    let html = std::fs::read_to_string(t.path("g2/index.html")).unwrap();
+    assert!(!html.contains("<img") && html.contains("planted_class") && html.contains("legacysurvey.org/viewer?ra="), "{html}");
+}
