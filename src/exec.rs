@@ -518,6 +518,7 @@ fn run_unit(
                     };
                     let details: Vec<serde_json::Value> = keys.iter().map(|k| store.manifest(k).map_or(serde_json::Value::Null, |m| m.details)).collect();
                     let node_parts = NodeParts::new(store, &parts, &node.name, &p.name);
+                    let input_files: Vec<std::path::PathBuf> = keys.iter().map(|k| store.attachment_path(k, "")).collect();
                     let ctx = RunCtx {
                         pipeline: &p.name,
                         node: &node.name,
@@ -526,6 +527,7 @@ fn run_unit(
                         input_details: &details,
                         data_hashes: data.as_ref().map(|d| d.rows.as_slice()),
                         parts: &node_parts,
+                        input_files: &input_files,
                     };
                     let out = node.op.run(&ins, &ctx).map_err(|e| e.at(&node.loc))?;
                     drop(ins);

@@ -261,8 +261,13 @@ impl Store {
         }
         for a in &m.attachments {
             let p = dir.join(FILES).join(&a.path);
-            match fs::read(&p) {
-                Ok(b) if b.len() as u64 == a.bytes && blake3::hash(&b).to_hex().as_str() == a.blake3 => {}
+            match fs::metadata(&p) {
+                Ok(md) if md.len() == a.bytes => {}
+                Ok(_) => return Lookup::Corrupt(format!("file `{}` does not match its hash", a.path)),
+                Err(e) => return Lookup::Corrupt(format!("file `{}` unreadable: {e}", a.path)),
+            }
+            match super::files::hash_file(&p) {
+                Ok(h) if h == a.blake3 => {}
                 Ok(_) => return Lookup::Corrupt(format!("file `{}` does not match its hash", a.path)),
                 Err(e) => return Lookup::Corrupt(format!("file `{}` unreadable: {e}", a.path)),
             }

@@ -118,6 +118,28 @@ pub fn scores(xn: &[f64], d: usize, w: &[f64]) -> Vec<f64> {
     xn.par_chunks(d).map(|row| row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias).collect()
 }
 
+/// [`scores`] of the rows of the raw matrix `x` (`d` wide) normalised on the fly: the same
+/// values as normalising the whole matrix first, without holding it.
+pub fn unit_scores(x: &[f32], d: usize, w: &[f64]) -> Vec<f64> {
+    let bias = w.get(d).copied().unwrap_or(0.0);
+    x.par_chunks(d * 1024)
+        .flat_map_iter(|block| {
+            let mut row = vec![0f64; d];
+            block
+                .chunks(d)
+                .map(|r| {
+                    row.iter_mut().zip(r).for_each(|(o, &v)| *o = f64::from(v));
+                    let n = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+                    if n > 0.0 {
+                        row.iter_mut().for_each(|v| *v /= n);
+                    }
+                    row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias
+                })
+                .collect::<Vec<f64>>()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +162,8 @@ mod tests {
             let want = v.iter().zip(&mean).map(|(p, q)| p * q).sum::<f64>() / (norm(&v) * norm(&mean));
             assert!((got - want).abs() < 1e-12, "row {i}: {got} vs {want}");
         }
+        // Normalising row by row on the fly gives the same bits.
+        assert_eq!(unit_scores(&x, d, &q), s);
     }
 
     #[test]

@@ -262,7 +262,19 @@ mod tests {
     }
 
     fn run(f: &Filter, df: &DataFrame) -> Result<Output> {
-        f.run(df, &RunCtx { pipeline: "p", node: "t", id: "id", progress: &crate::progress::Silent, input_details: &[], data_hashes: None, parts: &crate::ops::NoParts })
+        f.run(
+            df,
+            &RunCtx {
+                pipeline: "p",
+                node: "t",
+                id: "id",
+                progress: &crate::progress::Silent,
+                input_details: &[],
+                data_hashes: None,
+                parts: &crate::ops::NoParts,
+                input_files: &[],
+            },
+        )
     }
 
     #[test]

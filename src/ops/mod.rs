@@ -45,6 +45,8 @@ pub enum Op {
     Report(report::Report),
     Embed(embed::Embed),
     Similar(similar::Similar),
+    /// Only created by validation: the vectors a `similar` node searches, as a raw attachment.
+    Vectors(similar::Vectors),
     Assign(assign::Assign),
     /// Only created by validation, as the core distances an `assign` node reads.
     Core(assign::Core),
@@ -93,6 +95,9 @@ pub struct RunCtx<'a> {
     pub data_hashes: Option<&'a [Option<[u8; 32]>]>,
     /// Where the op keeps parts of its work (see [`Parts`]).
     pub parts: &'a dyn Parts,
+    /// The folder of each input's attachments (`Output::files`) in the cache, in input
+    /// order: an op may read (e.g. memory-map) what its inputs stored beside their tables.
+    pub input_files: &'a [PathBuf],
 }
 
 /// Parts of a node's work kept across runs, each under an id the op derives from exactly
@@ -166,6 +171,7 @@ impl Op {
             Op::Report(_) => "report",
             Op::Embed(_) => "embed",
             Op::Similar(_) => "similar",
+            Op::Vectors(_) => "vectors",
             Op::Assign(_) => "assign",
             Op::Core(_) => "core",
             Op::Split(_) => "split",
@@ -187,7 +193,7 @@ impl Op {
             Op::Knn(_) => knn::VERSION,
             Op::Report(_) => report::VERSION,
             Op::Embed(_) => embed::VERSION,
-            Op::Similar(_) => similar::VERSION,
+            Op::Similar(_) | Op::Vectors(_) => similar::VERSION,
             Op::Assign(_) | Op::Core(_) => assign::VERSION,
             Op::Split(_) | Op::Merge(_) => shard::VERSION,
             Op::Select(_) => select::VERSION,
@@ -197,7 +203,7 @@ impl Op {
     pub fn arity(&self) -> Arity {
         match self {
             Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
-            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) | Op::Embed(_) | Op::Split(_) | Op::Core(_) => Arity::Exactly(1),
+            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) | Op::Embed(_) | Op::Split(_) | Op::Core(_) | Op::Vectors(_) => Arity::Exactly(1),
             Op::Merge(_) => Arity::Between(2, usize::MAX),
             Op::Join(_) => Arity::Exactly(2),
             Op::Report(_) => Arity::Between(2, 3),
@@ -222,6 +228,7 @@ impl Op {
             Op::Report(o) => serde_json::to_value(o),
             Op::Embed(o) => serde_json::to_value(o),
             Op::Similar(o) => serde_json::to_value(o),
+            Op::Vectors(o) => serde_json::to_value(o),
             Op::Assign(o) => serde_json::to_value(o),
             Op::Core(o) => serde_json::to_value(o),
             Op::Split(o) => serde_json::to_value(o),
@@ -292,6 +299,7 @@ impl Op {
             Op::Report(o) => o.schema(inputs, id),
             Op::Embed(o) => o.schema(&inputs[0], id),
             Op::Similar(o) => o.schema(inputs, id),
+            Op::Vectors(o) => o.schema(&inputs[0], id),
             Op::Assign(o) => o.schema(inputs, id),
             Op::Core(o) => o.schema(&inputs[0], id),
             Op::Split(o) => o.schema(&inputs[0], id),
@@ -312,6 +320,7 @@ impl Op {
             Op::Report(o) => o.run(inputs, ctx),
             Op::Embed(o) => o.run(&inputs[0], ctx),
             Op::Similar(o) => o.run(inputs, ctx),
+            Op::Vectors(o) => o.run(&inputs[0], ctx),
             Op::Assign(o) => o.run(inputs, ctx),
             Op::Core(o) => o.run(&inputs[0], ctx),
             Op::Split(o) => o.run(&inputs[0], ctx),

@@ -12,6 +12,12 @@
 //! of the same galaxy.
 //!
 //! Output: `k` rows: the id, `rank` (1 = most similar) and `score`.
+//!
+//! Validation puts a hidden node `NODE.vectors` (op `vectors`) between the input and the
+//! search: it keeps the representation's columns as one raw little-endian f32 matrix beside
+//! its table (the id, and `ra`/`dec` where the input has them), so a new query over a
+//! cached representation reads that file by memory map instead of decoding the whole
+//! catalogue.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,7 +29,11 @@ use crate::error::{Error, Result};
 use crate::numeric::similar;
 use crate::params::Params;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+/// The attachment of a `vectors` node, and its header: magic, rows, columns (u64 LE).
+pub const VECTORS_FILE: &str = "vectors.f32";
+const MAGIC: &[u8; 8] = b"DGRNVF32";
 
 /// The L2 penalty of the classifier (on unit vectors).
 const LAMBDA: f64 = 1e-2;
@@ -56,8 +66,6 @@ impl Similar {
     }
 
     pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
-        let cols = columns::resolve(&inputs[0], &self.columns).map_err(|m| SchemaError::new("columns", m))?;
-        columns::require_numeric(&inputs[0], &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         match (self.class, inputs.len()) {
             (Some(_), 1) => return Err(SchemaError::new("class", "needs a second input: the classes node (inputs = [\"FEATURES\", \"CLASSES\"])")),
             (None, 2) => return Err(SchemaError::new("inputs", "a second input (classes) is used only with `class = N`")),
@@ -75,10 +83,10 @@ impl Similar {
 
     pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         let (node, input) = (ctx.node, &inputs[0]);
-        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(node, m))?;
-        let d = cols.len();
-        let x = columns::matrix_f32(input, &cols, node)?;
         let n = input.height();
+        let path = ctx.input_files.first().map(|d| d.join(VECTORS_FILE)).ok_or_else(|| Error::input(node, "the representation's vectors are not in the cache"))?;
+        let map = open_vectors(&path, n, node)?;
+        let (x, d) = (map.values(), map.dim);
         let idcol = input.column(ctx.id).map_err(super::pl(node))?.as_materialized_series().clone();
         let text: Vec<String> = idcol.cast(&DataType::String).map_err(super::pl(node))?.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect();
         let row_of: HashMap<&str, usize> = text.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
@@ -106,24 +114,36 @@ impl Similar {
             excluded.extend(&members);
             pos.extend(members);
         }
-        let xn = similar::normalise(&x, d);
-        for &i in pos.iter().chain(&neg) {
-            if xn[i * d..(i + 1) * d].iter().all(|&v| v == 0.0) {
+        // The examples' unit vectors (rows in `pos` then `neg` order).
+        let rows: Vec<usize> = pos.iter().chain(&neg).copied().collect();
+        let picked: Vec<f32> = rows.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect();
+        let xn = similar::normalise(&picked, d);
+        for (r, &i) in rows.iter().enumerate() {
+            if xn[r * d..(r + 1) * d].iter().all(|&v| v == 0.0) {
                 return Err(Error::input(node, format!("galaxy `{}` has an all-zero representation: no direction to compare with", text[i])));
             }
         }
-        let w = if neg.is_empty() { similar::mean_direction(&xn, d, &pos) } else { similar::logistic(&xn, d, &pos, &neg, LAMBDA) };
-        let score = similar::scores(&xn, d, &w);
+        let (p_rows, n_rows): (Vec<usize>, Vec<usize>) = ((0..pos.len()).collect(), (pos.len()..rows.len()).collect());
+        let w = if neg.is_empty() { similar::mean_direction(&xn, d, &p_rows) } else { similar::logistic(&xn, d, &p_rows, &n_rows, LAMBDA) };
+        let score = similar::unit_scores(x, d, &w);
         // Best first; ties by id (numeric ids as numbers).
         let num: Option<Vec<i64>> =
             idcol.cast(&DataType::Int64).ok().and_then(|s| s.i64().ok().map(|c| c.iter().map(|v| v.unwrap_or(i64::MAX)).collect())).filter(|_| idcol.dtype().is_integer());
-        let mut order: Vec<usize> = (0..n).filter(|i| !excluded.contains(i)).collect();
-        order.sort_by(|&a, &b| {
-            score[b].total_cmp(&score[a]).then_with(|| match &num {
-                Some(v) => v[a].cmp(&v[b]),
-                None => text[a].cmp(&text[b]),
+        let better = |a: &usize, b: &usize| {
+            score[*b].total_cmp(&score[*a]).then_with(|| match &num {
+                Some(v) => v[*a].cmp(&v[*b]),
+                None => text[*a].cmp(&text[*b]),
             })
-        });
+        };
+        let mut order: Vec<usize> = (0..n).filter(|i| !excluded.contains(i)).collect();
+        let candidates = order.len();
+        // The best few, sorted (duplicate detections may drop some: then all of them).
+        let head = (4 * self.k as usize + 64).min(order.len());
+        if head < order.len() {
+            order.select_nth_unstable_by(head, better);
+            order.truncate(head);
+        }
+        order.sort_by(better);
         // Duplicate detections: within `dedupe_arcsec` of an example or a better result.
         let sky = match (input.column("ra"), input.column("dec")) {
             (Ok(ra), Ok(dec)) if self.dedupe_arcsec > 0.0 => {
@@ -137,6 +157,10 @@ impl Similar {
         let mut kept: Vec<usize> = Vec::with_capacity(self.k as usize);
         let mut dropped = 0usize;
         let anchors: Vec<usize> = pos.iter().chain(&neg).copied().collect();
+        if order.len() < candidates && self.k as usize > kept_capacity(&order, &sky, self.dedupe_arcsec, &pos, &neg, self.k as usize) {
+            order = (0..n).filter(|i| !excluded.contains(i)).collect();
+            order.sort_by(better);
+        }
         for &i in &order {
             if kept.len() == self.k as usize {
                 break;
@@ -162,12 +186,126 @@ impl Similar {
         } else {
             format!("a linear classifier of {} examples against {} counter-examples", pos.len(), neg.len())
         };
-        let mut summary = vec![format!("top {} of {} galaxies by {how} over {d} columns", kept.len(), order.len())];
+        let mut summary = vec![format!("top {} of {candidates} galaxies by {how} over {d} columns", kept.len())];
         if dropped > 0 {
             summary.push(format!("{dropped} duplicate detections (within {} arcsec) dropped", self.dedupe_arcsec));
         }
         Ok(Output::new(df, summary))
     }
+}
+
+/// How many of `order` survive duplicate-detection dropping (at most `k`).
+fn kept_capacity(order: &[usize], sky: &Option<(Vec<f64>, Vec<f64>)>, arcsec: f64, pos: &[usize], neg: &[usize], k: usize) -> usize {
+    let Some((ra, dec)) = sky else { return order.len().min(k) };
+    let mut kept: Vec<usize> = Vec::new();
+    for &i in order {
+        if kept.len() == k {
+            break;
+        }
+        if !pos.iter().chain(neg).chain(&kept).any(|&j| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= arcsec) {
+            kept.push(i);
+        }
+    }
+    kept.len()
+}
+
+/// `vectors`: a table's representation columns kept as one raw f32 matrix beside its ids
+/// (and `ra`/`dec`), for `similar` to memory-map.
+#[derive(Clone, Debug, Serialize)]
+pub struct Vectors {
+    pub columns: Vec<String>,
+}
+
+impl Vectors {
+    pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
+        let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
+        let mut s = Schema::default();
+        s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
+        for c in ["ra", "dec"] {
+            if input.contains(c) {
+                s.insert(c.into(), DataType::Float64);
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
+        let node = ctx.node;
+        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(node, m))?;
+        let x = columns::matrix_f32(input, &cols, node)?;
+        let n = input.height();
+        let mut bytes = Vec::with_capacity(24 + 4 * x.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(n as u64).to_le_bytes());
+        bytes.extend_from_slice(&(cols.len() as u64).to_le_bytes());
+        for v in &x {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        drop(x);
+        let mut keep = vec![input.column(ctx.id).map_err(super::pl(node))?.clone()];
+        for c in ["ra", "dec"] {
+            if let Ok(col) = input.column(c) {
+                keep.push(col.cast(&DataType::Float64).map_err(super::pl(node))?);
+            }
+        }
+        let df = DataFrame::new(n, keep).map_err(super::pl(node))?;
+        let mut out = Output::new(df, vec![format!("{n} vectors of {} columns", cols.len())]);
+        out.files.push((VECTORS_FILE.to_owned(), bytes));
+        Ok(out)
+    }
+}
+
+/// A `vectors` attachment, memory-mapped.
+struct VectorsMap {
+    map: memmap2::Mmap,
+    dim: usize,
+    #[cfg(target_endian = "big")]
+    copy: Vec<f32>,
+}
+
+impl VectorsMap {
+    fn values(&self) -> &[f32] {
+        #[cfg(target_endian = "little")]
+        {
+            let (pre, body, _) = unsafe {
+                // SAFETY: the map is page-aligned and the header is 24 bytes, so the values
+                // start 4-byte aligned (checked below); any bit pattern is an f32.
+                self.map[24..].align_to::<f32>()
+            };
+            assert!(pre.is_empty(), "vectors are 4-byte aligned");
+            body
+        }
+        #[cfg(target_endian = "big")]
+        {
+            &self.copy
+        }
+    }
+}
+
+/// Map the `vectors` file at `path`, checking it holds `n` rows.
+fn open_vectors(path: &std::path::Path, n: usize, node: &str) -> Result<VectorsMap> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    // SAFETY: cache entries are immutable once published (the store renames complete
+    // directories into place and never writes into them).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("cannot map", path, e))?;
+    let bad = || Error::input(node, format!("`{}` is not a vectors file of {n} rows (was the cache edited?)", path.display()));
+    if map.len() < 24 || &map[..8] != MAGIC {
+        return Err(bad());
+    }
+    let word = |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().expect("8 bytes")) as usize;
+    let (rows, dim) = (word(8), word(16));
+    if rows != n || map.len() != 24 + 4 * rows * dim {
+        return Err(bad());
+    }
+    #[cfg(target_endian = "big")]
+    let copy = map[24..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+    Ok(VectorsMap {
+        map,
+        dim,
+        #[cfg(target_endian = "big")]
+        copy,
+    })
 }
 
 /// Angular separation of two sky positions (degrees) in arcseconds (haversine).

@@ -179,6 +179,20 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         inputs[v].extend([tree, layout, features, knn, id]);
     }
 
+    // A `similar` node searches its first input's vectors, kept by a hidden `vectors` node.
+    for v in 0..raw.nodes.len() {
+        let Op::Similar(s) = &ops[v] else { continue };
+        let vectors = crate::ops::similar::Vectors { columns: s.columns.clone() };
+        let id = ops.len();
+        names.push(format!("{}.vectors", names[v]));
+        locs.push(locs[v].clone());
+        ops.push(Op::Vectors(vectors));
+        inputs.push(vec![inputs[v][0]]);
+        input_locs.push(input_locs[v].clone());
+        param_locs.push(param_locs[v].clone());
+        inputs[v][0] = id;
+    }
+
     // An `embed` with `shards = N` becomes N split nodes, N embed nodes and a merge.
     for v in 0..raw.nodes.len() {
         let Op::Embed(e) = &ops[v] else { continue };
