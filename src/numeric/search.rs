@@ -9,6 +9,7 @@
 //! its answer depends on nothing but the query point (not on the batch, its order or the
 //! thread count). Ties are broken by fitted index.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -22,14 +23,15 @@ const STREAM_SEARCH_TREE: u64 = 7 << 40;
 const LEAF: usize = 64;
 
 /// One random-projection tree: splits, their hyperplanes, and the points in leaf order.
-struct RpTree {
-    nodes: Vec<RpNode>,
+struct RpTree<'a> {
+    nodes: Cow<'a, [RpNode]>,
     /// Hyperplane normals, `dim` per split node (in node order of the splits).
-    normals: Vec<f32>,
-    order: Vec<u32>,
+    normals: Cow<'a, [f32]>,
+    order: Cow<'a, [u32]>,
 }
 
 #[derive(Clone, Copy)]
+#[repr(C)]
 struct RpNode {
     /// For a split: the child nodes and where its normal starts in `normals`; for a leaf
     /// (`left == u32::MAX`): `start..end` in `order`.
@@ -41,14 +43,33 @@ struct RpNode {
     end: u32,
 }
 
+/// A kNN graph: `k` neighbours per point, row-major, nearest first.
+#[derive(Clone, Copy)]
+pub struct Neighbours<'g> {
+    pub indices: &'g [u32],
+    pub distances: &'g [f32],
+    pub k: usize,
+}
+
+/// How an index is built: random-projection trees, reverse edges kept per point, and the
+/// seed of the trees' draws.
+#[derive(Clone, Copy)]
+pub struct Shape {
+    pub trees: usize,
+    pub reverse: usize,
+    pub seed: u64,
+}
+
 /// A search index over fitted points (row-major, `dim` wide) and their kNN graph.
 pub struct Index<'a> {
-    x: &'a [f32],
+    x: Cow<'a, [f32]>,
     dim: usize,
-    trees: Vec<RpTree>,
+    trees: Vec<RpTree<'a>>,
     /// The search graph, compressed rows: `adj[start[i]..start[i + 1]]`.
-    start: Vec<usize>,
-    adj: Vec<u32>,
+    start: Cow<'a, [u64]>,
+    adj: Cow<'a, [u32]>,
+    /// A label per point kept with the index (e.g. its row in another order).
+    labels: Cow<'a, [u32]>,
 }
 
 /// Per-thread scratch of a query (visit marks over the fitted points).
@@ -60,13 +81,15 @@ pub struct Scratch {
 }
 
 impl<'a> Index<'a> {
-    /// Build over `x` with `n_trees` trees and the graph `knn` (`k` neighbours per point,
-    /// row-major, nearest first); each point also keeps at most `reverse` of the points
-    /// that have it as a neighbour (the nearest, by `knn_dist`). The search runs fastest
+    /// Build over `x` with `shape.trees` trees and the kNN graph; each point also keeps at
+    /// most `shape.reverse` of the points that have it as a neighbour (the nearest). The search runs fastest
     /// with `x` in a locality order (rows close in space close in memory).
-    pub fn build(x: &'a [f32], dim: usize, knn: &[u32], knn_dist: &[f32], k: usize, n_trees: usize, reverse: usize, seed: u64) -> Index<'a> {
+    pub fn build(x: &'a [f32], dim: usize, graph: Neighbours, shape: Shape, labels: Vec<u32>) -> Index<'a> {
         use rayon::prelude::*;
+        let Neighbours { indices: knn, distances: knn_dist, k } = graph;
+        let Shape { trees: n_trees, reverse, seed } = shape;
         let n = x.len() / dim;
+        assert_eq!(labels.len(), n, "one label per point");
         let trees: Vec<RpTree> = (0..n_trees).into_par_iter().map(|t| RpTree::build(x, dim, &mut Rng::new(seed, STREAM_SEARCH_TREE + t as u64))).collect();
         // Reverse edges by a counting pass (sources in order), then each point keeps its
         // `reverse` nearest ones that are not already forward edges.
@@ -103,14 +126,14 @@ impl<'a> Index<'a> {
             })
             .collect();
         drop(rev);
-        let mut start = Vec::with_capacity(n + 1);
+        let mut start: Vec<u64> = Vec::with_capacity(n + 1);
         let mut adj = Vec::with_capacity(rows.iter().map(Vec::len).sum());
         start.push(0);
         for row in rows {
             adj.extend_from_slice(&row);
-            start.push(adj.len());
+            start.push(adj.len() as u64);
         }
-        Index { x, dim, trees, start, adj }
+        Index { x: Cow::Borrowed(x), dim, trees, start: Cow::Owned(start), adj: Cow::Owned(adj), labels: Cow::Owned(labels) }
     }
 
     /// Where `q` falls in the first tree's leaf order: queries close in it read the same
@@ -121,6 +144,66 @@ impl<'a> Index<'a> {
 
     pub fn n(&self) -> usize {
         self.x.len() / self.dim
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Point `i` as given to [`Index::build`].
+    pub fn point_of(&self, i: usize) -> &[f32] {
+        self.point(i)
+    }
+
+    /// The label kept for point `i`.
+    pub fn label(&self, i: u32) -> u32 {
+        self.labels[i as usize]
+    }
+
+    /// The index as bytes (little-endian, sections 8-byte aligned), for [`Index::from_bytes`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC);
+        for v in [self.n(), self.dim, self.trees.len(), self.adj.len()] {
+            b.extend_from_slice(&(v as u64).to_le_bytes());
+        }
+        for t in &self.trees {
+            b.extend_from_slice(&(t.nodes.len() as u64).to_le_bytes());
+            b.extend_from_slice(&(t.normals.len() as u64).to_le_bytes());
+        }
+        section(&mut b, &self.x);
+        section(&mut b, &self.labels);
+        section(&mut b, &self.start);
+        section(&mut b, &self.adj);
+        for t in &self.trees {
+            section(&mut b, &t.nodes);
+            section(&mut b, &t.normals);
+            section(&mut b, &t.order);
+        }
+        b
+    }
+
+    /// An index over `bytes` from [`Index::to_bytes`], borrowing them (e.g. a memory map,
+    /// which is page-aligned). Fails on anything else.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Index<'a>, String> {
+        let mut r = Reader { b: bytes, at: 0 };
+        if r.take(8)? != MAGIC {
+            return Err("not a search index".into());
+        }
+        let (n, dim, n_trees, n_adj) = (r.word()?, r.word()?, r.word()?, r.word()?);
+        let sizes: Vec<(usize, usize)> = (0..n_trees).map(|_| Ok((r.word()?, r.word()?))).collect::<Result<_, String>>()?;
+        let x = r.slice::<f32>(n * dim)?;
+        let labels = r.slice::<u32>(n)?;
+        let start = r.slice::<u64>(n + 1)?;
+        let adj = r.slice::<u32>(n_adj)?;
+        let mut trees = Vec::with_capacity(n_trees);
+        for (nodes, normals) in sizes {
+            trees.push(RpTree { nodes: Cow::Borrowed(r.slice::<RpNode>(nodes)?), normals: Cow::Borrowed(r.slice::<f32>(normals)?), order: Cow::Borrowed(r.slice::<u32>(n)?) });
+        }
+        if dim == 0 || start.last().copied() != Some(n_adj as u64) || adj.iter().any(|&j| j as usize >= n) {
+            return Err("the search index is inconsistent".into());
+        }
+        Ok(Index { x: Cow::Borrowed(x), dim, trees, start: Cow::Borrowed(start), adj: Cow::Borrowed(adj), labels: Cow::Borrowed(labels) })
     }
 
     pub fn scratch(&self) -> Scratch {
@@ -178,7 +261,7 @@ impl<'a> Index<'a> {
                 break;
             }
             let i = (c & 0xFFFF_FFFF) as usize;
-            let around = &self.adj[self.start[i]..self.start[i + 1]];
+            let around = &self.adj[self.start[i] as usize..self.start[i + 1] as usize];
             // Ask for every unvisited neighbour's row first: their loads then overlap.
             for &j in around {
                 if s.mark[j as usize] != stamp {
@@ -195,16 +278,22 @@ impl<'a> Index<'a> {
     }
 }
 
-impl RpTree {
-    fn build(x: &[f32], dim: usize, rng: &mut Rng) -> RpTree {
+impl RpTree<'static> {
+    fn build(x: &[f32], dim: usize, rng: &mut Rng) -> RpTree<'static> {
         let n = x.len() / dim;
-        let mut t = RpTree { nodes: Vec::new(), normals: Vec::new(), order: (0..n as u32).collect() };
-        let mut order = std::mem::take(&mut t.order);
-        t.split(x, dim, &mut order, 0, rng);
-        t.order = order;
-        t
+        let mut b = Builder { nodes: Vec::new(), normals: Vec::new() };
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        b.split(x, dim, &mut order, 0, rng);
+        RpTree { nodes: Cow::Owned(b.nodes), normals: Cow::Owned(b.normals), order: Cow::Owned(order) }
     }
+}
 
+struct Builder {
+    nodes: Vec<RpNode>,
+    normals: Vec<f32>,
+}
+
+impl Builder {
     /// Split `ids` (at `offset` in the leaf order) into a subtree; returns its node id.
     fn split(&mut self, x: &[f32], dim: usize, ids: &mut [u32], offset: usize, rng: &mut Rng) -> u32 {
         let id = self.nodes.len() as u32;
@@ -252,7 +341,9 @@ impl RpTree {
         node.offset = offset_v;
         id
     }
+}
 
+impl RpTree<'_> {
     /// The leaf range of `order` that `q` falls in.
     fn leaf(&self, q: &[f32], dim: usize) -> (usize, usize) {
         let mut id = 0usize;
@@ -264,6 +355,61 @@ impl RpTree {
             let w = &self.normals[node.normal as usize..node.normal as usize + dim];
             id = if margin(w, node.offset, q) > 0.0 { node.right } else { node.left } as usize;
         }
+    }
+}
+
+const MAGIC: &[u8; 8] = b"DGRNIDX1";
+
+/// Types whose every bit pattern is a value and that have no padding: what an index's
+/// sections hold.
+///
+/// # Safety
+/// Implement only for such types.
+unsafe trait Plain: Copy {}
+// SAFETY: primitive numbers; RpNode is `repr(C)` of six 4-byte numbers.
+unsafe impl Plain for f32 {}
+unsafe impl Plain for u32 {}
+unsafe impl Plain for u64 {}
+unsafe impl Plain for RpNode {}
+
+fn section<T: Plain>(b: &mut Vec<u8>, v: &[T]) {
+    while !b.len().is_multiple_of(8) {
+        b.push(0);
+    }
+    // SAFETY: `T: Plain` has no padding, so its bytes are initialised.
+    let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) };
+    b.extend_from_slice(bytes);
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(len).filter(|&e| e <= self.b.len()).ok_or("the search index is truncated")?;
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn word(&mut self) -> Result<usize, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")) as usize)
+    }
+
+    fn slice<T: Plain>(&mut self, len: usize) -> Result<&'a [T], String> {
+        if cfg!(target_endian = "big") {
+            return Err("search indexes are little-endian".into());
+        }
+        self.at = self.at.next_multiple_of(8);
+        let bytes = self.take(len.checked_mul(std::mem::size_of::<T>()).ok_or("the search index is truncated")?)?;
+        // SAFETY: `T: Plain` accepts any bits; alignment is checked.
+        let (pre, body, _) = unsafe { bytes.align_to::<T>() };
+        if !pre.is_empty() || body.len() != len {
+            return Err("the search index is misaligned".into());
+        }
+        Ok(body)
     }
 }
 
@@ -298,7 +444,7 @@ mod tests {
         let (n, dim, k) = (6000, 16, 15);
         let x = blobs(n, dim, 1);
         let g = nndescent::brute_force(&x, dim, k);
-        let index = Index::build(&x, dim, &g.indices, &g.distances, k, 4, k, 0);
+        let index = Index::build(&x, dim, Neighbours { indices: &g.indices, distances: &g.distances, k }, Shape { trees: 4, reverse: k, seed: 0 }, (0..n as u32).collect());
         let queries = blobs(300, dim, 2);
         let mut s = index.scratch();
         let mut hits = 0;
@@ -324,7 +470,7 @@ mod tests {
         let (n, dim, k) = (3000, 8, 10);
         let x = blobs(n, dim, 3);
         let g = nndescent::brute_force(&x, dim, k);
-        let index = Index::build(&x, dim, &g.indices, &g.distances, k, 2, k, 5);
+        let index = Index::build(&x, dim, Neighbours { indices: &g.indices, distances: &g.distances, k }, Shape { trees: 2, reverse: k, seed: 5 }, (0..n as u32).collect());
         let queries = blobs(50, dim, 4);
         let mut s1 = index.scratch();
         let forward: Vec<_> = queries.chunks(dim).map(|q| index.query(q, k, 0.1, &mut s1)).collect();
@@ -335,5 +481,17 @@ mod tests {
         // A fitted point finds itself first, at distance 0.
         let own = index.query(&x[17 * dim..18 * dim], k, 0.1, &mut s1);
         assert_eq!(own[0], (0.0, 17));
+        // Through bytes (8-aligned, as a memory map is), the same answers.
+        let bytes = index.to_bytes();
+        let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
+        // SAFETY: u64 storage viewed as bytes.
+        let view = unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), bytes.len()) };
+        view.copy_from_slice(&bytes);
+        let back = Index::from_bytes(view).unwrap();
+        let mut s3 = back.scratch();
+        let again: Vec<_> = queries.chunks(dim).map(|q| back.query(q, k, 0.1, &mut s3)).collect();
+        assert_eq!(again, forward);
+        assert_eq!(back.label(17), 17);
+        assert!(Index::from_bytes(&view[..view.len() - 4]).is_err());
     }
 }

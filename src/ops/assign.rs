@@ -1,9 +1,11 @@
 //! `assign`: place new galaxies into the classes a search found. `inputs = ["NEW",
 //! "CLASSES"]`: NEW has the search's feature columns; CLASSES is a `select-leaves` or
 //! `select-eom` node over a `cluster` node over a UMAP `reduce`. Validation finds that
-//! chain and adds, as hidden inputs, the cluster's condensed tree, the layout, the fitted
-//! features, their kNN graph and `NODE.core` (the layout's core distances, cached on its
-//! own), so repeated assignments reuse the fit.
+//! chain and adds, as hidden inputs, the cluster's condensed tree, the layout,
+//! `NODE.index` (a search index over the fitted features: their kNN graph and
+//! random-projection trees, kept as a file beside its table and read by memory map) and
+//! `NODE.core` (the layout's core distances), each cached on its own, so repeated
+//! assignments reuse the fit.
 //!
 //! For each new galaxy: its `n_neighbors` nearest fitted galaxies (an index over the
 //! fitted features and their kNN graph, [`crate::numeric::search`]), its position by
@@ -35,16 +37,18 @@ use crate::numeric::kdtree::KdTree;
 use crate::numeric::rng::Rng;
 use crate::numeric::umap::transform::{self, Transform};
 use crate::numeric::{knn, predict, search, umap};
+
+/// Defaults of the hidden `index` node.
+pub const SEARCH_TREES: u32 = 2;
+pub const SEARCH_REVERSE: u32 = 16;
 use crate::params::Params;
 
 pub const VERSION: u32 = 1;
 
-/// The feature-space search index: trees, reverse edges kept per point, and the stopping
-/// slack (0: stop once the nearest unexpanded point is further than the k-th found). On
-/// 100k new galaxies against 632k fitted ones: recall of the 50 nearest 0.9994.
-const SEARCH_TREES: usize = 2;
+/// The feature-space search's stopping slack (0: stop once the nearest unexpanded point is
+/// further than the k-th found). With the index's 2 trees and 16 reverse edges, on 100k new
+/// galaxies against 632k fitted ones: recall of the 50 nearest 0.9994.
 const SEARCH_EPSILON: f32 = 0.0;
-const SEARCH_REVERSE: usize = 16;
 /// Stream base of the per-galaxy negative samples.
 const STREAM_ASSIGN: u64 = 11 << 40;
 
@@ -53,9 +57,11 @@ pub const NEW: usize = 0;
 pub const CLASSES: usize = 1;
 pub const TREE: usize = 2;
 pub const LAYOUT: usize = 3;
-pub const FEATURES: usize = 4;
-pub const KNN: usize = 5;
-pub const CORE: usize = 6;
+pub const INDEX: usize = 4;
+pub const CORE: usize = 5;
+
+/// The attachment of an `index` node.
+pub const INDEX_FILE: &str = "index.bin";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Assign {
@@ -72,6 +78,21 @@ pub struct FitSpec {
     pub cluster: Cluster,
     pub select: Select,
     pub selection: String,
+    /// The fitted feature columns, resolved by validation.
+    pub features: Vec<String>,
+    /// The node with the fitted features (for validation only).
+    #[serde(skip)]
+    pub features_node: usize,
+}
+
+/// `NODE.index`: a search index over the fitted features (rows in the kNN node's locality
+/// order, their kNN graph with reverse edges, random-projection trees), as one file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Index {
+    pub columns: Vec<String>,
+    pub metric: String,
+    pub trees: u32,
+    pub reverse: u32,
 }
 
 /// `NODE.core`: the core distance of each row of a layout (`cluster`'s convention).
@@ -99,9 +120,9 @@ impl Assign {
 
     pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
         let f = self.spec();
-        let fitted = columns::resolve(&inputs[FEATURES], &f.reduce.columns).map_err(|m| SchemaError::new("inputs", m))?;
+        let fitted = &f.features;
         let new = columns::resolve(&inputs[NEW], &f.reduce.columns).map_err(|m| SchemaError::new("inputs", format!("the new galaxies lack the search's feature columns: {m}")))?;
-        if new != fitted {
+        if new != *fitted {
             let missing: Vec<&String> = fitted.iter().filter(|c| !new.contains(c)).collect();
             let msg = if missing.is_empty() {
                 format!("the new galaxies' columns matching `{}` are not the search's ({} columns, in another order or with extras)", f.reduce.columns.join(", "), fitted.len())
@@ -146,29 +167,24 @@ impl Assign {
         // The fit.
         let layout_df = &inputs[LAYOUT];
         let n = layout_df.height();
-        let cols = columns::resolve(inputs[FEATURES].schema(), &f.reduce.columns).map_err(|m| Error::input(node, m))?;
-        let d = cols.len();
-        if inputs[FEATURES].height() != n || inputs[KNN].height() != n || inputs[CORE].height() != n {
+        let cols = &f.features;
+        if inputs[INDEX].height() != n || inputs[CORE].height() != n {
             return Err(Error::input(node, "the search's tables disagree on the number of galaxies (was the cache edited?)"));
         }
-        // The search index works on the fitted rows in the kNN node's locality order (a
-        // query's candidates then sit close by in memory): row `rank[i]` is fitted row `i`.
-        let rank = super::knn::locality_from_table(&inputs[KNN], node)?;
-        let mut fitted_of = vec![0u32; n];
-        for (i, &r) in rank.iter().enumerate() {
-            fitted_of[r as usize] = i as u32;
+        let path = ctx.input_files.get(INDEX).map(|d| d.join(INDEX_FILE)).ok_or_else(|| Error::input(node, "the search index is not in the cache"))?;
+        let file = std::fs::File::open(&path).map_err(|e| Error::io("cannot open", &path, e))?;
+        // SAFETY: cache entries are immutable once published.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("cannot map", &path, e))?;
+        let index = search::Index::from_bytes(&map).map_err(|m| Error::input(node, format!("`{}`: {m} (was the cache edited?)", path.display())))?;
+        let d = index.dim();
+        if index.n() != n || d != cols.len() {
+            return Err(Error::input(node, format!("`{}` indexes {} rows of {d} columns, not the search's {n} of {}", path.display(), index.n(), cols.len())));
         }
-        let mut x = columns::matrix_f32(&inputs[FEATURES], &cols, node)?;
-        if cosine {
-            normalise_rows(&mut x, d, |_| Ok(()))?;
+        // Index row of each fitted row.
+        let mut rank = vec![0u32; n];
+        for r in 0..n as u32 {
+            rank[index.label(r) as usize] = r;
         }
-        permute_rows(&mut x, d, &rank);
-        crate::numeric::pages::advise(&x);
-        let (nbr, nd, k) = {
-            let (nbr, nd, k) = super::knn::from_table(&inputs[KNN], node)?;
-            let (pn, pd) = umap::permute_knn(&nbr, &nd, k, &rank);
-            (pn, pd, k)
-        };
         let lcols = self.layout_columns();
         let dim = lcols.len();
         let y = columns::matrix_f32(layout_df, &lcols, node)?;
@@ -189,10 +205,8 @@ impl Assign {
         let row_of = predict::rows_of_points(&ct);
         let tree = KdTree::build(&y, dim);
         let fit = predict::Fit { tree: &tree, core: &core, min_samples: f.cluster.min_samples as usize, condensed: &ct, stats: &stats, labelling: &labelling, row_of: &row_of };
-        let index = search::Index::build(&x, d, &nbr, &nd, k, SEARCH_TREES, SEARCH_REVERSE, 0);
-        drop((nbr, nd));
         // Fitted rows in the layout's order, for the transform and the prediction.
-        let near_fitted = |p: u32| fitted_of[p as usize];
+        let near_fitted = |p: u32| index.label(p);
         let t_fit = t0.elapsed().as_secs_f64();
 
         // Fitted galaxies, by id.
@@ -210,7 +224,7 @@ impl Assign {
         let new = &inputs[NEW];
         let m = new.height();
         let new_ids = id_strings(new, ctx.id, node)?;
-        let mut q = columns::matrix_f32(new, &cols, node)?;
+        let mut q = columns::matrix_f32(new, cols, node)?;
         if cosine {
             normalise_rows(&mut q, d, |r| Err(Error::input(node, format!("galaxy `{}` has an all-zero representation: the cosine metric is undefined for it", new_ids[r]))))?;
         }
@@ -240,8 +254,7 @@ impl Assign {
                         bar.inc(4096);
                     }
                     if let Some(&i) = by_id.get(new_ids[r].as_str()) {
-                        let ri = rank[i] as usize;
-                        if x[ri * d..(ri + 1) * d] == *qr {
+                        if index.point_of(rank[i] as usize) == qr {
                             return Placed {
                                 pos: y[i * dim..(i + 1) * dim].to_vec(),
                                 label: fitted_label[i],
@@ -337,6 +350,62 @@ struct Placed {
     nearest: u32,
     distance: f32,
     fitted: bool,
+}
+
+impl Index {
+    pub fn schema(&self, features: &Schema, id: &str) -> SchemaResult<Schema> {
+        let cols = columns::resolve(features, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        columns::require_numeric(features, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
+        let mut s = Schema::default();
+        s.insert(id.into(), features.get(id).cloned().unwrap_or(DataType::Int64));
+        Ok(s)
+    }
+
+    /// Inputs: the fitted features and their `knn` table.
+    pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        let node = ctx.node;
+        let (features, knn) = (&inputs[0], &inputs[1]);
+        let cols = columns::resolve(features.schema(), &self.columns).map_err(|m| Error::input(node, m))?;
+        let (n, d) = (features.height(), cols.len());
+        if knn.height() != n {
+            return Err(Error::input(node, format!("the neighbour table has {} rows for {n} galaxies", knn.height())));
+        }
+        let t0 = std::time::Instant::now();
+        // Rows in the kNN node's locality order (a query's candidates then sit close by in
+        // memory): index row `rank[i]` is fitted row `i`.
+        let rank = super::knn::locality_from_table(knn, node)?;
+        let mut fitted_of = vec![0u32; n];
+        for (i, &r) in rank.iter().enumerate() {
+            fitted_of[r as usize] = i as u32;
+        }
+        let mut x = columns::matrix_f32(features, &cols, node)?;
+        if self.metric == "cosine" {
+            normalise_rows(&mut x, d, |_| Ok(()))?;
+        }
+        permute_rows(&mut x, d, &rank);
+        let (nbr, nd, k) = {
+            let (nbr, nd, k) = super::knn::from_table(knn, node)?;
+            let (pn, pd) = umap::permute_knn(&nbr, &nd, k, &rank);
+            (pn, pd, k)
+        };
+        let graph = search::Neighbours { indices: &nbr, distances: &nd, k };
+        let index = search::Index::build(&x, d, graph, search::Shape { trees: self.trees as usize, reverse: self.reverse as usize, seed: 0 }, fitted_of);
+        drop((nbr, nd));
+        let bytes = index.to_bytes();
+        drop(index);
+        let df = DataFrame::new(n, vec![features.column(ctx.id).map_err(super::pl(node))?.clone()]).map_err(super::pl(node))?;
+        let mut out = Output::new(
+            df,
+            vec![format!(
+                "search index over {n} rows of {d} columns: {} trees, {k} neighbours and up to {} reverse ones each, built in {:.2}s",
+                self.trees,
+                self.reverse,
+                t0.elapsed().as_secs_f64()
+            )],
+        );
+        out.files.push((INDEX_FILE.to_owned(), bytes));
+        Ok(out)
+    }
 }
 
 impl Core {

@@ -50,6 +50,8 @@ pub enum Op {
     Assign(assign::Assign),
     /// Only created by validation, as the core distances an `assign` node reads.
     Core(assign::Core),
+    /// Only created by validation, as the search index an `assign` node reads.
+    Index(assign::Index),
     /// Created by validation for `embed` with `shards`: one shard's rows, and the merge.
     Split(shard::Split),
     Merge(shard::Merge),
@@ -174,6 +176,7 @@ impl Op {
             Op::Vectors(_) => "vectors",
             Op::Assign(_) => "assign",
             Op::Core(_) => "core",
+            Op::Index(_) => "index",
             Op::Split(_) => "split",
             Op::Merge(_) => "merge",
             Op::Select(s) if s.method == crate::numeric::hdbscan::Method::Leaf => "select-leaves",
@@ -194,7 +197,7 @@ impl Op {
             Op::Report(_) => report::VERSION,
             Op::Embed(_) => embed::VERSION,
             Op::Similar(_) | Op::Vectors(_) => similar::VERSION,
-            Op::Assign(_) | Op::Core(_) => assign::VERSION,
+            Op::Assign(_) | Op::Core(_) | Op::Index(_) => assign::VERSION,
             Op::Split(_) | Op::Merge(_) => shard::VERSION,
             Op::Select(_) => select::VERSION,
         }
@@ -205,7 +208,7 @@ impl Op {
             Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
             Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) | Op::Embed(_) | Op::Split(_) | Op::Core(_) | Op::Vectors(_) => Arity::Exactly(1),
             Op::Merge(_) => Arity::Between(2, usize::MAX),
-            Op::Join(_) => Arity::Exactly(2),
+            Op::Join(_) | Op::Index(_) => Arity::Exactly(2),
             Op::Report(_) => Arity::Between(2, 3),
             Op::Similar(_) => Arity::Between(1, 2),
             // Validation then adds the fit's tables (see `assign`).
@@ -231,6 +234,7 @@ impl Op {
             Op::Vectors(o) => serde_json::to_value(o),
             Op::Assign(o) => serde_json::to_value(o),
             Op::Core(o) => serde_json::to_value(o),
+            Op::Index(o) => serde_json::to_value(o),
             Op::Split(o) => serde_json::to_value(o),
             Op::Merge(o) => serde_json::to_value(o),
             Op::Select(o) => serde_json::to_value(o),
@@ -302,6 +306,7 @@ impl Op {
             Op::Vectors(o) => o.schema(&inputs[0], id),
             Op::Assign(o) => o.schema(inputs, id),
             Op::Core(o) => o.schema(&inputs[0], id),
+            Op::Index(o) => o.schema(&inputs[0], id),
             Op::Split(o) => o.schema(&inputs[0], id),
             Op::Merge(o) => o.schema(inputs),
             Op::Select(o) => o.schema(&inputs[0], id),
@@ -323,6 +328,7 @@ impl Op {
             Op::Vectors(o) => o.run(&inputs[0], ctx),
             Op::Assign(o) => o.run(inputs, ctx),
             Op::Core(o) => o.run(&inputs[0], ctx),
+            Op::Index(o) => o.run(inputs, ctx),
             Op::Split(o) => o.run(&inputs[0], ctx),
             Op::Merge(o) => o.run(inputs, ctx),
             Op::Select(o) => o.run(&inputs[0], ctx),

@@ -164,19 +164,31 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
             other => return Err(chain_error(format!("`{}` clusters `{}`, a `{}` node, not a UMAP reduction", names[tree], names[layout], other.name()))),
         };
         let (features, knn) = (inputs[layout][0], inputs[layout][1]);
-        let fit = crate::ops::assign::FitSpec { reduce: reduce.clone(), cluster: cluster.clone(), select: select.clone(), selection: ops[classes].name().to_string() };
+        let metric = reduce.umap.as_ref().map_or_else(|| "euclidean".to_owned(), |u| u.metric.clone());
+        let fit = crate::ops::assign::FitSpec {
+            reduce: reduce.clone(),
+            cluster: cluster.clone(),
+            select: select.clone(),
+            selection: ops[classes].name().to_string(),
+            features: Vec::new(),
+            features_node: features,
+        };
+        let index = crate::ops::assign::Index { columns: reduce.columns.clone(), metric, trees: crate::ops::assign::SEARCH_TREES, reverse: crate::ops::assign::SEARCH_REVERSE };
         let core = crate::ops::assign::Core { columns: cluster.columns.clone(), min_samples: cluster.min_samples };
-        let id = ops.len();
-        names.push(format!("{}.core", names[v]));
-        locs.push(locs[v].clone());
-        ops.push(Op::Core(core));
-        inputs.push(vec![layout]);
-        input_locs.push(input_locs[v].clone());
-        param_locs.push(param_locs[v].clone());
+        let mut hidden = Vec::new();
+        for (suffix, op, ins) in [("index", Op::Index(index), vec![features, knn]), ("core", Op::Core(core), vec![layout])] {
+            hidden.push(ops.len());
+            names.push(format!("{}.{suffix}", names[v]));
+            locs.push(locs[v].clone());
+            ops.push(op);
+            inputs.push(ins);
+            input_locs.push(input_locs[v].clone());
+            param_locs.push(param_locs[v].clone());
+        }
         if let Op::Assign(a) = &mut ops[v] {
             a.fit = Some(fit);
         }
-        inputs[v].extend([tree, layout, features, knn, id]);
+        inputs[v].extend([tree, layout, hidden[0], hidden[1]]);
     }
 
     // A `similar` node searches its first input's vectors, kept by a hidden `vectors` node.
@@ -261,6 +273,14 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         for (k, s) in ins.iter().enumerate() {
             if !s.contains(&id) {
                 return Err(Error::spec(input_locs[v].clone(), Some(name), None, format!("input `{}` has no id column `{id}`", names[inputs[v][k]])));
+            }
+        }
+        // An `assign` checks new galaxies against the fitted features' columns, which it
+        // does not read as a table (its index holds them).
+        if let Op::Assign(a) = &mut ops[v] {
+            if let Some(fit) = a.fit.as_mut() {
+                let features = schemas[fit.features_node].clone().expect("inputs come first");
+                fit.features = crate::ops::columns::resolve(&features, &fit.reduce.columns).unwrap_or_default();
             }
         }
         let schema = ops[v].output_schema(&ins, &id)?.map_err(|e| {
