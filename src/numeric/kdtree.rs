@@ -125,12 +125,10 @@ impl KdTree {
     /// The `k` nearest points of any query `q`: `(squared distance, original index)`,
     /// nearest first, ties by index. Exact.
     pub fn nearest(&self, q: &[f32], k: usize) -> Vec<(f32, u32)> {
-        let k = k.min(self.len());
-        let key = |d: f32, i: u32| (u64::from(d.to_bits()) << 32) | u64::from(i);
-        let mut best: std::collections::BinaryHeap<u64> = std::collections::BinaryHeap::with_capacity(k + 1);
+        let mut best = Smallest::new(k.min(self.len()));
         let mut stack = vec![(0u32, 0f32)];
         while let Some((id, lb)) = stack.pop() {
-            if best.len() == k && k > 0 && lb > f32::from_bits((best.peek().copied().unwrap_or(0) >> 32) as u32) {
+            if lb > best.bound() {
                 continue;
             }
             let node = self.nodes[id as usize];
@@ -138,13 +136,7 @@ impl KdTree {
                 let mut ds = [0f32; LEAF_SIZE];
                 self.leaf_dist2(node.start as usize, node.end as usize, q, &mut ds);
                 for (j, &d) in ds[..node.len()].iter().enumerate() {
-                    let kk = key(d, self.index[node.start as usize + j]);
-                    if best.len() < k {
-                        best.push(kk);
-                    } else if k > 0 && kk < *best.peek().expect("k > 0") {
-                        best.pop();
-                        best.push(kk);
-                    }
+                    best.offer(d, self.index[node.start as usize + j]);
                 }
                 continue;
             }
@@ -159,9 +151,7 @@ impl KdTree {
                 stack.push((r as u32, dr));
             }
         }
-        let mut out: Vec<(f32, u32)> = best.into_iter().map(|kk| (f32::from_bits((kk >> 32) as u32), (kk & 0xFFFF_FFFF) as u32)).collect();
-        out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        out
+        best.into_sorted()
     }
 
     /// Every point within squared distance `r2` of `q` (inclusive): `(squared distance,
@@ -200,6 +190,47 @@ impl KdTree {
             s += d * d;
         }
         s
+    }
+}
+
+/// The `k` smallest `(squared distance, index)` pairs offered, ties by index (keys pack
+/// both: non-negative floats order as their bits do).
+pub(crate) struct Smallest {
+    k: usize,
+    heap: std::collections::BinaryHeap<u64>,
+}
+
+impl Smallest {
+    pub(crate) fn new(k: usize) -> Self {
+        Smallest { k, heap: std::collections::BinaryHeap::with_capacity(k + 1) }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// The largest kept distance once `k` are kept (infinite before).
+    pub(crate) fn bound(&self) -> f32 {
+        match self.heap.peek() {
+            Some(&top) if self.heap.len() == self.k => f32::from_bits((top >> 32) as u32),
+            _ if self.k == 0 => f32::NEG_INFINITY,
+            _ => f32::INFINITY,
+        }
+    }
+
+    /// Keep `(d, i)` if it is among the `k` smallest so far.
+    pub(crate) fn offer(&mut self, d: f32, i: u32) {
+        let key = (u64::from(d.to_bits()) << 32) | u64::from(i);
+        if self.heap.len() < self.k {
+            self.heap.push(key);
+        } else if self.k > 0 && key < *self.heap.peek().expect("k > 0") {
+            self.heap.pop();
+            self.heap.push(key);
+        }
+    }
+
+    pub(crate) fn into_sorted(self) -> Vec<(f32, u32)> {
+        self.heap.into_sorted_vec().into_iter().map(|kk| (f32::from_bits((kk >> 32) as u32), (kk & 0xFFFF_FFFF) as u32)).collect()
     }
 }
 

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::kdtree::Smallest;
 use super::nndescent::{dot, prefetch_row, sqdist};
 use super::rng::Rng;
 
@@ -224,30 +225,21 @@ impl<'a> Index<'a> {
             s.stamp = 1;
         }
         let stamp = s.stamp;
-        // Keys order by (distance, index): squared distances are non-negative, so their
-        // bits order as the values do.
-        let key = |d: f32, i: u32| (u64::from(d.to_bits()) << 32) | u64::from(i);
-        let mut best: BinaryHeap<u64> = BinaryHeap::with_capacity(k + 1);
-        let mut todo: BinaryHeap<Reverse<u64>> = BinaryHeap::new();
+        let mut best = Smallest::new(k);
+        let mut todo: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::new();
         let scale = (1.0 + epsilon) * (1.0 + epsilon);
-        let offer = |i: u32, best: &mut BinaryHeap<u64>, todo: &mut BinaryHeap<Reverse<u64>>, mark: &mut [u32], evaluated: &mut u64| {
+        let offer = |i: u32, best: &mut Smallest, todo: &mut BinaryHeap<Reverse<(u32, u32)>>, mark: &mut [u32], evaluated: &mut u64| {
             if mark[i as usize] == stamp {
                 return;
             }
             mark[i as usize] = stamp;
             *evaluated += 1;
             let d = sqdist(q, self.point(i as usize));
-            let kk = key(d, i);
-            let bound = if best.len() < k { f32::INFINITY } else { f32::from_bits((best.peek().copied().unwrap_or(0) >> 32) as u32) * scale };
-            if d <= bound {
-                todo.push(Reverse(kk));
+            if d <= best.bound() * scale {
+                // Squared distances are non-negative: their bits order as the values do.
+                todo.push(Reverse((d.to_bits(), i)));
             }
-            if best.len() < k {
-                best.push(kk);
-            } else if kk < *best.peek().expect("k > 0") {
-                best.pop();
-                best.push(kk);
-            }
+            best.offer(d, i);
         };
         for t in &self.trees {
             let (a, b) = t.leaf(q, self.dim);
@@ -255,12 +247,11 @@ impl<'a> Index<'a> {
                 offer(i, &mut best, &mut todo, &mut s.mark, &mut s.evaluated);
             }
         }
-        while let Some(Reverse(c)) = todo.pop() {
-            let d = f32::from_bits((c >> 32) as u32);
-            if best.len() == k && d > f32::from_bits((best.peek().copied().unwrap_or(0) >> 32) as u32) * scale {
+        while let Some(Reverse((bits, i))) = todo.pop() {
+            if best.len() == k && f32::from_bits(bits) > best.bound() * scale {
                 break;
             }
-            let i = (c & 0xFFFF_FFFF) as usize;
+            let i = i as usize;
             let around = &self.adj[self.start[i] as usize..self.start[i + 1] as usize];
             // Ask for every unvisited neighbour's row first: their loads then overlap.
             for &j in around {
@@ -272,9 +263,7 @@ impl<'a> Index<'a> {
                 offer(j, &mut best, &mut todo, &mut s.mark, &mut s.evaluated);
             }
         }
-        let mut out: Vec<(f32, u32)> = best.into_iter().map(|kk| (f32::from_bits((kk >> 32) as u32), (kk & 0xFFFF_FFFF) as u32)).collect();
-        out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        out
+        best.into_sorted()
     }
 }
 
