@@ -44,6 +44,15 @@ pub fn frame(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, c: [u8; 3]) {
     rect(img, x + w - 1, y, 1, h, c);
 }
 
+/// A one-pixel line from (x0, y0) to (x1, y1).
+pub fn line(img: &mut RgbImage, x0: f32, y0: f32, x1: f32, y1: f32, c: [u8; 3]) {
+    let steps = (x1 - x0).abs().max((y1 - y0).abs()).ceil().max(1.0) as i64;
+    for t in 0..=steps {
+        let f = t as f32 / steps as f32;
+        blend(img, (x0 + f * (x1 - x0)).round() as i64, (y0 + f * (y1 - y0)).round() as i64, c, 1.0);
+    }
+}
+
 /// Width in pixels of `s` drawn at `scale`.
 pub fn text_width(s: &str, scale: u32) -> i64 {
     s.chars().count() as i64 * 8 * scale as i64

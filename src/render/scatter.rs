@@ -1,95 +1,277 @@
-//! A 2-D scatter of a layout coloured by class, class numbers written at their medians.
+//! A 2-D scatter of a layout: every galaxy as a log-scaled density in grey, classes on top
+//! in their colours, class numbers placed so that no two overlap (with a leader line where
+//! a number had to move off its class), a legend and axis titles.
+//!
+//! The frame holds the central 99.5% of all points on each axis, whatever their class, so a
+//! few far-off galaxies do not squeeze the rest into a corner; points outside are drawn as
+//! ticks on the frame's edge where they lie beyond it.
 
 use image::{Rgb, RgbImage};
 
 use super::canvas;
 
-/// Draw the points (`x[i]`, `y[i]`) coloured by `label[i]` (−1, noise, in light grey, drawn
-/// first) into a `width` × `height` image; with `numbers`, each class's number at its
-/// median position. Non-finite coordinates are skipped.
-pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, numbers: bool) -> RgbImage {
+/// Where a class number was drawn: its box (left, top, width, height) in pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Label {
+    pub class: i32,
+    pub bx: [i64; 4],
+}
+
+/// What was drawn: the picture, the plot area (left, top, width, height) and the labels.
+pub struct Drawn {
+    pub img: RgbImage,
+    pub plot: [i64; 4],
+    pub labels: Vec<Label>,
+}
+
+/// Draw the points (`x[i]`, `y[i]`) coloured by `label[i]` (−1: no class) into a `width` ×
+/// `height` image, with `axes` as the axis titles; with `numbers`, each class's number near
+/// its median position. Non-finite coordinates are skipped.
+pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, numbers: bool, axes: (&str, &str)) -> Drawn {
     assert!(x.len() == y.len() && y.len() == label.len(), "one x, y and label per point");
     let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
     let finite: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite() && y[i].is_finite()).collect();
-    if finite.is_empty() {
-        return img;
-    }
-    // The frame holds every class member and the central 99% of the rest, so that a few
-    // stray unclustered points do not shrink the picture to a dot.
-    let quantiles = |v: &dyn Fn(usize) -> f32| -> (f32, f32) {
-        let mut s: Vec<f32> = finite.iter().filter(|&&i| label[i] < 0).map(|&i| v(i)).collect();
-        s.sort_by(f32::total_cmp);
-        let mut lo = s.get(s.len() / 200).copied().unwrap_or(f32::INFINITY);
-        let mut hi = s.get(s.len().saturating_sub(1 + s.len() / 200)).copied().unwrap_or(f32::NEG_INFINITY);
-        for &i in finite.iter().filter(|&&i| label[i] >= 0) {
-            lo = lo.min(v(i));
-            hi = hi.max(v(i));
-        }
-        let pad = 0.02 * (hi - lo);
-        (lo - pad, hi + pad)
-    };
-    let (x0, x1) = quantiles(&|i| x[i]);
-    let (y0, y1) = quantiles(&|i| y[i]);
-    let m = 12.0;
-    let (w, h) = (width as f32 - 2.0 * m, height as f32 - 2.0 * m);
-    // One scale for both axes: distances in the picture mean the same in x and y.
-    let s = (w / (x1 - x0).max(1e-6)).min(h / (y1 - y0).max(1e-6));
-    let (ox, oy) = (m + (w - s * (x1 - x0)) / 2.0, m + (h - s * (y1 - y0)) / 2.0);
-    let px = |i: usize| (ox + s * (x[i] - x0), height as f32 - (oy + s * (y[i] - y0)));
-    canvas::frame(&mut img, 0, 0, width as i64, height as i64, [120, 120, 120]);
-    let many = finite.len() > 20_000;
-    let inside = |i: usize| (x0..=x1).contains(&x[i]) && (y0..=y1).contains(&y[i]);
-    for &i in finite.iter().filter(|&&i| label[i] < 0 && inside(i)) {
-        let (a, b) = px(i);
-        canvas::disc(&mut img, a, b, if many { 0.8 } else { 1.5 }, super::class_colour(-1), 0.35);
-    }
     let k = label.iter().copied().max().unwrap_or(-1);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); (k + 1).max(0) as usize];
     for &i in finite.iter().filter(|&&i| label[i] >= 0) {
         members[label[i] as usize].push(i);
     }
-    for (l, rows) in members.iter().enumerate() {
-        let c = super::class_colour(l as i32);
-        for &i in rows {
-            let (a, b) = px(i);
-            canvas::disc(&mut img, a, b, if many { 1.8 } else { 2.2 }, c, 0.8);
+    let classes: Vec<usize> = (0..members.len()).filter(|&l| !members[l].is_empty()).collect();
+    // Margins: axis titles left and below, the legend on the right.
+    let legend_w = if classes.is_empty() { 0 } else { 150 };
+    let (left, top, bottom) = (30i64, 10i64, 30i64);
+    let plot = [left, top, width as i64 - left - legend_w - 10, height as i64 - top - bottom];
+    let mut drawn = Drawn { img: RgbImage::new(1, 1), plot, labels: Vec::new() };
+    if finite.is_empty() || plot[2] < 20 || plot[3] < 20 {
+        drawn.img = img;
+        return drawn;
+    }
+    let range = |v: &dyn Fn(usize) -> f32| -> (f32, f32) {
+        let mut s: Vec<f32> = finite.iter().map(|&i| v(i)).collect();
+        s.sort_by(f32::total_cmp);
+        let cut = s.len() / 400;
+        let (lo, hi) = (s[cut], s[s.len() - 1 - cut]);
+        let pad = 0.03 * (hi - lo).max(1e-6);
+        (lo - pad, hi + pad)
+    };
+    let (x0, x1) = range(&|i| x[i]);
+    let (y0, y1) = range(&|i| y[i]);
+    let (pw, ph) = (plot[2] as f32, plot[3] as f32);
+    // One scale for both axes: distances in the picture mean the same in x and y.
+    let s = (pw / (x1 - x0)).min(ph / (y1 - y0));
+    let (ox, oy) = (plot[0] as f32 + (pw - s * (x1 - x0)) / 2.0, plot[1] as f32 + (ph - s * (y1 - y0)) / 2.0);
+    let (right, low) = (ox + s * (x1 - x0), oy + s * (y1 - y0));
+    let px = |i: usize| (ox + s * (x[i] - x0), low - s * (y[i] - y0));
+    let inside = |(a, b): (f32, f32)| a >= ox && a < right && b >= oy && b < low;
+
+    // The density of all galaxies, log-scaled grey, in square cells sized so that an
+    // average cell holds a few galaxies (2 px at survey scale, up to 8 px for small samples).
+    let cell = ((3.0 * (right - ox) * (low - oy) / finite.len() as f32).sqrt().round() as i64).clamp(2, 8);
+    let (cw, chh) = (((right - ox) / cell as f32).ceil() as usize, ((low - oy) / cell as f32).ceil() as usize);
+    let (cw, chh) = (cw.max(1), chh.max(1));
+    let mut count = vec![0u32; cw * chh];
+    for &i in &finite {
+        let p = px(i);
+        if inside(p) {
+            let (cx, cy) = (((p.0 - ox) / cell as f32) as usize, ((p.1 - oy) / cell as f32) as usize);
+            count[cy.min(chh - 1) * cw + cx.min(cw - 1)] += 1;
         }
     }
-    // Class numbers at each class's median position.
-    for (l, rows) in members.iter().enumerate().filter(|(_, r)| numbers && !r.is_empty()) {
-        let med = |v: &dyn Fn(usize) -> f32| {
-            let mut s: Vec<f32> = rows.iter().map(|&i| v(i)).collect();
-            s.sort_by(f32::total_cmp);
-            s[s.len() / 2]
-        };
-        let (a, b) = (med(&|i| px(i).0), med(&|i| px(i).1));
-        let t = l.to_string();
-        canvas::text(&mut img, a as i64 - canvas::text_width(&t, 2) / 2, b as i64 - 8, &t, 2, [0, 0, 0], Some([255, 255, 255]));
+    let peak = (count.iter().copied().max().unwrap_or(1).max(1) as f32 + 1.0).ln();
+    for cy in 0..chh {
+        for cx in 0..cw {
+            let c = count[cy * cw + cx];
+            if c > 0 {
+                let g = (235.0 - 175.0 * ((c as f32 + 1.0).ln() / peak)) as u8;
+                let (x0p, y0p) = (ox as i64 + cell * cx as i64, oy as i64 + cell * cy as i64);
+                let (w, h) = ((right as i64 - x0p).min(cell), (low as i64 - y0p).min(cell));
+                canvas::rect(&mut img, x0p, y0p, w, h, [g, g, g]);
+            }
+        }
     }
-    img
+    // Galaxies beyond the frame: ticks on its edge.
+    for &i in &finite {
+        let (a, b) = px(i);
+        if !inside((a, b)) {
+            let (ca, cb) = (a.clamp(ox, right - 1.0), b.clamp(oy, low - 1.0));
+            canvas::disc(&mut img, ca, cb, 1.5, if label[i] >= 0 { super::class_colour(label[i]) } else { [120, 120, 120] }, 0.6);
+        }
+    }
+    // Classes on top.
+    let many = finite.len() > 20_000;
+    for &l in &classes {
+        let c = super::class_colour(l as i32);
+        for &i in &members[l] {
+            let p = px(i);
+            if inside(p) {
+                canvas::disc(&mut img, p.0, p.1, if many { 1.6 } else { 2.2 }, c, 0.85);
+            }
+        }
+    }
+    canvas::frame(&mut img, ox as i64 - 1, oy as i64 - 1, (right - ox) as i64 + 2, (low - oy) as i64 + 2, [120, 120, 120]);
+
+    // Class numbers near their medians, none overlapping another or leaving the plot.
+    if numbers {
+        let area = [ox as i64, oy as i64, (right - ox) as i64, (low - oy) as i64];
+        for &l in &classes {
+            let med = |v: &dyn Fn(usize) -> f32| {
+                let mut s: Vec<f32> = members[l].iter().map(|&i| v(i)).collect();
+                s.sort_by(f32::total_cmp);
+                s[s.len() / 2]
+            };
+            let (a, b) = (med(&|i| px(i).0).clamp(ox, right - 1.0), med(&|i| px(i).1).clamp(oy, low - 1.0));
+            let t = l.to_string();
+            let (w, h) = (canvas::text_width(&t, 2) + 4, 20);
+            if let Some(bx) = place(a as i64, b as i64, w, h, area, &drawn.labels) {
+                let (cx, cy) = (bx[0] + bx[2] / 2, bx[1] + bx[3] / 2);
+                if (cx - a as i64).abs() > w || (cy - b as i64).abs() > 3 * h / 2 {
+                    canvas::line(&mut img, a, b, cx as f32, cy as f32, [60, 60, 60]);
+                }
+                canvas::rect(&mut img, bx[0], bx[1], bx[2], bx[3], [255, 255, 255]);
+                canvas::frame(&mut img, bx[0], bx[1], bx[2], bx[3], super::class_colour(l as i32));
+                canvas::text(&mut img, bx[0] + 2, bx[1] + 2, &t, 2, [0, 0, 0], None);
+                drawn.labels.push(Label { class: l as i32, bx });
+            }
+        }
+    }
+
+    // Axis titles and the legend.
+    let (ax, ay) = axes;
+    canvas::text(&mut img, (ox + right) as i64 / 2 - canvas::text_width(ax, 1) / 2, height as i64 - 20, ax, 1, [40, 40, 40], None);
+    for (j, ch) in ay.chars().enumerate() {
+        canvas::text(&mut img, 8, (oy + low) as i64 / 2 - 4 * ay.chars().count() as i64 + 8 * j as i64, &ch.to_string(), 1, [40, 40, 40], None);
+    }
+    if !classes.is_empty() {
+        let lx = width as i64 - legend_w;
+        let rows = ((height as i64 - 40) / 14).max(1) as usize;
+        canvas::text(&mut img, lx, top, "class (galaxies)", 1, [40, 40, 40], None);
+        let noise = finite.len() - classes.iter().map(|&l| members[l].len()).sum::<usize>();
+        let mut entries: Vec<(i32, String)> = classes.iter().map(|&l| (l as i32, format!("{l} ({})", members[l].len()))).collect();
+        entries.push((-1, format!("none ({noise})")));
+        if entries.len() > rows {
+            let more = entries.len() - rows + 1;
+            entries.truncate(rows - 1);
+            entries.push((-2, format!("+{more} more")));
+        }
+        for (r, (l, t)) in entries.iter().enumerate() {
+            let yy = top + 16 + 14 * r as i64;
+            if *l >= -1 {
+                canvas::rect(&mut img, lx, yy, 10, 10, if *l >= 0 { super::class_colour(*l) } else { [170, 170, 170] });
+            }
+            canvas::text(&mut img, lx + 14, yy + 1, t, 1, [30, 30, 30], None);
+        }
+    }
+    drawn.img = img;
+    drawn
+}
+
+/// A `w` × `h` box near (`a`, `b`) inside `area` that overlaps none of `taken` and leaves
+/// the point itself uncovered (a compact class stays visible beside its number): the first
+/// free one on rings of growing radius around the point (sixteen directions each).
+fn place(a: i64, b: i64, w: i64, h: i64, area: [i64; 4], taken: &[Label]) -> Option<[i64; 4]> {
+    let fits = |bx: [i64; 4]| {
+        bx[0] >= area[0]
+            && bx[1] >= area[1]
+            && bx[0] + bx[2] <= area[0] + area[2]
+            && bx[1] + bx[3] <= area[1] + area[3]
+            && taken.iter().all(|t| bx[0] >= t.bx[0] + t.bx[2] || t.bx[0] >= bx[0] + bx[2] || bx[1] >= t.bx[1] + t.bx[3] || t.bx[1] >= bx[1] + bx[3])
+    };
+    let reach = area[2].max(area[3]);
+    let covers = |bx: [i64; 4]| a >= bx[0] - 2 && a < bx[0] + bx[2] + 2 && b >= bx[1] - 2 && b < bx[1] + bx[3] + 2;
+    let mut r = h / 2 + 4;
+    while r <= reach {
+        for j in 0..16 {
+            let t = j as f64 / 16.0 * std::f64::consts::TAU;
+            let (cx, cy) = (a + (r as f64 * t.cos()).round() as i64, b + (r as f64 * t.sin()).round() as i64);
+            let bx = [cx - w / 2, cy - h / 2, w, h];
+            if fits(bx) && !covers(bx) {
+                return Some(bx);
+            }
+        }
+        r += 6;
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numeric::rng::Rng;
 
     #[test]
     fn classes_land_where_their_points_are() {
-        // Class 0 on the left, class 1 on the right, noise in between; y all zero but one.
-        let x = [0.0, 0.1, 5.0, 9.9, 10.0, f32::NAN];
-        let y = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0];
-        let l = [0, 0, -1, 1, 1, 1];
-        let img = scatter(&x, &y, &l, 200, 100, false);
+        // Class 0 on the left, class 1 on the right, noise in between.
+        let mut x = vec![0.0, 0.1, 5.0, 9.9, 10.0, f32::NAN];
+        let mut y = vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        let mut l = vec![0, 0, -1, 1, 1, 1];
+        for i in 0..400 {
+            x.push((i % 20) as f32 * 0.5);
+            y.push((i / 20) as f32 * 0.5);
+            l.push(-1);
+        }
+        let d = scatter(&x, &y, &l, 400, 200, false, ("x", "y"));
         let (c0, c1) = (crate::render::class_colour(0), crate::render::class_colour(1));
-        // Points are blended: look for pixels near each class colour.
-        let near = |p: &Rgb<u8>, c: [u8; 3]| (0..3).all(|i| (p.0[i] as i32 - c[i] as i32).abs() < 70);
-        let left0 = img.enumerate_pixels().filter(|(px, _, p)| *px < 60 && near(p, c0)).count();
-        let right1 = img.enumerate_pixels().filter(|(px, _, p)| *px > 140 && near(p, c1)).count();
-        let left1 = img.enumerate_pixels().filter(|(px, _, p)| *px < 60 && near(p, c1) && !near(p, c0)).count();
+        let near = |p: &Rgb<u8>, c: [u8; 3]| (0..3).all(|i| (p.0[i] as i32 - c[i] as i32).abs() < 60);
+        let mid = (d.plot[0] + d.plot[2] / 2) as u32;
+        let left0 = d.img.enumerate_pixels().filter(|(px, _, p)| *px < mid && near(p, c0)).count();
+        let right1 = d.img.enumerate_pixels().filter(|(px, _, p)| *px > mid && near(p, c1)).count();
         assert!(left0 > 0 && right1 > 0, "{left0} {right1}");
-        assert_eq!(left1, 0);
-        // Deterministic.
-        assert_eq!(img, scatter(&x, &y, &l, 200, 100, false));
-        assert_ne!(img, scatter(&x, &y, &l, 200, 100, true), "numbers are drawn");
+        // Deterministic, and numbers are drawn when asked.
+        assert!(d.img == scatter(&x, &y, &l, 400, 200, false, ("x", "y")).img, "the same picture twice");
+        let with = scatter(&x, &y, &l, 400, 200, true, ("x", "y"));
+        assert!(with.img != d.img && with.labels.len() == 2, "numbers are drawn");
+    }
+
+    #[test]
+    fn the_bulk_fills_the_frame_despite_far_outliers() {
+        let mut r = Rng::new(1, 0);
+        let n = 20_000;
+        let mut x: Vec<f32> = (0..n).map(|_| r.normal() as f32).collect();
+        let mut y: Vec<f32> = (0..n).map(|_| 0.7 * r.normal() as f32).collect();
+        let mut l = vec![-1; n];
+        // A class member far away, and a few stray galaxies.
+        x[0] = 400.0;
+        l[0] = 0;
+        x[1] = -300.0;
+        y[2] = 250.0;
+        let d = scatter(&x, &y, &l, 900, 700, true, ("umap_0", "umap_1"));
+        // The darkest cells (the densest galaxies) spread over most of the plot.
+        let [pl, pt, pw, ph] = d.plot;
+        let dark: Vec<(u32, u32)> = d
+            .img
+            .enumerate_pixels()
+            .filter(|(a, b, p)| *a as i64 > pl && (*a as i64) < pl + pw && (*b as i64) > pt && (*b as i64) < pt + ph && p.0[0] < 200 && p.0 == [p.0[0]; 3])
+            .map(|(a, b, _)| (a, b))
+            .collect();
+        let span = |v: Vec<u32>| v.iter().max().unwrap() - v.iter().min().unwrap();
+        let (sx, sy) = (span(dark.iter().map(|p| p.0).collect()), span(dark.iter().map(|p| p.1).collect()));
+        assert!(sx as f64 > 0.6 * pw as f64 || sy as f64 > 0.6 * ph as f64, "galaxies span {sx} x {sy} of {pw} x {ph}");
+        assert!(sx as f64 > 0.4 * pw as f64 && sy as f64 > 0.4 * ph as f64, "galaxies span {sx} x {sy} of {pw} x {ph}");
+    }
+
+    #[test]
+    fn class_numbers_never_overlap() {
+        // 40 classes crowded into one spot, and the rest of the galaxies around them.
+        let mut r = Rng::new(2, 0);
+        let (mut x, mut y, mut l) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..4000 {
+            x.push(r.normal() as f32 * 5.0);
+            y.push(r.normal() as f32 * 5.0);
+            l.push(if i < 400 { (i % 40) as i32 } else { -1 });
+            if i < 400 {
+                *x.last_mut().unwrap() *= 0.02;
+                *y.last_mut().unwrap() *= 0.02;
+            }
+        }
+        let d = scatter(&x, &y, &l, 900, 700, true, ("a", "b"));
+        assert_eq!(d.labels.len(), 40, "every class labelled");
+        let [pl, pt, pw, ph] = d.plot;
+        for (i, a) in d.labels.iter().enumerate() {
+            assert!(a.bx[0] >= pl && a.bx[1] >= pt && a.bx[0] + a.bx[2] <= pl + pw && a.bx[1] + a.bx[3] <= pt + ph, "label {} inside the plot", a.class);
+            for b in &d.labels[i + 1..] {
+                let apart = a.bx[0] >= b.bx[0] + b.bx[2] || b.bx[0] >= a.bx[0] + a.bx[2] || a.bx[1] >= b.bx[1] + b.bx[3] || b.bx[1] >= a.bx[1] + a.bx[3];
+                assert!(apart, "labels {} and {} overlap", a.class, b.class);
+            }
+        }
     }
 }
