@@ -257,7 +257,7 @@ mod tests {
         for i in 0..4000 {
             x.push(r.normal() as f32 * 5.0);
             y.push(r.normal() as f32 * 5.0);
-            l.push(if i < 400 { (i % 40) as i32 } else { -1 });
+            l.push(if i < 400 { i % 40 } else { -1 });
             if i < 400 {
                 *x.last_mut().unwrap() *= 0.02;
                 *y.last_mut().unwrap() *= 0.02;
