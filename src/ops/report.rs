@@ -30,7 +30,7 @@ use crate::numeric::rng::Rng;
 use crate::params::Params;
 use crate::render::{self, canvas, esc, gallery, scatter};
 
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -202,7 +202,21 @@ impl Report {
             }
             _ => None,
         };
-        let (html, failed) = self.html(&with_cat, n_all, &cols, scatter_note.as_deref(), ctx, &mut files)?;
+        // Each numeric column's mean and spread over every galaxy: a class's profile is how
+        // far its mean lies from it.
+        let baseline: Vec<Option<(f64, f64)>> = cols
+            .shown
+            .iter()
+            .map(|c| {
+                let v = inputs[1].column(c).ok()?.cast(&DataType::Float64).ok()?;
+                let xs: Vec<f64> = v.f64().ok()?.iter().flatten().filter(|x| x.is_finite()).collect();
+                let n = xs.len() as f64;
+                let mu = xs.iter().sum::<f64>() / n.max(1.0);
+                let sd = (xs.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / n.max(1.0)).sqrt();
+                (n > 1.0 && sd > 0.0).then_some((mu, sd))
+            })
+            .collect();
+        let (html, failed) = self.html(&with_cat, n_all, &cols, &baseline, scatter_note.as_deref(), ctx, &mut files)?;
         files.push(("index.html".into(), html.into_bytes()));
         let k = labels(&with_cat, ctx.node)?.iter().copied().max().map_or(0, |m| m + 1);
         let mut summary = vec![format!(
@@ -218,7 +232,17 @@ impl Report {
         Ok(out)
     }
 
-    fn html(&self, m: &DataFrame, n_all: usize, cols: &Columns, scatter_note: Option<&str>, ctx: &RunCtx, files: &mut Vec<(String, Vec<u8>)>) -> Result<(String, usize)> {
+    #[allow(clippy::too_many_arguments)]
+    fn html(
+        &self,
+        m: &DataFrame,
+        n_all: usize,
+        cols: &Columns,
+        baseline: &[Option<(f64, f64)>],
+        scatter_note: Option<&str>,
+        ctx: &RunCtx,
+        files: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(String, usize)> {
         let node = ctx.node;
         let lab = labels(m, node)?;
         let k = lab.iter().copied().max().map_or(0, |v| v + 1) as usize;
@@ -260,45 +284,80 @@ impl Report {
                 esc(note)
             );
         }
-        // Class table.
-        h.push_str("<h2>Classes</h2><table><tr><th>class</th><th>size</th><th>persistence</th><th>stability</th><th>mean probability</th>");
-        // Image paths tell nothing per class: they are in the galleries instead.
+        // Class table: what matters first (size, persistence, stability, probability, the
+        // catalogue's text columns such as a truth, and a profile: the columns whose class
+        // mean lies furthest from all galaxies'), every column's class mean folded below.
+        // Both sort by a click on a heading.
         let in_table: Vec<bool> = cols.shown.iter().map(|c| Some(c) != cols.image.as_ref()).collect();
-        for (c, _) in cols.shown.iter().zip(&in_table).filter(|(_, &t)| t) {
-            let _ = write!(h, "<th>{}</th>", esc(c));
-        }
-        h.push_str("</tr>");
         let mut per_col: Vec<(bool, Vec<String>, Vec<Option<f64>>)> = Vec::new();
         for c in &cols.shown {
             let is_num = columns::is_numeric(schema.get(c).expect("shown column"));
             per_col.push(if is_num { (true, Vec::new(), numeric(c)?) } else { (false, text(c)?, Vec::new()) });
         }
+        let texts: Vec<usize> = (0..cols.shown.len()).filter(|&j| in_table[j] && !per_col[j].0).collect();
+        let nums: Vec<usize> = (0..cols.shown.len()).filter(|&j| in_table[j] && per_col[j].0).collect();
+        h.push_str("<h2>Classes</h2><table class=\"sort\"><tr><th>class</th><th>size</th><th>persistence</th><th>stability</th><th>mean probability</th>");
+        for &j in &texts {
+            let _ = write!(h, "<th>{}</th>", esc(&cols.shown[j]));
+        }
+        if nums.iter().any(|&j| baseline[j].is_some()) {
+            h.push_str("<th>profile (class mean − all galaxies', in their standard deviations)</th>");
+        }
+        h.push_str("</tr>");
+        let swatch = |l: usize| format!("<a href=\"#c{l}\"><span class=\"sw\" style=\"background:{}\"></span>{l}</a>", render::hex(render::class_colour(l as i32)));
         for (l, rows) in rows_of.iter().enumerate() {
             let mp = mean(rows.iter().map(|&i| prob[i]));
             let _ = write!(
                 h,
-                "<tr><td><a href=\"#c{l}\"><span class=\"sw\" style=\"background:{}\"></span>{l}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                render::hex(render::class_colour(l as i32)),
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                swatch(l),
                 rows.len(),
                 fmt(class_stat(l, "persistence")),
                 fmt(class_stat(l, "stability")),
                 fmt(mp)
             );
-            for ((is_num, t, v), _) in per_col.iter().zip(&in_table).filter(|(_, &t)| t) {
-                if *is_num {
-                    let _ = write!(h, "<td>{}</td>", fmt(mean(rows.iter().map(|&i| v[i]))));
-                } else {
-                    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-                    for &i in rows {
-                        *counts.entry(t[i].as_str()).or_default() += 1;
-                    }
-                    let (top, c) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or(("", 0), |(k, v)| (*k, *v));
-                    let _ = write!(h, "<td class=\"t\">{} ({:.0}%)</td>", esc(top), 100.0 * c as f64 / rows.len().max(1) as f64);
+            for &j in &texts {
+                let t = &per_col[j].1;
+                let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+                for &i in rows {
+                    *counts.entry(t[i].as_str()).or_default() += 1;
                 }
+                let (top, c) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or(("", 0), |(k, v)| (*k, *v));
+                let _ = write!(h, "<td class=\"t\">{} ({:.0}%)</td>", esc(top), 100.0 * c as f64 / rows.len().max(1) as f64);
+            }
+            if nums.iter().any(|&j| baseline[j].is_some()) {
+                let mut z: Vec<(f64, &str)> = nums
+                    .iter()
+                    .filter(|&&j| !matches!(cols.shown[j].as_str(), "ra" | "dec"))
+                    .filter_map(|&j| {
+                        let (mu, sd) = baseline[j]?;
+                        let cm = mean(rows.iter().map(|&i| per_col[j].2[i]))?;
+                        Some(((cm - mu) / sd, cols.shown[j].as_str()))
+                    })
+                    .collect();
+                z.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(b.1)));
+                let shown: Vec<String> = z.iter().take(3).map(|(v, c)| format!("{} {:+.1}", esc(c), v)).collect();
+                let _ = write!(h, "<td class=\"t\">{}</td>", shown.join("<br>"));
             }
             h.push_str("</tr>");
         }
         h.push_str("</table>");
+        if !nums.is_empty() {
+            let _ = write!(h, "<details><summary>Class means of every column ({})</summary><table class=\"sort\"><tr><th>class</th>", nums.len());
+            for &j in &nums {
+                let _ = write!(h, "<th>{}</th>", esc(&cols.shown[j]));
+            }
+            h.push_str("</tr>");
+            for (l, rows) in rows_of.iter().enumerate() {
+                let _ = write!(h, "<tr><td>{}</td>", swatch(l));
+                for &j in &nums {
+                    let _ = write!(h, "<td>{}</td>", fmt(mean(rows.iter().map(|&i| per_col[j].2[i]))));
+                }
+                h.push_str("</tr>");
+            }
+            h.push_str("</table></details>");
+        }
+        h.push_str(SORT_SCRIPT);
         // Each class: a gallery of members when there are images, their rows otherwise.
         let paths = cols.image.as_deref().map(text).transpose()?;
         let mut failed = 0usize;
@@ -364,6 +423,13 @@ impl Report {
         Ok((h, failed))
     }
 }
+
+/// Sorts a `table.sort` by the column whose heading is clicked (numbers as numbers, a
+/// second click reverses); inline, so the report opens offline.
+const SORT_SCRIPT: &str = "<script>document.querySelectorAll('table.sort th').forEach(function(th){th.style.cursor='pointer';th.title='sort';\
+th.onclick=function(){var tb=th.closest('table'),i=Array.prototype.indexOf.call(th.parentNode.children,th),rows=Array.prototype.slice.call(tb.rows,1),\
+d=th.dataset.d==='1'?-1:1;th.dataset.d=d===1?'1':'0';var v=function(r){var t=r.cells[i].textContent,n=parseFloat(t.replace(/[^0-9eE+.-]/g,''));return isNaN(n)?t:n};\
+rows.sort(function(a,b){var x=v(a),y=v(b);return (x<y?-1:x>y?1:0)*d});rows.forEach(function(r){tb.appendChild(r)})}})</script>";
 
 fn labels(m: &DataFrame, node: &str) -> Result<Vec<i32>> {
     let c = m.column("label").map_err(super::pl(node))?;

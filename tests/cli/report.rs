@@ -22,6 +22,22 @@ fn report_lists_class_members_and_writes_html() {
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.contains("Classes found by <code>rep</code>"), "{}", &html[..500.min(html.len())]);
     assert!(html.contains("rare:"), "the planted classes show in the class table");
+    // The class table: what matters first, a profile, every column folded away, sortable
+    // by an inline script (the report opens offline: no external script or style).
+    let table = &html[html.find("<h2>Classes</h2>").unwrap()..];
+    let header = &table[..table.find("</tr>").unwrap()];
+    assert!(
+        header.starts_with(
+            "<h2>Classes</h2><table class=\"sort\"><tr><th>class</th><th>size</th><th>persistence</th><th>stability</th><th>mean probability</th><th>planted_class</th><th>profile"
+        ),
+        "{header}"
+    );
+    assert!(!header.contains("fraction"), "vote fractions are folded away: {header}");
+    assert!(html.contains("<details><summary>Class means of every column") && html.contains("<script>") && html.contains("table.sort th"));
+    assert!(!html.contains("<script src") && !html.contains("<link"), "no external assets");
+    // A planted barred class reads as barred in its profile.
+    let barred = table.split("<tr>").find(|row| row.contains("rare:clumpy-barred")).expect("the barred class is found");
+    assert!(barred.contains("bar_strong_fraction +"), "{barred}");
 
     t.run(&["export", "p.toml", "report", "--out", "members.parquet"]).ok();
     let m = ParquetReader::new(std::fs::File::open(t.path("members.parquet")).unwrap()).finish().unwrap();
