@@ -30,7 +30,7 @@ use crate::numeric::rng::Rng;
 use crate::params::Params;
 use crate::render::{self, canvas, esc, gallery, scatter};
 
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -362,10 +362,55 @@ impl Report {
         let paths = cols.image.as_deref().map(text).transpose()?;
         let mut failed = 0usize;
         let mut failures: Vec<(String, String, String)> = Vec::new();
+        // A page per class with every member: id, probability, position (a Legacy Surveys
+        // viewer link where `ra`/`dec` exist) and the text columns.
+        let sky = match (cols.shown.iter().position(|c| c == "ra"), cols.shown.iter().position(|c| c == "dec")) {
+            (Some(a), Some(b)) if per_col[a].0 && per_col[b].0 => Some((a, b)),
+            _ => None,
+        };
+        for (l, rows) in rows_of.iter().enumerate() {
+            let mut p = format!(
+                "<!doctype html><html><head><meta charset=\"utf-8\"><title>Class {l}</title><style>{}</style></head><body><p><a href=\"../index.html#c{l}\">report</a></p>\
+                 <h1><span class=\"sw\" style=\"background:{}\"></span>Class {l}: all {} members</h1><table class=\"sort\"><tr><th>{}</th><th>probability</th>",
+                render::html::STYLE,
+                render::hex(render::class_colour(l as i32)),
+                rows.len(),
+                esc(ctx.id)
+            );
+            if sky.is_some() {
+                p.push_str("<th>ra</th><th>dec</th><th>viewer</th>");
+            }
+            for &j in &texts {
+                let _ = write!(p, "<th>{}</th>", esc(&cols.shown[j]));
+            }
+            p.push_str("</tr>");
+            for &i in rows {
+                let _ = write!(p, "<tr><td class=\"t\">{}</td><td>{}</td>", esc(&ids[i]), fmt(prob[i]));
+                if let Some((a, b)) = sky {
+                    match (per_col[a].2[i], per_col[b].2[i]) {
+                        (Some(ra), Some(dec)) => {
+                            let _ = write!(
+                                p,
+                                "<td>{ra:.5}</td><td>{dec:.5}</td><td><a href=\"https://www.legacysurvey.org/viewer?ra={ra:.5}&amp;dec={dec:.5}&amp;layer=ls-dr10&amp;zoom=16\">view</a></td>"
+                            );
+                        }
+                        _ => p.push_str("<td>–</td><td>–</td><td></td>"),
+                    }
+                }
+                for &j in &texts {
+                    let _ = write!(p, "<td class=\"t\">{}</td>", esc(&per_col[j].1[i]));
+                }
+                p.push_str("</tr>");
+            }
+            p.push_str("</table>");
+            p.push_str(SORT_SCRIPT);
+            p.push_str("</body></html>\n");
+            files.push((format!("classes/class_{l}.html"), p.into_bytes()));
+        }
         for ((l, rows), pick) in rows_of.iter().enumerate().zip(self.picks(&lab)) {
             let _ = write!(
                 h,
-                "<h2 id=\"c{l}\"><span class=\"sw\" style=\"background:{}\"></span>Class {l} — {} galaxies</h2>",
+                "<h2 id=\"c{l}\"><span class=\"sw\" style=\"background:{}\"></span>Class {l} — {} galaxies <a class=\"note\" href=\"classes/class_{l}.html\">every member</a></h2>",
                 render::hex(render::class_colour(l as i32)),
                 rows.len()
             );

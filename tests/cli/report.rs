@@ -38,6 +38,10 @@ fn report_lists_class_members_and_writes_html() {
     // A planted barred class reads as barred in its profile.
     let barred = table.split("<tr>").find(|row| row.contains("rare:clumpy-barred")).expect("the barred class is found");
     assert!(barred.contains("bar_strong_fraction +"), "{barred}");
+    // A page per class lists every member, with a viewer link at its position.
+    let page0 = std::fs::read_to_string(html_path.parent().unwrap().join("classes/class_0.html")).unwrap();
+    assert!(html.contains("href=\"classes/class_0.html\""));
+    assert!(page0.matches("legacysurvey.org/viewer?ra=").count() > 0 && page0.contains("../index.html#c0"), "{}", &page0[..400.min(page0.len())]);
 
     t.run(&["export", "p.toml", "report", "--out", "members.parquet"]).ok();
     let m = ParquetReader::new(std::fs::File::open(t.path("members.parquet")).unwrap()).finish().unwrap();
@@ -46,6 +50,8 @@ fn report_lists_class_members_and_writes_html() {
     assert!(m.schema().contains("planted_class") && !m.schema().contains("feat_0"));
     let k = m.column("label").unwrap().i32().unwrap().into_no_null_iter().max().unwrap() + 1;
     assert_eq!(html.matches("<h2 id=\"c").count(), k as usize);
+    let size0 = m.column("label").unwrap().i32().unwrap().into_no_null_iter().filter(|&l| l == 0).count();
+    assert_eq!(page0.matches("<tr><td class=\"t\">").count(), size0, "every member of class 0 on its page");
 
     // A damaged report page is detected and rebuilt, identically.
     std::fs::write(&html_path, "tampered").unwrap();
