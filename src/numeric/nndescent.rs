@@ -268,8 +268,7 @@ impl Params {
     }
 }
 
-const STREAM_TREE: u64 = 1 << 40;
-const STREAM_SAMPLE: u64 = 2 << 40;
+use super::rng::stream::{NNDESCENT_SAMPLE as STREAM_SAMPLE, NNDESCENT_TREE as STREAM_TREE};
 
 /// Split `ids` recursively by random hyperplanes into leaves of at most `leaf` points.
 fn rp_leaves(x: &[f32], dim: usize, ids: Vec<u32>, leaf: usize, seed: u64, node: u64, out: &mut Vec<Vec<u32>>) {

@@ -89,9 +89,42 @@ impl Rng {
     }
 }
 
+/// The stream ids of every purpose that draws random numbers, in one list so no two share
+/// one by accident: a purpose draws from `Rng::new(seed, BASE + unit)` (or `BASE ^ unit`).
+/// Values are part of the numeric definition: changing one changes outputs.
+pub mod stream {
+    /// `synthetic`: the class centres and maps; the class shuffle; each row (plus its index).
+    pub const SAMPLE_MAPS: u64 = 1;
+    pub const SAMPLE_SHUFFLE: u64 = 2;
+    pub const SAMPLE_ROWS: u64 = 1_000_000;
+    /// NN-descent: its random-projection trees and its candidate sampling.
+    pub const NNDESCENT_TREE: u64 = 1 << 40;
+    pub const NNDESCENT_SAMPLE: u64 = 2 << 40;
+    /// The spectral initialisation: the start block, the noise added, tiny coordinates.
+    pub const SPECTRAL_START: u64 = 3 << 40;
+    pub const SPECTRAL_NOISE: u64 = 7 << 40;
+    pub const SPECTRAL_TINY: u64 = 11 << 40;
+    /// UMAP's random initialisation.
+    pub const UMAP_RANDOM_INIT: u64 = 5 << 40;
+    /// `assign`'s search-index trees, and each new galaxy's negative samples.
+    pub const SEARCH_TREE: u64 = 13 << 40;
+    pub const ASSIGN: u64 = 17 << 40;
+
+    pub const ALL: &[u64] =
+        &[SAMPLE_MAPS, SAMPLE_SHUFFLE, SAMPLE_ROWS, NNDESCENT_TREE, NNDESCENT_SAMPLE, SPECTRAL_START, SPECTRAL_NOISE, SPECTRAL_TINY, UMAP_RANDOM_INIT, SEARCH_TREE, ASSIGN];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_bases_are_distinct() {
+        let mut v = stream::ALL.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        assert_eq!(v.len(), stream::ALL.len());
+    }
 
     #[test]
     fn streams_are_reproducible_and_distinct() {

@@ -17,9 +17,6 @@ use super::kdtree::Smallest;
 use super::nndescent::{dot, prefetch_row, sqdist};
 use super::rng::Rng;
 
-/// Stream ids of the trees' random draws (one per tree, added to this base).
-const STREAM_SEARCH_TREE: u64 = 7 << 40;
-
 /// Points per leaf at most.
 const LEAF: usize = 64;
 
@@ -91,7 +88,7 @@ impl<'a> Index<'a> {
         let Shape { trees: n_trees, reverse, seed } = shape;
         let n = x.len() / dim;
         assert_eq!(labels.len(), n, "one label per point");
-        let trees: Vec<RpTree> = (0..n_trees).into_par_iter().map(|t| RpTree::build(x, dim, &mut Rng::new(seed, STREAM_SEARCH_TREE + t as u64))).collect();
+        let trees: Vec<RpTree> = (0..n_trees).into_par_iter().map(|t| RpTree::build(x, dim, &mut Rng::new(seed, super::rng::stream::SEARCH_TREE + t as u64))).collect();
         // Reverse edges by a counting pass (sources in order), then each point keeps its
         // `reverse` nearest ones that are not already forward edges.
         let mut rstart = vec![0usize; n + 1];

@@ -49,8 +49,6 @@ pub const VERSION: u32 = 1;
 /// further than the k-th found). With the index's 2 trees and 16 reverse edges, on 100k new
 /// galaxies against 632k fitted ones: recall of the 50 nearest 0.9994.
 const SEARCH_EPSILON: f32 = 0.0;
-/// Stream base of the per-galaxy negative samples.
-const STREAM_ASSIGN: u64 = 11 << 40;
 
 /// Input positions after validation.
 pub const NEW: usize = 0;
@@ -90,7 +88,7 @@ pub struct FitSpec {
 #[derive(Clone, Debug, Serialize)]
 pub struct Index {
     pub columns: Vec<String>,
-    pub metric: String,
+    pub metric: super::reduce::Metric,
     pub trees: u32,
     pub reverse: u32,
 }
@@ -161,7 +159,7 @@ impl Assign {
         let node = ctx.node;
         let f = self.spec();
         let u = f.reduce.umap.as_ref().expect("validation checks the reduction is UMAP");
-        let cosine = u.metric == "cosine";
+        let cosine = u.metric == super::reduce::Metric::Cosine;
         let t0 = std::time::Instant::now();
 
         // The fit.
@@ -274,7 +272,7 @@ impl Assign {
                     let mut pos = transform::initial(&edges.iter().map(|e| e.0).collect::<Vec<_>>(), &w, &y, dim);
                     edges.sort_unstable_by_key(|e| e.0);
                     let (en, ew): (Vec<u32>, Vec<f32>) = edges.into_iter().unzip();
-                    let mut rng = Rng::new(self.seed, STREAM_ASSIGN ^ id_stream(&new_ids[r]));
+                    let mut rng = Rng::new(self.seed, crate::numeric::rng::stream::ASSIGN ^ id_stream(&new_ids[r]));
                     transform::optimise_point(&mut pos, &en, &ew, &y, dim, &tr, &mut rng);
                     let p = fit.predict(&pos);
                     Placed {
@@ -379,7 +377,7 @@ impl Index {
             fitted_of[r as usize] = i as u32;
         }
         let mut x = columns::matrix_f32(features, &cols, node)?;
-        if self.metric == "cosine" {
+        if self.metric == super::reduce::Metric::Cosine {
             normalise_rows(&mut x, d, |_| Ok(()))?;
         }
         permute_rows(&mut x, d, &rank);

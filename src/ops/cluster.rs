@@ -29,7 +29,7 @@ pub struct Cluster {
     pub min_samples: u32,
     pub min_cluster_size: u32,
     pub alpha: f64,
-    pub metric: String,
+    pub metric: super::reduce::Metric,
 }
 
 /// The condensed-tree table's columns (besides the id).
@@ -41,7 +41,8 @@ impl Cluster {
         let min_cluster_size = p.int_in("min_cluster_size", Some(5), 2, u32::MAX as i64)? as u32;
         let min_samples = p.int_in("min_samples", Some(i64::from(min_cluster_size)), 1, u32::MAX as i64)? as u32;
         let alpha = p.float_in("alpha", 1.0, f64::MIN_POSITIVE, f64::MAX)?;
-        let metric = p.choice("metric", &["euclidean"], "euclidean")?;
+        p.choice("metric", &["euclidean"], "euclidean")?;
+        let metric = super::reduce::Metric::Euclidean;
         Ok(Cluster { columns, min_samples, min_cluster_size, alpha, metric })
     }
 

@@ -26,12 +26,35 @@ pub const LOCALITY: &str = "locality";
 /// Largest input solved exactly.
 const EXACT_UP_TO: usize = 4096;
 
+/// A distance between representation vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    Euclidean,
+    Cosine,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Euclidean => "euclidean",
+            Metric::Cosine => "cosine",
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Knn {
     pub columns: Vec<String>,
     /// Neighbours per row, not counting the row itself.
     pub k: u32,
-    pub metric: String,
+    pub metric: Metric,
     pub seed: u64,
 }
 
@@ -58,7 +81,7 @@ impl Knn {
             return Err(Error::input(ctx.node, format!("{} neighbours asked of {n} rows: n_neighbors must be below the number of rows", k + 1)));
         }
         let mut x = columns::matrix_f32(input, &cols, ctx.node)?;
-        let cosine = self.metric == "cosine";
+        let cosine = self.metric == Metric::Cosine;
         if cosine {
             for (r, row) in x.chunks_exact_mut(d).enumerate() {
                 let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();

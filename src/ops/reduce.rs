@@ -14,6 +14,7 @@
 use polars::prelude::*;
 use serde::Serialize;
 
+pub use super::knn::Metric;
 use super::{columns, knn::Knn, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
@@ -23,12 +24,28 @@ pub const VERSION: u32 = 6;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Reduce {
-    pub method: String,
+    pub method: Method,
     pub columns: Vec<String>,
     pub n_components: u32,
     pub prefix: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub umap: Option<Umap>,
+}
+
+/// How a `reduce` node reduces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Pca,
+    Umap,
+}
+
+/// How a UMAP layout starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    Spectral,
+    Random,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -41,19 +58,19 @@ pub struct Umap {
     pub learning_rate: f64,
     pub negative_sample_rate: u32,
     pub local_connectivity: f64,
-    pub metric: String,
-    pub init: String,
+    pub metric: Metric,
+    pub init: Init,
     pub seed: u64,
 }
 
 impl Reduce {
     pub fn parse(p: &mut Params) -> Result<Self> {
-        let method = p.choice("method", &["pca", "umap"], "")?;
+        let method = if p.choice("method", &["pca", "umap"], "")? == "umap" { Method::Umap } else { Method::Pca };
         let columns = p.strings("columns")?.unwrap_or_else(|| vec!["feat_*".into()]);
-        let default_components = if method == "umap" { Some(2) } else { None };
+        let default_components = if method == Method::Umap { Some(2) } else { None };
         let n_components = p.int_in("n_components", default_components, 1, 100_000)? as u32;
-        let prefix = p.string("prefix")?.unwrap_or_else(|| format!("{method}_"));
-        let umap = if method == "umap" {
+        let prefix = p.string("prefix")?.unwrap_or_else(|| if method == Method::Umap { "umap_".into() } else { "pca_".into() });
+        let umap = if method == Method::Umap {
             let n_neighbors = p.int_in("n_neighbors", Some(15), 2, 10_000)? as u32;
             let min_dist = p.float_in("min_dist", 0.1, 0.0, f64::MAX)?;
             let spread = p.float_in("spread", 1.0, f64::MIN_POSITIVE, f64::MAX)?;
@@ -64,8 +81,8 @@ impl Reduce {
             let learning_rate = p.float_in("learning_rate", 1.0, f64::MIN_POSITIVE, f64::MAX)?;
             let negative_sample_rate = p.int_in("negative_sample_rate", Some(5), 0, 1000)? as u32;
             let local_connectivity = p.float_in("local_connectivity", 1.0, 0.0, f64::MAX)?;
-            let metric = p.choice("metric", &["euclidean", "cosine"], "euclidean")?;
-            let init = p.choice("init", &["spectral", "random"], "spectral")?;
+            let metric = if p.choice("metric", &["euclidean", "cosine"], "euclidean")? == "cosine" { Metric::Cosine } else { Metric::Euclidean };
+            let init = if p.choice("init", &["spectral", "random"], "spectral")? == "random" { Init::Random } else { Init::Spectral };
             let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
             Some(Umap { n_neighbors, min_dist, spread, n_epochs, learning_rate, negative_sample_rate, local_connectivity, metric, init, seed })
         } else {
@@ -77,7 +94,7 @@ impl Reduce {
     /// The hidden kNN node a UMAP reduction reads. Its random-projection trees use a fixed
     /// seed, not the layout's: changing `seed` re-runs only the layout, like `n_components`.
     pub fn knn(&self) -> Option<Knn> {
-        self.umap.as_ref().map(|u| Knn { columns: self.columns.clone(), k: u.n_neighbors - 1, metric: u.metric.clone(), seed: 0 })
+        self.umap.as_ref().map(|u| Knn { columns: self.columns.clone(), k: u.n_neighbors - 1, metric: u.metric, seed: 0 })
     }
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
@@ -131,7 +148,7 @@ impl Reduce {
         let t_graph = t0.elapsed().as_secs_f64();
         let dim = self.n_components as usize;
         let mut spectral = None;
-        let mut emb = if u.init == "spectral" {
+        let mut emb = if u.init == Init::Spectral {
             // Components of a disconnected graph are placed by their centroids in the
             // input columns (graph rows are in locality order: row `rank[i]` is input row `i`).
             let mut failed = None;
@@ -152,7 +169,7 @@ impl Reduce {
             spectral = Some(report);
             emb
         } else {
-            let mut r = crate::numeric::rng::Rng::new(u.seed, 5 << 40);
+            let mut r = crate::numeric::rng::Rng::new(u.seed, crate::numeric::rng::stream::UMAP_RANDOM_INIT);
             (0..n * dim).map(|_| r.range(0.0, 10.0) as f32).collect()
         };
         let t_init = t0.elapsed().as_secs_f64() - t_graph;

@@ -143,7 +143,7 @@ impl Synthetic {
         let count = |f: f64| (n * f).round() as u64;
         let (n_smooth, n_edge, n_art) = (count(self.smooth_fraction), count(self.edge_on_fraction), count(self.artifact_fraction));
         let n_feat = self.n - n_smooth - n_edge - n_art;
-        let mut g = Rng::new(self.seed, 1);
+        let mut g = Rng::new(self.seed, crate::numeric::rng::stream::SAMPLE_MAPS);
         let bulk_sd: [f64; LATENT] = [1.6, 1.35, 1.15, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
         let mut classes = Vec::new();
         let mut rare_total = 0;
@@ -180,7 +180,7 @@ impl Synthetic {
         for (ci, c) in geo.classes.iter().enumerate() {
             labels.extend(std::iter::repeat_n(ci as u16, c.count as usize));
         }
-        Rng::new(self.seed, 2).shuffle(&mut labels);
+        Rng::new(self.seed, crate::numeric::rng::stream::SAMPLE_SHUFFLE).shuffle(&mut labels);
 
         let bar = ctx.progress.bar(ctx.node, "generating", n as u64);
         let mut feats = vec![0f32; n * d];
@@ -190,7 +190,7 @@ impl Synthetic {
             for r in 0..rows {
                 let i = b * BLOCK + r;
                 let class = &geo.classes[labels[i] as usize];
-                let mut rng = Rng::new(self.seed, 1_000_000 + i as u64);
+                let mut rng = Rng::new(self.seed, crate::numeric::rng::stream::SAMPLE_ROWS + i as u64);
                 row(&geo, class, &mut rng, &mut fb[r * d..(r + 1) * d], &mut sb[r * NSCALAR..(r + 1) * NSCALAR]);
             }
             bar.inc(rows as u64);

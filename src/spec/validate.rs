@@ -164,7 +164,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
             other => return Err(chain_error(format!("`{}` clusters `{}`, a `{}` node, not a UMAP reduction", names[tree], names[layout], other.name()))),
         };
         let (features, knn) = (inputs[layout][0], inputs[layout][1]);
-        let metric = reduce.umap.as_ref().map_or_else(|| "euclidean".to_owned(), |u| u.metric.clone());
+        let metric = reduce.umap.as_ref().map_or(crate::ops::reduce::Metric::Euclidean, |u| u.metric);
         let fit = crate::ops::assign::FitSpec {
             reduce: reduce.clone(),
             cluster: cluster.clone(),

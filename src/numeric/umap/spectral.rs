@@ -37,10 +37,8 @@ const DENSE_MAX: usize = 200;
 /// Rows per block of the Gram sums: blocks are summed in order, so the result does not
 /// depend on the number of threads.
 const GRAM_BLOCK: usize = 4096;
-/// Random streams of the start block, the noise and the layout of tiny components.
-const STREAM_START: u64 = 3 << 40;
-const STREAM_NOISE: u64 = 7 << 40;
-const STREAM_TINY: u64 = 11 << 40;
+// Random streams of the start block, the noise and the layout of tiny components.
+use crate::numeric::rng::stream::{SPECTRAL_NOISE as STREAM_NOISE, SPECTRAL_START as STREAM_START, SPECTRAL_TINY as STREAM_TINY};
 
 /// How the eigensolver went, for the node's summary and the debug trace.
 #[derive(Clone, Debug, Default, PartialEq)]
