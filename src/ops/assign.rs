@@ -208,7 +208,7 @@ impl Assign {
         let t_fit = t0.elapsed().as_secs_f64();
 
         // Fitted galaxies, by id.
-        let fitted_ids = id_strings(layout_df, ctx.id, node)?;
+        let fitted_ids = columns::id_strings(layout_df, ctx.id, node)?;
         let classes = &inputs[CLASSES];
         if classes.height() != n {
             return Err(Error::input(node, format!("the classes table has {} rows for a layout of {n} rows", classes.height())));
@@ -221,10 +221,12 @@ impl Assign {
         // The new galaxies.
         let new = &inputs[NEW];
         let m = new.height();
-        let new_ids = id_strings(new, ctx.id, node)?;
+        let new_ids = columns::id_strings(new, ctx.id, node)?;
         let mut q = columns::matrix_f32(new, cols, node)?;
         if cosine {
-            normalise_rows(&mut q, d, |r| Err(Error::input(node, format!("galaxy `{}` has an all-zero representation: the cosine metric is undefined for it", new_ids[r]))))?;
+            columns::normalise_rows(&mut q, d, |r| {
+                Err(Error::input(node, format!("galaxy `{}` has an all-zero representation: the cosine metric is undefined for it", new_ids[r])))
+            })?;
         }
         let a_b = umap::find_ab(u.spread, u.min_dist);
         let tr = Transform {
@@ -378,7 +380,7 @@ impl Index {
         }
         let mut x = columns::matrix_f32(features, &cols, node)?;
         if self.metric == super::reduce::Metric::Cosine {
-            normalise_rows(&mut x, d, |_| Ok(()))?;
+            columns::normalise_rows(&mut x, d, |_| Ok(()))?;
         }
         permute_rows(&mut x, d, &rank);
         let (nbr, nd, k) = {
@@ -457,24 +459,6 @@ fn permute_rows(x: &mut [f32], d: usize, rank: &[u32]) {
             }
         }
     }
-}
-
-/// Scale each row to unit length; `zero(row)` decides what an all-zero row is.
-fn normalise_rows(x: &mut [f32], d: usize, zero: impl Fn(usize) -> Result<()>) -> Result<()> {
-    for (r, row) in x.chunks_exact_mut(d).enumerate() {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm == 0.0 {
-            zero(r)?;
-            continue;
-        }
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
-    Ok(())
-}
-
-fn id_strings(df: &DataFrame, id: &str, node: &str) -> Result<Vec<String>> {
-    let c = df.column(id).map_err(super::pl(node))?.cast(&DataType::String).map_err(super::pl(node))?;
-    Ok(c.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect())
 }
 
 fn f64_column(df: &DataFrame, name: &str, node: &str) -> Result<Vec<f64>> {

@@ -167,6 +167,25 @@ fn checked_column(df: &DataFrame, name: &str, node: &str) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// Scale each row to unit length; `zero(row)` decides what an all-zero row is.
+pub fn normalise_rows(x: &mut [f32], d: usize, zero: impl Fn(usize) -> Result<()>) -> Result<()> {
+    for (r, row) in x.chunks_exact_mut(d).enumerate() {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm == 0.0 {
+            zero(r)?;
+            continue;
+        }
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+    Ok(())
+}
+
+/// The id column as text, one string per row (null as empty).
+pub fn id_strings(df: &DataFrame, id: &str, node: &str) -> Result<Vec<String>> {
+    let c = df.column(id).map_err(super::pl(node))?.cast(&DataType::String).map_err(super::pl(node))?;
+    Ok(c.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

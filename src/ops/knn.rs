@@ -83,13 +83,7 @@ impl Knn {
         let mut x = columns::matrix_f32(input, &cols, ctx.node)?;
         let cosine = self.metric == Metric::Cosine;
         if cosine {
-            for (r, row) in x.chunks_exact_mut(d).enumerate() {
-                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-                if norm == 0.0 {
-                    return Err(Error::input(ctx.node, format!("row {r} is all zeros: the cosine metric is undefined for it")));
-                }
-                row.iter_mut().for_each(|v| *v /= norm);
-            }
+            columns::normalise_rows(&mut x, d, |r| Err(Error::input(ctx.node, format!("row {r} is all zeros: the cosine metric is undefined for it"))))?;
         }
         let bar = ctx.progress.bar(ctx.node, "neighbours", 1);
         let exact = n <= EXACT_UP_TO;

@@ -88,7 +88,7 @@ impl Similar {
         let map = open_vectors(&path, n, node)?;
         let (x, d) = (map.values(), map.dim);
         let idcol = input.column(ctx.id).map_err(super::pl(node))?.as_materialized_series().clone();
-        let text: Vec<String> = idcol.cast(&DataType::String).map_err(super::pl(node))?.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect();
+        let text = columns::id_strings(input, ctx.id, node)?;
         let row_of: HashMap<&str, usize> = text.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
         let find = |list: &[String], what: &str| -> Result<Vec<usize>> {
             list.iter().map(|q| row_of.get(q.as_str()).copied().ok_or_else(|| Error::input(node, format!("{what} id `{q}` is not in the input ({n} galaxies)")))).collect()

@@ -49,14 +49,8 @@ impl Pipeline {
     /// The folder of the catalogue file a node's rows come from: first inputs followed up to
     /// a `read` node (relative image paths resolve against it).
     pub fn source_dir(&self, from: NodeId) -> Option<PathBuf> {
-        let mut u = from;
-        for _ in 0..self.nodes.len() {
-            if let crate::ops::Op::Read(read) = &self.nodes[u].op {
-                return read.path.parent().map(std::path::Path::to_owned);
-            }
-            u = *self.nodes[u].inputs.first()?;
-        }
-        None
+        let ops: Vec<&Op> = self.nodes.iter().map(|n| &n.op).collect();
+        source_dir(&ops, &self.inputs(), from)
     }
 
     pub fn find(&self, name: &str) -> Option<NodeId> {
@@ -87,4 +81,18 @@ pub fn load_with(path: &std::path::Path, sets: &[String], slurm: &[String]) -> c
         raw::apply_slurm(&mut raw, s)?;
     }
     validate::validate(raw)
+}
+
+/// The folder of the catalogue file node `from`'s rows come from: first inputs followed up
+/// to a `read` node. Used by validation (on the nodes before a `Pipeline` exists) and by
+/// [`Pipeline::source_dir`].
+pub(crate) fn source_dir<O: std::borrow::Borrow<Op>>(ops: &[O], inputs: &[Vec<NodeId>], from: NodeId) -> Option<PathBuf> {
+    let mut u = from;
+    for _ in 0..ops.len() {
+        if let Op::Read(read) = ops[u].borrow() {
+            return read.path.parent().map(std::path::Path::to_owned);
+        }
+        u = *inputs[u].first()?;
+    }
+    None
 }

@@ -2,7 +2,7 @@
 //! a [`SpecError`](crate::error::SpecError) naming the file position, the node and the
 //! parameter.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::raw::{RawParam, RawPipeline};
@@ -234,18 +234,8 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
         inputs[v].extend(shard_ids);
     }
 
-    // Relative image paths default to the folder of the catalogue file they came from:
-    // follow first inputs up from the node's catalogue input to a `read` node.
-    let source_dir = |ops: &[Op], from: usize| -> Option<PathBuf> {
-        let mut u = from;
-        for _ in 0..ops.len() {
-            if let Op::Read(read) = &ops[u] {
-                return read.path.parent().map(Path::to_owned);
-            }
-            u = *inputs[u].first()?;
-        }
-        None
-    };
+    // Relative image paths default to the folder of the catalogue file they came from.
+    let source_dir = |ops: &[Op], from: usize| super::source_dir(ops, &inputs, from);
     for v in 0..ops.len() {
         let dir = match &ops[v] {
             Op::Report(r) if r.image_dir.is_none() && inputs[v].len() > 1 => source_dir(&ops, inputs[v][1]),
