@@ -317,17 +317,11 @@ fn row_bytes(s: &Schema) -> u64 {
 }
 
 /// A rough estimate of the memory a node takes while it runs: its inputs, its output and
-/// the op's working set (neighbour lists dominate for kNN and UMAP).
+/// the op's own working set ([`Op::working_memory`]).
 fn memory_estimate(op: &Op, inputs: &[(u64, &Schema)], out: &Schema) -> u64 {
     let rows = inputs.iter().map(|(r, _)| *r).max().unwrap_or(0);
     let held: u64 = inputs.iter().map(|(r, s)| r * row_bytes(s)).sum();
-    let working = match op {
-        Op::Knn(k) => rows * k.k as u64 * 16,
-        Op::Reduce(r) => rows * r.umap.as_ref().map_or(0, |u| u64::from(u.n_neighbors)) * 32,
-        Op::Cluster(_) => rows * 64,
-        _ => 0,
-    };
-    held + rows * row_bytes(out) + working
+    held + rows * row_bytes(out) + op.working_memory(rows)
 }
 
 /// Run several pipelines as one: nodes they share run once (see the module docs). Returns

@@ -78,9 +78,10 @@ enum JobKind {
 
 /// Ops that do real work get several CPUs by default; the rest one.
 fn default_cpus(op: &Op, max: u32) -> u32 {
-    match op {
-        Op::Knn(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Embed(_) => max.clamp(1, 8),
-        _ => 1,
+    if op.multithreaded() {
+        max.clamp(1, 8)
+    } else {
+        1
     }
 }
 

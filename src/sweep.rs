@@ -26,6 +26,7 @@ use crate::cache::io::parquet_bytes;
 use crate::cache::Store;
 use crate::error::{Error, Loc, Result};
 use crate::exec::{RunReport, Status};
+use crate::ops::Op;
 use crate::render::html::{bars, esc, STYLE};
 use crate::render::{class_colour, hex};
 use crate::spec::raw::{self, RawParam, RawPipeline};
@@ -198,7 +199,7 @@ pub fn classes_node(sweep: &Sweep, p: &Pipeline) -> Result<usize> {
         }
         return Ok(v);
     }
-    let report = p.order.iter().rev().find(|&&v| p.nodes[v].op.name() == "report");
+    let report = p.order.iter().rev().find(|&&v| matches!(p.nodes[v].op, Op::Report(_)));
     if let Some(&r) = report {
         return Ok(p.nodes[r].inputs[0]);
     }
@@ -206,7 +207,7 @@ pub fn classes_node(sweep: &Sweep, p: &Pipeline) -> Result<usize> {
         .iter()
         .rev()
         .copied()
-        .find(|&v| p.nodes[v].op.name().starts_with("select-"))
+        .find(|&v| matches!(p.nodes[v].op, Op::Select(_)))
         .ok_or_else(|| Error::Usage(format!("`{}` has no select-leaves or select-eom node to summarise; name one with --classes", p.file.display())))
 }
 
@@ -390,7 +391,7 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
         let recovered = truth.as_ref().map(|(t, names)| (best_match(t, l).iter().filter(|&&j| j >= MATCH).count(), names.len()));
         let mut sorted_stab = stab.clone();
         sorted_stab.sort_by(f64::total_cmp);
-        let report = p.order.iter().rev().find(|&&v| p.nodes[v].op.name() == "report").and_then(|&v| r.node(&p.nodes[v].name));
+        let report = p.order.iter().rev().find(|&&v| matches!(p.nodes[v].op, Op::Report(_))).and_then(|&v| r.node(&p.nodes[v].name));
         out.push(PointSummary {
             point: i,
             params: sweep.axes.iter().zip(&points[i]).map(|(a, &j)| (a.name(), a.values[j].clone())).collect(),

@@ -471,6 +471,80 @@ fn id_stream(id: &str) -> u64 {
     u64::from_le_bytes(blake3::hash(id.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
+impl super::Kind for Assign {
+    fn name(&self) -> &'static str {
+        "assign"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(2)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(inputs, id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(inputs, ctx)
+    }
+}
+
+impl super::Parse for Assign {
+    const NAMES: &'static [&'static str] = &["assign"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p)
+    }
+}
+
+impl super::Kind for Core {
+    fn name(&self) -> &'static str {
+        "core"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(&inputs[0], ctx)
+    }
+}
+
+impl super::Kind for Index {
+    fn name(&self) -> &'static str {
+        "index"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(2)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(inputs, ctx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

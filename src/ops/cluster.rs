@@ -109,3 +109,41 @@ impl Cluster {
         Ok(out)
     }
 }
+
+impl super::Kind for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(&inputs[0], ctx)
+    }
+    /// The tree, the MST and the core distances: about 64 bytes per row.
+    fn working_memory(&self, rows: u64) -> u64 {
+        rows * 64
+    }
+
+    fn multithreaded(&self) -> bool {
+        true
+    }
+}
+
+impl super::Parse for Cluster {
+    const NAMES: &'static [&'static str] = &["cluster"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p)
+    }
+}

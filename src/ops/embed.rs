@@ -467,3 +467,52 @@ fn preprocess(path: &Path, l: Layout, e: &Embed) -> std::result::Result<Vec<f32>
     }
     Ok(out)
 }
+
+impl super::Kind for Embed {
+    fn name(&self) -> &'static str {
+        "embed"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(&inputs[0], ctx)
+    }
+    fn files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        vec![("model", self.model.clone())]
+    }
+
+    fn reads_data_files(&self) -> bool {
+        true
+    }
+
+    fn data_dir(&self) -> Option<&std::path::Path> {
+        self.base_dir.as_deref()
+    }
+
+    fn data_files(&self, inputs: &[std::sync::Arc<DataFrame>], _id: &str, node: &str) -> Result<Option<Vec<Option<std::path::PathBuf>>>> {
+        self.images(&inputs[0], node).map(Some)
+    }
+
+    fn multithreaded(&self) -> bool {
+        true
+    }
+}
+
+impl super::Parse for Embed {
+    const NAMES: &'static [&'static str] = &["embed"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p, base_dir)
+    }
+}

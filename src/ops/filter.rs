@@ -242,6 +242,37 @@ impl Filter {
     }
 }
 
+impl super::Kind for Filter {
+    fn name(&self) -> &'static str {
+        "filter"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        let _ = id;
+        Ok(self.schema(&inputs[0]))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(&inputs[0], ctx)
+    }
+}
+
+impl super::Parse for Filter {
+    const NAMES: &'static [&'static str] = &["filter"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,3 +75,33 @@ impl Join {
         Ok(Output::new(df, summary))
     }
 }
+
+impl super::Kind for Join {
+    fn name(&self) -> &'static str {
+        "join"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(2)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], &inputs[1], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(&inputs[0], &inputs[1], ctx)
+    }
+}
+
+impl super::Parse for Join {
+    const NAMES: &'static [&'static str] = &["join"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p)
+    }
+}

@@ -170,3 +170,33 @@ pub fn locality_from_table(df: &DataFrame, node: &str) -> Result<Vec<u32>> {
     }
     Ok(rank)
 }
+
+impl super::Kind for Knn {
+    fn name(&self) -> &'static str {
+        "knn"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(&inputs[0], ctx)
+    }
+    /// Neighbour lists while the graph is built: about 16 bytes per neighbour.
+    fn working_memory(&self, rows: u64) -> u64 {
+        rows * self.k as u64 * 16
+    }
+
+    fn multithreaded(&self) -> bool {
+        true
+    }
+}

@@ -1,8 +1,11 @@
-//! Node kinds. [`Op`] is a closed enum with one file per kind; each kind parses and checks
-//! its own parameters (`parse`), says what its output looks like before anything runs
-//! (`output_schema`, so a missing column is caught at validation) and computes its table
-//! (`run`). An op's `VERSION` is part of every cache key it makes: bump it whenever a code
-//! change can change the op's output.
+//! Node kinds. Each kind lives in one file and implements [`Kind`] there: its name and
+//! code `VERSION`, how many inputs it takes, what its output looks like before anything
+//! runs (`output_schema`, so a missing column is caught at validation), how it computes its
+//! table (`compute`) and, where it matters, the files it reads and the memory it needs. A
+//! kind a pipeline file can name also implements [`Parse`] (its `op = "…"` names and typed,
+//! checked parameters). The one list of kinds is the [`ops!`] table below: adding an op is
+//! its file plus one line there. An op's `VERSION` is part of every cache key it makes:
+//! bump it whenever a code change can change the op's output.
 //!
 //! Ops never touch the cache or print; they get their inputs as data frames and return one.
 
@@ -16,12 +19,13 @@ pub mod knn;
 pub mod read;
 pub mod reduce;
 pub mod report;
+pub mod sample;
 pub mod select;
 pub mod shard;
 pub mod similar;
 pub mod synthetic;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use polars::prelude::*;
@@ -30,34 +34,131 @@ use crate::error::{Error, Result};
 use crate::params::Params;
 use crate::progress::ProgressFactory;
 
-/// A validated node operation with its typed parameters.
-#[derive(Clone, Debug)]
-pub enum Op {
+/// What every node kind provides (implemented in the kind's own file).
+pub trait Kind: Send + Sync {
+    /// The name shown in node lines and manifests and hashed into the key.
+    fn name(&self) -> &'static str;
+    /// The op's code version: part of the cache key.
+    fn version(&self) -> u32;
+    /// How many inputs it takes.
+    fn arity(&self) -> Arity;
+    /// The output schema, given the input schemas; fails on absent or ill-typed columns.
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<SchemaResult<Schema>>;
+    /// The output table from the input tables.
+    fn compute(&self, inputs: &[Arc<DataFrame>], ctx: &RunCtx) -> Result<Output>;
+    /// Files the op reads, by parameter name: their content hashes enter the key.
+    fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        Vec::new()
+    }
+    /// Whether `compute` reads files named by its input rows (image cutouts). Their
+    /// contents enter the key through [`Kind::data_files`]; the executor then needs the
+    /// inputs before it can tell a hit.
+    fn reads_data_files(&self) -> bool {
+        false
+    }
+    /// The folder that relative data-file paths resolve against: never in the key (the
+    /// files enter by content), but part of what makes two nodes one unit in a sweep.
+    fn data_dir(&self) -> Option<&Path> {
+        None
+    }
+    /// The files, named by its input rows, that `compute` will read, in the order it reads
+    /// them (`None` for a row with no path); `Ok(None)` when it reads none. A pure function
+    /// of the inputs and parameters.
+    fn data_files(&self, _inputs: &[Arc<DataFrame>], _id: &str, _node: &str) -> Result<Option<Vec<Option<PathBuf>>>> {
+        Ok(None)
+    }
+    /// Bytes the op holds while it runs beyond its inputs and output, for `rows` input rows
+    /// (a rough estimate the executor schedules by).
+    fn working_memory(&self, _rows: u64) -> u64 {
+        0
+    }
+    /// Whether the op uses several cores (a SLURM job for it asks for several CPUs).
+    fn multithreaded(&self) -> bool {
+        false
+    }
+}
+
+/// A kind a pipeline file can name: its `op = "…"` names and its parameters, parsed and
+/// checked into the typed struct.
+pub trait Parse: Sized {
+    const NAMES: &'static [&'static str];
+    /// Parse op `name` (one of [`Parse::NAMES`]) from a node's parameters (`op` and
+    /// `input(s)` already taken).
+    fn parse(name: &str, p: &mut Params, base_dir: &Path) -> Result<Self>;
+}
+
+/// The one list of node kinds: `Variant(Type)` for kinds a pipeline names (`Type:
+/// Kind + Parse`), then after `;` those only validation creates (`Type: Kind`).
+macro_rules! ops {
+    ($($(#[$m:meta])* $v:ident($t:ty)),* ; $($(#[$hm:meta])* $hv:ident($ht:ty)),* $(,)?) => {
+        /// A validated node operation with its typed parameters.
+        #[derive(Clone, Debug)]
+        pub enum Op {
+            $($(#[$m])* $v($t),)*
+            $($(#[$hm])* $hv($ht),)*
+        }
+
+        impl Op {
+            fn kind(&self) -> &dyn Kind {
+                match self {
+                    $(Op::$v(o) => o,)*
+                    $(Op::$hv(o) => o,)*
+                }
+            }
+
+            /// Every name a pipeline file may give in `op = "…"`.
+            pub fn names() -> Vec<&'static str> {
+                [$(<$t as Parse>::NAMES),*].concat()
+            }
+
+            /// Parse op `name` from a node's parameters (`op` and `input(s)` already taken).
+            pub fn parse(name: &str, p: &mut Params, base_dir: &Path) -> Result<Op> {
+                $(if <$t as Parse>::NAMES.contains(&name) {
+                    return Ok(Op::$v(<$t as Parse>::parse(name, p, base_dir)?));
+                })*
+                Err(p.error("op", format!("unknown op `{name}` (ops: {})", Op::names().join(", "))))
+            }
+
+            /// Canonical parameters for the cache key: every parameter that decides the
+            /// output, defaults filled in, numbers normalised, object keys sorted
+            /// (serde_json's map is a BTreeMap). File paths are not here: a file enters the
+            /// key by its content.
+            pub fn key_params(&self) -> serde_json::Value {
+                let v = match self {
+                    $(Op::$v(o) => serde_json::to_value(o),)*
+                    $(Op::$hv(o) => serde_json::to_value(o),)*
+                };
+                normalise(v.expect("op parameters serialise to JSON"))
+            }
+        }
+    };
+}
+
+ops! {
     Synthetic(synthetic::Synthetic),
     Read(read::Read),
     Join(join::Join),
     Filter(filter::Filter),
+    Sample(sample::Sample),
+    Embed(embed::Embed),
     Reduce(reduce::Reduce),
     Cluster(cluster::Cluster),
     Select(select::Select),
-    /// Only created by validation, as the hidden neighbour graph of a UMAP reduction.
-    Knn(knn::Knn),
     Report(report::Report),
-    Embed(embed::Embed),
     Similar(similar::Similar),
-    /// Only created by validation: the vectors a `similar` node searches, as a raw attachment.
+    Assign(assign::Assign);
+    /// The hidden neighbour graph of a UMAP reduction.
+    Knn(knn::Knn),
+    /// The vectors a `similar` node searches, as a raw attachment.
     Vectors(similar::Vectors),
-    Assign(assign::Assign),
-    /// Only created by validation, as the core distances an `assign` node reads.
+    /// The core distances an `assign` node reads.
     Core(assign::Core),
-    /// Only created by validation, as the search index an `assign` node reads.
+    /// The search index an `assign` node reads.
     Index(assign::Index),
-    /// Created by validation for `embed` with `shards`: one shard's rows, and the merge.
+    /// For `embed` with `shards`: one shard's rows, and the merge.
     Split(shard::Split),
     Merge(shard::Merge),
 }
-
-pub const OPS: &[&str] = &["synthetic", "read", "join", "filter", "embed", "reduce", "cluster", "select-leaves", "select-eom", "report", "similar", "assign"];
 
 /// How many inputs an op takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,197 +243,56 @@ impl Output {
 }
 
 impl Op {
-    /// Parse op `kind` from a node's parameters (`op` and `input(s)` already taken).
-    pub fn parse(kind: &str, p: &mut Params, base_dir: &std::path::Path) -> Result<Op> {
-        Ok(match kind {
-            "synthetic" => Op::Synthetic(synthetic::Synthetic::parse(p)?),
-            "read" => Op::Read(read::Read::parse(p, base_dir)?),
-            "join" => Op::Join(join::Join::parse(p)?),
-            "filter" => Op::Filter(filter::Filter::parse(p)?),
-            "reduce" => Op::Reduce(reduce::Reduce::parse(p)?),
-            "cluster" => Op::Cluster(cluster::Cluster::parse(p)?),
-            "report" => Op::Report(report::Report::parse(p, base_dir)?),
-            "embed" => Op::Embed(embed::Embed::parse(p, base_dir)?),
-            "similar" => Op::Similar(similar::Similar::parse(p)?),
-            "assign" => Op::Assign(assign::Assign::parse(p)?),
-            "select-leaves" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Leaf)?),
-            "select-eom" => Op::Select(select::Select::parse(p, crate::numeric::hdbscan::Method::Eom)?),
-            other => return Err(p.error("op", format!("unknown op `{other}` (ops: {})", OPS.join(", ")))),
-        })
-    }
-
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Synthetic(_) => "synthetic",
-            Op::Read(_) => "read",
-            Op::Join(_) => "join",
-            Op::Filter(_) => "filter",
-            Op::Reduce(_) => "reduce",
-            Op::Cluster(_) => "cluster",
-            Op::Knn(_) => "knn",
-            Op::Report(_) => "report",
-            Op::Embed(_) => "embed",
-            Op::Similar(_) => "similar",
-            Op::Vectors(_) => "vectors",
-            Op::Assign(_) => "assign",
-            Op::Core(_) => "core",
-            Op::Index(_) => "index",
-            Op::Split(_) => "split",
-            Op::Merge(_) => "merge",
-            Op::Select(s) if s.method == crate::numeric::hdbscan::Method::Leaf => "select-leaves",
-            Op::Select(_) => "select-eom",
-        }
+        self.kind().name()
     }
 
     /// The op's code version: part of the cache key.
     pub fn version(&self) -> u32 {
-        match self {
-            Op::Synthetic(_) => synthetic::VERSION,
-            Op::Read(_) => read::VERSION,
-            Op::Join(_) => join::VERSION,
-            Op::Filter(_) => filter::VERSION,
-            Op::Reduce(_) => reduce::VERSION,
-            Op::Cluster(_) => cluster::VERSION,
-            Op::Knn(_) => knn::VERSION,
-            Op::Report(_) => report::VERSION,
-            Op::Embed(_) => embed::VERSION,
-            Op::Similar(_) | Op::Vectors(_) => similar::VERSION,
-            Op::Assign(_) | Op::Core(_) | Op::Index(_) => assign::VERSION,
-            Op::Split(_) | Op::Merge(_) => shard::VERSION,
-            Op::Select(_) => select::VERSION,
-        }
+        self.kind().version()
     }
 
     pub fn arity(&self) -> Arity {
-        match self {
-            Op::Synthetic(_) | Op::Read(_) => Arity::Exactly(0),
-            Op::Filter(_) | Op::Reduce(_) | Op::Cluster(_) | Op::Select(_) | Op::Knn(_) | Op::Embed(_) | Op::Split(_) | Op::Core(_) | Op::Vectors(_) => Arity::Exactly(1),
-            Op::Merge(_) => Arity::Between(2, usize::MAX),
-            Op::Join(_) | Op::Index(_) => Arity::Exactly(2),
-            Op::Report(_) => Arity::Between(2, 3),
-            Op::Similar(_) => Arity::Between(1, 2),
-            // Validation then adds the fit's tables (see `assign`).
-            Op::Assign(_) => Arity::Exactly(2),
-        }
+        self.kind().arity()
     }
 
-    /// Canonical parameters for the cache key: every parameter that decides the output,
-    /// defaults filled in, numbers normalised, object keys sorted (serde_json's map is a
-    /// BTreeMap). File paths are not here: a file enters the key by its content.
-    pub fn key_params(&self) -> serde_json::Value {
-        let v = match self {
-            Op::Synthetic(o) => serde_json::to_value(o),
-            Op::Read(o) => serde_json::to_value(o),
-            Op::Join(o) => serde_json::to_value(o),
-            Op::Filter(o) => serde_json::to_value(o),
-            Op::Reduce(o) => serde_json::to_value(o),
-            Op::Cluster(o) => serde_json::to_value(o),
-            Op::Knn(o) => serde_json::to_value(o),
-            Op::Report(o) => serde_json::to_value(o),
-            Op::Embed(o) => serde_json::to_value(o),
-            Op::Similar(o) => serde_json::to_value(o),
-            Op::Vectors(o) => serde_json::to_value(o),
-            Op::Assign(o) => serde_json::to_value(o),
-            Op::Core(o) => serde_json::to_value(o),
-            Op::Index(o) => serde_json::to_value(o),
-            Op::Split(o) => serde_json::to_value(o),
-            Op::Merge(o) => serde_json::to_value(o),
-            Op::Select(o) => serde_json::to_value(o),
-        };
-        normalise(v.expect("op parameters serialise to JSON"))
-    }
-
-    /// Files the op reads, by parameter name: their content hashes enter the key.
+    /// See [`Kind::files`].
     pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
-        match self {
-            Op::Read(o) => vec![("path", o.path.clone())],
-            Op::Embed(o) => vec![("model", o.model.clone())],
-            _ => Vec::new(),
-        }
+        self.kind().files()
     }
 
-    /// Whether `run` reads files named by its input rows (image cutouts). Their contents
-    /// enter the key through [`Op::data_files`]; the executor then needs the inputs before
-    /// it can tell a hit.
+    /// See [`Kind::reads_data_files`].
     pub fn reads_data_files(&self) -> bool {
-        matches!(self, Op::Embed(_) | Op::Report(_))
+        self.kind().reads_data_files()
     }
 
-    /// The folder that relative data-file paths resolve against: never in the key (the
-    /// files enter by content), but part of what makes two nodes one unit in a sweep.
-    pub fn data_dir(&self) -> Option<&std::path::Path> {
-        match self {
-            Op::Embed(o) => o.base_dir.as_deref(),
-            Op::Report(o) => o.image_dir.as_deref(),
-            _ => None,
-        }
+    /// See [`Kind::data_dir`].
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.kind().data_dir()
     }
 
-    /// The files, named by its input rows, that `run` will read, in the order it reads
-    /// them (`None` for a row with no path); `Ok(None)` when it reads none. A pure function
-    /// of the inputs and parameters.
+    /// See [`Kind::data_files`].
     pub fn data_files(&self, inputs: &[Arc<DataFrame>], id: &str, node: &str) -> Result<Option<Vec<Option<PathBuf>>>> {
-        match self {
-            Op::Embed(o) => o.images(&inputs[0], node).map(Some),
-            Op::Report(o) => o.images(inputs, id, node),
-            _ => Ok(None),
-        }
+        self.kind().data_files(inputs, id, node)
     }
 
-    /// The output schema, given the input schemas; fails on absent or ill-typed columns.
+    /// See [`Kind::output_schema`].
     pub fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<SchemaResult<Schema>> {
-        Ok(match self {
-            Op::Synthetic(o) => {
-                // The sample makes its own id column: it cannot also be one of the others.
-                let taken = o.schema("\u{0}id");
-                if taken.contains(id) {
-                    Err(SchemaError::new(
-                        "op",
-                        format!("the pipeline's id column `{id}` is one of the built-in sample's own columns: give `[pipeline] id` another name (e.g. `id`)"),
-                    ))
-                } else {
-                    Ok(o.schema(id))
-                }
-            }
-            Op::Read(o) => o.schema(id)?,
-            Op::Join(o) => o.schema(&inputs[0], &inputs[1], id),
-            Op::Filter(o) => o.schema(&inputs[0]),
-            Op::Reduce(o) => o.schema(&inputs[0], id),
-            Op::Cluster(o) => o.schema(&inputs[0], id),
-            Op::Knn(o) => o.schema(&inputs[0], id),
-            Op::Report(o) => o.schema(inputs, id),
-            Op::Embed(o) => o.schema(&inputs[0], id),
-            Op::Similar(o) => o.schema(inputs, id),
-            Op::Vectors(o) => o.schema(&inputs[0], id),
-            Op::Assign(o) => o.schema(inputs, id),
-            Op::Core(o) => o.schema(&inputs[0], id),
-            Op::Index(o) => o.schema(&inputs[0], id),
-            Op::Split(o) => o.schema(&inputs[0], id),
-            Op::Merge(o) => o.schema(inputs),
-            Op::Select(o) => o.schema(&inputs[0], id),
-        })
+        self.kind().output_schema(inputs, id)
+    }
+
+    /// See [`Kind::working_memory`].
+    pub fn working_memory(&self, rows: u64) -> u64 {
+        self.kind().working_memory(rows)
+    }
+
+    /// See [`Kind::multithreaded`].
+    pub fn multithreaded(&self) -> bool {
+        self.kind().multithreaded()
     }
 
     pub fn run(&self, inputs: &[Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
-        match self {
-            Op::Synthetic(o) => o.run(ctx),
-            Op::Read(o) => o.run(ctx),
-            Op::Join(o) => o.run(&inputs[0], &inputs[1], ctx),
-            Op::Filter(o) => o.run(&inputs[0], ctx),
-            Op::Reduce(o) => o.run(inputs, ctx),
-            Op::Cluster(o) => o.run(&inputs[0], ctx),
-            Op::Knn(o) => o.run(&inputs[0], ctx),
-            Op::Report(o) => o.run(inputs, ctx),
-            Op::Embed(o) => o.run(&inputs[0], ctx),
-            Op::Similar(o) => o.run(inputs, ctx),
-            Op::Vectors(o) => o.run(&inputs[0], ctx),
-            Op::Assign(o) => o.run(inputs, ctx),
-            Op::Core(o) => o.run(&inputs[0], ctx),
-            Op::Index(o) => o.run(inputs, ctx),
-            Op::Split(o) => o.run(&inputs[0], ctx),
-            Op::Merge(o) => o.run(inputs, ctx),
-            Op::Select(o) => o.run(&inputs[0], ctx),
-        }
+        self.kind().compute(inputs, ctx)
     }
 }
 

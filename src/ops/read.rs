@@ -258,3 +258,38 @@ fn numeric_text(df: DataFrame, id: &str) -> DataFrame {
     let h = df.height();
     DataFrame::new(h, cols).unwrap_or(df)
 }
+
+impl super::Kind for Read {
+    fn name(&self) -> &'static str {
+        "read"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(0)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        let _ = inputs;
+        self.schema(id)
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        let _ = inputs;
+        self.run(ctx)
+    }
+    fn files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        vec![("path", self.path.clone())]
+    }
+}
+
+impl super::Parse for Read {
+    const NAMES: &'static [&'static str] = &["read"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p, base_dir)
+    }
+}

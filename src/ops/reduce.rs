@@ -218,3 +218,41 @@ impl Reduce {
         Ok(Output::new(df, summary))
     }
 }
+
+impl super::Kind for Reduce {
+    fn name(&self) -> &'static str {
+        "reduce"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(inputs, ctx)
+    }
+    /// The fuzzy graph and its SGD state: about 32 bytes per neighbour.
+    fn working_memory(&self, rows: u64) -> u64 {
+        rows * self.umap.as_ref().map_or(0, |u| u64::from(u.n_neighbors)) * 32
+    }
+
+    fn multithreaded(&self) -> bool {
+        true
+    }
+}
+
+impl super::Parse for Reduce {
+    const NAMES: &'static [&'static str] = &["reduce"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p)
+    }
+}

@@ -493,3 +493,44 @@ fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 fn fmt(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |x| format!("{x:.3}"))
 }
+
+impl super::Kind for Report {
+    fn name(&self) -> &'static str {
+        "report"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Between(2, 3)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(inputs, id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(inputs, ctx)
+    }
+    fn reads_data_files(&self) -> bool {
+        true
+    }
+
+    fn data_dir(&self) -> Option<&std::path::Path> {
+        self.image_dir.as_deref()
+    }
+
+    fn data_files(&self, inputs: &[std::sync::Arc<DataFrame>], id: &str, node: &str) -> Result<Option<Vec<Option<std::path::PathBuf>>>> {
+        self.images(inputs, id, node)
+    }
+}
+
+impl super::Parse for Report {
+    const NAMES: &'static [&'static str] = &["report"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p, base_dir)
+    }
+}

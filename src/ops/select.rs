@@ -139,3 +139,36 @@ fn finite(v: f64) -> serde_json::Value {
         serde_json::Value::Null
     }
 }
+
+impl super::Kind for Select {
+    fn name(&self) -> &'static str {
+        match self.method {
+            Method::Leaf => "select-leaves",
+            Method::Eom => "select-eom",
+        }
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(&inputs[0], ctx)
+    }
+}
+
+impl super::Parse for Select {
+    const NAMES: &'static [&'static str] = &["select-leaves", "select-eom"];
+
+    fn parse(name: &str, p: &mut Params, _base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p, if name == "select-eom" { Method::Eom } else { Method::Leaf })
+    }
+}

@@ -315,6 +315,58 @@ fn separation_arcsec(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
     2.0 * a.sqrt().min(1.0).asin().to_degrees() * 3600.0
 }
 
+impl super::Kind for Similar {
+    fn name(&self) -> &'static str {
+        "similar"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Between(1, 2)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(inputs, id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(inputs, ctx)
+    }
+}
+
+impl super::Parse for Similar {
+    const NAMES: &'static [&'static str] = &["similar"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p)
+    }
+}
+
+impl super::Kind for Vectors {
+    fn name(&self) -> &'static str {
+        "vectors"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(1)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        Ok(self.schema(&inputs[0], id))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        self.run(&inputs[0], ctx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

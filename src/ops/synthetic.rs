@@ -278,3 +278,42 @@ fn row(geo: &Geometry, class: &Class, rng: &mut Rng, feat: &mut [f32], sc: &mut 
         sc[5..12].iter_mut().for_each(|v| *v = nan);
     }
 }
+
+impl super::Kind for Synthetic {
+    fn name(&self) -> &'static str {
+        "synthetic"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn arity(&self) -> super::Arity {
+        super::Arity::Exactly(0)
+    }
+
+    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+        // The sample makes its own id column: it cannot also be one of the others.
+        if self.schema("\u{0}id").contains(id) {
+            return Ok(Err(super::SchemaError::new(
+                "op",
+                format!("the pipeline's id column `{id}` is one of the built-in sample's own columns: give `[pipeline] id` another name (e.g. `id`)"),
+            )));
+        }
+        let _ = inputs;
+        Ok(Ok(self.schema(id)))
+    }
+
+    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
+        let _ = inputs;
+        self.run(ctx)
+    }
+}
+
+impl super::Parse for Synthetic {
+    const NAMES: &'static [&'static str] = &["synthetic"];
+
+    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+        Self::parse(p)
+    }
+}

@@ -9,7 +9,7 @@ use super::raw::{RawParam, RawPipeline};
 use super::{Node, Pipeline};
 use crate::dag;
 use crate::error::{Error, Loc, Result};
-use crate::ops::{Arity, Op, OPS};
+use crate::ops::{Arity, Op};
 use crate::params::Params;
 
 fn valid_name(s: &str) -> bool {
@@ -60,7 +60,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
             return Err(Error::spec(node.loc.clone(), Some(&node.name), None, "node names use letters, digits, `_` and `-` only"));
         }
         let rest: Vec<RawParam> = node.params.iter().filter(|p| !matches!(p.name.as_str(), "op" | "input" | "inputs")).cloned().collect();
-        let op_param = node.get("op").ok_or_else(|| Error::spec(node.loc.clone(), Some(&node.name), Some("op"), format!("missing (one of: {})", OPS.join(", "))))?;
+        let op_param = node.get("op").ok_or_else(|| Error::spec(node.loc.clone(), Some(&node.name), Some("op"), format!("missing (one of: {})", Op::names().join(", "))))?;
         let kind = match &op_param.value {
             toml::Value::String(s) => s.clone(),
             _ => return Err(Error::spec(op_param.loc.clone(), Some(&node.name), Some("op"), "expected a string")),

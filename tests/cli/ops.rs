@@ -111,6 +111,34 @@ fn join_inner_and_left_keep_left_order() {
 }
 
 #[test]
+fn sample_keeps_the_same_galaxies_whatever_the_order_and_the_rest() {
+    let t = Test::new();
+    let rows: String = (0..2000).map(|i| format!("{i},{}\n", i as f64 * 0.5)).collect();
+    t.write("a.csv", &format!("id,x\n{rows}"));
+    // The same galaxies reversed, then 1000 more appended.
+    let rev: String = (0..2000).rev().chain(2000..3000).map(|i| format!("{i},{}\n", i as f64 * 0.5)).collect();
+    t.write("b.csv", &format!("id,x\n{rev}"));
+    let p = |path: &str| format!("[nodes.r]\nop = \"read\"\npath = \"{path}\"\n[nodes.s]\nop = \"sample\"\ninput = \"r\"\nfraction = 0.25\nseed = 7\n");
+    t.pipeline(&p("a.csv"));
+    t.run(&["export", "p.toml", "s", "--out", "a.csv.out.parquet"]).ok();
+    t.pipeline(&p("b.csv"));
+    t.run(&["export", "p.toml", "s", "--out", "b.csv.out.parquet"]).ok();
+    let ids = |f: &str| -> Vec<i64> { read_parquet(&t.path(f)).column("id").unwrap().i64().unwrap().into_no_null_iter().collect() };
+    let (a, b) = (ids("a.csv.out.parquet"), ids("b.csv.out.parquet"));
+    assert!((400..600).contains(&a.len()), "about a quarter of 2000: {}", a.len());
+    assert!(a.windows(2).all(|w| w[0] < w[1]), "rows keep their order");
+    let mut old: Vec<i64> = b.iter().copied().filter(|&i| i < 2000).collect();
+    old.sort_unstable();
+    assert_eq!(old, a, "the same galaxies, whatever the order and the appended rows");
+    assert!(b.iter().any(|&i| i >= 2000));
+
+    t.pipeline(&p("a.csv").replace("0.25", "1.5"));
+    let bad = t.run(&["plan", "p.toml"]);
+    assert_eq!(bad.code(), 2);
+    assert!(bad.stderr().contains("fraction") && bad.stderr().contains("between 0 and 1"), "{}", bad.stderr());
+}
+
+#[test]
 fn export_and_show() {
     let t = Test::new();
     t.pipeline(SMALL);
