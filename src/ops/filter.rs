@@ -11,8 +11,7 @@
 //! `drop_where` the row is kept and with `keep_where` it is dropped. `is null` matches
 //! both null and NaN, for when you want to act on missing values explicitly.
 //!
-//! Conditions compile to polars expressions; the summary reports how many rows each
-//! condition matched.
+//! Each condition is a row mask; the summary reports how many rows each condition matched.
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -172,66 +171,60 @@ impl Filter {
         Ok(input.clone())
     }
 
-    /// The condition as a boolean expression that is never null: a missing value (null, or
-    /// NaN in a float column) makes a comparison false.
-    fn expr(c: &Cond, dt: &DataType) -> Expr {
-        let x = col(c.column.as_str());
-        let missing = if dt.is_float() { x.clone().is_null().or(x.clone().is_nan()) } else { x.clone().is_null() };
-        let v = match &c.value {
-            Lit::Num(v) => lit(*v),
-            Lit::Str(s) => lit(s.as_str()),
-            Lit::Bool(b) => lit(*b),
-            Lit::None => lit(NULL),
+    /// Where the condition holds, row by row, never null: a missing value (null, or NaN in
+    /// a float column) makes a comparison false.
+    fn mask(c: &Cond, col: &Column, node: &str) -> Result<Vec<bool>> {
+        use std::cmp::Ordering;
+        let pl = super::pl(node);
+        let holds = |o: Ordering| match c.op {
+            CmpOp::Ge => o != Ordering::Less,
+            CmpOp::Gt => o == Ordering::Greater,
+            CmpOp::Le => o != Ordering::Greater,
+            CmpOp::Lt => o == Ordering::Less,
+            CmpOp::Eq => o == Ordering::Equal,
+            CmpOp::Ne => o != Ordering::Equal,
+            CmpOp::IsNull | CmpOp::IsNotNull => unreachable!("not a comparison"),
         };
-        let cmp = match c.op {
-            CmpOp::IsNull => return missing,
-            CmpOp::IsNotNull => return missing.not(),
-            CmpOp::Ge => x.gt_eq(v),
-            CmpOp::Gt => x.gt(v),
-            CmpOp::Le => x.lt_eq(v),
-            CmpOp::Lt => x.lt(v),
-            CmpOp::Eq => x.eq(v),
-            CmpOp::Ne => x.neq(v),
-        };
-        missing.not().and(cmp.fill_null(lit(false)))
+        if matches!(c.op, CmpOp::IsNull | CmpOp::IsNotNull) {
+            let missing: Vec<bool> = if col.dtype().is_float() {
+                col.cast(&DataType::Float64).map_err(&pl)?.f64().map_err(&pl)?.iter().map(|v| v.is_none_or(f64::is_nan)).collect()
+            } else {
+                col.is_null().iter().map(|v| v.unwrap_or(true)).collect()
+            };
+            let want = c.op == CmpOp::IsNull;
+            return Ok(missing.into_iter().map(|m| m == want).collect());
+        }
+        Ok(match &c.value {
+            // A Float32 column compares in f32, as polars does (the literal is cast to it).
+            Lit::Num(v) if col.dtype() == &DataType::Float32 => {
+                let v = *v as f32;
+                col.f32().map_err(&pl)?.iter().map(|x| x.and_then(|x| x.partial_cmp(&v)).is_some_and(holds)).collect()
+            }
+            Lit::Num(v) => col.cast(&DataType::Float64).map_err(&pl)?.f64().map_err(&pl)?.iter().map(|x| x.and_then(|x| x.partial_cmp(v)).is_some_and(holds)).collect(),
+            Lit::Str(v) => col.str().map_err(&pl)?.iter().map(|x| x.is_some_and(|x| holds(x.cmp(v.as_str())))).collect(),
+            Lit::Bool(v) => col.bool().map_err(&pl)?.iter().map(|x| x.is_some_and(|x| holds(x.cmp(v)))).collect(),
+            Lit::None => unreachable!("only `is null` / `is not null` take no value"),
+        })
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let schema = input.schema();
-        let conds: Vec<(bool, &Cond, Expr)> = self
-            .drop_where
-            .iter()
-            .map(|c| (true, c, Self::expr(c, schema.get(&c.column).expect("checked"))))
-            .chain(self.keep_where.iter().map(|c| (false, c, Self::expr(c, schema.get(&c.column).expect("checked")))))
-            .collect();
+        let conds: Vec<(bool, &Cond)> = self.drop_where.iter().map(|c| (true, c)).chain(self.keep_where.iter().map(|c| (false, c))).collect();
+        let mut keep = vec![true; input.height()];
         // Rows matched by each drop condition / failed by each keep condition.
-        let counts = input
-            .clone()
-            .lazy()
-            .select(
-                conds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (drop, _, e))| {
-                        let hit = if *drop { e.clone() } else { e.clone().not() };
-                        hit.cast(DataType::UInt64).sum().alias(format!("c{i}"))
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .collect()
-            .map_err(super::pl(ctx.node))?;
-        let mut keep: Option<Expr> = None;
-        for (drop, _, e) in &conds {
-            let term = if *drop { e.clone().not() } else { e.clone() };
-            keep = Some(match keep {
-                None => term,
-                Some(k) => k.and(term),
-            });
+        let mut counts = Vec::with_capacity(conds.len());
+        for (drop, c) in &conds {
+            let m = Self::mask(c, input.column(&c.column).map_err(super::pl(ctx.node))?, ctx.node)?;
+            let mut hits = 0u64;
+            for (k, held) in keep.iter_mut().zip(m) {
+                let hit = held == *drop;
+                hits += u64::from(hit);
+                *k &= !hit;
+            }
+            counts.push(hits);
         }
-        let df = input.clone().lazy().filter(keep.expect("at least one condition")).collect().map_err(super::pl(ctx.node))?;
+        let df = input.filter(&BooleanChunked::from_slice("keep".into(), &keep)).map_err(super::pl(ctx.node))?;
         let mut summary = vec![format!("kept {} of {} rows", df.height(), input.height())];
-        for (i, (drop, c, _)) in conds.iter().enumerate() {
-            let n = counts.column(&format!("c{i}")).ok().and_then(|s| s.u64().ok()?.get(0)).unwrap_or(0);
+        for ((drop, c), n) in conds.iter().zip(counts) {
             let verb = if *drop { "dropped by" } else { "failed" };
             summary.push(format!("{n} rows {verb} `{c}`"));
         }

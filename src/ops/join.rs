@@ -64,16 +64,89 @@ impl Join {
     }
 
     pub fn run(&self, left: &DataFrame, right: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let how = if self.how == "left" { JoinType::Left } else { JoinType::Inner };
-        let mut args = JoinArgs::new(how).with_suffix(Some(self.suffix.as_str().into()));
-        args.maintain_order = MaintainOrderJoin::Left;
-        let df = left.clone().lazy().join(right.clone().lazy(), [col(self.left_on.as_str())], [col(self.right_on.as_str())], args).collect().map_err(super::pl(ctx.node))?;
+        let df = rows(left, right, &self.left_on, &self.right_on, self.how == "left", &self.suffix, ctx.node)?;
         if df.height() == 0 {
             return Err(Error::input(ctx.node, format!("no row of the left input has a matching `{}` on the right", self.right_on)));
         }
         let summary = vec![format!("{} left rows, {} right rows -> {} rows ({} join on `{}`)", left.height(), right.height(), df.height(), self.how, self.left_on)];
         Ok(Output::new(df, summary))
     }
+}
+
+/// A join key column, compared as integers where both sides are integers, else as text.
+enum Keys {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Keys {
+    fn of(c: &Column, as_int: bool, node: &str) -> Result<Keys> {
+        let pl = super::pl(node);
+        Ok(if as_int {
+            Keys::Int(c.cast(&DataType::Int64).map_err(&pl)?.i64().map_err(&pl)?.iter().collect())
+        } else {
+            Keys::Text(c.cast(&DataType::String).map_err(&pl)?.str().map_err(&pl)?.iter().map(|v| v.map(str::to_owned)).collect())
+        })
+    }
+}
+
+/// For each left row, the right rows with its key, in right order (`u32::MAX`: none).
+fn matches<K: std::hash::Hash + Eq>(left: &[Option<K>], right: &[Option<K>], keep_unmatched: bool) -> (Vec<IdxSize>, Vec<Option<IdxSize>>) {
+    const NONE: u32 = u32::MAX;
+    // First right row of each key, and each right row's next row with the same key.
+    let mut first: std::collections::HashMap<&K, u32> = std::collections::HashMap::with_capacity(right.len());
+    let mut next = vec![NONE; right.len()];
+    for (r, k) in right.iter().enumerate().rev() {
+        if let Some(k) = k {
+            if let Some(old) = first.insert(k, r as u32) {
+                next[r] = old;
+            }
+        }
+    }
+    let (mut li, mut ri) = (Vec::with_capacity(left.len()), Vec::with_capacity(left.len()));
+    for (l, k) in left.iter().enumerate() {
+        let mut r = k.as_ref().and_then(|k| first.get(k).copied()).unwrap_or(NONE);
+        if r == NONE && keep_unmatched {
+            li.push(l as IdxSize);
+            ri.push(None);
+        }
+        while r != NONE {
+            li.push(l as IdxSize);
+            ri.push(Some(r as IdxSize));
+            r = next[r as usize];
+        }
+    }
+    (li, ri)
+}
+
+/// `left` joined to `right` on `left_on` = `right_on`: in left order, each left row once
+/// per matching right row (in right order); with `keep_unmatched` (a left join), a left row
+/// with no match once, with nulls. Null keys match nothing. The right key column is
+/// dropped; right columns whose names clash with left ones get `suffix`. Eager and
+/// single-pass, so the order never depends on hashing or threads.
+pub(crate) fn rows(left: &DataFrame, right: &DataFrame, left_on: &str, right_on: &str, keep_unmatched: bool, suffix: &str, node: &str) -> Result<DataFrame> {
+    let pl = super::pl(node);
+    let (lc, rc) = (left.column(left_on).map_err(&pl)?, right.column(right_on).map_err(&pl)?);
+    let as_int = lc.dtype().is_integer() && rc.dtype().is_integer();
+    let (li, ri) = match (Keys::of(lc, as_int, node)?, Keys::of(rc, as_int, node)?) {
+        (Keys::Int(l), Keys::Int(r)) => matches(&l, &r, keep_unmatched),
+        (Keys::Text(l), Keys::Text(r)) => matches(&l, &r, keep_unmatched),
+        _ => unreachable!("both sides are keyed alike"),
+    };
+    let mut out = left.take(&IdxCa::from_vec("".into(), li)).map_err(&pl)?;
+    let ri: IdxCa = ri.into_iter().collect();
+    let other = right.drop(right_on).map_err(&pl)?.take(&ri).map_err(&pl)?;
+    let mut cols = Vec::with_capacity(other.width());
+    for c in other.columns() {
+        let mut c = c.clone();
+        if out.schema().contains(c.name()) {
+            let name = format!("{}{suffix}", c.name());
+            c.rename(name.into());
+        }
+        cols.push(c);
+    }
+    out.hstack_mut(&cols).map_err(&pl)?;
+    Ok(out)
 }
 
 impl super::Kind for Join {

@@ -160,18 +160,14 @@ impl Report {
             cat_cols.push(c.as_str().into());
         }
         let cat = catalogue.select(cat_cols).map_err(super::pl(node))?;
-        let with_cat = classes
-            .as_ref()
-            .clone()
-            .lazy()
-            .select([col(id), col("label"), col("probability")])
-            .filter(col("label").gt_eq(lit(0)))
-            .with_row_index("__order", None)
-            .join(cat.lazy(), [col(id)], [col(id)], JoinArgs::new(JoinType::Left))
-            .sort(["label", "__order"], SortMultipleOptions::default())
-            .drop(Selector::ByName { names: ["__order".into()].into(), strict: true })
-            .collect()
-            .map_err(super::pl(node))?;
+        // Members (label >= 0) with their catalogue columns, by class, then in input order.
+        let pl = super::pl(node);
+        let members = classes.select([id, "label", "probability"]).map_err(&pl)?;
+        let labels: Vec<i64> = members.column("label").map_err(&pl)?.cast(&DataType::Int64).map_err(&pl)?.i64().map_err(&pl)?.iter().map(|v| v.unwrap_or(-1)).collect();
+        let mut order: Vec<IdxSize> = (0..labels.len() as IdxSize).filter(|&r| labels[r as usize] >= 0).collect();
+        order.sort_by_key(|&r| labels[r as usize]);
+        let members = members.take(&IdxCa::from_vec("".into(), order)).map_err(&pl)?;
+        let with_cat = super::join::rows(&members, &cat, id, id, true, "_right", node)?;
         Ok((with_cat, cols))
     }
 
@@ -184,16 +180,12 @@ impl Report {
         // The scatter: every row of the layout, coloured by its class.
         let scatter_note = match (&cols.layout, inputs.get(2)) {
             (Some([cx, cy]), Some(layout)) => {
-                let joined = layout
-                    .as_ref()
-                    .clone()
-                    .lazy()
-                    .select([col(ctx.id), col(cx.as_str()).cast(DataType::Float32), col(cy.as_str()).cast(DataType::Float32)])
-                    .join(classes.as_ref().clone().lazy().select([col(ctx.id), col("label")]), [col(ctx.id)], [col(ctx.id)], JoinArgs::new(JoinType::Left))
-                    .collect()
-                    .map_err(super::pl(ctx.node))?;
+                let pl = super::pl(ctx.node);
+                let xy = layout.select([ctx.id, cx.as_str(), cy.as_str()]).map_err(&pl)?;
+                let labels = classes.select([ctx.id, "label"]).map_err(&pl)?;
+                let joined = super::join::rows(&xy, &labels, ctx.id, ctx.id, true, "_right", ctx.node)?;
                 let f = |name: &str| -> Result<Vec<f32>> {
-                    Ok(joined.column(name).map_err(super::pl(ctx.node))?.f32().map_err(super::pl(ctx.node))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+                    Ok(joined.column(name).map_err(&pl)?.cast(&DataType::Float32).map_err(&pl)?.f32().map_err(&pl)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
                 };
                 let lab: Vec<i32> = joined.column("label").map_err(super::pl(ctx.node))?.i32().map_err(super::pl(ctx.node))?.iter().map(|v| v.unwrap_or(-1)).collect();
                 let img = scatter::scatter(&f(cx)?, &f(cy)?, &lab, self.width, self.height, true, (cx.as_str(), cy.as_str())).img;

@@ -72,14 +72,7 @@ impl Merge {
             all.vstack_mut(s).map_err(super::pl(node))?;
         }
         let order = inputs[0].select([ctx.id]).map_err(super::pl(node))?;
-        let out = order
-            .lazy()
-            .with_row_index("__order", None)
-            .join(all.lazy(), [col(ctx.id)], [col(ctx.id)], JoinArgs::new(JoinType::Inner))
-            .sort(["__order"], SortMultipleOptions::default())
-            .drop(Selector::ByName { names: ["__order".into()].into(), strict: true })
-            .collect()
-            .map_err(super::pl(node))?;
+        let out = super::join::rows(&order, &all, ctx.id, ctx.id, false, "", node)?;
         let failed: u64 = ctx.input_details[1..].iter().filter_map(|d| d.get("failed")?.as_u64()).sum();
         let mut summary = vec![format!("{} rows from {} shards", out.height(), self.shards)];
         if failed > 0 {
