@@ -27,7 +27,7 @@ use crate::cache::Store;
 use crate::error::{Error, Loc, Result};
 use crate::exec::{RunReport, Status};
 use crate::ops::Op;
-use crate::render::html::{bars, esc, STYLE};
+use crate::render::html::{bars, esc, heatmap, STYLE};
 use crate::render::{class_colour, hex};
 use crate::spec::raw::{self, RawParam, RawPipeline};
 use crate::spec::{self, Pipeline};
@@ -240,6 +240,31 @@ pub fn best_match(a: &[i32], b: &[i32]) -> Vec<f64> {
     best
 }
 
+/// The class of `b` with the best Jaccard index with class `c` of `a`, and that index
+/// (`(-1, 0)` when no class of `b` shares a row with it).
+pub fn best_match_of(a: &[i32], c: i32, b: &[i32]) -> (i32, f64) {
+    assert_eq!(a.len(), b.len(), "labels of the same rows");
+    let kb = b.iter().copied().max().map_or(0, |m| (m + 1).max(0) as usize);
+    let (mut size_a, mut size_b, mut both) = (0u64, vec![0u64; kb], vec![0u64; kb]);
+    for (&x, &y) in a.iter().zip(b) {
+        size_a += u64::from(x == c);
+        if y >= 0 {
+            size_b[y as usize] += 1;
+            both[y as usize] += u64::from(x == c);
+        }
+    }
+    let mut best = (-1, 0.0);
+    for y in 0..kb {
+        if both[y] > 0 {
+            let j = both[y] as f64 / (size_a + size_b[y] - both[y]) as f64;
+            if j > best.1 {
+                best = (y as i32, j);
+            }
+        }
+    }
+    best
+}
+
 /// What one grid point found.
 #[derive(Clone, Debug, Serialize)]
 pub struct PointSummary {
@@ -262,6 +287,8 @@ pub struct PointSummary {
     pub classes_key: String,
     /// The point's report, if the pipeline has one.
     pub report: Option<PathBuf>,
+    /// The report's thumbnail size, where its classes have galleries.
+    pub thumb: Option<u32>,
 }
 
 /// One class of one grid point.
@@ -271,6 +298,9 @@ pub struct ClassSummary {
     pub class: i32,
     pub size: u64,
     pub stability: f64,
+    /// For the most stable classes only: at every grid point, its best-matching class and
+    /// their Jaccard index (empty for the others).
+    pub across: Vec<(i32, f64)>,
     /// Best-match Jaccard in each neighbouring point, in `neighbours` order.
     pub neighbour_jaccard: Vec<f64>,
 }
@@ -386,12 +416,17 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
             // No neighbouring point (a one-value grid): stability is not defined, not zero.
             let s = if nj.is_empty() { f64::NAN } else { nj.iter().sum::<f64>() / nj.len() as f64 };
             stab.push(s);
-            classes.push(ClassSummary { point: i, class: c as i32, size: sizes[c], stability: s, neighbour_jaccard: nj });
+            classes.push(ClassSummary { point: i, class: c as i32, size: sizes[c], stability: s, across: Vec::new(), neighbour_jaccard: nj });
         }
         let recovered = truth.as_ref().map(|(t, names)| (best_match(t, l).iter().filter(|&&j| j >= MATCH).count(), names.len()));
         let mut sorted_stab = stab.clone();
         sorted_stab.sort_by(f64::total_cmp);
-        let report = p.order.iter().rev().find(|&&v| matches!(p.nodes[v].op, Op::Report(_))).and_then(|&v| r.node(&p.nodes[v].name));
+        let report_node = p.order.iter().rev().copied().find(|&v| matches!(p.nodes[v].op, Op::Report(_)));
+        let report = report_node.and_then(|v| r.node(&p.nodes[v].name));
+        let thumb = match report_node.map(|v| &p.nodes[v].op) {
+            Some(Op::Report(o)) if report.is_some_and(|n| store.attachment_path(&n.key, "gallery").is_dir()) => Some(o.thumb),
+            _ => None,
+        };
         out.push(PointSummary {
             point: i,
             params: sweep.axes.iter().zip(&points[i]).map(|(a, &j)| (a.name(), a.values[j].clone())).collect(),
@@ -408,7 +443,13 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
             cached: r.nodes.iter().filter(|n| n.status == Status::Cached).count(),
             classes_key: keys[i].clone(),
             report: report.map(|n| store.attachment_path(&n.key, "index.html")),
+            thumb,
         });
+    }
+    // The most stable classes, followed across the whole grid.
+    for t in most_stable(&classes) {
+        let (pt, c) = (classes[t].point, classes[t].class);
+        classes[t].across = (0..labels.len()).map(|q| if q == pt { (c, 1.0) } else { best_match_of(&labels[pt], c, &labels[q]) }).collect();
     }
 
     // The folder: keyed by the grid and the points' class tables, written atomically.
@@ -427,6 +468,18 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
     store.publish_folder(&dir, &files)?;
     Ok(Summary { points: out, classes, dir })
 }
+
+/// Indices (into `classes`) of the classes with stability ≥ 0.5, most stable first, at
+/// most `STABLE_SHOWN`, each at most once per run of identical matches (one per point).
+fn most_stable(classes: &[ClassSummary]) -> Vec<usize> {
+    let mut top: Vec<usize> = (0..classes.len()).filter(|&i| classes[i].stability >= 0.5).collect();
+    top.sort_by(|&a, &b| classes[b].stability.total_cmp(&classes[a].stability).then(classes[a].point.cmp(&classes[b].point)).then(classes[a].class.cmp(&classes[b].class)));
+    top.truncate(STABLE_SHOWN);
+    top
+}
+
+/// How many of the most stable classes the sweep page follows across the grid.
+const STABLE_SHOWN: usize = 8;
 
 /// A stability for people: two decimals, or `n/a` where it is not defined.
 pub fn show_stability(s: f64) -> String {
@@ -514,6 +567,38 @@ fn page(pipeline: &str, axes: &[Axis], points: &[PointSummary], classes: &[Class
         h.push_str(&bars("Planted classes recovered", &points.iter().map(|p| p.recovered.map_or(0.0, |r| r.0 as f64)).collect::<Vec<_>>(), &labels, &tips, &|v| format!("{v:.0}")));
     }
     h.push_str("</div><p class=\"note\">Bars are numbered by grid point; the table below gives each point's parameters. Hover a bar for them.</p>");
+    // A heatmap per pair of axes and measure (the mean over the other axes).
+    if axes.len() >= 2 {
+        let idx: Vec<Vec<usize>> =
+            points.iter().map(|p| axes.iter().zip(&p.params).map(|(a, (_, v))| a.values.iter().position(|x| same_value(x, v)).unwrap_or(0)).collect()).collect();
+        type Measure<'a> = (&'a str, Box<dyn Fn(&PointSummary) -> f64 + 'a>, &'a dyn Fn(f64) -> String);
+        let mut measures: Vec<Measure> = vec![
+            ("classes", Box::new(|p: &PointSummary| p.classes as f64), &|v| format!("{v:.0}")),
+            ("galaxies in a class (%)", Box::new(|p: &PointSummary| 100.0 * p.clustered_fraction), &|v| format!("{v:.2}")),
+        ];
+        if points.iter().all(|p| p.recovered.is_some()) {
+            measures.push(("planted classes recovered", Box::new(|p: &PointSummary| p.recovered.map_or(0.0, |r| r.0 as f64)), &|v| format!("{v:.1}")));
+        }
+        let rest = if axes.len() > 2 { " (mean over the other axes)" } else { "" };
+        h.push_str("<h2>Across the grid</h2><div>");
+        for (i, ai) in axes.iter().enumerate() {
+            for (j, aj) in axes.iter().enumerate().skip(i + 1) {
+                let names = |a: &Axis| a.values.iter().map(show_value).collect::<Vec<_>>();
+                let (rn, cn) = (names(ai), names(aj));
+                for (title, f, show) in &measures {
+                    let mut sum = vec![(0.0, 0usize); rn.len() * cn.len()];
+                    for (p, ix) in points.iter().zip(&idx) {
+                        let cell = &mut sum[ix[i] * cn.len() + ix[j]];
+                        cell.0 += f(p);
+                        cell.1 += 1;
+                    }
+                    let values: Vec<Option<f64>> = sum.iter().map(|&(s, n)| (n > 0).then(|| s / n as f64)).collect();
+                    h.push_str(&heatmap(&format!("{title}{rest}"), (&ai.name(), &rn), (&aj.name(), &cn), &values, *show));
+                }
+            }
+        }
+        h.push_str("</div>");
+    }
     // Summary table.
     h.push_str("<h2>Grid points</h2><table><tr><th>point</th>");
     for a in axes {
@@ -578,6 +663,45 @@ fn page(pipeline: &str, axes: &[Axis], points: &[PointSummary], classes: &[Class
         }
         h.push_str("</table>");
     }
+    // The most stable classes followed across the grid: at each point, the class that best
+    // matches it, its Jaccard index, and its first cutouts where the report has galleries.
+    let followed: Vec<&ClassSummary> = classes.iter().filter(|c| !c.across.is_empty()).collect();
+    if !followed.is_empty() {
+        h.push_str("<h2>The most stable classes across the grid</h2><p class=\"note\">Each class, then at every grid point the class with the most galaxies in common (best-match Jaccard index), with its first members where the point's report has images.</p>");
+        for c in followed {
+            let _ = write!(
+                h,
+                "<h3><span class=\"sw\" style=\"background:{}\"></span>Class {} of point {} ({} galaxies, stability {:.3})</h3><div style=\"display:flex;flex-wrap:wrap;gap:8px\">",
+                hex(class_colour(c.class)),
+                c.class,
+                c.point,
+                c.size,
+                c.stability
+            );
+            for (q, &(m, j)) in c.across.iter().enumerate() {
+                let p = &points[q];
+                let _ = write!(h, "<div style=\"font-size:12px\"><div title=\"{}\">point {q}: ", esc(&tips[q]));
+                if m < 0 {
+                    h.push_str("no match</div>");
+                } else {
+                    let _ = write!(h, "class {m}, J = {j:.2}</div>");
+                    let gallery = p.report.as_deref().and_then(Path::parent).map(|d| d.join(format!("gallery/class_{m}.png")));
+                    if let (Some(t), Some(l)) = (p.thumb, gallery.as_deref().and_then(link)) {
+                        // The first four tiles of the class's gallery (tiles of `t` px, 3 px apart).
+                        let _ = write!(
+                            h,
+                            "<div style=\"width:{}px;height:{}px;overflow:hidden\"><img src=\"{}\" alt=\"class {m} at point {q}\" style=\"max-width:none\"></div>",
+                            3 + 4 * (t + 3),
+                            t + 6,
+                            esc(&l)
+                        );
+                    }
+                }
+                h.push_str("</div>");
+            }
+            h.push_str("</div>");
+        }
+    }
     let _ = writeln!(h, "<p class=\"note\">dagrun {}</p></body></html>", env!("CARGO_PKG_VERSION"));
     h
 }
@@ -616,6 +740,12 @@ mod tests {
                 best = best.max(inter as f64 / union as f64);
             }
             assert!((g - best).abs() < 1e-12, "class {c}: {g} vs {best}");
+            // The one-class version finds the same index, and names a class that has it.
+            let (m, j) = best_match_of(&a, c as i32, &b);
+            assert!((j - best).abs() < 1e-12, "class {c}: {j} vs {best}");
+            let inter = ca.iter().filter(|&&i| b[i] == m).count();
+            let union = ca.len() + (0..500).filter(|&i| b[i] == m).count() - inter;
+            assert!((inter as f64 / union as f64 - best).abs() < 1e-12);
         }
         // A labelling matches itself perfectly; noise never matches.
         assert!(best_match(&a, &a).iter().all(|&j| j == 1.0));

@@ -234,15 +234,7 @@ impl Smallest {
     }
 }
 
-#[inline]
-pub fn dist2(a: &[f32], b: &[f32]) -> f32 {
-    let mut s = 0f32;
-    for k in 0..a.len() {
-        let d = a[k] - b[k];
-        s += d * d;
-    }
-    s
-}
+pub use super::distance::dist2;
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! Nothing here does I/O or knows about Arrow, polars, TOML or the cache; parallel code
 //! reduces in a fixed order so results are bit-identical whatever the thread count.
 
+pub mod distance;
 pub mod hdbscan;
 pub mod kdtree;
 pub mod knn;

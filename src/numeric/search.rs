@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::distance::{dot, prefetch_row, sqdist};
 use super::kdtree::Smallest;
-use super::nndescent::{dot, prefetch_row, sqdist};
 use super::rng::Rng;
 
 /// Points per leaf at most.

@@ -30,7 +30,7 @@ use crate::numeric::rng::Rng;
 use crate::params::Params;
 use crate::render::{self, canvas, esc, gallery, scatter};
 
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -188,7 +188,7 @@ impl Report {
                     Ok(joined.column(name).map_err(&pl)?.cast(&DataType::Float32).map_err(&pl)?.f32().map_err(&pl)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
                 };
                 let lab: Vec<i32> = joined.column("label").map_err(super::pl(ctx.node))?.i32().map_err(super::pl(ctx.node))?.iter().map(|v| v.unwrap_or(-1)).collect();
-                let img = scatter::scatter(&f(cx)?, &f(cy)?, &lab, self.width, self.height, true, (cx.as_str(), cy.as_str())).img;
+                let img = scatter::scatter(&f(cx)?, &f(cy)?, &lab, (self.width, self.height), 2, true, (cx.as_str(), cy.as_str())).img;
                 files.push(("scatter.png".into(), canvas::png(&img)));
                 Some(format!("{cx} against {cy}, {} galaxies: all of them as a density in grey, classes in colour; the frame holds the central 99.5% on each axis, galaxies beyond it are ticks on its edge", joined.height()))
             }
@@ -296,6 +296,21 @@ impl Report {
             h.push_str("<th>profile (class mean − all galaxies', in their standard deviations)</th>");
         }
         h.push_str("</tr>");
+        // A class's profile: each numeric column's class mean minus all galaxies' mean, in
+        // their standard deviations (ra/dec left out), largest first.
+        let profile = |rows: &[usize]| -> Vec<(f64, &str)> {
+            let mut z: Vec<(f64, &str)> = nums
+                .iter()
+                .filter(|&&j| !matches!(cols.shown[j].as_str(), "ra" | "dec"))
+                .filter_map(|&j| {
+                    let (mu, sd) = baseline[j]?;
+                    let cm = mean(rows.iter().map(|&i| per_col[j].2[i]))?;
+                    Some(((cm - mu) / sd, cols.shown[j].as_str()))
+                })
+                .collect();
+            z.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(b.1)));
+            z
+        };
         let swatch = |l: usize| format!("<a href=\"#c{l}\"><span class=\"sw\" style=\"background:{}\"></span>{l}</a>", render::hex(render::class_colour(l as i32)));
         for (l, rows) in rows_of.iter().enumerate() {
             let mp = mean(rows.iter().map(|&i| prob[i]));
@@ -318,16 +333,7 @@ impl Report {
                 let _ = write!(h, "<td class=\"t\">{} ({:.0}%)</td>", esc(top), 100.0 * c as f64 / rows.len().max(1) as f64);
             }
             if nums.iter().any(|&j| baseline[j].is_some()) {
-                let mut z: Vec<(f64, &str)> = nums
-                    .iter()
-                    .filter(|&&j| !matches!(cols.shown[j].as_str(), "ra" | "dec"))
-                    .filter_map(|&j| {
-                        let (mu, sd) = baseline[j]?;
-                        let cm = mean(rows.iter().map(|&i| per_col[j].2[i]))?;
-                        Some(((cm - mu) / sd, cols.shown[j].as_str()))
-                    })
-                    .collect();
-                z.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(b.1)));
+                let z = profile(rows);
                 let shown: Vec<String> = z.iter().take(3).map(|(v, c)| format!("{} {:+.1}", esc(c), v)).collect();
                 let _ = write!(h, "<td class=\"t\">{}</td>", shown.join("<br>"));
             }
@@ -399,6 +405,8 @@ impl Report {
             p.push_str("</body></html>\n");
             files.push((format!("classes/class_{l}.html"), p.into_bytes()));
         }
+        let mut fig: Vec<gallery::FigureRow> = Vec::new();
+        let fig_at = h.len();
         for ((l, rows), pick) in rows_of.iter().enumerate().zip(self.picks(&lab)) {
             let _ = write!(
                 h,
@@ -417,6 +425,16 @@ impl Report {
                         failures.push((ids[i].clone(), paths[i].clone(), e.clone()));
                     }
                 }
+                fig.push(gallery::FigureRow {
+                    title: format!("class {l}"),
+                    lines: vec![format!("{} galaxies", rows.len()), class_stat(l, "persistence").map_or(String::new(), |p| format!("persistence {p:.3}"))],
+                    colour: render::class_colour(l as i32),
+                    // Cut again at twice the size: the figure is drawn at 2x.
+                    tiles: {
+                        use rayon::prelude::*;
+                        pick.par_iter().take(FIGURE_TILES).map(|&i| gallery::thumbnail(&super::resolve_path(self.image_dir.as_deref(), &paths[i]), 2 * self.thumb)).collect()
+                    },
+                });
                 let img = gallery::montage(&tiles, self.thumb, 12, 3);
                 let name = format!("gallery/class_{l}.png");
                 let _ = write!(
@@ -431,7 +449,12 @@ impl Report {
                 files.push((name, canvas::png(&img)));
                 continue;
             }
-            let _ = write!(h, "<table><tr><th>{}</th><th>probability</th>", esc(ctx.id));
+            let z = profile(rows);
+            if !z.is_empty() {
+                let top: Vec<(String, f64)> = z.iter().take(8).map(|(v, c)| (c.to_string(), *v)).collect();
+                h.push_str(&render::html::profile(&top));
+            }
+            let _ = write!(h, "<details><summary>{} of its members, chosen at random</summary><table><tr><th>{}</th><th>probability</th>", pick.len(), esc(ctx.id));
             for c in &cols.shown {
                 let _ = write!(h, "<th>{}</th>", esc(c));
             }
@@ -447,7 +470,16 @@ impl Report {
                 }
                 h.push_str("</tr>");
             }
-            h.push_str("</table>");
+            h.push_str("</table></details>");
+        }
+        if !fig.is_empty() {
+            let img = gallery::figure(&fig, self.thumb, 2);
+            let html = format!(
+                "<h2>Class figure</h2><img src=\"classes.png\" alt=\"a row of members per class\" width=\"{}\"><p class=\"note\">A row per class: its size, persistence and {FIGURE_TILES} members chosen at random (the first of each class's gallery below); for a paper or a talk.</p>",
+                img.width() / 2
+            );
+            files.push(("classes.png".into(), canvas::png(&img)));
+            h.insert_str(fig_at, &html);
         }
         if !failures.is_empty() {
             let _ = write!(h, "<h2>Images that could not be read ({})</h2><table><tr><th>{}</th><th>path</th><th>error</th></tr>", failures.len(), esc(ctx.id));
@@ -460,6 +492,9 @@ impl Report {
         Ok((h, failed))
     }
 }
+
+/// Members per class in the class figure (`classes.png`).
+const FIGURE_TILES: usize = 8;
 
 /// Sorts a `table.sort` by the column whose heading is clicked (numbers as numbers, a
 /// second click reverses); inline, so the report opens offline.

@@ -1,5 +1,9 @@
-//! Drawing into an RGB image: blended discs, rectangles, bitmap text, PNG encoding.
+//! Drawing into an RGB image: blended discs, rectangles, antialiased text in an embedded
+//! TrueType face, PNG encoding.
 
+use std::sync::OnceLock;
+
+use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
 use image::{ImageEncoder, RgbImage};
 
 /// Blend `c` over the pixel at (x, y) with opacity `a` (0..1); outside the image does nothing.
@@ -53,35 +57,64 @@ pub fn line(img: &mut RgbImage, x0: f32, y0: f32, x1: f32, y1: f32, c: [u8; 3]) 
     }
 }
 
-/// Width in pixels of `s` drawn at `scale`.
-pub fn text_width(s: &str, scale: u32) -> i64 {
-    s.chars().count() as i64 * 8 * scale as i64
+/// The typeface every picture uses: Hack (a DejaVu-derived sans mono, SIL OFL), embedded
+/// in the binary through the `epaint_default_fonts` crate; no system fonts.
+fn face() -> &'static FontRef<'static> {
+    static FACE: OnceLock<FontRef<'static>> = OnceLock::new();
+    FACE.get_or_init(|| FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR).expect("the embedded font parses"))
 }
 
-/// Draw ASCII text with its top-left corner at (x, y), each font pixel `scale` pixels wide;
-/// with `halo`, a one-pixel outline in that colour first, so it reads over any background.
-pub fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, scale: u32, c: [u8; 3], halo: Option<[u8; 3]>) {
-    let sc = scale as i64;
-    let mut draw = |ox: i64, oy: i64, col: [u8; 3]| {
-        for (k, ch) in s.chars().enumerate() {
-            let glyph = font8x8::legacy::BASIC_LEGACY.get(ch as usize).copied().unwrap_or([0; 8]);
-            for (row, bits) in glyph.iter().enumerate() {
-                for bit in 0..8 {
-                    if bits >> bit & 1 == 1 {
-                        let px = x + ox + (k as i64 * 8 + bit) * sc;
-                        let py = y + oy + row as i64 * sc;
-                        rect(img, px, py, sc, sc, col);
-                    }
-                }
+/// Width in pixels of `s` set at `px` pixels (the font's em size).
+pub fn text_width(s: &str, px: f32) -> i64 {
+    let f = face().as_scaled(PxScale::from(px));
+    let mut w = 0.0;
+    let mut prev = None;
+    for ch in s.chars() {
+        let id = f.glyph_id(ch);
+        if let Some(p) = prev {
+            w += f.kern(p, id);
+        }
+        w += f.h_advance(id);
+        prev = Some(id);
+    }
+    w.ceil() as i64
+}
+
+/// Height in pixels of a line set at `px` (ascent to descent).
+pub fn line_height(px: f32) -> i64 {
+    let f = face().as_scaled(PxScale::from(px));
+    (f.ascent() - f.descent()).ceil() as i64
+}
+
+/// Draw `s` at `px` pixels with its line box's top-left corner at (x, y), antialiased;
+/// with `halo`, an outline in that colour first, so it reads over any background.
+pub fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, px: f32, c: [u8; 3], halo: Option<[u8; 3]>) {
+    let f = face().as_scaled(PxScale::from(px));
+    let base = y as f32 + f.ascent();
+    let mut draw = |dx: f32, dy: f32, col: [u8; 3]| {
+        let mut caret = x as f32 + dx;
+        let mut prev = None;
+        for ch in s.chars() {
+            let id = f.glyph_id(ch);
+            if let Some(p) = prev {
+                caret += f.kern(p, id);
             }
+            let g = id.with_scale_and_position(PxScale::from(px), point(caret, base + dy));
+            if let Some(o) = face().outline_glyph(g) {
+                let b = o.px_bounds();
+                o.draw(|gx, gy, cov| blend(img, b.min.x as i64 + gx as i64, b.min.y as i64 + gy as i64, col, cov.min(1.0)));
+            }
+            caret += f.h_advance(id);
+            prev = Some(id);
         }
     };
     if let Some(h) = halo {
-        for (dx, dy) in [(-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)] {
-            draw(dx, dy, h);
+        let r = (px / 12.0).max(1.0);
+        for (dx, dy) in [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0), (-0.7, -0.7), (0.7, 0.7), (-0.7, 0.7), (0.7, -0.7)] {
+            draw(dx * r, dy * r, h);
         }
     }
-    draw(0, 0, c);
+    draw(0.0, 0.0, c);
 }
 
 /// PNG bytes of an image (fixed encoder settings: the same pixels give the same bytes).
@@ -99,12 +132,25 @@ mod tests {
 
     #[test]
     fn text_and_discs_touch_the_expected_pixels() {
-        let mut img = RgbImage::from_pixel(40, 20, image::Rgb([255, 255, 255]));
-        text(&mut img, 0, 0, "I", 1, [0, 0, 0], None);
-        let dark = img.pixels().filter(|p| p.0 == [0, 0, 0]).count();
-        let lit = font8x8::legacy::BASIC_LEGACY[b'I' as usize].iter().map(|b| b.count_ones() as usize).sum::<usize>();
-        assert_eq!(dark, lit);
-        assert_eq!(text_width("abc", 2), 48);
+        // Text lands inside its line box, ink grows with the size, and is the same twice.
+        let ink = |px: f32| {
+            let mut img = RgbImage::from_pixel(200, 60, image::Rgb([255, 255, 255]));
+            text(&mut img, 10, 5, "Class 12", px, [0, 0, 0], None);
+            let (w, h) = (text_width("Class 12", px), line_height(px));
+            for (x, y, p) in img.enumerate_pixels() {
+                if p.0 != [255, 255, 255] {
+                    assert!((10..=10 + w).contains(&(x as i64)) && (5..=5 + h).contains(&(y as i64)), "ink at ({x}, {y}) outside the box");
+                }
+            }
+            (img.pixels().filter(|p| p.0[0] < 128).count(), img)
+        };
+        let (small, a) = ink(12.0);
+        let (big, _) = ink(24.0);
+        assert!(small > 20 && big > 3 * small, "{small} {big}");
+        assert!(a == ink(12.0).1);
+        // Hack is monospaced: width grows with the number of characters.
+        assert_eq!(text_width("abcd", 20.0), text_width("wxyz", 20.0));
+        assert!(text_width("abcdefgh", 20.0) > text_width("abcd", 20.0));
         let mut img = RgbImage::from_pixel(20, 20, image::Rgb([0, 0, 0]));
         disc(&mut img, 10.0, 10.0, 3.0, [255, 0, 0], 1.0);
         let red = img.pixels().filter(|p| p.0 == [255, 0, 0]).count();

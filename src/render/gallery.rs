@@ -49,14 +49,68 @@ pub fn montage(tiles: &[Result<RgbImage, String>], size: u32, cols: usize, gap: 
         let y = gap + (i / cols) as u32 * (size + gap);
         match t {
             Ok(t) => imageops::replace(&mut img, t, x as i64, y as i64),
-            Err(_) => {
-                canvas::rect(&mut img, x as i64, y as i64, size as i64, size as i64, [90, 90, 90]);
-                for d in 0..size as i64 {
-                    for o in -1..=1 {
-                        canvas::blend(&mut img, x as i64 + d + o, y as i64 + d, [220, 40, 40], 1.0);
-                        canvas::blend(&mut img, x as i64 + size as i64 - 1 - d + o, y as i64 + d, [220, 40, 40], 1.0);
-                    }
-                }
+            Err(_) => missing(&mut img, x as i64, y as i64, size as i64),
+        }
+    }
+    img
+}
+
+/// A tile that could not be made: a grey square with a red cross.
+fn missing(img: &mut RgbImage, x: i64, y: i64, size: i64) {
+    canvas::rect(img, x, y, size, size, [90, 90, 90]);
+    for d in 0..size {
+        for o in -1..=1 {
+            canvas::blend(img, x + d + o, y + d, [220, 40, 40], 1.0);
+            canvas::blend(img, x + size - 1 - d + o, y + d, [220, 40, 40], 1.0);
+        }
+    }
+}
+
+/// One row of a class figure: a title and a few lines of text beside the class's tiles.
+pub struct FigureRow {
+    pub title: String,
+    pub lines: Vec<String>,
+    pub colour: [u8; 3],
+    pub tiles: Vec<Result<RgbImage, String>>,
+}
+
+/// A figure like the paper's Fig. 1: a row per class, a letter (A, B, …) and the row's text
+/// on the left, then its tiles, at `scale` image pixels per display pixel: tiles should be
+/// `size · scale` pixels (others are resized to that).
+pub fn figure(rows: &[FigureRow], size: u32, scale: u32) -> RgbImage {
+    let k = scale.max(1) as i64;
+    let (big, small) = (22.0 * k as f32, 12.0 * k as f32);
+    let letter = |i: usize| if i < 26 { ((b'A' + i as u8) as char).to_string() } else { format!("{}", i + 1) };
+    let text_w = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            let head = canvas::text_width(&letter(i), big) + 8 * k + canvas::text_width(&r.title, small);
+            std::iter::once(head).chain(r.lines.iter().map(|l| canvas::text_width(l, small)))
+        })
+        .max()
+        .unwrap_or(0);
+    let (gap, tile) = (3 * k, size as i64 * k);
+    let left = 6 * k + text_w + 12 * k;
+    let cols = rows.iter().map(|r| r.tiles.len()).max().unwrap_or(0) as i64;
+    let (w, h) = (left + cols * (tile + gap) + gap, rows.len() as i64 * (tile + gap) + gap);
+    let mut img = RgbImage::from_pixel(w.max(1) as u32, h.max(1) as u32, Rgb([255, 255, 255]));
+    for (i, r) in rows.iter().enumerate() {
+        let y = gap + i as i64 * (tile + gap);
+        canvas::rect(&mut img, 0, y, 3 * k, tile, r.colour);
+        canvas::text(&mut img, 6 * k, y, &letter(i), big, [0, 0, 0], None);
+        let lh = canvas::line_height(small);
+        let tx = 6 * k + canvas::text_width(&letter(i), big) + 8 * k;
+        canvas::text(&mut img, tx, y + canvas::line_height(big) - lh, &r.title, small, [30, 30, 30], None);
+        for (j, line) in r.lines.iter().enumerate() {
+            canvas::text(&mut img, 6 * k, y + canvas::line_height(big) + 2 * k + j as i64 * lh, line, small, [80, 80, 80], None);
+        }
+        for (j, t) in r.tiles.iter().enumerate() {
+            let x = left + j as i64 * (tile + gap);
+            match t {
+                Ok(t) if t.width() as i64 == tile && t.height() as i64 == tile => imageops::replace(&mut img, t, x, y),
+                Ok(t) => imageops::replace(&mut img, &imageops::resize(t, tile as u32, tile as u32, imageops::FilterType::Triangle), x, y),
+                Err(_) => missing(&mut img, x, y, tile),
             }
         }
     }

@@ -24,25 +24,31 @@ pub struct Drawn {
     pub labels: Vec<Label>,
 }
 
-/// Draw the points (`x[i]`, `y[i]`) coloured by `label[i]` (−1: no class) into a `width` ×
-/// `height` image, with `axes` as the axis titles; with `numbers`, each class's number near
-/// its median position. Non-finite coordinates are skipped.
-pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, numbers: bool, axes: (&str, &str)) -> Drawn {
+/// Draw the points (`x[i]`, `y[i]`) coloured by `label[i]` (−1: no class) into a picture
+/// of `width` × `height` display pixels, drawn at `scale` image pixels per display pixel (2:
+/// sharp on a high-density screen), with `axes` as the axis titles; with `numbers`, each
+/// class's number near its median position. Non-finite coordinates are skipped. Sizes in
+/// [`Drawn`] are image pixels.
+pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32), scale: u32, numbers: bool, axes: (&str, &str)) -> Drawn {
     assert!(x.len() == y.len() && y.len() == label.len(), "one x, y and label per point");
+    let k = scale.max(1) as i64;
+    let kf = k as f32;
+    let (width, height) = (width * k as u32, height * k as u32);
     let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
     let finite: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite() && y[i].is_finite()).collect();
-    let k = label.iter().copied().max().unwrap_or(-1);
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); (k + 1).max(0) as usize];
+    let top_label = label.iter().copied().max().unwrap_or(-1);
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); (top_label + 1).max(0) as usize];
     for &i in finite.iter().filter(|&&i| label[i] >= 0) {
         members[label[i] as usize].push(i);
     }
     let classes: Vec<usize> = (0..members.len()).filter(|&l| !members[l].is_empty()).collect();
     // Margins: axis titles left and below, the legend on the right.
-    let legend_w = if classes.is_empty() { 0 } else { 150 };
-    let (left, top, bottom) = (30i64, 10i64, 30i64);
-    let plot = [left, top, width as i64 - left - legend_w - 10, height as i64 - top - bottom];
+    let (small, number) = (12.0 * kf, 14.0 * kf);
+    let legend_w = if classes.is_empty() { 0 } else { canvas::text_width("class (galaxies)", small) + 10 * k };
+    let (left, top, bottom) = (canvas::line_height(small) + 8 * k, 10 * k, canvas::line_height(small) + 12 * k);
+    let plot = [left, top, width as i64 - left - legend_w - 10 * k, height as i64 - top - bottom];
     let mut drawn = Drawn { img: RgbImage::new(1, 1), plot, labels: Vec::new() };
-    if finite.is_empty() || plot[2] < 20 || plot[3] < 20 {
+    if finite.is_empty() || plot[2] < 20 * k || plot[3] < 20 * k {
         drawn.img = img;
         return drawn;
     }
@@ -66,7 +72,7 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, num
 
     // The density of all galaxies, log-scaled grey, in square cells sized so that an
     // average cell holds a few galaxies (2 px at survey scale, up to 8 px for small samples).
-    let cell = ((3.0 * (right - ox) * (low - oy) / finite.len() as f32).sqrt().round() as i64).clamp(2, 8);
+    let cell = ((3.0 * (right - ox) * (low - oy) / finite.len() as f32).sqrt().round() as i64).clamp(2, 8 * k);
     let (cw, chh) = (((right - ox) / cell as f32).ceil() as usize, ((low - oy) / cell as f32).ceil() as usize);
     let (cw, chh) = (cw.max(1), chh.max(1));
     let mut count = vec![0u32; cw * chh];
@@ -94,7 +100,7 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, num
         let (a, b) = px(i);
         if !inside((a, b)) {
             let (ca, cb) = (a.clamp(ox, right - 1.0), b.clamp(oy, low - 1.0));
-            canvas::disc(&mut img, ca, cb, 1.5, if label[i] >= 0 { super::class_colour(label[i]) } else { [120, 120, 120] }, 0.6);
+            canvas::disc(&mut img, ca, cb, 1.5 * kf, if label[i] >= 0 { super::class_colour(label[i]) } else { [120, 120, 120] }, 0.6);
         }
     }
     // Classes on top.
@@ -104,11 +110,13 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, num
         for &i in &members[l] {
             let p = px(i);
             if inside(p) {
-                canvas::disc(&mut img, p.0, p.1, if many { 1.6 } else { 2.2 }, c, 0.85);
+                canvas::disc(&mut img, p.0, p.1, kf * if many { 1.6 } else { 2.2 }, c, 0.85);
             }
         }
     }
-    canvas::frame(&mut img, ox as i64 - 1, oy as i64 - 1, (right - ox) as i64 + 2, (low - oy) as i64 + 2, [120, 120, 120]);
+    for t in 1..=k {
+        canvas::frame(&mut img, ox as i64 - t, oy as i64 - t, (right - ox) as i64 + 2 * t, (low - oy) as i64 + 2 * t, [120, 120, 120]);
+    }
 
     // Class numbers near their medians, none overlapping another or leaving the plot.
     if numbers {
@@ -121,15 +129,19 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, num
             };
             let (a, b) = (med(&|i| px(i).0).clamp(ox, right - 1.0), med(&|i| px(i).1).clamp(oy, low - 1.0));
             let t = l.to_string();
-            let (w, h) = (canvas::text_width(&t, 2) + 4, 20);
-            if let Some(bx) = place(a as i64, b as i64, w, h, area, &drawn.labels) {
+            let (w, h) = (canvas::text_width(&t, number) + 6 * k, canvas::line_height(number) + 2 * k);
+            if let Some(bx) = place(a as i64, b as i64, w, h, area, &drawn.labels, k) {
                 let (cx, cy) = (bx[0] + bx[2] / 2, bx[1] + bx[3] / 2);
                 if (cx - a as i64).abs() > w || (cy - b as i64).abs() > 3 * h / 2 {
-                    canvas::line(&mut img, a, b, cx as f32, cy as f32, [60, 60, 60]);
+                    for o in 0..k {
+                        canvas::line(&mut img, a + o as f32, b, cx as f32 + o as f32, cy as f32, [60, 60, 60]);
+                    }
                 }
                 canvas::rect(&mut img, bx[0], bx[1], bx[2], bx[3], [255, 255, 255]);
-                canvas::frame(&mut img, bx[0], bx[1], bx[2], bx[3], super::class_colour(l as i32));
-                canvas::text(&mut img, bx[0] + 2, bx[1] + 2, &t, 2, [0, 0, 0], None);
+                for o in 0..k {
+                    canvas::frame(&mut img, bx[0] + o, bx[1] + o, bx[2] - 2 * o, bx[3] - 2 * o, super::class_colour(l as i32));
+                }
+                canvas::text(&mut img, bx[0] + 3 * k, bx[1] + k, &t, number, [0, 0, 0], None);
                 drawn.labels.push(Label { class: l as i32, bx });
             }
         }
@@ -137,14 +149,19 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, num
 
     // Axis titles and the legend.
     let (ax, ay) = axes;
-    canvas::text(&mut img, (ox + right) as i64 / 2 - canvas::text_width(ax, 1) / 2, height as i64 - 20, ax, 1, [40, 40, 40], None);
-    for (j, ch) in ay.chars().enumerate() {
-        canvas::text(&mut img, 8, (oy + low) as i64 / 2 - 4 * ay.chars().count() as i64 + 8 * j as i64, &ch.to_string(), 1, [40, 40, 40], None);
-    }
+    let grey = [40, 40, 40];
+    canvas::text(&mut img, (ox + right) as i64 / 2 - canvas::text_width(ax, small) / 2, height as i64 - bottom + 6 * k, ax, small, grey, None);
+    // The y title reads bottom to top: drawn on its side, then turned.
+    let (tw, th) = (canvas::text_width(ay, small), canvas::line_height(small));
+    let mut side = RgbImage::from_pixel(tw.max(1) as u32, th.max(1) as u32, Rgb([255, 255, 255]));
+    canvas::text(&mut side, 0, 0, ay, small, grey, None);
+    let turned = image::imageops::rotate270(&side);
+    image::imageops::replace(&mut img, &turned, 4 * k, (oy + low) as i64 / 2 - tw / 2);
     if !classes.is_empty() {
         let lx = width as i64 - legend_w;
-        let rows = ((height as i64 - 40) / 14).max(1) as usize;
-        canvas::text(&mut img, lx, top, "class (galaxies)", 1, [40, 40, 40], None);
+        let row = canvas::line_height(small) + 2 * k;
+        let rows = ((height as i64 - top - 2 * row) / row).max(1) as usize;
+        canvas::text(&mut img, lx, top, "class (galaxies)", small, grey, None);
         let noise = finite.len() - classes.iter().map(|&l| members[l].len()).sum::<usize>();
         let mut entries: Vec<(i32, String)> = classes.iter().map(|&l| (l as i32, format!("{l} ({})", members[l].len()))).collect();
         entries.push((-1, format!("none ({noise})")));
@@ -154,11 +171,12 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, num
             entries.push((-2, format!("+{more} more")));
         }
         for (r, (l, t)) in entries.iter().enumerate() {
-            let yy = top + 16 + 14 * r as i64;
+            let yy = top + row + 4 * k + row * r as i64;
             if *l >= -1 {
-                canvas::rect(&mut img, lx, yy, 10, 10, if *l >= 0 { super::class_colour(*l) } else { [170, 170, 170] });
+                let sw = row - 4 * k;
+                canvas::rect(&mut img, lx, yy + 2 * k, sw, sw, if *l >= 0 { super::class_colour(*l) } else { [170, 170, 170] });
             }
-            canvas::text(&mut img, lx + 14, yy + 1, t, 1, [30, 30, 30], None);
+            canvas::text(&mut img, lx + row + 2 * k, yy, t, small, [30, 30, 30], None);
         }
     }
     drawn.img = img;
@@ -168,7 +186,7 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], width: u32, height: u32, num
 /// A `w` × `h` box near (`a`, `b`) inside `area` that overlaps none of `taken` and leaves
 /// the point itself uncovered (a compact class stays visible beside its number): the first
 /// free one on rings of growing radius around the point (sixteen directions each).
-fn place(a: i64, b: i64, w: i64, h: i64, area: [i64; 4], taken: &[Label]) -> Option<[i64; 4]> {
+fn place(a: i64, b: i64, w: i64, h: i64, area: [i64; 4], taken: &[Label], k: i64) -> Option<[i64; 4]> {
     let fits = |bx: [i64; 4]| {
         bx[0] >= area[0]
             && bx[1] >= area[1]
@@ -177,8 +195,8 @@ fn place(a: i64, b: i64, w: i64, h: i64, area: [i64; 4], taken: &[Label]) -> Opt
             && taken.iter().all(|t| bx[0] >= t.bx[0] + t.bx[2] || t.bx[0] >= bx[0] + bx[2] || bx[1] >= t.bx[1] + t.bx[3] || t.bx[1] >= bx[1] + bx[3])
     };
     let reach = area[2].max(area[3]);
-    let covers = |bx: [i64; 4]| a >= bx[0] - 2 && a < bx[0] + bx[2] + 2 && b >= bx[1] - 2 && b < bx[1] + bx[3] + 2;
-    let mut r = h / 2 + 4;
+    let covers = |bx: [i64; 4]| a >= bx[0] - 2 * k && a < bx[0] + bx[2] + 2 * k && b >= bx[1] - 2 * k && b < bx[1] + bx[3] + 2 * k;
+    let mut r = h / 2 + 4 * k;
     while r <= reach {
         for j in 0..16 {
             let t = j as f64 / 16.0 * std::f64::consts::TAU;
@@ -188,7 +206,7 @@ fn place(a: i64, b: i64, w: i64, h: i64, area: [i64; 4], taken: &[Label]) -> Opt
                 return Some(bx);
             }
         }
-        r += 6;
+        r += 6 * k;
     }
     None
 }
@@ -209,7 +227,7 @@ mod tests {
             y.push((i / 20) as f32 * 0.5);
             l.push(-1);
         }
-        let d = scatter(&x, &y, &l, 400, 200, false, ("x", "y"));
+        let d = scatter(&x, &y, &l, (400, 200), 1, false, ("x", "y"));
         let (c0, c1) = (crate::render::class_colour(0), crate::render::class_colour(1));
         let near = |p: &Rgb<u8>, c: [u8; 3]| (0..3).all(|i| (p.0[i] as i32 - c[i] as i32).abs() < 60);
         let mid = (d.plot[0] + d.plot[2] / 2) as u32;
@@ -217,8 +235,8 @@ mod tests {
         let right1 = d.img.enumerate_pixels().filter(|(px, _, p)| *px > mid && near(p, c1)).count();
         assert!(left0 > 0 && right1 > 0, "{left0} {right1}");
         // Deterministic, and numbers are drawn when asked.
-        assert!(d.img == scatter(&x, &y, &l, 400, 200, false, ("x", "y")).img, "the same picture twice");
-        let with = scatter(&x, &y, &l, 400, 200, true, ("x", "y"));
+        assert!(d.img == scatter(&x, &y, &l, (400, 200), 1, false, ("x", "y")).img, "the same picture twice");
+        let with = scatter(&x, &y, &l, (400, 200), 2, true, ("x", "y"));
         assert!(with.img != d.img && with.labels.len() == 2, "numbers are drawn");
     }
 
@@ -234,7 +252,7 @@ mod tests {
         l[0] = 0;
         x[1] = -300.0;
         y[2] = 250.0;
-        let d = scatter(&x, &y, &l, 900, 700, true, ("umap_0", "umap_1"));
+        let d = scatter(&x, &y, &l, (900, 700), 2, true, ("umap_0", "umap_1"));
         // The darkest cells (the densest galaxies) spread over most of the plot.
         let [pl, pt, pw, ph] = d.plot;
         let dark: Vec<(u32, u32)> = d
@@ -263,7 +281,7 @@ mod tests {
                 *y.last_mut().unwrap() *= 0.02;
             }
         }
-        let d = scatter(&x, &y, &l, 900, 700, true, ("a", "b"));
+        let d = scatter(&x, &y, &l, (900, 700), 2, true, ("a", "b"));
         assert_eq!(d.labels.len(), 40, "every class labelled");
         let [pl, pt, pw, ph] = d.plot;
         for (i, a) in d.labels.iter().enumerate() {

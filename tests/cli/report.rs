@@ -132,11 +132,18 @@ thumb = 24
     let html = std::fs::read_to_string(&html_path).unwrap();
     // Every image the page shows is there and decodes.
     let srcs: Vec<&str> = html.split("<img src=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
-    assert_eq!(srcs.len(), 4, "a scatter and three galleries: {srcs:?}");
+    assert_eq!(srcs.len(), 5, "a scatter, the class figure and three galleries: {srcs:?}");
     for s in &srcs {
         let img = image::open(dir.join(s)).unwrap_or_else(|e| panic!("{s}: {e}"));
         assert!(img.width() > 20 && img.height() > 20);
     }
+    // The class figure: a row per class, drawn at 2x (tiles of 2 x 24 px, 6 px apart), and
+    // the layout plot at twice the size the page shows it.
+    let fig = image::open(dir.join("classes.png")).unwrap();
+    assert_eq!(fig.height(), 3 * (48 + 6) + 6, "three rows");
+    assert!(fig.width() > 8 * (48 + 6), "eight members a row");
+    let scatter = image::open(dir.join("scatter.png")).unwrap();
+    assert!(html.contains(&format!("<img src=\"scatter.png\" alt=\"layout coloured by class\" width=\"{}\"", scatter.width() / 2)), "shown at half its pixels");
     // The blobs are three classes; each gallery shows its members' cutouts in their colour.
     assert_eq!(html.matches("<h2 id=\"c").count(), 3);
     let mut seen = std::collections::BTreeSet::new();

@@ -305,7 +305,7 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
         .into_par_iter()
         .map(|i| {
             let mut o: Vec<(f32, u32)> =
-                (0..n).filter(|&j| j != i).map(|j| (crate::numeric::nndescent::sqdist(&high[i * hd..(i + 1) * hd], &high[j * hd..(j + 1) * hd]), j as u32)).collect();
+                (0..n).filter(|&j| j != i).map(|j| (crate::numeric::distance::sqdist(&high[i * hd..(i + 1) * hd], &high[j * hd..(j + 1) * hd]), j as u32)).collect();
             o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let mut rank = vec![0u32; n];
             for (r, &(_, j)) in o.iter().enumerate() {
@@ -318,7 +318,7 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
         .into_par_iter()
         .map(|i| {
             let mut o: Vec<(f32, u32)> =
-                (0..n).filter(|&j| j != i).map(|j| (crate::numeric::nndescent::sqdist(&low[i * ld..(i + 1) * ld], &low[j * ld..(j + 1) * ld]), j as u32)).collect();
+                (0..n).filter(|&j| j != i).map(|j| (crate::numeric::distance::sqdist(&low[i * ld..(i + 1) * ld], &low[j * ld..(j + 1) * ld]), j as u32)).collect();
             o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             o[..k].iter().map(|&(_, j)| (ranks_high[i][j as usize] as f64 - k as f64).max(0.0)).sum::<f64>()
         })

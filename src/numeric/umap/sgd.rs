@@ -30,6 +30,7 @@
 use rayon::prelude::*;
 
 use super::{row_starts, Graph};
+use crate::numeric::distance::{dist2, prefetch};
 use crate::numeric::rng::splitmix64;
 
 /// Epochs between samples of each edge: `max_weight / weight` (edges at zero weight never).
@@ -118,16 +119,6 @@ fn load<W: Width>(w: W, to: &mut W::Row, x: &[f32], i: usize) {
     to.as_mut().copy_from_slice(&x[i * d..(i + 1) * d]);
 }
 
-#[inline(always)]
-fn sqd(a: &[f32], b: &[f32]) -> f32 {
-    let mut s = 0.0;
-    for (x, y) in a.iter().zip(b) {
-        let d = x - y;
-        s += d * d;
-    }
-    s
-}
-
 /// The coefficient of an edge's pull at squared distance `d2` (umap-learn's attractive
 /// gradient), or `None` where the ends coincide.
 #[inline(always)]
@@ -145,17 +136,6 @@ pub(super) fn repulsion(a: f32, b: f32, d2: f32) -> Option<f32> {
         let pb = (b * d2.ln()).exp();
         2.0 * b / ((0.001 + d2) * (a * pb + 1.0))
     })
-}
-
-#[inline(always)]
-fn prefetch(p: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; the pointer comes from a live slice.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p.as_ptr().cast::<i8>(), core::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// The next negative sample (a point index below `n`) from a firing's stream.
@@ -372,7 +352,7 @@ impl<'f, W: Width> Lane<'f, W> {
             load(self.w, &mut other_row, c.snap, k);
         }
         let (cur, other) = (cur_row.as_mut(), other_row.as_ref());
-        if let Some(co) = attraction(sh.a, sh.b, sqd(cur, other)) {
+        if let Some(co) = attraction(sh.a, sh.b, dist2(cur, other)) {
             let d = self.w.dim();
             if owned {
                 let tail = &mut c.block[(k - base) * d..(k - base + 1) * d];
@@ -410,7 +390,7 @@ impl<'f, W: Width> Lane<'f, W> {
             load(self.w, &mut o_row, c.snap, q);
         }
         let (cur, o) = (self.cur.as_mut(), o_row.as_ref());
-        if let Some(co) = repulsion(sh.a, sh.b, sqd(cur, o)) {
+        if let Some(co) = repulsion(sh.a, sh.b, dist2(cur, o)) {
             for (x, &y) in cur.iter_mut().zip(o) {
                 *x += (co * (*x - y)).clamp(-4.0, 4.0) * c.alpha;
             }

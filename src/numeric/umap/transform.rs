@@ -86,7 +86,7 @@ pub fn optimise_point(pos: &mut [f32], nbr: &[u32], w: &[f32], fitted: &[f32], d
                 continue;
             }
             let other = &fitted[j as usize * dim..(j as usize + 1) * dim];
-            if let Some(co) = attraction(t.a, t.b, sqd(pos, other)) {
+            if let Some(co) = attraction(t.a, t.b, crate::numeric::distance::dist2(pos, other)) {
                 for (x, &y) in pos.iter_mut().zip(other) {
                     *x += (co * (*x - y)).clamp(-4.0, 4.0) * alpha;
                 }
@@ -96,7 +96,7 @@ pub fn optimise_point(pos: &mut [f32], nbr: &[u32], w: &[f32], fitted: &[f32], d
             for _ in 0..due {
                 let q = rng.below(n_fitted) as usize;
                 let o = &fitted[q * dim..(q + 1) * dim];
-                if let Some(co) = repulsion(t.a, t.b, sqd(pos, o)) {
+                if let Some(co) = repulsion(t.a, t.b, crate::numeric::distance::dist2(pos, o)) {
                     for (x, &y) in pos.iter_mut().zip(o) {
                         *x += (co * (*x - y)).clamp(-4.0, 4.0) * alpha;
                     }
@@ -105,11 +105,6 @@ pub fn optimise_point(pos: &mut [f32], nbr: &[u32], w: &[f32], fitted: &[f32], d
             next_neg[e] += due as f64 * eps_neg[e];
         }
     }
-}
-
-#[inline]
-fn sqd(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 #[cfg(test)]

@@ -15,6 +15,14 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+mod heap;
+mod trees;
+
+use heap::Heap;
+use trees::rp_leaves;
+
+use super::distance::{prefetch_row, sqdist};
+use super::rng::stream::{NNDESCENT_SAMPLE as STREAM_SAMPLE, NNDESCENT_TREE as STREAM_TREE};
 use super::rng::Rng;
 
 /// Each point's `k` nearest other points, nearest first (distances are Euclidean, not
@@ -35,45 +43,6 @@ impl KnnGraph {
     }
 }
 
-/// Squared Euclidean distance, in eight independent lanes so it vectorises.
-#[inline]
-pub fn sqdist(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { sqdist_avx2(a, b) };
-        }
-    }
-    sqdist_lanes(a, b)
-}
-
-/// [`sqdist_lanes`] compiled with 256-bit registers: the same eight lanes added in the same
-/// order (and no FMA), so the same bits as without AVX2, about twice as fast.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sqdist_avx2(a: &[f32], b: &[f32]) -> f32 {
-    sqdist_lanes(a, b)
-}
-
-#[inline(always)]
-fn sqdist_lanes(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            let d = x[l] - y[l];
-            acc[l] += d * d;
-        }
-    }
-    for (l, (x, y)) in ra.iter().zip(rb).enumerate() {
-        let d = x - y;
-        acc[l] += d * d;
-    }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-}
-
 /// Offer `(a, b)` and their distance for every `b` in `bs` other than `a`, loading the row
 /// two ahead meanwhile.
 #[inline]
@@ -87,54 +56,6 @@ fn join_row<'x>(a: u32, bs: &[u32], point: &impl Fn(usize) -> &'x [f32], offer: 
             offer(a as usize, b as usize, sqdist(pa, point(b as usize)));
         }
     }
-}
-
-/// `a · b` with eight partial sums (vectorises; the same bits on every run, with or without
-/// AVX2, as for [`sqdist`]).
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { dot_avx2(a, b) };
-        }
-    }
-    dot_lanes(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    dot_lanes(a, b)
-}
-
-#[inline(always)]
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    for (l, (x, y)) in ra.iter().zip(rb).enumerate() {
-        acc[l] += x * y;
-    }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-}
-
-/// Ask the CPU to start loading a row (every cache line of it) before it is needed.
-#[inline(always)]
-pub(crate) fn prefetch_row(row: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in row.chunks(16) {
-        // SAFETY: a prefetch is only a hint; the pointer comes from a live slice.
-        unsafe { core::arch::x86_64::_mm_prefetch(line.as_ptr().cast::<i8>(), core::arch::x86_64::_MM_HINT_T0) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
 }
 
 /// The exact graph by comparing every pair (O(n²·d)): for small inputs and tests.
@@ -160,92 +81,6 @@ pub fn brute_force(x: &[f32], dim: usize, k: usize) -> KnnGraph {
     g
 }
 
-/// Whether `v` holds `j`: compares 16 at a time without branching, which vectorises (the
-/// check every offer that gets past a list's largest distance pays).
-#[inline]
-fn holds(v: &[u32], j: u32) -> bool {
-    let mut chunks = v.chunks_exact(16);
-    for c in &mut chunks {
-        if c.iter().fold(false, |m, &x| m | (x == j)) {
-            return true;
-        }
-    }
-    chunks.remainder().contains(&j)
-}
-
-/// A point's current neighbours: the `k` smallest `(d², index)` offered, as a max-heap.
-#[derive(Clone)]
-struct Heap {
-    d: Vec<f32>,
-    idx: Vec<u32>,
-    /// Inserted since the point's last round of joins.
-    new: Vec<bool>,
-    k: usize,
-}
-
-impl Heap {
-    fn new(k: usize) -> Self {
-        Heap { d: Vec::with_capacity(k), idx: Vec::with_capacity(k), new: Vec::with_capacity(k), k }
-    }
-
-    #[inline]
-    fn greater(&self, a: usize, b: usize) -> bool {
-        (self.d[a], self.idx[a]) > (self.d[b], self.idx[b])
-    }
-
-    fn swap(&mut self, a: usize, b: usize) {
-        self.d.swap(a, b);
-        self.idx.swap(a, b);
-        self.new.swap(a, b);
-    }
-
-    /// Offer `(d, j)`; true if it entered.
-    fn push(&mut self, d: f32, j: u32) -> bool {
-        if self.d.len() == self.k && (d, j) >= (self.d[0], self.idx[0]) {
-            return false;
-        }
-        if holds(&self.idx, j) {
-            return false;
-        }
-        if self.d.len() < self.k {
-            self.d.push(d);
-            self.idx.push(j);
-            self.new.push(true);
-            let mut i = self.d.len() - 1;
-            while i > 0 {
-                let p = (i - 1) / 2;
-                if !self.greater(i, p) {
-                    break;
-                }
-                self.swap(i, p);
-                i = p;
-            }
-        } else {
-            self.d[0] = d;
-            self.idx[0] = j;
-            self.new[0] = true;
-            let n = self.d.len();
-            let mut i = 0;
-            loop {
-                let (l, r) = (2 * i + 1, 2 * i + 2);
-                let mut m = i;
-                if l < n && self.greater(l, m) {
-                    m = l;
-                }
-                if r < n && self.greater(r, m) {
-                    m = r;
-                }
-                if m == i {
-                    break;
-                }
-                self.swap(i, m);
-                i = m;
-            }
-        }
-        true
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 pub struct Params {
     pub k: usize,
@@ -267,66 +102,6 @@ impl Params {
         Params { k, seed, n_trees, leaf_size: k.max(30), max_iters, delta: 0.001, max_candidates: k.min(60) }
     }
 }
-
-use super::rng::stream::{NNDESCENT_SAMPLE as STREAM_SAMPLE, NNDESCENT_TREE as STREAM_TREE};
-
-/// Split `ids` recursively by random hyperplanes into leaves of at most `leaf` points.
-fn rp_leaves(x: &[f32], dim: usize, ids: Vec<u32>, leaf: usize, seed: u64, node: u64, out: &mut Vec<Vec<u32>>) {
-    if ids.len() <= leaf {
-        out.push(ids);
-        return;
-    }
-    let mut r = Rng::new(seed, node);
-    let a = ids[r.below(ids.len() as u64) as usize] as usize;
-    let mut b = ids[r.below(ids.len() as u64) as usize] as usize;
-    if a == b {
-        b = ids[(ids.iter().position(|&v| v as usize == a).unwrap_or(0) + 1) % ids.len()] as usize;
-    }
-    let (pa, pb) = (&x[a * dim..(a + 1) * dim], &x[b * dim..(b + 1) * dim]);
-    let normal: Vec<f32> = pa.iter().zip(pb).map(|(u, v)| u - v).collect();
-    let mid: Vec<f32> = pa.iter().zip(pb).map(|(u, v)| (u + v) * 0.5).collect();
-    let offset = dot(&normal, &mid);
-    let (mut left, mut right): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
-    for &i in &ids {
-        let p = &x[i as usize * dim..(i as usize + 1) * dim];
-        let side = dot(&normal, p) - offset;
-        if side > 0.0 || (side == 0.0 && r.below(2) == 0) {
-            left.push(i);
-        } else {
-            right.push(i);
-        }
-    }
-    if left.is_empty() || right.is_empty() {
-        // Degenerate (duplicates): split in halves.
-        let mut all = if left.is_empty() { right } else { left };
-        let half = all.split_off(all.len() / 2);
-        left = all;
-        right = half;
-    }
-    if left.len() + right.len() >= PARALLEL_SPLIT {
-        let (mut l, r) = rayon::join(
-            || {
-                let mut o = Vec::new();
-                rp_leaves(x, dim, left, leaf, seed, node * 2 + 1, &mut o);
-                o
-            },
-            || {
-                let mut o = Vec::new();
-                rp_leaves(x, dim, right, leaf, seed, node * 2 + 2, &mut o);
-                o
-            },
-        );
-        l.extend(r);
-        out.extend(l);
-    } else {
-        rp_leaves(x, dim, left, leaf, seed, node * 2 + 1, out);
-        rp_leaves(x, dim, right, leaf, seed, node * 2 + 2, out);
-    }
-}
-
-/// Nodes at least this big split their two halves in parallel (the leaves come out in the
-/// same order either way).
-const PARALLEL_SPLIT: usize = 16_384;
 
 /// The approximate k-nearest-neighbour graph of `x` (row-major, `dim` wide).
 pub fn nn_descent(x: &[f32], dim: usize, p: &Params) -> KnnGraph {
@@ -544,41 +319,14 @@ mod tests {
     }
 
     #[test]
-    fn sqdist_is_the_same_with_and_without_avx2() {
-        let mut r = crate::numeric::rng::Rng::new(5, 0);
-        for dim in [1, 5, 8, 13, 128, 1280] {
-            let a: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
-            let b: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
-            assert_eq!(sqdist(&a, &b).to_bits(), sqdist_lanes(&a, &b).to_bits(), "dim {dim}");
-        }
-    }
-
-    #[test]
-    fn dot_is_the_same_with_and_without_avx2() {
-        let mut r = crate::numeric::rng::Rng::new(6, 0);
-        for dim in [1, 5, 8, 13, 128, 1280] {
-            let a: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
-            let b: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
-            assert_eq!(dot(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits(), "dim {dim}");
-        }
-    }
-
-    #[test]
     fn holds_finds_exactly_the_members() {
+        use super::heap::holds;
         for len in [0, 1, 15, 16, 17, 50, 64] {
             let v: Vec<u32> = (0..len).map(|i| i * 3).collect();
             for j in 0..3 * len + 2 {
                 assert_eq!(holds(&v, j), v.contains(&j), "len {len}, j {j}");
             }
         }
-    }
-
-    #[test]
-    fn sqdist_matches_scalar() {
-        let a: Vec<f32> = (0..131).map(|i| i as f32 * 0.1).collect();
-        let b: Vec<f32> = (0..131).map(|i| (i as f32).sin()).collect();
-        let want: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
-        assert!((sqdist(&a, &b) - want).abs() <= 1e-3 * want);
     }
 
     #[test]
