@@ -15,7 +15,7 @@ and `new` nodes are the fitted and the new galaxies. Steps:
      approximate_predict, its peak memory measured from after the load's own peak
      (VmHWM reset), so the fit's memory is not counted against it.
 
-    ~/ref-venv/bin/python benches/compare_assign.py pipelines/held-out.toml --work /work/bench/as \
+    ~/ref-venv/bin/python benches/compare_assign.py pipelines/held-out.toml --work ../bench/as \
         --set catalog.n=1464000 --set fit.keep_where='["id < 1264000"]' --set new.keep_where='["id >= 1264000"]'
 """
 import argparse, json, os, pickle, statistics, subprocess, sys, time

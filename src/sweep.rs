@@ -446,10 +446,19 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
             thumb,
         });
     }
-    // The most stable classes, followed across the whole grid.
+    // The most stable classes, followed across the whole grid; a class already followed
+    // (the best match, J >= 0.5, of one shown) is not shown again from another point.
+    let mut covered: std::collections::HashSet<(usize, i32)> = std::collections::HashSet::new();
+    let mut shown = 0;
     for t in most_stable(&classes) {
         let (pt, c) = (classes[t].point, classes[t].class);
-        classes[t].across = (0..labels.len()).map(|q| if q == pt { (c, 1.0) } else { best_match_of(&labels[pt], c, &labels[q]) }).collect();
+        if shown == STABLE_SHOWN || covered.contains(&(pt, c)) {
+            continue;
+        }
+        let across: Vec<(i32, f64)> = (0..labels.len()).map(|q| if q == pt { (c, 1.0) } else { best_match_of(&labels[pt], c, &labels[q]) }).collect();
+        covered.extend(across.iter().enumerate().filter(|(_, m)| m.1 >= 0.5).map(|(q, m)| (q, m.0)));
+        classes[t].across = across;
+        shown += 1;
     }
 
     // The folder: keyed by the grid and the points' class tables, written atomically.
@@ -469,16 +478,15 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
     Ok(Summary { points: out, classes, dir })
 }
 
-/// Indices (into `classes`) of the classes with stability ≥ 0.5, most stable first, at
-/// most `STABLE_SHOWN`, each at most once per run of identical matches (one per point).
+/// Indices (into `classes`) of the classes with stability ≥ 0.5, most stable first.
 fn most_stable(classes: &[ClassSummary]) -> Vec<usize> {
     let mut top: Vec<usize> = (0..classes.len()).filter(|&i| classes[i].stability >= 0.5).collect();
     top.sort_by(|&a, &b| classes[b].stability.total_cmp(&classes[a].stability).then(classes[a].point.cmp(&classes[b].point)).then(classes[a].class.cmp(&classes[b].class)));
-    top.truncate(STABLE_SHOWN);
     top
 }
 
-/// How many of the most stable classes the sweep page follows across the grid.
+/// How many of the most stable classes (each a different one) the sweep page follows
+/// across the grid.
 const STABLE_SHOWN: usize = 8;
 
 /// A stability for people: two decimals, or `n/a` where it is not defined.

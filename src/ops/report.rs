@@ -30,7 +30,7 @@ use crate::numeric::rng::Rng;
 use crate::params::Params;
 use crate::render::{self, canvas, esc, gallery, scatter};
 
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -190,7 +190,7 @@ impl Report {
                 let lab: Vec<i32> = joined.column("label").map_err(super::pl(ctx.node))?.i32().map_err(super::pl(ctx.node))?.iter().map(|v| v.unwrap_or(-1)).collect();
                 let img = scatter::scatter(&f(cx)?, &f(cy)?, &lab, (self.width, self.height), 2, true, (cx.as_str(), cy.as_str())).img;
                 files.push(("scatter.png".into(), canvas::png(&img)));
-                Some(format!("{cx} against {cy}, {} galaxies: all of them as a density in grey, classes in colour; the frame holds the central 99.5% on each axis, galaxies beyond it are ticks on its edge", joined.height()))
+                Some(format!("{cx} against {cy}, {} galaxies: all of them as a density in grey, classes in colour; the central 98% on each axis at one scale, galaxies far beyond it in compressed bands past the dashed lines, the furthest 0.05% as ticks on the edge", joined.height()))
             }
             _ => None,
         };

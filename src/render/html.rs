@@ -99,8 +99,9 @@ pub fn heatmap(title: &str, rows: (&str, &[String]), cols: (&str, &[String]), va
 pub fn profile(entries: &[(String, f64)]) -> String {
     let (row, label_w, half, pad) = (18.0, 300.0, 160.0, 60.0);
     let max = entries.iter().map(|e| e.1.abs()).fold(0.0f64, f64::max).max(1e-9);
-    let (w, h) = (label_w + 2.0 * half + pad, 22.0 + row * entries.len() as f64);
-    let axis = label_w + half;
+    let (w, h) = (label_w + 2.0 * half + 2.0 * pad, 22.0 + row * entries.len() as f64);
+    // A value's text sits beyond its bar: `pad` pixels on each side keep it off the names.
+    let axis = label_w + pad + half;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" font-family=\"sans-serif\" font-size=\"11\">\
          <text x=\"{axis:.0}\" y=\"12\" text-anchor=\"middle\" fill=\"#555\">class mean − all galaxies', in standard deviations</text>\

@@ -2,9 +2,10 @@
 //! in their colours, class numbers placed so that no two overlap (with a leader line where
 //! a number had to move off its class), a legend and axis titles.
 //!
-//! The frame holds the central 99.5% of all points on each axis, whatever their class, so a
-//! few far-off galaxies do not squeeze the rest into a corner; points outside are drawn as
-//! ticks on the frame's edge where they lie beyond it.
+//! The frame holds the bulk, the central 98% of all points on each axis whatever their
+//! class, at one scale; far-off galaxies (to the central 99.9%) sit in compressed bands
+//! beyond dashed lines, so a few distant islands neither squeeze the bulk into a corner nor
+//! vanish; points further out are ticks on the frame's edge (see [`Axis`]).
 
 use image::{Rgb, RgbImage};
 
@@ -52,22 +53,22 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
         drawn.img = img;
         return drawn;
     }
-    let range = |v: &dyn Fn(usize) -> f32| -> (f32, f32) {
+    let sorted = |v: &dyn Fn(usize) -> f32| -> Vec<f32> {
         let mut s: Vec<f32> = finite.iter().map(|&i| v(i)).collect();
         s.sort_by(f32::total_cmp);
-        let cut = s.len() / 400;
-        let (lo, hi) = (s[cut], s[s.len() - 1 - cut]);
-        let pad = 0.03 * (hi - lo).max(1e-6);
-        (lo - pad, hi + pad)
+        s
     };
-    let (x0, x1) = range(&|i| x[i]);
-    let (y0, y1) = range(&|i| y[i]);
+    let (sx, sy) = (Axis::of(&sorted(&|i| x[i])), Axis::of(&sorted(&|i| y[i])));
     let (pw, ph) = (plot[2] as f32, plot[3] as f32);
-    // One scale for both axes: distances in the picture mean the same in x and y.
-    let s = (pw / (x1 - x0)).min(ph / (y1 - y0));
-    let (ox, oy) = (plot[0] as f32 + (pw - s * (x1 - x0)) / 2.0, plot[1] as f32 + (ph - s * (y1 - y0)) / 2.0);
-    let (right, low) = (ox + s * (x1 - x0), oy + s * (y1 - y0));
-    let px = |i: usize| (ox + s * (x[i] - x0), low - s * (y[i] - y0));
+    // One scale for the bulk on both axes: distances there mean the same in x and y. A
+    // compressed band, where there is one, takes an eighth of the axis.
+    let band = |a: &Axis, len: f32| [a.lo_band as u8 as f32 * len / 8.0, a.hi_band as u8 as f32 * len / 8.0];
+    let (bx, by) = (band(&sx, pw), band(&sy, ph));
+    let s = ((pw - bx[0] - bx[1]) / sx.span()).min((ph - by[0] - by[1]) / sy.span());
+    let (fw, fh) = (bx[0] + bx[1] + s * sx.span(), by[0] + by[1] + s * sy.span());
+    let (ox, oy) = (plot[0] as f32 + (pw - fw) / 2.0, plot[1] as f32 + (ph - fh) / 2.0);
+    let (right, low) = (ox + fw, oy + fh);
+    let px = |i: usize| (ox + sx.map(x[i], s, bx), low - sy.map(y[i], s, by));
     let inside = |(a, b): (f32, f32)| a >= ox && a < right && b >= oy && b < low;
 
     // The density of all galaxies, log-scaled grey, in square cells sized so that an
@@ -84,7 +85,17 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
         }
     }
     let peak = (count.iter().copied().max().unwrap_or(1).max(1) as f32 + 1.0).ln();
-    for cy in 0..chh {
+    // A small sample is clearer as points than as a coarse density.
+    let sparse = finite.len() < 5_000;
+    if sparse {
+        for &i in &finite {
+            let p = px(i);
+            if inside(p) {
+                canvas::disc(&mut img, p.0, p.1, 2.2 * kf, [150, 150, 150], 0.7);
+            }
+        }
+    }
+    for cy in (0..chh).filter(|_| !sparse) {
         for cx in 0..cw {
             let c = count[cy * cw + cx];
             if c > 0 {
@@ -93,6 +104,21 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
                 let (w, h) = ((right as i64 - x0p).min(cell), (low as i64 - y0p).min(cell));
                 canvas::rect(&mut img, x0p, y0p, w, h, [g, g, g]);
             }
+        }
+    }
+    // Where a compressed band begins: a dashed line across the frame.
+    let dashed = |img: &mut RgbImage, vertical: bool, at: f32| {
+        let (from, to) = if vertical { (oy as i64, low as i64) } else { (ox as i64, right as i64) };
+        for t in (from..to).filter(|t| (t - from) / (4 * k) % 2 == 0) {
+            for o in 0..k {
+                let (a, b) = if vertical { (at as i64 + o, t) } else { (t, at as i64 + o) };
+                canvas::blend(img, a, b, [150, 150, 150], 1.0);
+            }
+        }
+    };
+    for (on, vertical, at) in [(sx.lo_band, true, ox + bx[0]), (sx.hi_band, true, right - bx[1]), (sy.lo_band, false, low - by[0]), (sy.hi_band, false, oy + by[1])] {
+        if on {
+            dashed(&mut img, vertical, at);
         }
     }
     // Galaxies beyond the frame: ticks on its edge.
@@ -183,6 +209,54 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
     drawn
 }
 
+/// One axis of the frame. The bulk (the central 98% of all galaxies) is drawn at one
+/// scale; where galaxies lie far beyond it on a side (further than a quarter of the bulk's
+/// span), they are drawn in a compressed band at that end, out to the extreme galaxy (or
+/// the central 99.9% where a lone stray lies far beyond), so a few distant islands (often
+/// the rarest classes) neither squeeze the bulk into a corner nor vanish; galaxies beyond
+/// are ticks on the edge.
+struct Axis {
+    lo: f32,
+    lo_bulk: f32,
+    hi_bulk: f32,
+    hi: f32,
+    lo_band: bool,
+    hi_band: bool,
+}
+
+impl Axis {
+    /// From every galaxy's coordinate, sorted.
+    fn of(v: &[f32]) -> Axis {
+        let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
+        let (lo_bulk, hi_bulk) = (q(0.01), q(0.99));
+        // The ends: the extremes, unless a lone stray lies far beyond the last 0.05%.
+        let end = |far: f32, near: f32, bulk: f32| if (bulk - far).abs() > 3.0 * (bulk - near).abs() { near } else { far };
+        let (lo, hi) = (end(q(0.0), q(0.0005), lo_bulk), end(q(1.0), q(0.9995), hi_bulk));
+        let span = (hi_bulk - lo_bulk).max(1e-6);
+        let (lo_band, hi_band) = (lo_bulk - lo > span / 4.0, hi - hi_bulk > span / 4.0);
+        let pad = 0.03 * span;
+        let (lo_bulk, hi_bulk) = (if lo_band { lo_bulk } else { lo - pad }, if hi_band { hi_bulk } else { hi + pad });
+        let pad_band = |d: f32| d + 0.08 * d.max(1e-6);
+        Axis { lo: lo_bulk - pad_band(lo_bulk - lo) * lo_band as u8 as f32, lo_bulk, hi_bulk, hi: hi_bulk + pad_band(hi - hi_bulk) * hi_band as u8 as f32, lo_band, hi_band }
+    }
+
+    fn span(&self) -> f32 {
+        (self.hi_bulk - self.lo_bulk).max(1e-6)
+    }
+
+    /// Pixels from the frame's low edge: `band` pixels at each end, `s` pixels per unit in
+    /// the bulk. Values beyond [`lo`, `hi`] map outside the frame.
+    fn map(&self, v: f32, s: f32, band: [f32; 2]) -> f32 {
+        if v < self.lo_bulk && self.lo_band {
+            band[0] * (v - self.lo) / (self.lo_bulk - self.lo)
+        } else if v > self.hi_bulk && self.hi_band {
+            band[0] + s * self.span() + band[1] * (v - self.hi_bulk) / (self.hi - self.hi_bulk)
+        } else {
+            band[0] + s * (v - self.lo_bulk)
+        }
+    }
+}
+
 /// A `w` × `h` box near (`a`, `b`) inside `area` that overlaps none of `taken` and leaves
 /// the point itself uncovered (a compact class stays visible beside its number): the first
 /// free one on rings of growing radius around the point (sixteen directions each).
@@ -265,6 +339,50 @@ mod tests {
         let (sx, sy) = (span(dark.iter().map(|p| p.0).collect()), span(dark.iter().map(|p| p.1).collect()));
         assert!(sx as f64 > 0.6 * pw as f64 || sy as f64 > 0.6 * ph as f64, "galaxies span {sx} x {sy} of {pw} x {ph}");
         assert!(sx as f64 > 0.4 * pw as f64 && sy as f64 > 0.4 * ph as f64, "galaxies span {sx} x {sy} of {pw} x {ph}");
+    }
+
+    #[test]
+    fn far_islands_sit_in_bands_and_the_bulk_fills_the_rest() {
+        // A round bulk and two compact classes far off to the right and below, as UMAP lays
+        // out rare classes: 0.5% of the galaxies each.
+        let mut r = Rng::new(3, 0);
+        let (mut x, mut y, mut l) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..20_000 {
+            let (a, b) = (r.normal() as f32, r.normal() as f32);
+            match i % 200 {
+                0 => (x.push(30.0 + 0.1 * a), y.push(0.1 * b), l.push(0)),
+                1 => (x.push(0.1 * a), y.push(-25.0 + 0.1 * b), l.push(1)),
+                _ => (x.push(a), y.push(b), l.push(-1)),
+            };
+        }
+        let d = scatter(&x, &y, &l, (900, 700), 2, true, ("a", "b"));
+        let [pl, pt, pw, ph] = d.plot;
+        let grey: Vec<(u32, u32)> = d
+            .img
+            .enumerate_pixels()
+            .filter(|(a, b, p)| *a as i64 > pl && (*b as i64) > pt && (*b as i64) < pt + ph && p.0[0] < 200 && p.0 == [p.0[0]; 3])
+            .map(|(a, b, _)| (a, b))
+            .collect();
+        let span = |v: Vec<u32>| v.iter().max().unwrap() - v.iter().min().unwrap();
+        let (gx, gy) = (span(grey.iter().map(|p| p.0).filter(|&a| (a as i64) < pl + pw).collect()), span(grey.iter().map(|p| p.1).collect()));
+        assert!(gx as f64 > 0.6 * ph as f64 && gy as f64 > 0.6 * ph as f64, "the bulk spans {gx} x {gy} of a {pw} x {ph} plot");
+        // Both islands are drawn inside the frame, in their colours, and numbered.
+        for c in [0, 1] {
+            let col = crate::render::class_colour(c);
+            let near = |p: &Rgb<u8>| (0..3).all(|i| (p.0[i] as i32 - col[i] as i32).abs() < 40);
+            let n = d
+                .img
+                .enumerate_pixels()
+                .filter(|(a, b, p)| {
+                    (*a as i64) < pl + pw
+                        && (*b as i64) < pt + ph
+                        && near(p)
+                        && !d.labels.iter().any(|lb| (*a as i64) >= lb.bx[0] && (*a as i64) < lb.bx[0] + lb.bx[2] && (*b as i64) >= lb.bx[1] && (*b as i64) < lb.bx[1] + lb.bx[3])
+                })
+                .count();
+            assert!(n > 50, "class {c}: {n} pixels in its colour inside the plot");
+        }
+        assert_eq!(d.labels.len(), 2);
     }
 
     #[test]

@@ -88,6 +88,18 @@ fn sweep_computes_each_key_once_and_resumes() {
     }
     let html = std::fs::read_to_string(std::path::Path::new(&dir).join("index.html")).unwrap();
     assert!(html.contains("Classes per grid point") && html.contains("<svg"), "sweep page has its plots");
+    // A heatmap per pair of the three axes for each of classes, clustered share, recovery.
+    assert_eq!(html.matches("(mean over the other axes)</text>").count(), 3 * 3, "heatmaps");
+    let mean_classes = |nn: i64, ms: i64| {
+        let rows: Vec<u32> = (0..8)
+            .filter(|&i| s.column("umap.n_neighbors").unwrap().i64().unwrap().get(i) == Some(nn) && s.column("tree.min_samples").unwrap().i64().unwrap().get(i) == Some(ms))
+            .map(|i| s.column("classes").unwrap().u32().unwrap().get(i).unwrap())
+            .collect();
+        rows.iter().sum::<u32>() as f64 / rows.len() as f64
+    };
+    let first_ms = s.column("tree.min_samples").unwrap().i64().unwrap().get(0).unwrap();
+    let cell = format!("{:.0}</text>", mean_classes(10, first_ms));
+    assert!(html.contains(&format!("fill=\"#222\">{cell}")) || html.contains(&format!("fill=\"#fff\">{cell}")), "a cell holds the mean over the other axis");
     assert!(html.matches("href=\"../../objects/").count() == 8, "each point links to its report");
     let classes = ParquetReader::new(std::fs::File::open(std::path::Path::new(&dir).join("classes.parquet")).unwrap()).finish().unwrap();
     let stab = classes.column("stability").unwrap().f64().unwrap();
