@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render a dagrun report (or sweep summary) in headless Chromium and check every image loads.
+"""Render a dagrun report (or sweep page) in headless Chromium and check every image loads.
 
     python3 scripts/check_report.py PATH/TO/index.html [--screenshot out.png] [--width 1280]
 
@@ -66,6 +66,12 @@ def main():
     src = a.html.resolve().parent
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
+        # A sweep page (cache/v1/sweeps/KEY/) shows its points' pictures through
+        # ../../objects/: keep that path working from the copy.
+        objects = src.parent.parent / "objects"
+        if src.parent.name == "sweeps" and objects.is_dir():
+            site = Path(tmp) / "sweeps" / src.name
+            (Path(tmp) / "objects").symlink_to(objects)
         shutil.copytree(src, site)
         if a.html.name != "index.html":
             shutil.copy(a.html, site / "index.html")

@@ -472,17 +472,7 @@ fn id_stream(id: &str) -> u64 {
 }
 
 impl super::Kind for Assign {
-    fn name(&self) -> &'static str {
-        "assign"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(2)
-    }
+    super::kind_basics!("assign", Exactly(2));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs, id))
@@ -502,17 +492,7 @@ impl super::Parse for Assign {
 }
 
 impl super::Kind for Core {
-    fn name(&self) -> &'static str {
-        "core"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(1)
-    }
+    super::kind_basics!("core", Exactly(1));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], id))
@@ -524,17 +504,7 @@ impl super::Kind for Core {
 }
 
 impl super::Kind for Index {
-    fn name(&self) -> &'static str {
-        "index"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(2)
-    }
+    super::kind_basics!("index", Exactly(2));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], id))

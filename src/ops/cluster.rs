@@ -111,17 +111,7 @@ impl Cluster {
 }
 
 impl super::Kind for Cluster {
-    fn name(&self) -> &'static str {
-        "cluster"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(1)
-    }
+    super::kind_basics!("cluster", Exactly(1));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], id))

@@ -469,17 +469,7 @@ fn preprocess(path: &Path, l: Layout, e: &Embed) -> std::result::Result<Vec<f32>
 }
 
 impl super::Kind for Embed {
-    fn name(&self) -> &'static str {
-        "embed"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(1)
-    }
+    super::kind_basics!("embed", Exactly(1));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], id))

@@ -236,17 +236,7 @@ impl Filter {
 }
 
 impl super::Kind for Filter {
-    fn name(&self) -> &'static str {
-        "filter"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(1)
-    }
+    super::kind_basics!("filter", Exactly(1));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         let _ = id;

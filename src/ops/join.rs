@@ -150,17 +150,7 @@ pub(crate) fn rows(left: &DataFrame, right: &DataFrame, left_on: &str, right_on:
 }
 
 impl super::Kind for Join {
-    fn name(&self) -> &'static str {
-        "join"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(2)
-    }
+    super::kind_basics!("join", Exactly(2));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], &inputs[1], id))

@@ -172,17 +172,7 @@ pub fn locality_from_table(df: &DataFrame, node: &str) -> Result<Vec<u32>> {
 }
 
 impl super::Kind for Knn {
-    fn name(&self) -> &'static str {
-        "knn"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(1)
-    }
+    super::kind_basics!("knn", Exactly(1));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], id))

@@ -78,6 +78,23 @@ pub trait Kind: Send + Sync {
     }
 }
 
+/// The `name`, `version` (the kind file's `VERSION`) and `arity` of a [`Kind`] impl:
+/// `kind_basics!("filter", Exactly(1));`.
+macro_rules! kind_basics {
+    ($name:literal, $($arity:tt)+) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+        fn version(&self) -> u32 {
+            VERSION
+        }
+        fn arity(&self) -> super::Arity {
+            super::Arity::$($arity)+
+        }
+    };
+}
+pub(crate) use kind_basics;
+
 /// A kind a pipeline file can name: its `op = "…"` names and its parameters, parsed and
 /// checked into the typed struct.
 pub trait Parse: Sized {

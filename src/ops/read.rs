@@ -260,17 +260,7 @@ fn numeric_text(df: DataFrame, id: &str) -> DataFrame {
 }
 
 impl super::Kind for Read {
-    fn name(&self) -> &'static str {
-        "read"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(0)
-    }
+    super::kind_basics!("read", Exactly(0));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         let _ = inputs;

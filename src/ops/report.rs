@@ -522,17 +522,7 @@ fn fmt(v: Option<f64>) -> String {
 }
 
 impl super::Kind for Report {
-    fn name(&self) -> &'static str {
-        "report"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Between(2, 3)
-    }
+    super::kind_basics!("report", Between(2, 3));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs, id))

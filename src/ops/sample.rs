@@ -42,17 +42,7 @@ impl Sample {
 }
 
 impl super::Kind for Sample {
-    fn name(&self) -> &'static str {
-        "sample"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(1)
-    }
+    super::kind_basics!("sample", Exactly(1));
 
     fn output_schema(&self, inputs: &[SchemaRef], _id: &str) -> Result<SchemaResult<Schema>> {
         Ok(Ok(inputs[0].as_ref().clone()))

@@ -85,17 +85,7 @@ impl Merge {
 }
 
 impl super::Kind for Split {
-    fn name(&self) -> &'static str {
-        "split"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(1)
-    }
+    super::kind_basics!("split", Exactly(1));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], id))
@@ -107,17 +97,7 @@ impl super::Kind for Split {
 }
 
 impl super::Kind for Merge {
-    fn name(&self) -> &'static str {
-        "merge"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Between(2, usize::MAX)
-    }
+    super::kind_basics!("merge", Between(2, usize::MAX));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         let _ = id;

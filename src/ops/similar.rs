@@ -316,17 +316,7 @@ fn separation_arcsec(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
 }
 
 impl super::Kind for Similar {
-    fn name(&self) -> &'static str {
-        "similar"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Between(1, 2)
-    }
+    super::kind_basics!("similar", Between(1, 2));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs, id))
@@ -346,17 +336,7 @@ impl super::Parse for Similar {
 }
 
 impl super::Kind for Vectors {
-    fn name(&self) -> &'static str {
-        "vectors"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(1)
-    }
+    super::kind_basics!("vectors", Exactly(1));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], id))

@@ -280,17 +280,7 @@ fn row(geo: &Geometry, class: &Class, rng: &mut Rng, feat: &mut [f32], sc: &mut 
 }
 
 impl super::Kind for Synthetic {
-    fn name(&self) -> &'static str {
-        "synthetic"
-    }
-
-    fn version(&self) -> u32 {
-        VERSION
-    }
-
-    fn arity(&self) -> super::Arity {
-        super::Arity::Exactly(0)
-    }
+    super::kind_basics!("synthetic", Exactly(0));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         // The sample makes its own id column: it cannot also be one of the others.
