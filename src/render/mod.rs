@@ -1,6 +1,6 @@
 //! Pictures for people: PNG scatter plots and cutout galleries drawn into RGB buffers, and
 //! the HTML around them. Pure: data in, bytes out; the same input gives the same bytes (no
-//! clock, no system fonts — labels use an embedded 8×8 bitmap font).
+//! clock, no system fonts: text is set in an embedded TrueType face).
 
 pub mod canvas;
 pub mod gallery;
