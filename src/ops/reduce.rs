@@ -79,7 +79,8 @@ impl Reduce {
             }
             let n_epochs = p.int("n_epochs")?.map(|e| if e < 1 { Err(p.error("n_epochs", "must be at least 1")) } else { Ok(e as u32) }).transpose()?;
             let learning_rate = p.float_in("learning_rate", 1.0, f64::MIN_POSITIVE, f64::MAX)?;
-            let negative_sample_rate = p.int_in("negative_sample_rate", Some(5), 0, 1000)? as u32;
+            // Without negative samples nothing keeps points apart: at least one per edge sample.
+            let negative_sample_rate = p.int_in("negative_sample_rate", Some(5), 1, 1000)? as u32;
             let local_connectivity = p.float_in("local_connectivity", 1.0, 0.0, f64::MAX)?;
             let metric = if p.choice("metric", &["euclidean", "cosine"], "euclidean")? == "cosine" { Metric::Cosine } else { Metric::Euclidean };
             let init = if p.choice("init", &["spectral", "random"], "spectral")? == "random" { Init::Random } else { Init::Spectral };

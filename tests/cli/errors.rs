@@ -328,6 +328,8 @@ fn hostile_inputs_found_in_review_are_refused_clearly() {
     check(&["run", "p.toml"], "parameter `spread`: must be positive, found 0");
     t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"synthetic\"\nn = 100\n[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"c\"\nmin_dist = -1\n");
     check(&["run", "p.toml"], "parameter `min_dist`: must be at least 0, found -1");
+    t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"synthetic\"\nn = 100\n[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"c\"\nnegative_sample_rate = 0\n");
+    check(&["run", "p.toml"], "parameter `negative_sample_rate`: must be between 1 and 1000, found 0");
     // A run-time input error names the file position of its node.
     t.pipeline("[pipeline]\nname = \"h\"\n[nodes.c]\nop = \"synthetic\"\nn = 120\n[nodes.u]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"c\"\nn_neighbors = 200\n");
     check(&["run", "p.toml"], "p.toml:6:8: node `u.knn`: 200 neighbours asked of 120 rows");
