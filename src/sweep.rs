@@ -473,7 +473,7 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
         ("summary.parquet", parquet_bytes(&mut summary_frame(sweep, &out)?, "sweep summary")?),
         ("classes.parquet", parquet_bytes(&mut classes_frame(&classes)?, "sweep classes")?),
     ];
-    files.push(("index.html", page(&p0.name, &sweep.axes, &out, &classes, &cname, &dir).into_bytes()));
+    files.push(("index.html", page(&p0.name, &sweep.axes, points, &out, &classes, &cname, &dir).into_bytes()));
     store.publish_folder(&dir, &files)?;
     Ok(Summary { points: out, classes, dir })
 }
@@ -552,7 +552,8 @@ fn classes_frame(c: &[ClassSummary]) -> Result<DataFrame> {
 
 /// The sweep's summary page (`index.html` beside `summary.parquet`). `dir` is where it
 /// will be written (for links to reports).
-fn page(pipeline: &str, axes: &[Axis], points: &[PointSummary], classes: &[ClassSummary], classes_node: &str, dir: &Path) -> String {
+/// The sweep's page; `at[i]` is point `i`'s index into each axis's values.
+fn page(pipeline: &str, axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary], classes: &[ClassSummary], classes_node: &str, dir: &Path) -> String {
     let root = dir.parent().and_then(Path::parent);
     let link = |p: &Path| -> Option<String> { root.and_then(|r| p.strip_prefix(r).ok()).map(|rest| format!("../../{}", rest.display())) };
     let mut h = format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>dagrun sweep: {0}</title><style>{STYLE}</style></head><body>", esc(pipeline));
@@ -577,8 +578,6 @@ fn page(pipeline: &str, axes: &[Axis], points: &[PointSummary], classes: &[Class
     h.push_str("</div><p class=\"note\">Bars are numbered by grid point; the table below gives each point's parameters. Hover a bar for them.</p>");
     // A heatmap per pair of axes and measure (the mean over the other axes).
     if axes.len() >= 2 {
-        let idx: Vec<Vec<usize>> =
-            points.iter().map(|p| axes.iter().zip(&p.params).map(|(a, (_, v))| a.values.iter().position(|x| same_value(x, v)).unwrap_or(0)).collect()).collect();
         type Measure<'a> = (&'a str, Box<dyn Fn(&PointSummary) -> f64 + 'a>, &'a dyn Fn(f64) -> String);
         let mut measures: Vec<Measure> = vec![
             ("classes", Box::new(|p: &PointSummary| p.classes as f64), &|v| format!("{v:.0}")),
@@ -595,7 +594,7 @@ fn page(pipeline: &str, axes: &[Axis], points: &[PointSummary], classes: &[Class
                 let (rn, cn) = (names(ai), names(aj));
                 for (title, f, show) in &measures {
                     let mut sum = vec![(0.0, 0usize); rn.len() * cn.len()];
-                    for (p, ix) in points.iter().zip(&idx) {
+                    for (p, ix) in points.iter().zip(at) {
                         let cell = &mut sum[ix[i] * cn.len() + ix[j]];
                         cell.0 += f(p);
                         cell.1 += 1;
@@ -647,9 +646,7 @@ fn page(pipeline: &str, axes: &[Axis], points: &[PointSummary], classes: &[Class
          with stability ≥ 0.5.</p>",
     );
     // The most stable classes.
-    let mut top: Vec<&ClassSummary> = classes.iter().filter(|c| c.stability >= 0.5).collect();
-    top.sort_by(|a, b| b.stability.total_cmp(&a.stability).then(a.point.cmp(&b.point)).then(a.class.cmp(&b.class)));
-    top.truncate(40);
+    let top: Vec<&ClassSummary> = most_stable(classes).into_iter().take(40).map(|i| &classes[i]).collect();
     let _ = write!(h, "<h2>Most stable classes</h2>");
     if top.is_empty() {
         h.push_str("<p>No class has stability ≥ 0.5.</p>");

@@ -120,6 +120,7 @@ impl super::Kind for Cluster {
     fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         self.run(&inputs[0], ctx)
     }
+
     /// The tree, the MST and the core distances: about 64 bytes per row.
     fn working_memory(&self, rows: u64) -> u64 {
         rows * 64

@@ -478,6 +478,7 @@ impl super::Kind for Embed {
     fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         self.run(&inputs[0], ctx)
     }
+
     fn files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
         vec![("model", self.model.clone())]
     }

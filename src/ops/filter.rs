@@ -238,8 +238,7 @@ impl Filter {
 impl super::Kind for Filter {
     super::kind_basics!("filter", Exactly(1));
 
-    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
-        let _ = id;
+    fn output_schema(&self, inputs: &[SchemaRef], _id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0]))
     }
 

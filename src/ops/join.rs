@@ -90,7 +90,8 @@ impl Keys {
     }
 }
 
-/// For each left row, the right rows with its key, in right order (`u32::MAX`: none).
+/// The row pairs of the join: for each left row, the right rows with its key, in right
+/// order, or (with `keep_unmatched`) `None` once where it has none.
 fn matches<K: std::hash::Hash + Eq>(left: &[Option<K>], right: &[Option<K>], keep_unmatched: bool) -> (Vec<IdxSize>, Vec<Option<IdxSize>>) {
     const NONE: u32 = u32::MAX;
     // First right row of each key, and each right row's next row with the same key.

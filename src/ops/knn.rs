@@ -181,6 +181,7 @@ impl super::Kind for Knn {
     fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         self.run(&inputs[0], ctx)
     }
+
     /// Neighbour lists while the graph is built: about 16 bytes per neighbour.
     fn working_memory(&self, rows: u64) -> u64 {
         rows * self.k as u64 * 16

@@ -262,15 +262,14 @@ fn numeric_text(df: DataFrame, id: &str) -> DataFrame {
 impl super::Kind for Read {
     super::kind_basics!("read", Exactly(0));
 
-    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
-        let _ = inputs;
+    fn output_schema(&self, _inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         self.schema(id)
     }
 
-    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
-        let _ = inputs;
+    fn compute(&self, _inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         self.run(ctx)
     }
+
     fn files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
         vec![("path", self.path.clone())]
     }

@@ -230,6 +230,7 @@ impl super::Kind for Reduce {
     fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         self.run(inputs, ctx)
     }
+
     /// The fuzzy graph and its SGD state: about 32 bytes per neighbour.
     fn working_memory(&self, rows: u64) -> u64 {
         rows * self.umap.as_ref().map_or(0, |u| u64::from(u.n_neighbors)) * 32

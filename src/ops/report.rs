@@ -311,6 +311,7 @@ impl Report {
             z.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(b.1)));
             z
         };
+        let profiles: Vec<Vec<(f64, &str)>> = rows_of.iter().map(|rows| profile(rows)).collect();
         let swatch = |l: usize| format!("<a href=\"#c{l}\"><span class=\"sw\" style=\"background:{}\"></span>{l}</a>", render::hex(render::class_colour(l as i32)));
         for (l, rows) in rows_of.iter().enumerate() {
             let mp = mean(rows.iter().map(|&i| prob[i]));
@@ -333,8 +334,7 @@ impl Report {
                 let _ = write!(h, "<td class=\"t\">{} ({:.0}%)</td>", esc(top), 100.0 * c as f64 / rows.len().max(1) as f64);
             }
             if nums.iter().any(|&j| baseline[j].is_some()) {
-                let z = profile(rows);
-                let shown: Vec<String> = z.iter().take(3).map(|(v, c)| format!("{} {:+.1}", esc(c), v)).collect();
+                let shown: Vec<String> = profiles[l].iter().take(3).map(|(v, c)| format!("{} {:+.1}", esc(c), v)).collect();
                 let _ = write!(h, "<td class=\"t\">{}</td>", shown.join("<br>"));
             }
             h.push_str("</tr>");
@@ -449,9 +449,8 @@ impl Report {
                 files.push((name, canvas::png(&img)));
                 continue;
             }
-            let z = profile(rows);
-            if !z.is_empty() {
-                let top: Vec<(String, f64)> = z.iter().take(8).map(|(v, c)| (c.to_string(), *v)).collect();
+            if !profiles[l].is_empty() {
+                let top: Vec<(String, f64)> = profiles[l].iter().take(8).map(|(v, c)| (c.to_string(), *v)).collect();
                 h.push_str(&render::html::profile(&top));
             }
             let _ = write!(h, "<details><summary>{} of its members, chosen at random</summary><table><tr><th>{}</th><th>probability</th>", pick.len(), esc(ctx.id));
@@ -531,6 +530,7 @@ impl super::Kind for Report {
     fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         self.run(inputs, ctx)
     }
+
     fn reads_data_files(&self) -> bool {
         true
     }

@@ -99,8 +99,7 @@ impl super::Kind for Split {
 impl super::Kind for Merge {
     super::kind_basics!("merge", Between(2, usize::MAX));
 
-    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
-        let _ = id;
+    fn output_schema(&self, inputs: &[SchemaRef], _id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs))
     }
 

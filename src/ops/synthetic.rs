@@ -282,7 +282,7 @@ fn row(geo: &Geometry, class: &Class, rng: &mut Rng, feat: &mut [f32], sc: &mut 
 impl super::Kind for Synthetic {
     super::kind_basics!("synthetic", Exactly(0));
 
-    fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+    fn output_schema(&self, _inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         // The sample makes its own id column: it cannot also be one of the others.
         if self.schema("\u{0}id").contains(id) {
             return Ok(Err(super::SchemaError::new(
@@ -290,12 +290,10 @@ impl super::Kind for Synthetic {
                 format!("the pipeline's id column `{id}` is one of the built-in sample's own columns: give `[pipeline] id` another name (e.g. `id`)"),
             )));
         }
-        let _ = inputs;
         Ok(Ok(self.schema(id)))
     }
 
-    fn compute(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
-        let _ = inputs;
+    fn compute(&self, _inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         self.run(ctx)
     }
 }

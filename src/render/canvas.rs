@@ -64,18 +64,26 @@ fn face() -> &'static FontRef<'static> {
     FACE.get_or_init(|| FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR).expect("the embedded font parses"))
 }
 
+/// The glyphs of `s` set at `px` pixels, each with the kerning before it and its advance.
+fn set(s: &str, px: f32) -> Vec<(ab_glyph::GlyphId, f32, f32)> {
+    let f = face().as_scaled(PxScale::from(px));
+    let mut prev = None;
+    s.chars()
+        .map(|ch| {
+            let id = f.glyph_id(ch);
+            let kern = prev.map_or(0.0, |p| f.kern(p, id));
+            prev = Some(id);
+            (id, kern, f.h_advance(id))
+        })
+        .collect()
+}
+
 /// Width in pixels of `s` set at `px` pixels (the font's em size).
 pub fn text_width(s: &str, px: f32) -> i64 {
-    let f = face().as_scaled(PxScale::from(px));
     let mut w = 0.0;
-    let mut prev = None;
-    for ch in s.chars() {
-        let id = f.glyph_id(ch);
-        if let Some(p) = prev {
-            w += f.kern(p, id);
-        }
-        w += f.h_advance(id);
-        prev = Some(id);
+    for (_, kern, advance) in set(s, px) {
+        w += kern;
+        w += advance;
     }
     w.ceil() as i64
 }
@@ -89,23 +97,18 @@ pub fn line_height(px: f32) -> i64 {
 /// Draw `s` at `px` pixels with its line box's top-left corner at (x, y), antialiased;
 /// with `halo`, an outline in that colour first, so it reads over any background.
 pub fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, px: f32, c: [u8; 3], halo: Option<[u8; 3]>) {
-    let f = face().as_scaled(PxScale::from(px));
-    let base = y as f32 + f.ascent();
+    let base = y as f32 + face().as_scaled(PxScale::from(px)).ascent();
+    let glyphs = set(s, px);
     let mut draw = |dx: f32, dy: f32, col: [u8; 3]| {
         let mut caret = x as f32 + dx;
-        let mut prev = None;
-        for ch in s.chars() {
-            let id = f.glyph_id(ch);
-            if let Some(p) = prev {
-                caret += f.kern(p, id);
-            }
+        for &(id, kern, advance) in &glyphs {
+            caret += kern;
             let g = id.with_scale_and_position(PxScale::from(px), point(caret, base + dy));
             if let Some(o) = face().outline_glyph(g) {
                 let b = o.px_bounds();
                 o.draw(|gx, gy, cov| blend(img, b.min.x as i64 + gx as i64, b.min.y as i64 + gy as i64, col, cov.min(1.0)));
             }
-            caret += f.h_advance(id);
-            prev = Some(id);
+            caret += advance;
         }
     };
     if let Some(h) = halo {

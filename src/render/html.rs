@@ -71,7 +71,7 @@ pub fn heatmap(title: &str, rows: (&str, &[String]), cols: (&str, &[String]), va
                 Some(v) => {
                     let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
                     let mix = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
-                    let fill = format!("#{:02x}{:02x}{:02x}", mix(241.0, 31.0), mix(245.0, 78.0), mix(251.0, 140.0));
+                    let fill = super::hex([mix(241.0, 31.0), mix(245.0, 78.0), mix(251.0, 140.0)]);
                     let ink = if t > 0.55 { "#fff" } else { "#222" };
                     let _ = write!(
                         s,

@@ -71,38 +71,38 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
     let px = |i: usize| (ox + sx.map(x[i], s, bx), low - sy.map(y[i], s, by));
     let inside = |(a, b): (f32, f32)| a >= ox && a < right && b >= oy && b < low;
 
-    // The density of all galaxies, log-scaled grey, in square cells sized so that an
-    // average cell holds a few galaxies (2 px at survey scale, up to 8 px for small samples).
-    let cell = ((3.0 * (right - ox) * (low - oy) / finite.len() as f32).sqrt().round() as i64).clamp(2, 8 * k);
-    let (cw, chh) = (((right - ox) / cell as f32).ceil() as usize, ((low - oy) / cell as f32).ceil() as usize);
-    let (cw, chh) = (cw.max(1), chh.max(1));
-    let mut count = vec![0u32; cw * chh];
-    for &i in &finite {
-        let p = px(i);
-        if inside(p) {
-            let (cx, cy) = (((p.0 - ox) / cell as f32) as usize, ((p.1 - oy) / cell as f32) as usize);
-            count[cy.min(chh - 1) * cw + cx.min(cw - 1)] += 1;
-        }
-    }
-    let peak = (count.iter().copied().max().unwrap_or(1).max(1) as f32 + 1.0).ln();
-    // A small sample is clearer as points than as a coarse density.
-    let sparse = finite.len() < 5_000;
-    if sparse {
+    if finite.len() < 5_000 {
+        // A small sample is clearer as points than as a coarse density.
         for &i in &finite {
             let p = px(i);
             if inside(p) {
                 canvas::disc(&mut img, p.0, p.1, 2.2 * kf, [150, 150, 150], 0.7);
             }
         }
-    }
-    for cy in (0..chh).filter(|_| !sparse) {
-        for cx in 0..cw {
-            let c = count[cy * cw + cx];
-            if c > 0 {
-                let g = (235.0 - 175.0 * ((c as f32 + 1.0).ln() / peak)) as u8;
-                let (x0p, y0p) = (ox as i64 + cell * cx as i64, oy as i64 + cell * cy as i64);
-                let (w, h) = ((right as i64 - x0p).min(cell), (low as i64 - y0p).min(cell));
-                canvas::rect(&mut img, x0p, y0p, w, h, [g, g, g]);
+    } else {
+        // The density of all galaxies, log-scaled grey, in square cells sized so that an
+        // average cell holds a few galaxies (2 px at survey scale, up to 8 px for small samples).
+        let cell = ((3.0 * (right - ox) * (low - oy) / finite.len() as f32).sqrt().round() as i64).clamp(2, 8 * k);
+        let (cw, chh) = (((right - ox) / cell as f32).ceil() as usize, ((low - oy) / cell as f32).ceil() as usize);
+        let (cw, chh) = (cw.max(1), chh.max(1));
+        let mut count = vec![0u32; cw * chh];
+        for &i in &finite {
+            let p = px(i);
+            if inside(p) {
+                let (cx, cy) = (((p.0 - ox) / cell as f32) as usize, ((p.1 - oy) / cell as f32) as usize);
+                count[cy.min(chh - 1) * cw + cx.min(cw - 1)] += 1;
+            }
+        }
+        let peak = (count.iter().copied().max().unwrap_or(1).max(1) as f32 + 1.0).ln();
+        for cy in 0..chh {
+            for cx in 0..cw {
+                let c = count[cy * cw + cx];
+                if c > 0 {
+                    let g = (235.0 - 175.0 * ((c as f32 + 1.0).ln() / peak)) as u8;
+                    let (x0p, y0p) = (ox as i64 + cell * cx as i64, oy as i64 + cell * cy as i64);
+                    let (w, h) = ((right as i64 - x0p).min(cell), (low as i64 - y0p).min(cell));
+                    canvas::rect(&mut img, x0p, y0p, w, h, [g, g, g]);
+                }
             }
         }
     }
