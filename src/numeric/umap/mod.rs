@@ -468,6 +468,26 @@ mod tests {
         assert_eq!(d, any, "the kernel compiled for 5 dimensions is the generic one, faster");
     }
 
+    #[test]
+    fn avx2_and_baseline_kernels_give_the_same_bits() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let (_, g) = blob_graph(1500, 8, 9);
+            let (a, b) = find_ab(1.0, 0.1);
+            let sgd = Sgd { a, b, n_epochs: 50, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
+            for dim in [2, 5, 11] {
+                let (init, _) = spectral_init(&g, dim, 1, no_meta);
+                let (mut wide, mut base) = (init.clone(), init.clone());
+                sgd::optimize_on(&mut wide, dim, &g, &sgd, true, |_| {});
+                sgd::optimize_on(&mut base, dim, &g, &sgd, false, |_| {});
+                assert_ne!(wide, init, "the layout moved");
+                assert_eq!(wide, base, "{dim}-D: AVX2 and baseline differ");
+            }
+            return;
+        }
+        eprintln!("skipped: this CPU has no AVX2, so there is only the baseline kernel");
+    }
+
     /// The fuzzy union by brute force: a map from each ordered pair to its two directed
     /// strengths.
     fn fuzzy_union_brute(indices: &[u32], distances: &[f32], k: usize) -> Graph {
