@@ -61,7 +61,8 @@ pub struct Sgd {
 /// Heads per chunk: part of the numeric definition (which tails a firing can move).
 pub const CHUNK: usize = 1024;
 /// Lanes a chunk walks in lockstep: part of the numeric definition (the order in which a
-/// chunk's firings read and move its points); two AVX2 registers of f32 (8 lanes: 13% slower).
+/// chunk's firings read and move its points); two AVX2 registers of f32 (8 lanes: 13%
+/// slower at 108k points, the same at 632k).
 pub const LANES: usize = 16;
 /// How many firings ahead a lane prefetches a firing's rows.
 const AHEAD: usize = 3;
@@ -169,25 +170,6 @@ fn pow_lanes(x: &[f32; LANES], b: f32) -> [f32; LANES] {
         out[l] = p * f32::from_bits(((n as i32 + 127) as u32) << 23);
     }
     out
-}
-
-/// The coefficient of an edge's pull at squared distance `d2` (umap-learn's attractive
-/// gradient), or `None` where the ends coincide.
-#[inline(always)]
-pub(super) fn attraction(a: f32, b: f32, d2: f32) -> Option<f32> {
-    (d2 > 0.0).then(|| {
-        let pb = (b * d2.ln()).exp();
-        -2.0 * a * b * (pb / d2) / (a * pb + 1.0)
-    })
-}
-
-/// The coefficient of a negative sample's push at squared distance `d2`.
-#[inline(always)]
-pub(super) fn repulsion(a: f32, b: f32, d2: f32) -> Option<f32> {
-    (d2 > 0.0).then(|| {
-        let pb = (b * d2.ln()).exp();
-        2.0 * b / ((0.001 + d2) * (a * pb + 1.0))
-    })
 }
 
 /// The next negative sample (a point index below `n`) from a firing's stream.
@@ -420,17 +402,11 @@ impl<'f, W: Width> Lanes<'f, W> {
                 *x = fired.partition_point(|x| x.head < head);
             }
         }
-        let mut pos = [0; LANES];
-        let mut end = [0; LANES];
-        for l in 0..LANES {
-            pos[l] = cut[l];
-            end[l] = cut[l + 1].max(cut[l]);
-        }
         Lanes {
             w,
             fired,
-            pos,
-            end,
+            pos: std::array::from_fn(|l| cut[l]),
+            end: std::array::from_fn(|l| cut[l + 1]),
             j: [c.base; LANES],
             left: [0; LANES],
             st: [0; LANES],
@@ -445,12 +421,18 @@ impl<'f, W: Width> Lanes<'f, W> {
         }
     }
 
+    /// Lane `l`'s column of `cols` := row `row` of `from`.
+    #[inline(always)]
+    fn gather(w: W, cols: &mut W::Cols, l: usize, from: &[f32], row: usize) {
+        let d = w.dim();
+        for (t, &v) in from[row * d..(row + 1) * d].iter().enumerate() {
+            cols.as_mut()[t][l] = v;
+        }
+    }
+
     #[inline(always)]
     fn gather_y(&mut self, l: usize, from: &[f32], row: usize) {
-        let d = self.w.dim();
-        for (t, &v) in from[row * d..(row + 1) * d].iter().enumerate() {
-            self.y.as_mut()[t][l] = v;
-        }
+        Self::gather(self.w, &mut self.y, l, from, row);
     }
 
     /// Prefetch the rows of lane `l`'s firing `AHEAD` of its next one.
@@ -483,12 +465,8 @@ impl<'f, W: Width> Lanes<'f, W> {
         let f = self.fired[self.pos[l]];
         self.pos[l] += 1;
         self.j[l] = f.head as usize;
-        let d = self.w.dim();
-        let r = self.j[l] - c.base;
-        for (t, &v) in c.block[r * d..(r + 1) * d].iter().enumerate() {
-            self.x.as_mut()[t][l] = v;
-            self.start.as_mut()[t][l] = v;
-        }
+        Self::gather(self.w, &mut self.x, l, c.block, self.j[l] - c.base);
+        Self::gather(self.w, &mut self.start, l, c.block, self.j[l] - c.base);
         let k = f.tail as usize;
         if c.owned(k) {
             self.gather_y(l, c.block, k - c.base);

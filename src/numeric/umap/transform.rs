@@ -15,9 +15,28 @@
 //! is the point's own mean distance, and the negative samples come from a stream of the
 //! point's own. So a point's position depends only on itself and the fitted layout.
 
-use super::sgd::{attraction, repulsion};
 use super::sigma_rho;
 use crate::numeric::rng::Rng;
+
+/// The coefficient of an edge's pull at squared distance `d2` (umap-learn's attractive
+/// gradient), or `None` where the ends coincide. The fit's SGD computes the same gradients
+/// lane-wise, with its own `d2^b` (`sgd::pow_lanes`).
+#[inline(always)]
+fn attraction(a: f32, b: f32, d2: f32) -> Option<f32> {
+    (d2 > 0.0).then(|| {
+        let pb = (b * d2.ln()).exp();
+        -2.0 * a * b * (pb / d2) / (a * pb + 1.0)
+    })
+}
+
+/// The coefficient of a negative sample's push at squared distance `d2`.
+#[inline(always)]
+fn repulsion(a: f32, b: f32, d2: f32) -> Option<f32> {
+    (d2 > 0.0).then(|| {
+        let pb = (b * d2.ln()).exp();
+        2.0 * b / ((0.001 + d2) * (a * pb + 1.0))
+    })
+}
 
 /// What places new points.
 #[derive(Clone, Copy, Debug)]
