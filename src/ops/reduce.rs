@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
 use crate::params::Params;
 
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Reduce {

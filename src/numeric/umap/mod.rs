@@ -21,6 +21,8 @@
 //! the attraction gather sit close by in memory; the big arrays ask for huge pages
 //! ([`crate::numeric::pages`]).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use rayon::prelude::*;
 
 use super::rng::splitmix64;
@@ -111,20 +113,18 @@ impl Graph {
     /// positions: in a locality order, by-tail order sweeps each neighbourhood the same way
     /// every epoch and costs 0.005–0.01 of trustworthiness (measured at 100k and 425k).
     pub fn order_tails_by(&mut self, key: &[u32]) {
-        let mut e0 = 0;
-        while e0 < self.head.len() {
-            let mut e1 = e0;
-            while e1 < self.head.len() && self.head[e1] == self.head[e0] {
-                e1 += 1;
+        let start = row_starts(self);
+        let tails = split_at_starts(&mut self.tail, &start);
+        let weights = split_at_starts(&mut self.weight, &start);
+        tails.into_par_iter().zip(weights).for_each_init(Vec::new, |es, (ts, ws)| {
+            es.clear();
+            es.extend(ts.iter().zip(ws.iter()).map(|(&t, &w)| (key[t as usize], t, w)));
+            es.sort_unstable_by_key(|x: &(u32, u32, f32)| (x.0, x.1));
+            for (e, x) in es.iter().enumerate() {
+                ts[e] = x.1;
+                ws[e] = x.2;
             }
-            let mut es: Vec<(u32, u32, f32)> = (e0..e1).map(|e| (key[self.tail[e] as usize], self.tail[e], self.weight[e])).collect();
-            es.sort_unstable_by_key(|x| (x.0, x.1));
-            for (e, x) in (e0..e1).zip(es) {
-                self.tail[e] = x.1;
-                self.weight[e] = x.2;
-            }
-            e0 = e1;
-        }
+        });
     }
 
     /// Drop edges too weak to be sampled once in `n_epochs` (below `max weight / n_epochs`),
@@ -144,8 +144,8 @@ impl Graph {
 /// start with the point itself.
 ///
 /// Each point's out-edges (its row, by tail) are merged with its in-edges (the transpose,
-/// built by a counting pass, so already by tail): no sort of all edges, and every head is
-/// done in parallel.
+/// built by a counting pass and sorted per point): no sort of all edges, and every step
+/// runs in parallel.
 pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_connectivity: f64) -> Graph {
     let n = indices.len() / k;
     let (sigma, rho) = smooth_knn_dist(distances, k, local_connectivity);
@@ -168,25 +168,31 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
             row
         })
         .collect();
-    // The transpose: in-edges (i, w(i → j)) of each j, by i since i is scanned in order.
-    let mut in_start = vec![0usize; n + 1];
-    for row in &rows {
+    // The transpose: each j's in-edges (i, w(i → j)), counted and placed in parallel, then
+    // each j's sorted by i, so their order does not depend on the threads.
+    let counts: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+    rows.par_iter().for_each(|row| {
         for &(j, _) in row {
-            in_start[j as usize + 1] += 1;
+            counts[j as usize].fetch_add(1, Ordering::Relaxed);
         }
-    }
+    });
+    let mut in_start = vec![0usize; n + 1];
     for j in 0..n {
-        in_start[j + 1] += in_start[j];
+        in_start[j + 1] = in_start[j] + counts[j].swap(0, Ordering::Relaxed) as usize;
     }
-    let mut fill = in_start.clone();
     let mut incoming = vec![(0u32, 0f64); in_start[n]];
-    for (i, row) in rows.iter().enumerate() {
+    crate::numeric::pages::advise(&incoming);
+    let out = Disjoint(incoming.as_mut_ptr());
+    rows.par_iter().enumerate().for_each(|(i, row)| {
         for &(j, w) in row {
-            incoming[fill[j as usize]] = (i as u32, w);
-            fill[j as usize] += 1;
+            let at = in_start[j as usize] + counts[j as usize].fetch_add(1, Ordering::Relaxed) as usize;
+            // SAFETY: `at` is below `in_start[j + 1] <= incoming.len()` (j has that many
+            // in-edges), and the counter hands each slot to exactly one writer.
+            unsafe { out.write(at, (i as u32, w)) };
         }
-    }
-    drop(fill);
+    });
+    drop(counts);
+    split_at_starts(&mut incoming, &in_start).into_par_iter().for_each(|inc| inc.sort_unstable_by_key(|e| e.0));
     // Merge each head's out- and in-edges by tail; a missing direction has strength 0.
     let merged: Vec<Vec<(u32, f32)>> = (0..n)
         .into_par_iter()
@@ -219,16 +225,53 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
             m
         })
         .collect();
-    let total: usize = merged.iter().map(Vec::len).sum();
-    let mut g = Graph { n, head: Vec::with_capacity(total), tail: Vec::with_capacity(total), weight: Vec::with_capacity(total) };
+    let mut start = vec![0usize; n + 1];
     for (h, m) in merged.iter().enumerate() {
-        for &(t, w) in m {
-            g.head.push(h as u32);
-            g.tail.push(t);
-            g.weight.push(w);
-        }
+        start[h + 1] = start[h] + m.len();
     }
+    let total = start[n];
+    let mut g = Graph { n, head: vec![0; total], tail: vec![0; total], weight: vec![0.0; total] };
+    for a in [&g.head[..], &g.tail[..]] {
+        crate::numeric::pages::advise(a);
+    }
+    crate::numeric::pages::advise(&g.weight);
+    let heads = split_at_starts(&mut g.head, &start);
+    let tails = split_at_starts(&mut g.tail, &start);
+    let weights = split_at_starts(&mut g.weight, &start);
+    heads.into_par_iter().zip(tails).zip(weights).zip(&merged).enumerate().for_each(|(h, (((hs, ts), ws), m))| {
+        for (e, &(t, w)) in m.iter().enumerate() {
+            hs[e] = h as u32;
+            ts[e] = t;
+            ws[e] = w;
+        }
+    });
     g
+}
+
+/// A pointer that threads write through at slots no other thread writes.
+struct Disjoint<T>(*mut T);
+// SAFETY: writers use distinct slots (the caller's contract in `write`).
+unsafe impl<T: Send> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    /// # Safety
+    /// `at` is in bounds of the allocation, and no other thread reads or writes slot `at`
+    /// meanwhile.
+    unsafe fn write(&self, at: usize, v: T) {
+        unsafe { self.0.add(at).write(v) };
+    }
+}
+
+/// `v` cut at `start` (ascending offsets from 0 to `v.len()`): piece `i` is
+/// `v[start[i]..start[i + 1]]`.
+pub(crate) fn split_at_starts<'a, T>(mut v: &'a mut [T], start: &[usize]) -> Vec<&'a mut [T]> {
+    let mut parts = Vec::with_capacity(start.len().saturating_sub(1));
+    for w in start.windows(2) {
+        let (x, y) = v.split_at_mut(w[1] - w[0]);
+        parts.push(x);
+        v = y;
+    }
+    parts
 }
 
 /// Fit `1 / (1 + a x^(2b))` to the target curve of `min_dist` and `spread` by
