@@ -176,6 +176,7 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
             counts[j as usize].fetch_add(1, Ordering::Relaxed);
         }
     });
+    // Offsets from the counts, which are reset to serve as each j's fill cursor.
     let mut in_start = vec![0usize; n + 1];
     for j in 0..n {
         in_start[j + 1] = in_start[j] + counts[j].swap(0, Ordering::Relaxed) as usize;
@@ -231,9 +232,8 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
     }
     let total = start[n];
     let mut g = Graph { n, head: vec![0; total], tail: vec![0; total], weight: vec![0.0; total] };
-    for a in [&g.head[..], &g.tail[..]] {
-        crate::numeric::pages::advise(a);
-    }
+    crate::numeric::pages::advise(&g.head);
+    crate::numeric::pages::advise(&g.tail);
     crate::numeric::pages::advise(&g.weight);
     let heads = split_at_starts(&mut g.head, &start);
     let tails = split_at_starts(&mut g.tail, &start);

@@ -38,7 +38,7 @@
 
 use rayon::prelude::*;
 
-use super::{row_starts, Graph};
+use super::{row_starts, split_at_starts, Graph};
 use crate::numeric::distance::prefetch;
 use crate::numeric::rng::splitmix64;
 
@@ -191,21 +191,10 @@ fn negative_stream(seed: u64, epoch: usize, e: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ (e as u64).wrapping_mul(0x1656_67B1_9E37_79F9)
 }
 
-/// Edge ranges (by head) of each chunk of `CHUNK` points; edges are sorted by head.
-fn chunk_ranges(g: &Graph, start: &[usize]) -> Vec<(usize, usize)> {
-    let n = g.n;
-    (0..n.div_ceil(CHUNK)).map(|c| (start[c * CHUNK], start[((c + 1) * CHUNK).min(n)])).collect()
-}
-
-/// Split `v` into the per-chunk pieces of `ranges`.
-fn split_by<'a, T>(mut v: &'a mut [T], ranges: &[(usize, usize)]) -> Vec<&'a mut [T]> {
-    let mut parts = Vec::with_capacity(ranges.len());
-    for &(e0, e1) in ranges {
-        let (x, y) = v.split_at_mut(e1 - e0);
-        parts.push(x);
-        v = y;
-    }
-    parts
+/// The first edge of each chunk of `CHUNK` points, and the end of the edges (edges are
+/// sorted by head; `start` holds each point's first edge).
+fn chunk_starts(g: &Graph, start: &[usize]) -> Vec<usize> {
+    (0..=g.n.div_ceil(CHUNK)).map(|c| start[(c * CHUNK).min(g.n)]).collect()
 }
 
 /// What every chunk shares during the layout SGD.
@@ -252,7 +241,7 @@ fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, wide: bool, mut on
     let mut next = eps.clone();
     let mut next_neg: Vec<f32> = eps.iter().map(|e| e / rate).collect();
     let starts = row_starts(g);
-    let ranges = chunk_ranges(g, &starts);
+    let chunks = chunk_starts(g, &starts);
     let sh = Shared { eps: &eps, rate, starts: &starts, a: s.a as f32, b: s.b as f32, n: g.n, seed: s.seed, wide };
     let mut snapshot = emb.to_vec();
     // Every epoch streams the edge arrays and reads rows of the layout at random.
@@ -267,10 +256,10 @@ fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, wide: bool, mut on
         let alpha = (s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64)) as f32;
         snapshot.copy_from_slice(emb);
         let snap = &snapshot[..];
-        let parts = split_by(&mut next, &ranges).into_par_iter().zip(split_by(&mut next_neg, &ranges));
+        let parts = split_at_starts(&mut next, &chunks).into_par_iter().zip(split_at_starts(&mut next_neg, &chunks));
         emb.par_chunks_mut(CHUNK * dim).zip(parts).enumerate().for_each(|(c, (block, (nx, nn)))| {
             let len = block.len() / dim;
-            let chunk = Chunk { base: c * CHUNK, len, e0: ranges[c].0, block, next: nx, next_neg: nn, snap, ep: epoch as f32, epoch, alpha };
+            let chunk = Chunk { base: c * CHUNK, len, e0: chunks[c], block, next: nx, next_neg: nn, snap, ep: epoch as f32, epoch, alpha };
             run_chunk(w, g, &sh, chunk);
         });
         on_epoch(epoch);
