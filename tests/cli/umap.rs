@@ -137,3 +137,34 @@ fn many_separate_groups_are_laid_out_apart() {
         assert!(centres.iter().enumerate().all(|(g, &c)| g == i / 40 || d(c) > own), "galaxy {i} is closer to another group");
     }
 }
+
+#[test]
+fn a_display_layout_shares_the_search_layouts_graph_and_solve_bit_for_bit() {
+    // A 2-D layout beside a 5-D one on the same kNN table (the paper pipeline's display):
+    // in one run the second reuses the first's fuzzy graph and spectral solve; computed
+    // alone, in a process and cache of its own, it has the same bits.
+    let display = r#"
+[nodes.display]
+op = "reduce"
+method = "umap"
+input = "featured"
+n_neighbors = 15
+n_components = 2
+n_epochs = 100
+prefix = "display_"
+"#;
+    let both = Test::new();
+    both.pipeline(&(pipe(12_000).replace("n_components = 2", "n_components = 5") + display));
+    let out = both.run(&["run", "p.toml"]).ok().stderr();
+    let shared: Vec<&str> = out.lines().filter(|l| l.contains("as built for an earlier node")).collect();
+    assert_eq!(shared.len(), 1, "{out}");
+    assert!(shared[0].contains("graph and spectral eigenvectors"), "{out}");
+    let alone = Test::new();
+    alone.pipeline(&(featured(12_000, 32) + display));
+    let out = alone.run(&["run", "p.toml"]).ok().stderr();
+    assert!(!out.contains("as built for an earlier node"), "{out}");
+    let key = |t: &Test| t.run_json(&[]).ok().keys()["display"].clone();
+    let (k1, k2) = (key(&both), key(&alone));
+    assert_eq!(k1, k2);
+    assert_eq!(Test::content_hashes(&both.cache())[&k1], Test::content_hashes(&alone.cache())[&k2]);
+}

@@ -16,6 +16,8 @@
 //! gives the square-root speed-up of Krylov methods over the power method; a block of
 //! `dim + guard` vectors, Cholesky-QR orthonormalisation, Rayleigh–Ritz, and a stop when
 //! every wanted Ritz pair has `‖N v − θ v‖ ≤ tol` (umap-learn asks ARPACK for 10⁻⁴).
+//! At least 5 vectors are wanted ([`solved_vectors`]): a layout of fewer dimensions takes
+//! the leading ones, so one [`Solve`] serves a 2-D display and a 5-D search alike.
 //! Components of up to [`DENSE_MAX`] points are solved densely (Jacobi).
 //!
 //! **Determinism.** Matrix–block products are per row; Gram sums add fixed blocks of rows
@@ -99,22 +101,66 @@ impl Csr<'_> {
     }
 }
 
+/// Eigenvectors solved for a layout of `dim` dimensions: `dim`, and at least 5, so that
+/// layouts of up to 5 dimensions on one graph with one seed (a pipeline's 2-D display
+/// beside its 5-D search) share one [`Solve`]. A layout takes the leading `dim` of them;
+/// asking more of the solve only makes those more accurate.
+pub fn solved_vectors(dim: usize) -> usize {
+    dim.max(5)
+}
+
+/// What the spectral initialisation solves on a graph before it lays anything out: the
+/// components, and for a connected graph its leading [`solved_vectors`] eigenvectors. A
+/// pure function of the graph, the seed and `solved_vectors(dim)`.
+pub struct Solve {
+    label: Vec<u32>,
+    count: usize,
+    seed: u64,
+    cols: usize,
+    /// A connected graph's eigenvectors (row-major, `cols` wide) and how the solve went.
+    vectors: Option<(Vec<f64>, SpectralReport)>,
+}
+
+impl Solve {
+    /// Whether this solve is the one a `dim`-D layout with `seed` needs.
+    pub fn serves(&self, dim: usize, seed: u64) -> bool {
+        self.seed == seed && self.cols == solved_vectors(dim)
+    }
+}
+
+/// Solve `g` for spectral layouts of `dim` dimensions (see [`Solve`]).
+pub fn solve(g: &Graph, dim: usize, seed: u64) -> Solve {
+    let (label, count) = components(g);
+    let cols = solved_vectors(dim);
+    let vectors = (count == 1).then(|| {
+        let start = row_starts(g);
+        let csr = Csr { start: start.into(), tail: (&g.tail[..]).into(), weight: (&g.weight[..]).into() };
+        eigenvectors(&csr, cols, seed)
+    });
+    Solve { label, count, seed, cols, vectors }
+}
+
 /// The spectral initialisation of `g` in `dim` dimensions (row-major, in `[0, 10]` per
 /// dimension). `meta` places the components of a disconnected graph when there are more
 /// than `2·dim` of them: given each point's component label and their count, it returns
 /// `count × dim` positions (umap-learn embeds the components' centroids in the data).
 pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32], usize) -> Vec<f64>) -> (Vec<f32>, SpectralReport) {
+    spectral_layout(g, &solve(g, dim, seed), dim, meta)
+}
+
+/// [`spectral_init`] from a [`Solve`] of `g` that [`serves`](Solve::serves) this layout.
+pub fn spectral_layout(g: &Graph, solved: &Solve, dim: usize, meta: impl FnOnce(&[u32], usize) -> Vec<f64>) -> (Vec<f32>, SpectralReport) {
     let n = g.n;
-    let (label, count) = components(g);
-    let (out, report) = if count == 1 {
-        let start = row_starts(g);
-        let csr = Csr { start: start.into(), tail: (&g.tail[..]).into(), weight: (&g.weight[..]).into() };
-        eigenvectors(&csr, dim, seed)
+    let seed = solved.seed;
+    assert!(solved.serves(dim, seed), "a solve for {} vectors serves no {dim}-D layout", solved.cols);
+    let (label, count) = (&solved.label, solved.count);
+    let (out, report) = if let Some((v, rep)) = &solved.vectors {
+        leading(v, rep.clone(), solved.cols, dim)
     } else {
         let mut report = SpectralReport { components: count, converged: true, ..Default::default() };
         let mut out = vec![0f64; n * dim];
         let centres = if count > 2 * dim {
-            let mut m = meta(&label, count);
+            let mut m = meta(label, count);
             if m.len() != count * dim {
                 m = vec![0.0; count * dim];
             }
@@ -180,7 +226,8 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32],
                 start.push(tail.len());
             }
             let csr = Csr { start: start.into(), tail: tail.into(), weight: weight.into() };
-            let (v, rep) = eigenvectors(&csr, dim, seed.wrapping_add(c as u64));
+            let (v, rep) = eigenvectors(&csr, solved_vectors(dim), seed.wrapping_add(c as u64));
+            let (v, rep) = leading(&v, rep, solved_vectors(dim), dim);
             report.converged &= rep.converged;
             if c == largest {
                 report = SpectralReport { components: count, converged: report.converged, ..rep };
@@ -196,6 +243,13 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32],
         (out, report)
     };
     (scale_with_noise(&out, dim, seed), report)
+}
+
+/// The leading `dim` of `cols` eigenvectors (row-major), and their eigenvalues.
+fn leading(v: &[f64], rep: SpectralReport, cols: usize, dim: usize) -> (Vec<f64>, SpectralReport) {
+    let k = dim.min(rep.eigenvalues.len());
+    let out = v.par_chunks(cols).flat_map_iter(|row| row[..dim].iter().copied()).collect();
+    (out, SpectralReport { eigenvalues: rep.eigenvalues[..k].to_vec(), ..rep })
 }
 
 /// For each of the points (rows of `dim`), the distance to the nearest point at a
