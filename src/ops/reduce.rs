@@ -279,8 +279,13 @@ mod memo {
 
     static LAST: Mutex<Option<Entry>> = Mutex::new(None);
 
-    fn bytes<T: Copy>(v: &[T]) -> &[u8] {
-        // SAFETY: plain integers and floats (u32, f32), read as the bytes they occupy.
+    /// Numbers without padding bytes, so a slice of them can be read as bytes.
+    trait Plain: Copy {}
+    impl Plain for u32 {}
+    impl Plain for f32 {}
+
+    fn bytes<T: Plain>(v: &[T]) -> &[u8] {
+        // SAFETY: `Plain` types (u32, f32) have no padding: every byte is initialised.
         unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
     }
 

@@ -70,8 +70,9 @@ pub const CHUNK: usize = 1024;
 pub const LANES: usize = 16;
 /// How many firings ahead a lane prefetches a firing's rows.
 const AHEAD: usize = 3;
-/// Edges whose due times the firing pass compares at once (a branch per edge mispredicts
-/// on one in seven: the 5-D SGD at 632k spent 20% of its time in that pass, now 15%).
+/// Edges whose due times the firing pass compares at once. About one edge in seven is due
+/// each epoch, in no pattern a branch predictor follows; with a branch per edge the pass
+/// alone took 3.6 s of a 40-epoch 5-D SGD at 632k, with one comparison per 16 edges 2.7–3.3 s.
 const SCAN: usize = 16;
 
 /// Optimise `emb` (row-major, `dim` wide) in place; `on_epoch` is called after each epoch.

@@ -152,7 +152,7 @@ pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32],
 pub fn spectral_layout(g: &Graph, solved: &Solve, dim: usize, meta: impl FnOnce(&[u32], usize) -> Vec<f64>) -> (Vec<f32>, SpectralReport) {
     let n = g.n;
     let seed = solved.seed;
-    assert!(solved.serves(dim, seed), "a solve for {} vectors serves no {dim}-D layout", solved.cols);
+    assert_eq!(solved.cols, solved_vectors(dim), "a solve for {} vectors serves no {dim}-D layout", solved.cols);
     let (label, count) = (&solved.label, solved.count);
     let (out, report) = if let Some((v, rep)) = &solved.vectors {
         leading(v, rep.clone(), solved.cols, dim)
