@@ -6,16 +6,12 @@ use polars::prelude::*;
 use crate::support::{featured, Test};
 
 fn pipe(n: u64) -> String {
-    featured(n, 32)
-        + r#"
-[nodes.umap]
-op = "reduce"
-method = "umap"
-input = "featured"
-n_neighbors = 15
-n_components = 2
-n_epochs = 100
-"#
+    featured(n, 32) + &layout("umap", 2, "")
+}
+
+/// A UMAP node on `featured` (15 neighbours, 100 epochs), `extra` lines added.
+fn layout(name: &str, n_components: u32, extra: &str) -> String {
+    format!("\n[nodes.{name}]\nop = \"reduce\"\nmethod = \"umap\"\ninput = \"featured\"\nn_neighbors = 15\nn_components = {n_components}\nn_epochs = 100\n{extra}")
 }
 
 #[test]
@@ -143,24 +139,15 @@ fn a_display_layout_shares_the_search_layouts_graph_and_solve_bit_for_bit() {
     // A 2-D layout beside a 5-D one on the same kNN table (the paper pipeline's display):
     // in one run the second reuses the first's fuzzy graph and spectral solve; computed
     // alone, in a process and cache of its own, it has the same bits.
-    let display = r#"
-[nodes.display]
-op = "reduce"
-method = "umap"
-input = "featured"
-n_neighbors = 15
-n_components = 2
-n_epochs = 100
-prefix = "display_"
-"#;
+    let display = layout("display", 2, "prefix = \"display_\"\n");
     let both = Test::new();
-    both.pipeline(&(pipe(12_000).replace("n_components = 2", "n_components = 5") + display));
+    both.pipeline(&(featured(12_000, 32) + &layout("umap", 5, "") + &display));
     let out = both.run(&["run", "p.toml"]).ok().stderr();
     let shared: Vec<&str> = out.lines().filter(|l| l.contains("as built for an earlier node")).collect();
     assert_eq!(shared.len(), 1, "{out}");
     assert!(shared[0].contains("graph and spectral eigenvectors"), "{out}");
     let alone = Test::new();
-    alone.pipeline(&(featured(12_000, 32) + display));
+    alone.pipeline(&(featured(12_000, 32) + &display));
     let out = alone.run(&["run", "p.toml"]).ok().stderr();
     assert!(!out.contains("as built for an earlier node"), "{out}");
     let key = |t: &Test| t.run_json(&[]).ok().keys()["display"].clone();
