@@ -33,17 +33,18 @@
 //! comparison for [`SCAN`] edges, no branch per edge) and does their sampling bookkeeping,
 //! so the edge arrays stream from memory once. The rows a firing reads (its tail, its
 //! negative samples, drawn from the edge's own stream) are prefetched a few firings ahead,
-//! every cache line of them. Measured and dropped: the negative samples drawn once in that
-//! pass into a list (slower: the lanes wait on memory, the draws were free), padding the
-//! rows to whole cache lines (no faster than prefetching both lines), prefetching into L2
-//! only or further ahead (the same), an AVX-512 build (slower). The kernel is compiled for each common output
-//! dimension (1–10, 16, 32) and once for any other width, with the same arithmetic.
+//! every cache line of them (a packed 5-D row straddles two lines one time in three;
+//! fetching only the first made the 5-D SGD at 632k 12% slower). Measured and dropped: the
+//! negative samples drawn once in that pass into a list (slower), padding the rows to whole
+//! cache lines (no faster than prefetching both lines), prefetching into L2 only or further
+//! ahead (the same), an AVX-512 build (slower). The kernel is compiled for each common
+//! output dimension (1–10, 16, 32) and once for any other width, with the same arithmetic.
 //! (425k galaxies, 5-D, 2 cores: 91 s with the previous two-lane scalar kernel, 47 s.)
 
 use rayon::prelude::*;
 
 use super::{row_starts, split_at_starts, Graph};
-use crate::numeric::distance::prefetch;
+use crate::numeric::distance::prefetch_row;
 use crate::numeric::rng::splitmix64;
 
 /// Epochs between samples of each edge: `max_weight / weight` (edges at zero weight never).
@@ -203,17 +204,6 @@ fn negative_stream(seed: u64, epoch: usize, e: usize) -> u64 {
 /// sorted by head; `start` holds each point's first edge).
 fn chunk_starts(g: &Graph, start: &[usize]) -> Vec<usize> {
     (0..=g.n.div_ceil(CHUNK)).map(|c| start[(c * CHUNK).min(g.n)]).collect()
-}
-
-/// Prefetch row `row` of `rows` (`d` wide): its first and last cache lines. A packed 5-D
-/// row (20 bytes) straddles two lines one time in three; fetching only the first line made
-/// the 5-D SGD at 632k 12% slower.
-#[inline(always)]
-fn prefetch_row_at(rows: &[f32], row: usize, d: usize) {
-    prefetch(&rows[row * d..]);
-    if d > 2 {
-        prefetch(&rows[row * d + d - 1..]);
-    }
 }
 
 /// What every chunk shares during the layout SGD.
@@ -466,13 +456,13 @@ impl<'f, W: Width> Lanes<'f, W> {
             let fa = self.fired[at];
             let t = fa.tail as usize;
             if !c.owned(t) {
-                prefetch_row_at(c.snap, t, d);
+                prefetch_row(&c.snap[t * d..(t + 1) * d]);
             }
             let mut st = negative_stream(sh.seed, c.epoch, c.e0 + fa.le as usize);
             for _ in 0..fa.n_neg.min(8) {
                 let q = negative_sample(&mut st, sh.n);
                 if !c.owned(q) {
-                    prefetch_row_at(c.snap, q, d);
+                    prefetch_row(&c.snap[q * d..(q + 1) * d]);
                 }
             }
         }

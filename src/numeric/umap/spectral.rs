@@ -226,8 +226,9 @@ pub fn spectral_layout(g: &Graph, solved: &Solve, dim: usize, meta: impl FnOnce(
                 start.push(tail.len());
             }
             let csr = Csr { start: start.into(), tail: tail.into(), weight: weight.into() };
-            let (v, rep) = eigenvectors(&csr, solved_vectors(dim), seed.wrapping_add(c as u64));
-            let (v, rep) = leading(&v, rep, solved_vectors(dim), dim);
+            let cols = solved_vectors(dim);
+            let (v, rep) = eigenvectors(&csr, cols, seed.wrapping_add(c as u64));
+            let (v, rep) = leading(&v, rep, cols, dim);
             report.converged &= rep.converged;
             if c == largest {
                 report = SpectralReport { components: count, converged: report.converged, ..rep };
