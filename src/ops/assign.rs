@@ -43,7 +43,7 @@ pub const SEARCH_TREES: u32 = 2;
 pub const SEARCH_REVERSE: u32 = 16;
 use crate::params::Params;
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The feature-space search's stopping slack (0: stop once the nearest unexpanded point is
 /// further than the k-th found). With the index's 2 trees and 16 reverse edges, on 100k new

@@ -17,7 +17,7 @@ use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::nndescent;
 
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// The column with each row's rank in a locality order (rows close in it are close in the
 /// input space).
