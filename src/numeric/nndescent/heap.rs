@@ -1,9 +1,28 @@
-//! A point's neighbour list during NN-descent: the `k` smallest `(d², index)` offers.
+//! Every point's neighbour list during NN-descent, in one slab: for each point the `k`
+//! smallest `(d², index)` offers as a max-heap, a flag per entry (inserted since the
+//! point's last round of joins), its current largest distance and a lock.
+//!
+//! One row of `u32` words per point: `[lock, worst, len, d² bits × k, index × k, new
+//! flags × ⌈k/32⌉]`. An offer reads the row's first line (lock, worst, length) and the
+//! lines of its indices and distances, all in one place (a `Mutex<Heap>` of three vectors
+//! per point chased four pointers into four allocations). The lock and the worst distance
+//! are atomics (the worst is read without the lock to turn offers away early); the rest of
+//! a row is read and written only under its lock, as plain memory, so the membership test
+//! every offer pays vectorises.
 
-/// Whether `v` holds `j`: compares 16 at a time without branching, which vectorises (the
-/// check every offer that gets past a list's largest distance pays).
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, Ordering::*};
+
+const LOCK: usize = 0;
+const WORST: usize = 1;
+/// Where the part of a row its lock guards begins: its length, then its entries.
+const BODY: usize = 2;
+const LEN: usize = 0;
+const D0: usize = 1;
+
+/// Whether `v` holds `j`: compares 16 at a time without branching, which vectorises.
 #[inline]
-pub(super) fn holds(v: &[u32], j: u32) -> bool {
+fn holds(v: &[u32], j: u32) -> bool {
     let mut chunks = v.chunks_exact(16);
     for c in &mut chunks {
         if c.iter().fold(false, |m, &x| m | (x == j)) {
@@ -13,66 +32,163 @@ pub(super) fn holds(v: &[u32], j: u32) -> bool {
     chunks.remainder().contains(&j)
 }
 
-/// A point's current neighbours: the `k` smallest `(d², index)` offered, as a max-heap.
-#[derive(Clone)]
-pub(super) struct Heap {
-    pub(super) d: Vec<f32>,
-    pub(super) idx: Vec<u32>,
-    /// Inserted since the point's last round of joins.
-    pub(super) new: Vec<bool>,
+/// All points' neighbour lists (see the module).
+pub(super) struct Lists {
     k: usize,
+    stride: usize,
+    w: Box<[UnsafeCell<u32>]>,
 }
 
-impl Heap {
-    pub(super) fn new(k: usize) -> Self {
-        Heap { d: Vec::with_capacity(k), idx: Vec::with_capacity(k), new: Vec::with_capacity(k), k }
+// SAFETY: the lock and worst words are only ever accessed as atomics; the rest of a row
+// only through a `List`, which holds the row's lock (acquired with `Acquire`, released
+// with `Release`), so no two threads touch the same plain word at once.
+unsafe impl Sync for Lists {}
+
+impl Lists {
+    pub(super) fn new(n: usize, k: usize) -> Self {
+        let stride = BODY + D0 + 2 * k + k.div_ceil(32);
+        let w: Box<[UnsafeCell<u32>]> = (0..n * stride).map(|s| UnsafeCell::new(if s % stride == WORST { f32::INFINITY.to_bits() } else { 0 })).collect();
+        super::super::pages::advise(&w);
+        Lists { k, stride, w }
     }
 
+    /// Word `s` of point `i`'s row as an atomic (only the lock and worst words).
+    #[inline(always)]
+    fn atomic(&self, i: usize, s: usize) -> &AtomicU32 {
+        // SAFETY: the cell is valid and aligned for the life of `self`, and these words
+        // are never accessed except as atomics (see `Sync` above).
+        unsafe { AtomicU32::from_ptr(self.w[i * self.stride + s].get()) }
+    }
+
+    /// Offer `(d, j)` to point `i`'s list. An offer beyond the list's largest distance is
+    /// turned away without the lock (that distance only decreases, so a stale read only
+    /// costs a needless lock).
     #[inline]
-    fn greater(&self, a: usize, b: usize) -> bool {
-        (self.d[a], self.idx[a]) > (self.d[b], self.idx[b])
+    pub(super) fn offer(&self, i: usize, d: f32, j: u32) {
+        if d > f32::from_bits(self.atomic(i, WORST).load(Relaxed)) {
+            return;
+        }
+        self.lock(i).push(d, j);
     }
 
+    /// Point `i`'s list, locked until the guard drops.
+    #[inline]
+    pub(super) fn lock(&self, i: usize) -> List<'_> {
+        let lock = self.atomic(i, LOCK);
+        while lock.compare_exchange_weak(0, 1, Acquire, Relaxed).is_err() {
+            while lock.load(Relaxed) != 0 {
+                std::hint::spin_loop();
+            }
+        }
+        let body = &self.w[i * self.stride + BODY..(i + 1) * self.stride];
+        // SAFETY: the lock just taken gives this guard sole access to the row's body until
+        // it drops (`UnsafeCell<u32>` has the layout of `u32`).
+        let w = unsafe { std::slice::from_raw_parts_mut(body.as_ptr() as *mut u32, body.len()) };
+        List { k: self.k, w, lock, worst: self.atomic(i, WORST) }
+    }
+
+    /// Ask the CPU to start loading point `i`'s row (a hint only).
+    #[inline(always)]
+    pub(super) fn prefetch(&self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let first = self.w[i * self.stride].get() as usize;
+            let last = self.w[(i + 1) * self.stride - 1].get() as usize;
+            for p in (first & !63..=last).step_by(64) {
+                // SAFETY: a prefetch is only a hint and never faults.
+                unsafe { core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0) }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+}
+
+/// One point's list, locked.
+pub(super) struct List<'a> {
+    k: usize,
+    w: &'a mut [u32],
+    lock: &'a AtomicU32,
+    worst: &'a AtomicU32,
+}
+
+impl Drop for List<'_> {
+    fn drop(&mut self) {
+        self.lock.store(0, Release);
+    }
+}
+
+impl List<'_> {
+    #[inline(always)]
+    pub(super) fn len(&self) -> usize {
+        self.w[LEN] as usize
+    }
+    #[inline(always)]
+    pub(super) fn d(&self, s: usize) -> f32 {
+        f32::from_bits(self.w[D0 + s])
+    }
+    #[inline(always)]
+    pub(super) fn idx(&self, s: usize) -> u32 {
+        self.w[D0 + self.k + s]
+    }
+    #[inline(always)]
+    pub(super) fn is_new(&self, s: usize) -> bool {
+        self.w[D0 + 2 * self.k + s / 32] >> (s % 32) & 1 == 1
+    }
+    #[inline(always)]
+    pub(super) fn set_new(&mut self, s: usize, on: bool) {
+        let f = &mut self.w[D0 + 2 * self.k + s / 32];
+        let bit = 1 << (s % 32);
+        *f = if on { *f | bit } else { *f & !bit };
+    }
+    #[inline(always)]
+    fn set(&mut self, s: usize, d: f32, j: u32, new: bool) {
+        self.w[D0 + s] = d.to_bits();
+        self.w[D0 + self.k + s] = j;
+        self.set_new(s, new);
+    }
+    #[inline(always)]
+    fn key(&self, s: usize) -> (f32, u32) {
+        (self.d(s), self.idx(s))
+    }
+    #[inline(always)]
     fn swap(&mut self, a: usize, b: usize) {
-        self.d.swap(a, b);
-        self.idx.swap(a, b);
-        self.new.swap(a, b);
+        let (ka, na, kb, nb) = (self.key(a), self.is_new(a), self.key(b), self.is_new(b));
+        self.set(a, kb.0, kb.1, nb);
+        self.set(b, ka.0, ka.1, na);
     }
 
-    /// Offer `(d, j)`; true if it entered.
+    /// Offer `(d, j)`; true if it entered (newly flagged).
     pub(super) fn push(&mut self, d: f32, j: u32) -> bool {
-        if self.d.len() == self.k && (d, j) >= (self.d[0], self.idx[0]) {
+        let (n, k) = (self.len(), self.k);
+        if n == k && (d, j) >= self.key(0) {
             return false;
         }
-        if holds(&self.idx, j) {
+        if holds(&self.w[D0 + k..D0 + k + n], j) {
             return false;
         }
-        if self.d.len() < self.k {
-            self.d.push(d);
-            self.idx.push(j);
-            self.new.push(true);
-            let mut i = self.d.len() - 1;
+        if n < k {
+            self.set(n, d, j, true);
+            self.w[LEN] = n as u32 + 1;
+            let mut i = n;
             while i > 0 {
                 let p = (i - 1) / 2;
-                if !self.greater(i, p) {
+                if self.key(i) <= self.key(p) {
                     break;
                 }
                 self.swap(i, p);
                 i = p;
             }
         } else {
-            self.d[0] = d;
-            self.idx[0] = j;
-            self.new[0] = true;
-            let n = self.d.len();
+            self.set(0, d, j, true);
             let mut i = 0;
             loop {
                 let (l, r) = (2 * i + 1, 2 * i + 2);
                 let mut m = i;
-                if l < n && self.greater(l, m) {
+                if l < n && self.key(l) > self.key(m) {
                     m = l;
                 }
-                if r < n && self.greater(r, m) {
+                if r < n && self.key(r) > self.key(m) {
                     m = r;
                 }
                 if m == i {
@@ -82,6 +198,55 @@ impl Heap {
                 i = m;
             }
         }
+        if self.len() == k {
+            self.worst.store(self.d(0).to_bits(), Relaxed);
+        }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_finds_exactly_the_members() {
+        for len in [0, 1, 15, 16, 17, 50, 64] {
+            let v: Vec<u32> = (0..len).map(|i| i * 3).collect();
+            for j in 0..3 * len + 2 {
+                assert_eq!(holds(&v, j), v.contains(&j), "len {len}, j {j}");
+            }
+        }
+    }
+
+    /// The list keeps the k smallest (d, index) offered, whatever their order, and turns
+    /// away repeats.
+    #[test]
+    fn keeps_the_k_smallest_offers_in_any_order() {
+        // Each index at its own distance (as in the descent), ties between indices, repeats.
+        let offers: Vec<(f32, u32)> = (0..200u32).map(|s| s * 7 % 150).map(|j| ((j * 37 % 50) as f32 * 0.5, j)).collect();
+        let mut want: Vec<(f32, u32)> = Vec::new();
+        for &(d, j) in &offers {
+            if !want.iter().any(|e| e.1 == j) {
+                want.push((d, j));
+            }
+        }
+        want.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        want.truncate(33);
+        for rot in [0, 17, 101] {
+            let lists = Lists::new(2, 33);
+            for s in 0..offers.len() {
+                let (d, j) = offers[(s + rot) % offers.len()];
+                lists.offer(1, d, j);
+            }
+            let l = lists.lock(1);
+            let mut got: Vec<(f32, u32)> = (0..l.len()).map(|s| l.key(s)).collect();
+            got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            assert_eq!(got, want, "rotation {rot}");
+            assert_eq!(f32::from_bits(l.worst.load(Relaxed)), want[32].0);
+            assert!((0..l.len()).all(|s| l.is_new(s)));
+            drop(l);
+            assert_eq!(lists.lock(0).len(), 0, "the other list is untouched");
+        }
     }
 }

@@ -10,15 +10,12 @@
 //! when, so the graph is the same for any thread count. The convergence test counts entries
 //! that are new at the end of a round, which is order-free too.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
-
 use rayon::prelude::*;
 
 mod heap;
 mod trees;
 
-use heap::Heap;
+use heap::Lists;
 use trees::rp_leaves;
 
 use super::distance::{prefetch_row, sqdist};
@@ -161,29 +158,20 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
     let n = x.len() / dim;
     let k = p.k;
     let point = |i: usize| &x[i * dim..(i + 1) * dim];
-    let heaps: Vec<Mutex<Heap>> = (0..n).map(|_| Mutex::new(Heap::new(k))).collect();
-    // Each list's current largest distance (bits of a non-negative f32), read without the
-    // lock to skip offers that cannot enter. It only decreases, so a stale value only costs
-    // a needless lock; skipping never changes which k pairs a list ends with.
-    let worst: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(f32::INFINITY.to_bits())).collect();
-    let give = |a: usize, b: usize, d: f32| {
-        if d > f32::from_bits(worst[a].load(Ordering::Relaxed)) {
-            return;
-        }
-        let mut h = heaps[a].lock().expect("heap lock");
-        if h.push(d, b as u32) && h.d.len() == k {
-            worst[a].store(h.d[0].to_bits(), Ordering::Relaxed);
-        }
-    };
+    let lists = Lists::new(n, k);
     let offer = |a: usize, b: usize, d: f32| {
-        give(a, b, d);
-        give(b, a, d);
+        lists.offer(a, d, b as u32);
+        lists.offer(b, d, a as u32);
     };
 
     let t0 = std::time::Instant::now();
     // Initialise from the trees' leaves: all pairs within a leaf, tree by tree.
     for leaves in trees {
         leaves.par_iter().for_each(|leaf| {
+            // Every member's list is offered to: start loading them all at once.
+            for &a in leaf {
+                lists.prefetch(a as usize);
+            }
             for (ai, &a) in leaf.iter().enumerate() {
                 join_row(a, &leaf[ai + 1..], &point, &offer);
             }
@@ -193,12 +181,12 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
     // Offers go to the short point only, so no other thread touches its list meanwhile.
     (0..n).into_par_iter().for_each(|i| {
         let mut r = Rng::new(p.seed, STREAM_SAMPLE + i as u64);
-        let mut h = heaps[i].lock().expect("heap lock");
+        let mut h = lists.lock(i);
         let mut tries = 0;
-        while h.d.len() < k && tries < 4 * n {
+        while h.len() < k && tries < 4 * n {
             let j = r.below(n as u64) as usize;
-            if j != i && h.push(sqdist(point(i), point(j)), j as u32) && h.d.len() == k {
-                worst[i].store(h.d[0].to_bits(), Ordering::Relaxed);
+            if j != i {
+                h.push(sqdist(point(i), point(j)), j as u32);
             }
             tries += 1;
         }
@@ -209,24 +197,23 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
     for iter in 0..p.max_iters {
         let t0 = std::time::Instant::now();
         // Snapshot: each point's sampled new and old neighbours; sampled new become old.
-        let (mut new_c, mut old_c): (Vec<Vec<u32>>, Vec<Vec<u32>>) = heaps
-            .par_iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let mut h = h.lock().expect("heap lock");
+        let (mut new_c, mut old_c): (Vec<Vec<u32>>, Vec<Vec<u32>>) = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let mut h = lists.lock(i);
                 let mut r = Rng::new(p.seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9), STREAM_SAMPLE + i as u64);
                 // Sample by a seeded shuffle of the entries in index order (the heap's own
                 // order depends on the order of offers), keep `mc`, sort by index.
-                let mut fresh: Vec<usize> = (0..h.d.len()).filter(|&s| h.new[s]).collect();
-                fresh.sort_unstable_by_key(|&s| h.idx[s]);
+                let mut fresh: Vec<usize> = (0..h.len()).filter(|&s| h.is_new(s)).collect();
+                fresh.sort_unstable_by_key(|&s| h.idx(s));
                 r.shuffle(&mut fresh);
                 fresh.truncate(mc);
-                fresh.sort_unstable_by_key(|&s| h.idx[s]);
-                let news: Vec<u32> = fresh.iter().map(|&s| h.idx[s]).collect();
+                fresh.sort_unstable_by_key(|&s| h.idx(s));
+                let news: Vec<u32> = fresh.iter().map(|&s| h.idx(s)).collect();
                 for &s in &fresh {
-                    h.new[s] = false;
+                    h.set_new(s, false);
                 }
-                let mut olds: Vec<u32> = (0..h.d.len()).filter(|&s| !h.new[s] && !news.contains(&h.idx[s])).map(|s| h.idx[s]).collect();
+                let mut olds: Vec<u32> = (0..h.len()).filter(|&s| !h.is_new(s) && !news.contains(&h.idx(s))).map(|s| h.idx(s)).collect();
                 olds.sort_unstable();
                 (news, olds)
             })
@@ -270,7 +257,13 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
                 join_row(a, &others, &point, &offer);
             }
         });
-        let changed: usize = heaps.par_iter().map(|h| h.lock().expect("heap lock").new.iter().filter(|&&f| f).count()).sum();
+        let changed: usize = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let h = lists.lock(i);
+                (0..h.len()).filter(|&s| h.is_new(s)).count()
+            })
+            .sum();
         tracing::debug!(iter, changed, secs = t0.elapsed().as_secs_f64(), "nn-descent: round");
         if (changed as f64) < p.delta * (n * k) as f64 {
             break;
@@ -278,9 +271,9 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
     }
 
     let mut g = KnnGraph { k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
-    g.indices.par_chunks_mut(k).zip(g.distances.par_chunks_mut(k)).zip(heaps.par_iter()).for_each(|((gi, gd), h)| {
-        let h = h.lock().expect("heap lock");
-        let mut e: Vec<(f32, u32)> = h.d.iter().copied().zip(h.idx.iter().copied()).collect();
+    g.indices.par_chunks_mut(k).zip(g.distances.par_chunks_mut(k)).enumerate().for_each(|(i, (gi, gd))| {
+        let h = lists.lock(i);
+        let mut e: Vec<(f32, u32)> = (0..h.len()).map(|s| (h.d(s), h.idx(s))).collect();
         e.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (s, (d, j)) in e.into_iter().enumerate() {
             gi[s] = j;
@@ -316,17 +309,6 @@ mod tests {
                 (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>()
             })
             .collect()
-    }
-
-    #[test]
-    fn holds_finds_exactly_the_members() {
-        use super::heap::holds;
-        for len in [0, 1, 15, 16, 17, 50, 64] {
-            let v: Vec<u32> = (0..len).map(|i| i * 3).collect();
-            for j in 0..3 * len + 2 {
-                assert_eq!(holds(&v, j), v.contains(&j), "len {len}, j {j}");
-            }
-        }
     }
 
     #[test]
