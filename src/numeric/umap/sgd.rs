@@ -71,6 +71,12 @@ pub const CHUNK: usize = 1024;
 pub const LANES: usize = 16;
 /// How many firings ahead a lane prefetches a firing's rows.
 const AHEAD: usize = 3;
+/// Firings whose negative samples a lane keeps, drawn when their rows were prefetched
+/// (the firing now running and the [`AHEAD`] after it).
+const RING: usize = AHEAD + 1;
+/// Negative samples a prefetch draws (and fetches) of one firing; any more are drawn when
+/// they are due.
+const DRAWN: usize = 8;
 /// Edges whose due times the firing pass compares at once. About one edge in seven is due
 /// each epoch, in no pattern a branch predictor follows; with a branch per edge the pass
 /// alone took 3.6 s of a 40-epoch 5-D SGD at 632k, with one comparison per 16 edges 2.7–3.3 s.
@@ -236,7 +242,7 @@ struct Chunk<'a> {
 impl Chunk<'_> {
     #[inline(always)]
     fn owned(&self, p: usize) -> bool {
-        p >= self.base && p < self.base + self.len
+        p.wrapping_sub(self.base) < self.len
     }
 }
 
@@ -304,6 +310,14 @@ struct Lanes<'f, W: Width> {
     left: [usize; LANES],
     st: [u64; LANES],
     busy: [bool; LANES],
+    /// The current firing's negative samples drawn ahead (`have` of them, `used` so far)
+    /// and the firings' slots in the ring of samples drawn ahead: the firing each slot
+    /// holds, its samples, and its stream after them.
+    have: [usize; LANES],
+    used: [usize; LANES],
+    ring_at: [[usize; RING]; LANES],
+    ring_q: [[[u32; DRAWN]; RING]; LANES],
+    ring_st: [[u64; RING]; LANES],
     /// Each lane's head row, held from its firing's start to its end, and that row when
     /// the firing began.
     x: W::Cols,
@@ -423,6 +437,11 @@ impl<'f, W: Width> Lanes<'f, W> {
             left: [0; LANES],
             st: [0; LANES],
             busy: [false; LANES],
+            have: [0; LANES],
+            used: [0; LANES],
+            ring_at: [[usize::MAX; RING]; LANES],
+            ring_q: [[[0; DRAWN]; RING]; LANES],
+            ring_st: [[0; RING]; LANES],
             x: w.cols(),
             start: w.cols(),
             y: w.cols(),
@@ -447,9 +466,10 @@ impl<'f, W: Width> Lanes<'f, W> {
         Self::gather(self.w, &mut self.y, l, from, row);
     }
 
-    /// Prefetch the rows of lane `l`'s firing `AHEAD` of its next one.
+    /// Prefetch the rows of lane `l`'s firing `AHEAD` of its next one, keeping the
+    /// negative samples drawn for it (up to [`DRAWN`]) in the lane's ring.
     #[inline(always)]
-    fn prefetch_ahead(&self, l: usize, sh: &Shared, c: &Chunk) {
+    fn prefetch_ahead(&mut self, l: usize, sh: &Shared, c: &Chunk) {
         let d = self.w.dim();
         let at = self.pos[l] + AHEAD;
         if at < self.end[l] {
@@ -458,13 +478,17 @@ impl<'f, W: Width> Lanes<'f, W> {
             if !c.owned(t) {
                 prefetch_row(&c.snap[t * d..(t + 1) * d]);
             }
+            let slot = at % RING;
             let mut st = negative_stream(sh.seed, c.epoch, c.e0 + fa.le as usize);
-            for _ in 0..fa.n_neg.min(8) {
+            for s in 0..(fa.n_neg as usize).min(DRAWN) {
                 let q = negative_sample(&mut st, sh.n);
+                self.ring_q[l][slot][s] = q as u32;
                 if !c.owned(q) {
                     prefetch_row(&c.snap[q * d..(q + 1) * d]);
                 }
             }
+            self.ring_st[l][slot] = st;
+            self.ring_at[l][slot] = at;
         }
     }
 
@@ -474,7 +498,8 @@ impl<'f, W: Width> Lanes<'f, W> {
     #[inline(always)]
     fn begin(&mut self, l: usize, sh: &Shared, c: &mut Chunk) {
         self.prefetch_ahead(l, sh, c);
-        let f = self.fired[self.pos[l]];
+        let at = self.pos[l];
+        let f = self.fired[at];
         self.pos[l] += 1;
         self.j[l] = f.head as usize;
         Self::gather(self.w, &mut self.x, l, c.block, self.j[l] - c.base);
@@ -490,7 +515,15 @@ impl<'f, W: Width> Lanes<'f, W> {
         }
         self.attract[l] = 1.0;
         self.left[l] = f.n_neg as usize;
-        self.st[l] = negative_stream(sh.seed, c.epoch, c.e0 + f.le as usize);
+        self.used[l] = 0;
+        if self.ring_at[l][at % RING] == at {
+            // Drawn when its rows were prefetched: the stream continues after them.
+            self.have[l] = (f.n_neg as usize).min(DRAWN);
+            self.st[l] = self.ring_st[l][at % RING];
+        } else {
+            self.have[l] = 0;
+            self.st[l] = negative_stream(sh.seed, c.epoch, c.e0 + f.le as usize);
+        }
         self.busy[l] = true;
     }
 
@@ -499,7 +532,9 @@ impl<'f, W: Width> Lanes<'f, W> {
     fn negative(&mut self, l: usize, sh: &Shared, c: &Chunk) {
         self.left[l] -= 1;
         self.attract[l] = 0.0;
-        let q = negative_sample(&mut self.st[l], sh.n);
+        let u = self.used[l];
+        self.used[l] += 1;
+        let q = if u < self.have[l] { self.ring_q[l][(self.pos[l] - 1) % RING][u] as usize } else { negative_sample(&mut self.st[l], sh.n) };
         if q != self.j[l] {
             if c.owned(q) {
                 self.gather_y(l, c.block, q - c.base);
