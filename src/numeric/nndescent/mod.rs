@@ -168,9 +168,11 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
     // Initialise from the trees' leaves: all pairs within a leaf, tree by tree.
     for leaves in trees {
         leaves.par_iter().for_each(|leaf| {
-            // Every member's list is offered to: start loading them all at once.
+            // Every member's row is read and its list offered to: start loading them
+            // all at once.
             for &a in leaf {
                 lists.prefetch(a as usize);
+                prefetch_row(point(a as usize));
             }
             for (ai, &a) in leaf.iter().enumerate() {
                 join_row(a, &leaf[ai + 1..], &point, &offer);

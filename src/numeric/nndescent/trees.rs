@@ -1,6 +1,6 @@
 //! Random-projection trees: the leaves NN-descent starts from.
 
-use crate::numeric::distance::dot;
+use crate::numeric::distance::{dot, prefetch_row};
 use crate::numeric::rng::Rng;
 
 /// Split `ids` recursively by random hyperplanes into leaves of at most `leaf` points.
@@ -20,7 +20,11 @@ pub(super) fn rp_leaves(x: &[f32], dim: usize, ids: Vec<u32>, leaf: usize, seed:
     let mid: Vec<f32> = pa.iter().zip(pb).map(|(u, v)| (u + v) * 0.5).collect();
     let offset = dot(&normal, &mid);
     let (mut left, mut right): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
-    for &i in &ids {
+    for (at, &i) in ids.iter().enumerate() {
+        // The rows of a tree's node are scattered through memory: load a few ahead.
+        if let Some(&ahead) = ids.get(at + PREFETCH_AHEAD) {
+            prefetch_row(&x[ahead as usize * dim..(ahead as usize + 1) * dim]);
+        }
         let p = &x[i as usize * dim..(i as usize + 1) * dim];
         let side = dot(&normal, p) - offset;
         if side > 0.0 || (side == 0.0 && r.below(2) == 0) {
@@ -56,6 +60,9 @@ pub(super) fn rp_leaves(x: &[f32], dim: usize, ids: Vec<u32>, leaf: usize, seed:
         rp_leaves(x, dim, right, leaf, seed, node * 2 + 2, out);
     }
 }
+
+/// Rows ahead that a split starts loading.
+const PREFETCH_AHEAD: usize = 4;
 
 /// Nodes at least this big split their two halves in parallel (the leaves come out in the
 /// same order either way).
