@@ -11,6 +11,7 @@
 //! order; the input order when exact), which the UMAP layout works in for cache locality.
 
 use polars::prelude::*;
+use rayon::prelude::{IndexedParallelIterator, ParallelIterator, ParallelSliceMut};
 use serde::Serialize;
 
 use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
@@ -138,22 +139,24 @@ pub fn from_table(df: &DataFrame, node: &str) -> Result<(Vec<u32>, Vec<f32>, usi
     let k = df.get_column_names().iter().filter(|c| c.starts_with("nn_")).count();
     let n = df.height();
     let nulls = || Error::input(node, "neighbour table has nulls");
-    // Each column made contiguous, then rows written one after another (column by column
-    // into a row-major array would miss the cache on every write).
+    // Each column made contiguous, then rows written in parallel, each from every column
+    // at its index.
     let mut idx_cols = Vec::with_capacity(k);
     let mut dist_cols = Vec::with_capacity(k);
     for s in 0..k {
-        let c = df.column(&format!("nn_{s}")).map_err(super::pl(node))?.u32().map_err(super::pl(node))?.rechunk().into_owned();
-        idx_cols.push(c.cont_slice().map_err(|_| nulls())?.to_vec());
-        let c = df.column(&format!("nd_{s}")).map_err(super::pl(node))?.f32().map_err(super::pl(node))?.rechunk().into_owned();
-        dist_cols.push(c.cont_slice().map_err(|_| nulls())?.to_vec());
+        idx_cols.push(df.column(&format!("nn_{s}")).map_err(super::pl(node))?.u32().map_err(super::pl(node))?.rechunk().into_owned());
+        dist_cols.push(df.column(&format!("nd_{s}")).map_err(super::pl(node))?.f32().map_err(super::pl(node))?.rechunk().into_owned());
     }
-    let mut idx = Vec::with_capacity(n * k);
-    let mut dist = Vec::with_capacity(n * k);
-    for i in 0..n {
-        idx.extend(idx_cols.iter().map(|c| c[i]));
-        dist.extend(dist_cols.iter().map(|c| c[i]));
-    }
+    let idx_cols: Vec<&[u32]> = idx_cols.iter().map(|c| c.cont_slice().map_err(|_| nulls())).collect::<Result<_>>()?;
+    let dist_cols: Vec<&[f32]> = dist_cols.iter().map(|c| c.cont_slice().map_err(|_| nulls())).collect::<Result<_>>()?;
+    let mut idx = vec![0u32; n * k];
+    let mut dist = vec![0f32; n * k];
+    idx.par_chunks_mut(k.max(1)).zip(dist.par_chunks_mut(k.max(1))).enumerate().for_each(|(i, (ir, dr))| {
+        for s in 0..k {
+            ir[s] = idx_cols[s][i];
+            dr[s] = dist_cols[s][i];
+        }
+    });
     Ok((idx, dist, k))
 }
 

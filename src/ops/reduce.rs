@@ -134,20 +134,31 @@ impl Reduce {
         if knn.height() != n {
             return Err(Error::input(ctx.node, format!("the neighbour table has {} rows for {n} input rows", knn.height())));
         }
+        let t_read = std::time::Instant::now();
         let (nbr, dist, k) = super::knn::from_table(knn, ctx.node)?;
         // The layout works on the rows in the kNN node's locality order: the neighbours'
         // rows it gathers at random then mostly sit close by in memory.
         let rank = super::knn::locality_from_table(knn, ctx.node)?;
         let n_epochs = u.n_epochs.unwrap_or(if n > 10_000 { 200 } else { 500 }) as usize;
+        tracing::debug!(secs = t_read.elapsed().as_secs_f64(), "umap: neighbour table read");
         let t0 = std::time::Instant::now();
         let key = memo::graph_key(&nbr, &dist, &rank, u.local_connectivity, n_epochs);
         let (g, graph_shared) = memo::graph(key, || {
+            let lap = |what: &str, t: &mut std::time::Instant| {
+                tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: {what}");
+                *t = std::time::Instant::now();
+            };
+            let mut t = std::time::Instant::now();
             let (nbr, dist) = umap::permute_knn(&nbr, &dist, k, &rank);
             // umap-learn's rows start with the point itself at distance 0.
             let (idx, d, kk) = umap::with_self(&nbr, &dist, k);
+            lap("locality order", &mut t);
             let mut g = umap::fuzzy_simplicial_set(&idx, &d, kk, u.local_connectivity);
+            lap("fuzzy union", &mut t);
             g.drop_weak(n_epochs);
+            lap("weak edges", &mut t);
             g.order_tails_by(&umap::scrambled_keys(&rank));
+            lap("edge order", &mut t);
             g
         });
         drop((nbr, dist));
@@ -261,23 +272,49 @@ impl super::Parse for Reduce {
     }
 }
 
-/// The fuzzy graph and the spectral solve last built in this process, for the next UMAP
-/// on the same kNN table (a pipeline's 2-D display beside its 5-D search, a sweep's
+/// The fuzzy graphs and spectral solves last built in this process, for the next UMAP on
+/// the same kNN table (a pipeline's 2-D display beside its 5-D search, a sweep's
 /// `n_components` axis). Both are pure functions of what keys them, so a hit changes only
-/// the time (at 632k rows: 5.5 s for the graph, 17 s for the solve). One entry: it holds
-/// the graph (about 12 bytes an edge) until the next miss or the end of the process.
+/// the time (at 632k rows: 5.5 s for the graph, 17 s for the solve). The last [`KEEP`]
+/// graphs are kept (about 12 bytes an edge each) until pushed out or the end of the
+/// process. A layout that needs a graph or solve another node is building meanwhile (a
+/// sweep runs two nodes at a time) waits for it instead of building its own.
 mod memo {
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
     use crate::numeric::umap::{spectral::Solve, Graph};
 
+    /// Graphs kept: as many as a sweep's nodes running at once (`--parallel`, 2) need.
+    const KEEP: usize = 2;
+
     struct Entry {
         key: [u8; 32],
-        graph: Arc<Graph>,
-        solve: Option<Arc<Solve>>,
+        graph: OnceLock<Arc<Graph>>,
+        /// Held while a solve runs, so a second layout on the graph waits for it.
+        solve: Mutex<Option<Arc<Solve>>>,
     }
 
-    static LAST: Mutex<Option<Entry>> = Mutex::new(None);
+    /// Most recently used last.
+    static KEPT: Mutex<Vec<Arc<Entry>>> = Mutex::new(Vec::new());
+
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The entry for `key`, made most recent; a new one (pushing out the least recent
+    /// beyond [`KEEP`]) if there is none.
+    fn entry(key: [u8; 32]) -> Arc<Entry> {
+        let mut kept = lock(&KEPT);
+        let e = match kept.iter().position(|e| e.key == key) {
+            Some(at) => kept.remove(at),
+            None => Arc::new(Entry { key, graph: OnceLock::new(), solve: Mutex::new(None) }),
+        };
+        kept.push(e.clone());
+        if kept.len() > KEEP {
+            kept.remove(0);
+        }
+        e
+    }
 
     /// Numbers without padding bytes, so a slice of them can be read as bytes.
     trait Plain: Copy {}
@@ -303,32 +340,31 @@ mod memo {
         *h.finalize().as_bytes()
     }
 
-    fn last() -> std::sync::MutexGuard<'static, Option<Entry>> {
-        LAST.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The graph under `key`: the one kept (and `true`), or `build`'s, then kept.
+    /// The graph under `key`: the one kept or being built by another node (and `true`),
+    /// or `build`'s, then kept.
     pub fn graph(key: [u8; 32], build: impl FnOnce() -> Graph) -> (Arc<Graph>, bool) {
-        if let Some(e) = last().as_ref().filter(|e| e.key == key) {
-            return (e.graph.clone(), true);
-        }
-        // Let the old graph go before building the new one.
-        *last() = None;
-        let graph = Arc::new(build());
-        *last() = Some(Entry { key, graph: graph.clone(), solve: None });
-        (graph, false)
+        let e = entry(key);
+        let mut built = false;
+        let g = e
+            .graph
+            .get_or_init(|| {
+                built = true;
+                Arc::new(build())
+            })
+            .clone();
+        (g, !built)
     }
 
     /// The spectral solve of the graph under `key` for a `dim`-D layout with `seed`: the
     /// one kept (and `true`), or `solve`'s, then kept beside its graph.
     pub fn solve(key: [u8; 32], dim: usize, seed: u64, solve: impl FnOnce() -> Solve) -> (Arc<Solve>, bool) {
-        if let Some(s) = last().as_ref().filter(|e| e.key == key).and_then(|e| e.solve.clone()).filter(|s| s.serves(dim, seed)) {
-            return (s, true);
+        let e = entry(key);
+        let mut kept = lock(&e.solve);
+        if let Some(s) = kept.as_ref().filter(|s| s.serves(dim, seed)) {
+            return (s.clone(), true);
         }
         let s = Arc::new(solve());
-        if let Some(e) = last().as_mut().filter(|e| e.key == key) {
-            e.solve = Some(s.clone());
-        }
+        *kept = Some(s.clone());
         (s, false)
     }
 }

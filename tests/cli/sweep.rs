@@ -108,6 +108,29 @@ fn sweep_computes_each_key_once_and_resumes() {
 }
 
 #[test]
+fn layouts_on_one_knn_table_share_its_graph_and_solve_when_run_side_by_side() {
+    // Two nodes run at once (the default), so a grid's 2-D and 3-D layouts on the same
+    // kNN table are often ready together: the second waits for the first's fuzzy graph
+    // and spectral solve instead of building its own, for either table.
+    let t = Test::new();
+    t.pipeline(&pipeline());
+    let out = t.run(&["sweep", "p.toml", NN, D, "--grid=tree.min_samples=10"]).ok().stderr();
+    let shared = out.lines().filter(|l| l.contains("graph and spectral eigenvectors as built for an earlier node")).count();
+    assert_eq!(shared, 2, "{out}");
+    // The same keys as computing every layout alone, one node at a time.
+    let serial = Test::new();
+    serial.pipeline(&pipeline());
+    let a = t.run(&["sweep", "p.toml", NN, D, "--grid=tree.min_samples=10", "--json"]).ok();
+    let b = serial.run(&["sweep", "p.toml", NN, D, "--grid=tree.min_samples=10", "--json", "--parallel", "1"]).ok();
+    assert_eq!(keys_of(&a, "umap"), keys_of(&b, "umap"));
+    let hashes = |t: &Test, keys: &BTreeSet<String>| -> Vec<String> {
+        let all = Test::content_hashes(&t.cache());
+        keys.iter().map(|k| all[k].clone()).collect()
+    };
+    assert_eq!(hashes(&t, &keys_of(&a, "umap")), hashes(&serial, &keys_of(&b, "umap")));
+}
+
+#[test]
 fn sweep_table_in_the_file_and_bad_grids() {
     let t = Test::new();
     t.pipeline(&(pipeline() + "[sweep]\n\"tree.min_samples\" = [10, 20]\n"));

@@ -148,7 +148,9 @@ impl Graph {
 /// runs in parallel.
 pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_connectivity: f64) -> Graph {
     let n = indices.len() / k;
+    let t = std::time::Instant::now();
     let (sigma, rho) = smooth_knn_dist(distances, k, local_connectivity);
+    tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: sigma and rho");
     // Directed strengths w(i → j) > 0, j != i: each row sorted by tail.
     let rows: Vec<Vec<(u32, f64)>> = (0..n)
         .into_par_iter()
@@ -193,6 +195,7 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
         }
     });
     drop(counts);
+    tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: strengths and transpose");
     split_at_starts(&mut incoming, &in_start).into_par_iter().for_each(|inc| inc.sort_unstable_by_key(|e| e.0));
     // Merge each head's out- and in-edges by tail; a missing direction has strength 0.
     let merged: Vec<Vec<(u32, f32)>> = (0..n)
@@ -226,6 +229,7 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
             m
         })
         .collect();
+    tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: merged");
     let mut start = vec![0usize; n + 1];
     for (h, m) in merged.iter().enumerate() {
         start[h + 1] = start[h] + m.len();
@@ -373,16 +377,20 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
 /// `j` becomes `rank[j]`. The layout runs on rows in a locality order (neighbours close in
 /// memory) and is moved back with [`unpermute_rows`].
 pub fn permute_knn(indices: &[u32], distances: &[f32], k: usize, rank: &[u32]) -> (Vec<u32>, Vec<f32>) {
-    let n = rank.len();
-    let mut idx = vec![0u32; n * k];
-    let mut dist = vec![0f32; n * k];
-    for i in 0..n {
-        let r = rank[i] as usize;
-        for s in 0..k {
-            idx[r * k + s] = rank[indices[i * k + s] as usize];
-            dist[r * k + s] = distances[i * k + s];
-        }
+    // Row `r` of the result is input row `order[r]`, written in parallel by rows.
+    let mut order = vec![0u32; rank.len()];
+    for (i, &r) in rank.iter().enumerate() {
+        order[r as usize] = i as u32;
     }
+    let mut idx = vec![0u32; indices.len()];
+    let mut dist = vec![0f32; distances.len()];
+    idx.par_chunks_mut(k.max(1)).zip(dist.par_chunks_mut(k.max(1))).zip(&order).for_each(|((ir, dr), &i)| {
+        let i = i as usize;
+        for (s, (x, d)) in ir.iter_mut().zip(dr.iter_mut()).enumerate() {
+            *x = rank[indices[i * k + s] as usize];
+            *d = distances[i * k + s];
+        }
+    });
     (idx, dist)
 }
 
@@ -409,14 +417,14 @@ pub fn unpermute_rows(x: &[f32], dim: usize, rank: &[u32]) -> Vec<f32> {
 /// rows of `k` other neighbours to rows of `k + 1`.
 pub fn with_self(indices: &[u32], distances: &[f32], k: usize) -> (Vec<u32>, Vec<f32>, usize) {
     let n = indices.len() / k;
-    let mut idx = Vec::with_capacity(n * (k + 1));
-    let mut dist = Vec::with_capacity(n * (k + 1));
-    for i in 0..n {
-        idx.push(i as u32);
-        dist.push(0.0);
-        idx.extend_from_slice(&indices[i * k..(i + 1) * k]);
-        dist.extend_from_slice(&distances[i * k..(i + 1) * k]);
-    }
+    let mut idx = vec![0u32; n * (k + 1)];
+    let mut dist = vec![0f32; n * (k + 1)];
+    idx.par_chunks_mut(k + 1).zip(dist.par_chunks_mut(k + 1)).enumerate().for_each(|(i, (ir, dr))| {
+        ir[0] = i as u32;
+        dr[0] = 0.0;
+        ir[1..].copy_from_slice(&indices[i * k..(i + 1) * k]);
+        dr[1..].copy_from_slice(&distances[i * k..(i + 1) * k]);
+    });
     (idx, dist, k + 1)
 }
 
