@@ -276,22 +276,24 @@ impl super::Parse for Reduce {
 /// the same kNN table (a pipeline's 2-D display beside its 5-D search, a sweep's
 /// `n_components` axis). Both are pure functions of what keys them, so a hit changes only
 /// the time (at 632k rows: 5.5 s for the graph, 17 s for the solve). The last [`KEEP`]
-/// graphs are kept (about 12 bytes an edge each) until pushed out or the end of the
-/// process. A layout that needs a graph or solve another node is building meanwhile (a
+/// graphs are kept (about 12 bytes an edge each), each with its last [`KEEP`] solves, until
+/// pushed out or the end of the process. A layout that needs a graph or solve another node is building meanwhile (a
 /// sweep runs two nodes at a time) waits for it instead of building its own.
 mod memo {
     use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
     use crate::numeric::umap::{spectral::Solve, Graph};
 
-    /// Graphs kept: as many as a sweep's nodes running at once (`--parallel`, 2) need.
+    /// Graphs kept: as many as a sweep's nodes running at once (`--parallel`, 2) need; and
+    /// solves kept per graph.
     const KEEP: usize = 2;
 
     struct Entry {
         key: [u8; 32],
         graph: OnceLock<Arc<Graph>>,
-        /// Held while a solve runs, so a second layout on the graph waits for it.
-        solve: Mutex<Option<Arc<Solve>>>,
+        /// The graph's last solves (a sweep's 10-D layout needs another than its 2-D and
+        /// 5-D ones, which share one), most recent last. Held while a solve runs, so a second layout on the graph waits for it.
+        solves: Mutex<Vec<Arc<Solve>>>,
     }
 
     /// Most recently used last.
@@ -307,7 +309,7 @@ mod memo {
         let mut kept = lock(&KEPT);
         let e = match kept.iter().position(|e| e.key == key) {
             Some(at) => kept.remove(at),
-            None => Arc::new(Entry { key, graph: OnceLock::new(), solve: Mutex::new(None) }),
+            None => Arc::new(Entry { key, graph: OnceLock::new(), solves: Mutex::new(Vec::new()) }),
         };
         kept.push(e.clone());
         if kept.len() > KEEP {
@@ -359,12 +361,15 @@ mod memo {
     /// one kept (and `true`), or `solve`'s, then kept beside its graph.
     pub fn solve(key: [u8; 32], dim: usize, seed: u64, solve: impl FnOnce() -> Solve) -> (Arc<Solve>, bool) {
         let e = entry(key);
-        let mut kept = lock(&e.solve);
-        if let Some(s) = kept.as_ref().filter(|s| s.serves(dim, seed)) {
+        let mut kept = lock(&e.solves);
+        if let Some(s) = kept.iter().find(|s| s.serves(dim, seed)) {
             return (s.clone(), true);
         }
         let s = Arc::new(solve());
-        *kept = Some(s.clone());
+        kept.push(s.clone());
+        if kept.len() > KEEP {
+            kept.remove(0);
+        }
         (s, false)
     }
 }

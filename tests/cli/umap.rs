@@ -135,6 +135,26 @@ fn many_separate_groups_are_laid_out_apart() {
 }
 
 #[test]
+fn layouts_of_other_widths_keep_their_own_solves_beside_the_graph() {
+    // A 6-D layout needs a wider solve than a 2-D one; a 3-D layout after both still finds
+    // the 2-D layout's solve (layouts of up to 5 dimensions share one).
+    let t = Test::new();
+    t.pipeline(&(featured(3000, 16) + &layout("a", 2, "prefix = \"a_\"\n") + &layout("b", 6, "prefix = \"b_\"\n") + &layout("c", 3, "prefix = \"c_\"\n")));
+    let out = t.run(&["run", "p.toml"]).ok().stderr();
+    // (node, what it reused), from each node's summary lines under its `computed` line.
+    let mut node = "";
+    let mut shared = Vec::new();
+    for l in out.lines() {
+        if let Some(rest) = l.trim_start().strip_prefix("computed") {
+            node = rest.split_whitespace().next().unwrap_or("");
+        } else if let Some(at) = l.find(" as built for an earlier node") {
+            shared.push((node, l[..at].trim()));
+        }
+    }
+    assert_eq!(shared, [("b", "graph"), ("c", "graph and spectral eigenvectors")], "{out}");
+}
+
+#[test]
 fn a_display_layout_shares_the_search_layouts_graph_and_solve_bit_for_bit() {
     // A 2-D layout beside a 5-D one on the same kNN table (the paper pipeline's display):
     // in one run the second reuses the first's fuzzy graph and spectral solve; computed
