@@ -7,6 +7,16 @@
 //! - [`dist2`] for short rows (layouts, 2–10 columns): one sum, in column order.
 //! - [`prefetch_row`] (every cache line a row touches): a hint only.
 
+/// Whether this CPU has AVX2: where the kernels here and the layout's (the SGD, the
+/// spectral product) run their AVX2 builds, with the same bits as the portable ones.
+#[inline]
+pub(crate) fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Partial sums of [`sqdist`] and [`dot`]: element `i` goes to sum `i % WIDE`. Part of the
 /// numeric definition. Four independent AVX2 registers hide the latency of their additions:
 /// with one (eight sums, as before) each 128-d distance waited on sixteen chained additions,
@@ -28,7 +38,7 @@ fn fold(acc: &[f32; WIDE]) -> f32 {
 pub fn sqdist(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if avx2() {
             // SAFETY: the CPU has AVX2 (checked just above).
             return unsafe { avx2::sqdist(a, b) };
         }
@@ -60,7 +70,7 @@ pub(crate) fn sqdist_lanes(a: &[f32], b: &[f32]) -> f32 {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if avx2() {
             // SAFETY: the CPU has AVX2 (checked just above).
             return unsafe { avx2::dot(a, b) };
         }

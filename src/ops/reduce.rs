@@ -276,9 +276,10 @@ impl super::Parse for Reduce {
 /// the same kNN table (a pipeline's 2-D display beside its 5-D search, a sweep's
 /// `n_components` axis). Both are pure functions of what keys them, so a hit changes only
 /// the time (at 632k rows: 5.5 s for the graph, 17 s for the solve). The last [`KEEP`]
-/// graphs are kept (about 12 bytes an edge each), each with its last [`KEEP`] solves, until
-/// pushed out or the end of the process. A layout that needs a graph or solve another node is building meanwhile (a
-/// sweep runs two nodes at a time) waits for it instead of building its own.
+/// graphs are kept (about 12 bytes an edge each), each with its last [`KEEP`] solves,
+/// until pushed out or the end of the process. A layout that needs a graph or solve
+/// another node is building meanwhile (a sweep runs two nodes at a time) waits for it
+/// instead of building its own.
 mod memo {
     use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -292,7 +293,8 @@ mod memo {
         key: [u8; 32],
         graph: OnceLock<Arc<Graph>>,
         /// The graph's last solves (a sweep's 10-D layout needs another than its 2-D and
-        /// 5-D ones, which share one), most recent last. Held while a solve runs, so a second layout on the graph waits for it.
+        /// 5-D ones, which share one), most recent last. Held while a solve runs, so a
+        /// second layout on the graph waits for it.
         solves: Mutex<Vec<Arc<Solve>>>,
     }
 

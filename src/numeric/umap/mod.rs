@@ -521,8 +521,7 @@ mod tests {
 
     #[test]
     fn avx2_and_baseline_kernels_give_the_same_bits() {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::numeric::distance::avx2() {
             let (_, g) = blob_graph(1500, 8, 9);
             let (a, b) = find_ab(1.0, 0.1);
             let sgd = Sgd { a, b, n_epochs: 50, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };

@@ -44,7 +44,7 @@
 use rayon::prelude::*;
 
 use super::{row_starts, split_at_starts, Graph};
-use crate::numeric::distance::prefetch_row;
+use crate::numeric::distance::{avx2, prefetch_row};
 use crate::numeric::rng::splitmix64;
 
 /// Epochs between samples of each edge: `max_weight / weight` (edges at zero weight never).
@@ -84,15 +84,7 @@ const SCAN: usize = 16;
 
 /// Optimise `emb` (row-major, `dim` wide) in place; `on_epoch` is called after each epoch.
 pub fn optimize(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
-    optimize_on(emb, dim, g, s, wide(), on_epoch)
-}
-
-/// Whether this CPU runs the AVX2 build of the kernel (the same bits, faster).
-fn wide() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    optimize_on(emb, dim, g, s, avx2(), on_epoch)
 }
 
 /// [`optimize`] with the AVX2 build of the kernel (`wide`, where the CPU has it) or the
@@ -118,7 +110,7 @@ pub(crate) fn optimize_on(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, wide:
 /// The kernel for any width, without a compiled-in dimension (the same arithmetic).
 #[cfg(test)]
 pub(crate) fn optimize_any(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
-    drive(emb, Dynamic(dim), g, s, wide(), on_epoch)
+    drive(emb, Dynamic(dim), g, s, avx2(), on_epoch)
 }
 
 /// A row width: compiled in ([`Fixed`], the lanes' columns live in registers) or known at
@@ -282,7 +274,7 @@ fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, wide: bool, mut on
 fn run_chunk<W: Width>(w: W, g: &Graph, sh: &Shared, c: Chunk) {
     #[cfg(target_arch = "x86_64")]
     if sh.wide {
-        // SAFETY: `wide` is set only where the CPU has AVX2 (`wide()`, or a test that checks).
+        // SAFETY: `wide` is set only where the CPU has AVX2 (`avx2()`, or a test that checks).
         unsafe { run_chunk_avx2(w, g, sh, c) };
         return;
     }

@@ -389,10 +389,7 @@ impl Op<'_> {
     /// (the 5-D init 52 s -> 18 s).
     fn apply(&self, x: &[f32], out: &mut [f32], m: usize, alpha: f64, beta: f64, z: Option<(&[f32], f64)>) {
         let p = Product { x, m, alpha, beta, z };
-        #[cfg(target_arch = "x86_64")]
-        let wide = std::arch::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let wide = false;
+        let wide = crate::numeric::distance::avx2();
         out.par_chunks_mut(m * PRODUCT_ROWS).enumerate().for_each(|(b, block)| {
             #[cfg(target_arch = "x86_64")]
             if wide {
