@@ -7,7 +7,10 @@
 //! and within a memory budget (an estimate from the inputs' sizes; one unit always runs, so
 //! a node larger than the budget still runs, alone). Ready units start in a fixed order
 //! (lowest unit first), and each op is deterministic, so outputs never depend on the
-//! scheduling.
+//! scheduling. A unit whose op has a joint key ([`crate::ops::Kind::joint_key`]) takes the
+//! ready units with the same key and input units with it: the op may compute their outputs
+//! alongside its own (each bit for bit what it would be alone); they are held back until
+//! it is done, then run as usual.
 //!
 //! For each unit: derive its key from its op, parameters and the content hashes of its
 //! inputs; on a verified hit reuse the entry; otherwise take the key's compute lock, check
@@ -384,7 +387,7 @@ fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         // Pick the lowest ready unit that fits the budget (any unit when none runs).
-        let (u, estimate, hashes, keys, frames) = {
+        let (u, estimate, hashes, keys, frames, joined) = {
             let mut st = lock();
             let picked = loop {
                 if st.error.is_some() || st.not_started == 0 {
@@ -409,6 +412,15 @@ fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer
             };
             let (u, est) = picked;
             st.ready.remove(&u);
+            // Ready units it may compute alongside (see `Kind::joint_key`): held back until
+            // it is done, then run as usual (finding their outputs in memory).
+            let joined: Vec<usize> = match op_of(points, units, u).joint_key() {
+                Some(k) => st.ready.iter().copied().filter(|&w| units[w].inputs == units[u].inputs && op_of(points, units, w).joint_key().as_ref() == Some(&k)).collect(),
+                None => Vec::new(),
+            };
+            for w in &joined {
+                st.ready.remove(w);
+            }
             st.running += 1;
             st.memory = st.memory.saturating_add(est);
             st.not_started -= 1;
@@ -416,10 +428,11 @@ fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer
             let hashes: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").content_hash.clone()).collect();
             let keys: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").report.key.clone()).collect();
             let frames: Vec<Option<Arc<DataFrame>>> = ins.iter().map(|&i| st.frames[i].clone()).collect();
-            (u, est, hashes, keys, frames)
+            (u, est, hashes, keys, frames, joined)
         };
-        let res = run_unit(points, units, u, store, obs, &hashes, &keys, frames, state);
+        let res = run_unit(points, units, u, store, obs, &hashes, &keys, frames, &joined, state);
         let mut st = lock();
+        st.ready.extend(joined);
         st.running -= 1;
         st.memory = st.memory.saturating_sub(estimate);
         match res {
@@ -463,6 +476,7 @@ fn run_unit(
     hashes: &[String],
     keys: &[String],
     frames: Vec<Option<Arc<DataFrame>>>,
+    joined: &[usize],
     state: &Mutex<State>,
 ) -> Result<(Finished, Option<DataFrame>)> {
     let unit = &units[u];
@@ -513,6 +527,7 @@ fn run_unit(
                     let details: Vec<serde_json::Value> = keys.iter().map(|k| store.manifest(k).map_or(serde_json::Value::Null, |m| m.details)).collect();
                     let node_parts = NodeParts::new(store, &parts, &node.name, &p.name);
                     let input_files: Vec<std::path::PathBuf> = keys.iter().map(|k| store.attachment_path(k, "")).collect();
+                    let joint = joint_ops(points, units, joined, store, hashes)?;
                     let ctx = RunCtx {
                         pipeline: &p.name,
                         node: &node.name,
@@ -522,6 +537,7 @@ fn run_unit(
                         data_hashes: data.as_ref().map(|d| d.rows.as_slice()),
                         parts: &node_parts,
                         input_files: &input_files,
+                        joint: &joint,
                     };
                     let out = node.op.run(&ins, &ctx).map_err(|e| e.at(&node.loc))?;
                     drop(ins);
@@ -563,6 +579,31 @@ fn run_unit(
     };
     obs.event(Event::Done(&report));
     Ok((Finished { report, content_hash: manifest.content_hash.clone() }, computed))
+}
+
+/// A unit's op (as in the first point that has it).
+fn op_of<'p>(points: &'p [Pipeline], units: &[Unit], u: usize) -> &'p Op {
+    &points[units[u].point].nodes[units[u].v].op
+}
+
+/// The ops of the units joined to one that runs (the same input units, so the same input
+/// `hashes`) whose outputs are not in the cache.
+fn joint_ops<'p>(points: &'p [Pipeline], units: &[Unit], joined: &[usize], store: &Store, hashes: &[String]) -> Result<Vec<(&'p str, &'p Op)>> {
+    let mut ops = Vec::new();
+    for &w in joined {
+        let p = &points[units[w].point];
+        let v = units[w].v;
+        let mut all: Vec<Option<String>> = vec![None; p.nodes.len()];
+        for (&iv, h) in p.nodes[v].inputs.iter().zip(hashes) {
+            all[iv] = Some(h.clone());
+        }
+        if let Some(parts) = key_parts(p, store, v, &all, None)? {
+            if !matches!(store.lookup(&parts.key()), Lookup::Hit(_)) {
+                ops.push((p.nodes[v].name.as_str(), &p.nodes[v].op));
+            }
+        }
+    }
+    Ok(ops)
 }
 
 /// A unit's input frames: from memory where this run has them, else read from the cache

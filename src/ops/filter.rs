@@ -286,6 +286,7 @@ mod tests {
                 data_hashes: None,
                 parts: &crate::ops::NoParts,
                 input_files: &[],
+                joint: &[],
             },
         )
     }

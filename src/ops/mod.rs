@@ -76,6 +76,13 @@ pub trait Kind: Send + Sync {
     fn multithreaded(&self) -> bool {
         false
     }
+    /// Nodes whose ops give the same joint key and read the same inputs may be computed
+    /// together: the first to run gets the others' ops in [`RunCtx::joint`] and may leave
+    /// their outputs for them in memory (`reduce`: layouts of one graph share one SGD).
+    /// Each output must be bit for bit what the node computes alone. `None`: never.
+    fn joint_key(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The `name`, `version` (the kind file's `VERSION`) and `arity` of a [`Kind`] impl:
@@ -218,6 +225,10 @@ pub struct RunCtx<'a> {
     /// The folder of each input's attachments (`Output::files`) in the cache, in input
     /// order: an op may read (e.g. memory-map) what its inputs stored beside their tables.
     pub input_files: &'a [PathBuf],
+    /// Nodes (name, op) that will run after this one in this process, on the same inputs and
+    /// with the same [`Kind::joint_key`], not in the cache: the op may compute their
+    /// outputs alongside its own.
+    pub joint: &'a [(&'a str, &'a Op)],
 }
 
 /// Parts of a node's work kept across runs, each under an id the op derives from exactly
@@ -310,6 +321,15 @@ impl Op {
 
     pub fn run(&self, inputs: &[Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         self.kind().compute(inputs, ctx)
+    }
+
+    /// See [`Kind::joint_key`]; never for an op that reads data files (its key needs them).
+    pub fn joint_key(&self) -> Option<String> {
+        let k = self.kind();
+        if k.reads_data_files() {
+            return None;
+        }
+        k.joint_key()
     }
 }
 

@@ -15,12 +15,15 @@ use polars::prelude::*;
 use serde::Serialize;
 
 pub use super::knn::Metric;
-use super::{columns, knn::Knn, Output, RunCtx, SchemaError, SchemaResult};
+use super::{columns, knn::Knn, Kind as _, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::{pca, umap};
 use crate::params::Params;
 
 pub const VERSION: u32 = 9;
+
+/// Columns of the layouts one SGD optimises together at most (their rows side by side).
+const MAX_JOINT_WIDTH: usize = 64;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Reduce {
@@ -164,51 +167,62 @@ impl Reduce {
         drop((nbr, dist));
         let t_graph = t0.elapsed().as_secs_f64();
         let dim = self.n_components as usize;
-        let mut init_shared = false;
-        let mut spectral = None;
-        let mut emb = if u.init == Init::Spectral {
-            // Components of a disconnected graph are placed by their centroids in the
-            // input columns (graph rows are in locality order: row `rank[i]` is input row `i`).
-            let mut failed = None;
-            let meta = |label: &[u32], count: usize| -> Vec<f64> {
-                let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m));
-                match cols.and_then(|cols| Ok((columns::matrix_f32(input, &cols, ctx.node)?, cols.len()))) {
-                    Ok((x, d)) => umap::spectral::centroid_layout(&x, d, &rank, label, count, dim),
-                    Err(e) => {
-                        failed = Some(e);
-                        Vec::new()
+        let (a, b) = umap::find_ab(u.spread, u.min_dist);
+        let sgd = umap::Sgd { a, b, n_epochs, learning_rate: u.learning_rate, negative_sample_rate: u.negative_sample_rate as f64, seed: u.seed };
+        let mut summary =
+            vec![format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist)];
+        let (emb, init, t_sgd, sgd_with) = match memo::take_layout(memo::layout_key(key, self, n_epochs)) {
+            // Laid out by a node that ran before this one, beside its own layout.
+            Some(l) => {
+                summary.push(format!("graph {t_graph:.2}s ({} edges), init {:.2}s, SGD {:.2}s in `{}`'s", g.head.len(), l.init.secs, l.sgd_secs, l.by));
+                summary.push(format!("laid out beside `{}` in one SGD (the same graph and sampling): the bits it gets alone", l.by));
+                (l.emb, l.init, l.sgd_secs, vec![l.by])
+            }
+            None => {
+                // Nodes joined to this one (see `Kind::joint_key`): their layouts go through
+                // the same SGD, each with its own init.
+                let mine = self.joint_key();
+                let mut with: Vec<(&str, &Reduce)> = Vec::new();
+                let mut width = dim;
+                for &(name, op) in ctx.joint {
+                    if let crate::ops::Op::Reduce(r) = op {
+                        let w = r.n_components as usize;
+                        if r.joint_key() == mine && with.len() + 1 < umap::sgd::MAX_JOINT && width + w <= MAX_JOINT_WIDTH {
+                            with.push((name, r));
+                            width += w;
+                        }
                     }
                 }
-            };
-            let (solved, shared) = memo::solve(key, dim, u.seed, || umap::spectral::solve(&g, dim, u.seed));
-            init_shared = shared;
-            let (emb, report) = umap::spectral::spectral_layout(&g, &solved, dim, meta);
-            if let Some(e) = failed {
-                return Err(e);
+                let mut inits = vec![self.init_layout(&g, key, &rank, input, ctx.node)?];
+                for (name, r) in &with {
+                    inits.push(r.init_layout(&g, key, &rank, input, name)?);
+                }
+                let dims: Vec<usize> = std::iter::once(dim).chain(with.iter().map(|(_, r)| r.n_components as usize)).collect();
+                let bar = ctx.progress.bar(ctx.node, "umap epochs", n_epochs as u64);
+                let t = std::time::Instant::now();
+                let mut embs: Vec<&mut [f32]> = inits.iter_mut().map(|(e, _)| &mut e[..]).collect();
+                umap::optimize_joint(&mut embs, &dims, &g, &sgd, |_| bar.inc(1));
+                bar.finish();
+                let t_sgd = t.elapsed().as_secs_f64();
+                let mut inits = inits.into_iter();
+                let (emb, init) = inits.next().expect("this node's layout");
+                summary.push(format!("graph {t_graph:.2}s ({} edges), init {:.2}s, SGD {t_sgd:.2}s", g.head.len(), init.secs));
+                for ((_, r), (emb, init)) in with.iter().zip(inits) {
+                    memo::put_layout(memo::layout_key(key, r, n_epochs), memo::Layout { emb, init, sgd_secs: t_sgd, by: ctx.node.to_owned() });
+                }
+                if !with.is_empty() {
+                    let names: Vec<String> = with.iter().map(|(name, r)| format!("`{name}`'s ({} columns)", r.n_components)).collect();
+                    summary.push(format!("one SGD for this layout and {}: the same graph and sampling, each layout the bits it gets alone", names.join(", ")));
+                }
+                (emb, init, t_sgd, with.iter().map(|(name, _)| name.to_string()).collect())
             }
-            spectral = Some(report);
-            emb
-        } else {
-            let mut r = crate::numeric::rng::Rng::new(u.seed, crate::numeric::rng::stream::UMAP_RANDOM_INIT);
-            (0..n * dim).map(|_| r.range(0.0, 10.0) as f32).collect()
         };
-        let t_init = t0.elapsed().as_secs_f64() - t_graph;
-        let (a, b) = umap::find_ab(u.spread, u.min_dist);
-        let bar = ctx.progress.bar(ctx.node, "umap epochs", n_epochs as u64);
-        let sgd = umap::Sgd { a, b, n_epochs, learning_rate: u.learning_rate, negative_sample_rate: u.negative_sample_rate as f64, seed: u.seed };
-        umap::optimize(&mut emb, dim, &g, &sgd, |_| bar.inc(1));
-        bar.finish();
-        let t_sgd = t0.elapsed().as_secs_f64() - t_graph - t_init;
         let df = self.output(input, &umap::unpermute_rows(&emb, dim, &rank), ctx)?;
-        let mut summary = vec![
-            format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist),
-            format!("graph {t_graph:.2}s ({} edges), init {t_init:.2}s, SGD {t_sgd:.2}s", g.head.len()),
-        ];
-        if graph_shared || init_shared {
-            let what = if init_shared { "graph and spectral eigenvectors" } else { "graph" };
+        if graph_shared || init.shared {
+            let what = if init.shared { "graph and spectral eigenvectors" } else { "graph" };
             summary.push(format!("{what} as built for an earlier node in this run (the same kNN table and parameters)"));
         }
-        if let Some(r) = &spectral {
+        if let Some(r) = &init.spectral {
             summary.push(format!(
                 "spectral init: {} component(s), {} products, residual {:.1e}{}",
                 r.components,
@@ -218,9 +232,41 @@ impl Reduce {
             ));
         }
         let mut out = Output::new(df, summary);
-        out.details = serde_json::json!({ "seconds": { "graph": t_graph, "init": t_init, "sgd": t_sgd }, "shared": { "graph": graph_shared, "eigenvectors": init_shared }, "a": a, "b": b, "n_epochs": n_epochs,
-            "spectral": spectral.map(|r| serde_json::json!({ "components": r.components, "products": r.matvecs, "residual": r.residual, "converged": r.converged, "eigenvalues": r.eigenvalues })) });
+        out.details = serde_json::json!({ "seconds": { "graph": t_graph, "init": init.secs, "sgd": t_sgd }, "shared": { "graph": graph_shared, "eigenvectors": init.shared, "sgd": sgd_with }, "a": a, "b": b, "n_epochs": n_epochs,
+            "spectral": init.spectral.map(|r| serde_json::json!({ "components": r.components, "products": r.matvecs, "residual": r.residual, "converged": r.converged, "eigenvalues": r.eigenvalues })) });
         Ok(out)
+    }
+
+    /// The layout of UMAP node `node` (this op) before the SGD, in the graph's row order:
+    /// spectral or random.
+    fn init_layout(&self, g: &umap::Graph, key: [u8; 32], rank: &[u32], input: &DataFrame, node: &str) -> Result<(Vec<f32>, memo::Init)> {
+        let t = std::time::Instant::now();
+        let u = self.umap.as_ref().expect("a UMAP node");
+        let dim = self.n_components as usize;
+        if u.init == Init::Random {
+            let mut r = crate::numeric::rng::Rng::new(u.seed, crate::numeric::rng::stream::UMAP_RANDOM_INIT);
+            let emb = (0..g.n * dim).map(|_| r.range(0.0, 10.0) as f32).collect();
+            return Ok((emb, memo::Init { spectral: None, shared: false, secs: t.elapsed().as_secs_f64() }));
+        }
+        // Components of a disconnected graph are placed by their centroids in the input
+        // columns (graph rows are in locality order: row `rank[i]` is input row `i`).
+        let mut failed = None;
+        let meta = |label: &[u32], count: usize| -> Vec<f64> {
+            let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(node, m));
+            match cols.and_then(|cols| Ok((columns::matrix_f32(input, &cols, node)?, cols.len()))) {
+                Ok((x, d)) => umap::spectral::centroid_layout(&x, d, rank, label, count, dim),
+                Err(e) => {
+                    failed = Some(e);
+                    Vec::new()
+                }
+            }
+        };
+        let (solved, shared) = memo::solve(key, dim, u.seed, || umap::spectral::solve(g, dim, u.seed));
+        let (emb, report) = umap::spectral::spectral_layout(g, &solved, dim, meta);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok((emb, memo::Init { spectral: Some(report), shared, secs: t.elapsed().as_secs_f64() }))
     }
 
     fn run_pca(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
@@ -262,6 +308,18 @@ impl super::Kind for Reduce {
     fn multithreaded(&self) -> bool {
         true
     }
+
+    /// UMAP layouts on the same input and kNN table whose SGD samples alike (everything
+    /// but `n_components`, `prefix` and `init`) share one SGD.
+    fn joint_key(&self) -> Option<String> {
+        let u = self.umap.as_ref()?;
+        let key = serde_json::json!({
+            "columns": self.columns, "n_neighbors": u.n_neighbors, "min_dist": u.min_dist, "spread": u.spread,
+            "n_epochs": u.n_epochs, "learning_rate": u.learning_rate, "negative_sample_rate": u.negative_sample_rate,
+            "local_connectivity": u.local_connectivity, "metric": u.metric, "seed": u.seed,
+        });
+        Some(key.to_string())
+    }
 }
 
 impl super::Parse for Reduce {
@@ -274,8 +332,9 @@ impl super::Parse for Reduce {
 
 /// The fuzzy graphs and spectral solves last built in this process, for the next UMAP on
 /// the same kNN table (a pipeline's 2-D display beside its 5-D search, a sweep's
-/// `n_components` axis). Both are pure functions of what keys them, so a hit changes only
-/// the time (at 632k rows: 5.5 s for the graph, 17 s for the solve). The last [`KEEP`]
+/// `n_components` axis), and the layouts a node computed beside its own for nodes joined
+/// to it (see `joint_key`), until they run. All are pure functions of what keys them, so a
+/// hit changes only the time (at 632k rows: 5.5 s for the graph, 17 s for the solve). The last [`KEEP`]
 /// graphs are kept (about 12 bytes an edge each), each with its last [`KEEP`] solves,
 /// until pushed out or the end of the process. A layout that needs a graph or solve
 /// another node is building meanwhile (a sweep runs two nodes at a time) waits for it
@@ -283,7 +342,10 @@ impl super::Parse for Reduce {
 mod memo {
     use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-    use crate::numeric::umap::{spectral::Solve, Graph};
+    use crate::numeric::umap::{
+        spectral::{Solve, SpectralReport},
+        Graph,
+    };
 
     /// Graphs kept: as many as a sweep's nodes running at once (`--parallel`, 2) need; and
     /// solves kept per graph.
@@ -357,6 +419,55 @@ mod memo {
             })
             .clone();
         (g, !built)
+    }
+
+    /// How a layout started.
+    pub struct Init {
+        pub spectral: Option<SpectralReport>,
+        /// Whether the spectral solve was kept from an earlier node.
+        pub shared: bool,
+        pub secs: f64,
+    }
+
+    /// A layout a node computed beside its own for a node that runs after it (in the
+    /// graph's row order), with how it was made.
+    pub struct Layout {
+        pub emb: Vec<f32>,
+        pub init: Init,
+        pub sgd_secs: f64,
+        /// The node that computed it.
+        pub by: String,
+    }
+
+    /// Layouts waiting for their nodes; a few at most (a sweep's layouts of one graph).
+    static LAYOUTS: Mutex<Vec<([u8; 32], Layout)>> = Mutex::new(Vec::new());
+    const KEEP_LAYOUTS: usize = 2 * crate::numeric::umap::sgd::MAX_JOINT;
+
+    /// What decides a layout beyond its graph: the node's parameters and the epochs.
+    pub fn layout_key(graph: [u8; 32], r: &super::Reduce, n_epochs: usize) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"dagrun umap layout v1");
+        h.update(&graph);
+        h.update(serde_json::to_string(r).expect("parameters serialise").as_bytes());
+        h.update(&(n_epochs as u64).to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// Leave a layout for the node it belongs to.
+    pub fn put_layout(key: [u8; 32], l: Layout) {
+        let mut kept = lock(&LAYOUTS);
+        kept.retain(|(k, _)| *k != key);
+        kept.push((key, l));
+        if kept.len() > KEEP_LAYOUTS {
+            kept.remove(0);
+        }
+    }
+
+    /// The layout left under `key`, taken.
+    pub fn take_layout(key: [u8; 32]) -> Option<Layout> {
+        let mut kept = lock(&LAYOUTS);
+        let at = kept.iter().position(|(k, _)| *k == key)?;
+        Some(kept.remove(at).1)
     }
 
     /// The spectral solve of the graph under `key` for a `dim`-D layout with `seed`: the

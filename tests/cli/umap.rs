@@ -160,18 +160,28 @@ fn a_display_layout_shares_the_search_layouts_graph_and_solve_bit_for_bit() {
     // in one run the second reuses the first's fuzzy graph and spectral solve; computed
     // alone, in a process and cache of its own, it has the same bits.
     let display = layout("display", 2, "prefix = \"display_\"\n");
+    // Both layouts go through one SGD, run by the first node.
     let both = Test::new();
-    both.pipeline(&(featured(12_000, 32) + &layout("umap", 5, "") + &display));
+    let pair = featured(12_000, 32) + &layout("umap", 5, "") + &display;
+    both.pipeline(&pair);
     let out = both.run(&["run", "p.toml"]).ok().stderr();
     let shared: Vec<&str> = out.lines().filter(|l| l.contains("as built for an earlier node")).collect();
     assert_eq!(shared.len(), 1, "{out}");
     assert!(shared[0].contains("graph and spectral eigenvectors"), "{out}");
+    assert!(out.contains("one SGD for this layout and `display`'s (2 columns)"), "{out}");
+    assert!(out.contains("laid out beside `umap` in one SGD"), "{out}");
     let alone = Test::new();
     alone.pipeline(&(featured(12_000, 32) + &display));
     let out = alone.run(&["run", "p.toml"]).ok().stderr();
-    assert!(!out.contains("as built for an earlier node"), "{out}");
+    assert!(!out.contains("as built for an earlier node") && !out.contains("one SGD"), "{out}");
     let key = |t: &Test| t.run_json(&[]).ok().keys()["display"].clone();
     let (k1, k2) = (key(&both), key(&alone));
     assert_eq!(k1, k2);
     assert_eq!(Test::content_hashes(&both.cache())[&k1], Test::content_hashes(&alone.cache())[&k2]);
+    // Beside a layout already in the cache, the other runs alone (nothing is laid out twice).
+    alone.pipeline(&pair);
+    let out = alone.run(&["run", "p.toml"]).ok().stderr();
+    assert!(out.contains("cached  display") && !out.contains("one SGD"), "{out}");
+    let k = both.run_json(&[]).ok().keys()["umap"].clone();
+    assert_eq!(Test::content_hashes(&both.cache())[&k], Test::content_hashes(&alone.cache())[&k], "the search layout, computed with the display and alone");
 }

@@ -33,7 +33,7 @@ pub mod sgd;
 pub mod spectral;
 pub mod transform;
 
-pub use sgd::{epochs_per_sample, optimize, Sgd};
+pub use sgd::{epochs_per_sample, optimize, optimize_joint, Sgd};
 pub use spectral::spectral_init;
 
 const SMOOTH_K_TOLERANCE: f64 = 1e-5;
@@ -517,6 +517,49 @@ mod tests {
         optimize(&mut d, 5, &g, &sgd, |_| {});
         optimize_any(&mut any, 5, &g, &sgd, |_| {});
         assert_eq!(d, any, "the kernel compiled for 5 dimensions is the generic one, faster");
+    }
+
+    /// Layouts of one graph optimised together get the bits each gets alone, for every
+    /// build of the joint kernel (compiled pair, compiled total width, any width) and both
+    /// instruction sets; and joint runs are not all the same run (the layouts move apart).
+    #[test]
+    fn layouts_optimised_together_get_the_bits_each_gets_alone() {
+        let (_, g) = blob_graph(1500, 8, 9);
+        let (a, b) = find_ab(1.0, 0.1);
+        let sgd = Sgd { a, b, n_epochs: 30, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
+        let sets: [&[usize]; 6] = [&[5, 2], &[10, 2], &[2, 5, 10], &[2, 5, 10, 2], &[2, 3], &[1, 2, 1, 3, 2, 1, 4, 2]];
+        let builds: &[bool] = if crate::numeric::distance::avx2() { &[true, false] } else { &[false] };
+        for dims in sets {
+            // Random starts of each width (a joint layout's init is its own).
+            let inits: Vec<Vec<f32>> = dims
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    let mut r = crate::numeric::rng::Rng::new(i as u64, 7);
+                    (0..g.n * d).map(|_| r.range(0.0, 10.0) as f32).collect()
+                })
+                .collect();
+            for &wide in builds {
+                let alone: Vec<Vec<f32>> = inits
+                    .iter()
+                    .zip(dims.iter())
+                    .map(|(init, &d)| {
+                        let mut e = init.clone();
+                        sgd::optimize_on(&mut e, d, &g, &sgd, wide, |_| {});
+                        e
+                    })
+                    .collect();
+                let mut joint = inits.clone();
+                let mut epochs = 0;
+                let mut embs: Vec<&mut [f32]> = joint.iter_mut().map(|e| &mut e[..]).collect();
+                sgd::optimize_joint_on(&mut embs, dims, &g, &sgd, wide, |_| epochs += 1);
+                assert_eq!(epochs, 30);
+                for (i, ((j, a), init)) in joint.iter().zip(&alone).zip(&inits).enumerate() {
+                    assert_ne!(a, init, "{dims:?}: layout {i} moved");
+                    assert!(j == a, "{dims:?} (AVX2 {wide}): layout {i} ({}-D) differs from its run alone", dims[i]);
+                }
+            }
+        }
     }
 
     #[test]
