@@ -146,39 +146,40 @@ impl Reduce {
         tracing::debug!(secs = t_read.elapsed().as_secs_f64(), "umap: neighbour table read");
         let t0 = std::time::Instant::now();
         let key = memo::graph_key(&nbr, &dist, &rank, u.local_connectivity, n_epochs);
-        let (g, graph_shared) = memo::graph(key, || {
-            let lap = |what: &str, t: &mut std::time::Instant| {
-                tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: {what}");
-                *t = std::time::Instant::now();
-            };
-            let mut t = std::time::Instant::now();
-            let (nbr, dist) = umap::permute_knn(&nbr, &dist, k, &rank);
-            // umap-learn's rows start with the point itself at distance 0.
-            let (idx, d, kk) = umap::with_self(&nbr, &dist, k);
-            lap("locality order", &mut t);
-            let mut g = umap::fuzzy_simplicial_set(&idx, &d, kk, u.local_connectivity);
-            lap("fuzzy union", &mut t);
-            g.drop_weak(n_epochs);
-            lap("weak edges", &mut t);
-            g.order_tails_by(&umap::scrambled_keys(&rank));
-            lap("edge order", &mut t);
-            g
-        });
-        drop((nbr, dist));
-        let t_graph = t0.elapsed().as_secs_f64();
         let dim = self.n_components as usize;
         let (a, b) = umap::find_ab(u.spread, u.min_dist);
         let sgd = umap::Sgd { a, b, n_epochs, learning_rate: u.learning_rate, negative_sample_rate: u.negative_sample_rate as f64, seed: u.seed };
         let mut summary =
             vec![format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist)];
-        let (emb, init, t_sgd, sgd_with) = match memo::take_layout(memo::layout_key(key, self, n_epochs)) {
+        let (emb, init, t_graph, t_sgd, sgd_with, graph_shared) = match memo::take_layout(memo::layout_key(key, self, n_epochs)) {
             // Laid out by a node that ran before this one, beside its own layout.
             Some(l) => {
-                summary.push(format!("graph {t_graph:.2}s ({} edges), init {:.2}s, SGD {:.2}s in `{}`'s", g.head.len(), l.init.secs, l.sgd_secs, l.by));
+                let t_graph = t0.elapsed().as_secs_f64();
+                summary.push(format!("graph ({} edges), init {:.2}s, SGD {:.2}s in `{}`'s run", l.edges, l.init.secs, l.sgd_secs, l.by));
                 summary.push(format!("laid out beside `{}` in one SGD (the same graph and sampling): the bits it gets alone", l.by));
-                (l.emb, l.init, l.sgd_secs, vec![l.by])
+                (l.emb, l.init, t_graph, l.sgd_secs, vec![l.by], true)
             }
             None => {
+                let (g, graph_shared) = memo::graph(key, || {
+                    let lap = |what: &str, t: &mut std::time::Instant| {
+                        tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: {what}");
+                        *t = std::time::Instant::now();
+                    };
+                    let mut t = std::time::Instant::now();
+                    let (nbr, dist) = umap::permute_knn(&nbr, &dist, k, &rank);
+                    // umap-learn's rows start with the point itself at distance 0.
+                    let (idx, d, kk) = umap::with_self(&nbr, &dist, k);
+                    lap("locality order", &mut t);
+                    let mut g = umap::fuzzy_simplicial_set(&idx, &d, kk, u.local_connectivity);
+                    lap("fuzzy union", &mut t);
+                    g.drop_weak(n_epochs);
+                    lap("weak edges", &mut t);
+                    g.order_tails_by(&umap::scrambled_keys(&rank));
+                    lap("edge order", &mut t);
+                    g
+                });
+                drop((nbr, dist));
+                let t_graph = t0.elapsed().as_secs_f64();
                 // Nodes joined to this one (see `Kind::joint_key`): their layouts go through
                 // the same SGD, each with its own init.
                 let mine = self.joint_key();
@@ -194,9 +195,14 @@ impl Reduce {
                     }
                 }
                 let mut inits = vec![self.init_layout(&g, key, &rank, input, ctx.node)?];
-                for (name, r) in &with {
-                    inits.push(r.init_layout(&g, key, &rank, input, name)?);
-                }
+                // A joined layout whose init fails is left to its own node, which reports it.
+                with.retain(|(name, r)| match r.init_layout(&g, key, &rank, input, name) {
+                    Ok(init) => {
+                        inits.push(init);
+                        true
+                    }
+                    Err(_) => false,
+                });
                 let dims: Vec<usize> = std::iter::once(dim).chain(with.iter().map(|(_, r)| r.n_components as usize)).collect();
                 let bar = ctx.progress.bar(ctx.node, "umap epochs", n_epochs as u64);
                 let t = std::time::Instant::now();
@@ -208,13 +214,13 @@ impl Reduce {
                 let (emb, init) = inits.next().expect("this node's layout");
                 summary.push(format!("graph {t_graph:.2}s ({} edges), init {:.2}s, SGD {t_sgd:.2}s", g.head.len(), init.secs));
                 for ((_, r), (emb, init)) in with.iter().zip(inits) {
-                    memo::put_layout(memo::layout_key(key, r, n_epochs), memo::Layout { emb, init, sgd_secs: t_sgd, by: ctx.node.to_owned() });
+                    memo::put_layout(memo::layout_key(key, r, n_epochs), memo::Layout { emb, init, edges: g.head.len(), sgd_secs: t_sgd, by: ctx.node.to_owned() });
                 }
                 if !with.is_empty() {
                     let names: Vec<String> = with.iter().map(|(name, r)| format!("`{name}`'s ({} columns)", r.n_components)).collect();
                     summary.push(format!("one SGD for this layout and {}: the same graph and sampling, each layout the bits it gets alone", names.join(", ")));
                 }
-                (emb, init, t_sgd, with.iter().map(|(name, _)| name.to_string()).collect())
+                (emb, init, t_graph, t_sgd, with.iter().map(|(name, _)| name.to_string()).collect(), graph_shared)
             }
         };
         let df = self.output(input, &umap::unpermute_rows(&emb, dim, &rank), ctx)?;
@@ -434,6 +440,8 @@ mod memo {
     pub struct Layout {
         pub emb: Vec<f32>,
         pub init: Init,
+        /// Edges of its graph.
+        pub edges: usize,
         pub sgd_secs: f64,
         /// The node that computed it.
         pub by: String,
