@@ -45,7 +45,9 @@ fn sigkill_at_ten_moments_never_leaves_a_half_written_entry() {
         assert_eq!(Test::content_hashes(&t.cache()), want, "after kill {i}, a run gives exactly the clean outputs");
     }
     eprintln!("entries present at each kill: {finished:?}");
-    assert!(finished.first() < finished.last(), "entries present at each kill: {finished:?}");
+    // Some kill came after an entry was published (under load the run is slower than the
+    // clean one timed first, so the last kill may still land before any).
+    assert!(finished[0] < *finished.iter().max().unwrap(), "entries present at each kill: {finished:?}");
 }
 
 #[test]

@@ -153,15 +153,15 @@ pub(crate) fn optimize_joint_on(embs: &mut [&mut [f32]], dims: &[usize], g: &Gra
         end += d;
         ends[k] = end as u16;
     }
-    let parts = dims.len() as u8;
+    let ends = Ends { ends, parts: dims.len() as u8 };
     match (dims, total) {
         ([5, 2], _) => drive(&mut joint, Pair::<7, 5>, g, s, wide, on_epoch),
-        (_, 7) => drive(&mut joint, Joint::<7> { ends, parts }, g, s, wide, on_epoch),
-        (_, 12) => drive(&mut joint, Joint::<12> { ends, parts }, g, s, wide, on_epoch),
-        (_, 15) => drive(&mut joint, Joint::<15> { ends, parts }, g, s, wide, on_epoch),
-        (_, 17) => drive(&mut joint, Joint::<17> { ends, parts }, g, s, wide, on_epoch),
-        (_, 19) => drive(&mut joint, Joint::<19> { ends, parts }, g, s, wide, on_epoch),
-        (_, _) => drive(&mut joint, Dynamic { dim: total, ends, parts }, g, s, wide, on_epoch),
+        (_, 7) => drive(&mut joint, Joint::<7>(ends), g, s, wide, on_epoch),
+        (_, 12) => drive(&mut joint, Joint::<12>(ends), g, s, wide, on_epoch),
+        (_, 15) => drive(&mut joint, Joint::<15>(ends), g, s, wide, on_epoch),
+        (_, 17) => drive(&mut joint, Joint::<17>(ends), g, s, wide, on_epoch),
+        (_, 19) => drive(&mut joint, Joint::<19>(ends), g, s, wide, on_epoch),
+        (_, _) => drive(&mut joint, Dynamic { dim: total, ends }, g, s, wide, on_epoch),
     }
     let mut at = 0;
     for (e, &d) in embs.iter_mut().zip(dims) {
@@ -195,45 +195,55 @@ trait Width: Copy + Send + Sync {
     }
 }
 
+/// The columns of a width compiled in: `D` columns, in registers.
+macro_rules! compiled_width {
+    () => {
+        type Cols = [[f32; LANES]; D];
+        #[inline(always)]
+        fn dim(self) -> usize {
+            D
+        }
+        #[inline(always)]
+        fn cols(self) -> Self::Cols {
+            [[0.0; LANES]; D]
+        }
+    };
+}
+
 #[derive(Clone, Copy)]
 struct Fixed<const D: usize>;
 
 impl<const D: usize> Width for Fixed<D> {
-    type Cols = [[f32; LANES]; D];
-    #[inline(always)]
-    fn dim(self) -> usize {
-        D
-    }
-    #[inline(always)]
-    fn cols(self) -> Self::Cols {
-        [[0.0; LANES]; D]
-    }
+    compiled_width!();
 }
 
-/// Several layouts, `D` columns in all; layout `k` ends at column `ends[k]`.
+/// Where each of a row's layouts ends: layout `k` ends at column `ends[k]`.
 #[derive(Clone, Copy)]
-struct Joint<const D: usize> {
+struct Ends {
     ends: [u16; MAX_JOINT],
     parts: u8,
 }
 
-impl<const D: usize> Width for Joint<D> {
-    type Cols = [[f32; LANES]; D];
-    #[inline(always)]
-    fn dim(self) -> usize {
-        D
-    }
-    #[inline(always)]
-    fn cols(self) -> Self::Cols {
-        [[0.0; LANES]; D]
-    }
-    #[inline(always)]
-    fn parts(self) -> usize {
-        self.parts as usize
-    }
+impl Ends {
     #[inline(always)]
     fn part(self, k: usize) -> std::ops::Range<usize> {
         (if k == 0 { 0 } else { self.ends[k - 1] as usize })..self.ends[k] as usize
+    }
+}
+
+/// Several layouts, `D` columns in all.
+#[derive(Clone, Copy)]
+struct Joint<const D: usize>(Ends);
+
+impl<const D: usize> Width for Joint<D> {
+    compiled_width!();
+    #[inline(always)]
+    fn parts(self) -> usize {
+        self.0.parts as usize
+    }
+    #[inline(always)]
+    fn part(self, k: usize) -> std::ops::Range<usize> {
+        self.0.part(k)
     }
 }
 
@@ -242,15 +252,7 @@ impl<const D: usize> Width for Joint<D> {
 struct Pair<const D: usize, const A: usize>;
 
 impl<const D: usize, const A: usize> Width for Pair<D, A> {
-    type Cols = [[f32; LANES]; D];
-    #[inline(always)]
-    fn dim(self) -> usize {
-        D
-    }
-    #[inline(always)]
-    fn cols(self) -> Self::Cols {
-        [[0.0; LANES]; D]
-    }
+    compiled_width!();
     #[inline(always)]
     fn parts(self) -> usize {
         2
@@ -269,15 +271,14 @@ impl<const D: usize, const A: usize> Width for Pair<D, A> {
 #[derive(Clone, Copy)]
 struct Dynamic {
     dim: usize,
-    ends: [u16; MAX_JOINT],
-    parts: u8,
+    ends: Ends,
 }
 
 impl Dynamic {
     fn one(dim: usize) -> Self {
         let mut ends = [0; MAX_JOINT];
         ends[0] = dim as u16;
-        Dynamic { dim, ends, parts: 1 }
+        Dynamic { dim, ends: Ends { ends, parts: 1 } }
     }
 }
 
@@ -290,10 +291,10 @@ impl Width for Dynamic {
         vec![[0.0; LANES]; self.dim]
     }
     fn parts(self) -> usize {
-        self.parts as usize
+        self.ends.parts as usize
     }
     fn part(self, k: usize) -> std::ops::Range<usize> {
-        (if k == 0 { 0 } else { self.ends[k - 1] as usize })..self.ends[k] as usize
+        self.ends.part(k)
     }
 }
 
