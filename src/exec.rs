@@ -485,10 +485,7 @@ fn run_unit(
     let node = &p.nodes[v];
     obs.event(Event::Start { node: &node.name, op: node.op.name() });
     let t0 = Instant::now();
-    let mut all_hashes: Vec<Option<String>> = vec![None; p.nodes.len()];
-    for (&iv, h) in node.inputs.iter().zip(hashes) {
-        all_hashes[iv] = Some(h.clone());
-    }
+    let all_hashes = by_node(p, v, hashes);
     // An op that reads files named by its rows needs its inputs to know its key.
     let mut frames = Some(frames);
     let mut loaded = None;
@@ -581,6 +578,16 @@ fn run_unit(
     Ok((Finished { report, content_hash: manifest.content_hash.clone() }, computed))
 }
 
+/// Node `v`'s input content `hashes` (in input order) placed at their nodes, as
+/// [`key_parts`] reads them.
+fn by_node(p: &Pipeline, v: NodeId, hashes: &[String]) -> Vec<Option<String>> {
+    let mut all = vec![None; p.nodes.len()];
+    for (&iv, h) in p.nodes[v].inputs.iter().zip(hashes) {
+        all[iv] = Some(h.clone());
+    }
+    all
+}
+
 /// A unit's op (as in the first point that has it).
 fn op_of<'p>(points: &'p [Pipeline], units: &[Unit], u: usize) -> &'p Op {
     &points[units[u].point].nodes[units[u].v].op
@@ -593,11 +600,7 @@ fn joint_ops<'p>(points: &'p [Pipeline], units: &[Unit], joined: &[usize], store
     for &w in joined {
         let p = &points[units[w].point];
         let v = units[w].v;
-        let mut all: Vec<Option<String>> = vec![None; p.nodes.len()];
-        for (&iv, h) in p.nodes[v].inputs.iter().zip(hashes) {
-            all[iv] = Some(h.clone());
-        }
-        if let Some(parts) = key_parts(p, store, v, &all, None)? {
+        if let Some(parts) = key_parts(p, store, v, &by_node(p, v, hashes), None)? {
             if !matches!(store.lookup(&parts.key()), Lookup::Hit(_)) {
                 ops.push((p.nodes[v].name.as_str(), &p.nodes[v].op));
             }
