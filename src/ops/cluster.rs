@@ -10,7 +10,13 @@
 //! `child_size`, and the id column — the point's id on rows whose child is a point (`child`
 //! below the number of points, in input order), null on rows whose child is a cluster.
 //! `select-leaves` and `select-eom` turn it into labels.
+//!
+//! Trees of one layout with different `min_samples` (a sweep's axis) are joined (see
+//! [`super::Kind::joint_key`]): the first to run finds every one's core distances in one
+//! search at the largest `min_samples` and leaves the others' in memory for their nodes,
+//! which then build their own spanning trees. Each gets the bits it gets alone.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use polars::prelude::*;
@@ -67,8 +73,43 @@ impl Cluster {
         let x = columns::matrix_f32(input, &cols, ctx.node)?;
         let bar = ctx.progress.bar(ctx.node, "hdbscan", 4);
         let t0 = Instant::now();
-        let tree = KdTree::build(&x, d);
-        let core = knn::core_distances(&tree, ms);
+        let points = memo::points_key(&x, d);
+        let mut core_note = None;
+        let (tree, core) = match memo::take(points, ms) {
+            Some(c) => {
+                core_note = Some(format!("core distances from `{}`'s run (one search for min_samples {}): the bits this node gets alone", c.by, c.ks));
+                (c.tree, c.core)
+            }
+            None => {
+                let tree = Arc::new(KdTree::build(&x, d));
+                // Trees joined to this one (see `Kind::joint_key`) whose core distances one
+                // search at the largest min_samples also gives.
+                let mine = super::Kind::joint_key(self);
+                let others: Vec<(&str, usize)> = ctx
+                    .joint
+                    .iter()
+                    .filter_map(|&(name, op)| match op {
+                        super::Op::Cluster(c) if super::Kind::joint_key(c) == mine && (c.min_samples as usize) < n => Some((name, c.min_samples as usize)),
+                        _ => None,
+                    })
+                    .take(memo::KEEP)
+                    .collect();
+                let ks: Vec<usize> = std::iter::once(ms).chain(others.iter().map(|o| o.1)).collect();
+                let mut cores = knn::core_distances_multi(&tree, &ks).into_iter();
+                let core = cores.next().expect("this node's core distances");
+                if !others.is_empty() {
+                    let mut all: Vec<usize> = ks.clone();
+                    all.sort_unstable();
+                    all.dedup();
+                    let ks_text = all.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+                    for (core, &(_, k)) in cores.zip(&others) {
+                        memo::put(points, k, memo::Core { tree: tree.clone(), core, by: ctx.node.to_owned(), ks: ks_text.clone() });
+                    }
+                    core_note = Some(format!("one core-distance search for min_samples {ks_text} (this node's and {} joined tree(s)')", others.len()));
+                }
+                (tree, core)
+            }
+        };
         bar.inc(1);
         let t_core = t0.elapsed().as_secs_f64();
         let edges = mst::mutual_reachability_mst(&tree, &core, self.alpha as f32);
@@ -104,8 +145,10 @@ impl Cluster {
             format!("{n_clusters} clusters below the root, {leaves} leaves"),
             format!("core distances {t_core:.2}s, minimum spanning tree {t_mst:.2}s, condensed tree {t_tree:.2}s"),
         ];
+        let mut summary = summary;
+        summary.extend(core_note.clone());
         let mut out = Output::new(df, summary);
-        out.details = serde_json::json!({ "seconds": { "core_distances": t_core, "mst": t_mst, "condense": t_tree } });
+        out.details = serde_json::json!({ "seconds": { "core_distances": t_core, "mst": t_mst, "condense": t_tree }, "core_distances": core_note });
         Ok(out)
     }
 }
@@ -128,6 +171,62 @@ impl super::Kind for Cluster {
 
     fn multithreaded(&self) -> bool {
         true
+    }
+
+    /// Trees on the same columns of the same input share one core-distance search.
+    fn joint_key(&self) -> Option<String> {
+        Some(serde_json::json!({ "columns": self.columns, "metric": self.metric }).to_string())
+    }
+}
+
+/// Core distances a tree found for the trees joined to it (see `joint_key`), until their
+/// nodes run: keyed by the points' bytes and `min_samples`, so a hit is exactly what the
+/// node would compute (only the time differs). A few at most (a sweep's `min_samples`
+/// axis); the oldest are pushed out.
+mod memo {
+    use std::sync::{Arc, Mutex};
+
+    use crate::numeric::kdtree::KdTree;
+
+    pub const KEEP: usize = 16;
+
+    pub struct Core {
+        /// The tree the core distances are indexed by (positions).
+        pub tree: Arc<KdTree>,
+        pub core: Vec<f32>,
+        /// The node whose run found them, and every `min_samples` of that search.
+        pub by: String,
+        pub ks: String,
+    }
+
+    static KEPT: Mutex<Vec<([u8; 32], usize, Core)>> = Mutex::new(Vec::new());
+
+    /// What decides the tree: the points (row-major, `dim` wide).
+    pub fn points_key(x: &[f32], dim: usize) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"dagrun cluster points v1");
+        h.update(&(dim as u64).to_le_bytes());
+        for chunk in x.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+            h.update(&bytes);
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// Leave the core distances for `min_samples` of these points for a node to take.
+    pub fn put(points: [u8; 32], min_samples: usize, c: Core) {
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        kept.push((points, min_samples, c));
+        if kept.len() > KEEP {
+            kept.remove(0);
+        }
+    }
+
+    /// The core distances left for `min_samples` of these points, taken.
+    pub fn take(points: [u8; 32], min_samples: usize) -> Option<Core> {
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        let at = kept.iter().position(|(p, k, _)| *p == points && *k == min_samples)?;
+        Some(kept.remove(at).2)
     }
 }
 

@@ -131,6 +131,32 @@ fn layouts_on_one_knn_table_share_its_graph_and_solve_when_run_side_by_side() {
 }
 
 #[test]
+fn trees_of_one_layout_share_one_core_distance_search_and_get_their_own_bits() {
+    // The trees of a min_samples axis on one layout: the first to run finds every one's core
+    // distances in one search at the largest min_samples; the others take theirs.
+    let t = Test::new();
+    t.pipeline(&pipeline());
+    let r = t.run(&["sweep", "p.toml", "--grid=tree.min_samples=10,40,20", "--json"]).ok();
+    let out = r.stderr();
+    assert_eq!(out.matches("one core-distance search for min_samples 10, 20, 40 (this node's and 2 joined tree(s)')").count(), 1, "{out}");
+    assert_eq!(out.matches("core distances from `tree`'s run (one search for min_samples 10, 20, 40)").count(), 2, "{out}");
+    let joint = Test::content_hashes(&t.cache());
+    // Each tree computed alone, in a process and cache of its own, has the same key and bits.
+    let keys = keys_of(&r, "tree");
+    assert_eq!(keys.len(), 3);
+    for ms in [10, 20, 40] {
+        let alone = Test::new();
+        alone.pipeline(&pipeline());
+        let set = format!("tree.min_samples={ms}");
+        let run = alone.run_json(&["--set", &set]).ok();
+        assert!(!run.stderr().contains("core-distance search") && !run.stderr().contains("core distances from"), "{}", run.stderr());
+        let k = run.keys()["tree"].clone();
+        assert!(keys.contains(&k), "min_samples {ms}: key {k} not among the sweep's {keys:?}");
+        assert_eq!(Test::content_hashes(&alone.cache())[&k], joint[&k], "min_samples {ms}: joint and alone differ");
+    }
+}
+
+#[test]
 fn sweep_table_in_the_file_and_bad_grids() {
     let t = Test::new();
     t.pipeline(&(pipeline() + "[sweep]\n\"tree.min_samples\" = [10, 20]\n"));
