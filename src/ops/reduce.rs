@@ -151,12 +151,15 @@ impl Reduce {
         let sgd = umap::Sgd { a, b, n_epochs, learning_rate: u.learning_rate, negative_sample_rate: u.negative_sample_rate as f64, seed: u.seed };
         let mut summary =
             vec![format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist)];
-        let (emb, init, t_graph, t_sgd, sgd_with, graph_shared) = match memo::take_layout(memo::layout_key(key, self, n_epochs)) {
+        let taken = memo::take_layout(memo::layout_key(key, self, n_epochs));
+        let laid_beside = taken.is_some();
+        let (emb, init, t_graph, t_sgd, sgd_with, graph_shared) = match taken {
             // Laid out by a node that ran before this one, beside its own layout.
             Some(l) => {
                 let t_graph = t0.elapsed().as_secs_f64();
                 summary.push(format!("graph ({} edges), init {:.2}s, SGD {:.2}s in `{}`'s run", l.edges, l.init.secs, l.sgd_secs, l.by));
-                summary.push(format!("laid out beside `{}` in one SGD (the same graph and sampling): the bits it gets alone", l.by));
+                let same = if l.init.shared { "graph, sampling and spectral eigenvectors" } else { "graph and sampling" };
+                summary.push(format!("laid out beside `{}` in one SGD (the same {same}): the bits it gets alone", l.by));
                 (l.emb, l.init, t_graph, l.sgd_secs, vec![l.by], true)
             }
             None => {
@@ -224,7 +227,8 @@ impl Reduce {
             }
         };
         let df = self.output(input, &umap::unpermute_rows(&emb, dim, &rank), ctx)?;
-        if graph_shared || init.shared {
+        // (A layout laid out beside another node's said what it shared above.)
+        if (graph_shared || init.shared) && !laid_beside {
             let what = if init.shared { "graph and spectral eigenvectors" } else { "graph" };
             summary.push(format!("{what} as built for an earlier node in this run (the same kNN table and parameters)"));
         }

@@ -109,13 +109,12 @@ fn sweep_computes_each_key_once_and_resumes() {
 
 #[test]
 fn layouts_on_one_knn_table_share_its_graph_and_solve_when_run_side_by_side() {
-    // Two nodes run at once (the default), so a grid's 2-D and 3-D layouts on the same
-    // kNN table are often ready together: the second waits for the first's fuzzy graph
-    // and spectral solve instead of building its own, for either table.
+    // A grid's 2-D and 3-D layouts on the same kNN table are ready together: the first
+    // lays out both in one SGD, on one fuzzy graph and one spectral solve, for either table.
     let t = Test::new();
     t.pipeline(&pipeline());
     let out = t.run(&["sweep", "p.toml", NN, D, "--grid=tree.min_samples=10"]).ok().stderr();
-    let shared = out.lines().filter(|l| l.contains("graph and spectral eigenvectors as built for an earlier node")).count();
+    let shared = out.lines().filter(|l| l.contains("in one SGD (the same graph, sampling and spectral eigenvectors)")).count();
     assert_eq!(shared, 2, "{out}");
     // The same keys as computing every layout alone, one node at a time.
     let serial = Test::new();
