@@ -140,12 +140,11 @@ impl Cluster {
         let stats = hdbscan::cluster_stats(&ct);
         let n_clusters = stats.birth.len() - n - 1;
         let leaves = (n + 1..stats.birth.len()).filter(|&c| stats.children[c].is_empty()).count();
-        let summary = vec![
+        let mut summary = vec![
             format!("{n} points in {d} dimensions, min_samples {ms}, min_cluster_size {}", self.min_cluster_size),
             format!("{n_clusters} clusters below the root, {leaves} leaves"),
             format!("core distances {t_core:.2}s, minimum spanning tree {t_mst:.2}s, condensed tree {t_tree:.2}s"),
         ];
-        let mut summary = summary;
         summary.extend(core_note.clone());
         let mut out = Output::new(df, summary);
         out.details = serde_json::json!({ "seconds": { "core_distances": t_core, "mst": t_mst, "condense": t_tree }, "core_distances": core_note });
