@@ -12,8 +12,8 @@
 //! the k-th; if that radius held too few points it widens (1.25 and 1.5 times, which
 //! catches most of the 5-10% of queries that miss: at 632k rows in 5-D and k = 100 this
 //! computes 27% fewer distances than going straight to the bound), ending with the
-//! guaranteed bound `core(q) <= core(prev) + d(q, prev)`. Each answer is exact whatever radius found it, so
-//! the result does not depend on the thread count.
+//! guaranteed bound `core(q) <= core(prev) + d(q, prev)`. Each answer is exact whatever
+//! radius found it, so the result does not depend on the thread count.
 
 use rayon::prelude::*;
 

@@ -16,6 +16,7 @@ use std::collections::BinaryHeap;
 use super::distance::{dot, prefetch_row, sqdist};
 use super::kdtree::Smallest;
 use super::rng::Rng;
+use super::{as_bytes, Plain};
 
 /// Points per leaf at most.
 const LEAF: usize = 64;
@@ -346,25 +347,14 @@ impl RpTree<'_> {
 
 const MAGIC: &[u8; 8] = b"DGRNIDX1";
 
-/// Types whose every bit pattern is a value and that have no padding: what an index's
-/// sections hold.
-///
-/// # Safety
-/// Implement only for such types.
-unsafe trait Plain: Copy {}
-// SAFETY: primitive numbers; RpNode is `repr(C)` of six 4-byte numbers.
-unsafe impl Plain for f32 {}
-unsafe impl Plain for u32 {}
-unsafe impl Plain for u64 {}
+// SAFETY: RpNode is `repr(C)` of six 4-byte numbers: no padding, every bit pattern a value.
 unsafe impl Plain for RpNode {}
 
 fn section<T: Plain>(b: &mut Vec<u8>, v: &[T]) {
     while !b.len().is_multiple_of(8) {
         b.push(0);
     }
-    // SAFETY: `T: Plain` has no padding, so its bytes are initialised.
-    let bytes = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) };
-    b.extend_from_slice(bytes);
+    b.extend_from_slice(as_bytes(v));
 }
 
 struct Reader<'a> {

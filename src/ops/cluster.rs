@@ -205,10 +205,7 @@ mod memo {
         let mut h = blake3::Hasher::new();
         h.update(b"dagrun cluster points v1");
         h.update(&(dim as u64).to_le_bytes());
-        for chunk in x.chunks(1 << 16) {
-            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
-            h.update(&bytes);
-        }
+        h.update_rayon(crate::numeric::as_bytes(x));
         *h.finalize().as_bytes()
     }
 

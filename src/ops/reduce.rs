@@ -151,9 +151,7 @@ impl Reduce {
         let sgd = umap::Sgd { a, b, n_epochs, learning_rate: u.learning_rate, negative_sample_rate: u.negative_sample_rate as f64, seed: u.seed };
         let mut summary =
             vec![format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist)];
-        let taken = memo::take_layout(memo::layout_key(key, self, n_epochs));
-        let laid_beside = taken.is_some();
-        let (emb, init, t_graph, t_sgd, sgd_with, graph_shared) = match taken {
+        let (emb, init, t_graph, t_sgd, sgd_with, graph_shared) = match memo::take_layout(memo::layout_key(key, self, n_epochs)) {
             // Laid out by a node that ran before this one, beside its own layout.
             Some(l) => {
                 let t_graph = t0.elapsed().as_secs_f64();
@@ -223,15 +221,14 @@ impl Reduce {
                     let names: Vec<String> = with.iter().map(|(name, r)| format!("`{name}`'s ({} columns)", r.n_components)).collect();
                     summary.push(format!("one SGD for this layout and {}: the same graph and sampling, each layout the bits it gets alone", names.join(", ")));
                 }
+                if graph_shared || init.shared {
+                    let what = if init.shared { "graph and spectral eigenvectors" } else { "graph" };
+                    summary.push(format!("{what} as built for an earlier node in this run (the same kNN table and parameters)"));
+                }
                 (emb, init, t_graph, t_sgd, with.iter().map(|(name, _)| name.to_string()).collect(), graph_shared)
             }
         };
         let df = self.output(input, &umap::unpermute_rows(&emb, dim, &rank), ctx)?;
-        // (A layout laid out beside another node's said what it shared above.)
-        if (graph_shared || init.shared) && !laid_beside {
-            let what = if init.shared { "graph and spectral eigenvectors" } else { "graph" };
-            summary.push(format!("{what} as built for an earlier node in this run (the same kNN table and parameters)"));
-        }
         if let Some(r) = &init.spectral {
             summary.push(format!(
                 "spectral init: {} component(s), {} products, residual {:.1e}{}",
@@ -352,6 +349,7 @@ impl super::Parse for Reduce {
 mod memo {
     use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+    use crate::numeric::as_bytes;
     use crate::numeric::umap::{
         spectral::{Solve, SpectralReport},
         Graph,
@@ -392,22 +390,12 @@ mod memo {
         e
     }
 
-    /// Numbers without padding bytes, so a slice of them can be read as bytes.
-    trait Plain: Copy {}
-    impl Plain for u32 {}
-    impl Plain for f32 {}
-
-    fn bytes<T: Plain>(v: &[T]) -> &[u8] {
-        // SAFETY: `Plain` types (u32, f32) have no padding: every byte is initialised.
-        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-    }
-
     /// What decides the graph: the kNN table's neighbours, distances and locality order,
     /// `local_connectivity` and the epochs (the weak-edge cut).
     pub fn graph_key(nbr: &[u32], dist: &[f32], rank: &[u32], local_connectivity: f64, n_epochs: usize) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
         h.update(b"dagrun umap graph v1");
-        for part in [bytes(nbr), bytes(dist), bytes(rank)] {
+        for part in [as_bytes(nbr), as_bytes(dist), as_bytes(rank)] {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update_rayon(part);
         }
