@@ -34,15 +34,19 @@ pub struct KdTree {
     pub dim: usize,
     /// Points in tree order, `n × dim`.
     pub points: Vec<f32>,
-    /// The same points dimension-major (`soa[d * n + pos]`), so a leaf's distances are
-    /// computed by vectorisable loops over contiguous columns.
-    pub soa: Vec<f32>,
+    /// The same points leaf by leaf, each leaf dimension-major: position `start + i` of a
+    /// leaf of `len` points from `start` has column `d` at `soa[start * dim + d * len + i]`.
+    /// A leaf's distances are vectorisable loops over contiguous columns, and its columns
+    /// are one contiguous block. (With the columns of the whole array instead, a leaf's 10
+    /// columns in 10-D sat in 10 places: the core-distance search at 632k rows and k = 1000
+    /// took 131 s where it takes 84 s.)
+    soa: Vec<f32>,
     /// Tree position -> original index.
     pub index: Vec<u32>,
     pub nodes: Vec<Node>,
-    /// Bounding boxes, `nodes × dim` each.
-    pub lo: Vec<f32>,
-    pub hi: Vec<f32>,
+    /// Bounding boxes: node `id`'s lowest corner at `bounds[2 * dim * id..][..dim]`, its
+    /// highest right after it, so a box test reads one place.
+    bounds: Vec<f32>,
 }
 
 impl KdTree {
@@ -52,26 +56,37 @@ impl KdTree {
         let n = x.len() / dim;
         assert!(n < u32::MAX as usize, "too many points");
         let mut idx: Vec<u32> = (0..n as u32).collect();
-        let mut t = KdTree { dim, points: Vec::new(), soa: Vec::new(), index: Vec::new(), nodes: Vec::new(), lo: Vec::new(), hi: Vec::new() };
+        let mut t = KdTree { dim, points: Vec::new(), soa: Vec::new(), index: Vec::new(), nodes: Vec::new(), bounds: Vec::new() };
         if n > 0 {
             t.split(x, &mut idx, 0);
         }
         t.points = idx.iter().flat_map(|&i| x[i as usize * dim..(i as usize + 1) * dim].iter().copied()).collect();
-        t.soa = (0..dim).flat_map(|d| idx.iter().map(move |&i| x[i as usize * dim + d])).collect();
+        t.soa = vec![0f32; t.points.len()];
+        for leaf in t.nodes.iter().filter(|nd| nd.is_leaf()) {
+            let (start, len) = (leaf.start as usize, leaf.len());
+            let block = &mut t.soa[start * dim..(start + len) * dim];
+            for (i, p) in t.points[start * dim..(start + len) * dim].chunks_exact(dim).enumerate() {
+                for (d, &v) in p.iter().enumerate() {
+                    block[d * len + i] = v;
+                }
+            }
+        }
         t.index = idx;
         t
     }
 
-    /// Squared distances from `q` to the points of leaf range `start..end` (at most
-    /// [`LEAF_SIZE`]) into `out[..end - start]`, summed over dimensions in order (the same
-    /// bits as [`dist2`]).
+    /// Squared distances from `q` to the points of `leaf` (a leaf of this tree: at most
+    /// [`LEAF_SIZE`] points) into `out[..leaf.len()]`, summed over dimensions in order (the
+    /// same bits as [`dist2`]).
     #[inline(always)]
-    pub fn leaf_dist2(&self, start: usize, end: usize, q: &[f32], out: &mut [f32; LEAF_SIZE]) {
-        let n = self.index.len();
-        let out = &mut out[..end - start];
+    pub fn leaf_dist2(&self, leaf: Node, q: &[f32], out: &mut [f32; LEAF_SIZE]) {
+        debug_assert!(leaf.is_leaf());
+        let (start, len) = (leaf.start as usize, leaf.len());
+        let block = &self.soa[start * self.dim..(start + len) * self.dim];
+        let out = &mut out[..len];
         out.fill(0.0);
         for (d, &qd) in q.iter().enumerate() {
-            let col = &self.soa[d * n + start..d * n + end];
+            let col = &block[d * len..(d + 1) * len];
             for (o, &x) in out.iter_mut().zip(col) {
                 let t = x - qd;
                 *o += t * t;
@@ -92,8 +107,8 @@ impl KdTree {
             }
         }
         self.nodes.push(Node { start: offset as u32, end: (offset + idx.len()) as u32, left: u32::MAX, right: u32::MAX });
-        self.lo.extend_from_slice(&lo);
-        self.hi.extend_from_slice(&hi);
+        self.bounds.extend_from_slice(&lo);
+        self.bounds.extend_from_slice(&hi);
         let widest = (0..dim).max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])).then(b.cmp(&a))).expect("dim > 0");
         if idx.len() <= LEAF_SIZE {
             return id;
@@ -134,7 +149,7 @@ impl KdTree {
             let node = self.nodes[id as usize];
             if node.is_leaf() {
                 let mut ds = [0f32; LEAF_SIZE];
-                self.leaf_dist2(node.start as usize, node.end as usize, q, &mut ds);
+                self.leaf_dist2(node, q, &mut ds);
                 for (j, &d) in ds[..node.len()].iter().enumerate() {
                     best.offer(d, self.index[node.start as usize + j]);
                 }
@@ -166,7 +181,7 @@ impl KdTree {
             let node = self.nodes[id as usize];
             if node.is_leaf() {
                 let mut ds = [0f32; LEAF_SIZE];
-                self.leaf_dist2(node.start as usize, node.end as usize, q, &mut ds);
+                self.leaf_dist2(node, q, &mut ds);
                 for (j, &d) in ds[..node.len()].iter().enumerate() {
                     if d <= r2 {
                         out.push((d, self.index[node.start as usize + j]));
@@ -180,10 +195,16 @@ impl KdTree {
         out
     }
 
+    /// Node `id`'s bounding box: its lowest and highest corners.
+    #[inline(always)]
+    pub fn bounds(&self, id: usize) -> (&[f32], &[f32]) {
+        self.bounds[2 * self.dim * id..2 * self.dim * (id + 1)].split_at(self.dim)
+    }
+
     /// Squared distance from `q` to the bounding box of `node` (0 inside).
     #[inline]
     pub fn min_dist2(&self, node: usize, q: &[f32]) -> f32 {
-        let (lo, hi) = (&self.lo[node * self.dim..(node + 1) * self.dim], &self.hi[node * self.dim..(node + 1) * self.dim]);
+        let (lo, hi) = self.bounds(node);
         let mut s = 0f32;
         for k in 0..q.len() {
             let d = (lo[k] - q[k]).max(q[k] - hi[k]).max(0.0);
@@ -278,7 +299,7 @@ mod tests {
         let q = [0.1f32, -0.2, 0.3, 0.0, 1.0];
         for nd in t.nodes.iter().filter(|n| n.is_leaf()) {
             let mut out = [0f32; LEAF_SIZE];
-            t.leaf_dist2(nd.start as usize, nd.end as usize, &q, &mut out);
+            t.leaf_dist2(*nd, &q, &mut out);
             for (j, pos) in (nd.start as usize..nd.end as usize).enumerate() {
                 assert_eq!(out[j], dist2(&q, t.point(pos)));
             }

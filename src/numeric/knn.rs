@@ -56,8 +56,8 @@ pub(crate) fn d2<const D: usize>(a: &[f32], b: &[f32]) -> f32 {
 #[inline(always)]
 pub(crate) fn box_d2<const D: usize>(tree: &KdTree, id: usize, q: &[f32]) -> f32 {
     if D > 0 {
-        let lo: &[f32; D] = tree.lo[id * D..id * D + D].try_into().expect("dim");
-        let hi: &[f32; D] = tree.hi[id * D..id * D + D].try_into().expect("dim");
+        let (lo, hi) = tree.bounds(id);
+        let (lo, hi): (&[f32; D], &[f32; D]) = (lo.try_into().expect("dim"), hi.try_into().expect("dim"));
         let q: &[f32; D] = q[..D].try_into().expect("dim");
         let mut s = 0f32;
         for k in 0..D {
@@ -137,7 +137,7 @@ fn smallest_heap<const D: usize>(tree: &KdTree, pos: usize, k: usize, stack: &mu
         let node = tree.nodes[id as usize];
         if node.is_leaf() {
             let mut ds = [0f32; LEAF_SIZE];
-            tree.leaf_dist2(node.start as usize, node.end as usize, q, &mut ds);
+            tree.leaf_dist2(node, q, &mut ds);
             for &d in &ds[..node.len()] {
                 heap.push(d);
             }
@@ -172,7 +172,7 @@ fn gather_within<const D: usize>(tree: &KdTree, pos: usize, k: usize, r2: f32, b
         if node.is_leaf() {
             // Branch-free gather: write every distance, keep those inside.
             let mut ds = [0f32; LEAF_SIZE];
-            tree.leaf_dist2(node.start as usize, node.end as usize, q, &mut ds);
+            tree.leaf_dist2(node, q, &mut ds);
             let mut len = buf.len();
             buf.resize(len + node.len(), 0.0);
             for &d in &ds[..node.len()] {

@@ -60,15 +60,36 @@ impl Lists {
         unsafe { AtomicU32::from_ptr(self.w[i * self.stride + s].get()) }
     }
 
-    /// Offer `(d, j)` to point `i`'s list. An offer beyond the list's largest distance is
-    /// turned away without the lock (that distance only decreases, so a stale read only
-    /// costs a needless lock).
+    /// Point `i`'s largest distance as last published (`∞` until its list is full); it
+    /// only decreases, so an offer beyond it can be turned away without the lock.
+    #[inline(always)]
+    pub(super) fn worst(&self, i: usize) -> f32 {
+        f32::from_bits(self.atomic(i, WORST).load(Relaxed))
+    }
+
+    /// Offer every `(d, j)` of `offers` to point `i`'s list under one lock (the list keeps
+    /// the same entries as after offering them one at a time, in any order).
     #[inline]
-    pub(super) fn offer(&self, i: usize, d: f32, j: u32) {
-        if d > f32::from_bits(self.atomic(i, WORST).load(Relaxed)) {
-            return;
+    pub(super) fn offer_all(&self, i: usize, offers: &[(f32, u32)]) {
+        if !offers.is_empty() {
+            let mut l = self.lock(i);
+            for &(d, j) in offers {
+                l.push(d, j);
+            }
         }
-        self.lock(i).push(d, j);
+    }
+
+    /// Ask the CPU to start loading the first line of point `i`'s row (its lock and worst
+    /// distance; a hint only).
+    #[inline(always)]
+    pub(super) fn prefetch_head(&self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint and never faults.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch(self.w[i * self.stride].get() as *const i8, core::arch::x86_64::_MM_HINT_T0)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
 
     /// Point `i`'s list, locked until the guard drops.
@@ -219,8 +240,8 @@ mod tests {
         }
     }
 
-    /// The list keeps the k smallest (d, index) offered, whatever their order, and turns
-    /// away repeats.
+    /// The list keeps the k smallest (d, index) offered, whatever their order and however
+    /// they are batched under a lock, and turns away repeats.
     #[test]
     fn keeps_the_k_smallest_offers_in_any_order() {
         // Each index at its own distance (as in the descent), ties between indices, repeats.
@@ -233,16 +254,16 @@ mod tests {
         }
         want.sort_by(|a, b| a.partial_cmp(b).unwrap());
         want.truncate(33);
-        for rot in [0, 17, 101] {
+        for (rot, batch) in [(0, 1), (17, 1), (101, 1), (0, 200), (17, 7), (101, 40)] {
             let lists = Lists::new(2, 33);
-            for s in 0..offers.len() {
-                let (d, j) = offers[(s + rot) % offers.len()];
-                lists.offer(1, d, j);
+            let order: Vec<(f32, u32)> = (0..offers.len()).map(|s| offers[(s + rot) % offers.len()]).collect();
+            for b in order.chunks(batch) {
+                lists.offer_all(1, b);
             }
             let l = lists.lock(1);
             let mut got: Vec<(f32, u32)> = (0..l.len()).map(|s| l.key(s)).collect();
             got.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            assert_eq!(got, want, "rotation {rot}");
+            assert_eq!(got, want, "rotation {rot}, batches of {batch}");
             assert_eq!(f32::from_bits(l.worst.load(Relaxed)), want[32].0);
             assert!((0..l.len()).all(|s| l.is_new(s)));
             drop(l);

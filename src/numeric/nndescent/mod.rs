@@ -40,17 +40,64 @@ impl KnnGraph {
     }
 }
 
-/// Offer `(a, b)` and their distance for every `b` in `bs` other than `a`, loading the row
-/// two ahead meanwhile.
-#[inline]
-fn join_row<'x>(a: u32, bs: &[u32], point: &impl Fn(usize) -> &'x [f32], offer: &impl Fn(usize, usize, f32)) {
-    let pa = point(a as usize);
-    for (bi, &b) in bs.iter().enumerate() {
-        if let Some(&c) = bs.get(bi + 2) {
+/// One local join (Dong et al.'s): `cands[..fresh]` (new candidates) meet each other and
+/// every later entry of `cands` (old ones). All the distances are computed first, into a
+/// matrix, and then each candidate is offered, under one lock, the partners closer than
+/// its list's largest distance: a join of `m` candidates takes at most `m` locks instead of
+/// two per distance that passes. The lists end the same as with the offers made one at a
+/// time (a list keeps the `k` smallest distinct offers, whatever their order).
+#[derive(Default)]
+struct Join {
+    /// `d[x * m + y]`: squared distance of `cands[x]` and `cands[y]` where the join compares them.
+    d: Vec<f32>,
+    /// The candidates' offers, `offers[ends[x - 1]..ends[x]]` for `cands[x]`.
+    offers: Vec<(f32, u32)>,
+    ends: Vec<usize>,
+}
+
+impl Join {
+    fn run<'x>(&mut self, cands: &[u32], fresh: usize, point: &impl Fn(usize) -> &'x [f32], lists: &Lists) {
+        let m = cands.len();
+        // Every row and list head the join reads: start loading them all at once.
+        for &c in cands {
             prefetch_row(point(c as usize));
+            lists.prefetch_head(c as usize);
         }
-        if b != a {
-            offer(a as usize, b as usize, sqdist(pa, point(b as usize)));
+        self.d.resize(m * m, 0.0);
+        for a in 0..fresh.min(m) {
+            let pa = point(cands[a] as usize);
+            for (b, &cb) in cands.iter().enumerate().skip(a + 1) {
+                let d = sqdist(pa, point(cb as usize));
+                self.d[a * m + b] = d;
+                self.d[b * m + a] = d;
+            }
+        }
+        // Each candidate's offers (the partners closer than its largest distance), and
+        // the whole lists of those that get any loaded meanwhile: an offer that passes is
+        // checked against the list's members.
+        self.offers.clear();
+        self.ends.clear();
+        for (x, &cx) in cands.iter().enumerate() {
+            let worst = lists.worst(cx as usize);
+            let row = &self.d[x * m..(x + 1) * m];
+            // A new candidate met every other; an old one, the new ones.
+            let partners = if x < fresh { m } else { fresh };
+            let at = self.offers.len();
+            for (y, &cy) in cands[..partners].iter().enumerate() {
+                // A candidate listed twice (new and old) is never paired with itself.
+                if cy != cx && row[y] <= worst {
+                    self.offers.push((row[y], cy));
+                }
+            }
+            if self.offers.len() > at {
+                lists.prefetch(cx as usize);
+            }
+            self.ends.push(self.offers.len());
+        }
+        let mut at = 0;
+        for (&cx, &end) in cands.iter().zip(&self.ends) {
+            lists.offer_all(cx as usize, &self.offers[at..end]);
+            at = end;
         }
     }
 }
@@ -159,24 +206,16 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
     let k = p.k;
     let point = |i: usize| &x[i * dim..(i + 1) * dim];
     let lists = Lists::new(n, k);
-    let offer = |a: usize, b: usize, d: f32| {
-        lists.offer(a, d, b as u32);
-        lists.offer(b, d, a as u32);
-    };
 
     let t0 = std::time::Instant::now();
     // Initialise from the trees' leaves: all pairs within a leaf, tree by tree.
     for leaves in trees {
-        leaves.par_iter().for_each(|leaf| {
-            // Every member's row is read and its list offered to: start loading them
-            // all at once.
+        leaves.par_iter().for_each_init(Join::default, |join, leaf| {
+            // Every member's list is offered to (none is full yet): load them whole.
             for &a in leaf {
                 lists.prefetch(a as usize);
-                prefetch_row(point(a as usize));
             }
-            for (ai, &a) in leaf.iter().enumerate() {
-                join_row(a, &leaf[ai + 1..], &point, &offer);
-            }
+            join.run(leaf, leaf.len(), &point, &lists);
         });
     }
     // Points in tiny inputs may still lack k neighbours: fill from seeded random offers.
@@ -249,16 +288,16 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
         });
         drop((rev_new, rev_old));
         // Local joins: every new candidate meets every other new one and every old one.
-        (0..n).into_par_iter().for_each(|v| {
-            let (nc, oc) = (&new_c[v], &old_c[v]);
-            let mut others: Vec<u32> = Vec::with_capacity(nc.len() + oc.len());
-            for (ai, &a) in nc.iter().enumerate() {
-                others.clear();
-                others.extend_from_slice(&nc[ai + 1..]);
-                others.extend_from_slice(oc);
-                join_row(a, &others, &point, &offer);
-            }
-        });
+        (0..n).into_par_iter().for_each_init(
+            || (Join::default(), Vec::new()),
+            |(join, cands), v| {
+                let (nc, oc) = (&new_c[v], &old_c[v]);
+                cands.clear();
+                cands.extend_from_slice(nc);
+                cands.extend_from_slice(oc);
+                join.run(cands, nc.len(), &point, &lists);
+            },
+        );
         let changed: usize = (0..n)
             .into_par_iter()
             .map(|i| {
