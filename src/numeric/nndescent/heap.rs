@@ -83,13 +83,7 @@ impl Lists {
     /// distance; a hint only).
     #[inline(always)]
     pub(super) fn prefetch_head(&self, i: usize) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint and never faults.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch(self.w[i * self.stride].get() as *const i8, core::arch::x86_64::_MM_HINT_T0)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        self.prefetch_words(i, 1);
     }
 
     /// Point `i`'s list, locked until the guard drops.
@@ -111,17 +105,24 @@ impl Lists {
     /// Ask the CPU to start loading point `i`'s row (a hint only).
     #[inline(always)]
     pub(super) fn prefetch(&self, i: usize) {
+        self.prefetch_words(i, self.stride);
+    }
+
+    /// Ask the CPU to start loading the lines of the first `words` words of point `i`'s
+    /// row (a hint only).
+    #[inline(always)]
+    fn prefetch_words(&self, i: usize, words: usize) {
         #[cfg(target_arch = "x86_64")]
         {
             let first = self.w[i * self.stride].get() as usize;
-            let last = self.w[(i + 1) * self.stride - 1].get() as usize;
+            let last = self.w[i * self.stride + words - 1].get() as usize;
             for p in (first & !63..=last).step_by(64) {
                 // SAFETY: a prefetch is only a hint and never faults.
                 unsafe { core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0) }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        let _ = (i, words);
     }
 }
 

@@ -58,13 +58,14 @@ struct Join {
 impl Join {
     fn run<'x>(&mut self, cands: &[u32], fresh: usize, point: &impl Fn(usize) -> &'x [f32], lists: &Lists) {
         let m = cands.len();
+        debug_assert!(fresh <= m);
         // Every row and list head the join reads: start loading them all at once.
         for &c in cands {
             prefetch_row(point(c as usize));
             lists.prefetch_head(c as usize);
         }
         self.d.resize(m * m, 0.0);
-        for a in 0..fresh.min(m) {
+        for a in 0..fresh {
             let pa = point(cands[a] as usize);
             for (b, &cb) in cands.iter().enumerate().skip(a + 1) {
                 let d = sqdist(pa, point(cb as usize));
@@ -210,13 +211,7 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
     let t0 = std::time::Instant::now();
     // Initialise from the trees' leaves: all pairs within a leaf, tree by tree.
     for leaves in trees {
-        leaves.par_iter().for_each_init(Join::default, |join, leaf| {
-            // Every member's list is offered to (none is full yet): load them whole.
-            for &a in leaf {
-                lists.prefetch(a as usize);
-            }
-            join.run(leaf, leaf.len(), &point, &lists);
-        });
+        leaves.par_iter().for_each_init(Join::default, |join, leaf| join.run(leaf, leaf.len(), &point, &lists));
     }
     // Points in tiny inputs may still lack k neighbours: fill from seeded random offers.
     // Offers go to the short point only, so no other thread touches its list meanwhile.
