@@ -95,6 +95,13 @@ impl Reduce {
         Ok(Reduce { method, columns, n_components, prefix, umap })
     }
 
+    /// Whether this node's layout and `other`'s are the same numbers, given the same joint
+    /// key ([`super::Kind::joint_key`]): the same width and init (`prefix` only names the
+    /// columns).
+    fn same_layout(&self, other: &Reduce) -> bool {
+        self.n_components == other.n_components && self.umap.as_ref().map(|u| u.init) == other.umap.as_ref().map(|u| u.init)
+    }
+
     /// The hidden kNN node a UMAP reduction reads. Its random-projection trees use a fixed
     /// seed, not the layout's: changing `seed` re-runs only the layout, like `n_components`.
     pub fn knn(&self) -> Option<Knn> {
@@ -158,6 +165,9 @@ impl Reduce {
                 summary.push(format!("graph ({} edges), init {:.2}s, SGD {:.2}s in `{}`'s run", l.edges, l.init.secs, l.sgd_secs, l.by));
                 let same = if l.init.shared { "graph, sampling and spectral eigenvectors" } else { "graph and sampling" };
                 summary.push(format!("laid out beside `{}` in one SGD (the same {same}): the bits it gets alone", l.by));
+                if let Some(of) = &l.copy_of {
+                    summary.push(format!("the layout of `{of}`, copied: the same numbers, laid out once (only the column names differ)"));
+                }
                 (l.emb, l.init, t_graph, l.sgd_secs, vec![l.by], true)
             }
             None => {
@@ -182,50 +192,81 @@ impl Reduce {
                 drop((nbr, dist));
                 let t_graph = t0.elapsed().as_secs_f64();
                 // Nodes joined to this one (see `Kind::joint_key`): their layouts go through
-                // the same SGD, each with its own init.
+                // the same SGD, each with its own init. A joined node whose layout is one
+                // already in it (the same width and init: everything else that decides the
+                // numbers is in the joint key; `prefix` only names the columns) gets a copy.
                 let mine = self.joint_key();
-                let mut with: Vec<(&str, &Reduce)> = Vec::new();
+                let mut lays: Vec<&Reduce> = vec![self];
+                // (node, its op, its layout in `lays`)
+                let mut with: Vec<(&str, &Reduce, usize)> = Vec::new();
                 let mut width = dim;
                 for &(name, op) in ctx.joint {
                     if let crate::ops::Op::Reduce(r) = op {
+                        if r.joint_key() != mine {
+                            continue;
+                        }
                         let w = r.n_components as usize;
-                        if r.joint_key() == mine && with.len() + 1 < umap::sgd::MAX_JOINT && width + w <= MAX_JOINT_WIDTH {
-                            with.push((name, r));
+                        if let Some(i) = lays.iter().position(|l| l.same_layout(r)) {
+                            with.push((name, r, i));
+                        } else if lays.len() < umap::sgd::MAX_JOINT && width + w <= MAX_JOINT_WIDTH {
+                            with.push((name, r, lays.len()));
+                            lays.push(r);
                             width += w;
                         }
                     }
                 }
-                let mut inits = vec![self.init_layout(&g, key, &rank, input, ctx.node)?];
-                // A joined layout whose init fails is left to its own node, which reports it.
-                with.retain(|(name, r)| match r.init_layout(&g, key, &rank, input, name) {
-                    Ok(init) => {
-                        inits.push(init);
-                        true
-                    }
-                    Err(_) => false,
-                });
-                let dims: Vec<usize> = std::iter::once(dim).chain(with.iter().map(|(_, r)| r.n_components as usize)).collect();
+                let mut inits = vec![Some(self.init_layout(&g, key, &rank, input, ctx.node)?)];
+                // A joined layout whose init fails is left to its own nodes, which report it.
+                for (i, r) in lays.iter().enumerate().skip(1) {
+                    let name = with.iter().find(|w| w.2 == i).map_or(ctx.node, |w| w.0);
+                    inits.push(r.init_layout(&g, key, &rank, input, name).ok());
+                }
+                with.retain(|w| inits[w.2].is_some());
+                let dims: Vec<usize> = lays.iter().zip(&inits).filter(|(_, i)| i.is_some()).map(|(r, _)| r.n_components as usize).collect();
                 let bar = ctx.progress.bar(ctx.node, "umap epochs", n_epochs as u64);
                 let t = std::time::Instant::now();
-                let mut embs: Vec<&mut [f32]> = inits.iter_mut().map(|(e, _)| &mut e[..]).collect();
+                let mut embs: Vec<&mut [f32]> = inits.iter_mut().flatten().map(|(e, _)| &mut e[..]).collect();
                 umap::optimize_joint(&mut embs, &dims, &g, &sgd, |_| bar.inc(1));
                 bar.finish();
                 let t_sgd = t.elapsed().as_secs_f64();
-                let mut inits = inits.into_iter();
-                let (emb, init) = inits.next().expect("this node's layout");
-                summary.push(format!("graph {t_graph:.2}s ({} edges), init {:.2}s, SGD {t_sgd:.2}s", g.head.len(), init.secs));
-                for ((_, r), (emb, init)) in with.iter().zip(inits) {
-                    memo::put_layout(memo::layout_key(key, r, n_epochs), memo::Layout { emb, init, edges: g.head.len(), sgd_secs: t_sgd, by: ctx.node.to_owned() });
+                summary.push(format!("graph {t_graph:.2}s ({} edges), init {:.2}s, SGD {t_sgd:.2}s", g.head.len(), inits[0].as_ref().expect("this node's layout").1.secs));
+                // The node whose layout the joined node `with[at]` copies: the first with it.
+                let copy_of = |at: usize| -> Option<&str> {
+                    let i = with[at].2;
+                    if i == 0 {
+                        Some(ctx.node)
+                    } else {
+                        with[..at].iter().find(|w| w.2 == i).map(|w| w.0)
+                    }
+                };
+                for (at, &(_, r, i)) in with.iter().enumerate() {
+                    let (emb, init) = inits[i].as_ref().expect("an initialised layout");
+                    let copy_of = copy_of(at).map(str::to_owned);
+                    // A copy shares its original's eigenvectors, whoever solved for them.
+                    let shared = init.shared || (copy_of.is_some() && init.spectral.is_some());
+                    let init = memo::Init { spectral: init.spectral.clone(), shared, secs: init.secs };
+                    memo::put_layout(
+                        memo::layout_key(key, r, n_epochs),
+                        memo::Layout { emb: emb.clone(), init, edges: g.head.len(), sgd_secs: t_sgd, by: ctx.node.to_owned(), copy_of },
+                    );
                 }
                 if !with.is_empty() {
-                    let names: Vec<String> = with.iter().map(|(name, r)| format!("`{name}`'s ({} columns)", r.n_components)).collect();
+                    let names: Vec<String> = with
+                        .iter()
+                        .enumerate()
+                        .map(|(at, &(name, r, _))| match copy_of(at) {
+                            Some(of) => format!("`{name}`'s ({} columns, a copy of `{of}`'s)", r.n_components),
+                            None => format!("`{name}`'s ({} columns)", r.n_components),
+                        })
+                        .collect();
                     summary.push(format!("one SGD for this layout and {}: the same graph and sampling, each layout the bits it gets alone", names.join(", ")));
                 }
+                let (emb, init) = inits.swap_remove(0).expect("this node's layout");
                 if graph_shared || init.shared {
                     let what = if init.shared { "graph and spectral eigenvectors" } else { "graph" };
                     summary.push(format!("{what} as built for an earlier node in this run (the same kNN table and parameters)"));
                 }
-                (emb, init, t_graph, t_sgd, with.iter().map(|(name, _)| name.to_string()).collect(), graph_shared)
+                (emb, init, t_graph, t_sgd, with.iter().map(|w| w.0.to_string()).collect(), graph_shared)
             }
         };
         let df = self.output(input, &umap::unpermute_rows(&emb, dim, &rank), ctx)?;
@@ -437,6 +478,9 @@ mod memo {
         pub sgd_secs: f64,
         /// The node that computed it.
         pub by: String,
+        /// The node whose layout this is a copy of, where their numbers are the same
+        /// ([`super::Reduce::same_layout`]): laid out once.
+        pub copy_of: Option<String>,
     }
 
     /// Layouts waiting for their nodes; a few at most (a sweep's layouts of one graph).

@@ -158,6 +158,37 @@ fn layouts_of_other_widths_keep_their_own_solves_beside_the_graph() {
 }
 
 #[test]
+fn two_nodes_with_one_layout_between_them_lay_it_out_once() {
+    // `b` differs from `a` only in its columns' names (a sweep's 2-D point beside the
+    // paper's 2-D display): the SGD lays the layout out once and `b` gets a copy, the
+    // numbers it gets alone; `c` (3-D) is laid out beside them as usual.
+    let nodes = layout("a", 2, "") + &layout("b", 2, "prefix = \"b_\"\n") + &layout("c", 3, "prefix = \"c_\"\n");
+    let t = Test::new();
+    t.pipeline(&(featured(3000, 16) + &nodes));
+    let out = t.run(&["run", "p.toml"]).ok().stderr();
+    assert!(out.contains("one SGD for this layout and `b`'s (2 columns, a copy of `a`'s), `c`'s (3 columns):"), "{out}");
+    assert_eq!(out.matches("the layout of `a`, copied").count(), 1, "{out}");
+    let table = |t: &Test, node: &str| {
+        t.run(&["export", "p.toml", node, "--out", &format!("{node}.parquet")]).ok();
+        ParquetReader::new(std::fs::File::open(t.path(&format!("{node}.parquet"))).unwrap()).finish().unwrap()
+    };
+    let bits = |df: &DataFrame, c: &str| -> Vec<u32> { df.column(c).unwrap().f32().unwrap().into_no_null_iter().map(f32::to_bits).collect() };
+    let (a, b) = (table(&t, "a"), table(&t, "b"));
+    for j in 0..2 {
+        assert_eq!(bits(&a, &format!("umap_{j}")), bits(&b, &format!("b_{j}")), "column {j}");
+    }
+    // `b` alone, in a process and cache of its own: the same bits.
+    let alone = Test::new();
+    alone.pipeline(&(featured(3000, 16) + &layout("b", 2, "prefix = \"b_\"\n")));
+    let out = alone.run(&["run", "p.toml"]).ok().stderr();
+    assert!(!out.contains("one SGD") && !out.contains("copied"), "{out}");
+    let b_alone = table(&alone, "b");
+    for j in 0..2 {
+        assert_eq!(bits(&b, &format!("b_{j}")), bits(&b_alone, &format!("b_{j}")), "column {j}");
+    }
+}
+
+#[test]
 fn a_display_layout_shares_the_search_layouts_graph_and_solve_bit_for_bit() {
     // A 2-D layout beside a 5-D one on the same kNN table (the paper pipeline's display):
     // in one run the second reuses the first's fuzzy graph and spectral solve; computed
