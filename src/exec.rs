@@ -10,7 +10,8 @@
 //! scheduling. A unit whose op has a joint key ([`crate::ops::Kind::joint_key`]) takes the
 //! ready units with the same key and input units with it: the op may compute their outputs
 //! alongside its own (each bit for bit what it would be alone); they are held back until
-//! it is done, then run as usual.
+//! it is done, then run as usual. Units side by side each run their parallel steps in a
+//! rayon pool of their own (`-j` threads), so one never queues behind the other's.
 //!
 //! For each unit: derive its key from its op, parameters and the content hashes of its
 //! inputs; on a verified hit reuse the entry; otherwise take the key's compute lock, check
