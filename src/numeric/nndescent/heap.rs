@@ -13,6 +13,8 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 
+use rayon::prelude::*;
+
 const LOCK: usize = 0;
 const WORST: usize = 1;
 /// Where the part of a row its lock guards begins: its length, then its entries.
@@ -47,8 +49,14 @@ unsafe impl Sync for Lists {}
 impl Lists {
     pub(super) fn new(n: usize, k: usize) -> Self {
         let stride = BODY + D0 + 2 * k + k.div_ceil(32);
-        let w: Box<[UnsafeCell<u32>]> = (0..n * stride).map(|s| UnsafeCell::new(if s % stride == WORST { f32::INFINITY.to_bits() } else { 0 })).collect();
-        super::super::pages::advise(&w);
+        // Offers read and write rows at random: huge pages, asked for before the rows are
+        // filled (in parallel).
+        let mut w: Vec<u32> = super::super::pages::zeroed(n * stride);
+        w.par_chunks_mut(stride).for_each(|row| row[WORST] = f32::INFINITY.to_bits());
+        let mut w = std::mem::ManuallyDrop::new(w);
+        // SAFETY: `UnsafeCell<u32>` has the layout of `u32` (it is `repr(transparent)`), and
+        // the allocation passes whole from the `Vec<u32>` (not dropped) to the new `Vec`.
+        let w: Box<[UnsafeCell<u32>]> = unsafe { Vec::from_raw_parts(w.as_mut_ptr() as *mut UnsafeCell<u32>, w.len(), w.capacity()) }.into_boxed_slice();
         Lists { k, stride, w }
     }
 

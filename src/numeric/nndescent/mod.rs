@@ -40,6 +40,9 @@ impl KnnGraph {
     }
 }
 
+/// Partners a join compares with a candidate's largest distance at once.
+const OFFER_SCAN: usize = 16;
+
 /// One local join (Dong et al.'s): `cands[..fresh]` (new candidates) meet each other and
 /// every later entry of `cands` (old ones). All the distances are computed first, into a
 /// matrix, and then each candidate is offered, under one lock, the partners closer than
@@ -84,12 +87,32 @@ impl Join {
             // A new candidate met every other; an old one, the new ones.
             let partners = if x < fresh { m } else { fresh };
             let at = self.offers.len();
-            for (y, &cy) in cands[..partners].iter().enumerate() {
-                // A candidate listed twice (new and old) is never paired with itself.
-                if cy != cx && row[y] <= worst {
-                    self.offers.push((row[y], cy));
+            // A candidate listed twice (new and old) is never paired with itself. The
+            // partners are compared `OFFER_SCAN` at a time without a branch (about half
+            // pass, in no pattern a branch predictor follows), then taken in order.
+            let (row, cs) = (&row[..partners], &cands[..partners]);
+            let take = |mask: u32, base: usize, offers: &mut Vec<(f32, u32)>| {
+                let mut mask = mask;
+                while mask != 0 {
+                    let y = base + mask.trailing_zeros() as usize;
+                    offers.push((row[y], cs[y]));
+                    mask &= mask - 1;
                 }
+            };
+            let whole = partners - partners % OFFER_SCAN;
+            for base in (0..whole).step_by(OFFER_SCAN) {
+                let (r, c) = (&row[base..base + OFFER_SCAN], &cs[base..base + OFFER_SCAN]);
+                let mut mask = 0u32;
+                for i in 0..OFFER_SCAN {
+                    mask |= u32::from((c[i] != cx) & (r[i] <= worst)) << i;
+                }
+                take(mask, base, &mut self.offers);
             }
+            let mut mask = 0u32;
+            for (i, (&r, &c)) in row[whole..].iter().zip(&cs[whole..]).enumerate() {
+                mask |= u32::from((c != cx) & (r <= worst)) << i;
+            }
+            take(mask, whole, &mut self.offers);
             if self.offers.len() > at {
                 lists.prefetch(cx as usize);
             }
@@ -100,6 +123,58 @@ impl Join {
             lists.offer_all(cx as usize, &self.offers[at..end]);
             at = end;
         }
+    }
+}
+
+/// Reverse lists: for each point, the points whose list names it, in ascending order, all
+/// in one array (`at[j]..at[j + 1]` for point `j`). Built in parallel by ranges of points,
+/// each range filled in source order, so the lists are the same for any thread count.
+struct Reverse {
+    at: Vec<usize>,
+    src: Vec<u32>,
+}
+
+impl Reverse {
+    fn of(lists: &[Vec<u32>]) -> Reverse {
+        let n = lists.len();
+        let mut at = vec![0usize; n + 1];
+        for l in lists {
+            for &j in l {
+                at[j as usize + 1] += 1;
+            }
+        }
+        for j in 0..n {
+            at[j + 1] += at[j];
+        }
+        let mut src = vec![0u32; at[n]];
+        // Ranges of points, each filled by one task scanning every list in order.
+        let parts = rayon::current_num_threads().clamp(1, 64);
+        let bounds: Vec<usize> = (0..=parts).map(|c| c * n / parts).collect();
+        let mut rest = &mut src[..];
+        let mut pieces = Vec::with_capacity(parts);
+        for c in 0..parts {
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(at[bounds[c + 1]] - at[bounds[c]]);
+            pieces.push((bounds[c], bounds[c + 1], piece));
+            rest = tail;
+        }
+        pieces.into_par_iter().for_each(|(lo, hi, piece)| {
+            let base = at[lo];
+            let mut next: Vec<usize> = at[lo..hi].iter().map(|&a| a - base).collect();
+            for (i, l) in lists.iter().enumerate() {
+                for &j in l {
+                    let j = j as usize;
+                    if (lo..hi).contains(&j) {
+                        piece[next[j - lo]] = i as u32;
+                        next[j - lo] += 1;
+                    }
+                }
+            }
+        });
+        Reverse { at, src }
+    }
+
+    fn of_point(&self, j: usize) -> &[u32] {
+        &self.src[self.at[j]..self.at[j + 1]]
     }
 }
 
@@ -178,9 +253,9 @@ pub fn nn_descent_with_order(x: &[f32], dim: usize, p: &Params) -> (KnnGraph, Ve
     for (new, &old) in order.iter().enumerate() {
         pos[old as usize] = new as u32;
     }
-    let xp: Vec<f32> = order.iter().flat_map(|&o| &x[o as usize * dim..(o as usize + 1) * dim]).copied().collect();
-    // Candidates' rows are read at random all through the descent.
-    super::pages::advise(&xp);
+    // Candidates' rows are read at random all through the descent: huge pages.
+    let mut xp: Vec<f32> = super::pages::zeroed(n * dim);
+    xp.par_chunks_mut(dim).zip(order.par_iter()).for_each(|(row, &o)| row.copy_from_slice(&x[o as usize * dim..(o as usize + 1) * dim]));
     let first: Vec<Vec<u32>> = first.into_iter().map(|l| l.into_iter().map(|i| pos[i as usize]).collect()).collect();
     // The other trees, in parallel, on the reordered rows (their leaves hold new indices).
     let mut trees = vec![first];
@@ -255,21 +330,12 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
             })
             .unzip();
         // Reverse neighbours, sampled to `mc`.
-        let mut rev_new: Vec<Vec<u32>> = vec![Vec::new(); n];
-        let mut rev_old: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for i in 0..n {
-            for &j in &new_c[i] {
-                rev_new[j as usize].push(i as u32);
-            }
-            for &j in &old_c[i] {
-                rev_old[j as usize].push(i as u32);
-            }
-        }
-        new_c.par_iter_mut().zip(old_c.par_iter_mut()).zip(rev_new.par_iter_mut().zip(rev_old.par_iter_mut())).enumerate().for_each(|(i, ((nc, oc), (rn, ro)))| {
+        let (rev_new, rev_old) = (Reverse::of(&new_c), Reverse::of(&old_c));
+        new_c.par_iter_mut().zip(old_c.par_iter_mut()).enumerate().for_each(|(i, (nc, oc))| {
             let mut r = Rng::new(p.seed ^ (iter as u64 + 1).wrapping_mul(0x85EB_CA6B), STREAM_SAMPLE + i as u64);
             // Forward and reverse candidates together, sampled down to `mc`.
-            for (list, rev) in [(&mut *nc, rn), (&mut *oc, ro)] {
-                for &v in rev.iter() {
+            for (list, rev) in [(&mut *nc, rev_new.of_point(i)), (&mut *oc, rev_old.of_point(i))] {
+                for &v in rev {
                     if !list.contains(&v) {
                         list.push(v);
                     }
@@ -410,6 +476,26 @@ mod tests {
             hits += all[..k].iter().filter(|e| g.neighbours(i).contains(&e.1)).count();
         }
         eprintln!("nn-descent 100k x 128, k 50: {secs:.2}s, recall {:.4}", hits as f64 / (sample.len() * k) as f64);
+    }
+
+    #[test]
+    fn reverse_lists_name_their_sources_in_order_at_any_thread_count() {
+        let n = 5000;
+        let mut r = Rng::new(9, 0);
+        let lists: Vec<Vec<u32>> = (0..n).map(|_| (0..r.below(12)).map(|_| r.below(n as u64) as u32).collect()).collect();
+        let mut want: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (i, l) in lists.iter().enumerate() {
+            for &j in l {
+                want[j as usize].push(i as u32);
+            }
+        }
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let rev = pool.install(|| Reverse::of(&lists));
+            for (j, w) in want.iter().enumerate() {
+                assert_eq!(rev.of_point(j), &w[..], "point {j}, {threads} threads");
+            }
+        }
     }
 
     #[test]

@@ -184,7 +184,7 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
         in_start[j + 1] = in_start[j] + counts[j].swap(0, Ordering::Relaxed) as usize;
     }
     let mut incoming = vec![(0u32, 0f64); in_start[n]];
-    crate::numeric::pages::advise(&incoming);
+    crate::numeric::pages::hint_huge(&incoming);
     let out = Disjoint(incoming.as_mut_ptr());
     rows.par_iter().enumerate().for_each(|(i, row)| {
         for &(j, w) in row {
@@ -235,10 +235,8 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
         start[h + 1] = start[h] + m.len();
     }
     let total = start[n];
-    let mut g = Graph { n, head: vec![0; total], tail: vec![0; total], weight: vec![0.0; total] };
-    crate::numeric::pages::advise(&g.head);
-    crate::numeric::pages::advise(&g.tail);
-    crate::numeric::pages::advise(&g.weight);
+    // Huge pages (the layout streams these every epoch), asked for before they are filled.
+    let mut g = Graph { n, head: crate::numeric::pages::zeroed(total), tail: crate::numeric::pages::zeroed(total), weight: crate::numeric::pages::zeroed(total) };
     let heads = split_at_starts(&mut g.head, &start);
     let tails = split_at_starts(&mut g.tail, &start);
     let weights = split_at_starts(&mut g.weight, &start);

@@ -58,12 +58,28 @@ use rayon::prelude::*;
 
 use super::{row_starts, split_at_starts, Graph};
 use crate::numeric::distance::{avx2, prefetch_row};
+use crate::numeric::pages::zeroed;
 use crate::numeric::rng::splitmix64;
 
 /// Epochs between samples of each edge: `max_weight / weight` (edges at zero weight never).
 pub fn epochs_per_sample(weight: &[f32]) -> Vec<f64> {
-    let wmax = weight.iter().copied().fold(0f32, f32::max) as f64;
-    weight.iter().map(|&w| if w > 0.0 { wmax / w as f64 } else { f64::INFINITY }).collect()
+    let wmax = max_weight(weight);
+    weight.iter().map(|&w| period(wmax, w)).collect()
+}
+
+/// The largest weight (0 for none).
+fn max_weight(weight: &[f32]) -> f64 {
+    weight.par_iter().copied().reduce(|| 0f32, f32::max) as f64
+}
+
+/// Epochs between samples of an edge of weight `w`, the largest being `wmax`.
+#[inline]
+fn period(wmax: f64, w: f32) -> f64 {
+    if w > 0.0 {
+        wmax / w as f64
+    } else {
+        f64::INFINITY
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -390,10 +406,17 @@ impl Chunk<'_> {
 /// The layout SGD: each epoch, chunks of `CHUNK` heads run in parallel (see the module).
 fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, wide: bool, mut on_epoch: impl FnMut(usize)) {
     let dim = w.dim();
-    let eps: Vec<f32> = epochs_per_sample(&g.weight).iter().map(|&e| e as f32).collect();
     let rate = s.negative_sample_rate as f32;
-    let mut next = eps.clone();
-    let mut next_neg: Vec<f32> = eps.iter().map(|e| e / rate).collect();
+    // Each edge's period and next sample times, streamed every epoch: huge pages, filled
+    // in parallel (43.7M edges at 632k galaxies).
+    let m = g.weight.len();
+    let (mut eps, mut next, mut next_neg): (Vec<f32>, Vec<f32>, Vec<f32>) = (zeroed(m), zeroed(m), zeroed(m));
+    let wmax = max_weight(&g.weight);
+    eps.par_iter_mut().zip(next.par_iter_mut()).zip(next_neg.par_iter_mut()).zip(g.weight.par_iter()).for_each(|(((e, x), q), &w)| {
+        *e = period(wmax, w) as f32;
+        *x = *e;
+        *q = *e / rate;
+    });
     let starts = row_starts(g);
     let chunks = chunk_starts(g, &starts);
     let sh = Shared { eps: &eps, rate, a: s.a as f32, b: s.b as f32, n: g.n, seed: s.seed, wide };
@@ -401,9 +424,6 @@ fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, wide: bool, mut on
     // Every epoch streams the edge arrays and reads rows of the layout at random.
     crate::numeric::pages::advise(&snapshot);
     crate::numeric::pages::advise(emb);
-    crate::numeric::pages::advise(&eps);
-    crate::numeric::pages::advise(&next);
-    crate::numeric::pages::advise(&next_neg);
     crate::numeric::pages::advise(&g.tail);
     crate::numeric::pages::advise(&starts);
     let (fired, negatives) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -482,6 +502,11 @@ struct Lanes<'f, W: Width> {
     tail: [usize; LANES],
 }
 
+thread_local! {
+    /// Each worker thread's list of firings, kept from chunk to chunk (see [`run_chunk_body`]).
+    static FIRED: std::cell::RefCell<Vec<Fire>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A firing edge of this epoch: its index in the chunk's edges, its head and tail, and
 /// how many negative samples it takes.
 #[derive(Clone, Copy)]
@@ -498,7 +523,12 @@ fn run_chunk_body<W: Width>(w: W, g: &Graph, sh: &Shared, mut c: Chunk) -> (u64,
     // This epoch's firings and their sampling bookkeeping, in one pass over the chunk's
     // edges in order (the edge arrays stream from memory once; the lanes then read only
     // this list).
-    let mut fired: Vec<Fire> = Vec::with_capacity(c.next.len() / 2);
+    // The list lives on in its thread for the next chunk: made afresh for each chunk and
+    // epoch (about 0.5 MB), it came as new pages from the kernel every time, and zeroing
+    // them took a tenth of the SGD's time.
+    let mut fired: Vec<Fire> = FIRED.with(|f| std::mem::take(&mut *f.borrow_mut()));
+    fired.clear();
+    fired.reserve(c.next.len() / 2);
     let ep = c.ep;
     let mut fire = |le: usize, c: &mut Chunk| {
         let e = c.e0 + le;
@@ -561,6 +591,8 @@ fn run_chunk_body<W: Width>(w: W, g: &Graph, sh: &Shared, mut c: Chunk) -> (u64,
             }
         }
     }
+    drop(ln);
+    FIRED.with(|f| *f.borrow_mut() = fired);
     counts
 }
 

@@ -26,6 +26,7 @@
 use rayon::prelude::*;
 
 use super::{row_starts, Graph};
+use crate::numeric::distance::prefetch_row;
 use crate::numeric::pca::symmetric_eigen;
 use crate::numeric::rng::Rng;
 
@@ -433,10 +434,16 @@ impl Op<'_> {
 
     #[inline(always)]
     fn rows_fixed<const M: usize>(&self, p: &Product, first: usize, block: &mut [f32]) {
+        let tails = &self.g.tail[..];
         for (r, o) in block.chunks_mut(M).enumerate() {
             let i = first + r;
             let mut acc = [0f64; M];
-            for (&t, &wv) in self.edges(i) {
+            let e0 = self.g.start[i];
+            for (e, (&t, &wv)) in self.edges(i).enumerate() {
+                // The rows an edge reads are scattered: start loading one `AHEAD` edges on.
+                if let Some(&ahead) = tails.get(e0 + e + PRODUCT_AHEAD) {
+                    prefetch_row(&p.x[ahead as usize * M..][..M]);
+                }
                 let y: &[f32; M] = p.x[t as usize * M..][..M].try_into().expect("a row of M");
                 for c in 0..M {
                     acc[c] += wv as f64 * y[c] as f64;
@@ -453,6 +460,9 @@ impl Op<'_> {
         self.g.tail[r.clone()].iter().zip(&self.nw[r])
     }
 }
+
+/// Edges ahead whose row a product starts loading.
+const PRODUCT_AHEAD: usize = 16;
 
 /// Rows per parallel task of [`Op::apply`].
 const PRODUCT_ROWS: usize = 512;
