@@ -14,12 +14,17 @@ const HUGE: usize = 2 << 20;
 
 /// Ask for huge pages under the whole 2 MiB-aligned pages inside `v`.
 pub fn advise<T>(v: &[T]) {
-    let bytes = std::mem::size_of_val(v);
-    if bytes < 2 * HUGE {
+    if std::mem::size_of_val(v) < 2 * HUGE {
         return;
     }
+    madvise(v, true);
+}
+
+/// `MADV_HUGEPAGE` on the whole 2 MiB-aligned pages inside `v`, then (`collapse`)
+/// `MADV_COLLAPSE`.
+fn madvise<T>(v: &[T], collapse: bool) {
     let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
-    let end = (v.as_ptr() as usize + bytes) / HUGE * HUGE;
+    let end = (v.as_ptr() as usize + std::mem::size_of_val(v)) / HUGE * HUGE;
     if end <= start {
         return;
     }
@@ -30,8 +35,12 @@ pub fn advise<T>(v: &[T]) {
         const MADV_COLLAPSE: libc::c_int = 25;
         let p = start as *mut libc::c_void;
         libc::madvise(p, end - start, libc::MADV_HUGEPAGE);
-        libc::madvise(p, end - start, MADV_COLLAPSE);
+        if collapse {
+            libc::madvise(p, end - start, MADV_COLLAPSE);
+        }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = collapse;
 }
 
 /// Element types [`zeroed`] makes: plain numbers whose all-zero bytes are zero.
@@ -54,15 +63,5 @@ pub fn zeroed<T: Zero>(len: usize) -> Vec<T> {
 /// `MADV_HUGEPAGE` only, for pages not yet touched (a fresh zeroed allocation): unlike
 /// [`advise`], nothing is copied or zeroed now.
 pub fn hint_huge<T>(v: &[T]) {
-    let bytes = std::mem::size_of_val(v);
-    let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
-    let end = (v.as_ptr() as usize + bytes) / HUGE * HUGE;
-    if end <= start {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    // SAFETY: as in `advise`: a hint about how to back pages of a live allocation.
-    unsafe {
-        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-    }
+    madvise(v, false);
 }
