@@ -47,8 +47,6 @@ fn madvise<T>(v: &[T], collapse: bool) {
 pub trait Zero: Copy + Default + Send + Sync {}
 impl Zero for f32 {}
 impl Zero for u32 {}
-impl Zero for u64 {}
-impl Zero for usize {}
 
 /// `len` zeros, in memory asked to be backed by huge pages before any of it is touched
 /// (large allocations come from the kernel as untouched zero pages).
