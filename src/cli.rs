@@ -173,11 +173,63 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rows: usize,
     },
+    /// Explore the classes in the browser: the layout coloured by class, galleries, similar
+    /// galaxies, re-ranking and labels (kept in an append-only log beside the pipeline)
+    Serve {
+        pipeline: PathBuf,
+        /// A report node (its inputs: classes, catalogue, layout) or a select node
+        /// [default: the first report node with a layout]
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// The 2-D layout to draw [default: the report's, or the pipeline's only 2-D reduce node]
+        #[arg(long, value_name = "NODE")]
+        layout: Option<String>,
+        /// The node whose `feat_*` representation similar searches [default: the catalogue]
+        #[arg(long, value_name = "NODE")]
+        features: Option<String>,
+        /// Port to listen on (0: any free port)
+        #[arg(long, default_value_t = 8765)]
+        port: u16,
+        /// Address to listen on; any but loopback needs a token (one is made and printed)
+        #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+        host: String,
+        /// A token every request must carry (in the URL the page is opened with)
+        #[arg(long, env = "DAGRUN_TOKEN", value_name = "TOKEN")]
+        token: Option<String>,
+        /// The label log [default: PIPELINE.labels.jsonl beside the pipeline file]
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
+    },
+    /// Labels given in `dagrun serve`
+    Labels {
+        #[command(subcommand)]
+        cmd: LabelsCmd,
+    },
     /// Remove cache entries not used for a while (never those a running dagrun uses)
     Gc {
         /// Age of last use, e.g. 30d, 12h, 15m, 0s
         #[arg(long, default_value = "30d", value_name = "DUR")]
         older_than: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabelsCmd {
+    /// Write the labelled galaxies (id, label and the catalogue columns asked for) to a
+    /// Parquet, CSV or Arrow file
+    Export {
+        pipeline: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The label log [default: PIPELINE.labels.jsonl beside the pipeline file]
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
+        /// Catalogue columns to add (names or globs, repeatable)
+        #[arg(long = "columns", value_name = "GLOB")]
+        columns: Vec<String>,
+        /// The catalogue: a report or select node as for `serve --node` [default: as serve]
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
     },
 }
 
@@ -492,43 +544,104 @@ fn cmd_plan(path: &Path, explain: bool, target: &[String], json: bool, global: &
     Ok(())
 }
 
-fn cmd_export(path: &Path, node: &str, dest: &Path, global: &Global, out: &Printer) -> Result<()> {
-    #[derive(PartialEq)]
-    enum Fmt {
-        Parquet,
-        Csv,
-        Ipc,
+/// The table formats `export` writes, by file extension.
+#[derive(Clone, Copy, PartialEq)]
+enum TableFormat {
+    Parquet,
+    Csv,
+    Ipc,
+}
+
+fn table_format(dest: &Path) -> Result<TableFormat> {
+    match dest.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("parquet" | "pq") => Ok(TableFormat::Parquet),
+        Some("csv") => Ok(TableFormat::Csv),
+        Some("arrow" | "ipc" | "feather") => Ok(TableFormat::Ipc),
+        _ => Err(Error::Usage(format!("cannot tell the format of `{}`: use a .parquet, .csv or .arrow file name", dest.display()))),
     }
-    let fmt = match dest.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("parquet" | "pq") => Fmt::Parquet,
-        Some("csv") => Fmt::Csv,
-        Some("arrow" | "ipc" | "feather") => Fmt::Ipc,
-        _ => return Err(Error::Usage(format!("cannot tell the format of `{}`: use a .parquet, .csv or .arrow file name", dest.display()))),
-    };
-    let (p, t, store) = load(path, global, &[node.to_owned()])?;
-    let report = exec::run(&p, &store, out, &t)?;
-    let done = report.node(node).expect("target ran");
+}
+
+/// Write `dest` through a temporary file of this process beside it, renamed into place.
+fn write_via_temp(dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.dagrun-tmp", dest.file_name().unwrap_or_default().to_string_lossy()));
-    let written = match fmt {
-        Fmt::Parquet => std::fs::copy(store.data_path(&done.key), &tmp).ctx("cannot write", &tmp).map(drop),
-        Fmt::Csv | Fmt::Ipc => {
-            use polars::prelude::*;
-            let mut df = store.read(&done.key, node)?;
-            std::fs::File::create(&tmp).ctx("cannot create", &tmp).and_then(|f| {
-                if fmt == Fmt::Csv {
-                    CsvWriter::new(f).finish(&mut df).map_err(|e| Error::polars(node, e))
-                } else {
-                    IpcWriter::new(f).finish(&mut df).map_err(|e| Error::polars(node, e))
-                }
-            })
-        }
-    };
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, dest).ctx("cannot write", dest)) {
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!("cannot write `{}`: folder `{}` does not exist", dest.display(), dir.display())));
+    }
+    let tmp = dir.join(format!(".{}.{}.dagrun-tmp", dest.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    if let Err(e) = write(&tmp).and_then(|()| std::fs::rename(&tmp, dest).ctx("cannot write", dest)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    Ok(())
+}
+
+/// Write a table as `fmt` to `path`.
+fn write_table(df: &mut polars::prelude::DataFrame, fmt: TableFormat, path: &Path, what: &str) -> Result<()> {
+    use polars::prelude::*;
+    let f = std::fs::File::create(path).ctx("cannot create", path)?;
+    match fmt {
+        TableFormat::Parquet => {
+            let mut w = std::io::BufWriter::new(f);
+            crate::cache::io::write_parquet(&mut w, df, what)?;
+            std::io::Write::flush(&mut w).ctx("cannot write", path)
+        }
+        TableFormat::Csv => CsvWriter::new(f).finish(df).map_err(|e| Error::polars(what, e)),
+        TableFormat::Ipc => IpcWriter::new(f).finish(df).map_err(|e| Error::polars(what, e)),
+    }
+}
+
+fn cmd_export(path: &Path, node: &str, dest: &Path, global: &Global, out: &Printer) -> Result<()> {
+    let fmt = table_format(dest)?;
+    let (p, t, store) = load(path, global, &[node.to_owned()])?;
+    let report = exec::run(&p, &store, out, &t)?;
+    let done = report.node(node).expect("target ran");
+    write_via_temp(dest, |tmp| match fmt {
+        TableFormat::Parquet => std::fs::copy(store.data_path(&done.key), tmp).ctx("cannot write", tmp).map(drop),
+        _ => write_table(&mut store.read(&done.key, node)?, fmt, tmp, node),
+    })?;
     out.line(&format!("wrote {} rows of `{node}` to `{}`", done.rows, dest.display()));
+    Ok(())
+}
+
+/// `dagrun serve`: run what the page needs, then serve it until Ctrl-C.
+fn cmd_serve(pipeline: &Path, opt: crate::serve::Options, global: &Global, out: &Printer) -> Result<()> {
+    let ip = crate::serve::host(&opt.host)?;
+    let opt = crate::serve::Options { token: crate::serve::token_for(ip, opt.token.clone())?, ..opt };
+    let (app, torn) = crate::serve::state::App::load(pipeline, &global.sets, &opt, global.cache.as_deref(), out)?;
+    if let Some(w) = torn {
+        out.line(&format!("warning: {w}"));
+    }
+    let labels = app.labels.lock().unwrap_or_else(|e| e.into_inner()).path().display().to_string();
+    let n = app.ids.len();
+    crate::serve::run(app, std::net::SocketAddr::new(ip, opt.port), |url| {
+        out.line(&format!("serving {n} galaxies; labels go to `{labels}`; Ctrl-C stops"));
+        // The URL alone on stdout, for scripts and tests.
+        println!("{url}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    })
+}
+
+/// `dagrun labels export`.
+fn cmd_labels_export(pipeline: &Path, dest: &Path, log: Option<&Path>, globs: &[String], node: Option<&str>, global: &Global, out: &Printer) -> Result<()> {
+    let fmt = table_format(dest)?;
+    let p = spec::load(pipeline, &global.sets)?;
+    let nodes = crate::serve::state::choose_nodes(&p, &crate::serve::Options { node: node.map(str::to_owned), ..Default::default() })?;
+    let log_path = log.map(Path::to_owned).unwrap_or_else(|| crate::serve::state::default_log(pipeline));
+    if !log_path.is_file() {
+        return Err(Error::Usage(format!("no label log `{}`: label galaxies with `dagrun serve` first (or name the log with `--labels`)", log_path.display())));
+    }
+    let log = crate::labels::read(&log_path)?;
+    if let Some(w) = &log.torn {
+        out.line(&format!("warning: {w}"));
+    }
+    let t = targets(&p, std::slice::from_ref(&nodes.catalogue))?;
+    let store = Store::open(&cache_dir(global, Some(&p)))?;
+    let report = exec::run(&p, &store, out, &t)?;
+    let catalogue = store.read(&report.node(&nodes.catalogue).expect("ran").key, &nodes.catalogue)?;
+    let fold = log.fold();
+    let mut df = crate::serve::state::export_table(&catalogue, &p.id, &fold, globs, &nodes.catalogue)?;
+    write_via_temp(dest, |tmp| write_table(&mut df, fmt, tmp, "the label export"))?;
+    out.line(&format!("wrote {} labelled galaxies ({} labels) from `{}` to `{}`", df.height(), fold.counts().len(), log_path.display(), dest.display()));
     Ok(())
 }
 
@@ -785,6 +898,21 @@ pub fn run() -> ExitCode {
             cmd_similar(pipeline, &q, *json, g, &out)
         }
         Some(Cmd::Show { pipeline, node, rows }) => cmd_show(pipeline, node, *rows, g, &out),
+        Some(Cmd::Serve { pipeline, node, layout, features, port, host, token, labels }) => {
+            let opt = crate::serve::Options {
+                node: node.clone(),
+                layout: layout.clone(),
+                features: features.clone(),
+                labels: labels.clone(),
+                host: host.clone(),
+                port: *port,
+                token: token.clone(),
+            };
+            cmd_serve(pipeline, opt, g, &out)
+        }
+        Some(Cmd::Labels { cmd: LabelsCmd::Export { pipeline, out: dest, labels, columns, node } }) => {
+            cmd_labels_export(pipeline, dest, labels.as_deref(), columns, node.as_deref(), g, &out)
+        }
         Some(Cmd::Gc { older_than }) => cmd_gc(older_than, g, &out),
     };
     match res {

@@ -16,6 +16,7 @@ pub mod embed;
 pub mod filter;
 pub mod join;
 pub mod knn;
+pub mod labels;
 pub mod read;
 pub mod reduce;
 pub mod report;
@@ -170,7 +171,8 @@ ops! {
     Select(select::Select),
     Report(report::Report),
     Similar(similar::Similar),
-    Assign(assign::Assign);
+    Assign(assign::Assign),
+    Labels(labels::Labels);
     /// The hidden neighbour graph of a UMAP reduction.
     Knn(knn::Knn),
     /// The vectors a `similar` node searches, as a raw attachment.

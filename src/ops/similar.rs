@@ -48,9 +48,20 @@ pub struct Similar {
     pub dedupe_arcsec: f64,
 }
 
+/// The representation's columns a search reads unless told otherwise.
+pub const DEFAULT_COLUMNS: &str = "feat_*";
+/// Results this close to an example or a better result (arcseconds) are dropped unless told otherwise.
+pub const DEFAULT_DEDUPE_ARCSEC: f64 = 3.0;
+
 impl Similar {
+    /// A query with every default `similar` has: the same results as the op (and `dagrun
+    /// similar`) given only these ids, counter-examples and `k`.
+    pub fn query(ids: Vec<String>, not: Vec<String>, k: u32) -> Similar {
+        Similar { columns: vec![DEFAULT_COLUMNS.into()], ids, not, class: None, k, dedupe_arcsec: DEFAULT_DEDUPE_ARCSEC }
+    }
+
     pub fn parse(p: &mut Params) -> Result<Self> {
-        let columns = p.strings("columns")?.unwrap_or_else(|| vec!["feat_*".into()]);
+        let columns = p.strings("columns")?.unwrap_or_else(|| vec![DEFAULT_COLUMNS.into()]);
         let ids = p.ids("ids")?.unwrap_or_default();
         let not = p.ids("not")?.unwrap_or_default();
         let class = p.int("class")?;
@@ -61,7 +72,7 @@ impl Similar {
             return Err(p.error("ids", "give at least one example id (or `class` with a classes input)"));
         }
         let k = p.int_in("k", Some(50), 1, 1_000_000)? as u32;
-        let dedupe_arcsec = p.float_in("dedupe_arcsec", 3.0, 0.0, 3600.0)?;
+        let dedupe_arcsec = p.float_in("dedupe_arcsec", DEFAULT_DEDUPE_ARCSEC, 0.0, 3600.0)?;
         Ok(Similar { columns, ids, not, class, k, dedupe_arcsec })
     }
 
@@ -83,30 +94,122 @@ impl Similar {
 
     pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         let (node, input) = (ctx.node, &inputs[0]);
-        let n = input.height();
         let path = ctx.input_files.first().map(|d| d.join(VECTORS_FILE)).ok_or_else(|| Error::input(node, "the representation's vectors are not in the cache"))?;
-        let map = open_vectors(&path, n, node)?;
-        let (x, d) = (map.values(), map.dim);
-        let idcol = input.column(ctx.id).map_err(super::pl(node))?.as_materialized_series().clone();
-        let text = columns::id_strings(input, ctx.id, node)?;
-        let row_of: HashMap<&str, usize> = text.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-        let find = |list: &[String], what: &str| -> Result<Vec<usize>> {
-            list.iter().map(|q| row_of.get(q.as_str()).copied().ok_or_else(|| Error::input(node, format!("{what} id `{q}` is not in the input ({n} galaxies)")))).collect()
+        let searcher = Searcher::open(input, &path, ctx.id, node)?;
+        let found = searcher.search(self, inputs.get(1).map(|c| c.as_ref()), ctx.id, node)?;
+        let idx = IdxCa::from_vec("idx".into(), found.rows.iter().map(|&i| i as IdxSize).collect());
+        let ids = input.column(ctx.id).map_err(super::pl(node))?.take(&idx).map_err(super::pl(node))?;
+        let n = found.rows.len();
+        let df = DataFrame::new(n, vec![ids, Column::new("rank".into(), (1..=n as u32).collect::<Vec<u32>>()), Column::new("score".into(), found.scores.clone())])
+            .map_err(super::pl(node))?;
+        let mut summary = vec![format!("top {n} of {} galaxies by {} over {} columns", found.candidates, found.how, searcher.dim())];
+        if found.dropped > 0 {
+            summary.push(format!("{} duplicate detections (within {} arcsec) dropped", found.dropped, self.dedupe_arcsec));
+        }
+        Ok(Output::new(df, summary))
+    }
+}
+
+/// A representation ready for many queries: its vectors by memory map, its ids as text and
+/// by row, and sky positions where it has them. `similar` opens one per run; `dagrun serve`
+/// keeps one for its life, so a query pays only for its scores.
+pub struct Searcher {
+    map: VectorsMap,
+    text: Vec<String>,
+    row_of: HashMap<String, usize>,
+    /// The ids as numbers, where the id column is an integer (ties are broken by it).
+    num: Option<Vec<i64>>,
+    sky: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// The result of a query: rows best first, their scores, and what the summary says.
+pub struct Found {
+    pub rows: Vec<usize>,
+    pub scores: Vec<f64>,
+    /// Rows that could be results (every row but the examples and excluded members).
+    pub candidates: usize,
+    /// Duplicate detections dropped.
+    pub dropped: usize,
+    /// How the scores were made, in words.
+    pub how: String,
+}
+
+impl Searcher {
+    /// Open the `vectors` attachment at `path` for `input`, a `vectors` node's table.
+    pub fn open(input: &DataFrame, path: &std::path::Path, id: &str, node: &str) -> Result<Searcher> {
+        let n = input.height();
+        let map = open_vectors(path, n, node)?;
+        let idcol = input.column(id).map_err(super::pl(node))?.as_materialized_series().clone();
+        let text = columns::id_strings(input, id, node)?;
+        let row_of: HashMap<String, usize> = text.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
+        let num: Option<Vec<i64>> =
+            idcol.cast(&DataType::Int64).ok().and_then(|s| s.i64().ok().map(|c| c.iter().map(|v| v.unwrap_or(i64::MAX)).collect())).filter(|_| idcol.dtype().is_integer());
+        let sky = match (input.column("ra"), input.column("dec")) {
+            (Ok(ra), Ok(dec)) => {
+                let f = |c: &Column| -> Result<Vec<f64>> {
+                    Ok(c.cast(&DataType::Float64).map_err(super::pl(node))?.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+                };
+                Some((f(ra)?, f(dec)?))
+            }
+            _ => None,
         };
-        let mut pos = find(&self.ids, "example")?;
-        let neg = find(&self.not, "counter-example")?;
+        Ok(Searcher { map, text, row_of, num, sky })
+    }
+
+    /// Rows (galaxies) searched.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Columns of the representation.
+    pub fn dim(&self) -> usize {
+        self.map.dim
+    }
+
+    /// The row of a galaxy.
+    pub fn row(&self, id: &str) -> Option<usize> {
+        self.row_of.get(id).copied()
+    }
+
+    /// The id of a row, as text.
+    pub fn id(&self, row: usize) -> &str {
+        &self.text[row]
+    }
+
+    /// Whether the representation has sky positions (`ra`, `dec`).
+    pub fn has_sky(&self) -> bool {
+        self.sky.is_some()
+    }
+
+    /// The `k` galaxies most like `q`'s examples (see the module doc). `classes` is the
+    /// classes table when `q.class` is set.
+    pub fn search(&self, q: &Similar, classes: Option<&DataFrame>, id: &str, node: &str) -> Result<Found> {
+        let (x, d, n) = (self.map.values(), self.map.dim, self.len());
+        let text = &self.text;
+        let find = |list: &[String], what: &str| -> Result<Vec<usize>> {
+            list.iter().map(|g| self.row(g).ok_or_else(|| Error::input(node, format!("{what} id `{g}` is not in the input ({n} galaxies)")))).collect()
+        };
+        let mut pos = find(&q.ids, "example")?;
+        let neg = find(&q.not, "counter-example")?;
+        if let Some(&both) = neg.iter().find(|r| pos.contains(r)) {
+            return Err(Error::input(node, format!("galaxy `{}` is both an example and a counter-example", text[both])));
+        }
         let mut excluded: HashSet<usize> = pos.iter().chain(&neg).copied().collect();
-        if let Some(c) = self.class {
-            let classes = &inputs[1];
+        if let Some(c) = q.class {
+            let classes = classes.ok_or_else(|| Error::input(node, "`class` needs the classes input"))?;
             let lab = classes.column("label").map_err(super::pl(node))?.cast(&DataType::Int64).map_err(super::pl(node))?;
-            let cid = classes.column(ctx.id).map_err(super::pl(node))?.cast(&DataType::String).map_err(super::pl(node))?;
+            let cid = classes.column(id).map_err(super::pl(node))?.cast(&DataType::String).map_err(super::pl(node))?;
             let members: Vec<usize> = lab
                 .i64()
                 .map_err(super::pl(node))?
                 .iter()
                 .zip(cid.str().map_err(super::pl(node))?.iter())
                 .filter(|(l, _)| *l == Some(c))
-                .filter_map(|(_, id)| id.and_then(|id| row_of.get(id).copied()))
+                .filter_map(|(_, id)| id.and_then(|id| self.row(id)))
                 .collect();
             if members.is_empty() {
                 return Err(Error::input(node, format!("class {c} has no members in the classes input")));
@@ -127,46 +230,37 @@ impl Similar {
         let w = if neg.is_empty() { similar::mean_direction(&xn, d, &p_rows) } else { similar::logistic(&xn, d, &p_rows, &n_rows, LAMBDA) };
         let score = similar::unit_scores(x, d, &w);
         // Best first; ties by id (numeric ids as numbers).
-        let num: Option<Vec<i64>> =
-            idcol.cast(&DataType::Int64).ok().and_then(|s| s.i64().ok().map(|c| c.iter().map(|v| v.unwrap_or(i64::MAX)).collect())).filter(|_| idcol.dtype().is_integer());
         let better = |a: &usize, b: &usize| {
-            score[*b].total_cmp(&score[*a]).then_with(|| match &num {
+            score[*b].total_cmp(&score[*a]).then_with(|| match &self.num {
                 Some(v) => v[*a].cmp(&v[*b]),
                 None => text[*a].cmp(&text[*b]),
             })
         };
+        let k = q.k as usize;
         let mut order: Vec<usize> = (0..n).filter(|i| !excluded.contains(i)).collect();
         let candidates = order.len();
         // The best few, sorted (duplicate detections may drop some: then all of them).
-        let head = (4 * self.k as usize + 64).min(order.len());
+        let head = (4 * k + 64).min(order.len());
         if head < order.len() {
             order.select_nth_unstable_by(head, better);
             order.truncate(head);
         }
         order.sort_by(better);
         // Duplicate detections: within `dedupe_arcsec` of an example or a better result.
-        let sky = match (input.column("ra"), input.column("dec")) {
-            (Ok(ra), Ok(dec)) if self.dedupe_arcsec > 0.0 => {
-                let f = |c: &Column| -> Result<Vec<f64>> {
-                    Ok(c.cast(&DataType::Float64).map_err(super::pl(node))?.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-                };
-                Some((f(ra)?, f(dec)?))
-            }
-            _ => None,
-        };
-        let mut kept: Vec<usize> = Vec::with_capacity(self.k as usize);
+        let sky = self.sky.as_ref().filter(|_| q.dedupe_arcsec > 0.0);
+        let mut kept: Vec<usize> = Vec::with_capacity(k);
         let mut dropped = 0usize;
         let anchors: Vec<usize> = pos.iter().chain(&neg).copied().collect();
-        if order.len() < candidates && self.k as usize > kept_capacity(&order, &sky, self.dedupe_arcsec, &pos, &neg, self.k as usize) {
+        if order.len() < candidates && k > kept_capacity(&order, sky, q.dedupe_arcsec, &pos, &neg, k) {
             order = (0..n).filter(|i| !excluded.contains(i)).collect();
             order.sort_by(better);
         }
         for &i in &order {
-            if kept.len() == self.k as usize {
+            if kept.len() == k {
                 break;
             }
-            if let Some((ra, dec)) = &sky {
-                let near = |j: usize| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= self.dedupe_arcsec;
+            if let Some((ra, dec)) = sky {
+                let near = |j: usize| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= q.dedupe_arcsec;
                 if anchors.iter().chain(&kept).any(|&j| near(j)) {
                     dropped += 1;
                     continue;
@@ -174,28 +268,18 @@ impl Similar {
             }
             kept.push(i);
         }
-        let idx = IdxCa::from_vec("idx".into(), kept.iter().map(|&i| i as IdxSize).collect());
-        let ids = input.column(ctx.id).map_err(super::pl(node))?.take(&idx).map_err(super::pl(node))?;
-        let df = DataFrame::new(
-            kept.len(),
-            vec![ids, Column::new("rank".into(), (1..=kept.len() as u32).collect::<Vec<u32>>()), Column::new("score".into(), kept.iter().map(|&i| score[i]).collect::<Vec<f64>>())],
-        )
-        .map_err(super::pl(node))?;
         let how = if neg.is_empty() {
             format!("cosine similarity to the mean of {} examples", pos.len())
         } else {
             format!("a linear classifier of {} examples against {} counter-examples", pos.len(), neg.len())
         };
-        let mut summary = vec![format!("top {} of {candidates} galaxies by {how} over {d} columns", kept.len())];
-        if dropped > 0 {
-            summary.push(format!("{dropped} duplicate detections (within {} arcsec) dropped", self.dedupe_arcsec));
-        }
-        Ok(Output::new(df, summary))
+        let scores = kept.iter().map(|&i| score[i]).collect();
+        Ok(Found { rows: kept, scores, candidates, dropped, how })
     }
 }
 
 /// How many of `order` survive duplicate-detection dropping (at most `k`).
-fn kept_capacity(order: &[usize], sky: &Option<(Vec<f64>, Vec<f64>)>, arcsec: f64, pos: &[usize], neg: &[usize], k: usize) -> usize {
+fn kept_capacity(order: &[usize], sky: Option<&(Vec<f64>, Vec<f64>)>, arcsec: f64, pos: &[usize], neg: &[usize], k: usize) -> usize {
     let Some((ra, dec)) = sky else { return order.len().min(k) };
     let mut kept: Vec<usize> = Vec::new();
     for &i in order {

@@ -3,14 +3,17 @@
 //! corruption recovery, concurrent processes, and clear errors for bad input.
 
 mod assign;
+mod browser;
 mod cache;
 mod embed;
 mod errors;
 mod hdbscan;
+mod http;
 mod incremental;
 mod onnx_model;
 mod ops;
 mod report;
+mod serve;
 mod similar;
 mod slurm;
 mod support;

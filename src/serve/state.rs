@@ -1,0 +1,444 @@
+//! What the explorer serves, built once before the socket is bound: the pipeline's nodes run
+//! (or found in the cache), the layout and classes joined into the points the page draws,
+//! the class table, the catalogue without its representation, the representation's
+//! [`Searcher`] (its vectors by memory map), and the label log open for appending. Every
+//! request reads this; only the label log changes, under its lock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use polars::prelude::*;
+
+use super::Options;
+use crate::cache::Store;
+use crate::error::{Error, Result};
+use crate::exec::{self, Observer};
+use crate::labels;
+use crate::ops::similar::{Searcher, Similar};
+use crate::ops::{columns, pl, Op};
+use crate::spec::{self, Pipeline};
+
+/// The hidden node `serve` adds to the pipeline so that validation makes the vectors node
+/// `_serve.vectors` over the features (the one `dagrun similar` makes too: the same key);
+/// it never runs.
+const PROBE: &str = "_serve";
+
+/// The nodes the page is built from.
+#[derive(Clone, Debug)]
+pub struct Nodes {
+    pub classes: String,
+    pub catalogue: String,
+    pub layout: String,
+    pub features: String,
+}
+
+/// Everything a request reads.
+pub struct App {
+    pub pipeline: String,
+    pub id: String,
+    pub nodes: Nodes,
+    /// The layout's rows: ids, positions and classes in the order `/api/points` sends them.
+    pub ids: Vec<String>,
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+    pub class: Vec<i32>,
+    pub probability: Vec<Option<f64>>,
+    row_of: HashMap<String, usize>,
+    /// The catalogue without the representation, and each layout row's row in it.
+    catalogue: DataFrame,
+    catalogue_row: Vec<Option<usize>>,
+    image_column: Option<String>,
+    image_dir: Option<PathBuf>,
+    sky: Option<(Vec<Option<f64>>, Vec<Option<f64>>)>,
+    pub truth: Option<String>,
+    /// `/api/classes`, made once.
+    pub classes_json: serde_json::Value,
+    pub searcher: Searcher,
+    pub labels: Mutex<labels::Writer>,
+    pub token: Option<String>,
+    pub addr: Option<SocketAddr>,
+    /// Results a search returns unless asked.
+    pub k: u32,
+}
+
+/// A galaxy the request named that the page does not hold.
+#[derive(Debug)]
+pub struct Unknown(pub String);
+
+impl App {
+    /// Run (or find) the nodes `opt` names in the pipeline at `path` and build the state.
+    /// Also returns the label log's warning, if its last line was torn.
+    pub fn load(path: &Path, sets: &[String], opt: &Options, cache: Option<&Path>, obs: &dyn Observer) -> Result<(App, Option<String>)> {
+        let first = spec::load(path, sets)?;
+        let nodes = choose_nodes(&first, opt)?;
+        // The same pipeline with a `similar` node over the features, never run: validation
+        // adds the `vectors` node it reads.
+        let mut raw = spec::raw::load(path)?;
+        for s in sets {
+            spec::raw::apply_set(&mut raw, s)?;
+        }
+        let probe = vec![("op", "similar".into()), ("input", nodes.features.as_str().into()), ("ids", toml::Value::Array(vec!["-".into()]))];
+        spec::raw::add_node(&mut raw, PROBE, crate::error::Loc::Whole(path.to_owned()), probe)?;
+        let p = spec::validate::validate(raw)?;
+        let vectors = format!("{PROBE}.vectors");
+        let store = Store::open(&cache.map(Path::to_owned).or_else(|| p.cache.clone()).unwrap_or_else(|| PathBuf::from("cache")))?;
+        let wanted = [&nodes.classes, &nodes.catalogue, &nodes.layout, &vectors];
+        let targets: Vec<usize> = wanted.iter().map(|n| p.find(n).expect("chosen from the pipeline")).collect();
+        let report = exec::run(&p, &store, obs, &targets)?;
+        let key = |n: &str| report.node(n).expect("ran").key.clone();
+
+        // The layout: its two numeric columns, in row order.
+        let layout = store.read(&key(&nodes.layout), &nodes.layout)?;
+        let dims: Vec<String> = layout.schema().iter().filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt)).map(|(n, _)| n.to_string()).collect();
+        let f32s = |name: &str| -> Result<Vec<f32>> {
+            let c = layout.column(name).and_then(|c| c.cast(&DataType::Float32)).map_err(pl(&nodes.layout))?;
+            Ok(c.f32().map_err(pl(&nodes.layout))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+        };
+        let (x, y) = (f32s(&dims[0])?, f32s(&dims[1])?);
+        let ids = columns::id_strings(&layout, &p.id, &nodes.layout)?;
+        let row_of: HashMap<String, usize> = ids.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
+
+        // Classes, by id onto the layout's rows.
+        let classes = store.read(&key(&nodes.classes), &nodes.classes)?;
+        let cid = columns::id_strings(&classes, &p.id, &nodes.classes)?;
+        let lab = classes.column("label").and_then(|c| c.cast(&DataType::Int32)).map_err(pl(&nodes.classes))?;
+        let prob = classes.column("probability").and_then(|c| c.cast(&DataType::Float64)).map_err(pl(&nodes.classes))?;
+        let (lab, prob) = (lab.i32().map_err(pl(&nodes.classes))?, prob.f64().map_err(pl(&nodes.classes))?);
+        let mut class = vec![-1i32; ids.len()];
+        let mut probability = vec![None; ids.len()];
+        for (i, g) in cid.iter().enumerate() {
+            if let Some(&r) = row_of.get(g) {
+                class[r] = lab.get(i).unwrap_or(-1);
+                probability[r] = prob.get(i);
+            }
+        }
+
+        // The catalogue, without the representation.
+        let cat_node = p.find(&nodes.catalogue).expect("chosen");
+        let keep: Vec<PlSmallStr> = p.nodes[cat_node].schema.iter_names().filter(|n| !columns::glob_match("feat_*", n)).cloned().collect();
+        let catalogue = store.read(&key(&nodes.catalogue), &nodes.catalogue)?.select(keep).map_err(pl(&nodes.catalogue))?;
+        let cat_ids = columns::id_strings(&catalogue, &p.id, &nodes.catalogue)?;
+        let cat_row_of: HashMap<&str, usize> = cat_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+        let catalogue_row = ids.iter().map(|g| cat_row_of.get(g.as_str()).copied()).collect();
+        let image_column = catalogue.schema().contains("file_loc").then(|| "file_loc".to_owned());
+        let sky = match (catalogue.column("ra"), catalogue.column("dec")) {
+            (Ok(ra), Ok(dec)) => {
+                let f = |c: &Column| -> Result<Vec<Option<f64>>> {
+                    Ok(c.cast(&DataType::Float64).map_err(pl(&nodes.catalogue))?.f64().map_err(pl(&nodes.catalogue))?.iter().collect())
+                };
+                Some((f(ra)?, f(dec)?))
+            }
+            _ => None,
+        };
+        let truth = catalogue.schema().get("planted_class").filter(|dt| **dt == DataType::String).map(|_| "planted_class".to_owned());
+
+        // The representation, by memory map.
+        let vkey = key(&vectors);
+        let vtable = store.read(&vkey, &vectors)?;
+        let searcher = Searcher::open(&vtable, &store.attachment_path(&vkey, crate::ops::similar::VECTORS_FILE), &p.id, &vectors)?;
+
+        let details = store.manifest(&key(&nodes.classes)).map(|m| m.details).unwrap_or_default();
+        let labels_path = opt.labels.clone().unwrap_or_else(|| default_log(path));
+        let (writer, torn) = labels::Writer::open(&labels_path)?;
+        let mut app = App {
+            pipeline: p.name.clone(),
+            id: p.id.clone(),
+            image_dir: p.source_dir(cat_node),
+            nodes,
+            ids,
+            x,
+            y,
+            class,
+            probability,
+            row_of,
+            catalogue,
+            catalogue_row,
+            image_column,
+            sky,
+            truth,
+            classes_json: serde_json::Value::Null,
+            searcher,
+            labels: Mutex::new(writer),
+            token: opt.token.clone(),
+            addr: None,
+            k: 50,
+        };
+        app.classes_json = app.class_table(&details)?;
+        Ok((app, torn))
+    }
+
+    /// The state, told the address it serves on (for the URL and the Host check).
+    pub fn bound_to(mut self, addr: SocketAddr) -> App {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// The URL to open (with the token where there is one).
+    pub fn url(&self) -> String {
+        let addr = self.addr.expect("bound");
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        match &self.token {
+            Some(t) => format!("http://{host}:{}/?token={t}", addr.port()),
+            None => format!("http://{host}:{}/", addr.port()),
+        }
+    }
+
+    /// The layout row of a galaxy.
+    pub fn row(&self, id: &str) -> std::result::Result<usize, Unknown> {
+        self.row_of.get(id).copied().ok_or_else(|| Unknown(id.to_owned()))
+    }
+
+    /// `/api/info`.
+    pub fn info(&self) -> serde_json::Value {
+        let log = self.labels.lock().unwrap_or_else(|e| e.into_inner()).path().display().to_string();
+        serde_json::json!({
+            "pipeline": self.pipeline, "id": self.id, "n": self.ids.len(),
+            "layout": self.nodes.layout, "classes": self.nodes.classes, "features": self.nodes.features, "catalogue": self.nodes.catalogue,
+            "has_images": self.image_column.is_some(), "has_sky": self.sky.is_some(), "truth": self.truth,
+            "labels_file": log, "k": self.k,
+        })
+    }
+
+    /// `/api/points`: `DGRNPTS1`, n (u64), x, y (f32), class (i32), then the ids as JSON.
+    pub fn points(&self) -> Vec<u8> {
+        let n = self.ids.len();
+        let mut b = Vec::with_capacity(16 + 12 * n + 12 * n);
+        b.extend_from_slice(b"DGRNPTS1");
+        b.extend_from_slice(&(n as u64).to_le_bytes());
+        for v in self.x.iter().chain(&self.y) {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for c in &self.class {
+            b.extend_from_slice(&c.to_le_bytes());
+        }
+        serde_json::to_writer(&mut b, &self.ids).expect("ids serialise");
+        b
+    }
+
+    /// The class table: size, persistence and stability (from the classes node's details),
+    /// mean probability, the truth's most common value and its share, the colour.
+    fn class_table(&self, details: &serde_json::Value) -> Result<serde_json::Value> {
+        let k = self.class.iter().copied().max().map_or(0, |m| (m + 1).max(0)) as usize;
+        let mut rows: Vec<Vec<usize>> = vec![Vec::new(); k];
+        for (r, &c) in self.class.iter().enumerate() {
+            if c >= 0 {
+                rows[c as usize].push(r);
+            }
+        }
+        let truth: Option<Vec<Option<String>>> = match &self.truth {
+            Some(t) => {
+                let c = self.catalogue.column(t).map_err(pl(&self.nodes.catalogue))?;
+                let s = c.str().map_err(pl(&self.nodes.catalogue))?;
+                Some(self.catalogue_row.iter().map(|r| r.and_then(|r| s.get(r)).map(str::to_owned)).collect())
+            }
+            None => None,
+        };
+        let stat = |l: usize, what: &str| details.get("classes").and_then(|c| c.get(l)).and_then(|c| c.get(what)).cloned().unwrap_or(serde_json::Value::Null);
+        let classes: Vec<serde_json::Value> = rows
+            .iter()
+            .enumerate()
+            .map(|(l, members)| {
+                let ps: Vec<f64> = members.iter().filter_map(|&r| self.probability[r]).collect();
+                let mean_p = (!ps.is_empty()).then(|| ps.iter().sum::<f64>() / ps.len() as f64);
+                let truth = truth.as_ref().and_then(|t| {
+                    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+                    for &r in members {
+                        if let Some(v) = &t[r] {
+                            *counts.entry(v).or_default() += 1;
+                        }
+                    }
+                    let (v, c) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
+                    Some(serde_json::json!({ "value": v, "share": c as f64 / members.len() as f64 }))
+                });
+                serde_json::json!({
+                    "label": l, "size": members.len(), "persistence": stat(l, "persistence"), "stability": stat(l, "stability"),
+                    "mean_probability": mean_p, "truth": truth, "colour": crate::render::hex(crate::render::class_colour(l as i32)),
+                })
+            })
+            .collect();
+        let clustered: usize = rows.iter().map(Vec::len).sum();
+        Ok(serde_json::json!({ "n": self.ids.len(), "clustered": clustered, "classes": classes }))
+    }
+
+    /// `/api/galaxy/ID`.
+    pub fn galaxy(&self, id: &str) -> std::result::Result<serde_json::Value, Unknown> {
+        let row = self.row(id)?;
+        let mut cols = serde_json::Map::new();
+        if let Some(r) = self.catalogue_row[row] {
+            for c in self.catalogue.columns() {
+                if c.name().as_str() == self.id {
+                    continue;
+                }
+                let v = c.get(r).map(any_to_json).unwrap_or(serde_json::Value::Null);
+                cols.insert(c.name().to_string(), v);
+            }
+        }
+        let cutout = self.image_path(row).map(|_| format!("/api/cutout/{}", encode_path(id)));
+        let sky = self.sky.as_ref().and_then(|(ra, dec)| {
+            let r = self.catalogue_row[row]?;
+            let (ra, dec) = (ra[r]?, dec[r]?);
+            Some(serde_json::json!({ "ra": ra, "dec": dec, "viewer": format!("https://www.legacysurvey.org/viewer?ra={ra:.6}&dec={dec:.6}&layer=ls-dr10&zoom=16") }))
+        });
+        let labels: Vec<String> = self.labels.lock().unwrap_or_else(|e| e.into_inner()).labels().get(id).map(str::to_owned).into_iter().collect();
+        Ok(serde_json::json!({
+            "id": id, "row": row, "class": self.class[row], "probability": self.probability[row],
+            "columns": cols, "cutout": cutout, "sky": sky, "labels": labels,
+        }))
+    }
+
+    /// The image file of a layout row, where the catalogue names one.
+    pub fn image_path(&self, row: usize) -> Option<PathBuf> {
+        let col = self.image_column.as_ref()?;
+        let r = self.catalogue_row[row]?;
+        let v = self.catalogue.column(col).ok()?.get(r).ok()?;
+        let s = match v {
+            AnyValue::String(s) => s.to_owned(),
+            AnyValue::StringOwned(s) => s.to_string(),
+            _ => return None,
+        };
+        (!s.is_empty()).then(|| crate::ops::resolve_path(self.image_dir.as_deref(), &s))
+    }
+
+    /// `/api/similar`: the galaxies most like `ids` (against `not`), as `dagrun similar --json`.
+    pub fn similar(&self, ids: Vec<String>, not: Vec<String>, k: u32) -> Result<serde_json::Value> {
+        let q = Similar::query(ids, not, k);
+        let found = self.searcher.search(&q, None, &self.id, &self.nodes.features)?;
+        let results: Vec<serde_json::Value> = found.rows.iter().zip(&found.scores).map(|(&r, s)| serde_json::json!({ "id": self.searcher.id(r), "score": s })).collect();
+        Ok(serde_json::json!({
+            "node": self.nodes.features,
+            "query": { "ids": q.ids, "not": q.not, "class": null, "classes": null, "k": k },
+            "results": results,
+        }))
+    }
+
+    /// `/api/labels`.
+    pub fn labels_json(&self) -> serde_json::Value {
+        let w = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let l = w.labels();
+        let labels: Vec<serde_json::Value> = l.iter().map(|(id, label)| serde_json::json!({ "id": id, "label": label })).collect();
+        let names: Vec<serde_json::Value> = l.counts().into_iter().map(|(label, count)| serde_json::json!({ "label": label, "count": count })).collect();
+        serde_json::json!({ "labels": labels, "names": names })
+    }
+
+    /// The labelled galaxies with the catalogue columns matching `globs`: id, label, columns.
+    pub fn export(&self, globs: &[String]) -> Result<DataFrame> {
+        let fold = self.labels.lock().unwrap_or_else(|e| e.into_inner()).labels().clone();
+        export_table(&self.catalogue, &self.id, &fold, globs, &self.nodes.catalogue)
+    }
+}
+
+/// The labelled rows of `catalogue` as `id, label, COLUMNS…` (columns matching `globs`, in
+/// the catalogue's order).
+pub fn export_table(catalogue: &DataFrame, id: &str, fold: &labels::Labels, globs: &[String], node: &str) -> Result<DataFrame> {
+    let (df, _) = crate::ops::labels::labelled(catalogue, id, fold, node)?;
+    let mut keep: Vec<PlSmallStr> = vec![id.into(), "label".into()];
+    for name in catalogue.get_column_names() {
+        if name.as_str() != id && name.as_str() != "label" && globs.iter().any(|g| columns::glob_match(g, name)) {
+            keep.push(name.clone());
+        }
+    }
+    df.select(keep).map_err(|e| Error::polars(node, e))
+}
+
+/// The label log beside a pipeline file: `featured.toml` -> `featured.labels.jsonl`.
+pub fn default_log(pipeline: &Path) -> PathBuf {
+    let stem = pipeline.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
+    pipeline.with_file_name(format!("{stem}.labels.jsonl"))
+}
+
+/// Which nodes the page is built from (see [`Options`]).
+pub fn choose_nodes(p: &Pipeline, opt: &Options) -> Result<Nodes> {
+    let find = |n: &str, what: &str| p.find(n).ok_or_else(|| Error::Usage(format!("`{what} {n}`: no node named `{n}` in `{}` (nodes: {})", p.file.display(), p.names())));
+    let is_2d = |v: usize| matches!(&p.nodes[v].op, Op::Reduce(r) if r.n_components == 2);
+    let start = match &opt.node {
+        Some(n) => find(n, "--node")?,
+        None => p.order.iter().copied().find(|&v| matches!(p.nodes[v].op, Op::Report(_)) && p.nodes[v].inputs.len() == 3).ok_or_else(|| {
+            Error::Usage(format!("`{}` has no report node with a layout: give `--node` a select-leaves or select-eom node and `--layout` a 2-D reduce node", p.file.display()))
+        })?,
+    };
+    let name = |v: usize| p.nodes[v].name.clone();
+    let (classes, catalogue, mut layout) = match &p.nodes[start].op {
+        Op::Report(_) => (p.nodes[start].inputs[0], p.nodes[start].inputs[1], p.nodes[start].inputs.get(2).copied()),
+        Op::Select(_) => (start, usize::MAX, None),
+        other => return Err(Error::Usage(format!("`--node {}`: a `{}` node; give a report node or a select-leaves / select-eom node", name(start), other.name()))),
+    };
+    if let Some(l) = &opt.layout {
+        layout = Some(find(l, "--layout")?);
+    }
+    let layout = match layout {
+        Some(l) => l,
+        None => {
+            let twos: Vec<usize> = p.order.iter().copied().filter(|&v| is_2d(v)).collect();
+            match twos.as_slice() {
+                [one] => *one,
+                [] => return Err(Error::Usage(format!("`{}` has no 2-D layout: add a reduce node with n_components = 2 and give it as `--layout`", p.file.display()))),
+                many => return Err(Error::Usage(format!("several 2-D layouts ({}): choose one with `--layout`", many.iter().map(|&v| name(v)).collect::<Vec<_>>().join(", ")))),
+            }
+        }
+    };
+    let dims = p.nodes[layout].schema.iter().filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt)).count();
+    if dims != 2 {
+        return Err(Error::Usage(format!("`{}` has {dims} numeric columns, not 2: the page draws a 2-D layout (a reduce node with n_components = 2)", name(layout))));
+    }
+    // Without a report, the catalogue is what the layout was reduced from.
+    let catalogue = if catalogue == usize::MAX { p.nodes[layout].inputs[0] } else { catalogue };
+    let features = match &opt.features {
+        Some(f) => find(f, "--features")?,
+        None => {
+            let has_feat = |v: usize| p.nodes[v].schema.iter_names().any(|n| columns::glob_match("feat_*", n));
+            if has_feat(catalogue) {
+                catalogue
+            } else if has_feat(p.nodes[layout].inputs[0]) {
+                p.nodes[layout].inputs[0]
+            } else {
+                return Err(Error::Usage(format!(
+                    "neither `{}` nor `{}` has `feat_*` columns to search: name the representation's node with `--features`",
+                    name(catalogue),
+                    name(p.nodes[layout].inputs[0])
+                )));
+            }
+        }
+    };
+    if !p.nodes[features].schema.iter_names().any(|n| columns::glob_match("feat_*", n)) {
+        return Err(Error::Usage(format!("`--features {}`: the node has no `feat_*` columns", name(features))));
+    }
+    Ok(Nodes { classes: name(classes), catalogue: name(catalogue), layout: name(layout), features: name(features) })
+}
+
+/// A polars value as JSON (non-finite floats as null).
+fn any_to_json(v: AnyValue) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(b),
+        AnyValue::String(s) => Value::String(s.to_owned()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        AnyValue::Float32(f) => serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number),
+        AnyValue::Float64(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        AnyValue::Int8(i) => i.into(),
+        AnyValue::Int16(i) => i.into(),
+        AnyValue::Int32(i) => i.into(),
+        AnyValue::Int64(i) => i.into(),
+        AnyValue::UInt8(i) => i.into(),
+        AnyValue::UInt16(i) => i.into(),
+        AnyValue::UInt32(i) => i.into(),
+        AnyValue::UInt64(i) => i.into(),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// Percent-encode an id for a URL path segment.
+pub fn encode_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
