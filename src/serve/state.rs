@@ -34,6 +34,9 @@ pub struct Nodes {
     pub features: String,
 }
 
+/// Each catalogue row's `ra` and `dec` (degrees).
+type Sky = (Vec<Option<f64>>, Vec<Option<f64>>);
+
 /// Everything a request reads.
 pub struct App {
     pub pipeline: String,
@@ -51,7 +54,7 @@ pub struct App {
     catalogue_row: Vec<Option<usize>>,
     image_column: Option<String>,
     image_dir: Option<PathBuf>,
-    sky: Option<(Vec<Option<f64>>, Vec<Option<f64>>)>,
+    sky: Option<Sky>,
     pub truth: Option<String>,
     /// `/api/classes`, made once.
     pub classes_json: serde_json::Value,

@@ -474,3 +474,117 @@ fn the_page_draws_the_classes_finds_similar_galaxies_on_a_click_and_labels_them(
     let errors: Vec<String> = b.console_errors().into_iter().filter(|e| !e.contains("favicon")).collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
 }
+
+/// A catalogue of three blobs in a 4-column representation with string ids, sky positions
+/// and a PNG cutout per galaxy (g0's missing, g4's not an image), and a pipeline over it
+/// with a report: what `serve` shows for a catalogue with images.
+fn image_pipeline(t: &crate::support::Test) {
+    let mut rng = dagrun::numeric::rng::Rng::new(5, 0);
+    let mut csv = String::from("gid,ra,dec,feat_0,feat_1,feat_2,feat_3,file_loc\n");
+    std::fs::create_dir_all(t.path("data/cutouts")).unwrap();
+    for i in 0..300 {
+        let f: Vec<f64> = (0..4).map(|j| if j == i % 3 { 5.0 } else { 0.0 } + 0.2 * rng.normal()).collect();
+        let file = format!("cutouts/g{i}.png");
+        csv.push_str(&format!("g{i},{:.5},{:.5},{},{},{},{},{file}\n", 150.0 + 0.01 * i as f64, 2.0, f[0], f[1], f[2], f[3]));
+        match i {
+            0 => {}
+            4 => std::fs::write(t.path(&format!("data/{file}")), b"not an image").unwrap(),
+            _ => image::RgbImage::from_pixel(24, 24, image::Rgb([(i % 256) as u8, 90, 40])).save(t.path(&format!("data/{file}"))).unwrap(),
+        }
+    }
+    t.write("data/catalog.csv", &csv);
+    t.pipeline(
+        r#"[pipeline]
+name = "img"
+id = "gid"
+[nodes.catalog]
+op = "read"
+path = "data/catalog.csv"
+[nodes.layout]
+op = "reduce"
+method = "pca"
+input = "catalog"
+n_components = 2
+prefix = "display_"
+[nodes.tree]
+op = "cluster"
+input = "layout"
+columns = "display_*"
+min_samples = 5
+min_cluster_size = 20
+[nodes.classes]
+op = "select-eom"
+input = "tree"
+[nodes.report]
+op = "report"
+inputs = ["classes", "catalog", "layout"]
+"#,
+    );
+}
+
+#[test]
+fn serve_shows_cutouts_by_galaxy_id_only() {
+    let t = crate::support::Test::new();
+    image_pipeline(&t);
+    let mut cmd = t.command(&["serve", "p.toml", "--port", "0"]);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let s = Server { child, url: line.trim().to_owned(), addr: line.trim().trim_start_matches("http://").trim_end_matches('/').to_owned() };
+    assert!(s.url.starts_with("http://127.0.0.1:"), "{}", s.url);
+    let info = s.get("/api/info").json();
+    assert_eq!((info["has_images"].as_bool(), info["has_sky"].as_bool(), info["id"].as_str()), (Some(true), Some(true), Some("gid")));
+    assert!(info["labels_file"].as_str().unwrap().ends_with("p.labels.jsonl"), "beside the pipeline: {info}");
+    let g = s.get("/api/galaxy/g7").json();
+    assert_eq!(g["cutout"], "/api/cutout/g7");
+    let img = s.get("/api/cutout/g7");
+    assert_eq!((img.status, img.header("content-type")), (200, Some("image/png")));
+    assert_eq!(img.body, std::fs::read(t.path("data/cutouts/g7.png")).unwrap(), "the file's bytes");
+    assert_eq!(s.get("/api/cutout/g0").status, 404, "missing file");
+    assert_eq!(s.get("/api/cutout/g4").status, 404, "not an image");
+    assert_eq!(s.get("/api/cutout/cutouts%2Fg7.png").status, 404, "by id, never by path");
+    let api = s.get("/api/similar?id=g7&k=5").json();
+    let cli = t.run(&["similar", "p.toml", "--node", "catalog", "--id", "g7", "-k", "5", "--json"]).ok().json();
+    assert_eq!(api, cli);
+}
+
+#[test]
+fn the_labels_op_reads_the_log_and_its_key_follows_the_log() {
+    use dagrun::labels::{Action, Entry, Writer};
+    let t = crate::support::Test::new();
+    t.pipeline(&format!(
+        "{}[nodes.all]\nop = \"labels\"\npath = \"l.jsonl\"\n[nodes.rows]\nop = \"labels\"\npath = \"l.jsonl\"\ninput = \"featured\"\n",
+        crate::support::featured(2000, 8)
+    ));
+    let missing = t.run_json(&[]);
+    assert_eq!(missing.code(), 2);
+    assert!(missing.stderr().contains("no label log") && missing.stderr().contains("l.jsonl"), "{}", missing.stderr());
+    let (mut w, _) = Writer::open(&t.path("l.jsonl")).unwrap();
+    let ids: Vec<String> = {
+        t.run(&["export", "p.toml", "featured", "--out", "f.csv"]).ok();
+        std::fs::read_to_string(t.path("f.csv")).unwrap().lines().skip(1).take(5).map(|l| l.split(',').next().unwrap().to_owned()).collect()
+    };
+    let add = |w: &mut Writer, label: &str, ids: &[String]| w.append(Entry { time: "t".into(), action: Action::Add, label: label.into(), ids: ids.to_vec() }).unwrap();
+    add(&mut w, "ring", &ids[..3]);
+    add(&mut w, "bar", &ids[2..4]);
+    let first = t.run_json(&[]).ok();
+    assert_eq!(first.computed(), ["all", "rows"]);
+    t.run(&["export", "p.toml", "rows", "--out", "rows.csv"]).ok();
+    let rows = std::fs::read_to_string(t.path("rows.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 5, "4 labelled galaxies: {rows}");
+    assert!(rows.lines().next().unwrap().ends_with(",label") && rows.contains(",bar") && rows.contains(",ring"));
+    t.run(&["export", "p.toml", "all", "--out", "all.csv"]).ok();
+    let all = std::fs::read_to_string(t.path("all.csv")).unwrap();
+    assert_eq!(
+        all.lines().collect::<Vec<_>>(),
+        vec!["id,label".to_owned(), format!("{},ring", ids[0]), format!("{},ring", ids[1]), format!("{},bar", ids[2]), format!("{},bar", ids[3])]
+    );
+    assert!(t.run_json(&[]).ok().computed().is_empty(), "an unchanged log is a hit");
+    add(&mut w, "ring", &ids[4..5]);
+    assert_eq!(t.run_json(&[]).ok().computed(), ["all", "rows"], "a new label recomputes what reads the log");
+    // A damaged line is refused before anything runs, naming the file and line.
+    std::fs::write(t.path("l.jsonl"), format!("{}\nnot json\n", std::fs::read_to_string(t.path("l.jsonl")).unwrap().lines().next().unwrap())).unwrap();
+    let bad = t.run_json(&[]);
+    assert_eq!(bad.code(), 2);
+    assert!(bad.stderr().contains("l.jsonl` line 2"), "{}", bad.stderr());
+}
