@@ -118,26 +118,46 @@ pub fn scores(xn: &[f64], d: usize, w: &[f64]) -> Vec<f64> {
     xn.par_chunks(d).map(|row| row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias).collect()
 }
 
-/// [`scores`] of the rows of the raw matrix `x` (`d` wide) normalised on the fly: the same
-/// values as normalising the whole matrix first, without holding it.
+/// Lanes of the partial sums in [`unit_scores`]: independent chains the CPU overlaps and
+/// the compiler vectorises; a fixed number, so the bits never depend on the machine.
+const LANES: usize = 8;
+
+/// Every row's cosine against the unit direction `w` (length d), or with a bias `w[d]` a
+/// linear classifier's decision value on the unit rows, for the rows of the raw matrix `x`
+/// (`d` wide): `(x · w) / |x| (+ w[d])`, an all-zero row scoring the bias alone. The dot
+/// product and the squared norm are each summed in [`LANES`] partial sums (element `j` into
+/// lane `j % LANES`, lanes then added in order), so a row's score is the same bits on any
+/// thread count; it agrees with [`scores`] of the normalised rows to rounding.
 pub fn unit_scores(x: &[f32], d: usize, w: &[f64]) -> Vec<f64> {
     let bias = w.get(d).copied().unwrap_or(0.0);
-    x.par_chunks(d * 1024)
-        .flat_map_iter(|block| {
-            let mut row = vec![0f64; d];
-            block
-                .chunks(d)
-                .map(|r| {
-                    row.iter_mut().zip(r).for_each(|(o, &v)| *o = f64::from(v));
-                    let n = row.iter().map(|v| v * v).sum::<f64>().sqrt();
-                    if n > 0.0 {
-                        row.iter_mut().for_each(|v| *v /= n);
-                    }
-                    row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias
-                })
-                .collect::<Vec<f64>>()
-        })
-        .collect()
+    let w = &w[..d];
+    x.par_chunks(d * 1024).flat_map_iter(|block| block.chunks(d).map(|r| unit_score(r, w) + bias).collect::<Vec<f64>>()).collect()
+}
+
+/// `(r · w) / |r|` (0 for an all-zero row) in [`LANES`] partial sums.
+fn unit_score(r: &[f32], w: &[f64]) -> f64 {
+    let (mut sq, mut dot) = ([0f64; LANES], [0f64; LANES]);
+    let (rc, wc) = (r.chunks_exact(LANES), w.chunks_exact(LANES));
+    let (rt, wt) = (rc.remainder(), wc.remainder());
+    for (a, b) in rc.zip(wc) {
+        for k in 0..LANES {
+            let v = f64::from(a[k]);
+            sq[k] += v * v;
+            dot[k] += v * b[k];
+        }
+    }
+    for (k, (&a, &b)) in rt.iter().zip(wt).enumerate() {
+        let v = f64::from(a);
+        sq[k] += v * v;
+        dot[k] += v * b;
+    }
+    let fold = |p: [f64; LANES]| p.iter().fold(0.0, |acc, v| acc + v);
+    let n = fold(sq).sqrt();
+    if n > 0.0 {
+        fold(dot) / n
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]
@@ -147,7 +167,7 @@ mod tests {
 
     #[test]
     fn cosine_scores_match_brute_force() {
-        let (n, d) = (500, 7);
+        let (n, d) = (500, 19); // two full lanes of partial sums and a remainder
         let mut r = Rng::new(1, 0);
         let x: Vec<f32> = (0..n * d).map(|_| r.normal() as f32).collect();
         let xn = normalise(&x, d);
@@ -162,8 +182,17 @@ mod tests {
             let want = v.iter().zip(&mean).map(|(p, q)| p * q).sum::<f64>() / (norm(&v) * norm(&mean));
             assert!((got - want).abs() < 1e-12, "row {i}: {got} vs {want}");
         }
-        // Normalising row by row on the fly gives the same bits.
-        assert_eq!(unit_scores(&x, d, &q), s);
+        // On the raw rows, in partial sums: the same values to rounding.
+        for (a, b) in unit_scores(&x, d, &q).iter().zip(&s) {
+            assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+        }
+        // A classifier's bias is added; an all-zero row scores the bias alone.
+        let mut z = x.clone();
+        z[..d].iter_mut().for_each(|v| *v = 0.0);
+        let with_bias: Vec<f64> = q.iter().copied().chain([0.5]).collect();
+        let u = unit_scores(&z, d, &with_bias);
+        assert_eq!(u[0], 0.5);
+        assert!((u[1] - s[1] - 0.5).abs() < 1e-14);
     }
 
     #[test]

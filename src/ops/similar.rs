@@ -19,7 +19,7 @@
 //! cached representation reads that file by memory map instead of decoding the whole
 //! catalogue.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::numeric::similar;
 use crate::params::Params;
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The attachment of a `vectors` node, and its header: magic, rows, columns (u64 LE).
 pub const VECTORS_FILE: &str = "vectors.f32";
@@ -198,7 +198,8 @@ impl Searcher {
         if let Some(&both) = neg.iter().find(|r| pos.contains(r)) {
             return Err(Error::input(node, format!("galaxy `{}` is both an example and a counter-example", text[both])));
         }
-        let mut excluded: HashSet<usize> = pos.iter().chain(&neg).copied().collect();
+        let mut excluded = vec![false; n];
+        pos.iter().chain(&neg).for_each(|&r| excluded[r] = true);
         if let Some(c) = q.class {
             let classes = classes.ok_or_else(|| Error::input(node, "`class` needs the classes input"))?;
             let lab = classes.column("label").map_err(super::pl(node))?.cast(&DataType::Int64).map_err(super::pl(node))?;
@@ -214,7 +215,7 @@ impl Searcher {
             if members.is_empty() {
                 return Err(Error::input(node, format!("class {c} has no members in the classes input")));
             }
-            excluded.extend(&members);
+            members.iter().for_each(|&r| excluded[r] = true);
             pos.extend(members);
         }
         // The examples' unit vectors (rows in `pos` then `neg` order).
@@ -228,7 +229,9 @@ impl Searcher {
         }
         let (p_rows, n_rows): (Vec<usize>, Vec<usize>) = ((0..pos.len()).collect(), (pos.len()..rows.len()).collect());
         let w = if neg.is_empty() { similar::mean_direction(&xn, d, &p_rows) } else { similar::logistic(&xn, d, &p_rows, &n_rows, LAMBDA) };
+        let t0 = std::time::Instant::now();
         let score = similar::unit_scores(x, d, &w);
+        tracing::debug!("scores {:?}", t0.elapsed());
         // Best first; ties by id (numeric ids as numbers).
         let better = |a: &usize, b: &usize| {
             score[*b].total_cmp(&score[*a]).then_with(|| match &self.num {
@@ -237,7 +240,7 @@ impl Searcher {
             })
         };
         let k = q.k as usize;
-        let mut order: Vec<usize> = (0..n).filter(|i| !excluded.contains(i)).collect();
+        let mut order: Vec<usize> = (0..n).filter(|&i| !excluded[i]).collect();
         let candidates = order.len();
         // The best few, sorted (duplicate detections may drop some: then all of them).
         let head = (4 * k + 64).min(order.len());
@@ -252,7 +255,7 @@ impl Searcher {
         let mut dropped = 0usize;
         let anchors: Vec<usize> = pos.iter().chain(&neg).copied().collect();
         if order.len() < candidates && k > kept_capacity(&order, sky, q.dedupe_arcsec, &pos, &neg, k) {
-            order = (0..n).filter(|i| !excluded.contains(i)).collect();
+            order = (0..n).filter(|&i| !excluded[i]).collect();
             order.sort_by(better);
         }
         for &i in &order {
@@ -268,6 +271,7 @@ impl Searcher {
             }
             kept.push(i);
         }
+        tracing::debug!("ranked {:?}", t0.elapsed());
         let how = if neg.is_empty() {
             format!("cosine similarity to the mean of {} examples", pos.len())
         } else {
