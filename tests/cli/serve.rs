@@ -427,8 +427,8 @@ fn the_page_draws_the_classes_finds_similar_galaxies_on_a_click_and_labels_them(
     let classes = s.get("/api/classes").json();
     let coloured: Vec<(String, usize)> =
         classes["classes"].as_array().unwrap().iter().map(|c| (c["colour"].as_str().unwrap().to_owned(), pixels_like(&shot, hex(c["colour"].as_str().unwrap())))).collect();
-    let shown = coloured.iter().filter(|(_, n)| *n >= 20).count();
-    assert!(shown * 2 >= coloured.len(), "most classes' colours are on screen: {coloured:?}");
+    let shown = coloured.iter().filter(|(_, n)| *n >= 10).count();
+    assert!(10 * shown >= 9 * coloured.len(), "nine in ten classes' colours are on screen: {coloured:?}");
     assert!(pixels_like(&shot, [190, 190, 190]) > 2000, "unclassified galaxies in grey");
 
     // Click a class member that stands alone on screen: its similar galaxies, as the CLI's.
