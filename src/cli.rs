@@ -164,6 +164,9 @@ enum Cmd {
         node: String,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Print {"node", "key", "rows", "out"} on stdout
+        #[arg(long)]
+        json: bool,
     },
     /// Show a node's schema, rows, first rows and manifest (computing it if needed)
     Show {
@@ -172,6 +175,9 @@ enum Cmd {
         /// Rows to show
         #[arg(long, default_value_t = 5)]
         rows: usize,
+        /// Print {"node", "op", "key", "rows", "schema", "path", "files", "manifest"} on stdout
+        #[arg(long)]
+        json: bool,
     },
     /// Explore the classes in the browser: the layout coloured by class, galleries, similar
     /// galaxies, re-ranking and labels (kept in an append-only log beside the pipeline)
@@ -386,7 +392,7 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
         out.line(&format!("report `{}`: {}", n.name, store.attachment_path(&n.key, "index.html").display()));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+        println!("{}", serde_json::to_string_pretty(&with_paths(&report, &store)).expect("report serialises"));
     }
     Ok(())
 }
@@ -473,13 +479,28 @@ fn cmd_sweep(
             .map(|(p, r)| {
                 let params: serde_json::Map<String, serde_json::Value> =
                     p.params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("TOML values are JSON"))).collect();
-                serde_json::json!({ "params": params, "nodes": r.nodes, "summary": p })
+                serde_json::json!({ "params": params, "nodes": with_paths(r, &store)["nodes"], "summary": p })
             })
             .collect();
         let doc = serde_json::json!({ "pipeline": pipelines[0].name, "points": pts, "summary_dir": summary.dir, "classes": summary.classes });
         println!("{}", serde_json::to_string_pretty(&doc).expect("sweep report serialises"));
     }
     Ok(())
+}
+
+/// A run report as JSON, each node with the path of its table (`path`) and, where it has
+/// attachments, their folder (`files`): what scripts and the Python package read.
+fn with_paths(report: &exec::RunReport, store: &Store) -> serde_json::Value {
+    let mut v = serde_json::to_value(report).expect("report serialises");
+    if let Some(nodes) = v.get_mut("nodes").and_then(|n| n.as_array_mut()) {
+        for (n, r) in nodes.iter_mut().zip(&report.nodes) {
+            n["path"] = serde_json::json!(absolute(&store.data_path(&r.key)));
+            if !r.attachments.is_empty() {
+                n["files"] = serde_json::json!(absolute(&store.attachment_path(&r.key, "")));
+            }
+        }
+    }
+    v
 }
 
 /// What `--executor slurm` needs: this executable, the cache as an absolute path, each
@@ -590,7 +611,7 @@ fn write_table(df: &mut polars::prelude::DataFrame, fmt: TableFormat, path: &Pat
     }
 }
 
-fn cmd_export(path: &Path, node: &str, dest: &Path, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_export(path: &Path, node: &str, dest: &Path, json: bool, global: &Global, out: &Printer) -> Result<()> {
     let fmt = table_format(dest)?;
     let (p, t, store) = load(path, global, &[node.to_owned()])?;
     let report = exec::run(&p, &store, out, &t)?;
@@ -600,7 +621,20 @@ fn cmd_export(path: &Path, node: &str, dest: &Path, global: &Global, out: &Print
         _ => write_table(&mut store.read(&done.key, node)?, fmt, tmp, node),
     })?;
     out.line(&format!("wrote {} rows of `{node}` to `{}`", done.rows, dest.display()));
+    if json {
+        println!("{}", serde_json::json!({ "node": node, "key": done.key, "rows": done.rows, "out": dest }));
+    }
     Ok(())
+}
+
+/// A path made absolute against the working directory (as it is where that fails).
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+/// The folder of an entry's attachments (a report's `index.html`), where it has any.
+fn entry_files(store: &Store, key: &str, m: &crate::cache::Manifest) -> Option<PathBuf> {
+    (!m.attachments.is_empty()).then(|| store.attachment_path(key, ""))
 }
 
 /// `dagrun serve`: run what the page needs, then serve it until Ctrl-C.
@@ -819,12 +853,20 @@ fn similar_page(dir: &Path, q: &SimilarQuery, table: &polars::prelude::DataFrame
     crate::cache::io::write_atomic(&dir.join("index.html"), html.as_bytes())
 }
 
-fn cmd_show(path: &Path, node: &str, rows: usize, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_show(path: &Path, node: &str, rows: usize, json: bool, global: &Global, out: &Printer) -> Result<()> {
     let (p, t, store) = load(path, global, &[node.to_owned()])?;
     let report = exec::run(&p, &store, out, &t)?;
     let key = &report.node(node).expect("target ran").key;
-    let df = store.read(key, node)?;
     let m = store.manifest(key).ok_or_else(|| Error::Cache(format!("entry {key} vanished")))?;
+    if json {
+        let doc = serde_json::json!({
+            "node": node, "op": m.parts.op, "key": key, "rows": m.rows, "schema": m.schema,
+            "path": absolute(&store.data_path(key)), "files": entry_files(&store, key, &m).map(|f| absolute(&f)), "manifest": m,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("show serialises"));
+        return Ok(());
+    }
+    let df = store.read(key, node)?;
     println!("node `{node}` ({} op), {} rows x {} columns, key {key}", m.parts.op, df.height(), df.width());
     println!("schema:");
     for (name, dt) in df.schema().iter() {
@@ -892,12 +934,12 @@ pub fn run() -> ExitCode {
         Some(Cmd::Sweep { pipeline, grid, classes, parallel, memory, json, executor }) => {
             cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, executor, g, &out)
         }
-        Some(Cmd::Export { pipeline, node, out: dest }) => cmd_export(pipeline, node, dest, g, &out),
+        Some(Cmd::Export { pipeline, node, out: dest, json }) => cmd_export(pipeline, node, dest, *json, g, &out),
         Some(Cmd::Similar { pipeline, node, ids, not, class, classes, k, columns, dedupe_arcsec, json, html }) => {
             let q = SimilarQuery { node, ids, not, class: *class, classes: classes.as_deref(), k: *k, columns, dedupe_arcsec: *dedupe_arcsec, html: html.as_deref() };
             cmd_similar(pipeline, &q, *json, g, &out)
         }
-        Some(Cmd::Show { pipeline, node, rows }) => cmd_show(pipeline, node, *rows, g, &out),
+        Some(Cmd::Show { pipeline, node, rows, json }) => cmd_show(pipeline, node, *rows, *json, g, &out),
         Some(Cmd::Serve { pipeline, node, layout, features, port, host, token, labels }) => {
             let opt = crate::serve::Options {
                 node: node.clone(),
