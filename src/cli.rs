@@ -658,12 +658,12 @@ fn cmd_serve(pipeline: &Path, opt: crate::serve::Options, global: &Global, out: 
 /// `dagrun labels export`.
 fn cmd_labels_export(pipeline: &Path, dest: &Path, log: Option<&Path>, globs: &[String], node: Option<&str>, global: &Global, out: &Printer) -> Result<()> {
     let fmt = table_format(dest)?;
-    let p = spec::load(pipeline, &global.sets)?;
-    let nodes = crate::serve::state::choose_nodes(&p, &crate::serve::Options { node: node.map(str::to_owned), ..Default::default() })?;
     let log_path = log.map(Path::to_owned).unwrap_or_else(|| crate::serve::state::default_log(pipeline));
     if !log_path.is_file() {
         return Err(Error::Usage(format!("no label log `{}`: label galaxies with `dagrun serve` first (or name the log with `--labels`)", log_path.display())));
     }
+    let p = spec::load(pipeline, &global.sets)?;
+    let nodes = crate::serve::state::choose_nodes(&p, &crate::serve::Options { node: node.map(str::to_owned), ..Default::default() })?;
     let log = crate::labels::read(&log_path)?;
     if let Some(w) = &log.torn {
         out.line(&format!("warning: {w}"));

@@ -437,3 +437,25 @@ fn random_pipelines_never_panic() {
     eprintln!("exit codes: {codes:?}");
     assert!(codes.get(&0).copied().unwrap_or(0) >= 20 && codes.get(&2).copied().unwrap_or(0) >= 20, "the cases reach both success and refusal: {codes:?}");
 }
+
+#[test]
+fn serve_labels_and_export_refuse_bad_input_in_one_line() {
+    let t = Test::new();
+    t.pipeline(&format!("{SYN}[nodes.pca]\nop = \"reduce\"\nmethod = \"pca\"\ninput = \"catalog\"\nn_components = 2\n"));
+    let check = |args: &[&str], want: &[&str]| {
+        let r = t.run(args);
+        assert_eq!(r.code(), 2, "{args:?}: {}", r.stderr());
+        let line = r.stderr().lines().find(|l| l.starts_with("error: ")).map(str::to_owned).unwrap_or_else(|| panic!("{args:?}: no error line: {}", r.stderr()));
+        for w in want {
+            assert!(line.contains(w), "{args:?}: {line:?} lacks {w:?}");
+        }
+    };
+    check(&["serve", "p.toml", "--port", "0"], &["no report node with a layout", "--node"]);
+    check(&["serve", "p.toml", "--node", "pca", "--port", "0"], &["`--node pca`", "a `reduce` node"]);
+    check(&["serve", "p.toml", "--node", "nope", "--port", "0"], &["no node named `nope`"]);
+    check(&["serve", "p.toml", "--host", "far.away", "--port", "0"], &["`--host far.away`", "IP address"]);
+    check(&["labels", "export", "p.toml", "--out", "l.csv"], &["no label log", "p.labels.jsonl"]);
+    check(&["labels", "export", "p.toml", "--out", "l.txt"], &["cannot tell the format of `l.txt`"]);
+    check(&["export", "p.toml", "catalog", "--out", "nodir/x.csv"], &["folder `nodir` does not exist"]);
+    assert!(!t.path("p.labels.jsonl").exists(), "nothing written");
+}
