@@ -267,7 +267,12 @@ async fn similar(State(app): State<Arc<App>>, req: Request) -> ApiResult<Respons
     for g in ids.iter().chain(&not) {
         app.row(g)?;
     }
-    let v = blocking(move || Ok(app.similar(ids, not, k)?)).await?;
+    let slot = app.search_slot.clone().acquire_owned().await.map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping".into()))?;
+    let v = blocking(move || {
+        let _slot = slot;
+        Ok(app.similar(ids, not, k)?)
+    })
+    .await?;
     Ok(json(v))
 }
 

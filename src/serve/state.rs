@@ -59,6 +59,9 @@ pub struct App {
     /// `/api/classes`, made once.
     pub classes_json: serde_json::Value,
     pub searcher: Searcher,
+    /// One search at a time, first come first served: each already uses every core, so
+    /// queueing them keeps the order fair and the tail short under many clients.
+    pub search_slot: std::sync::Arc<tokio::sync::Semaphore>,
     pub labels: Mutex<labels::Writer>,
     pub token: Option<String>,
     pub addr: Option<SocketAddr>,
@@ -163,6 +166,7 @@ impl App {
             truth,
             classes_json: serde_json::Value::Null,
             searcher,
+            search_slot: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
             labels: Mutex::new(writer),
             token: opt.token.clone(),
             addr: None,
