@@ -728,6 +728,10 @@ fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: 
     }
     spec::raw::add_node(&mut raw, NODE, crate::error::Loc::Whole(path.to_owned()), params)?;
     let p = spec::validate::validate(raw)?;
+    let searched = &p.nodes[p.find(q.node).expect("checked above")];
+    if q.dedupe_arcsec.is_some_and(|a| a > 0.0) && !(searched.schema.contains("ra") && searched.schema.contains("dec")) {
+        return Err(Error::Usage(format!("`--dedupe-arcsec`: node `{}` has no `ra` and `dec` columns, so no sky positions to find duplicate detections by", q.node)));
+    }
     let store = Store::open(&cache_dir(global, Some(&p)))?;
     let t = targets(&p, &[NODE.to_owned()])?;
     let report = exec::run(&p, &store, out, &t)?;

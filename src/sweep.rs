@@ -68,7 +68,8 @@ pub fn parse_grid(arg: &str) -> Result<Axis> {
     let bad = |m: &str| Error::spec(loc.clone(), None, None, m.to_owned());
     let (target, values) = arg.split_once('=').ok_or_else(|| bad("expected NODE.PARAM=V1,V2,..."))?;
     let (node, param) = raw::split_target(target).ok_or_else(|| bad("expected NODE.PARAM=V1,V2,..."))?;
-    let values: Vec<toml::Value> = values.split(',').map(str::trim).filter(|v| !v.is_empty()).map(raw::parse_set_value).collect();
+    let values: Vec<toml::Value> =
+        values.split(',').map(str::trim).filter(|v| !v.is_empty()).map(raw::parse_set_value).collect::<std::result::Result<_, _>>().map_err(|m| bad(&m))?;
     if values.is_empty() {
         return Err(bad("no values: give at least one, e.g. umap.n_neighbors=15,50"));
     }

@@ -173,7 +173,12 @@ impl Read {
         let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(ids.len());
         let mut keep: Vec<IdxSize> = Vec::with_capacity(ids.len());
         for (i, v) in ids.str().map_err(bad)?.iter().enumerate() {
-            let v = v.unwrap_or("");
+            let Some(v) = v.filter(|v| !v.is_empty()) else {
+                return Err(Error::input(
+                    ctx.node,
+                    format!("`{}`: data row {} has no id (column `{}` is empty there); every galaxy needs one", self.path.display(), i + 1, ctx.id),
+                ));
+            };
             match seen.get(v) {
                 None => {
                     seen.insert(v, i);

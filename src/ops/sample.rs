@@ -61,6 +61,9 @@ impl super::Parse for Sample {
         if !(0.0..=1.0).contains(&fraction) {
             return Err(p.error("fraction", format!("must be between 0 and 1, found {fraction}")));
         }
+        if fraction == 0.0 {
+            return Err(p.error("fraction", "0 keeps no galaxy: give the share to keep, above 0 and at most 1"));
+        }
         let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
         Ok(Sample { fraction, seed })
     }

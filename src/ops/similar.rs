@@ -204,16 +204,15 @@ impl Searcher {
             let classes = classes.ok_or_else(|| Error::input(node, "`class` needs the classes input"))?;
             let lab = classes.column("label").map_err(super::pl(node))?.cast(&DataType::Int64).map_err(super::pl(node))?;
             let cid = classes.column(id).map_err(super::pl(node))?.cast(&DataType::String).map_err(super::pl(node))?;
-            let members: Vec<usize> = lab
-                .i64()
-                .map_err(super::pl(node))?
-                .iter()
-                .zip(cid.str().map_err(super::pl(node))?.iter())
-                .filter(|(l, _)| *l == Some(c))
-                .filter_map(|(_, id)| id.and_then(|id| self.row(id)))
-                .collect();
+            let in_class: Vec<Option<&str>> =
+                lab.i64().map_err(super::pl(node))?.iter().zip(cid.str().map_err(super::pl(node))?.iter()).filter(|(l, _)| *l == Some(c)).map(|(_, id)| id).collect();
+            let members: Vec<usize> = in_class.iter().filter_map(|id| id.and_then(|id| self.row(id))).collect();
+            if in_class.is_empty() {
+                let top = lab.i64().map_err(super::pl(node))?.max().unwrap_or(-1);
+                return Err(Error::input(node, format!("class {c} has no members in the classes input (its classes are 0 to {top})")));
+            }
             if members.is_empty() {
-                return Err(Error::input(node, format!("class {c} has no members in the classes input")));
+                return Err(Error::input(node, format!("none of class {c}'s {} members are in the searched table (the first input)", in_class.len())));
             }
             members.iter().for_each(|&r| excluded[r] = true);
             pos.extend(members);

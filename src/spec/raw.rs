@@ -132,7 +132,7 @@ pub fn load(path: &Path) -> Result<RawPipeline> {
 pub fn apply_slurm(raw: &mut RawPipeline, arg: &str) -> Result<()> {
     let bad = |m: &str| Error::Usage(format!("`--slurm {arg}`: {m}"));
     let (target, value) = arg.split_once('=').ok_or_else(|| bad("expected KEY=VALUE or NODE.KEY=VALUE, e.g. --slurm partition=gpu --slurm embed.gpus=1"))?;
-    let value = parse_set_value(value);
+    let value = parse_set_value(value).map_err(|m| bad(&m))?;
     let at = Loc::Slurm(arg.to_owned());
     let param = |name: &str, value: toml::Value| RawParam { name: name.to_owned(), key_loc: at.clone(), loc: at.clone(), value };
     match target.rsplit_once('.') {
@@ -169,11 +169,23 @@ pub fn add_node(raw: &mut RawPipeline, name: &str, at: Loc, params: Vec<(&str, t
 
 /// Parse a `--set` value: TOML syntax (`50`, `0.3`, `"x"`, `[1, 2]`, `true`); anything that
 /// is not valid TOML is taken as a bare string, so `--set read.path=data/x.parquet` works.
-pub fn parse_set_value(text: &str) -> toml::Value {
+pub fn parse_set_value(text: &str) -> std::result::Result<toml::Value, String> {
     let doc = format!("v = {text}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(text.to_owned())),
-        Err(_) => toml::Value::String(text.to_owned()),
+        Ok(mut t) => Ok(t.remove("v").unwrap_or_else(|| toml::Value::String(text.to_owned()))),
+        Err(e) => {
+            // A bare word (a method, a glob, a path) is a string; what starts like a TOML
+            // array, table, quoted string or number must be one.
+            let mut c = text.chars();
+            let first = c.next().unwrap_or(' ');
+            let numeric = first.is_ascii_digit() || (matches!(first, '+' | '-' | '.') && c.next().is_some_and(|d| d.is_ascii_digit()));
+            if matches!(first, '[' | '{' | '"' | '\'') || numeric {
+                let why: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                Err(format!("`{text}` is not valid TOML ({}); a bare word is a string, anything else is TOML: 5, 0.1, true, \"text\", [1, 2]", why.join("; ")))
+            } else {
+                Ok(toml::Value::String(text.to_owned()))
+            }
+        }
     }
 }
 
@@ -187,7 +199,8 @@ pub fn apply_set(raw: &mut RawPipeline, arg: &str) -> Result<()> {
         let known = raw.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
         return Err(bad(&format!("no node named `{node}` (nodes: {known})")));
     }
-    set_param(raw, node, param, parse_set_value(value.trim()), Loc::Set(target.trim().to_owned()))
+    let value = parse_set_value(value.trim()).map_err(|m| bad(&m))?;
+    set_param(raw, node, param, value, Loc::Set(target.trim().to_owned()))
 }
 
 /// `NODE.PARAM` split at its first dot.
@@ -249,9 +262,15 @@ mod tests {
 
     #[test]
     fn set_values_are_toml_or_bare_strings() {
-        assert_eq!(parse_set_value("50"), toml::Value::Integer(50));
-        assert_eq!(parse_set_value("0.5"), toml::Value::Float(0.5));
-        assert_eq!(parse_set_value("\"a b\""), toml::Value::String("a b".into()));
-        assert_eq!(parse_set_value("data/x.parquet"), toml::Value::String("data/x.parquet".into()));
+        assert_eq!(parse_set_value("50"), Ok(toml::Value::Integer(50)));
+        assert_eq!(parse_set_value("0.5"), Ok(toml::Value::Float(0.5)));
+        assert_eq!(parse_set_value("\"a b\""), Ok(toml::Value::String("a b".into())));
+        assert_eq!(parse_set_value("data/x.parquet"), Ok(toml::Value::String("data/x.parquet".into())));
+        assert_eq!(parse_set_value("umap_*"), Ok(toml::Value::String("umap_*".into())));
+        // Malformed TOML is an error, not a string that fails later.
+        for bad in ["[1,", "99999999999999999999", "\"open", "{a = ", "-3x", ".5.5"] {
+            let e = parse_set_value(bad).unwrap_err();
+            assert!(e.contains("is not valid TOML") && !e.contains('\n'), "{bad}: {e}");
+        }
     }
 }

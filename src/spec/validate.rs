@@ -12,8 +12,11 @@ use crate::error::{Error, Loc, Result};
 use crate::ops::{Arity, Op};
 use crate::params::Params;
 
+/// The longest node or pipeline name (they name files and folders in the cache).
+pub const MAX_NAME: usize = 100;
+
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty() && s.len() <= MAX_NAME && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn header_string(p: &RawParam) -> Result<String> {
@@ -36,7 +39,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
             "name" => {
                 name = header_string(p)?;
                 if !valid_name(&name) {
-                    return Err(Error::spec(p.loc.clone(), None, Some("pipeline.name"), "use letters, digits, `_` and `-` only"));
+                    return Err(Error::spec(p.loc.clone(), None, Some("pipeline.name"), format!("use ASCII letters, digits, `_` and `-` only, at most {MAX_NAME} of them")));
                 }
             }
             "id" => id = header_string(p)?,
@@ -57,7 +60,7 @@ pub fn validate(raw: RawPipeline) -> Result<Pipeline> {
     let mut param_locs = Vec::with_capacity(raw.nodes.len());
     for node in &raw.nodes {
         if !valid_name(&node.name) {
-            return Err(Error::spec(node.loc.clone(), Some(&node.name), None, "node names use letters, digits, `_` and `-` only"));
+            return Err(Error::spec(node.loc.clone(), Some(&node.name), None, format!("node names use ASCII letters, digits, `_` and `-` only, at most {MAX_NAME} of them")));
         }
         let rest: Vec<RawParam> = node.params.iter().filter(|p| !matches!(p.name.as_str(), "op" | "input" | "inputs")).cloned().collect();
         let op_param = node.get("op").ok_or_else(|| Error::spec(node.loc.clone(), Some(&node.name), Some("op"), format!("missing (one of: {})", Op::names().join(", "))))?;

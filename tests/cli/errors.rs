@@ -459,3 +459,40 @@ fn serve_labels_and_export_refuse_bad_input_in_one_line() {
     check(&["export", "p.toml", "catalog", "--out", "nodir/x.csv"], &["folder `nodir` does not exist"]);
     assert!(!t.path("p.labels.jsonl").exists(), "nothing written");
 }
+
+/// Rows of issue #36 (a hostile but realistic user): each refused at once, in one line.
+#[test]
+fn trust_rows_typos_and_nonsense_are_refused_not_run() {
+    let t = Test::new();
+    let check = |args: &[&str], want: &str| {
+        let mut args = args.to_vec();
+        args.push("-q");
+        let r = t.run(&args);
+        assert_eq!(r.code(), 2, "{args:?}: {}", r.stderr());
+        assert!(r.stderr().contains(want), "{args:?}: {}", r.stderr());
+        assert_eq!(r.stderr().trim().lines().count(), 1, "one line: {}", r.stderr());
+    };
+    t.pipeline(&format!("[pipeline]\nname = \"r\"\n{}{}", crate::support::featured(3000, 8), crate::support::pca_leaves(20)));
+    // Row 9: malformed TOML in --set is an error, not a string that fails later.
+    check(&["run", "p.toml", "--set", "tree.min_samples=[1,"], "`[1,` is not valid TOML");
+    check(&["run", "p.toml", "--set", "tree.min_samples=99999999999999999999"], "is not valid TOML");
+    check(&["sweep", "p.toml", "--grid", "tree.min_samples=5,\"x"], "is not valid TOML");
+    // Row 7: names that cannot name a file.
+    let long = "n".repeat(300);
+    t.write("long.toml", &format!("[nodes.{long}]\nop = \"synthetic\"\nn = 100\n"));
+    check(&["run", "long.toml"], "at most 100");
+    // Row 6: a sample of nothing.
+    t.write("s.toml", "[nodes.c]\nop = \"synthetic\"\nn = 100\n[nodes.s]\nop = \"sample\"\ninput = \"c\"\nfraction = 0\n");
+    check(&["run", "s.toml"], "0 keeps no galaxy");
+    // Row 5: a galaxy without an id.
+    t.write("ids.csv", "id,x\n1,0.5\n,0.7\n3,0.1\n");
+    t.write("r.toml", "[nodes.c]\nop = \"read\"\npath = \"ids.csv\"\n");
+    check(&["run", "r.toml"], "data row 2 has no id");
+    // Rows 2, 12, 13: similar's examples, sky and classes.
+    t.run(&["run", "p.toml", "-q"]).ok();
+    t.run(&["export", "p.toml", "featured", "--out", "f.csv", "-q"]).ok();
+    let first = std::fs::read_to_string(t.path("f.csv")).unwrap().lines().nth(1).unwrap().split(',').next().unwrap().to_owned();
+    check(&["similar", "p.toml", "--node", "featured", "--id", &first, "--not", &first], "is both an example and a counter-example");
+    check(&["similar", "p.toml", "--node", "pca", "--columns", "pca_*", "--id", &first, "--dedupe-arcsec", "10"], "node `pca` has no `ra` and `dec` columns");
+    check(&["similar", "p.toml", "--node", "featured", "--class", "999", "--classes", "classes"], "class 999 has no members in the classes input (its classes are 0 to");
+}
