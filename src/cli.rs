@@ -118,6 +118,12 @@ enum Cmd {
         /// Print a JSON report on stdout
         #[arg(long)]
         json: bool,
+        /// The most grid points a sweep may have (a larger grid is refused before any work)
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        max_points: usize,
+        /// List the grid points and how many nodes each would compute; run nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         executor: ExecutorArgs,
     },
@@ -140,8 +146,8 @@ enum Cmd {
         /// The classes node for --class (a select-leaves or select-eom node)
         #[arg(long, value_name = "NODE", requires = "class")]
         classes: Option<String>,
-        /// How many results
-        #[arg(short = 'k', long, default_value_t = 50)]
+        /// How many results (1 to 1000000)
+        #[arg(short = 'k', long, default_value_t = 50, allow_negative_numbers = true, value_parser = parse_k)]
         k: u32,
         /// The representation's columns (names or globs) [default: feat_*]
         #[arg(long, value_name = "GLOB")]
@@ -211,11 +217,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LabelsCmd,
     },
-    /// Remove cache entries not used for a while (never those a running dagrun uses)
+    /// Remove cache entries not used for a while (never those a running dagrun uses, nor,
+    /// without --force, those used in the last hour)
     Gc {
-        /// Age of last use, e.g. 30d, 12h, 15m, 0s
-        #[arg(long, default_value = "30d", value_name = "DUR")]
-        older_than: String,
+        /// Age of last use, with a unit: 30d, 12h, 15m, 45s, 2w
+        #[arg(long, default_value = "30d", value_name = "DUR", value_parser = parse_duration_arg)]
+        older_than: Duration,
+        /// Also remove entries used in the last hour
+        #[arg(long)]
+        force: bool,
+        /// Say what would be removed and how much it holds; remove nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -239,14 +252,15 @@ enum LabelsCmd {
     },
 }
 
-/// Parse `30d`, `12h`, `15m`, `45s`, `2w`, `0`.
+/// Parse `30d`, `12h`, `15m`, `45s`, `2w`: a whole number and a unit (a bare number is
+/// refused: is `30` seconds or days?).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().ok()?;
     let secs = match unit {
-        "" | "s" => 1,
+        "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
@@ -254,6 +268,16 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_secs(n.checked_mul(secs)?))
+}
+
+/// `-k`, for clap: how many results, 1 to 1,000,000 (as the `similar` op takes).
+fn parse_k(s: &str) -> std::result::Result<u32, String> {
+    s.trim().parse::<i64>().ok().filter(|k| (1..=1_000_000).contains(k)).map(|k| k as u32).ok_or_else(|| format!("k must be a whole number between 1 and 1000000, not `{s}`"))
+}
+
+/// `--older-than`, for clap: a duration with its unit.
+fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration with a unit: say 30d or 12h (units: s, m, h, d, w)"))
 }
 
 /// Parse `8G`, `512M`, `2048K`, `1000000` (bytes).
@@ -397,6 +421,12 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
     Ok(())
 }
 
+/// How big a sweep may be, and whether to only say what it would do.
+struct SweepLimits {
+    max_points: usize,
+    dry_run: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn cmd_sweep(
     path: &Path,
@@ -405,6 +435,7 @@ fn cmd_sweep(
     parallel: usize,
     memory: Option<&str>,
     json: bool,
+    limits_asked: SweepLimits,
     executor: &ExecutorArgs,
     global: &Global,
     out: &Printer,
@@ -415,7 +446,7 @@ fn cmd_sweep(
         Some(m) => parse_size(m).ok_or_else(|| Error::Usage(format!("`--memory {m}`: use a size like 8G, 512M or a number of bytes")))?,
         None => default_memory(),
     };
-    let (sw, points, pipelines) = sweep::load_points(path, &global.sets, &executor.slurm, grid, classes)?;
+    let (sw, points, pipelines) = sweep::load_points(path, &global.sets, &executor.slurm, grid, classes, limits_asked.max_points)?;
     sweep::classes_node(&sw, &pipelines[0])?;
     let store = Store::open(&cache_dir(global, Some(&pipelines[0])))?;
     out.line(&format!(
@@ -425,6 +456,23 @@ fn cmd_sweep(
         sw.axes.iter().map(|a| format!("{} ({})", a.name(), a.values.iter().map(show_value).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join(" x ")
     ));
     let targets = vec![Vec::new(); pipelines.len()];
+    if limits_asked.dry_run {
+        // Each point's plan; a node the points share is counted at each of them.
+        let mut keys = std::collections::BTreeSet::new();
+        for (i, (p, pt)) in pipelines.iter().zip(&points).enumerate() {
+            let rows = exec::plan(p, &store, &Printer::new(true, 0), &[])?;
+            let run = rows.iter().filter(|r| r.status != PlanStatus::Cached).count();
+            keys.extend(rows.iter().filter(|r| r.status == PlanStatus::Run).filter_map(|r| r.key.clone()));
+            let at: Vec<String> = sw.axes.iter().zip(pt).map(|(a, &v)| format!("{}={}", a.name(), show_value(&a.values[v]))).collect();
+            out.line(&format!("{:>5}  {}  {run} of {} nodes to compute", i, at.join("  "), rows.len()));
+        }
+        out.line(&format!(
+            "dry run: {} grid points; nothing was run (nodes whose inputs are not cached yet count as to compute; {} distinct keys known to be missing)",
+            points.len(),
+            keys.len()
+        ));
+        return Ok(());
+    }
     let limits = exec::Limits { max_nodes: parallel.max(1), memory_bytes };
     let reports = match executor.executor {
         Executor::Local => exec::run_many(&pipelines, &store, out, &targets, limits)?,
@@ -881,25 +929,47 @@ fn cmd_show(path: &Path, node: &str, rows: usize, json: bool, global: &Global, o
     Ok(())
 }
 
-fn cmd_gc(older_than: &str, global: &Global, out: &Printer) -> Result<()> {
-    let age = parse_duration(older_than).ok_or_else(|| Error::Usage(format!("`--older-than {older_than}`: use a duration like 30d, 12h, 15m or 0s")))?;
+/// What gc never removes without `--force`: entries used this recently.
+const GC_RECENT: Duration = Duration::from_secs(3600);
+
+fn cmd_gc(older_than: Duration, force: bool, dry_run: bool, global: &Global, out: &Printer) -> Result<()> {
     let dir = cache_dir(global, None);
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Usage(format!("the cache `{}` is a file, not a folder", dir.display())));
+    }
     if !dir.join("v1").exists() {
         out.line(&format!("no cache at `{}`", dir.display()));
         return Ok(());
     }
+    let age = if force { older_than } else { older_than.max(GC_RECENT) };
+    if age > older_than {
+        out.line("entries used in the last hour are kept (--force removes them too)");
+    }
     let store = Store::open(&dir)?;
-    let r = store.gc(age)?;
+    let r = store.gc(age, dry_run)?;
+    let verb = if dry_run { "would remove" } else { "removed" };
     out.line(&format!(
-        "removed {} entries ({:.1} MB), {} sweep summaries or SLURM run folders and {} temporary files; kept {} in use and {} used within {older_than}",
+        "{verb} {} entries ({:.1} MB), {} sweep summaries or SLURM run folders and {} temporary files; kept {} in use and {} used within {}",
         r.removed,
         r.bytes as f64 / 1e6,
         r.folders_removed,
         r.temp_removed,
         r.kept_in_use,
-        r.kept_recent
+        r.kept_recent,
+        show_duration(age)
     ));
     Ok(())
+}
+
+/// A duration in the largest unit that divides it: `30d`, `1h`, `90s`.
+fn show_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    for (unit, n) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s > 0 && s.is_multiple_of(n) {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
 }
 
 /// The most worker threads `-j` takes: far above any machine's cores, and far below the
@@ -935,8 +1005,9 @@ pub fn run() -> ExitCode {
         None => cmd_run(&cli.run, g, &out),
         Some(Cmd::Run(a)) => cmd_run(a, g, &out),
         Some(Cmd::Plan { pipeline, explain, target, json }) => cmd_plan(pipeline, *explain, target, *json, g),
-        Some(Cmd::Sweep { pipeline, grid, classes, parallel, memory, json, executor }) => {
-            cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, executor, g, &out)
+        Some(Cmd::Sweep { pipeline, grid, classes, parallel, memory, json, max_points, dry_run, executor }) => {
+            let limits = SweepLimits { max_points: *max_points, dry_run: *dry_run };
+            cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, limits, executor, g, &out)
         }
         Some(Cmd::Export { pipeline, node, out: dest, json }) => cmd_export(pipeline, node, dest, *json, g, &out),
         Some(Cmd::Similar { pipeline, node, ids, not, class, classes, k, columns, dedupe_arcsec, json, html }) => {
@@ -959,7 +1030,7 @@ pub fn run() -> ExitCode {
         Some(Cmd::Labels { cmd: LabelsCmd::Export { pipeline, out: dest, labels, columns, node } }) => {
             cmd_labels_export(pipeline, dest, labels.as_deref(), columns, node.as_deref(), g, &out)
         }
-        Some(Cmd::Gc { older_than }) => cmd_gc(older_than, g, &out),
+        Some(Cmd::Gc { older_than, force, dry_run }) => cmd_gc(*older_than, *force, *dry_run, g, &out),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -978,7 +1049,8 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("30"), None, "a bare number has no unit");
         assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
         assert_eq!(parse_duration("3x"), None);
         assert_eq!(parse_duration("h"), None);

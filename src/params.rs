@@ -57,6 +57,11 @@ impl<'a> Params<'a> {
         Some(&self.items[i])
     }
 
+    /// Whether the node sets parameter `name` (without taking it).
+    pub fn given(&self, name: &str) -> bool {
+        self.items.iter().any(|p| p.name == name)
+    }
+
     /// Where parameter `name` was written, or the node's header when it was not.
     pub fn loc_of(&self, name: &str) -> Loc {
         self.items.iter().find(|p| p.name == name).map_or_else(|| self.node_loc.clone(), |p| p.loc.clone())

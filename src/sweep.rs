@@ -168,7 +168,8 @@ pub fn neighbours(points: &[Vec<usize>]) -> Vec<Vec<usize>> {
 }
 
 /// The pipeline at each grid point, all validated before anything runs.
-pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[String], classes: Option<&str>) -> Result<(Sweep, Vec<Vec<usize>>, Vec<Pipeline>)> {
+/// `max_points` bounds the grid: a larger one is refused before any point is made.
+pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[String], classes: Option<&str>, max_points: usize) -> Result<(Sweep, Vec<Vec<usize>>, Vec<Pipeline>)> {
     let mut raw = raw::load(path)?;
     for s in sets {
         raw::apply_set(&mut raw, s)?;
@@ -177,6 +178,11 @@ pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[Strin
         raw::apply_slurm(&mut raw, s)?;
     }
     let sweep = settings(&raw, grid, classes)?;
+    let count = sweep.axes.iter().fold(1u128, |n, a| n.saturating_mul(a.values.len() as u128));
+    if count > max_points as u128 {
+        let shape = sweep.axes.iter().map(|a| a.values.len().to_string()).collect::<Vec<_>>().join(" x ");
+        return Err(Error::Usage(format!("the grid has {count} points ({shape}), over the limit of {max_points}: narrow an axis, or allow it with `--max-points {count}`")));
+    }
     let points = expand(&sweep.axes);
     let mut pipelines = Vec::with_capacity(points.len());
     for p in &points {

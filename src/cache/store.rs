@@ -198,7 +198,7 @@ impl Store {
             let p = root.join(sub);
             // Name what is in the way rather than "File exists".
             if let Some(blocker) = p.ancestors().find(|a| a.exists() && !a.is_dir()) {
-                return Err(Error::Cache(format!("`{}` is a file where the cache needs a folder: move it away, or give another cache with --cache", blocker.display())));
+                return Err(Error::Usage(format!("`{}` is a file where the cache needs a folder: move it away, or give another cache with --cache", blocker.display())));
             }
             fs::create_dir_all(&p).ctx("cannot create cache directory", &p)?;
         }
@@ -430,7 +430,10 @@ impl Store {
 
     /// Remove entries not used for `older_than`, skipping any that a running process holds,
     /// and temporary files that no running process owns.
-    pub fn gc(&self, older_than: Duration) -> Result<GcReport> {
+    /// Remove entries unused for `older_than` (never one a process holds), old sweep
+    /// summaries and SLURM folders, and temporary files of killed runs. With `dry_run`,
+    /// count what would go (entries and their bytes) and remove nothing.
+    pub fn gc(&self, older_than: Duration, dry_run: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
         let now = SystemTime::now();
         let objects = self.root.join("objects");
@@ -453,6 +456,11 @@ impl Store {
                     continue;
                 }
                 let bytes: u64 = fs::read_dir(entry.path()).map(|rd| rd.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0);
+                if dry_run {
+                    report.removed += 1;
+                    report.bytes += bytes;
+                    continue;
+                }
                 let trash = self.root.join("tmp").join(format!("{key}.gc.{}", unique()));
                 fs::rename(entry.path(), &trash).ctx("cannot move aside", &entry.path())?;
                 fs::remove_dir_all(&trash).ctx("cannot remove", &trash)?;
@@ -466,7 +474,9 @@ impl Store {
             let Ok(rd) = fs::read_dir(self.root.join(kind)) else { continue };
             for e in rd.flatten() {
                 let age = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
-                if age >= older_than {
+                if age >= older_than && dry_run {
+                    report.folders_removed += 1;
+                } else if age >= older_than {
                     let trash = self.root.join("tmp").join(format!("{kind}.gc.{}", unique()));
                     if fs::rename(e.path(), &trash).is_ok() {
                         let _ = fs::remove_dir_all(&trash);
@@ -482,7 +492,9 @@ impl Store {
             let key: String = name.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
             let free = key.len() != 64 || self.lock_file(&key, "compute")?.try_lock().is_ok();
             let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default() > Duration::from_secs(60);
-            if free && (key.len() == 64 || old) {
+            if free && (key.len() == 64 || old) && dry_run {
+                report.temp_removed += 1;
+            } else if free && (key.len() == 64 || old) {
                 let _ = if e.path().is_dir() { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
                 report.temp_removed += 1;
             }

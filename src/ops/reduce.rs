@@ -90,6 +90,11 @@ impl Reduce {
             let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
             Some(Umap { n_neighbors, min_dist, spread, n_epochs, learning_rate, negative_sample_rate, local_connectivity, metric, init, seed })
         } else {
+            const UMAP_ONLY: [&str; 10] =
+                ["n_neighbors", "min_dist", "spread", "n_epochs", "learning_rate", "negative_sample_rate", "local_connectivity", "metric", "init", "seed"];
+            if let Some(name) = UMAP_ONLY.iter().find(|n| p.given(n)) {
+                return Err(p.error(name, "applies to method `umap` only (this node's method is `pca`)"));
+            }
             None
         };
         Ok(Reduce { method, columns, n_components, prefix, umap })

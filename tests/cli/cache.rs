@@ -108,7 +108,17 @@ fn gc_removes_unused_entries_but_never_those_a_run_is_using() {
     assert!(recent.contains("removed 0 entries"), "{recent}");
     let n_before = Test::content_hashes(&t.cache()).len();
     assert_eq!(n_before, 5);
-    let gone = t.run(&["gc", "--older-than", "0s"]).ok().stderr();
+    // Issue #36 row 1: a bare number is refused (seconds or days?); without --force what
+    // was used in the last hour stays; --dry-run says what would go and removes nothing.
+    let bare = t.run(&["gc", "--older-than", "30"]);
+    assert_eq!(bare.code(), 2);
+    assert!(bare.stderr().contains("say 30d or 12h"), "{}", bare.stderr());
+    let kept = t.run(&["gc", "--older-than", "0s"]).ok().stderr();
+    assert!(kept.contains("removed 0 entries") && kept.contains("kept 0 in use and 5 used within 1h") && kept.contains("--force"), "{kept}");
+    let dry = t.run(&["gc", "--older-than", "0s", "--force", "--dry-run"]).ok().stderr();
+    assert!(dry.contains("would remove 5 entries"), "{dry}");
+    assert_eq!(Test::content_hashes(&t.cache()).len(), 5, "a dry run removes nothing");
+    let gone = t.run(&["gc", "--older-than", "0s", "--force"]).ok().stderr();
     assert!(gone.contains("removed 5 entries"), "{gone}");
     assert!(Test::content_hashes(&t.cache()).is_empty());
 
@@ -118,11 +128,11 @@ fn gc_removes_unused_entries_but_never_those_a_run_is_using() {
     let store = dagrun::cache::Store::open(&t.cache()).unwrap();
     let keys = store.keys();
     let held = store.use_entry(&keys[0]).unwrap();
-    let gc = t.run(&["gc", "--older-than", "0s"]).ok().stderr();
+    let gc = t.run(&["gc", "--older-than", "0s", "--force"]).ok().stderr();
     assert!(gc.contains("removed 4 entries") && gc.contains("kept 1 in use"), "{gc}");
     assert_eq!(store.keys(), [keys[0].clone()]);
     drop(held);
-    let gc = t.run(&["gc", "--older-than", "0s"]).ok().stderr();
+    let gc = t.run(&["gc", "--older-than", "0s", "--force"]).ok().stderr();
     assert!(gc.contains("removed 1 entries"), "{gc}");
 
     // And a real run in flight: whatever gc does meanwhile, the run completes and a rerun
@@ -132,7 +142,7 @@ fn gc_removes_unused_entries_but_never_those_a_run_is_using() {
     long.run(&["run", "p.toml", "-q", "--target", "featured"]).ok();
     let child = long.command(&["run", "p.toml", "-q"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    long.run(&["gc", "--older-than", "0s"]).ok();
+    long.run(&["gc", "--older-than", "0s", "--force"]).ok();
     assert!(child.wait_with_output().unwrap().status.success());
 }
 

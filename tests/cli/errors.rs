@@ -338,7 +338,7 @@ fn hostile_inputs_found_in_review_are_refused_clearly() {
     std::fs::create_dir_all(blocked.join("v1")).unwrap();
     std::fs::write(blocked.join("v1/locks"), b"").unwrap();
     let r = t.run(&["run", "p.toml", "-q", "--cache", blocked.to_str().unwrap()]);
-    assert_eq!(r.code(), 1);
+    assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("v1/locks` is a file where the cache needs a folder"), "{}", r.stderr());
     // A header-only CSV says so (not "is str, not numeric").
     t.write("h.csv", "id,feat_0,feat_1\n");
@@ -477,6 +477,25 @@ fn trust_rows_typos_and_nonsense_are_refused_not_run() {
     check(&["run", "p.toml", "--set", "tree.min_samples=[1,"], "`[1,` is not valid TOML");
     check(&["run", "p.toml", "--set", "tree.min_samples=99999999999999999999"], "is not valid TOML");
     check(&["sweep", "p.toml", "--grid", "tree.min_samples=5,\"x"], "is not valid TOML");
+    // Row 4: a grid too big is refused before any point is made; a dry run runs nothing.
+    let t0 = std::time::Instant::now();
+    check(
+        &[
+            "sweep",
+            "p.toml",
+            "--grid",
+            "tree.min_samples=1,2,3,4,5,6,7,8,9,10",
+            "--grid",
+            "pca.n_components=1,2,3,4,5,6,7,8,9,10",
+            "--grid",
+            "catalog.seed=1,2,3,4,5,6,7,8,9,10,11",
+        ],
+        "the grid has 1100 points (10 x 10 x 11), over the limit of 1000",
+    );
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+    let dry = t.run(&["sweep", "p.toml", "--grid", "tree.min_samples=10,20", "--dry-run"]).ok();
+    assert!(dry.stderr().contains("dry run: 2 grid points; nothing was run"), "{}", dry.stderr());
+    assert!(!t.cache().join("v1").join("objects").exists() || Test::content_hashes(&t.cache()).is_empty(), "nothing computed");
     // Row 7: names that cannot name a file.
     let long = "n".repeat(300);
     t.write("long.toml", &format!("[nodes.{long}]\nop = \"synthetic\"\nn = 100\n"));
@@ -495,4 +514,18 @@ fn trust_rows_typos_and_nonsense_are_refused_not_run() {
     check(&["similar", "p.toml", "--node", "featured", "--id", &first, "--not", &first], "is both an example and a counter-example");
     check(&["similar", "p.toml", "--node", "pca", "--columns", "pca_*", "--id", &first, "--dedupe-arcsec", "10"], "node `pca` has no `ra` and `dec` columns");
     check(&["similar", "p.toml", "--node", "featured", "--class", "999", "--classes", "classes"], "class 999 has no members in the classes input (its classes are 0 to");
+    // Row 14: a cache that is a file, a negative k, a UMAP parameter on a PCA node.
+    t.write("afile", "x");
+    check(&["run", "p.toml", "--cache", "afile"], "is a file where the cache needs a folder");
+    let k = t.run(&["similar", "p.toml", "--node", "featured", "--id", &first, "-k", "-3"]);
+    assert_eq!(k.code(), 2);
+    assert!(k.stderr().contains("k must be a whole number between 1 and 1000000, not `-3`"), "{}", k.stderr());
+    check(&["run", "p.toml", "--set", "pca.n_neighbors=5"], "parameter `n_neighbors`: applies to method `umap` only");
+    // Row 8: two exports to one file at once both succeed, and the file is whole.
+    for _ in 0..5 {
+        let a = t.command(&["export", "p.toml", "featured", "--out", "same.csv", "-q"]).spawn().unwrap();
+        let b = t.command(&["export", "p.toml", "featured", "--out", "same.csv", "-q"]).spawn().unwrap();
+        assert!(a.wait_with_output().unwrap().status.success() && b.wait_with_output().unwrap().status.success());
+        assert_eq!(std::fs::read_to_string(t.path("same.csv")).unwrap(), std::fs::read_to_string(t.path("f.csv")).unwrap());
+    }
 }

@@ -190,7 +190,7 @@ fn sweep_summaries_are_published_whole_and_collected_by_gc() {
     let tmp: Vec<_> = std::fs::read_dir(t.cache().join("v1/tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "{tmp:?}");
     // gc collects summaries older than its age.
-    let gc = t.run(&["gc", "--older-than", "0s"]).ok();
+    let gc = t.run(&["gc", "--older-than", "0s", "--force"]).ok();
     assert!(gc.stderr().contains("1 sweep summaries or SLURM run folders"), "{}", gc.stderr());
     assert!(!dir.exists());
 }
