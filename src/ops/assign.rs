@@ -13,9 +13,9 @@
 //! approximate prediction with `cluster`'s core-distance convention
 //! ([`crate::numeric::predict`]).
 //!
-//! A galaxy's result depends only on itself and the fit: not on the other rows of NEW,
-//! their order or the thread count (its negative samples come from a stream keyed by its
-//! id). A galaxy already in the fit (same id, same feature values) gets exactly its fitted
+//! A galaxy's result depends only on its features and the fit: not on its id, the other
+//! rows of NEW, their order or the thread count (its negative samples come from a stream
+//! keyed by the bytes of its feature values, so renaming a galaxy never moves it). A galaxy already in the fit (same id, same feature values) gets exactly its fitted
 //! position, label, probability and outlier score.
 //!
 //! Output, in NEW's order: the id, the layout's columns, `label` (−1 = none),
@@ -43,7 +43,7 @@ pub const SEARCH_TREES: u32 = 2;
 pub const SEARCH_REVERSE: u32 = 16;
 use crate::params::Params;
 
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The feature-space search's stopping slack (0: stop once the nearest unexpanded point is
 /// further than the k-th found). With the index's 2 trees and 16 reverse edges, on 100k new
@@ -274,7 +274,7 @@ impl Assign {
                     let mut pos = transform::initial(&edges.iter().map(|e| e.0).collect::<Vec<_>>(), &w, &y, dim);
                     edges.sort_unstable_by_key(|e| e.0);
                     let (en, ew): (Vec<u32>, Vec<f32>) = edges.into_iter().unzip();
-                    let mut rng = Rng::new(self.seed, crate::numeric::rng::stream::ASSIGN ^ id_stream(&new_ids[r]));
+                    let mut rng = Rng::new(self.seed, crate::numeric::rng::stream::ASSIGN ^ feature_stream(qr));
                     transform::optimise_point(&mut pos, &en, &ew, &y, dim, &tr, &mut rng);
                     let p = fit.predict(&pos);
                     Placed {
@@ -466,9 +466,13 @@ fn f64_column(df: &DataFrame, name: &str, node: &str) -> Result<Vec<f64>> {
     Ok(c.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
-/// A galaxy's own random stream id, from its id.
-fn id_stream(id: &str) -> u64 {
-    u64::from_le_bytes(blake3::hash(id.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"))
+/// A galaxy's own random stream id, from the bytes of its feature values (never its id).
+fn feature_stream(x: &[f32]) -> u64 {
+    let mut h = blake3::Hasher::new();
+    for v in x {
+        h.update(&v.to_le_bytes());
+    }
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 impl super::Kind for Assign {

@@ -184,3 +184,26 @@ fn assign_names_what_is_wrong_with_its_inputs() {
     let e = t.run(&["plan", "p.toml"]).stderr();
     assert!(e.contains("clusters `umap_0, umap_1`, not the UMAP layout's columns"), "{e}");
 }
+
+/// Issue #36 row 3: a galaxy's placement depends on its features and the fit, never on its
+/// name: the same galaxies under other ids get the same positions and labels, bit for bit.
+#[test]
+fn renaming_galaxies_never_moves_them() {
+    let t = Test::new();
+    t.pipeline(&held_out(20_000, ""));
+    t.run(&["export", "p.toml", "new", "--out", "new.parquet"]).ok();
+    let mut renamed = read(&t.path("new.parquet"));
+    let ids: Vec<String> = strings(&renamed, "id").into_iter().map(|i| format!("g{i}")).collect();
+    renamed.with_column(Column::new("id".into(), ids)).unwrap();
+    ParquetWriter::new(std::fs::File::create(t.path("renamed.parquet")).unwrap()).finish(&mut renamed).unwrap();
+    t.pipeline(&held_out(20_000, "[nodes.renamed]\nop = \"read\"\npath = \"renamed.parquet\"\n[nodes.again]\nop = \"assign\"\ninputs = [\"renamed\", \"classes\"]\n"));
+    t.run(&["export", "p.toml", "assigned", "--out", "a.parquet"]).ok();
+    t.run(&["export", "p.toml", "again", "--out", "b.parquet"]).ok();
+    let (a, b) = (read(&t.path("a.parquet")), read(&t.path("b.parquet")));
+    assert_eq!(a.height(), b.height());
+    assert_eq!(strings(&b, "id"), strings(&a, "id").iter().map(|i| format!("g{i}")).collect::<Vec<_>>());
+    for c in ["umap_0", "umap_1", "umap_4", "probability"] {
+        assert_eq!(floats(&a, c), floats(&b, c), "column {c}");
+    }
+    assert_eq!(ints(&a, "label"), ints(&b, "label"));
+}
