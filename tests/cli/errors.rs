@@ -394,7 +394,7 @@ fn random_pipelines_never_panic() {
         let dup_row = if pick(8) == 0 { Some(pick(rows.max(1))) } else { None };
         let mut csv = String::from("id,feat_0,feat_1\n");
         for r in 0..rows {
-            let id = if Some(r) == dup_row && r > 0 { "0".to_owned() } else { r.to_string() };
+            let id = if Some(r) == dup_row && r > 0 { ["0", ""][pick(2)].to_owned() } else { r.to_string() };
             let v = || if hostile { values[pick(values.len())].to_owned() } else { format!("{:.3}", 10.0 * (pick(1000) as f64 / 1000.0)) };
             csv.push_str(&format!("{id},{},{}\n", v(), v()));
         }
@@ -416,6 +416,11 @@ fn random_pipelines_never_panic() {
             p.push_str(&format!("[nodes.f]\nop = \"filter\"\ninput = \"c\"\nkeep_where = [\"feat_0 >= {}\"]\n", values[pick(4)]));
             prev = "f";
         }
+        if pick(4) == 0 {
+            let fraction = ["0.5", "0.9", "1", "0", "-1", "1.5", "0.001", "\"half\""][pick(8)];
+            p.push_str(&format!("[nodes.m]\nop = \"sample\"\ninput = \"{prev}\"\nfraction = {fraction}\nseed = {}\n", pick(3)));
+            prev = "m";
+        }
         let umap = pick(2) == 0;
         let (method, prefix) = if umap { ("umap", "umap_*") } else { ("pca", "pca_*") };
         let reduce_params: &[&str] = if umap { &["n_neighbors", "n_epochs", "metric", "columns"] } else { &["columns"] };
@@ -424,10 +429,20 @@ fn random_pipelines_never_panic() {
         p.push_str(&format!("[nodes.t]\nop = \"cluster\"\ninput = \"r\"\ncolumns = \"{prefix}\"\n{}", draw(&["min_samples", "min_cluster_size"])));
         p.push_str(&format!("[nodes.s]\nop = \"{}\"\ninput = \"t\"\n", ["select-leaves", "select-eom"][pick(2)]));
         if pick(2) == 0 {
-            p.push_str(&format!("[nodes.q]\nop = \"similar\"\ninput = \"{prev}\"\nids = [\"{}\"]\n{}", pick(rows.max(1)), draw(&["k", "columns"])));
+            let not = if pick(3) == 0 { format!("not = [\"{}\"]\n", pick(rows.max(1))) } else { String::new() };
+            p.push_str(&format!("[nodes.q]\nop = \"similar\"\ninput = \"{prev}\"\nids = [\"{}\"]\n{not}{}", pick(rows.max(1)), draw(&["k", "columns"])));
+        }
+        if pick(3) == 0 {
+            // New galaxies into the fit: the same rows, or the catalogue (PCA chains are refused).
+            p.push_str(&format!("[nodes.a]\nop = \"assign\"\ninputs = [\"{}\", \"s\"]\nn_epochs = {}\n", ["c", prev][pick(2)], ["1", "5", "0"][pick(3)]));
         }
         t.pipeline(&p);
-        let r = t.run(&["run", "p.toml", "-q"]);
+        let args: Vec<&str> = if pick(10) == 0 {
+            vec!["sweep", "p.toml", "-q", "--grid", ["t.min_samples=2,3", "t.min_samples=0,2", "r.n_components=1,2"][pick(3)]]
+        } else {
+            vec!["run", "p.toml", "-q"]
+        };
+        let r = t.run(&args);
         assert!(matches!(r.code(), 0..=2) && !r.stderr().contains("panicked"), "case {case}: exit {}\n{p}\n{csv}\n{}", r.code(), r.stderr());
         *codes.entry(r.code()).or_insert(0) += 1;
         if std::env::var_os("SHOW").is_some() {
