@@ -273,17 +273,21 @@ fn slurm_resources_are_checked_before_anything_runs() {
     assert!(r.stderr().contains("give one or the other"), "{}", r.stderr());
 }
 
+/// `dagrun ARGS -q` exits 2 with one line of stderr that contains `want`.
+#[track_caller]
+fn refused_in_one_line(t: &Test, args: &[&str], want: &str) {
+    let mut args = args.to_vec();
+    args.push("-q");
+    let r = t.run(&args);
+    assert_eq!(r.code(), 2, "{args:?}: {}", r.stderr());
+    assert!(r.stderr().contains(want), "{args:?}: {}", r.stderr());
+    assert_eq!(r.stderr().trim().lines().count(), 1, "one line: {}", r.stderr());
+}
+
 #[test]
 fn hostile_inputs_found_in_review_are_refused_clearly() {
     let t = Test::new();
-    let check = |args: &[&str], want: &str| {
-        let mut args = args.to_vec();
-        args.push("-q");
-        let r = t.run(&args);
-        assert_eq!(r.code(), 2, "{args:?}: {}", r.stderr());
-        assert!(r.stderr().contains(want), "{args:?}: {}", r.stderr());
-        assert_eq!(r.stderr().trim().lines().count(), 1, "one line: {}", r.stderr());
-    };
+    let check = |args: &[&str], want: &str| refused_in_one_line(&t, args, want);
     // Pipelines that are not text, or not files.
     std::fs::write(t.path("bin.toml"), b"\xff\xfe\x00binary").unwrap();
     check(&["run", "bin.toml"], "`bin.toml` is not a text file (not UTF-8)");
@@ -479,14 +483,7 @@ fn serve_labels_and_export_refuse_bad_input_in_one_line() {
 #[test]
 fn trust_rows_typos_and_nonsense_are_refused_not_run() {
     let t = Test::new();
-    let check = |args: &[&str], want: &str| {
-        let mut args = args.to_vec();
-        args.push("-q");
-        let r = t.run(&args);
-        assert_eq!(r.code(), 2, "{args:?}: {}", r.stderr());
-        assert!(r.stderr().contains(want), "{args:?}: {}", r.stderr());
-        assert_eq!(r.stderr().trim().lines().count(), 1, "one line: {}", r.stderr());
-    };
+    let check = |args: &[&str], want: &str| refused_in_one_line(&t, args, want);
     t.pipeline(&format!("[pipeline]\nname = \"r\"\n{}{}", crate::support::featured(3000, 8), crate::support::pca_leaves(20)));
     // Row 9: malformed TOML in --set is an error, not a string that fails later.
     check(&["run", "p.toml", "--set", "tree.min_samples=[1,"], "`[1,` is not valid TOML");
