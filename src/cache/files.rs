@@ -55,9 +55,8 @@ pub fn content_hash(dir: &Path, path: &Path) -> Result<String> {
     let hash = hash_file(&canonical)?;
     let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).map_or(0.0, |d| d.as_secs_f64());
     if age > 2.0 {
-        std::fs::create_dir_all(dir).ctx("cannot create", dir)?;
         let bytes = serde_json::to_vec_pretty(&stat(hash.clone())).expect("record serialises");
-        write_atomic(&record_path, &bytes)?;
+        super::io::unless_denied(std::fs::create_dir_all(dir).ctx("cannot create", dir).and_then(|()| write_atomic(&record_path, &bytes)))?;
     }
     Ok(hash)
 }
@@ -178,8 +177,8 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
             }
         }
         if changed {
-            std::fs::create_dir_all(&tables).ctx("cannot create", &tables)?;
-            write_atomic(&table_path, &serde_json::to_vec(&table).expect("records serialise"))?;
+            let bytes = serde_json::to_vec(&table).expect("records serialise");
+            super::io::unless_denied(std::fs::create_dir_all(&tables).ctx("cannot create", &tables).and_then(|()| write_atomic(&table_path, &bytes)))?;
         }
     }
     let mut h = blake3::Hasher::new();

@@ -30,6 +30,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     res
 }
 
+/// Whether an I/O error says we may not write there (a cache shared read-only).
+pub fn denied(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)
+}
+
+/// `result`, with a refused write (see [`denied`]) turned into success: for what only
+/// speeds later runs up (stat caches, run records), which a read-only cache goes without.
+pub fn unless_denied(result: Result<()>) -> Result<()> {
+    match result {
+        Err(Error::Io { source, .. }) if denied(&source) => Ok(()),
+        other => other,
+    }
+}
+
 pub(crate) fn unique() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{}.{nanos}", std::process::id())

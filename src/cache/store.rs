@@ -118,7 +118,7 @@ pub struct ComputeLock {
 
 /// Held while a run uses an entry; gc leaves it alone.
 pub struct UseLock {
-    _file: File,
+    _file: Option<File>,
 }
 
 pub struct Store {
@@ -283,7 +283,16 @@ impl Store {
 
     /// Take the compute lock of `key`, calling `on_wait` first if another process holds it.
     pub fn lock_compute(&self, key: &str, on_wait: impl FnOnce()) -> Result<ComputeLock> {
-        let f = self.lock_file(key, "compute")?;
+        let f = match self.lock_file(key, "compute") {
+            Err(Error::Io { source, .. }) if super::io::denied(&source) => {
+                let cache = self.root.parent().unwrap_or(&self.root);
+                return Err(Error::Cache(format!(
+                    "the cache `{}` is not writable by you, and an entry it lacks must be computed: give a cache of your own with --cache (entries it already holds are read without writing)",
+                    cache.display()
+                )));
+            }
+            other => other?,
+        };
         match f.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -304,10 +313,18 @@ impl Store {
     }
 
     /// Mark `key` as in use by this process until the returned lock is dropped.
+    /// On a cache we may read but not write, the lock file is opened read-only where it
+    /// exists (a shared lock needs no write), and skipped where it does not.
     pub fn use_entry(&self, key: &str) -> Result<UseLock> {
-        let f = self.lock_file(key, "use")?;
-        f.lock_shared().ctx("cannot lock", &self.root.join("locks").join(key))?;
-        let _ = f.set_modified(SystemTime::now());
+        let f = match self.lock_file(key, "use") {
+            Ok(f) => Some(f),
+            Err(Error::Io { source, .. }) if super::io::denied(&source) => File::open(self.root.join("locks").join(format!("{key}.use"))).ok(),
+            Err(e) => return Err(e),
+        };
+        if let Some(f) = &f {
+            f.lock_shared().ctx("cannot lock", &self.root.join("locks").join(key))?;
+            let _ = f.set_modified(SystemTime::now());
+        }
         Ok(UseLock { _file: f })
     }
 
@@ -417,11 +434,11 @@ impl Store {
         self.root.join("runs").join(safe_component(pipeline)).join(format!("{}.json", safe_component(node)))
     }
 
+    /// Record a node's last run (for `plan --explain`); a cache we may not write goes without.
     pub fn save_run(&self, pipeline: &str, node: &str, rec: &RunRecord) -> Result<()> {
         let p = self.run_path(pipeline, node);
         let dir = p.parent().expect("run record has a parent");
-        fs::create_dir_all(dir).ctx("cannot create", dir)?;
-        write_atomic(&p, &serde_json::to_vec_pretty(rec).expect("record serialises"))
+        super::io::unless_denied(fs::create_dir_all(dir).ctx("cannot create", dir).and_then(|()| write_atomic(&p, &serde_json::to_vec_pretty(rec).expect("record serialises"))))
     }
 
     pub fn last_run(&self, pipeline: &str, node: &str) -> Option<RunRecord> {

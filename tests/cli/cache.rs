@@ -216,3 +216,47 @@ fn sigint_and_sigterm_end_a_run_cleanly() {
         Test::assert_all_entries_intact(&t.cache());
     }
 }
+
+/// Issue #36 row 11: a cache someone else computed, readable but not writable by us (a
+/// shared, group-readable cache on a cluster): a fully cached run and `show` read it
+/// without writing; a node it lacks is refused, saying the cache is not writable. Runs
+/// dagrun as `nobody` (setpriv), so it needs root; under `CI` it never skips.
+#[test]
+fn a_read_only_cache_is_read_without_writing() {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let setpriv = Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(root && setpriv) {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but this test cannot run dagrun as another user (needs root and setpriv)");
+        eprintln!("skipping the read-only cache test: it needs root and setpriv to run dagrun as nobody");
+        return;
+    }
+    let t = Test::new();
+    t.pipeline(SMALL);
+    let first = t.run_json(&[]).ok();
+    // The binary where nobody may run it, and everything readable but not writable by others.
+    let exe = t.path("dagrun");
+    std::fs::copy(env!("CARGO_BIN_EXE_dagrun"), &exe).unwrap();
+    assert!(Command::new("chmod").args(["-R", "a+rX,go-w"]).arg(t.dir.path()).status().unwrap().success());
+    let before = Test::content_hashes(&t.cache());
+    let as_nobody = |args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe)
+            .args(args)
+            .current_dir(t.dir.path())
+            .env("DAGRUN_CACHE", t.cache())
+            .env_remove("DAGRUN_THREADS")
+            .output()
+            .unwrap();
+        crate::support::Run { out }
+    };
+    let hit = as_nobody(&["run", "p.toml", "--json"]).ok();
+    assert_eq!(hit.nodes_with("cached").len(), first.computed().len(), "every node a hit: {}", hit.stdout());
+    assert_eq!(hit.keys(), first.keys());
+    let shown = as_nobody(&["show", "p.toml", "pca2", "--json"]).ok();
+    assert_eq!(shown.json()["rows"], first.json()["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "pca2").unwrap()["rows"]);
+    let miss = as_nobody(&["run", "p.toml", "--set", "pca2.n_components=1"]);
+    assert_eq!(miss.code(), 1);
+    assert!(miss.stderr().contains("is not writable by you") && miss.stderr().contains("--cache"), "{}", miss.stderr());
+    assert_eq!(Test::content_hashes(&t.cache()), before, "nothing written");
+}
