@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cache::io::TableFormat;
 use crate::cache::Store;
 use crate::error::{Error, IoContext, Result};
 use crate::exec::{self, Event, Observer, PlanStatus, Status};
@@ -613,14 +614,7 @@ fn cmd_plan(path: &Path, explain: bool, target: &[String], json: bool, global: &
     Ok(())
 }
 
-/// The table formats `export` writes, by file extension.
-#[derive(Clone, Copy, PartialEq)]
-enum TableFormat {
-    Parquet,
-    Csv,
-    Ipc,
-}
-
+/// The format `export` writes, by the file's extension.
 fn table_format(dest: &Path) -> Result<TableFormat> {
     match dest.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("parquet" | "pq") => Ok(TableFormat::Parquet),
@@ -644,19 +638,11 @@ fn write_via_temp(dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Resul
     Ok(())
 }
 
-/// Write a table as `fmt` to `path`.
+/// Write a table as `fmt` to the file `path`.
 fn write_table(df: &mut polars::prelude::DataFrame, fmt: TableFormat, path: &Path, what: &str) -> Result<()> {
-    use polars::prelude::*;
-    let f = std::fs::File::create(path).ctx("cannot create", path)?;
-    match fmt {
-        TableFormat::Parquet => {
-            let mut w = std::io::BufWriter::new(f);
-            crate::cache::io::write_parquet(&mut w, df, what)?;
-            std::io::Write::flush(&mut w).ctx("cannot write", path)
-        }
-        TableFormat::Csv => CsvWriter::new(f).finish(df).map_err(|e| Error::polars(what, e)),
-        TableFormat::Ipc => IpcWriter::new(f).finish(df).map_err(|e| Error::polars(what, e)),
-    }
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).ctx("cannot create", path)?);
+    crate::cache::io::write_table(&mut w, df, fmt, what)?;
+    std::io::Write::flush(&mut w).ctx("cannot write", path)
 }
 
 fn cmd_export(path: &Path, node: &str, dest: &Path, json: bool, global: &Global, out: &Printer) -> Result<()> {
@@ -689,7 +675,9 @@ fn entry_files(store: &Store, key: &str, m: &crate::cache::Manifest) -> Option<P
 fn cmd_serve(pipeline: &Path, opt: crate::serve::Options, global: &Global, out: &Printer) -> Result<()> {
     let ip = crate::serve::host(&opt.host)?;
     let opt = crate::serve::Options { token: crate::serve::token_for(ip, opt.token.clone())?, ..opt };
-    let (app, torn) = crate::serve::state::App::load(pipeline, &global.sets, &opt, global.cache.as_deref(), out)?;
+    let (p, nodes) = crate::serve::state::prepare(pipeline, &global.sets, &opt)?;
+    let store = Store::open(&cache_dir(global, Some(&p)))?;
+    let (app, torn) = crate::serve::state::App::load(&p, nodes, &store, &opt, out)?;
     if let Some(w) = torn {
         out.line(&format!("warning: {w}"));
     }
@@ -745,10 +733,7 @@ fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: 
     if q.ids.is_empty() && q.class.is_none() {
         return Err(Error::Usage("give at least one `--id` (or `--class N --classes NODE`)".into()));
     }
-    let mut raw = spec::raw::load(path)?;
-    for s in &global.sets {
-        spec::raw::apply_set(&mut raw, s)?;
-    }
+    let mut raw = spec::load_raw(path, &global.sets, &[])?;
     if !raw.nodes.iter().any(|n| n.name == q.node) {
         let known = raw.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
         return Err(Error::Usage(format!("`--node {}`: no node named `{}` in `{}` (nodes: {known})", q.node, q.node, path.display())));
@@ -934,10 +919,8 @@ const GC_RECENT: Duration = Duration::from_secs(3600);
 
 fn cmd_gc(older_than: Duration, force: bool, dry_run: bool, global: &Global, out: &Printer) -> Result<()> {
     let dir = cache_dir(global, None);
-    if dir.exists() && !dir.is_dir() {
-        return Err(Error::Usage(format!("the cache `{}` is a file, not a folder", dir.display())));
-    }
-    if !dir.join("v1").exists() {
+    // A file in the cache's place is named by `Store::open` below.
+    if !dir.exists() || (dir.is_dir() && !dir.join("v1").exists()) {
         out.line(&format!("no cache at `{}`", dir.display()));
         return Ok(());
     }

@@ -170,13 +170,7 @@ pub fn neighbours(points: &[Vec<usize>]) -> Vec<Vec<usize>> {
 /// The pipeline at each grid point, all validated before anything runs.
 /// `max_points` bounds the grid: a larger one is refused before any point is made.
 pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[String], classes: Option<&str>, max_points: usize) -> Result<(Sweep, Vec<Vec<usize>>, Vec<Pipeline>)> {
-    let mut raw = raw::load(path)?;
-    for s in sets {
-        raw::apply_set(&mut raw, s)?;
-    }
-    for s in slurm {
-        raw::apply_slurm(&mut raw, s)?;
-    }
+    let raw = spec::load_raw(path, sets, slurm)?;
     let sweep = settings(&raw, grid, classes)?;
     let count = sweep.axes.iter().fold(1u128, |n, a| n.saturating_mul(a.values.len() as u128));
     if count > max_points as u128 {

@@ -66,6 +66,23 @@ pub fn write_parquet(w: &mut impl Write, df: &mut DataFrame, what: &str) -> Resu
     Ok(())
 }
 
+/// The file formats a table is exported as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableFormat {
+    Parquet,
+    Csv,
+    Ipc,
+}
+
+/// Write `df` as `fmt` (Parquet through [`write_parquet`]). `what` names it in errors.
+pub fn write_table(w: &mut impl Write, df: &mut DataFrame, fmt: TableFormat, what: &str) -> Result<()> {
+    match fmt {
+        TableFormat::Parquet => write_parquet(w, df, what),
+        TableFormat::Csv => CsvWriter::new(w).finish(df).map_err(|e| Error::polars(what, e)),
+        TableFormat::Ipc => IpcWriter::new(w).finish(df).map_err(|e| Error::polars(what, e)),
+    }
+}
+
 /// [`write_parquet`] into memory, for tables kept beside an entry's data (attachments).
 pub fn parquet_bytes(df: &mut DataFrame, what: &str) -> Result<Vec<u8>> {
     let mut buf = Vec::new();

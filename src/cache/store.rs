@@ -226,8 +226,12 @@ impl Store {
         self.entry_dir(key).join(FILES).join(rel)
     }
 
+    fn lock_path(&self, key: &str, kind: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{key}.{kind}"))
+    }
+
     fn lock_file(&self, key: &str, kind: &str) -> Result<File> {
-        let p = self.root.join("locks").join(format!("{key}.{kind}"));
+        let p = self.lock_path(key, kind);
         File::options().create(true).truncate(false).write(true).open(&p).ctx("cannot open lock", &p)
     }
 
@@ -318,7 +322,7 @@ impl Store {
     pub fn use_entry(&self, key: &str) -> Result<UseLock> {
         let f = match self.lock_file(key, "use") {
             Ok(f) => Some(f),
-            Err(Error::Io { source, .. }) if super::io::denied(&source) => File::open(self.root.join("locks").join(format!("{key}.use"))).ok(),
+            Err(Error::Io { source, .. }) if super::io::denied(&source) => File::open(self.lock_path(key, "use")).ok(),
             Err(e) => return Err(e),
         };
         if let Some(f) = &f {
@@ -425,9 +429,14 @@ impl Store {
 
     /// Read an entry's table.
     pub fn read(&self, key: &str, node: &str) -> Result<DataFrame> {
+        self.read_columns(key, node, None)
+    }
+
+    /// Read some columns of an entry's table (`None`: all), decoding only those.
+    pub fn read_columns(&self, key: &str, node: &str, columns: Option<Vec<String>>) -> Result<DataFrame> {
         let path = self.data_path(key);
         let f = File::open(&path).ctx("cannot open", &path)?;
-        ParquetReader::new(f).finish().map_err(|e| Error::polars(node, e))
+        ParquetReader::new(f).with_columns(columns).finish().map_err(|e| Error::polars(node, e))
     }
 
     fn run_path(&self, pipeline: &str, node: &str) -> PathBuf {
@@ -445,8 +454,6 @@ impl Store {
         serde_json::from_slice(&fs::read(self.run_path(pipeline, node)).ok()?).ok()
     }
 
-    /// Remove entries not used for `older_than`, skipping any that a running process holds,
-    /// and temporary files that no running process owns.
     /// Remove entries unused for `older_than` (never one a process holds), old sweep
     /// summaries and SLURM folders, and temporary files of killed runs. With `dry_run`,
     /// count what would go (entries and their bytes) and remove nothing.
@@ -473,14 +480,11 @@ impl Store {
                     continue;
                 }
                 let bytes: u64 = fs::read_dir(entry.path()).map(|rd| rd.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0);
-                if dry_run {
-                    report.removed += 1;
-                    report.bytes += bytes;
-                    continue;
+                if !dry_run {
+                    let trash = self.root.join("tmp").join(format!("{key}.gc.{}", unique()));
+                    fs::rename(entry.path(), &trash).ctx("cannot move aside", &entry.path())?;
+                    fs::remove_dir_all(&trash).ctx("cannot remove", &trash)?;
                 }
-                let trash = self.root.join("tmp").join(format!("{key}.gc.{}", unique()));
-                fs::rename(entry.path(), &trash).ctx("cannot move aside", &entry.path())?;
-                fs::remove_dir_all(&trash).ctx("cannot remove", &trash)?;
                 report.removed += 1;
                 report.bytes += bytes;
             }
@@ -491,14 +495,16 @@ impl Store {
             let Ok(rd) = fs::read_dir(self.root.join(kind)) else { continue };
             for e in rd.flatten() {
                 let age = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
-                if age >= older_than && dry_run {
-                    report.folders_removed += 1;
-                } else if age >= older_than {
+                let gone = || {
                     let trash = self.root.join("tmp").join(format!("{kind}.gc.{}", unique()));
-                    if fs::rename(e.path(), &trash).is_ok() {
+                    let moved = fs::rename(e.path(), &trash).is_ok();
+                    if moved {
                         let _ = fs::remove_dir_all(&trash);
-                        report.folders_removed += 1;
                     }
+                    moved
+                };
+                if age >= older_than && (dry_run || gone()) {
+                    report.folders_removed += 1;
                 }
             }
         }
@@ -509,10 +515,10 @@ impl Store {
             let key: String = name.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
             let free = key.len() != 64 || self.lock_file(&key, "compute")?.try_lock().is_ok();
             let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default() > Duration::from_secs(60);
-            if free && (key.len() == 64 || old) && dry_run {
-                report.temp_removed += 1;
-            } else if free && (key.len() == 64 || old) {
-                let _ = if e.path().is_dir() { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
+            if free && (key.len() == 64 || old) {
+                if !dry_run {
+                    let _ = if e.path().is_dir() { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
+                }
                 report.temp_removed += 1;
             }
         }

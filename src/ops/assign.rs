@@ -15,7 +15,8 @@
 //!
 //! A galaxy's result depends only on its features and the fit: not on its id, the other
 //! rows of NEW, their order or the thread count (its negative samples come from a stream
-//! keyed by the bytes of its feature values, so renaming a galaxy never moves it). A galaxy already in the fit (same id, same feature values) gets exactly its fitted
+//! keyed by the bytes of its feature values, so renaming a galaxy never moves it). A
+//! galaxy already in the fit (same id, same feature values) gets exactly its fitted
 //! position, label, probability and outlier score.
 //!
 //! Output, in NEW's order: the id, the layout's columns, `label` (−1 = none),

@@ -157,12 +157,8 @@ impl Searcher {
     }
 
     /// Rows (galaxies) searched.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.text.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
     }
 
     /// Columns of the representation.
@@ -178,11 +174,6 @@ impl Searcher {
     /// The id of a row, as text.
     pub fn id(&self, row: usize) -> &str {
         &self.text[row]
-    }
-
-    /// Whether the representation has sky positions (`ra`, `dec`).
-    pub fn has_sky(&self) -> bool {
-        self.sky.is_some()
     }
 
     /// The `k` galaxies most like `q`'s examples (see the module doc). `classes` is the
@@ -228,9 +219,7 @@ impl Searcher {
         }
         let (p_rows, n_rows): (Vec<usize>, Vec<usize>) = ((0..pos.len()).collect(), (pos.len()..rows.len()).collect());
         let w = if neg.is_empty() { similar::mean_direction(&xn, d, &p_rows) } else { similar::logistic(&xn, d, &p_rows, &n_rows, LAMBDA) };
-        let t0 = std::time::Instant::now();
         let score = similar::unit_scores(x, d, &w);
-        tracing::debug!("scores {:?}", t0.elapsed());
         // Best first; ties by id (numeric ids as numbers).
         let better = |a: &usize, b: &usize| {
             score[*b].total_cmp(&score[*a]).then_with(|| match &self.num {
@@ -270,7 +259,6 @@ impl Searcher {
             }
             kept.push(i);
         }
-        tracing::debug!("ranked {:?}", t0.elapsed());
         let how = if neg.is_empty() {
             format!("cosine similarity to the mean of {} examples", pos.len())
         } else {

@@ -19,6 +19,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::state::{App, Unknown};
+use crate::cache::io::TableFormat;
 use crate::error::Error;
 use crate::labels::{self, Action, Entry};
 
@@ -133,14 +134,17 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn token_in(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+/// The token a request carries, and whether it came in the query (the page's first load:
+/// answer with the cookie): the header first, then the query, then the cookie.
+fn token_in(headers: &HeaderMap, query: Option<&str>) -> Option<(String, bool)> {
     if let Some(t) = headers.get("x-dagrun-token").and_then(|v| v.to_str().ok()) {
-        return Some(t.to_owned());
+        return Some((t.to_owned(), false));
     }
     if let Some(t) = query_pairs(query).ok()?.into_iter().find(|(k, _)| k == "token").map(|(_, v)| v) {
-        return Some(t);
+        return Some((t, true));
     }
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| c.trim().strip_prefix("dagrun_token=").map(str::to_owned))
+    let cookie = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| c.trim().strip_prefix("dagrun_token="));
+    cookie.map(|t| (t.to_owned(), false))
 }
 
 async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -173,13 +177,10 @@ fn check(app: &App, req: &Request) -> ApiResult<bool> {
                 return Err(ApiError(StatusCode::FORBIDDEN, format!("Host `{host}` is not this server: open {}", app.url())));
             }
         }
-        Some(t) => {
-            let given = token_in(req.headers(), req.uri().query());
-            if !given.as_deref().is_some_and(|g| same(g, t)) {
-                return Err(ApiError(StatusCode::UNAUTHORIZED, "this server needs its token: open the URL it printed (…/?token=…)".into()));
-            }
-            via_query = req.headers().get("x-dagrun-token").is_none() && query_pairs(req.uri().query()).is_ok_and(|q| q.iter().any(|(k, _)| k == "token"));
-        }
+        Some(t) => match token_in(req.headers(), req.uri().query()) {
+            Some((given, from_query)) if same(&given, t) => via_query = from_query,
+            _ => return Err(ApiError(StatusCode::UNAUTHORIZED, "this server needs its token: open the URL it printed (…/?token=…)".into())),
+        },
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -311,30 +312,25 @@ async fn labels_post(State(app): State<Arc<App>>, req: Request) -> ApiResult<Res
 }
 
 async fn export(State(app): State<Arc<App>>, req: Request) -> ApiResult<Response> {
-    let (mut format, mut globs) = ("csv".to_owned(), Vec::new());
+    let (mut format, mut globs) = (TableFormat::Csv, Vec::new());
     for (k, v) in query_pairs(req.uri().query())? {
-        match k.as_str() {
-            "format" if v == "csv" || v == "parquet" => format = v,
-            "format" => return Err(ApiError::bad(format!("`format` is csv or parquet, not `{v}`"))),
-            "columns" => globs.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_owned)),
-            "token" => {}
-            other => return Err(ApiError::bad(format!("unknown parameter `{other}` (takes format, columns)"))),
+        match (k.as_str(), v.as_str()) {
+            ("format", "csv") => format = TableFormat::Csv,
+            ("format", "parquet") => format = TableFormat::Parquet,
+            ("format", _) => return Err(ApiError::bad(format!("`format` is csv or parquet, not `{v}`"))),
+            ("columns", _) => globs.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_owned)),
+            ("token", _) => {}
+            (other, _) => return Err(ApiError::bad(format!("unknown parameter `{other}` (takes format, columns)"))),
         }
     }
-    let name = format!("{}-labels.{format}", app.pipeline);
+    let (ext, kind) = if format == TableFormat::Csv { ("csv", "text/csv") } else { ("parquet", "application/octet-stream") };
+    let name = format!("{}-labels.{ext}", app.pipeline);
     let bytes = blocking(move || {
-        let mut df = app.export(&globs)?;
-        if format == "csv" {
-            use polars::prelude::{CsvWriter, SerWriter};
-            let mut out = Vec::new();
-            CsvWriter::new(&mut out).finish(&mut df).map_err(|e| Error::polars("export", e))?;
-            Ok(out)
-        } else {
-            Ok(crate::cache::io::parquet_bytes(&mut df, "the label export")?)
-        }
+        let mut out = Vec::new();
+        crate::cache::io::write_table(&mut out, &mut app.export(&globs)?, format, "the label export")?;
+        Ok(out)
     })
     .await?;
-    let kind = if name.ends_with("csv") { "text/csv" } else { "application/octet-stream" };
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-' && c != '_', "_")))
         .unwrap_or(HeaderValue::from_static("attachment"));
     let mut resp = Response::new(Body::from(bytes));

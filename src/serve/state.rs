@@ -73,26 +73,25 @@ pub struct App {
 #[derive(Debug)]
 pub struct Unknown(pub String);
 
+/// The pipeline at `path` as the page needs it, and the nodes it is built from: the same
+/// pipeline with a `similar` node over the features, never run, so that validation adds the
+/// `vectors` node it reads. Nothing runs and nothing is written.
+pub fn prepare(path: &Path, sets: &[String], opt: &Options) -> Result<(Pipeline, Nodes)> {
+    let nodes = choose_nodes(&spec::load(path, sets)?, opt)?;
+    let mut raw = spec::load_raw(path, sets, &[])?;
+    let probe = vec![("op", "similar".into()), ("input", nodes.features.as_str().into()), ("ids", toml::Value::Array(vec!["-".into()]))];
+    spec::raw::add_node(&mut raw, PROBE, crate::error::Loc::Whole(path.to_owned()), probe)?;
+    Ok((spec::validate::validate(raw)?, nodes))
+}
+
 impl App {
-    /// Run (or find) the nodes `opt` names in the pipeline at `path` and build the state.
+    /// Run (or find) the `nodes` of `p` (from [`prepare`]) in `store` and build the state.
     /// Also returns the label log's warning, if its last line was torn.
-    pub fn load(path: &Path, sets: &[String], opt: &Options, cache: Option<&Path>, obs: &dyn Observer) -> Result<(App, Option<String>)> {
-        let first = spec::load(path, sets)?;
-        let nodes = choose_nodes(&first, opt)?;
-        // The same pipeline with a `similar` node over the features, never run: validation
-        // adds the `vectors` node it reads.
-        let mut raw = spec::raw::load(path)?;
-        for s in sets {
-            spec::raw::apply_set(&mut raw, s)?;
-        }
-        let probe = vec![("op", "similar".into()), ("input", nodes.features.as_str().into()), ("ids", toml::Value::Array(vec!["-".into()]))];
-        spec::raw::add_node(&mut raw, PROBE, crate::error::Loc::Whole(path.to_owned()), probe)?;
-        let p = spec::validate::validate(raw)?;
+    pub fn load(p: &Pipeline, nodes: Nodes, store: &Store, opt: &Options, obs: &dyn Observer) -> Result<(App, Option<String>)> {
         let vectors = format!("{PROBE}.vectors");
-        let store = Store::open(&cache.map(Path::to_owned).or_else(|| p.cache.clone()).unwrap_or_else(|| PathBuf::from("cache")))?;
         let wanted = [&nodes.classes, &nodes.catalogue, &nodes.layout, &vectors];
         let targets: Vec<usize> = wanted.iter().map(|n| p.find(n).expect("chosen from the pipeline")).collect();
-        let report = exec::run(&p, &store, obs, &targets)?;
+        let report = exec::run(p, store, obs, &targets)?;
         let key = |n: &str| report.node(n).expect("ran").key.clone();
 
         // The layout: its two numeric columns, in row order.
@@ -123,8 +122,8 @@ impl App {
 
         // The catalogue, without the representation.
         let cat_node = p.find(&nodes.catalogue).expect("chosen");
-        let keep: Vec<PlSmallStr> = p.nodes[cat_node].schema.iter_names().filter(|n| !columns::glob_match("feat_*", n)).cloned().collect();
-        let catalogue = store.read(&key(&nodes.catalogue), &nodes.catalogue)?.select(keep).map_err(pl(&nodes.catalogue))?;
+        let keep: Vec<String> = p.nodes[cat_node].schema.iter_names().filter(|n| !columns::glob_match("feat_*", n)).map(|n| n.to_string()).collect();
+        let catalogue = store.read_columns(&key(&nodes.catalogue), &nodes.catalogue, Some(keep))?;
         let cat_ids = columns::id_strings(&catalogue, &p.id, &nodes.catalogue)?;
         let cat_row_of: HashMap<&str, usize> = cat_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
         let catalogue_row = ids.iter().map(|g| cat_row_of.get(g.as_str()).copied()).collect();
@@ -146,7 +145,7 @@ impl App {
         let searcher = Searcher::open(&vtable, &store.attachment_path(&vkey, crate::ops::similar::VECTORS_FILE), &p.id, &vectors)?;
 
         let details = store.manifest(&key(&nodes.classes)).map(|m| m.details).unwrap_or_default();
-        let labels_path = opt.labels.clone().unwrap_or_else(|| default_log(path));
+        let labels_path = opt.labels.clone().unwrap_or_else(|| default_log(&p.file));
         let (writer, torn) = labels::Writer::open(&labels_path)?;
         let mut app = App {
             pipeline: p.name.clone(),

@@ -73,6 +73,12 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> crate::error::Result<Pip
 
 /// [`load`], with `--slurm` job-resource overrides.
 pub fn load_with(path: &std::path::Path, sets: &[String], slurm: &[String]) -> crate::error::Result<Pipeline> {
+    validate::validate(load_raw(path, sets, slurm)?)
+}
+
+/// A pipeline file as written, with `--set` and `--slurm` overrides applied, not yet
+/// validated: for commands that add nodes or grid points before validation.
+pub fn load_raw(path: &std::path::Path, sets: &[String], slurm: &[String]) -> crate::error::Result<raw::RawPipeline> {
     let mut raw = raw::load(path)?;
     for s in sets {
         raw::apply_set(&mut raw, s)?;
@@ -80,7 +86,7 @@ pub fn load_with(path: &std::path::Path, sets: &[String], slurm: &[String]) -> c
     for s in slurm {
         raw::apply_slurm(&mut raw, s)?;
     }
-    validate::validate(raw)
+    Ok(raw)
 }
 
 /// The folder of the catalogue file node `from`'s rows come from: first inputs followed up
