@@ -8,7 +8,11 @@ settings for every layout): how many, the share of galaxies in them, and, where 
 has a truth column, how many planted classes a leaf matches with Jaccard >= 0.9.
 
     ~/ref-venv/bin/python benches/compare_umap.py FEATURES.parquet --nn 50 --d 5 \\
-        [--sample N] [--runs 3] [--ms 75] [--mcs 10] [--truth planted_class] [--out DIR]
+        [--sample N] [--runs 3] [--ms 75] [--mcs 10] [--truth planted_class] [--densmap] [--out DIR]
+
+`--densmap` compares densMAP layouts (dagrun's `densmap = true` against umap-learn's
+`densmap=True`), both with their radii (`output_dens`), and reports the correlation of the
+input's and the layout's log local radii as each computes it (`radius_correlation`).
 
 FEATURES.parquet: an id column and feature columns (`feat_*` by default), e.g. a `dagrun
 export` of the built-in sample's `featured` node. dagrun run r uses `seed = r` (its kNN
@@ -43,6 +47,7 @@ ap.add_argument("--tw-sample", type=int, default=5000)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--dagrun", default=None)
 ap.add_argument("--skip-ref", action="store_true")
+ap.add_argument("--densmap", action="store_true", help="densMAP layouts on both sides, with their radius correlation")
 ap.add_argument("--out", default=None)
 a = ap.parse_args()
 
@@ -108,7 +113,8 @@ for r in range(a.runs):
     with open(pipe, "w") as f:
         f.write(f'[pipeline]\nname = "cmp"\nid = "{a.id}"\n[nodes.points]\nop = "read"\npath = "input.parquet"\n'
                 f'[nodes.umap]\nop = "reduce"\nmethod = "umap"\ninput = "points"\ncolumns = "{a.prefix}*"\n'
-                f'n_neighbors = {a.nn}\nn_components = {a.d}\ninit = "{a.init}"\nseed = {r}\n')
+                f'n_neighbors = {a.nn}\nn_components = {a.d}\ninit = "{a.init}"\nseed = {r}\n'
+                + ("densmap = true\n" if a.densmap else ""))
     wall, rss, stdout = refstack.timed([dagrun, "-q", "-j", str(a.threads), "run", pipe, "--json", "--cache", cache], env)
     run = json.loads(stdout)["nodes"]
     nodes = {x["name"]: x for x in run}
@@ -125,26 +131,32 @@ for r in range(a.runs):
     E = np.column_stack([ours[f"umap_{j}"].to_numpy() for j in range(a.d)])
     one = {"seed": r, "knn_s": knn_s, "layout_s": nodes["umap"]["seconds"], "graph_s": st.get("graph"), "init_s": st.get("init"),
            "sgd_s": st.get("sgd"), "seconds": (knn_s or 0) + nodes["umap"]["seconds"], "peak_rss_mb": round(rss),
-           "spectral": det.get("spectral")}
+           "spectral": det.get("spectral"), "radius_correlation": det.get("radius_correlation")}
     one.update(structure(E, f"dagrun-{r}"))
     res["dagrun"].append(one)
     print(json.dumps(one), flush=True)
 
 REF = r'''
 import sys, time, json, numpy as np, pyarrow as pa, pyarrow.parquet as pq, umap
-inp, nn, d, init, outp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+inp, nn, d, init, outp, dens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6] == "1"
 tb = pq.read_table(inp); X = np.column_stack([tb[c].to_numpy() for c in tb.column_names[1:]]).astype(np.float32)
-umap.UMAP(n_neighbors=min(nn, 15), n_components=d, n_epochs=5).fit(X[:2000])  # warm numba's JIT
-t = time.perf_counter(); E = umap.UMAP(n_neighbors=nn, n_components=d, init=init).fit_transform(X); s = time.perf_counter() - t
+kw = dict(densmap=True, output_dens=True) if dens else {}
+umap.UMAP(n_neighbors=min(nn, 15), n_components=d, n_epochs=5, **kw).fit(X[:2000])  # warm numba's JIT
+t = time.perf_counter(); E = umap.UMAP(n_neighbors=nn, n_components=d, init=init, **kw).fit_transform(X); s = time.perf_counter() - t
+corr = None
+if dens:
+    E, ro, re = E
+    corr = float(np.corrcoef(ro, re)[0, 1])
 pq.write_table(pa.table({f"x{j}": E[:, j] for j in range(d)}), outp)
-print(json.dumps({"seconds": s}))
+print(json.dumps({"seconds": s, "radius_correlation": corr}))
 '''
 for r in range(a.ref_runs if a.ref_runs is not None else a.runs):
     ref_out = os.path.join(out, f"umap_learn-{r}.parquet")
     one = {"run": r}
     if not (a.skip_ref and os.path.exists(ref_out)):
-        wall, rss, stdout = refstack.timed([sys.executable, "-c", REF, data, str(a.nn), str(a.d), a.init, ref_out], env)
-        one.update({"seconds": json.loads(stdout.strip().splitlines()[-1])["seconds"], "peak_rss_mb": round(rss)})
+        wall, rss, stdout = refstack.timed([sys.executable, "-c", REF, data, str(a.nn), str(a.d), a.init, ref_out, "1" if a.densmap else "0"], env)
+        got = json.loads(stdout.strip().splitlines()[-1])
+        one.update({"seconds": got["seconds"], "radius_correlation": got["radius_correlation"], "peak_rss_mb": round(rss)})
     ref = pq.read_table(ref_out)
     E = np.column_stack([ref[f"x{j}"].to_numpy() for j in range(a.d)])
     one.update(structure(E, f"umap_learn-{r}"))
@@ -157,7 +169,7 @@ def med(rows, k):
     return float(np.median(v)) if v else None
 
 
-res["median"] = {side: {k: med(res[side], k) for k in ("seconds", "peak_rss_mb", "trustworthiness", "leaf_share", "leaf_classes", "recovered")}
+res["median"] = {side: {k: med(res[side], k) for k in ("seconds", "peak_rss_mb", "trustworthiness", "leaf_share", "leaf_classes", "recovered", "radius_correlation")}
                  for side in ("dagrun", "umap_learn")}
 if res["median"]["umap_learn"]["seconds"] and res["median"]["dagrun"]["seconds"]:
     res["speedup"] = res["median"]["umap_learn"]["seconds"] / res["median"]["dagrun"]["seconds"]

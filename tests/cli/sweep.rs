@@ -205,3 +205,29 @@ fn a_one_value_grid_has_no_stability_rather_than_zero() {
     assert!(p["median_stability"].is_null(), "not defined without a neighbouring point: {p}");
     assert!(r.stderr().lines().any(|l| l.trim_end().ends_with("n/a") || l.contains(" n/a ")), "{}", r.stderr());
 }
+
+/// Every pipeline the project ships validates (one reads data that is not shipped and says
+/// which file), and the densMAP experiment's sweep has its two arms.
+#[test]
+fn every_shipped_pipeline_validates() {
+    let t = Test::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        seen += 1;
+        let p = path.to_str().unwrap();
+        let r = t.run(&["plan", p]);
+        if r.code() != 0 {
+            assert!(r.stderr().contains("not found") && r.stderr().contains("data/"), "{p}:\n{}", r.stderr());
+        }
+    }
+    assert!(seen >= 7, "{seen} pipelines");
+    let p = dir.join("densmap.toml");
+    let r = t.run(&["sweep", p.to_str().unwrap(), "--dry-run"]).ok();
+    let out = r.stdout() + &r.stderr();
+    assert!(out.contains("2 grid points over umap.densmap (false, true)"), "{out}");
+}

@@ -217,3 +217,78 @@ fn a_display_layout_shares_the_search_layouts_graph_and_solve_bit_for_bit() {
     let k = both.run_json(&[]).ok().keys()["umap"].clone();
     assert_eq!(Test::content_hashes(&both.cache())[&k], Test::content_hashes(&alone.cache())[&k], "the search layout, computed with the display and alone");
 }
+
+/// densMAP (`densmap = true`): umap-learn's parameters and checks, a layout that keeps
+/// more of the input's local radii than the plain one, the same bits at 1 and 2 threads,
+/// and plain layouts untouched: `densmap = false` is the plain key, and asking for the
+/// radii of a plain layout adds two columns without moving a point.
+#[test]
+fn densmap_follows_the_input_radii_and_leaves_plain_layouts_alone() {
+    let t = Test::new();
+    t.pipeline(&pipe(4000));
+    let plain = t.run_json(&[]).ok().keys()["umap"].clone();
+    assert_eq!(t.run_json(&["--set", "umap.densmap=false"]).ok().computed(), Vec::<String>::new(), "densmap = false is the plain layout's key");
+    let store = || dagrun::cache::Store::open(&t.cache()).unwrap();
+    let table = |key: &str| store().read(key, "umap").unwrap();
+    let correlation = |key: &str| store().manifest(key).unwrap().details["radius_correlation"].as_f64().unwrap();
+
+    // Radii of the plain layout: the same layout columns, two more.
+    let r = t.run_json(&["--set", "umap.radii=true"]).ok();
+    assert_eq!(r.computed(), ["umap"], "the kNN table is reused");
+    let with_radii = r.keys()["umap"].clone();
+    let (p, q) = (table(&plain), table(&with_radii));
+    for c in ["umap_0", "umap_1"] {
+        assert!(p.column(c).unwrap().equals(q.column(c).unwrap()), "{c} moved when radii were asked for");
+    }
+    for c in ["rad_orig", "rad_emb"] {
+        let v: Vec<f32> = q.column(c).unwrap().f32().unwrap().into_no_null_iter().collect();
+        assert!(v.iter().all(|x| x.is_finite()) && v.iter().any(|&x| x != v[0]), "{c}: finite and varying");
+    }
+    let plain_r = correlation(&with_radii);
+
+    // densMAP: only the layout reruns; its radii follow the input's more closely.
+    let r = t.run_json(&["--set", "umap.densmap=true"]).ok();
+    assert_eq!(r.computed(), ["umap"]);
+    let dens = r.keys()["umap"].clone();
+    let dens_r = correlation(&dens);
+    assert!(dens_r > plain_r + 0.2, "radius correlation: plain {plain_r:.3}, densMAP {dens_r:.3}");
+    let shown = t.run(&["show", "p.toml", "umap", "--set", "umap.densmap=true"]).ok().stdout();
+    assert!(shown.contains("densMAP: dens_lambda 2, dens_frac 0.3, dens_var_shift 0.1") && shown.contains("local radii"), "{shown}");
+
+    // The same bits at one and two threads.
+    let other = Test::new();
+    other.pipeline(&pipe(4000));
+    other.run_json(&["-j", "1", "--set", "umap.densmap=true"]).ok();
+    assert_eq!(Test::content_hashes(&other.cache())[&dens], Test::content_hashes(&t.cache())[&dens]);
+
+    // umap-learn's checks, each naming the parameter.
+    for (set, names) in [
+        (&["--set", "umap.dens_lambda=3"][..], "dens_lambda"),
+        (&["--set", "umap.densmap=true", "--set", "umap.dens_frac=1.5"][..], "dens_frac"),
+        (&["--set", "umap.densmap=true", "--set", "umap.dens_lambda=-1"][..], "dens_lambda"),
+        (&["--set", "umap.densmap=true", "--set", "umap.dens_var_shift=-0.1"][..], "dens_var_shift"),
+        (&["--set", "umap.densmap=1"][..], "densmap"),
+    ] {
+        let r = t.run_json(set);
+        assert_eq!(r.code(), 2, "{set:?} is refused:\n{}", r.stderr());
+        assert!(r.stderr().contains(names) && r.stderr().contains("umap"), "{set:?}: {}", r.stderr());
+    }
+}
+
+/// `densmap` is a sweep axis like any parameter; the kNN table is shared by both points.
+#[test]
+fn densmap_is_a_sweep_axis() {
+    let t = Test::new();
+    t.pipeline(
+        &(pipe(3000) + "[nodes.tree]\nop = \"cluster\"\ninput = \"umap\"\ncolumns = \"umap_*\"\nmin_samples = 10\n[nodes.classes]\nop = \"select-leaves\"\ninput = \"tree\"\n"),
+    );
+    let out = t.run(&["sweep", "p.toml", "--grid", "umap.densmap=false,true", "--json"]).ok().json();
+    let points = out["points"].as_array().expect("points");
+    let axis: Vec<&serde_json::Value> = points.iter().map(|p| &p["params"]["umap.densmap"]).collect();
+    assert_eq!(axis, [&serde_json::json!(false), &serde_json::json!(true)]);
+    let node = |p: &serde_json::Value, name: &str| p["nodes"].as_array().unwrap().iter().find(|n| n["name"] == name).cloned().expect("node");
+    assert_eq!(node(&points[0], "umap.knn")["key"], node(&points[1], "umap.knn")["key"], "one kNN table for both");
+    assert_ne!(node(&points[0], "umap")["key"], node(&points[1], "umap")["key"]);
+    let computed = points.iter().filter(|p| node(p, "umap.knn")["status"] == "computed").count();
+    assert_eq!(computed, 1, "the kNN table is computed once");
+}

@@ -29,11 +29,12 @@ use super::rng::splitmix64;
 #[cfg(test)]
 use super::rng::Rng;
 
+pub mod densmap;
 pub mod sgd;
 pub mod spectral;
 pub mod transform;
 
-pub use sgd::{epochs_per_sample, optimize, optimize_joint, Sgd};
+pub use sgd::{epochs_per_sample, optimize, optimize_dens, optimize_joint, Sgd};
 pub use spectral::spectral_init;
 
 const SMOOTH_K_TOLERANCE: f64 = 1e-5;
@@ -543,7 +544,7 @@ mod tests {
                     .zip(dims.iter())
                     .map(|(init, &d)| {
                         let mut e = init.clone();
-                        sgd::optimize_on(&mut e, d, &g, &sgd, wide, |_| {});
+                        sgd::optimize_on(&mut e, d, &g, &sgd, None, wide, |_| {});
                         e
                     })
                     .collect();
@@ -569,8 +570,8 @@ mod tests {
             for dim in [2, 5, 11] {
                 let (init, _) = spectral_init(&g, dim, 1, no_meta);
                 let (mut wide, mut base) = (init.clone(), init.clone());
-                sgd::optimize_on(&mut wide, dim, &g, &sgd, true, |_| {});
-                sgd::optimize_on(&mut base, dim, &g, &sgd, false, |_| {});
+                sgd::optimize_on(&mut wide, dim, &g, &sgd, None, true, |_| {});
+                sgd::optimize_on(&mut base, dim, &g, &sgd, None, false, |_| {});
                 assert_ne!(wide, init, "the layout moved");
                 assert_eq!(wide, base, "{dim}-D: AVX2 and baseline differ");
             }
@@ -720,6 +721,44 @@ mod tests {
         assert_eq!(e1, e3, "bit-identical at 1 and 3 threads");
         let t = trustworthiness(&x, 16, &e1, 2, 10);
         assert!(t > 0.9, "trustworthiness {t}");
+    }
+
+    /// Blobs of three spreads (0.25, 1, 4): densMAP's layout keeps more of the input's
+    /// local radii than plain UMAP's (umap-learn's `output_dens` correlation), with the
+    /// same bits at 1 and 3 threads and on the AVX2 and baseline kernels.
+    #[test]
+    fn densmap_keeps_local_radii_with_the_same_bits_anywhere() {
+        let (n, dim, nn) = (1800, 8, 15);
+        let mut r = Rng::new(21, 0);
+        let centres: Vec<Vec<f64>> = (0..3).map(|_| (0..dim).map(|_| r.normal() * 30.0).collect()).collect();
+        let x: Vec<f32> = (0..n).flat_map(|i| (0..dim).map(|d| (centres[i % 3][d] + [0.25, 1.0, 4.0][i % 3] * r.normal()) as f32).collect::<Vec<_>>()).collect();
+        let knn = nndescent::brute_force(&x, dim, nn - 1);
+        let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
+        let mut g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
+        let n_epochs = 300;
+        g.drop_weak(n_epochs);
+        let ro = densmap::input_log_radii(&g, &knn.indices, &knn.distances, knn.k);
+        let dens = densmap::Density::new(&g, &ro, 2.0, 0.3, 0.1);
+        let (a, b) = find_ab(1.0, 0.1);
+        let sgd = Sgd { a, b, n_epochs, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 2 };
+        let (init, _) = spectral_init(&g, 2, 2, no_meta);
+        let run = |threads: usize, dens: Option<&densmap::Density>, wide: bool| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut e = init.clone();
+            pool.install(|| sgd::optimize_on(&mut e, 2, &g, &sgd, dens, wide, |_| {}));
+            e
+        };
+        let wide = crate::numeric::distance::avx2();
+        let (plain, dm) = (run(2, None, wide), run(1, Some(&dens), wide));
+        assert!(dm == run(3, Some(&dens), wide), "densMAP: bit-identical at 1 and 3 threads");
+        if wide {
+            assert!(dm == run(2, Some(&dens), false), "densMAP: the AVX2 and baseline kernels agree");
+        }
+        let corr = |e: &[f32]| densmap::pearson(&ro, &densmap::layout_log_radii(e, 2, nn));
+        let (cp, cd) = (corr(&plain), corr(&dm));
+        assert!(cd > cp + 0.3 && cd > 0.6, "radius correlation: plain {cp:.3}, densMAP {cd:.3}");
+        let t = trustworthiness(&x, dim, &dm, 2, 10);
+        assert!(t > 0.85, "densMAP trustworthiness {t}");
     }
 
     #[test]

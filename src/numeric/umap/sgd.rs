@@ -51,11 +51,21 @@
 //! 5 + 2 columns and for 7, 12, 15, 17 and 19 in all (the sums of 2, 5 and 10, with a 2-D
 //! display); any other width runs the generic build. (632k galaxies, 5-D + 2-D: 184 s
 //! together where they took 132 + 117 s apart, in the same slow state of the machine.)
+//!
+//! **densMAP** ([`optimize_dens`], one layout alone). In the epochs the density term
+//! covers, each epoch first computes every point's statistics from the layout as it was at
+//! the epoch's start ([`densmap::epoch_stats`]: one pass over every edge, per point in row
+//! order); then each attraction's step gains the term's own clipped step, from the two
+//! ends' statistics and the edge's weight ([`densmap::coefficient`]), exactly where
+//! umap-learn adds it. The term is symmetric in the edge's ends, so the tail's chunk, firing
+//! the other direction, gives the tail its share, as for the attraction. Sampling, lanes and
+//! the order of updates are the plain layout's; plain layouts' bits are unchanged.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use rayon::prelude::*;
 
+use super::densmap::{self, Density, Stats};
 use super::{row_starts, split_at_starts, Graph};
 use crate::numeric::distance::{avx2, prefetch_row};
 use crate::numeric::pages::zeroed;
@@ -97,7 +107,7 @@ pub const CHUNK: usize = 1024;
 /// Lanes a chunk walks in lockstep: part of the numeric definition (the order in which a
 /// chunk's firings read and move its points); two AVX2 registers of f32 (8 lanes: 13%
 /// slower at 108k points, the same at 632k).
-pub const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 /// How many firings ahead a lane prefetches a firing's rows.
 const AHEAD: usize = 3;
 /// Firings whose negative samples a lane keeps, drawn when their rows were prefetched
@@ -113,26 +123,32 @@ const SCAN: usize = 16;
 
 /// Optimise `emb` (row-major, `dim` wide) in place; `on_epoch` is called after each epoch.
 pub fn optimize(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
-    optimize_on(emb, dim, g, s, avx2(), on_epoch)
+    optimize_on(emb, dim, g, s, None, avx2(), on_epoch)
+}
+
+/// [`optimize`] with densMAP's density term in the epochs it covers (see [`densmap`]).
+/// Alone, never beside other layouts: the term needs each layout's own radii every epoch.
+pub fn optimize_dens(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, dens: &Density, on_epoch: impl FnMut(usize)) {
+    optimize_on(emb, dim, g, s, Some(dens), avx2(), on_epoch)
 }
 
 /// [`optimize`] with the AVX2 build of the kernel (`wide`, where the CPU has it) or the
 /// baseline one.
-pub(crate) fn optimize_on(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, wide: bool, on_epoch: impl FnMut(usize)) {
+pub(crate) fn optimize_on(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, dens: Option<&Density>, wide: bool, on_epoch: impl FnMut(usize)) {
     match dim {
-        1 => drive(emb, Fixed::<1>, g, s, wide, on_epoch),
-        2 => drive(emb, Fixed::<2>, g, s, wide, on_epoch),
-        3 => drive(emb, Fixed::<3>, g, s, wide, on_epoch),
-        4 => drive(emb, Fixed::<4>, g, s, wide, on_epoch),
-        5 => drive(emb, Fixed::<5>, g, s, wide, on_epoch),
-        6 => drive(emb, Fixed::<6>, g, s, wide, on_epoch),
-        7 => drive(emb, Fixed::<7>, g, s, wide, on_epoch),
-        8 => drive(emb, Fixed::<8>, g, s, wide, on_epoch),
-        9 => drive(emb, Fixed::<9>, g, s, wide, on_epoch),
-        10 => drive(emb, Fixed::<10>, g, s, wide, on_epoch),
-        16 => drive(emb, Fixed::<16>, g, s, wide, on_epoch),
-        32 => drive(emb, Fixed::<32>, g, s, wide, on_epoch),
-        _ => drive(emb, Dynamic::one(dim), g, s, wide, on_epoch),
+        1 => drive(emb, Fixed::<1>, g, s, dens, wide, on_epoch),
+        2 => drive(emb, Fixed::<2>, g, s, dens, wide, on_epoch),
+        3 => drive(emb, Fixed::<3>, g, s, dens, wide, on_epoch),
+        4 => drive(emb, Fixed::<4>, g, s, dens, wide, on_epoch),
+        5 => drive(emb, Fixed::<5>, g, s, dens, wide, on_epoch),
+        6 => drive(emb, Fixed::<6>, g, s, dens, wide, on_epoch),
+        7 => drive(emb, Fixed::<7>, g, s, dens, wide, on_epoch),
+        8 => drive(emb, Fixed::<8>, g, s, dens, wide, on_epoch),
+        9 => drive(emb, Fixed::<9>, g, s, dens, wide, on_epoch),
+        10 => drive(emb, Fixed::<10>, g, s, dens, wide, on_epoch),
+        16 => drive(emb, Fixed::<16>, g, s, dens, wide, on_epoch),
+        32 => drive(emb, Fixed::<32>, g, s, dens, wide, on_epoch),
+        _ => drive(emb, Dynamic::one(dim), g, s, dens, wide, on_epoch),
     }
 }
 
@@ -152,7 +168,7 @@ pub fn optimize_joint(embs: &mut [&mut [f32]], dims: &[usize], g: &Graph, s: &Sg
 pub(crate) fn optimize_joint_on(embs: &mut [&mut [f32]], dims: &[usize], g: &Graph, s: &Sgd, wide: bool, on_epoch: impl FnMut(usize)) {
     assert!(embs.len() == dims.len() && (1..=MAX_JOINT).contains(&dims.len()), "1 to {MAX_JOINT} layouts, each with its width");
     if let [emb] = embs {
-        return optimize_on(emb, dims[0], g, s, wide, on_epoch);
+        return optimize_on(emb, dims[0], g, s, None, wide, on_epoch);
     }
     let total: usize = dims.iter().sum();
     // The layouts side by side in one row per point.
@@ -171,13 +187,13 @@ pub(crate) fn optimize_joint_on(embs: &mut [&mut [f32]], dims: &[usize], g: &Gra
     }
     let ends = Ends { ends, parts: dims.len() as u8 };
     match (dims, total) {
-        ([5, 2], _) => drive(&mut joint, Pair::<7, 5>, g, s, wide, on_epoch),
-        (_, 7) => drive(&mut joint, Joint::<7>(ends), g, s, wide, on_epoch),
-        (_, 12) => drive(&mut joint, Joint::<12>(ends), g, s, wide, on_epoch),
-        (_, 15) => drive(&mut joint, Joint::<15>(ends), g, s, wide, on_epoch),
-        (_, 17) => drive(&mut joint, Joint::<17>(ends), g, s, wide, on_epoch),
-        (_, 19) => drive(&mut joint, Joint::<19>(ends), g, s, wide, on_epoch),
-        (_, _) => drive(&mut joint, Dynamic { dim: total, ends }, g, s, wide, on_epoch),
+        ([5, 2], _) => drive(&mut joint, Pair::<7, 5>, g, s, None, wide, on_epoch),
+        (_, 7) => drive(&mut joint, Joint::<7>(ends), g, s, None, wide, on_epoch),
+        (_, 12) => drive(&mut joint, Joint::<12>(ends), g, s, None, wide, on_epoch),
+        (_, 15) => drive(&mut joint, Joint::<15>(ends), g, s, None, wide, on_epoch),
+        (_, 17) => drive(&mut joint, Joint::<17>(ends), g, s, None, wide, on_epoch),
+        (_, 19) => drive(&mut joint, Joint::<19>(ends), g, s, None, wide, on_epoch),
+        (_, _) => drive(&mut joint, Dynamic { dim: total, ends }, g, s, None, wide, on_epoch),
     }
     let mut at = 0;
     for (e, &d) in embs.iter_mut().zip(dims) {
@@ -189,7 +205,7 @@ pub(crate) fn optimize_joint_on(embs: &mut [&mut [f32]], dims: &[usize], g: &Gra
 /// The kernel for any width, without a compiled-in dimension (the same arithmetic).
 #[cfg(test)]
 pub(crate) fn optimize_any(emb: &mut [f32], dim: usize, g: &Graph, s: &Sgd, on_epoch: impl FnMut(usize)) {
-    drive(emb, Dynamic::one(dim), g, s, avx2(), on_epoch)
+    drive(emb, Dynamic::one(dim), g, s, None, avx2(), on_epoch)
 }
 
 /// A row width: compiled in ([`Fixed`], [`Joint`]: the lanes' columns live in registers)
@@ -321,7 +337,7 @@ impl Width for Dynamic {
 /// within ±125 (f32 rounds `b·log2 x` as libm's `exp(b·ln x)` does); plain IEEE arithmetic, so
 /// the same bits on every CPU and at every vector width.
 #[inline(always)]
-fn pow_lanes(x: &[f32; LANES], b: f32) -> [f32; LANES] {
+pub(super) fn pow_lanes(x: &[f32; LANES], b: f32) -> [f32; LANES] {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting it rounds to an integer
     let mut out = [0f32; LANES];
     for l in 0..LANES {
@@ -379,6 +395,8 @@ struct Shared<'a> {
     n: usize,
     seed: u64,
     wide: bool,
+    /// Each edge's membership strength (the density term divides by it).
+    weight: &'a [f32],
 }
 
 /// One chunk's work in one epoch: its points (`block`, from point `base`), its edges'
@@ -394,6 +412,9 @@ struct Chunk<'a> {
     ep: f32,
     epoch: usize,
     alpha: f32,
+    /// This epoch's density term, where it has one: each point's [`Stats`] and the
+    /// epoch's factor (see [`densmap::epoch_stats`]).
+    dens: Option<(&'a [Stats], f32)>,
 }
 
 impl Chunk<'_> {
@@ -404,7 +425,8 @@ impl Chunk<'_> {
 }
 
 /// The layout SGD: each epoch, chunks of `CHUNK` heads run in parallel (see the module).
-fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, wide: bool, mut on_epoch: impl FnMut(usize)) {
+fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, dens: Option<&Density>, wide: bool, mut on_epoch: impl FnMut(usize)) {
+    assert!(dens.is_none() || w.parts() == 1, "the density term runs one layout at a time");
     let dim = w.dim();
     let rate = s.negative_sample_rate as f32;
     // Each edge's period and next sample times, streamed every epoch: huge pages, filled
@@ -419,7 +441,8 @@ fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, wide: bool, mut on
     });
     let starts = row_starts(g);
     let chunks = chunk_starts(g, &starts);
-    let sh = Shared { eps: &eps, rate, a: s.a as f32, b: s.b as f32, n: g.n, seed: s.seed, wide };
+    let sh = Shared { eps: &eps, rate, a: s.a as f32, b: s.b as f32, n: g.n, seed: s.seed, wide, weight: &g.weight };
+    let mut stats: Vec<Stats> = Vec::new();
     let mut snapshot = emb.to_vec();
     // Every epoch streams the edge arrays and reads rows of the layout at random.
     crate::numeric::pages::advise(&snapshot);
@@ -432,10 +455,17 @@ fn drive<W: Width>(emb: &mut [f32], w: W, g: &Graph, s: &Sgd, wide: bool, mut on
         let alpha = (s.learning_rate * (1.0 - epoch as f64 / s.n_epochs as f64)) as f32;
         snapshot.copy_from_slice(emb);
         let snap = &snapshot[..];
+        let dens = match dens {
+            Some(d) if d.active(epoch, s.n_epochs) => {
+                let scale = densmap::epoch_stats(snap, dim, g, &starts, (sh.a, sh.b), d, &mut stats);
+                Some((&stats[..], scale))
+            }
+            _ => None,
+        };
         let parts = split_at_starts(&mut next, &chunks).into_par_iter().zip(split_at_starts(&mut next_neg, &chunks));
         emb.par_chunks_mut(CHUNK * dim).zip(parts).enumerate().for_each(|(c, (block, (nx, nn)))| {
             let len = block.len() / dim;
-            let chunk = Chunk { base: c * CHUNK, len, e0: chunks[c], block, next: nx, next_neg: nn, snap, ep: epoch as f32, epoch, alpha };
+            let chunk = Chunk { base: c * CHUNK, len, e0: chunks[c], block, next: nx, next_neg: nn, snap, ep: epoch as f32, epoch, alpha, dens };
             let (f, q) = run_chunk(w, g, &sh, chunk);
             fired.fetch_add(f, Relaxed);
             negatives.fetch_add(q, Relaxed);
@@ -500,6 +530,10 @@ struct Lanes<'f, W: Width> {
     mult: [f32; LANES],
     /// The row in the chunk of an attraction's tail that moves too, or [`NO_TAIL`].
     tail: [usize; LANES],
+    /// The density term's factor for this step (0 for a repulsion or without the term) and
+    /// the attraction's tail (a point index).
+    dens_scale: [f32; LANES],
+    k: [usize; LANES],
 }
 
 thread_local! {
@@ -580,7 +614,7 @@ fn run_chunk_body<W: Width>(w: W, g: &Graph, sh: &Shared, mut c: Chunk) -> (u64,
         if !any {
             break;
         }
-        ln.step(a, b, alpha);
+        ln.step(a, b, alpha, c.dens.map(|d| d.0));
         let d = w.dim();
         for l in 0..LANES {
             if ln.tail[l] != NO_TAIL {
@@ -631,6 +665,8 @@ impl<'f, W: Width> Lanes<'f, W> {
             attract: [0.0; LANES],
             mult: [0.0; LANES],
             tail: [NO_TAIL; LANES],
+            dens_scale: [0.0; LANES],
+            k: [0; LANES],
         }
     }
 
@@ -696,6 +732,10 @@ impl<'f, W: Width> Lanes<'f, W> {
             self.mult[l] = 2.0;
         }
         self.attract[l] = 1.0;
+        if let Some((_, scale)) = c.dens {
+            self.k[l] = k;
+            self.dens_scale[l] = scale / sh.weight[c.e0 + f.le as usize];
+        }
         self.left[l] = f.n_neg as usize;
         self.used[l] = 0;
         if self.ring_at[l][at % RING] == at {
@@ -714,6 +754,7 @@ impl<'f, W: Width> Lanes<'f, W> {
     fn negative(&mut self, l: usize, sh: &Shared, c: &Chunk) {
         self.left[l] -= 1;
         self.attract[l] = 0.0;
+        self.dens_scale[l] = 0.0;
         let u = self.used[l];
         self.used[l] += 1;
         let q = if u < self.have[l] { self.ring_q[l][(self.pos[l] - 1) % RING][u] as usize } else { negative_sample(&mut self.st[l], sh.n) };
@@ -745,7 +786,7 @@ impl<'f, W: Width> Lanes<'f, W> {
     /// `d2^b`, the coefficient (an attraction's or a repulsion's, umap-learn's gradients),
     /// the clipped step, the move.
     #[inline(always)]
-    fn step(&mut self, a: f32, b: f32, alpha: f32) {
+    fn step(&mut self, a: f32, b: f32, alpha: f32, dens: Option<&[Stats]>) {
         for k in 0..self.w.parts() {
             let cols = self.w.part(k);
             let (x, y) = (self.x.as_ref(), self.y.as_ref());
@@ -765,6 +806,27 @@ impl<'f, W: Width> Lanes<'f, W> {
                 let den = if att { d2[l] * q } else { (0.001 + d2[l]) * q };
                 let v = num / den;
                 co[l] = if d2[l] > 0.0 { v } else { 0.0 };
+            }
+            if let Some(stats) = dens {
+                // densMAP: an attraction's step gains the density term's, clipped apart
+                // (umap-learn's order); the layout is alone in the row.
+                let mut dc = [0f32; LANES];
+                for l in 0..LANES {
+                    if self.dens_scale[l] != 0.0 {
+                        let (sj, sk) = (&stats[self.j[l]], &stats[self.k[l]]);
+                        dc[l] = 2.0 * densmap::coefficient(d2[l], pb[l], a, b, sj, sk, self.dens_scale[l]);
+                    }
+                }
+                let (x, y, gd) = (self.x.as_mut(), self.y.as_ref(), self.gd.as_mut());
+                for t in cols {
+                    for l in 0..LANES {
+                        let u = x[t][l] - y[t][l];
+                        let s = ((co[l] * u).clamp(-4.0, 4.0) + (dc[l] * u).clamp(-4.0, 4.0)) * alpha;
+                        gd[t][l] = s;
+                        x[t][l] += self.mult[l] * s;
+                    }
+                }
+                continue;
             }
             let (x, y, gd) = (self.x.as_mut(), self.y.as_ref(), self.gd.as_mut());
             for t in cols {
