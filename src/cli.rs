@@ -932,14 +932,15 @@ fn cmd_gc(older_than: Duration, force: bool, dry_run: bool, global: &Global, out
     let r = store.gc(age, dry_run)?;
     let verb = if dry_run { "would remove" } else { "removed" };
     out.line(&format!(
-        "{verb} {} entries ({:.1} MB), {} sweep summaries or SLURM run folders and {} temporary files; kept {} in use and {} used within {}",
+        "{verb} {} entries ({:.1} MB), {} sweep summaries or SLURM run folders and {} temporary files; kept {} in use, {} used within {} and {} that kept sweep summaries or label logs name",
         r.removed,
         r.bytes as f64 / 1e6,
         r.folders_removed,
         r.temp_removed,
         r.kept_in_use,
         r.kept_recent,
-        show_duration(age)
+        show_duration(age),
+        r.kept_roots
     ));
     Ok(())
 }

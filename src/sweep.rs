@@ -475,6 +475,9 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
         ("classes.parquet", parquet_bytes(&mut classes_frame(&classes)?, "sweep classes")?),
     ];
     files.push(("index.html", page(&p0.name, &sweep.axes, points, &out, &classes, &cname, &dir).into_bytes()));
+    // Every node of every point: gc keeps them while it keeps this summary.
+    let used: std::collections::BTreeSet<&str> = reports.iter().flat_map(|r| r.nodes.iter().map(|n| n.key.as_str())).collect();
+    files.push((crate::cache::SWEEP_KEYS, serde_json::to_vec(&used).expect("keys serialise")));
     store.publish_folder(&dir, &files)?;
     Ok(Summary { points: out, classes, dir })
 }

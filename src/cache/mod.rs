@@ -8,4 +8,4 @@ pub mod key;
 pub mod store;
 
 pub use key::KeyParts;
-pub use store::{Lookup, Manifest, Store};
+pub use store::{Lookup, Manifest, Store, SWEEP_KEYS};

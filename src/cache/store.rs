@@ -10,8 +10,10 @@
 //! runs/<pipeline>/<node>.json     the key parts of each node's last run (for `plan --explain`)
 //! files/                          the stat cache of input files (`dirs/`: of image folders)
 //! sweeps/<key>/                   a sweep's summary (summary.parquet, classes.parquet,
-//!                                 index.html), published like an entry; gc removes it
-//!                                 when not rewritten for the gc age
+//!                                 index.html, keys.json), published like an entry; gc
+//!                                 removes it when not rewritten for the gc age
+//! roots/labels-<hash>.json        a label log of `dagrun serve` and the entries it was
+//!                                 given against
 //! slurm/<run>/                    `--executor slurm`: the jobs' scripts and logs
 //! ```
 //!
@@ -21,7 +23,9 @@
 //! reported as [`Lookup::Corrupt`] and the entry is recomputed. A key is computed only by
 //! the process holding its compute lock, and a process re-checks for a finished entry after
 //! taking the lock, so two processes never compute the same key. gc removes only entries
-//! whose use and compute locks it can take exclusively.
+//! whose use and compute locks it can take exclusively, and never one a **root** names: a
+//! sweep summary gc keeps (its `keys.json`: every node of every grid point) or a label log
+//! that still exists (its `roots/labels-*.json`, written by `dagrun serve`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -134,6 +138,20 @@ pub struct GcReport {
     pub temp_removed: usize,
     /// Sweep summaries and SLURM run folders older than the gc age.
     pub folders_removed: usize,
+    /// Entries kept because a sweep summary or a label log names them.
+    pub kept_roots: usize,
+}
+
+/// The file in a sweep's summary folder naming the entries it was made from: a gc root
+/// while the folder is kept.
+pub const SWEEP_KEYS: &str = "keys.json";
+
+/// A label log and the entries `dagrun serve` showed when labels were given: a gc root
+/// while the log exists.
+#[derive(Debug, Serialize, Deserialize)]
+struct LabelRoot {
+    log: PathBuf,
+    keys: Vec<String>,
 }
 
 /// The batch job this process runs in, for the manifest of what it computes (`null`
@@ -460,6 +478,7 @@ impl Store {
     pub fn gc(&self, older_than: Duration, dry_run: bool) -> Result<GcReport> {
         let mut report = GcReport::default();
         let now = SystemTime::now();
+        let roots = self.roots(now, older_than, dry_run);
         let objects = self.root.join("objects");
         for shard in fs::read_dir(&objects).ctx("cannot list", &objects)?.flatten() {
             for entry in fs::read_dir(shard.path()).ctx("cannot list", &shard.path())?.flatten() {
@@ -472,6 +491,10 @@ impl Store {
                     .unwrap_or(UNIX_EPOCH);
                 if now.duration_since(last_use).unwrap_or_default() < older_than {
                     report.kept_recent += 1;
+                    continue;
+                }
+                if roots.contains(&key) {
+                    report.kept_roots += 1;
                     continue;
                 }
                 let compute = self.lock_file(&key, "compute")?;
@@ -523,6 +546,40 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// The keys gc must keep: those named by the sweep summaries it keeps (younger than
+    /// `older_than`) and by the label logs that still exist. A label root whose log is gone
+    /// is removed (unless `dry_run`). An unreadable root keeps nothing and is left alone.
+    fn roots(&self, now: SystemTime, older_than: Duration, dry_run: bool) -> std::collections::BTreeSet<String> {
+        let mut keys = std::collections::BTreeSet::new();
+        let age = |p: &Path| p.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+        for e in fs::read_dir(self.root.join("sweeps")).into_iter().flatten().flatten() {
+            if age(&e.path()) < older_than {
+                let named: Option<Vec<String>> = fs::read(e.path().join(SWEEP_KEYS)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+                keys.extend(named.unwrap_or_default());
+            }
+        }
+        for e in fs::read_dir(self.root.join("roots")).into_iter().flatten().flatten() {
+            let Some(root) = fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<LabelRoot>(&b).ok()) else { continue };
+            if root.log.exists() {
+                keys.extend(root.keys);
+            } else if !dry_run {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        keys
+    }
+
+    /// Record that the label log `log` was written against `keys`: gc keeps them while the
+    /// log exists. One root per log (the last call's keys); a cache we may not write goes
+    /// without.
+    pub fn add_label_root(&self, log: &Path, keys: Vec<String>) -> Result<()> {
+        let log = fs::canonicalize(log).unwrap_or_else(|_| log.to_path_buf());
+        let name = format!("labels-{}.json", &blake3::hash(log.as_os_str().as_encoded_bytes()).to_hex()[..16]);
+        let dir = self.root.join("roots");
+        let bytes = serde_json::to_vec_pretty(&LabelRoot { log, keys }).expect("a root serialises");
+        super::io::unless_denied(fs::create_dir_all(&dir).ctx("cannot create", &dir).and_then(|()| write_atomic(&dir.join(name), &bytes)))
     }
 
     /// Publish a folder of files at `dest` (under this store) as entries are published:
@@ -585,5 +642,31 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(utc(1_795_902_338), "2026-11-28T21:45:38Z");
+    }
+
+    /// A label log's root keeps its keys while the log exists; once the log is gone the
+    /// root goes too (not in a dry run). A sweep summary keeps its keys while it is younger
+    /// than the gc age.
+    #[test]
+    fn roots_are_kept_sweeps_and_existing_label_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cache")).unwrap();
+        let log = dir.path().join("labels.jsonl");
+        fs::write(&log, "").unwrap();
+        store.add_label_root(&log, vec!["k1".into(), "k2".into()]).unwrap();
+        let sweep = store.root().join("sweeps").join("s1");
+        fs::create_dir_all(&sweep).unwrap();
+        fs::write(sweep.join(SWEEP_KEYS), r#"["k3"]"#).unwrap();
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let names = |v: std::collections::BTreeSet<String>| v.into_iter().collect::<Vec<_>>();
+        assert_eq!(names(store.roots(now, hour, false)), ["k1", "k2", "k3"]);
+        // The sweep summary older than the gc age is not a root (gc removes it).
+        assert_eq!(names(store.roots(now + 2 * hour, hour, false)), ["k1", "k2"]);
+        fs::remove_file(&log).unwrap();
+        assert_eq!(names(store.roots(now, hour, true)), ["k3"]);
+        assert_eq!(fs::read_dir(store.root().join("roots")).unwrap().count(), 1, "a dry run removes nothing");
+        store.roots(now, hour, false);
+        assert_eq!(fs::read_dir(store.root().join("roots")).unwrap().count(), 0, "the root of a removed log is removed");
     }
 }

@@ -147,6 +147,8 @@ impl App {
         let details = store.manifest(&key(&nodes.classes)).map(|m| m.details).unwrap_or_default();
         let labels_path = opt.labels.clone().unwrap_or_else(|| default_log(&p.file));
         let (writer, torn) = labels::Writer::open(&labels_path)?;
+        // gc keeps what these labels were given against while the log exists.
+        store.add_label_root(&labels_path, report.nodes.iter().map(|n| n.key.clone()).collect())?;
         let mut app = App {
             pipeline: p.name.clone(),
             id: p.id.clone(),

@@ -160,6 +160,11 @@ fn serve_answers_as_the_cli_does_and_keeps_labels_across_restarts() {
     let s = Server::start(&log, &[]);
     let info = s.get("/api/info").json();
     assert_eq!(info["pipeline"], "quickstart");
+    // The log is a gc root: the cache records it with the entries it is given against.
+    let log_abs = std::fs::canonicalize(&log).unwrap();
+    let roots: Vec<Value> = std::fs::read_dir(cache().join("v1/roots")).unwrap().map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap()).collect();
+    let root = roots.iter().find(|r| r["log"].as_str() == log_abs.to_str()).unwrap_or_else(|| panic!("no root for the log in {roots:?}"));
+    assert!(root["keys"].as_array().unwrap().len() >= 5, "{root}");
     assert_eq!((info["classes"].as_str(), info["layout"].as_str(), info["features"].as_str()), (Some("classes"), Some("display"), Some("featured")));
     let p = points(&s);
     assert_eq!(info["n"].as_u64(), Some(p.ids.len() as u64));

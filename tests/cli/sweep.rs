@@ -183,7 +183,7 @@ fn sweep_summaries_are_published_whole_and_collected_by_gc() {
     let r = t.run(&["sweep", "p.toml", "--grid", "tree.min_samples=5,8", "--json"]).ok();
     let dir = std::path::PathBuf::from(r.json()["summary_dir"].as_str().unwrap());
     let names: BTreeSet<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, BTreeSet::from(["classes.parquet".into(), "index.html".into(), "summary.parquet".into()]));
+    assert_eq!(names, BTreeSet::from(["classes.parquet".into(), "index.html".into(), "keys.json".into(), "summary.parquet".into()]));
     // Published again over itself: the same folder, nothing left in tmp.
     t.run(&["sweep", "p.toml", "--grid", "tree.min_samples=5,8"]).ok();
     assert!(dir.join("index.html").exists());
@@ -230,4 +230,44 @@ fn every_shipped_pipeline_validates() {
     let r = t.run(&["sweep", p.to_str().unwrap(), "--dry-run"]).ok();
     let out = r.stdout() + &r.stderr();
     assert!(out.contains("2 grid points over umap.densmap (false, true)"), "{out}");
+}
+
+/// Set the modification time of every cache entry and use lock to two hours ago (as if
+/// last used then).
+fn age_entries(cache: &std::path::Path) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    let set = |p: &std::path::Path| std::fs::File::open(p).unwrap().set_modified(then).unwrap();
+    for shard in std::fs::read_dir(cache.join("v1/objects")).unwrap() {
+        for e in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            set(&e.unwrap().path());
+        }
+    }
+    for e in std::fs::read_dir(cache.join("v1/locks")).unwrap() {
+        set(&e.unwrap().path());
+    }
+}
+
+/// gc never removes what a kept sweep summary was made from; once the summary itself is
+/// old enough to go, its entries go with it.
+#[test]
+fn gc_keeps_the_entries_a_kept_sweep_summary_names() {
+    let t = Test::new();
+    t.pipeline(&format!("[pipeline]\nname = \"g\"\n{}{}", featured(2000, 8), crate::support::pca_leaves(5)));
+    let r = t.run(&["sweep", "p.toml", "--grid", "tree.min_samples=5,8", "--json"]).ok();
+    let dir = std::path::PathBuf::from(r.json()["summary_dir"].as_str().unwrap());
+    let named: BTreeSet<String> = serde_json::from_slice(&std::fs::read(dir.join("keys.json")).unwrap()).unwrap();
+    let other = t.run_json(&["--set", "tree.min_samples=7"]).ok().keys();
+    let alone: BTreeSet<String> = other.values().filter(|k| !named.contains(*k)).cloned().collect();
+    assert_eq!(alone.len(), 2, "the tree and classes at min_samples 7 are in no sweep");
+    age_entries(&t.cache());
+    let gc = t.run(&["gc", "--older-than", "1h"]).ok().stderr();
+    let left: BTreeSet<String> = Test::content_hashes(&t.cache()).into_keys().collect();
+    assert_eq!(left, named, "{gc}");
+    assert!(gc.contains(&format!("{} that kept sweep summaries or label logs name", named.len())), "{gc}");
+    // The summary aged too: gc takes it and, with it, its entries.
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::open(&dir).unwrap().set_modified(then).unwrap();
+    t.run(&["gc", "--older-than", "1h"]).ok();
+    assert!(!dir.exists());
+    assert!(Test::content_hashes(&t.cache()).is_empty());
 }
