@@ -94,7 +94,20 @@ mod tests {
 
     #[test]
     fn key_is_stable_and_sensitive() {
-        assert_eq!(parts(1).key(), parts(1).key());
+        // The same parameters written in another order, and the same files listed in
+        // another order, are the same key.
+        let mut reordered = parts(1);
+        reordered.params = serde_json::from_str(r#"{"b": "x", "a": 1}"#).unwrap();
+        assert_eq!(reordered.key(), parts(1).key());
+        let with_files = |names: &[&str]| {
+            let mut p = parts(1);
+            for n in names {
+                p.files.insert((*n).to_owned(), format!("hash of {n}"));
+            }
+            p.key()
+        };
+        assert_eq!(with_files(&["a.csv", "b.csv"]), with_files(&["b.csv", "a.csv"]));
+        assert_ne!(with_files(&["a.csv"]), parts(1).key(), "a file enters the key");
         assert_ne!(parts(1).key(), parts(2).key());
         let mut p = parts(1);
         p.op_version = 2;

@@ -458,26 +458,6 @@ mod tests {
         assert!(gap < n as f64 / 9.0, "mean rank gap {gap}");
     }
 
-    /// Timing and sampled recall at 100k × 128, k = 50: `cargo test --release -- --ignored --nocapture nndescent_100k`.
-    #[test]
-    #[ignore]
-    fn nndescent_100k() {
-        let (n, dim, k) = (100_000, 128, 50);
-        let x = mixture(n, dim, 5);
-        let t = std::time::Instant::now();
-        let g = nn_descent(&x, dim, &Params::for_size(n, k, 1));
-        let secs = t.elapsed().as_secs_f64();
-        let sample: Vec<usize> = (0..n).step_by(100).collect();
-        let mut hits = 0;
-        for &i in &sample {
-            let p = &x[i * dim..(i + 1) * dim];
-            let mut all: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (sqdist(p, &x[j * dim..(j + 1) * dim]), j as u32)).collect();
-            all.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            hits += all[..k].iter().filter(|e| g.neighbours(i).contains(&e.1)).count();
-        }
-        eprintln!("nn-descent 100k x 128, k 50: {secs:.2}s, recall {:.4}", hits as f64 / (sample.len() * k) as f64);
-    }
-
     #[test]
     fn reverse_lists_name_their_sources_in_order_at_any_thread_count() {
         let n = 5000;

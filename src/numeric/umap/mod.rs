@@ -563,21 +563,20 @@ mod tests {
 
     #[test]
     fn avx2_and_baseline_kernels_give_the_same_bits() {
-        if crate::numeric::distance::avx2() {
-            let (_, g) = blob_graph(1500, 8, 9);
-            let (a, b) = find_ab(1.0, 0.1);
-            let sgd = Sgd { a, b, n_epochs: 50, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
-            for dim in [2, 5, 11] {
-                let (init, _) = spectral_init(&g, dim, 1, no_meta);
-                let (mut wide, mut base) = (init.clone(), init.clone());
-                sgd::optimize_on(&mut wide, dim, &g, &sgd, None, true, |_| {});
-                sgd::optimize_on(&mut base, dim, &g, &sgd, None, false, |_| {});
-                assert_ne!(wide, init, "the layout moved");
-                assert_eq!(wide, base, "{dim}-D: AVX2 and baseline differ");
-            }
+        if !crate::numeric::distance::tests::both_builds("avx2_and_baseline_kernels_give_the_same_bits") {
             return;
         }
-        eprintln!("skipped: this CPU has no AVX2, so there is only the baseline kernel");
+        let (_, g) = blob_graph(1500, 8, 9);
+        let (a, b) = find_ab(1.0, 0.1);
+        let sgd = Sgd { a, b, n_epochs: 50, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
+        for dim in [2, 5, 11] {
+            let (init, _) = spectral_init(&g, dim, 1, no_meta);
+            let (mut wide, mut base) = (init.clone(), init.clone());
+            sgd::optimize_on(&mut wide, dim, &g, &sgd, None, true, |_| {});
+            sgd::optimize_on(&mut base, dim, &g, &sgd, None, false, |_| {});
+            assert_ne!(wide, init, "the layout moved");
+            assert_eq!(wide, base, "{dim}-D: AVX2 and baseline differ");
+        }
     }
 
     /// The fuzzy union by brute force: a map from each ordered pair to its two directed
