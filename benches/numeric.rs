@@ -9,7 +9,9 @@ fn main() {
 
 fn data(n: usize, d: usize) -> Vec<f32> {
     let mut r = Rng::new(3, 0);
-    (0..n * d).map(|i| (r.normal() * (1.0 + (i % d) as f64 / 8.0)) as f32).collect()
+    (0..n * d)
+        .map(|i| (r.normal() * (1.0 + (i % d) as f64 / 8.0)) as f32)
+        .collect()
 }
 
 /// PCA 128 -> 16 over n rows (the paper's representation width).
@@ -37,12 +39,20 @@ fn symmetric_eigen_128(bencher: divan::Bencher) {
 /// Clumpy 5-D points like a UMAP layout: dense blobs over a sparse background.
 fn layout(n: usize) -> Vec<f32> {
     let mut r = Rng::new(11, 0);
-    let centres: Vec<[f64; 5]> = (0..30).map(|_| std::array::from_fn(|_| r.normal() * 5.0)).collect();
+    let centres: Vec<[f64; 5]> = (0..30)
+        .map(|_| std::array::from_fn(|_| r.normal() * 5.0))
+        .collect();
     (0..n)
         .flat_map(|i| {
             let c = centres[r.below(30) as usize];
-            let s = if i % 10 == 0 { 3.0 } else { 0.3 + (i % 7) as f64 * 0.1 };
-            (0..5).map(|d| (c[d] + r.normal() * s) as f32).collect::<Vec<_>>()
+            let s = if i % 10 == 0 {
+                3.0
+            } else {
+                0.3 + (i % 7) as f64 * 0.1
+            };
+            (0..5)
+                .map(|d| (c[d] + r.normal() * s) as f32)
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -80,7 +90,12 @@ fn hdbscan_condense_and_select(bencher: divan::Bencher, n: usize) {
     bencher.bench(|| {
         let ct = condense(n, &single_linkage(n, &edges), 10);
         let st = cluster_stats(&ct);
-        let sel = Selection { method: Method::Leaf, allow_single_cluster: false, epsilon: 0.0, max_cluster_size: 0 };
+        let sel = Selection {
+            method: Method::Leaf,
+            allow_single_cluster: false,
+            epsilon: 0.0,
+            max_cluster_size: 0,
+        };
         let chosen = select(&ct, &st, &sel);
         label_points(&ct, &st, &chosen, &sel)
     });

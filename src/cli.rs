@@ -17,7 +17,12 @@ use crate::progress::{Progress, ProgressFactory};
 use crate::spec::{self, Pipeline};
 
 #[derive(Parser)]
-#[command(name = "dagrun", version, about = "Find rare galaxy classes in foundation-model representations with cached, declarative pipelines", subcommand_negates_reqs = true)]
+#[command(
+    name = "dagrun",
+    version,
+    about = "Find rare galaxy classes in foundation-model representations with cached, declarative pipelines",
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -273,18 +278,27 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 
 /// `-k`, for clap: how many results, 1 to 1,000,000 (as the `similar` op takes).
 fn parse_k(s: &str) -> std::result::Result<u32, String> {
-    s.trim().parse::<i64>().ok().filter(|k| (1..=1_000_000).contains(k)).map(|k| k as u32).ok_or_else(|| format!("k must be a whole number between 1 and 1000000, not `{s}`"))
+    s.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|k| (1..=1_000_000).contains(k))
+        .map(|k| k as u32)
+        .ok_or_else(|| format!("k must be a whole number between 1 and 1000000, not `{s}`"))
 }
 
 /// `--older-than`, for clap: a duration with its unit.
 fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
-    parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration with a unit: say 30d or 12h (units: s, m, h, d, w)"))
+    parse_duration(s).ok_or_else(|| {
+        format!("`{s}` is not a duration with a unit: say 30d or 12h (units: s, m, h, d, w)")
+    })
 }
 
 /// Parse `8G`, `512M`, `2048K`, `1000000` (bytes).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult = match unit.trim().to_ascii_uppercase().trim_end_matches('B') {
@@ -302,7 +316,11 @@ pub fn parse_size(s: &str) -> Option<u64> {
 fn default_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map_or(4 << 30, |kb| kb * 1024 / 2)
 }
 
@@ -315,8 +333,16 @@ struct Printer {
 
 impl Printer {
     fn new(quiet: bool, verbose: u8) -> Self {
-        let target = if quiet || !std::io::stderr().is_terminal() { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-        Printer { bars: MultiProgress::with_draw_target(target), quiet, verbose }
+        let target = if quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        Printer {
+            bars: MultiProgress::with_draw_target(target),
+            quiet,
+            verbose,
+        }
     }
 
     fn line(&self, s: &str) {
@@ -340,7 +366,13 @@ impl Progress for Bar {
 impl ProgressFactory for Printer {
     fn bar(&self, node: &str, what: &str, total: u64) -> Box<dyn Progress> {
         let pb = self.bars.add(ProgressBar::new(total));
-        pb.set_style(ProgressStyle::with_template("{prefix:>12} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)").expect("valid template").progress_chars("=> "));
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
         pb.set_prefix(node.to_owned());
         pb.set_message(what.to_owned());
         Box::new(Bar(pb))
@@ -351,15 +383,31 @@ impl Observer for Printer {
     fn event(&self, e: Event) {
         match e {
             Event::Start { .. } => {}
-            Event::Corrupt { node, key, reason } => self.line(&format!("warning: node `{node}`: cache entry {} is corrupt ({reason}); recomputing", &key[..12])),
-            Event::Waiting { node } => self.line(&format!("{:>9}  {node}: another dagrun process is computing it", "waiting")),
-            Event::Job { node, job, state } => self.line(&format!("{:>9}  {node:<14} slurm job {job} {state}", "slurm")),
+            Event::Corrupt { node, key, reason } => self.line(&format!(
+                "warning: node `{node}`: cache entry {} is corrupt ({reason}); recomputing",
+                &key[..12]
+            )),
+            Event::Waiting { node } => self.line(&format!(
+                "{:>9}  {node}: another dagrun process is computing it",
+                "waiting"
+            )),
+            Event::Job { node, job, state } => self.line(&format!(
+                "{:>9}  {node:<14} slurm job {job} {state}",
+                "slurm"
+            )),
             Event::Done(r) => {
                 let status = match r.status {
                     Status::Computed => "computed",
                     Status::Cached => "cached",
                 };
-                self.line(&format!("{status:>9}  {:<14} {:<10} {:>10} rows {:>8.2}s  {}", r.name, r.op, r.rows, r.seconds, &r.key[..12]));
+                self.line(&format!(
+                    "{status:>9}  {:<14} {:<10} {:>10} rows {:>8.2}s  {}",
+                    r.name,
+                    r.op,
+                    r.rows,
+                    r.seconds,
+                    &r.key[..12]
+                ));
                 if r.status == Status::Computed || self.verbose > 0 {
                     for s in &r.summary {
                         self.line(&format!("{:>9}  {:<14} {s}", "", ""));
@@ -371,11 +419,26 @@ impl Observer for Printer {
 }
 
 fn cache_dir(global: &Global, p: Option<&Pipeline>) -> PathBuf {
-    global.cache.clone().or_else(|| p.and_then(|p| p.cache.clone())).unwrap_or_else(|| PathBuf::from("cache"))
+    global
+        .cache
+        .clone()
+        .or_else(|| p.and_then(|p| p.cache.clone()))
+        .unwrap_or_else(|| PathBuf::from("cache"))
 }
 
 fn targets(p: &Pipeline, names: &[String]) -> Result<Vec<usize>> {
-    names.iter().map(|t| p.find(t).ok_or_else(|| Error::Usage(format!("no node named `{t}` in `{}` (nodes: {})", p.file.display(), p.names())))).collect()
+    names
+        .iter()
+        .map(|t| {
+            p.find(t).ok_or_else(|| {
+                Error::Usage(format!(
+                    "no node named `{t}` in `{}` (nodes: {})",
+                    p.file.display(),
+                    p.names()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Validate the pipeline and the target names, then open the cache: nothing is written to
@@ -385,7 +448,12 @@ fn load(path: &Path, global: &Global, target: &[String]) -> Result<(Pipeline, Ve
 }
 
 /// [`load`], with `--slurm` resource overrides.
-fn load_with(path: &Path, global: &Global, target: &[String], slurm: &[String]) -> Result<(Pipeline, Vec<usize>, Store)> {
+fn load_with(
+    path: &Path,
+    global: &Global,
+    target: &[String],
+    slurm: &[String],
+) -> Result<(Pipeline, Vec<usize>, Store)> {
     let p = spec::load_with(path, &global.sets, slurm)?;
     let t = targets(&p, target)?;
     let store = Store::open(&cache_dir(global, Some(&p)))?;
@@ -394,7 +462,9 @@ fn load_with(path: &Path, global: &Global, target: &[String], slurm: &[String]) 
 
 fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
     let Some(path) = &args.pipeline else {
-        return Err(Error::Usage("no pipeline given: try `dagrun pipelines/featured.toml` or `dagrun --help`".into()));
+        return Err(Error::Usage(
+            "no pipeline given: try `dagrun pipelines/featured.toml` or `dagrun --help`".into(),
+        ));
     };
     let t0 = Instant::now();
     let (p, mut t, store) = load_with(path, global, &args.target, &args.executor.slurm)?;
@@ -408,16 +478,46 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
         Executor::Local => exec::run(&p, &store, out, &t)?,
         Executor::Slurm => {
             let opt = slurm_options(&store, vec![global.sets.clone()])?;
-            crate::slurm::run_many(std::slice::from_ref(&p), &store, out, &[t], exec::Limits::SERIAL, &opt)?.pop().expect("one pipeline")
+            crate::slurm::run_many(
+                std::slice::from_ref(&p),
+                &store,
+                out,
+                &[t],
+                exec::Limits::SERIAL,
+                &opt,
+            )?
+            .pop()
+            .expect("one pipeline")
         }
     };
-    let computed = report.nodes.iter().filter(|n| n.status == Status::Computed).count();
-    out.line(&format!("{}: {} nodes, {computed} computed, {} cached in {:.2}s", p.name, report.nodes.len(), report.nodes.len() - computed, t0.elapsed().as_secs_f64()));
-    for n in report.nodes.iter().filter(|n| n.attachments.iter().any(|a| a == "index.html")) {
-        out.line(&format!("report `{}`: {}", n.name, store.attachment_path(&n.key, "index.html").display()));
+    let computed = report
+        .nodes
+        .iter()
+        .filter(|n| n.status == Status::Computed)
+        .count();
+    out.line(&format!(
+        "{}: {} nodes, {computed} computed, {} cached in {:.2}s",
+        p.name,
+        report.nodes.len(),
+        report.nodes.len() - computed,
+        t0.elapsed().as_secs_f64()
+    ));
+    for n in report
+        .nodes
+        .iter()
+        .filter(|n| n.attachments.iter().any(|a| a == "index.html"))
+    {
+        out.line(&format!(
+            "report `{}`: {}",
+            n.name,
+            store.attachment_path(&n.key, "index.html").display()
+        ));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&with_paths(&report, &store)).expect("report serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&with_paths(&report, &store)).expect("report serialises")
+        );
     }
     Ok(())
 }
@@ -444,17 +544,40 @@ fn cmd_sweep(
     use crate::sweep::{self, show_value};
     let t0 = Instant::now();
     let memory_bytes = match memory {
-        Some(m) => parse_size(m).ok_or_else(|| Error::Usage(format!("`--memory {m}`: use a size like 8G, 512M or a number of bytes")))?,
+        Some(m) => parse_size(m).ok_or_else(|| {
+            Error::Usage(format!(
+                "`--memory {m}`: use a size like 8G, 512M or a number of bytes"
+            ))
+        })?,
         None => default_memory(),
     };
-    let (sw, points, pipelines) = sweep::load_points(path, &global.sets, &executor.slurm, grid, classes, limits_asked.max_points)?;
+    let (sw, points, pipelines) = sweep::load_points(
+        path,
+        &global.sets,
+        &executor.slurm,
+        grid,
+        classes,
+        limits_asked.max_points,
+    )?;
     sweep::classes_node(&sw, &pipelines[0])?;
     let store = Store::open(&cache_dir(global, Some(&pipelines[0])))?;
     out.line(&format!(
         "sweep of {}: {} grid points over {}",
         pipelines[0].name,
         points.len(),
-        sw.axes.iter().map(|a| format!("{} ({})", a.name(), a.values.iter().map(show_value).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join(" x ")
+        sw.axes
+            .iter()
+            .map(|a| format!(
+                "{} ({})",
+                a.name(),
+                a.values
+                    .iter()
+                    .map(show_value)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .collect::<Vec<_>>()
+            .join(" x ")
     ));
     let targets = vec![Vec::new(); pipelines.len()];
     if limits_asked.dry_run {
@@ -462,10 +585,27 @@ fn cmd_sweep(
         let mut keys = std::collections::BTreeSet::new();
         for (i, (p, pt)) in pipelines.iter().zip(&points).enumerate() {
             let rows = exec::plan(p, &store, &Printer::new(true, 0), &[])?;
-            let run = rows.iter().filter(|r| r.status != PlanStatus::Cached).count();
-            keys.extend(rows.iter().filter(|r| r.status == PlanStatus::Run).filter_map(|r| r.key.clone()));
-            let at: Vec<String> = sw.axes.iter().zip(pt).map(|(a, &v)| format!("{}={}", a.name(), show_value(&a.values[v]))).collect();
-            out.line(&format!("{:>5}  {}  {run} of {} nodes to compute", i, at.join("  "), rows.len()));
+            let run = rows
+                .iter()
+                .filter(|r| r.status != PlanStatus::Cached)
+                .count();
+            keys.extend(
+                rows.iter()
+                    .filter(|r| r.status == PlanStatus::Run)
+                    .filter_map(|r| r.key.clone()),
+            );
+            let at: Vec<String> = sw
+                .axes
+                .iter()
+                .zip(pt)
+                .map(|(a, &v)| format!("{}={}", a.name(), show_value(&a.values[v])))
+                .collect();
+            out.line(&format!(
+                "{:>5}  {}  {run} of {} nodes to compute",
+                i,
+                at.join("  "),
+                rows.len()
+            ));
         }
         out.line(&format!(
             "dry run: {} grid points; nothing was run (nodes whose inputs are not cached yet count as to compute; {} distinct keys known to be missing)",
@@ -474,19 +614,42 @@ fn cmd_sweep(
         ));
         return Ok(());
     }
-    let limits = exec::Limits { max_nodes: parallel.max(1), memory_bytes };
+    let limits = exec::Limits {
+        max_nodes: parallel.max(1),
+        memory_bytes,
+    };
     let reports = match executor.executor {
         Executor::Local => exec::run_many(&pipelines, &store, out, &targets, limits)?,
         Executor::Slurm => {
-            let axes: Vec<(String, Vec<toml::Value>)> = sw.axes.iter().map(|a| (a.name(), a.values.clone())).collect();
-            let opt = slurm_options(&store, crate::slurm::point_sets(&global.sets, &axes, &points))?;
+            let axes: Vec<(String, Vec<toml::Value>)> = sw
+                .axes
+                .iter()
+                .map(|a| (a.name(), a.values.clone()))
+                .collect();
+            let opt = slurm_options(
+                &store,
+                crate::slurm::point_sets(&global.sets, &axes, &points),
+            )?;
             crate::slurm::run_many(&pipelines, &store, out, &targets, limits, &opt)?
         }
     };
     let summary = sweep::summarise(&store, &sw, &points, &pipelines, &reports)?;
-    let computed: usize = reports.iter().map(|r| r.nodes.iter().filter(|n| n.status == Status::Computed).count()).sum();
+    let computed: usize = reports
+        .iter()
+        .map(|r| {
+            r.nodes
+                .iter()
+                .filter(|n| n.status == Status::Computed)
+                .count()
+        })
+        .sum();
     let total: usize = reports.iter().map(|r| r.nodes.len()).sum();
-    out.line(&format!("{} grid points, {total} nodes: {computed} computed, {} cached or shared, in {:.2}s", points.len(), total - computed, t0.elapsed().as_secs_f64()));
+    out.line(&format!(
+        "{} grid points, {total} nodes: {computed} computed, {} cached or shared, in {:.2}s",
+        points.len(),
+        total - computed,
+        t0.elapsed().as_secs_f64()
+    ));
     if !global.quiet {
         let mut t = String::from("point");
         for a in &sw.axes {
@@ -518,7 +681,10 @@ fn cmd_sweep(
             row.push_str(&format!("  {:>7.1}", p.seconds));
             out.line(&row);
         }
-        out.line(&format!("summary: {} (summary.parquet and classes.parquet beside it)", summary.dir.join("index.html").display()));
+        out.line(&format!(
+            "summary: {} (summary.parquet and classes.parquet beside it)",
+            summary.dir.join("index.html").display()
+        ));
     }
     if json {
         let pts: Vec<serde_json::Value> = summary
@@ -532,7 +698,10 @@ fn cmd_sweep(
             })
             .collect();
         let doc = serde_json::json!({ "pipeline": pipelines[0].name, "points": pts, "summary_dir": summary.dir, "classes": summary.classes });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("sweep report serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("sweep report serialises")
+        );
     }
     Ok(())
 }
@@ -557,20 +726,34 @@ fn with_paths(report: &exec::RunReport, store: &Store) -> serde_json::Value {
 fn slurm_options(store: &Store, sets: Vec<Vec<String>>) -> Result<crate::slurm::Options> {
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, interrupted.clone()).map_err(|e| Error::Scheduler(format!("cannot handle signal {sig}: {e}")))?;
+        signal_hook::flag::register(sig, interrupted.clone())
+            .map_err(|e| Error::Scheduler(format!("cannot handle signal {sig}: {e}")))?;
     }
-    let exe = std::env::current_exe().map_err(|e| Error::Scheduler(format!("cannot find this executable: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Scheduler(format!("cannot find this executable: {e}")))?;
     let dir = store.root().parent().expect("the cache holds v1");
     let cache = std::fs::canonicalize(dir).ctx("cannot find", dir)?;
-    Ok(crate::slurm::Options { exe, sets, cache, interrupted })
+    Ok(crate::slurm::Options {
+        exe,
+        sets,
+        cache,
+        interrupted,
+    })
 }
 
 /// The nodes `--shard I/N` runs: shard I of every sharded `embed` node, which must all have
 /// N shards.
 fn shard_targets(p: &Pipeline, arg: &str) -> Result<Vec<usize>> {
-    let bad = || Error::Usage(format!("`--shard {arg}`: expected I/N with 0 <= I < N, e.g. --shard 3/8"));
+    let bad = || {
+        Error::Usage(format!(
+            "`--shard {arg}`: expected I/N with 0 <= I < N, e.g. --shard 3/8"
+        ))
+    };
     let (i, n) = arg.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
     if i >= n {
         return Err(bad());
     }
@@ -578,23 +761,38 @@ fn shard_targets(p: &Pipeline, arg: &str) -> Result<Vec<usize>> {
     for node in &p.nodes {
         if let crate::ops::Op::Merge(m) = &node.op {
             if m.shards != n {
-                return Err(Error::Usage(format!("`--shard {arg}`: node `{}` has {} shards, not {n}", node.name, m.shards)));
+                return Err(Error::Usage(format!(
+                    "`--shard {arg}`: node `{}` has {} shards, not {n}",
+                    node.name, m.shards
+                )));
             }
             let name = format!("{}.shard{i}", node.name);
             t.push(p.find(&name).expect("validation made the shard nodes"));
         }
     }
     if t.is_empty() {
-        return Err(Error::Usage(format!("`--shard {arg}`: `{}` has no sharded node (set `shards = N` on an embed node)", p.file.display())));
+        return Err(Error::Usage(format!(
+            "`--shard {arg}`: `{}` has no sharded node (set `shards = N` on an embed node)",
+            p.file.display()
+        )));
     }
     Ok(t)
 }
 
-fn cmd_plan(path: &Path, explain: bool, target: &[String], json: bool, global: &Global) -> Result<()> {
+fn cmd_plan(
+    path: &Path,
+    explain: bool,
+    target: &[String],
+    json: bool,
+    global: &Global,
+) -> Result<()> {
     let (p, t, store) = load(path, global, target)?;
     let rows = exec::plan(&p, &store, &Printer::new(json, 0), &t)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("plan serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("plan serialises")
+        );
         return Ok(());
     }
     for r in &rows {
@@ -616,22 +814,42 @@ fn cmd_plan(path: &Path, explain: bool, target: &[String], json: bool, global: &
 
 /// The format `export` writes, by the file's extension.
 fn table_format(dest: &Path) -> Result<TableFormat> {
-    match dest.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match dest
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("parquet" | "pq") => Ok(TableFormat::Parquet),
         Some("csv") => Ok(TableFormat::Csv),
         Some("arrow" | "ipc" | "feather") => Ok(TableFormat::Ipc),
-        _ => Err(Error::Usage(format!("cannot tell the format of `{}`: use a .parquet, .csv or .arrow file name", dest.display()))),
+        _ => Err(Error::Usage(format!(
+            "cannot tell the format of `{}`: use a .parquet, .csv or .arrow file name",
+            dest.display()
+        ))),
     }
 }
 
 /// Write `dest` through a temporary file of this process beside it, renamed into place.
 fn write_via_temp(dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        return Err(Error::Usage(format!("cannot write `{}`: folder `{}` does not exist", dest.display(), dir.display())));
+        return Err(Error::Usage(format!(
+            "cannot write `{}`: folder `{}` does not exist",
+            dest.display(),
+            dir.display()
+        )));
     }
-    let tmp = dir.join(format!(".{}.{}.dagrun-tmp", dest.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    if let Err(e) = write(&tmp).and_then(|()| std::fs::rename(&tmp, dest).ctx("cannot write", dest)) {
+    let tmp = dir.join(format!(
+        ".{}.{}.dagrun-tmp",
+        dest.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    if let Err(e) = write(&tmp).and_then(|()| std::fs::rename(&tmp, dest).ctx("cannot write", dest))
+    {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
@@ -639,24 +857,45 @@ fn write_via_temp(dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Resul
 }
 
 /// Write a table as `fmt` to the file `path`.
-fn write_table(df: &mut polars::prelude::DataFrame, fmt: TableFormat, path: &Path, what: &str) -> Result<()> {
+fn write_table(
+    df: &mut polars::prelude::DataFrame,
+    fmt: TableFormat,
+    path: &Path,
+    what: &str,
+) -> Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path).ctx("cannot create", path)?);
     crate::cache::io::write_table(&mut w, df, fmt, what)?;
     std::io::Write::flush(&mut w).ctx("cannot write", path)
 }
 
-fn cmd_export(path: &Path, node: &str, dest: &Path, json: bool, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_export(
+    path: &Path,
+    node: &str,
+    dest: &Path,
+    json: bool,
+    global: &Global,
+    out: &Printer,
+) -> Result<()> {
     let fmt = table_format(dest)?;
     let (p, t, store) = load(path, global, &[node.to_owned()])?;
     let report = exec::run(&p, &store, out, &t)?;
     let done = report.node(node).expect("target ran");
     write_via_temp(dest, |tmp| match fmt {
-        TableFormat::Parquet => std::fs::copy(store.data_path(&done.key), tmp).ctx("cannot write", tmp).map(drop),
+        TableFormat::Parquet => std::fs::copy(store.data_path(&done.key), tmp)
+            .ctx("cannot write", tmp)
+            .map(drop),
         _ => write_table(&mut store.read(&done.key, node)?, fmt, tmp, node),
     })?;
-    out.line(&format!("wrote {} rows of `{node}` to `{}`", done.rows, dest.display()));
+    out.line(&format!(
+        "wrote {} rows of `{node}` to `{}`",
+        done.rows,
+        dest.display()
+    ));
     if json {
-        println!("{}", serde_json::json!({ "node": node, "key": done.key, "rows": done.rows, "out": dest }));
+        println!(
+            "{}",
+            serde_json::json!({ "node": node, "key": done.key, "rows": done.rows, "out": dest })
+        );
     }
     Ok(())
 }
@@ -672,19 +911,35 @@ fn entry_files(store: &Store, key: &str, m: &crate::cache::Manifest) -> Option<P
 }
 
 /// `dagrun serve`: run what the page needs, then serve it until Ctrl-C.
-fn cmd_serve(pipeline: &Path, opt: crate::serve::Options, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_serve(
+    pipeline: &Path,
+    opt: crate::serve::Options,
+    global: &Global,
+    out: &Printer,
+) -> Result<()> {
     let ip = crate::serve::host(&opt.host)?;
-    let opt = crate::serve::Options { token: crate::serve::token_for(ip, opt.token.clone())?, ..opt };
+    let opt = crate::serve::Options {
+        token: crate::serve::token_for(ip, opt.token.clone())?,
+        ..opt
+    };
     let (p, nodes) = crate::serve::state::prepare(pipeline, &global.sets, &opt)?;
     let store = Store::open(&cache_dir(global, Some(&p)))?;
     let (app, torn) = crate::serve::state::App::load(&p, nodes, &store, &opt, out)?;
     if let Some(w) = torn {
         out.line(&format!("warning: {w}"));
     }
-    let labels = app.labels.lock().unwrap_or_else(|e| e.into_inner()).path().display().to_string();
+    let labels = app
+        .labels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .path()
+        .display()
+        .to_string();
     let n = app.ids.len();
     crate::serve::run(app, std::net::SocketAddr::new(ip, opt.port), |url| {
-        out.line(&format!("serving {n} galaxies; labels go to `{labels}`; Ctrl-C stops"));
+        out.line(&format!(
+            "serving {n} galaxies; labels go to `{labels}`; Ctrl-C stops"
+        ));
         // The URL alone on stdout, for scripts and tests.
         println!("{url}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -692,14 +947,30 @@ fn cmd_serve(pipeline: &Path, opt: crate::serve::Options, global: &Global, out: 
 }
 
 /// `dagrun labels export`.
-fn cmd_labels_export(pipeline: &Path, dest: &Path, log: Option<&Path>, globs: &[String], node: Option<&str>, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_labels_export(
+    pipeline: &Path,
+    dest: &Path,
+    log: Option<&Path>,
+    globs: &[String],
+    node: Option<&str>,
+    global: &Global,
+    out: &Printer,
+) -> Result<()> {
     let fmt = table_format(dest)?;
-    let log_path = log.map(Path::to_owned).unwrap_or_else(|| crate::serve::state::default_log(pipeline));
+    let log_path = log
+        .map(Path::to_owned)
+        .unwrap_or_else(|| crate::serve::state::default_log(pipeline));
     if !log_path.is_file() {
         return Err(Error::Usage(format!("no label log `{}`: label galaxies with `dagrun serve` first (or name the log with `--labels`)", log_path.display())));
     }
     let p = spec::load(pipeline, &global.sets)?;
-    let nodes = crate::serve::state::choose_nodes(&p, &crate::serve::Options { node: node.map(str::to_owned), ..Default::default() })?;
+    let nodes = crate::serve::state::choose_nodes(
+        &p,
+        &crate::serve::Options {
+            node: node.map(str::to_owned),
+            ..Default::default()
+        },
+    )?;
     let log = crate::labels::read(&log_path)?;
     if let Some(w) = &log.torn {
         out.line(&format!("warning: {w}"));
@@ -707,11 +978,23 @@ fn cmd_labels_export(pipeline: &Path, dest: &Path, log: Option<&Path>, globs: &[
     let t = targets(&p, std::slice::from_ref(&nodes.catalogue))?;
     let store = Store::open(&cache_dir(global, Some(&p)))?;
     let report = exec::run(&p, &store, out, &t)?;
-    let catalogue = store.read(&report.node(&nodes.catalogue).expect("ran").key, &nodes.catalogue)?;
+    let catalogue = store.read(
+        &report.node(&nodes.catalogue).expect("ran").key,
+        &nodes.catalogue,
+    )?;
     let fold = log.fold();
-    let mut df = crate::serve::state::export_table(&catalogue, &p.id, &fold, globs, &nodes.catalogue)?;
-    write_via_temp(dest, |tmp| write_table(&mut df, fmt, tmp, "the label export"))?;
-    out.line(&format!("wrote {} labelled galaxies ({} labels) from `{}` to `{}`", df.height(), fold.counts().len(), log_path.display(), dest.display()));
+    let mut df =
+        crate::serve::state::export_table(&catalogue, &p.id, &fold, globs, &nodes.catalogue)?;
+    write_via_temp(dest, |tmp| {
+        write_table(&mut df, fmt, tmp, "the label export")
+    })?;
+    out.line(&format!(
+        "wrote {} labelled galaxies ({} labels) from `{}` to `{}`",
+        df.height(),
+        fold.counts().len(),
+        log_path.display(),
+        dest.display()
+    ));
     Ok(())
 }
 
@@ -728,18 +1011,39 @@ struct SimilarQuery<'a> {
 }
 
 /// `dagrun similar`: the pipeline with one more node, `_similar`, run to it.
-fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_similar(
+    path: &Path,
+    q: &SimilarQuery,
+    json: bool,
+    global: &Global,
+    out: &Printer,
+) -> Result<()> {
     const NODE: &str = "_similar";
     if q.ids.is_empty() && q.class.is_none() {
-        return Err(Error::Usage("give at least one `--id` (or `--class N --classes NODE`)".into()));
+        return Err(Error::Usage(
+            "give at least one `--id` (or `--class N --classes NODE`)".into(),
+        ));
     }
     let mut raw = spec::load_raw(path, &global.sets, &[])?;
     if !raw.nodes.iter().any(|n| n.name == q.node) {
-        let known = raw.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(Error::Usage(format!("`--node {}`: no node named `{}` in `{}` (nodes: {known})", q.node, q.node, path.display())));
+        let known = raw
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::Usage(format!(
+            "`--node {}`: no node named `{}` in `{}` (nodes: {known})",
+            q.node,
+            q.node,
+            path.display()
+        )));
     }
-    let strings = |v: &[String]| toml::Value::Array(v.iter().map(|s| toml::Value::String(s.clone())).collect());
-    let mut params: Vec<(&str, toml::Value)> = vec![("op", "similar".into()), ("k", i64::from(q.k).into())];
+    let strings = |v: &[String]| {
+        toml::Value::Array(v.iter().map(|s| toml::Value::String(s.clone())).collect())
+    };
+    let mut params: Vec<(&str, toml::Value)> =
+        vec![("op", "similar".into()), ("k", i64::from(q.k).into())];
     match q.classes {
         Some(c) => params.push(("inputs", toml::Value::Array(vec![q.node.into(), c.into()]))),
         None => params.push(("input", q.node.into())),
@@ -759,10 +1063,17 @@ fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: 
     if let Some(a) = q.dedupe_arcsec {
         params.push(("dedupe_arcsec", a.into()));
     }
-    spec::raw::add_node(&mut raw, NODE, crate::error::Loc::Whole(path.to_owned()), params)?;
+    spec::raw::add_node(
+        &mut raw,
+        NODE,
+        crate::error::Loc::Whole(path.to_owned()),
+        params,
+    )?;
     let p = spec::validate::validate(raw)?;
     let searched = &p.nodes[p.find(q.node).expect("checked above")];
-    if q.dedupe_arcsec.is_some_and(|a| a > 0.0) && !(searched.schema.contains("ra") && searched.schema.contains("dec")) {
+    if q.dedupe_arcsec.is_some_and(|a| a > 0.0)
+        && !(searched.schema.contains("ra") && searched.schema.contains("dec"))
+    {
         return Err(Error::Usage(format!("`--dedupe-arcsec`: node `{}` has no `ra` and `dec` columns, so no sky positions to find duplicate detections by", q.node)));
     }
     let store = Store::open(&cache_dir(global, Some(&p)))?;
@@ -778,7 +1089,12 @@ fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: 
         .iter()
         .map(|v| v.unwrap_or("").to_owned())
         .collect();
-    let scores: Vec<f64> = df.column("score").and_then(|c| c.f64().cloned()).map_err(|e| Error::polars(NODE, e))?.into_no_null_iter().collect();
+    let scores: Vec<f64> = df
+        .column("score")
+        .and_then(|c| c.f64().cloned())
+        .map_err(|e| Error::polars(NODE, e))?
+        .into_no_null_iter()
+        .collect();
     if let Some(dir) = q.html {
         // Cutouts and columns from the nearest node at or above NODE that has image paths
         // (an `embed` node's catalogue), else from NODE itself.
@@ -795,17 +1111,32 @@ fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: 
         }
         let name = &p.nodes[v].name;
         let table = store.read(&report.node(name).expect("NODE's inputs ran").key, name)?;
-        similar_page(dir, q, &table, &p.id, p.source_dir(v).as_deref(), &ids, &scores)?;
+        similar_page(
+            dir,
+            q,
+            &table,
+            &p.id,
+            p.source_dir(v).as_deref(),
+            &ids,
+            &scores,
+        )?;
         out.line(&format!("gallery: {}", dir.join("index.html").display()));
     }
     if json {
-        let results: Vec<serde_json::Value> = ids.iter().zip(&scores).map(|(id, s)| serde_json::json!({ "id": id, "score": s })).collect();
+        let results: Vec<serde_json::Value> = ids
+            .iter()
+            .zip(&scores)
+            .map(|(id, s)| serde_json::json!({ "id": id, "score": s }))
+            .collect();
         let doc = serde_json::json!({
             "node": q.node,
             "query": { "ids": q.ids, "not": q.not, "class": q.class, "classes": q.classes, "k": q.k },
             "results": results,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("results serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("results serialise")
+        );
     } else {
         println!("{:>5}  {:<20} {:>9}", "rank", p.id, "score");
         for (r, (id, s)) in ids.iter().zip(&scores).enumerate() {
@@ -816,29 +1147,69 @@ fn cmd_similar(path: &Path, q: &SimilarQuery, json: bool, global: &Global, out: 
 }
 
 /// `dagrun similar --html DIR`: the examples and results as a gallery page.
-fn similar_page(dir: &Path, q: &SimilarQuery, table: &polars::prelude::DataFrame, id: &str, image_dir: Option<&Path>, ids: &[String], scores: &[f64]) -> Result<()> {
+fn similar_page(
+    dir: &Path,
+    q: &SimilarQuery,
+    table: &polars::prelude::DataFrame,
+    id: &str,
+    image_dir: Option<&Path>,
+    ids: &[String],
+    scores: &[f64],
+) -> Result<()> {
     use crate::render::similar::Card;
     use polars::prelude::DataType;
-    std::fs::create_dir_all(dir.join("thumbs")).map_err(|e| Error::io("create the gallery folder", dir, e))?;
+    std::fs::create_dir_all(dir.join("thumbs"))
+        .map_err(|e| Error::io("create the gallery folder", dir, e))?;
     let text = |name: &str| -> Option<Vec<Option<String>>> {
         let c = table.column(name).ok()?.cast(&DataType::String).ok()?;
         Some(c.str().ok()?.iter().map(|v| v.map(str::to_owned)).collect())
     };
-    let number = |name: &str| -> Option<Vec<Option<f64>>> { Some(table.column(name).ok()?.cast(&DataType::Float64).ok()?.f64().ok()?.iter().collect()) };
+    let number = |name: &str| -> Option<Vec<Option<f64>>> {
+        Some(
+            table
+                .column(name)
+                .ok()?
+                .cast(&DataType::Float64)
+                .ok()?
+                .f64()
+                .ok()?
+                .iter()
+                .collect(),
+        )
+    };
     let all_ids = text(id).unwrap_or_default();
-    let row_of: std::collections::HashMap<&str, usize> = all_ids.iter().enumerate().filter_map(|(i, s)| s.as_deref().map(|s| (s, i))).collect();
+    let row_of: std::collections::HashMap<&str, usize> = all_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_deref().map(|s| (s, i)))
+        .collect();
     let images = text("file_loc");
     let (ra, dec) = (number("ra"), number("dec"));
     // A few columns that describe a galaxy: text columns (e.g. a class), then numbers that
     // are not the representation.
-    let skip = |n: &str| n == id || n == "file_loc" || n == "ra" || n == "dec" || n.starts_with("feat_") || q.columns.iter().any(|g| crate::ops::columns::glob_match(g, n));
+    let skip = |n: &str| {
+        n == id
+            || n == "file_loc"
+            || n == "ra"
+            || n == "dec"
+            || n.starts_with("feat_")
+            || q.columns
+                .iter()
+                .any(|g| crate::ops::columns::glob_match(g, n))
+    };
     let shown: Vec<String> = table
         .columns()
         .iter()
         .filter(|c| !skip(c.name()))
         .map(|c| (c.dtype() == &DataType::String, c.name().to_string()))
         .filter(|(is_text, _)| *is_text)
-        .chain(table.columns().iter().filter(|c| !skip(c.name()) && c.dtype().is_primitive_numeric()).map(|c| (false, c.name().to_string())))
+        .chain(
+            table
+                .columns()
+                .iter()
+                .filter(|c| !skip(c.name()) && c.dtype().is_primitive_numeric())
+                .map(|c| (false, c.name().to_string())),
+        )
         .map(|(_, n)| n)
         .take(6)
         .collect();
@@ -846,7 +1217,14 @@ fn similar_page(dir: &Path, q: &SimilarQuery, table: &polars::prelude::DataFrame
         .iter()
         .filter_map(|n| {
             let float = table.column(n).ok()?.dtype().is_float();
-            let values = if float { number(n)?.into_iter().map(|v| v.map(|v| format!("{v:.4}"))).collect() } else { text(n)? };
+            let values = if float {
+                number(n)?
+                    .into_iter()
+                    .map(|v| v.map(|v| format!("{v:.4}")))
+                    .collect()
+            } else {
+                text(n)?
+            };
             Some((n.clone(), values))
         })
         .collect();
@@ -855,11 +1233,17 @@ fn similar_page(dir: &Path, q: &SimilarQuery, table: &polars::prelude::DataFrame
         let row = row_of.get(gid).copied();
         let image = match (&images, row) {
             (Some(paths), Some(r)) => Some(match &paths[r] {
-                Some(p) => match crate::render::gallery::thumbnail(&crate::ops::resolve_path(image_dir, p), 164) {
+                Some(p) => match crate::render::gallery::thumbnail(
+                    &crate::ops::resolve_path(image_dir, p),
+                    164,
+                ) {
                     Ok(img) => {
                         made += 1;
                         let file = format!("thumbs/{made}.png");
-                        crate::cache::io::write_atomic(&dir.join(&file), &crate::render::canvas::png(&img))?;
+                        crate::cache::io::write_atomic(
+                            &dir.join(&file),
+                            &crate::render::canvas::png(&img),
+                        )?;
                         Ok(file)
                     }
                     Err(e) => Err(format!("cutout unreadable: {e}")),
@@ -869,62 +1253,129 @@ fn similar_page(dir: &Path, q: &SimilarQuery, table: &polars::prelude::DataFrame
             _ => None,
         };
         let fields = match row {
-            Some(r) => columns.iter().map(|(n, v)| (n.clone(), v[r].clone().unwrap_or_default())).collect(),
+            Some(r) => columns
+                .iter()
+                .map(|(n, v)| (n.clone(), v[r].clone().unwrap_or_default()))
+                .collect(),
             None => Vec::new(),
         };
         let sky = match (row, &ra, &dec) {
             (Some(r), Some(ra), Some(dec)) => ra[r].zip(dec[r]),
             _ => None,
         };
-        Ok(Card { id: gid.to_owned(), score, image, fields, sky })
+        Ok(Card {
+            id: gid.to_owned(),
+            score,
+            image,
+            fields,
+            sky,
+        })
     };
-    let examples = q.ids.iter().map(|g| card(g, None)).collect::<Result<Vec<_>>>()?;
-    let counter = q.not.iter().map(|g| card(g, None)).collect::<Result<Vec<_>>>()?;
-    let results = ids.iter().zip(scores).map(|(g, &s)| card(g, Some(s))).collect::<Result<Vec<_>>>()?;
+    let examples = q
+        .ids
+        .iter()
+        .map(|g| card(g, None))
+        .collect::<Result<Vec<_>>>()?;
+    let counter = q
+        .not
+        .iter()
+        .map(|g| card(g, None))
+        .collect::<Result<Vec<_>>>()?;
+    let results = ids
+        .iter()
+        .zip(scores)
+        .map(|(g, &s)| card(g, Some(s)))
+        .collect::<Result<Vec<_>>>()?;
     let how = match (q.class, q.not.is_empty()) {
-        (Some(c), _) => format!("Galaxies outside class {c} of `{}` most like its members", q.classes.unwrap_or_default()),
-        (None, true) => format!("Cosine similarity to the mean of {} example(s)", q.ids.len()),
-        (None, false) => format!("A linear classifier of {} example(s) against {} counter-example(s)", q.ids.len(), q.not.len()),
+        (Some(c), _) => format!(
+            "Galaxies outside class {c} of `{}` most like its members",
+            q.classes.unwrap_or_default()
+        ),
+        (None, true) => format!(
+            "Cosine similarity to the mean of {} example(s)",
+            q.ids.len()
+        ),
+        (None, false) => format!(
+            "A linear classifier of {} example(s) against {} counter-example(s)",
+            q.ids.len(),
+            q.not.len()
+        ),
     };
-    let html = crate::render::similar::page(&format!("Galaxies like these: `{}`", q.node), &format!("{how}; top {} by score.", results.len()), &examples, &counter, &results);
+    let html = crate::render::similar::page(
+        &format!("Galaxies like these: `{}`", q.node),
+        &format!("{how}; top {} by score.", results.len()),
+        &examples,
+        &counter,
+        &results,
+    );
     crate::cache::io::write_atomic(&dir.join("index.html"), html.as_bytes())
 }
 
-fn cmd_show(path: &Path, node: &str, rows: usize, json: bool, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_show(
+    path: &Path,
+    node: &str,
+    rows: usize,
+    json: bool,
+    global: &Global,
+    out: &Printer,
+) -> Result<()> {
     let (p, t, store) = load(path, global, &[node.to_owned()])?;
     let report = exec::run(&p, &store, out, &t)?;
     let key = &report.node(node).expect("target ran").key;
-    let m = store.manifest(key).ok_or_else(|| Error::Cache(format!("entry {key} vanished")))?;
+    let m = store
+        .manifest(key)
+        .ok_or_else(|| Error::Cache(format!("entry {key} vanished")))?;
     if json {
         let doc = serde_json::json!({
             "node": node, "op": m.parts.op, "key": key, "rows": m.rows, "schema": m.schema,
             "path": absolute(&store.data_path(key)), "files": entry_files(&store, key, &m).map(|f| absolute(&f)), "manifest": m,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("show serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("show serialises")
+        );
         return Ok(());
     }
     let df = store.read(key, node)?;
-    println!("node `{node}` ({} op), {} rows x {} columns, key {key}", m.parts.op, df.height(), df.width());
+    println!(
+        "node `{node}` ({} op), {} rows x {} columns, key {key}",
+        m.parts.op,
+        df.height(),
+        df.width()
+    );
     println!("schema:");
     for (name, dt) in df.schema().iter() {
         println!("  {name}: {dt}");
     }
     println!("{}", df.head(Some(rows)));
-    println!("manifest:\n{}", serde_json::to_string_pretty(&m).expect("manifest serialises"));
+    println!(
+        "manifest:\n{}",
+        serde_json::to_string_pretty(&m).expect("manifest serialises")
+    );
     Ok(())
 }
 
 /// What gc never removes without `--force`: entries used this recently.
 const GC_RECENT: Duration = Duration::from_secs(3600);
 
-fn cmd_gc(older_than: Duration, force: bool, dry_run: bool, global: &Global, out: &Printer) -> Result<()> {
+fn cmd_gc(
+    older_than: Duration,
+    force: bool,
+    dry_run: bool,
+    global: &Global,
+    out: &Printer,
+) -> Result<()> {
     let dir = cache_dir(global, None);
     // A file in the cache's place is named by `Store::open` below.
     if !dir.exists() || (dir.is_dir() && !dir.join("v1").exists()) {
         out.line(&format!("no cache at `{}`", dir.display()));
         return Ok(());
     }
-    let age = if force { older_than } else { older_than.max(GC_RECENT) };
+    let age = if force {
+        older_than
+    } else {
+        older_than.max(GC_RECENT)
+    };
     if age > older_than {
         out.line("entries used in the last hour are kept (--force removes them too)");
     }
@@ -972,7 +1423,9 @@ pub fn run() -> ExitCode {
     if let Some(n) = g.threads {
         // Before any thread pool exists: polars reads this when its pool first starts.
         std::env::set_var("POLARS_MAX_THREADS", n.max(1).to_string());
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
     }
     let level = match (g.quiet, g.verbose) {
         (true, _) => "error",
@@ -981,25 +1434,98 @@ pub fn run() -> ExitCode {
         _ => "trace",
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("DAGRUN_LOG").unwrap_or_else(|_| format!("dagrun={level}").into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DAGRUN_LOG")
+                .unwrap_or_else(|_| format!("dagrun={level}").into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
     let out = Printer::new(g.quiet, g.verbose);
     let res = match &cli.cmd {
         None => cmd_run(&cli.run, g, &out),
         Some(Cmd::Run(a)) => cmd_run(a, g, &out),
-        Some(Cmd::Plan { pipeline, explain, target, json }) => cmd_plan(pipeline, *explain, target, *json, g),
-        Some(Cmd::Sweep { pipeline, grid, classes, parallel, memory, json, max_points, dry_run, executor }) => {
-            let limits = SweepLimits { max_points: *max_points, dry_run: *dry_run };
-            cmd_sweep(pipeline, grid, classes.as_deref(), *parallel, memory.as_deref(), *json, limits, executor, g, &out)
+        Some(Cmd::Plan {
+            pipeline,
+            explain,
+            target,
+            json,
+        }) => cmd_plan(pipeline, *explain, target, *json, g),
+        Some(Cmd::Sweep {
+            pipeline,
+            grid,
+            classes,
+            parallel,
+            memory,
+            json,
+            max_points,
+            dry_run,
+            executor,
+        }) => {
+            let limits = SweepLimits {
+                max_points: *max_points,
+                dry_run: *dry_run,
+            };
+            cmd_sweep(
+                pipeline,
+                grid,
+                classes.as_deref(),
+                *parallel,
+                memory.as_deref(),
+                *json,
+                limits,
+                executor,
+                g,
+                &out,
+            )
         }
-        Some(Cmd::Export { pipeline, node, out: dest, json }) => cmd_export(pipeline, node, dest, *json, g, &out),
-        Some(Cmd::Similar { pipeline, node, ids, not, class, classes, k, columns, dedupe_arcsec, json, html }) => {
-            let q = SimilarQuery { node, ids, not, class: *class, classes: classes.as_deref(), k: *k, columns, dedupe_arcsec: *dedupe_arcsec, html: html.as_deref() };
+        Some(Cmd::Export {
+            pipeline,
+            node,
+            out: dest,
+            json,
+        }) => cmd_export(pipeline, node, dest, *json, g, &out),
+        Some(Cmd::Similar {
+            pipeline,
+            node,
+            ids,
+            not,
+            class,
+            classes,
+            k,
+            columns,
+            dedupe_arcsec,
+            json,
+            html,
+        }) => {
+            let q = SimilarQuery {
+                node,
+                ids,
+                not,
+                class: *class,
+                classes: classes.as_deref(),
+                k: *k,
+                columns,
+                dedupe_arcsec: *dedupe_arcsec,
+                html: html.as_deref(),
+            };
             cmd_similar(pipeline, &q, *json, g, &out)
         }
-        Some(Cmd::Show { pipeline, node, rows, json }) => cmd_show(pipeline, node, *rows, *json, g, &out),
-        Some(Cmd::Serve { pipeline, node, layout, features, port, host, token, labels }) => {
+        Some(Cmd::Show {
+            pipeline,
+            node,
+            rows,
+            json,
+        }) => cmd_show(pipeline, node, *rows, *json, g, &out),
+        Some(Cmd::Serve {
+            pipeline,
+            node,
+            layout,
+            features,
+            port,
+            host,
+            token,
+            labels,
+        }) => {
             let opt = crate::serve::Options {
                 node: node.clone(),
                 layout: layout.clone(),
@@ -1011,10 +1537,29 @@ pub fn run() -> ExitCode {
             };
             cmd_serve(pipeline, opt, g, &out)
         }
-        Some(Cmd::Labels { cmd: LabelsCmd::Export { pipeline, out: dest, labels, columns, node } }) => {
-            cmd_labels_export(pipeline, dest, labels.as_deref(), columns, node.as_deref(), g, &out)
-        }
-        Some(Cmd::Gc { older_than, force, dry_run }) => cmd_gc(*older_than, *force, *dry_run, g, &out),
+        Some(Cmd::Labels {
+            cmd:
+                LabelsCmd::Export {
+                    pipeline,
+                    out: dest,
+                    labels,
+                    columns,
+                    node,
+                },
+        }) => cmd_labels_export(
+            pipeline,
+            dest,
+            labels.as_deref(),
+            columns,
+            node.as_deref(),
+            g,
+            &out,
+        ),
+        Some(Cmd::Gc {
+            older_than,
+            force,
+            dry_run,
+        }) => cmd_gc(*older_than, *force, *dry_run, g, &out),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -1032,7 +1577,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(
+            parse_duration("30d"),
+            Some(Duration::from_secs(30 * 86_400))
+        );
         assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
         assert_eq!(parse_duration("30"), None, "a bare number has no unit");
         assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));

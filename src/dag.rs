@@ -33,12 +33,19 @@ pub fn topo_order(inputs: &[Vec<NodeId>]) -> Result<Vec<NodeId>, Vec<NodeId>> {
     let mut path = vec![(0..n).find(|&v| stuck[v]).expect("a node on a cycle")];
     loop {
         let v = *path.last().expect("non-empty");
-        let u = *inputs[v].iter().find(|&&u| stuck[u]).expect("a stuck node has a stuck input");
+        let u = *inputs[v]
+            .iter()
+            .find(|&&u| stuck[u])
+            .expect("a stuck node has a stuck input");
         if let Some(pos) = path.iter().position(|&x| x == u) {
             // In data-flow order, starting from the cycle's first node in the file.
             let mut cycle: Vec<NodeId> = path[pos..].to_vec();
             cycle.reverse();
-            let start = cycle.iter().enumerate().min_by_key(|(_, &v)| v).map_or(0, |(i, _)| i);
+            let start = cycle
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, &v)| v)
+                .map_or(0, |(i, _)| i);
             cycle.rotate_left(start);
             cycle.push(cycle[0]);
             return Err(cycle);

@@ -13,7 +13,11 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Loc {
     /// A position in a pipeline file (1-based line and column).
-    File { path: PathBuf, line: usize, col: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+    },
     /// A `--set NODE.PARAM=VALUE` given on the command line.
     Set(String),
     /// A `--grid NODE.PARAM=V1,V2,...` given to `dagrun sweep`.
@@ -70,16 +74,27 @@ pub enum Error {
     /// [`Error::Input`] found while running, located at the node in its pipeline file
     /// (exit 2).
     #[error("{loc}: node `{node}`: {message}")]
-    InputAt { loc: Loc, node: String, message: String },
+    InputAt {
+        loc: Loc,
+        node: String,
+        message: String,
+    },
     /// A command-line argument that is not part of a pipeline (exit 2).
     #[error("{0}")]
     Usage(String),
     /// An I/O failure on a named path (exit 1).
     #[error("{action} `{path}`: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// polars failed while a node was computing (exit 1).
     #[error("node `{node}`: {source}")]
-    Polars { node: String, source: polars::error::PolarsError },
+    Polars {
+        node: String,
+        source: polars::error::PolarsError,
+    },
     /// The cache is inconsistent in a way dagrun cannot repair by recomputing (exit 1).
     #[error("cache: {0}")]
     Cache(String),
@@ -94,28 +109,52 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn spec(loc: Loc, node: Option<&str>, param: Option<&str>, message: impl Into<String>) -> Self {
-        Error::Spec(Box::new(SpecError { loc, node: node.map(str::to_owned), param: param.map(str::to_owned), message: message.into() }))
+    pub fn spec(
+        loc: Loc,
+        node: Option<&str>,
+        param: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Spec(Box::new(SpecError {
+            loc,
+            node: node.map(str::to_owned),
+            param: param.map(str::to_owned),
+            message: message.into(),
+        }))
     }
 
     pub fn input(node: &str, message: impl Into<String>) -> Self {
-        Error::Input { node: node.to_owned(), message: message.into() }
+        Error::Input {
+            node: node.to_owned(),
+            message: message.into(),
+        }
     }
 
     /// An input error located at the node `at` (in its pipeline file); other errors unchanged.
     pub fn at(self, at: &Loc) -> Self {
         match self {
-            Error::Input { node, message } => Error::InputAt { loc: at.clone(), node, message },
+            Error::Input { node, message } => Error::InputAt {
+                loc: at.clone(),
+                node,
+                message,
+            },
             other => other,
         }
     }
 
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     pub fn polars(node: &str, source: polars::error::PolarsError) -> Self {
-        Error::Polars { node: node.to_owned(), source }
+        Error::Polars {
+            node: node.to_owned(),
+            source,
+        }
     }
 
     /// 2 for bad input, 1 for a failed run.

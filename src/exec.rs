@@ -110,12 +110,21 @@ pub struct Limits {
 
 impl Limits {
     /// One node at a time.
-    pub const SERIAL: Limits = Limits { max_nodes: 1, memory_bytes: u64::MAX };
+    pub const SERIAL: Limits = Limits {
+        max_nodes: 1,
+        memory_bytes: u64::MAX,
+    };
 }
 
 /// The key parts of node `v`, given the content hashes of its inputs and, for an op that
 /// reads files named by its input rows, the digest of their contents ([`data_digest`]).
-fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], data: Option<String>) -> Result<Option<KeyParts>> {
+fn key_parts(
+    p: &Pipeline,
+    store: &Store,
+    v: NodeId,
+    hashes: &[Option<String>],
+    data: Option<String>,
+) -> Result<Option<KeyParts>> {
     let node = &p.nodes[v];
     let mut inputs = Vec::with_capacity(node.inputs.len());
     for &u in &node.inputs {
@@ -126,12 +135,22 @@ fn key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], 
     }
     let mut file_hashes = std::collections::BTreeMap::new();
     for (param, path) in node.op.files() {
-        file_hashes.insert(param.to_owned(), files::content_hash(&store.files_dir(), &path)?);
+        file_hashes.insert(
+            param.to_owned(),
+            files::content_hash(&store.files_dir(), &path)?,
+        );
     }
     if let Some(d) = data {
         file_hashes.insert(DATA_FILES.to_owned(), d);
     }
-    Ok(Some(KeyParts { op: node.op.name().to_owned(), op_version: node.op.version(), id: p.id.clone(), params: node.op.key_params(), inputs, files: file_hashes }))
+    Ok(Some(KeyParts {
+        op: node.op.name().to_owned(),
+        op_version: node.op.version(),
+        id: p.id.clone(),
+        params: node.op.key_params(),
+        inputs,
+        files: file_hashes,
+    }))
 }
 
 /// The name under which the digest of an op's data files (image cutouts) enters the key's
@@ -140,9 +159,17 @@ const DATA_FILES: &str = "images";
 
 /// The digest of the data files node `v` reads given its inputs, or `None` for an op that
 /// reads none. Files are hashed through the stat cache, with a progress bar.
-fn data_digest(p: &Pipeline, store: &Store, v: NodeId, inputs: &[Arc<DataFrame>], obs: &dyn ProgressFactory) -> Result<Option<files::DataDigest>> {
+fn data_digest(
+    p: &Pipeline,
+    store: &Store,
+    v: NodeId,
+    inputs: &[Arc<DataFrame>],
+    obs: &dyn ProgressFactory,
+) -> Result<Option<files::DataDigest>> {
     let node = &p.nodes[v];
-    let Some(paths) = node.op.data_files(inputs, &p.id, &node.name)? else { return Ok(None) };
+    let Some(paths) = node.op.data_files(inputs, &p.id, &node.name)? else {
+        return Ok(None);
+    };
     let bar = obs.bar(&node.name, "images checked", paths.len() as u64);
     let d = files::data_digest(&store.files_dir(), &paths, bar.as_ref())?;
     bar.finish();
@@ -168,7 +195,13 @@ impl<'a> NodeParts<'a> {
         base.op = format!("{}#part", base.op);
         base.inputs.clear();
         base.files.remove(DATA_FILES);
-        NodeParts { store, base, node, pipeline, held: Mutex::new(Vec::new()) }
+        NodeParts {
+            store,
+            base,
+            node,
+            pipeline,
+            held: Mutex::new(Vec::new()),
+        }
     }
 
     fn parts(&self, id: &str) -> KeyParts {
@@ -182,7 +215,10 @@ impl crate::ops::Parts for NodeParts<'_> {
     fn get(&self, id: &str) -> Result<Option<DataFrame>> {
         let key = self.parts(id).key();
         let used = self.store.use_entry(&key)?;
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).push(used);
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(used);
         match self.store.lookup(&key) {
             Lookup::Hit(_) => Ok(Some(self.store.read(&key, self.node)?)),
             _ => Ok(None),
@@ -218,11 +254,27 @@ impl crate::ops::Parts for NodeParts<'_> {
 /// keys of its inputs' entries (by `NodeId`; `None` where an input is not known yet, and
 /// then `None`). An op that reads data files gets its inputs read from the cache for the
 /// digest. What `plan` and the SLURM controller use; a run uses frames it has in memory.
-pub(crate) fn cached_key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &[Option<String>], keys: &[Option<String>], obs: &dyn ProgressFactory) -> Result<Option<KeyParts>> {
+pub(crate) fn cached_key_parts(
+    p: &Pipeline,
+    store: &Store,
+    v: NodeId,
+    hashes: &[Option<String>],
+    keys: &[Option<String>],
+    obs: &dyn ProgressFactory,
+) -> Result<Option<KeyParts>> {
     let node = &p.nodes[v];
-    let data = match node.inputs.iter().map(|&u| keys[u].clone()).collect::<Option<Vec<String>>>() {
+    let data = match node
+        .inputs
+        .iter()
+        .map(|&u| keys[u].clone())
+        .collect::<Option<Vec<String>>>()
+    {
         Some(ks) if node.op.reads_data_files() => {
-            let ins = ks.iter().zip(&node.inputs).map(|(k, &u)| store.read(k, &p.nodes[u].name).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+            let ins = ks
+                .iter()
+                .zip(&node.inputs)
+                .map(|(k, &u)| store.read(k, &p.nodes[u].name).map(Arc::new))
+                .collect::<Result<Vec<_>>>()?;
             data_digest(p, store, v, &ins, obs)?.map(|d| d.digest)
         }
         _ => None,
@@ -231,7 +283,11 @@ pub(crate) fn cached_key_parts(p: &Pipeline, store: &Store, v: NodeId, hashes: &
 }
 
 fn input_names(p: &Pipeline, v: NodeId) -> Vec<String> {
-    p.nodes[v].inputs.iter().map(|&u| p.nodes[u].name.clone()).collect()
+    p.nodes[v]
+        .inputs
+        .iter()
+        .map(|&u| p.nodes[u].name.clone())
+        .collect()
 }
 
 /// Which nodes a run of `targets` needs (all when empty).
@@ -244,8 +300,19 @@ pub fn needed(p: &Pipeline, targets: &[NodeId]) -> Vec<bool> {
 }
 
 /// Run the pipeline (or only what `targets` need), one node at a time.
-pub fn run(p: &Pipeline, store: &Store, obs: &dyn Observer, targets: &[NodeId]) -> Result<RunReport> {
-    let mut reports = run_many(std::slice::from_ref(p), store, obs, &[targets.to_vec()], Limits::SERIAL)?;
+pub fn run(
+    p: &Pipeline,
+    store: &Store,
+    obs: &dyn Observer,
+    targets: &[NodeId],
+) -> Result<RunReport> {
+    let mut reports = run_many(
+        std::slice::from_ref(p),
+        store,
+        obs,
+        &[targets.to_vec()],
+        Limits::SERIAL,
+    )?;
     Ok(reports.pop().expect("one pipeline, one report"))
 }
 
@@ -259,7 +326,10 @@ pub(crate) struct Unit {
 }
 
 /// Merge the needed nodes of all pipelines into units.
-pub(crate) fn merge(points: &[Pipeline], targets: &[Vec<NodeId>]) -> (Vec<Unit>, Vec<Vec<Option<usize>>>) {
+pub(crate) fn merge(
+    points: &[Pipeline],
+    targets: &[Vec<NodeId>],
+) -> (Vec<Unit>, Vec<Vec<Option<usize>>>) {
     let mut units: Vec<Unit> = Vec::new();
     let mut by_identity: HashMap<String, usize> = HashMap::new();
     let mut of_point = Vec::with_capacity(points.len());
@@ -268,17 +338,40 @@ pub(crate) fn merge(points: &[Pipeline], targets: &[Vec<NodeId>]) -> (Vec<Unit>,
         let mut unit_of: Vec<Option<usize>> = vec![None; p.nodes.len()];
         for &v in p.order.iter().filter(|&&v| need[v]) {
             let node = &p.nodes[v];
-            let inputs: Vec<usize> = node.inputs.iter().map(|&u| unit_of[u].expect("inputs come first")).collect();
-            let files: Vec<(&str, String)> = node.op.files().into_iter().map(|(k, f)| (k, f.display().to_string())).collect();
+            let inputs: Vec<usize> = node
+                .inputs
+                .iter()
+                .map(|&u| unit_of[u].expect("inputs come first"))
+                .collect();
+            let files: Vec<(&str, String)> = node
+                .op
+                .files()
+                .into_iter()
+                .map(|(k, f)| (k, f.display().to_string()))
+                .collect();
             let data_dir = node.op.data_dir().map(|d| d.display().to_string());
-            let identity = serde_json::json!([node.op.name(), node.op.version(), p.id, node.op.key_params(), files, data_dir, inputs]).to_string();
+            let identity = serde_json::json!([
+                node.op.name(),
+                node.op.version(),
+                p.id,
+                node.op.key_params(),
+                files,
+                data_dir,
+                inputs
+            ])
+            .to_string();
             let next = units.len();
             let u = *by_identity.entry(identity).or_insert(next);
             if u == next {
                 for &i in &inputs {
                     units[i].consumers.push(next);
                 }
-                units.push(Unit { point: pt, v, inputs, consumers: Vec::new() });
+                units.push(Unit {
+                    point: pt,
+                    v,
+                    inputs,
+                    consumers: Vec::new(),
+                });
             }
             unit_of[v] = Some(u);
         }
@@ -331,7 +424,13 @@ fn memory_estimate(op: &Op, inputs: &[(u64, &Schema)], out: &Schema) -> u64 {
 /// Run several pipelines as one: nodes they share run once (see the module docs). Returns
 /// one report per pipeline, its nodes in its topological order; a node shared with an
 /// earlier pipeline shows as `cached` in the later ones.
-pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets: &[Vec<NodeId>], limits: Limits) -> Result<Vec<RunReport>> {
+pub fn run_many(
+    points: &[Pipeline],
+    store: &Store,
+    obs: &dyn Observer,
+    targets: &[Vec<NodeId>],
+    limits: Limits,
+) -> Result<Vec<RunReport>> {
     let (units, of_point) = merge(points, targets);
     let n = units.len();
     let state = Mutex::new(State {
@@ -355,14 +454,31 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
     let pools: Vec<Option<rayon::ThreadPool>> = (0..workers)
         .map(|w| {
             (workers > 1)
-                .then(|| rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).thread_name(move |i| format!("dagrun-node{w}-{i}")).build().ok())
+                .then(|| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(rayon::current_num_threads())
+                        .thread_name(move |i| format!("dagrun-node{w}-{i}"))
+                        .build()
+                        .ok()
+                })
                 .flatten()
         })
         .collect();
     std::thread::scope(|scope| {
         for pool in &pools {
             let (units, state, wake) = (&units, &state, &wake);
-            scope.spawn(move || worker(points, units, store, obs, limits, state, wake, pool.as_ref()));
+            scope.spawn(move || {
+                worker(
+                    points,
+                    units,
+                    store,
+                    obs,
+                    limits,
+                    state,
+                    wake,
+                    pool.as_ref(),
+                )
+            });
         }
     });
     let mut st = state.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -378,7 +494,11 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
                 .iter()
                 .filter_map(|&v| of_point[pt][v].map(|u| (v, u)))
                 .map(|(v, u)| {
-                    let mut r = st.finished[u].as_ref().expect("every unit finished").report.clone();
+                    let mut r = st.finished[u]
+                        .as_ref()
+                        .expect("every unit finished")
+                        .report
+                        .clone();
                     r.name.clone_from(&p.nodes[v].name);
                     if units[u].point != pt {
                         // Computed (or found) for an earlier point.
@@ -388,7 +508,10 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
                     r
                 })
                 .collect();
-            RunReport { pipeline: p.name.clone(), nodes }
+            RunReport {
+                pipeline: p.name.clone(),
+                nodes,
+            }
         })
         .collect();
     drop(st.held);
@@ -397,7 +520,16 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
 
 /// Take ready units and run them (in `pool`, if given) until none are left or one failed.
 #[allow(clippy::too_many_arguments)]
-fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer, limits: Limits, state: &Mutex<State>, wake: &Condvar, pool: Option<&rayon::ThreadPool>) {
+fn worker(
+    points: &[Pipeline],
+    units: &[Unit],
+    store: &Store,
+    obs: &dyn Observer,
+    limits: Limits,
+    state: &Mutex<State>,
+    wake: &Condvar,
+    pool: Option<&rayon::ThreadPool>,
+) {
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         // Pick the lowest ready unit that fits the budget (any unit when none runs).
@@ -414,10 +546,16 @@ fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer
                         .inputs
                         .iter()
                         .zip(&p.nodes[unit.v].inputs)
-                        .map(|(&i, &iv)| (st.finished[i].as_ref().map_or(0, |f| f.report.rows), p.nodes[iv].schema.as_ref()))
+                        .map(|(&i, &iv)| {
+                            (
+                                st.finished[i].as_ref().map_or(0, |f| f.report.rows),
+                                p.nodes[iv].schema.as_ref(),
+                            )
+                        })
                         .collect();
                     let est = memory_estimate(&p.nodes[unit.v].op, &ins, &p.nodes[unit.v].schema);
-                    (st.running == 0 || st.memory.saturating_add(est) <= limits.memory_bytes).then_some((u, est))
+                    (st.running == 0 || st.memory.saturating_add(est) <= limits.memory_bytes)
+                        .then_some((u, est))
                 });
                 match fits {
                     Some(x) => break x,
@@ -429,7 +567,15 @@ fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer
             // Ready units it may compute alongside (see `Kind::joint_key`): held back until
             // it is done, then run as usual (finding their outputs in memory).
             let joined: Vec<usize> = match op_of(points, units, u).joint_key() {
-                Some(k) => st.ready.iter().copied().filter(|&w| units[w].inputs == units[u].inputs && op_of(points, units, w).joint_key().as_ref() == Some(&k)).collect(),
+                Some(k) => st
+                    .ready
+                    .iter()
+                    .copied()
+                    .filter(|&w| {
+                        units[w].inputs == units[u].inputs
+                            && op_of(points, units, w).joint_key().as_ref() == Some(&k)
+                    })
+                    .collect(),
                 None => Vec::new(),
             };
             for w in &joined {
@@ -439,12 +585,36 @@ fn worker(points: &[Pipeline], units: &[Unit], store: &Store, obs: &dyn Observer
             st.memory = st.memory.saturating_add(est);
             st.not_started -= 1;
             let ins = &units[u].inputs;
-            let hashes: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").content_hash.clone()).collect();
-            let keys: Vec<String> = ins.iter().map(|&i| st.finished[i].as_ref().expect("input done").report.key.clone()).collect();
-            let frames: Vec<Option<Arc<DataFrame>>> = ins.iter().map(|&i| st.frames[i].clone()).collect();
+            let hashes: Vec<String> = ins
+                .iter()
+                .map(|&i| {
+                    st.finished[i]
+                        .as_ref()
+                        .expect("input done")
+                        .content_hash
+                        .clone()
+                })
+                .collect();
+            let keys: Vec<String> = ins
+                .iter()
+                .map(|&i| {
+                    st.finished[i]
+                        .as_ref()
+                        .expect("input done")
+                        .report
+                        .key
+                        .clone()
+                })
+                .collect();
+            let frames: Vec<Option<Arc<DataFrame>>> =
+                ins.iter().map(|&i| st.frames[i].clone()).collect();
             (u, est, hashes, keys, frames, joined)
         };
-        let run = || run_unit(points, units, u, store, obs, &hashes, &keys, frames, &joined, state);
+        let run = || {
+            run_unit(
+                points, units, u, store, obs, &hashes, &keys, frames, &joined, state,
+            )
+        };
         let res = match pool {
             Some(p) => p.install(run),
             None => run(),
@@ -501,34 +671,60 @@ fn run_unit(
     let p = &points[unit.point];
     let v = unit.v;
     let node = &p.nodes[v];
-    obs.event(Event::Start { node: &node.name, op: node.op.name() });
+    obs.event(Event::Start {
+        node: &node.name,
+        op: node.op.name(),
+    });
     let t0 = Instant::now();
     let all_hashes = by_node(p, v, hashes);
     // An op that reads files named by its rows needs its inputs to know its key.
     let mut frames = Some(frames);
     let mut loaded = None;
     let data = if node.op.reads_data_files() {
-        let ins = load_inputs(p, unit, store, keys, frames.take().expect("not taken"), state)?;
+        let ins = load_inputs(
+            p,
+            unit,
+            store,
+            keys,
+            frames.take().expect("not taken"),
+            state,
+        )?;
         let d = data_digest(p, store, v, &ins, obs)?;
         loaded = Some(ins);
         d
     } else {
         None
     };
-    let parts = key_parts(p, store, v, &all_hashes, data.as_ref().map(|d| d.digest.clone()))?.expect("inputs ran first");
+    let parts = key_parts(
+        p,
+        store,
+        v,
+        &all_hashes,
+        data.as_ref().map(|d| d.digest.clone()),
+    )?
+    .expect("inputs ran first");
     let key = parts.key();
     tracing::debug!(node = %node.name, %key, "key");
     // Held until the run ends: gc leaves entries this run uses alone.
     let used = store.use_entry(&key)?;
-    state.lock().unwrap_or_else(|e| e.into_inner()).held.push(used);
+    state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .held
+        .push(used);
     let mut computed = None;
     let manifest = match store.lookup(&key) {
         Lookup::Hit(m) => m,
         first => {
             if let Lookup::Corrupt(reason) = &first {
-                obs.event(Event::Corrupt { node: &node.name, key: &key, reason });
+                obs.event(Event::Corrupt {
+                    node: &node.name,
+                    key: &key,
+                    reason,
+                });
             }
-            let lock = store.lock_compute(&key, || obs.event(Event::Waiting { node: &node.name }))?;
+            let lock =
+                store.lock_compute(&key, || obs.event(Event::Waiting { node: &node.name }))?;
             match store.lookup(&key) {
                 Lookup::Hit(m) => m,
                 again => {
@@ -537,11 +733,26 @@ fn run_unit(
                     }
                     let ins = match loaded.take() {
                         Some(ins) => ins,
-                        None => load_inputs(p, unit, store, keys, frames.take().expect("not taken"), state)?,
+                        None => load_inputs(
+                            p,
+                            unit,
+                            store,
+                            keys,
+                            frames.take().expect("not taken"),
+                            state,
+                        )?,
                     };
-                    let details: Vec<serde_json::Value> = keys.iter().map(|k| store.manifest(k).map_or(serde_json::Value::Null, |m| m.details)).collect();
+                    let details: Vec<serde_json::Value> = keys
+                        .iter()
+                        .map(|k| {
+                            store
+                                .manifest(k)
+                                .map_or(serde_json::Value::Null, |m| m.details)
+                        })
+                        .collect();
                     let node_parts = NodeParts::new(store, &parts, &node.name, &p.name);
-                    let input_files: Vec<std::path::PathBuf> = keys.iter().map(|k| store.attachment_path(k, "")).collect();
+                    let input_files: Vec<std::path::PathBuf> =
+                        keys.iter().map(|k| store.attachment_path(k, "")).collect();
                     let joint = joint_ops(points, units, joined, store, hashes)?;
                     let ctx = RunCtx {
                         pipeline: &p.name,
@@ -558,7 +769,10 @@ fn run_unit(
                     drop(ins);
                     let mut df = out.df;
                     if !df.schema().contains(&p.id) {
-                        return Err(Error::input(&node.name, format!("the output lost the id column `{}`", p.id)));
+                        return Err(Error::input(
+                            &node.name,
+                            format!("the output lost the id column `{}`", p.id),
+                        ));
                     }
                     let draft = Draft {
                         key: key.clone(),
@@ -579,21 +793,48 @@ fn run_unit(
             }
         }
     };
-    let status = if computed.is_some() { Status::Computed } else { Status::Cached };
-    store.save_run(&p.name, &node.name, &RunRecord { key: key.clone(), parts, input_nodes: input_names(p, v), content_hash: manifest.content_hash.clone() })?;
+    let status = if computed.is_some() {
+        Status::Computed
+    } else {
+        Status::Cached
+    };
+    store.save_run(
+        &p.name,
+        &node.name,
+        &RunRecord {
+            key: key.clone(),
+            parts,
+            input_nodes: input_names(p, v),
+            content_hash: manifest.content_hash.clone(),
+        },
+    )?;
     let report = NodeReport {
         name: node.name.clone(),
         op: node.op.name().to_owned(),
         key,
         status,
-        seconds: if status == Status::Computed { manifest.seconds } else { t0.elapsed().as_secs_f64() },
+        seconds: if status == Status::Computed {
+            manifest.seconds
+        } else {
+            t0.elapsed().as_secs_f64()
+        },
         rows: manifest.rows,
         summary: manifest.summary.clone(),
         slurm_job: None,
-        attachments: manifest.attachments.iter().map(|a| a.path.clone()).collect(),
+        attachments: manifest
+            .attachments
+            .iter()
+            .map(|a| a.path.clone())
+            .collect(),
     };
     obs.event(Event::Done(&report));
-    Ok((Finished { report, content_hash: manifest.content_hash.clone() }, computed))
+    Ok((
+        Finished {
+            report,
+            content_hash: manifest.content_hash.clone(),
+        },
+        computed,
+    ))
 }
 
 /// Node `v`'s input content `hashes` (in input order) placed at their nodes, as
@@ -613,7 +854,13 @@ fn op_of<'p>(points: &'p [Pipeline], units: &[Unit], u: usize) -> &'p Op {
 
 /// The ops of the units joined to one that runs (the same input units, so the same input
 /// `hashes`) whose outputs are not in the cache.
-fn joint_ops<'p>(points: &'p [Pipeline], units: &[Unit], joined: &[usize], store: &Store, hashes: &[String]) -> Result<Vec<(&'p str, &'p Op)>> {
+fn joint_ops<'p>(
+    points: &'p [Pipeline],
+    units: &[Unit],
+    joined: &[usize],
+    store: &Store,
+    hashes: &[String],
+) -> Result<Vec<(&'p str, &'p Op)>> {
     let mut ops = Vec::new();
     for &w in joined {
         let p = &points[units[w].point];
@@ -629,7 +876,14 @@ fn joint_ops<'p>(points: &'p [Pipeline], units: &[Unit], joined: &[usize], store
 
 /// A unit's input frames: from memory where this run has them, else read from the cache
 /// (and kept for the unit's other consumers).
-fn load_inputs(p: &Pipeline, unit: &Unit, store: &Store, keys: &[String], frames: Vec<Option<Arc<DataFrame>>>, state: &Mutex<State>) -> Result<Vec<Arc<DataFrame>>> {
+fn load_inputs(
+    p: &Pipeline,
+    unit: &Unit,
+    store: &Store,
+    keys: &[String],
+    frames: Vec<Option<Arc<DataFrame>>>,
+    state: &Mutex<State>,
+) -> Result<Vec<Arc<DataFrame>>> {
     let node = &p.nodes[unit.v];
     let mut ins = Vec::with_capacity(node.inputs.len());
     for ((&i, &iv), frame) in unit.inputs.iter().zip(&node.inputs).zip(frames) {
@@ -672,7 +926,12 @@ pub struct PlanRow {
 }
 
 /// What a run of `targets` would do, and why, without computing anything.
-pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[NodeId]) -> Result<Vec<PlanRow>> {
+pub fn plan(
+    p: &Pipeline,
+    store: &Store,
+    obs: &dyn ProgressFactory,
+    targets: &[NodeId],
+) -> Result<Vec<PlanRow>> {
     let need = needed(p, targets);
     let mut hashes: Vec<Option<String>> = vec![None; p.nodes.len()];
     let mut keys: Vec<Option<String>> = vec![None; p.nodes.len()];
@@ -688,13 +947,25 @@ pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[N
                     Lookup::Hit(m) => {
                         hashes[v] = Some(m.content_hash.clone());
                         keys[v] = Some(key.clone());
-                        PlanRow { name: node.name.clone(), op: node.op.name().into(), key: Some(key), status: PlanStatus::Cached, rows: Some(m.rows), why: vec![] }
+                        PlanRow {
+                            name: node.name.clone(),
+                            op: node.op.name().into(),
+                            key: Some(key),
+                            status: PlanStatus::Cached,
+                            rows: Some(m.rows),
+                            why: vec![],
+                        }
                     }
                     other => {
                         let why = match (other, &last) {
-                            (Lookup::Corrupt(reason), _) => vec![format!("the cached entry is corrupt ({reason})")],
+                            (Lookup::Corrupt(reason), _) => {
+                                vec![format!("the cached entry is corrupt ({reason})")]
+                            }
                             (_, None) => vec!["never run in this pipeline".to_owned()],
-                            (_, Some(r)) if r.key == key => vec!["its entry is no longer in the cache (removed by gc?)".to_owned()],
+                            (_, Some(r)) if r.key == key => {
+                                vec!["its entry is no longer in the cache (removed by gc?)"
+                                    .to_owned()]
+                            }
                             (_, Some(r)) => {
                                 let w = explain(&r.parts, &r.input_nodes, &parts, &names);
                                 if w.is_empty() {
@@ -704,12 +975,24 @@ pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[N
                                 }
                             }
                         };
-                        PlanRow { name: node.name.clone(), op: node.op.name().into(), key: Some(key), status: PlanStatus::Run, rows: None, why }
+                        PlanRow {
+                            name: node.name.clone(),
+                            op: node.op.name().into(),
+                            key: Some(key),
+                            status: PlanStatus::Run,
+                            rows: None,
+                            why,
+                        }
                     }
                 }
             }
             None => {
-                let upstream: Vec<&str> = node.inputs.iter().filter(|&&u| hashes[u].is_none()).map(|&u| p.nodes[u].name.as_str()).collect();
+                let upstream: Vec<&str> = node
+                    .inputs
+                    .iter()
+                    .filter(|&&u| hashes[u].is_none())
+                    .map(|&u| p.nodes[u].name.as_str())
+                    .collect();
                 let mut why: Vec<String> = upstream.iter().map(|u| format!("input `{u}` will run; this node is reused if `{u}` comes out unchanged")).collect();
                 if let Some(r) = &last {
                     // Own changes, ignoring the inputs that are not known yet.
@@ -718,9 +1001,20 @@ pub fn plan(p: &Pipeline, store: &Store, obs: &dyn ProgressFactory, targets: &[N
                     now.op_version = node.op.version();
                     now.id = p.id.clone();
                     now.params = node.op.key_params();
-                    why.extend(explain(&r.parts, &r.input_nodes, &now, &names).into_iter().filter(|w| !w.starts_with("input `")));
+                    why.extend(
+                        explain(&r.parts, &r.input_nodes, &now, &names)
+                            .into_iter()
+                            .filter(|w| !w.starts_with("input `")),
+                    );
                 }
-                PlanRow { name: node.name.clone(), op: node.op.name().into(), key: None, status: PlanStatus::Pending, rows: None, why }
+                PlanRow {
+                    name: node.name.clone(),
+                    op: node.op.name().into(),
+                    key: None,
+                    status: PlanStatus::Pending,
+                    rows: None,
+                    why,
+                }
             }
         };
         rows.push(row);

@@ -118,7 +118,9 @@ impl Labels {
 
     /// (id, label) in the order ids were first labelled.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.order.iter().map(|id| (id.as_str(), self.label[id].as_str()))
+        self.order
+            .iter()
+            .map(|id| (id.as_str(), self.label[id].as_str()))
     }
 
     /// Each label name and how many galaxies carry it, by name.
@@ -144,7 +146,10 @@ pub fn read(path: &Path) -> Result<Log> {
 /// Parse a log's bytes (`path` only names it in messages).
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Log> {
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let mut log = Log { complete_len: complete as u64, ..Log::default() };
+    let mut log = Log {
+        complete_len: complete as u64,
+        ..Log::default()
+    };
     if complete < bytes.len() {
         log.torn = Some(format!("label log `{}`: its last line ({} bytes) is incomplete, as after a crash mid-write; it is ignored", path.display(), bytes.len() - complete));
     }
@@ -152,9 +157,19 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Log> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let e: Entry = serde_json::from_slice(line).map_err(|e| Error::Usage(format!("label log `{}` line {}: not a label action ({e})", path.display(), i + 1)))?;
+        let e: Entry = serde_json::from_slice(line).map_err(|e| {
+            Error::Usage(format!(
+                "label log `{}` line {}: not a label action ({e})",
+                path.display(),
+                i + 1
+            ))
+        })?;
         if let Err(why) = check_label(&e.label) {
-            return Err(Error::Usage(format!("label log `{}` line {}: {why}", path.display(), i + 1)));
+            return Err(Error::Usage(format!(
+                "label log `{}` line {}: {why}",
+                path.display(),
+                i + 1
+            )));
         }
         log.entries.push(e);
     }
@@ -175,19 +190,32 @@ impl Writer {
     pub fn open(path: &Path) -> Result<(Writer, Option<String>)> {
         let log = read(path)?;
         let existed = path.exists();
-        let mut file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path).ctx("cannot open the label log", path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .ctx("cannot open the label log", path)?;
         if log.torn.is_some() {
-            file.set_len(log.complete_len).ctx("cannot repair the label log", path)?;
+            file.set_len(log.complete_len)
+                .ctx("cannot repair the label log", path)?;
             file.sync_all().ctx("cannot repair the label log", path)?;
         }
-        file.seek(SeekFrom::End(0)).ctx("cannot open the label log", path)?;
+        file.seek(SeekFrom::End(0))
+            .ctx("cannot open the label log", path)?;
         if !existed {
             file.sync_all().ctx("cannot create the label log", path)?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 crate::cache::io::sync_dir(dir)?;
             }
         }
-        let w = Writer { path: path.to_owned(), file, labels: log.fold(), actions: log.entries.len() as u64 };
+        let w = Writer {
+            path: path.to_owned(),
+            file,
+            labels: log.fold(),
+            actions: log.entries.len() as u64,
+        };
         Ok((w, log.torn))
     }
 
@@ -196,8 +224,12 @@ impl Writer {
         let mut line = serde_json::to_vec(&e).expect("an entry serialises");
         line.push(b'\n');
         // One write of the whole line, then fsync: a crash leaves at most a torn last line.
-        self.file.write_all(&line).ctx("cannot write the label log", &self.path)?;
-        self.file.sync_data().ctx("cannot write the label log", &self.path)?;
+        self.file
+            .write_all(&line)
+            .ctx("cannot write the label log", &self.path)?;
+        self.file
+            .sync_data()
+            .ctx("cannot write the label log", &self.path)?;
         self.labels.apply(&e);
         self.actions += 1;
         Ok(self.actions)
@@ -214,7 +246,9 @@ impl Writer {
 
 /// Now, as RFC 3339 UTC to the second.
 pub fn now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     crate::cache::store::utc(secs)
 }
 
@@ -223,7 +257,12 @@ mod tests {
     use super::*;
 
     fn entry(action: Action, label: &str, ids: &[&str]) -> Entry {
-        Entry { time: "t".into(), action, label: label.into(), ids: ids.iter().map(|s| s.to_string()).collect() }
+        Entry {
+            time: "t".into(),
+            action,
+            label: label.into(),
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
@@ -238,8 +277,14 @@ mod tests {
             ..Log::default()
         };
         let l = log.fold();
-        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("1", "ring"), ("2", "bar")]);
-        assert_eq!(l.counts(), vec![("bar".to_string(), 1), ("ring".to_string(), 1)]);
+        assert_eq!(
+            l.iter().collect::<Vec<_>>(),
+            vec![("1", "ring"), ("2", "bar")]
+        );
+        assert_eq!(
+            l.counts(),
+            vec![("bar".to_string(), 1), ("ring".to_string(), 1)]
+        );
     }
 
     #[test]
@@ -269,7 +314,11 @@ mod tests {
 
     #[test]
     fn a_bad_line_in_the_middle_is_an_error_naming_it() {
-        let e = parse(b"{\"time\":\"t\",\"action\":\"add\",\"label\":\"a\",\"ids\":[\"1\"]}\nnot json\n{}\n", Path::new("x.jsonl")).unwrap_err();
+        let e = parse(
+            b"{\"time\":\"t\",\"action\":\"add\",\"label\":\"a\",\"ids\":[\"1\"]}\nnot json\n{}\n",
+            Path::new("x.jsonl"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
     }
 

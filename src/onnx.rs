@@ -17,7 +17,14 @@ use ort::value::TensorRef;
 pub fn find_library() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(format!("ORT_DYLIB_PATH is `{}`, which is not a file", p.display())) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "ORT_DYLIB_PATH is `{}`, which is not a file",
+                p.display()
+            ))
+        };
     }
     let mut dirs = Vec::new();
     match std::env::var_os("DAGRUN_ORT_DIR").filter(|p| !p.is_empty()) {
@@ -30,15 +37,25 @@ pub fn find_library() -> Result<PathBuf, String> {
     }
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
         if let Ok(rd) = std::fs::read_dir(Path::new(&venv).join("lib")) {
-            let mut py: Vec<PathBuf> = rd.flatten().map(|e| e.path().join("site-packages/onnxruntime/capi")).collect();
+            let mut py: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path().join("site-packages/onnxruntime/capi"))
+                .collect();
             py.sort();
             dirs.extend(py);
         }
     }
     for d in &dirs {
         if let Ok(rd) = std::fs::read_dir(d) {
-            let mut libs: Vec<PathBuf> =
-                rd.flatten().map(|e| e.path()).filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so"))).collect();
+            let mut libs: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+                })
+                .collect();
             libs.sort();
             if let Some(l) = libs.pop() {
                 return Ok(l);
@@ -57,8 +74,12 @@ fn environment() -> Result<&'static ort::environment::Environment, String> {
     static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let lib = find_library()?;
-        let builder = ort::init_from(&lib).map_err(|e| format!("cannot load ONNX Runtime from `{}`: {e}", lib.display()))?;
-        builder.with_name("dagrun").build().map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+        let builder = ort::init_from(&lib)
+            .map_err(|e| format!("cannot load ONNX Runtime from `{}`: {e}", lib.display()))?;
+        builder
+            .with_name("dagrun")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
     })
     .as_ref()
     .map_err(Clone::clone)
@@ -96,10 +117,16 @@ pub fn ports(path: &Path) -> Result<(Vec<Port>, Vec<Port>), String> {
     type Ports = Result<(Vec<Port>, Vec<Port>), String>;
     type FileId = (PathBuf, u64, Option<std::time::SystemTime>);
     static SEEN: OnceLock<Mutex<HashMap<FileId, Ports>>> = OnceLock::new();
-    let md = std::fs::metadata(path).map_err(|e| format!("cannot read model `{}`: {e}", path.display()))?;
+    let md = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read model `{}`: {e}", path.display()))?;
     let id = (path.to_owned(), md.len(), md.modified().ok());
-    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    seen.entry(id).or_insert_with(|| Model::load(path, 1).map(|m| (m.inputs, m.outputs))).clone()
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    seen.entry(id)
+        .or_insert_with(|| Model::load(path, 1).map(|m| (m.inputs, m.outputs)))
+        .clone()
 }
 
 impl Model {
@@ -112,16 +139,34 @@ impl Model {
             .map_err(|e| format!("cannot load model `{}`: {e}", path.display()))?;
         let inputs = session.inputs().iter().map(port).collect();
         let outputs = session.outputs().iter().map(port).collect();
-        Ok(Model { session, inputs, outputs })
+        Ok(Model {
+            session,
+            inputs,
+            outputs,
+        })
     }
 
     /// Run one batch: `data` in the layout `shape` describes, fed to `input`; returns output
     /// `output` as (shape, values).
-    pub fn run(&mut self, input: &str, shape: &[i64], data: &[f32], output: &str) -> Result<(Vec<i64>, Vec<f32>), String> {
-        let t = TensorRef::from_array_view((shape.to_vec(), data)).map_err(|e| format!("cannot make the input tensor: {e}"))?;
-        let out = self.session.run(ort::inputs![input => t]).map_err(|e| format!("inference failed: {e}"))?;
-        let v = out.get(output).ok_or_else(|| format!("the model gave no output `{output}`"))?;
-        let (s, x) = v.try_extract_tensor::<f32>().map_err(|e| format!("output `{output}` is not a float tensor: {e}"))?;
+    pub fn run(
+        &mut self,
+        input: &str,
+        shape: &[i64],
+        data: &[f32],
+        output: &str,
+    ) -> Result<(Vec<i64>, Vec<f32>), String> {
+        let t = TensorRef::from_array_view((shape.to_vec(), data))
+            .map_err(|e| format!("cannot make the input tensor: {e}"))?;
+        let out = self
+            .session
+            .run(ort::inputs![input => t])
+            .map_err(|e| format!("inference failed: {e}"))?;
+        let v = out
+            .get(output)
+            .ok_or_else(|| format!("the model gave no output `{output}`"))?;
+        let (s, x) = v
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("output `{output}` is not a float tensor: {e}"))?;
         Ok((s.to_vec(), x.to_vec()))
     }
 }

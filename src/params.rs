@@ -41,7 +41,14 @@ fn type_name(v: &toml::Value) -> &'static str {
 impl<'a> Params<'a> {
     pub fn new(node: &'a str, op: &'a str, node_loc: Loc, items: Vec<RawParam>) -> Self {
         let used = vec![false; items.len()];
-        Params { node, op, node_loc, items, used, known: Vec::new() }
+        Params {
+            node,
+            op,
+            node_loc,
+            items,
+            used,
+            known: Vec::new(),
+        }
     }
 
     pub fn node(&self) -> &str {
@@ -64,7 +71,10 @@ impl<'a> Params<'a> {
 
     /// Where parameter `name` was written, or the node's header when it was not.
     pub fn loc_of(&self, name: &str) -> Loc {
-        self.items.iter().find(|p| p.name == name).map_or_else(|| self.node_loc.clone(), |p| p.loc.clone())
+        self.items
+            .iter()
+            .find(|p| p.name == name)
+            .map_or_else(|| self.node_loc.clone(), |p| p.loc.clone())
     }
 
     /// An error about parameter `name`, located at its value.
@@ -73,20 +83,40 @@ impl<'a> Params<'a> {
     }
 
     fn wrong(&self, p: &RawParam, want: &str) -> Error {
-        Error::spec(p.loc.clone(), Some(self.node), Some(&p.name), format!("expected {want}, found {}", type_name(&p.value)))
+        Error::spec(
+            p.loc.clone(),
+            Some(self.node),
+            Some(&p.name),
+            format!("expected {want}, found {}", type_name(&p.value)),
+        )
     }
 
     /// An array parameter with an element of the wrong type.
     fn wrong_element(&self, p: &RawParam, want: &str, found: &toml::Value) -> Error {
-        Error::spec(p.loc.clone(), Some(self.node), Some(&p.name), format!("expected an array of {want}, found {} in it", type_name(found)))
+        Error::spec(
+            p.loc.clone(),
+            Some(self.node),
+            Some(&p.name),
+            format!(
+                "expected an array of {want}, found {} in it",
+                type_name(found)
+            ),
+        )
     }
 
     pub fn missing(&self, name: &str, what: &str) -> Error {
-        Error::spec(self.node_loc.clone(), Some(self.node), Some(name), format!("missing (op `{}` needs {what})", self.op))
+        Error::spec(
+            self.node_loc.clone(),
+            Some(self.node),
+            Some(name),
+            format!("missing (op `{}` needs {what})", self.op),
+        )
     }
 
     pub fn string(&mut self, name: &'static str) -> Result<Option<String>> {
-        let Some(p) = self.take(name).cloned() else { return Ok(None) };
+        let Some(p) = self.take(name).cloned() else {
+            return Ok(None);
+        };
         match &p.value {
             toml::Value::String(s) => Ok(Some(s.clone())),
             _ => Err(self.wrong(&p, "a string")),
@@ -94,22 +124,34 @@ impl<'a> Params<'a> {
     }
 
     pub fn req_string(&mut self, name: &'static str) -> Result<String> {
-        self.string(name)?.ok_or_else(|| self.missing(name, "a string"))
+        self.string(name)?
+            .ok_or_else(|| self.missing(name, "a string"))
     }
 
     /// One of a fixed set of strings.
-    pub fn choice(&mut self, name: &'static str, choices: &[&str], default: &str) -> Result<String> {
+    pub fn choice(
+        &mut self,
+        name: &'static str,
+        choices: &[&str],
+        default: &str,
+    ) -> Result<String> {
         let v = self.string(name)?.unwrap_or_else(|| default.to_owned());
         if choices.contains(&v.as_str()) {
             Ok(v)
         } else {
-            let list = choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+            let list = choices
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             Err(self.error(name, format!("`{v}` is not one of {list}")))
         }
     }
 
     pub fn int(&mut self, name: &'static str) -> Result<Option<i64>> {
-        let Some(p) = self.take(name).cloned() else { return Ok(None) };
+        let Some(p) = self.take(name).cloned() else {
+            return Ok(None);
+        };
         match p.value {
             toml::Value::Integer(i) => Ok(Some(i)),
             toml::Value::Float(f) if f.fract() == 0.0 && f.abs() < 9e15 => Ok(Some(f as i64)),
@@ -118,20 +160,32 @@ impl<'a> Params<'a> {
     }
 
     /// An integer in `[min, max]`, or `default` when absent.
-    pub fn int_in(&mut self, name: &'static str, default: Option<i64>, min: i64, max: i64) -> Result<i64> {
+    pub fn int_in(
+        &mut self,
+        name: &'static str,
+        default: Option<i64>,
+        min: i64,
+        max: i64,
+    ) -> Result<i64> {
         let v = match self.int(name)? {
             Some(v) => v,
             None => default.ok_or_else(|| self.missing(name, "an integer"))?,
         };
         if v < min || v > max {
-            let range = if max == i64::MAX { format!("at least {min}") } else { format!("between {min} and {max}") };
+            let range = if max == i64::MAX {
+                format!("at least {min}")
+            } else {
+                format!("between {min} and {max}")
+            };
             return Err(self.error(name, format!("must be {range}, found {v}")));
         }
         Ok(v)
     }
 
     pub fn float(&mut self, name: &'static str) -> Result<Option<f64>> {
-        let Some(p) = self.take(name).cloned() else { return Ok(None) };
+        let Some(p) = self.take(name).cloned() else {
+            return Ok(None);
+        };
         match p.value {
             toml::Value::Float(f) if f.is_finite() => Ok(Some(f)),
             toml::Value::Float(_) => Err(self.error(name, "must be finite")),
@@ -141,16 +195,37 @@ impl<'a> Params<'a> {
     }
 
     /// A number in `[min, max]`, or `default` when absent.
-    pub fn float_in(&mut self, name: &'static str, default: f64, min: f64, max: f64) -> Result<f64> {
+    pub fn float_in(
+        &mut self,
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<f64> {
         let v = self.float(name)?.unwrap_or(default);
         if !(min..=max).contains(&v) {
             // A bound just above zero means "positive"; others read as the numbers they are.
             let open_top = max >= 1e300;
             let msg = match (min > 0.0 && min < 1e-6, open_top) {
                 (true, true) => format!("must be positive, found {}", show_float(v)),
-                (true, false) => format!("must be positive and at most {}, found {}", show_float(max), show_float(v)),
-                (false, true) => format!("must be at least {}, found {}", show_float(min), show_float(v)),
-                (false, false) => format!("must be between {} and {}, found {}", show_float(min), show_float(max), show_float(v)),
+                (true, false) => format!(
+                    "must be positive and at most {}, found {}",
+                    show_float(max),
+                    show_float(v)
+                ),
+                (false, true) => {
+                    format!(
+                        "must be at least {}, found {}",
+                        show_float(min),
+                        show_float(v)
+                    )
+                }
+                (false, false) => format!(
+                    "must be between {} and {}, found {}",
+                    show_float(min),
+                    show_float(max),
+                    show_float(v)
+                ),
             };
             return Err(self.error(name, msg));
         }
@@ -158,7 +233,9 @@ impl<'a> Params<'a> {
     }
 
     pub fn bool(&mut self, name: &'static str, default: bool) -> Result<bool> {
-        let Some(p) = self.take(name).cloned() else { return Ok(default) };
+        let Some(p) = self.take(name).cloned() else {
+            return Ok(default);
+        };
         match p.value {
             toml::Value::Boolean(b) => Ok(b),
             _ => Err(self.wrong(&p, "true or false")),
@@ -167,7 +244,9 @@ impl<'a> Params<'a> {
 
     /// A string or an array of strings.
     pub fn strings(&mut self, name: &'static str) -> Result<Option<Vec<String>>> {
-        let Some(p) = self.take(name).cloned() else { return Ok(None) };
+        let Some(p) = self.take(name).cloned() else {
+            return Ok(None);
+        };
         match &p.value {
             toml::Value::String(s) => Ok(Some(vec![s.clone()])),
             toml::Value::Array(a) => a
@@ -184,22 +263,36 @@ impl<'a> Params<'a> {
 
     /// Galaxy ids: a string or an integer, or an array of them, as text.
     pub fn ids(&mut self, name: &'static str) -> Result<Option<Vec<String>>> {
-        let Some(p) = self.take(name).cloned() else { return Ok(None) };
+        let Some(p) = self.take(name).cloned() else {
+            return Ok(None);
+        };
         let one = |v: &toml::Value| match v {
             toml::Value::String(s) => Some(s.clone()),
             toml::Value::Integer(i) => Some(i.to_string()),
             _ => None,
         };
         match &p.value {
-            toml::Value::Array(a) => a.iter().map(|v| one(v).ok_or_else(|| self.wrong_element(&p, "ids (strings or integers)", v))).collect::<Result<Vec<_>>>().map(Some),
-            v => one(v).map(|s| Some(vec![s])).ok_or_else(|| self.wrong(&p, "an id or an array of ids")),
+            toml::Value::Array(a) => a
+                .iter()
+                .map(|v| {
+                    one(v).ok_or_else(|| self.wrong_element(&p, "ids (strings or integers)", v))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            v => one(v)
+                .map(|s| Some(vec![s]))
+                .ok_or_else(|| self.wrong(&p, "an id or an array of ids")),
         }
     }
 
     /// An array of numbers.
     pub fn floats(&mut self, name: &'static str) -> Result<Option<Vec<f64>>> {
-        let Some(p) = self.take(name).cloned() else { return Ok(None) };
-        let toml::Value::Array(a) = &p.value else { return Err(self.wrong(&p, "an array of numbers")) };
+        let Some(p) = self.take(name).cloned() else {
+            return Ok(None);
+        };
+        let toml::Value::Array(a) = &p.value else {
+            return Err(self.wrong(&p, "an array of numbers"));
+        };
         a.iter()
             .map(|v| match v {
                 toml::Value::Float(f) if f.is_finite() => Ok(*f),
@@ -212,7 +305,10 @@ impl<'a> Params<'a> {
 
     /// Where each parameter that was given was written (for later schema errors).
     pub fn locations(&self) -> BTreeMap<String, Loc> {
-        self.items.iter().map(|p| (p.name.clone(), p.loc.clone())).collect()
+        self.items
+            .iter()
+            .map(|p| (p.name.clone(), p.loc.clone()))
+            .collect()
     }
 
     /// Fail on the first parameter no getter asked for.
@@ -221,8 +317,17 @@ impl<'a> Params<'a> {
             let p = &self.items[i];
             let mut known: Vec<&str> = self.known.clone();
             known.sort_unstable();
-            let list = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
-            return Err(Error::spec(p.key_loc.clone(), Some(self.node), Some(&p.name), format!("unknown parameter for op `{}` (it takes: {list})", self.op)));
+            let list = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            };
+            return Err(Error::spec(
+                p.key_loc.clone(),
+                Some(self.node),
+                Some(&p.name),
+                format!("unknown parameter for op `{}` (it takes: {list})", self.op),
+            ));
         }
         Ok(())
     }

@@ -86,10 +86,18 @@ fn default_cpus(op: &Op, max: u32) -> u32 {
 }
 
 fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().map_err(|e| Error::Scheduler(format!("cannot run `{what}` ({e}): is SLURM installed and on PATH?")))?;
+    let out = cmd.output().map_err(|e| {
+        Error::Scheduler(format!(
+            "cannot run `{what}` ({e}): is SLURM installed and on PATH?"
+        ))
+    })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::Scheduler(format!("`{what}` failed ({}): {}", out.status, err.trim().lines().collect::<Vec<_>>().join(" | "))));
+        return Err(Error::Scheduler(format!(
+            "`{what}` failed ({}): {}",
+            out.status,
+            err.trim().lines().collect::<Vec<_>>().join(" | ")
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -102,7 +110,10 @@ fn sh(s: &str) -> String {
 /// The last `n` lines of a log, on one line.
 fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(EXIT_MARK) && !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(EXIT_MARK) && !l.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
@@ -111,24 +122,62 @@ const EXIT_MARK: &str = "dagrun-slurm-exit=";
 /// The exit status the job's script wrote, if the log has it.
 fn exit_status(log: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(log).ok()?;
-    text.lines().rev().find_map(|l| l.strip_prefix(EXIT_MARK)).and_then(|s| s.trim().parse().ok())
+    text.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(EXIT_MARK))
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// Pending reasons that no amount of waiting resolves.
-const NEVER: &[&str] = &["PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount", "InvalidQOS"];
+const NEVER: &[&str] = &[
+    "PartitionConfig",
+    "PartitionNodeLimit",
+    "PartitionTimeLimit",
+    "BadConstraints",
+    "InvalidAccount",
+    "InvalidQOS",
+];
 
-const ACTIVE: &[&str] =
-    &["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"];
+const ACTIVE: &[&str] = &[
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "SUSPENDED",
+    "REQUEUED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESV_DEL_HOLD",
+];
 
 /// Run `points` through SLURM (see the module docs); returns the reports of the final,
 /// all-cached local pass, with the nodes the jobs computed marked as computed.
-pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets: &[Vec<NodeId>], limits: Limits, opt: &Options) -> Result<Vec<RunReport>> {
+pub fn run_many(
+    points: &[Pipeline],
+    store: &Store,
+    obs: &dyn Observer,
+    targets: &[Vec<NodeId>],
+    limits: Limits,
+    opt: &Options,
+) -> Result<Vec<RunReport>> {
     let (units, of_point) = exec::merge(points, targets);
-    let max_cpus =
-        run_cmd(Command::new("sinfo").args(["-h", "-o", "%c"]), "sinfo -h -o %c")?.lines().filter_map(|l| l.trim().trim_end_matches('+').parse::<u32>().ok()).max().unwrap_or(1);
+    let max_cpus = run_cmd(
+        Command::new("sinfo").args(["-h", "-o", "%c"]),
+        "sinfo -h -o %c",
+    )?
+    .lines()
+    .filter_map(|l| l.trim().trim_end_matches('+').parse::<u32>().ok())
+    .max()
+    .unwrap_or(1);
     // Absolute: jobs start in it and write their logs there.
     let root = std::fs::canonicalize(store.root()).ctx("cannot find", store.root())?;
-    let run_dir = root.join("slurm").join(format!("{}-{}", chrono_stamp(), std::process::id()));
+    let run_dir = root
+        .join("slurm")
+        .join(format!("{}-{}", chrono_stamp(), std::process::id()));
     std::fs::create_dir_all(&run_dir).ctx("cannot create", &run_dir)?;
 
     // Which units are done, and the jobs for the rest.
@@ -140,8 +189,23 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
     let mut arrays: HashMap<(usize, u32), usize> = HashMap::new();
     // `--shard I/N` runs shard I of every sharded node, so one array serves a point only
     // when all its sharded nodes have the same N.
-    let uniform: Vec<bool> =
-        points.iter().map(|p| p.nodes.iter().filter_map(|x| if let Op::Merge(m) = &x.op { Some(m.shards) } else { None }).collect::<BTreeSet<u32>>().len() == 1).collect();
+    let uniform: Vec<bool> = points
+        .iter()
+        .map(|p| {
+            p.nodes
+                .iter()
+                .filter_map(|x| {
+                    if let Op::Merge(m) = &x.op {
+                        Some(m.shards)
+                    } else {
+                        None
+                    }
+                })
+                .collect::<BTreeSet<u32>>()
+                .len()
+                == 1
+        })
+        .collect();
     for (u, unit) in units.iter().enumerate() {
         let p = &points[unit.point];
         let node = &p.nodes[unit.v];
@@ -151,7 +215,9 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
                 hashes[iv].clone_from(&content[i]);
                 ikeys[iv].clone_from(&keys[i]);
             }
-            let key = exec::cached_key_parts(p, store, unit.v, &hashes, &ikeys, obs)?.expect("inputs known").key();
+            let key = exec::cached_key_parts(p, store, unit.v, &hashes, &ikeys, obs)?
+                .expect("inputs known")
+                .key();
             if let Lookup::Hit(m) = store.lookup(&key) {
                 content[u] = Some(m.content_hash.clone());
                 keys[u] = Some(key);
@@ -171,14 +237,21 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
         let j = match shard {
             Some((index, count)) if uniform[unit.point] => {
                 let j = *arrays.entry((unit.point, count)).or_insert_with(|| {
-                    let parent = node.name.split_once('.').map_or(node.name.as_str(), |(a, _)| a).to_owned();
+                    let parent = node
+                        .name
+                        .split_once('.')
+                        .map_or(node.name.as_str(), |(a, _)| a)
+                        .to_owned();
                     let name = format!("{}-shards", parent);
                     jobs.push(Job {
                         log: run_dir.join(format!("{name}-{{task}}.log")),
                         name,
                         node: format!("{parent}.shards"),
                         point: unit.point,
-                        kind: JobKind::Array { count, tasks: BTreeSet::new() },
+                        kind: JobKind::Array {
+                            count,
+                            tasks: BTreeSet::new(),
+                        },
                         deps: BTreeSet::new(),
                         resources: p.slurm.for_node(&parent),
                         id: None,
@@ -221,7 +294,11 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
     if !jobs.is_empty() {
         let res = submit_and_wait(points, &mut jobs, &run_dir, obs, opt);
         if let Err(e) = res {
-            let live: Vec<String> = jobs.iter().filter(|j| j.outcome.is_none()).filter_map(|j| j.id.clone()).collect();
+            let live: Vec<String> = jobs
+                .iter()
+                .filter(|j| j.outcome.is_none())
+                .filter_map(|j| j.id.clone())
+                .collect();
             let _ = cancel(&live);
             return Err(e);
         }
@@ -231,7 +308,9 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
     let mut reports = exec::run_many(points, store, obs, targets, limits)?;
     for (pt, report) in reports.iter_mut().enumerate() {
         for r in &mut report.nodes {
-            let Some(v) = points[pt].find(&r.name) else { continue };
+            let Some(v) = points[pt].find(&r.name) else {
+                continue;
+            };
             let Some(u) = of_point[pt][v] else { continue };
             if let Some(j) = job_of[u] {
                 if units[u].point == pt {
@@ -246,7 +325,9 @@ pub fn run_many(points: &[Pipeline], store: &Store, obs: &dyn Observer, targets:
 
 /// A sortable local time stamp for the run's folder, without a date library.
 fn chrono_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     secs.to_string()
 }
 
@@ -261,7 +342,10 @@ struct Queued {
 
 /// This user's jobs, finished ones included, from one `squeue` call.
 fn queue() -> Result<Vec<Queued>> {
-    let listing = run_cmd(Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T|%r"]), "squeue --me --states=all")?;
+    let listing = run_cmd(
+        Command::new("squeue").args(["--me", "--states=all", "-h", "-o", "%i|%T|%r"]),
+        "squeue --me --states=all",
+    )?;
     Ok(listing
         .lines()
         .filter_map(|line| {
@@ -272,7 +356,12 @@ fn queue() -> Result<Vec<Queued>> {
                 Some((b, t)) => (b.to_owned(), t.parse::<u32>().ok()),
                 None => (id.to_owned(), None),
             };
-            Some(Queued { job, task, state, reason })
+            Some(Queued {
+                job,
+                task,
+                state,
+                reason,
+            })
         })
         .collect())
 }
@@ -288,7 +377,9 @@ fn cancel(ids: &[String]) -> Result<()> {
     run_cmd(&mut cmd, "scancel")?;
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
-        let busy = queue()?.iter().any(|q| ids.contains(&q.job) && ACTIVE.contains(&q.state.as_str()));
+        let busy = queue()?
+            .iter()
+            .any(|q| ids.contains(&q.job) && ACTIVE.contains(&q.state.as_str()));
         if !busy {
             break;
         }
@@ -302,7 +393,13 @@ fn script(points: &[Pipeline], job: &Job, opt: &Options) -> Result<String> {
     let p = &points[job.point];
     let file = std::fs::canonicalize(&p.file).ctx("cannot find", &p.file)?;
     let cwd = std::env::current_dir().ctx("cannot read", Path::new("."))?;
-    let mut args = vec![sh(&opt.exe.display().to_string()), "run".into(), sh(&file.display().to_string()), "--cache".into(), sh(&opt.cache.display().to_string())];
+    let mut args = vec![
+        sh(&opt.exe.display().to_string()),
+        "run".into(),
+        sh(&file.display().to_string()),
+        "--cache".into(),
+        sh(&opt.cache.display().to_string()),
+    ];
     for s in &opt.sets[job.point] {
         args.push("--set".into());
         args.push(sh(s));
@@ -315,7 +412,9 @@ fn script(points: &[Pipeline], job: &Job, opt: &Options) -> Result<String> {
             args.push("--target".into());
             args.push(sh(node));
         }
-        JobKind::Array { count, .. } => args.push(format!("--shard \"$SLURM_ARRAY_TASK_ID/{count}\"")),
+        JobKind::Array { count, .. } => {
+            args.push(format!("--shard \"$SLURM_ARRAY_TASK_ID/{count}\""))
+        }
     }
     Ok(format!(
         "#!/bin/bash\n# written by dagrun --executor slurm: node `{}` of `{}`\ncd {} || exit 1\n{}\nrc=$?\necho \"{EXIT_MARK}$rc\"\nexit $rc\n",
@@ -326,45 +425,86 @@ fn script(points: &[Pipeline], job: &Job, opt: &Options) -> Result<String> {
     ))
 }
 
-fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &dyn Observer, opt: &Options) -> Result<()> {
+fn submit_and_wait(
+    points: &[Pipeline],
+    jobs: &mut [Job],
+    run_dir: &Path,
+    obs: &dyn Observer,
+    opt: &Options,
+) -> Result<()> {
     for j in 0..jobs.len() {
         let text = script(points, &jobs[j], opt)?;
         let path = run_dir.join(format!("{}-p{}.sh", jobs[j].name, jobs[j].point));
         std::fs::write(&path, text).ctx("cannot write", &path)?;
         let job = &jobs[j];
         let mut cmd = Command::new("sbatch");
-        cmd.arg("--parsable").arg(format!("--job-name=dagrun:{}", job.node)).arg(format!("--chdir={}", run_dir.display()));
+        cmd.arg("--parsable")
+            .arg(format!("--job-name=dagrun:{}", job.node))
+            .arg(format!("--chdir={}", run_dir.display()));
         match &job.kind {
             JobKind::Target(_) => {
                 cmd.arg(format!("--output={}", job.log.display()));
             }
             JobKind::Array { tasks, .. } => {
-                let list = tasks.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-                let limit = points[job.point].slurm.array_limit.map_or(String::new(), |k| format!("%{k}"));
+                let list = tasks
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let limit = points[job.point]
+                    .slurm
+                    .array_limit
+                    .map_or(String::new(), |k| format!("%{k}"));
                 cmd.arg(format!("--array={list}{limit}"));
-                cmd.arg(format!("--output={}", job.log.display().to_string().replace("{task}", "%a")));
+                cmd.arg(format!(
+                    "--output={}",
+                    job.log.display().to_string().replace("{task}", "%a")
+                ));
             }
         }
         let r = &job.resources;
         if let Some(c) = r.cpus {
             cmd.arg(format!("--cpus-per-task={c}"));
         }
-        for (flag, v) in [("--mem", &r.mem), ("--gpus", &r.gpus), ("--time", &r.time), ("--partition", &r.partition)] {
+        for (flag, v) in [
+            ("--mem", &r.mem),
+            ("--gpus", &r.gpus),
+            ("--time", &r.time),
+            ("--partition", &r.partition),
+        ] {
             if let Some(v) = v {
                 cmd.arg(format!("{flag}={v}"));
             }
         }
         if !job.deps.is_empty() {
-            let ids: Vec<&str> = job.deps.iter().map(|&d| jobs[d].id.as_deref().expect("dependencies are submitted first")).collect();
-            cmd.arg(format!("--dependency=afterok:{}", ids.join(":"))).arg("--kill-on-invalid-dep=yes");
+            let ids: Vec<&str> = job
+                .deps
+                .iter()
+                .map(|&d| {
+                    jobs[d]
+                        .id
+                        .as_deref()
+                        .expect("dependencies are submitted first")
+                })
+                .collect();
+            cmd.arg(format!("--dependency=afterok:{}", ids.join(":")))
+                .arg("--kill-on-invalid-dep=yes");
         }
         cmd.args(&r.args).arg(&path);
         let out = run_cmd(&mut cmd, &format!("sbatch (node `{}`)", job.node))?;
         let id = out.trim().split(';').next().unwrap_or("").to_owned();
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-            return Err(Error::Scheduler(format!("sbatch (node `{}`) printed `{}`, not a job id", job.node, out.trim())));
+            return Err(Error::Scheduler(format!(
+                "sbatch (node `{}`) printed `{}`, not a job id",
+                job.node,
+                out.trim()
+            )));
         }
-        obs.event(Event::Job { node: &job.node, job: &id, state: "submitted" });
+        obs.event(Event::Job {
+            node: &job.node,
+            job: &id,
+            state: "submitted",
+        });
         jobs[j].id = Some(id);
     }
 
@@ -381,7 +521,9 @@ fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &
             states.entry(q.job).or_default().push((q.task, q.state));
         }
         // A job that asks for more than its partition has would wait forever.
-        if let Some(job) = jobs.iter().find(|j| j.outcome.is_none() && j.id.as_ref().is_some_and(|id| reasons.contains_key(id))) {
+        if let Some(job) = jobs.iter().find(|j| {
+            j.outcome.is_none() && j.id.as_ref().is_some_and(|id| reasons.contains_key(id))
+        }) {
             let id = job.id.clone().expect("submitted");
             let r = &job.resources;
             return Err(Error::Scheduler(format!(
@@ -411,25 +553,49 @@ fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &
             for t in tasks {
                 let log = match t {
                     None => job.log.clone(),
-                    Some(t) => PathBuf::from(job.log.display().to_string().replace("{task}", &t.to_string())),
+                    Some(t) => PathBuf::from(
+                        job.log
+                            .display()
+                            .to_string()
+                            .replace("{task}", &t.to_string()),
+                    ),
                 };
-                let state = seen.iter().find(|(task, _)| *task == t || seen.len() == 1).map(|(_, s)| s.clone());
+                let state = seen
+                    .iter()
+                    .find(|(task, _)| *task == t || seen.len() == 1)
+                    .map(|(_, s)| s.clone());
                 let label = t.map_or_else(|| format!("job {id}"), |t| format!("job {id}_{t}"));
                 match (exit_status(&log), state.as_deref()) {
                     (Some(0), _) => {}
                     (Some(rc), _) => {
-                        outcome = Some(Err(format!("node `{}`: {label} failed with exit code {rc}; log `{}`: {}", job.node, log.display(), tail(&log, 6))));
+                        outcome = Some(Err(format!(
+                            "node `{}`: {label} failed with exit code {rc}; log `{}`: {}",
+                            job.node,
+                            log.display(),
+                            tail(&log, 6)
+                        )));
                         break;
                     }
                     (None, Some(s)) if s != "COMPLETED" => {
-                        outcome = Some(Err(format!("node `{}`: {label} ended {s} (no exit status); log `{}`: {}", job.node, log.display(), tail(&log, 6))));
+                        outcome = Some(Err(format!(
+                            "node `{}`: {label} ended {s} (no exit status); log `{}`: {}",
+                            job.node,
+                            log.display(),
+                            tail(&log, 6)
+                        )));
                         break;
                     }
                     (None, _) if ended.elapsed() < grace => {
                         outcome = None;
                     }
                     (None, _) => {
-                        outcome = Some(Err(format!("node `{}`: {label} left no exit status in `{}` after {}s: {}", job.node, log.display(), grace.as_secs(), tail(&log, 6))));
+                        outcome = Some(Err(format!(
+                            "node `{}`: {label} left no exit status in `{}` after {}s: {}",
+                            job.node,
+                            log.display(),
+                            grace.as_secs(),
+                            tail(&log, 6)
+                        )));
                         break;
                     }
                 }
@@ -437,7 +603,11 @@ fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &
             if let Some(o) = outcome {
                 changed = true;
                 let state = if o.is_ok() { "completed" } else { "failed" };
-                obs.event(Event::Job { node: &job.node, job: &id, state });
+                obs.event(Event::Job {
+                    node: &job.node,
+                    job: &id,
+                    state,
+                });
                 job.outcome = Some(o.clone());
                 if let Err(msg) = o {
                     return Err(Error::Scheduler(msg));
@@ -447,16 +617,28 @@ fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &
         if jobs.iter().all(|j| j.outcome.is_some()) {
             return Ok(());
         }
-        interval = if changed { Duration::from_secs(1) } else { (interval.mul_f64(1.5)).min(Duration::from_secs(10)) };
+        interval = if changed {
+            Duration::from_secs(1)
+        } else {
+            (interval.mul_f64(1.5)).min(Duration::from_secs(10))
+        };
         let until = Instant::now() + interval;
         while Instant::now() < until {
             if opt.interrupted.load(Ordering::SeqCst) {
-                let live: Vec<String> = jobs.iter().filter(|j| j.outcome.is_none()).filter_map(|j| j.id.clone()).collect();
+                let live: Vec<String> = jobs
+                    .iter()
+                    .filter(|j| j.outcome.is_none())
+                    .filter_map(|j| j.id.clone())
+                    .collect();
                 cancel(&live)?;
                 for j in jobs.iter_mut() {
                     j.outcome.get_or_insert(Err("cancelled".into()));
                 }
-                return Err(Error::Interrupted(format!("cancelled {} SLURM jobs this run submitted: {}", live.len(), live.join(", "))));
+                return Err(Error::Interrupted(format!(
+                    "cancelled {} SLURM jobs this run submitted: {}",
+                    live.len(),
+                    live.join(", ")
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -464,7 +646,11 @@ fn submit_and_wait(points: &[Pipeline], jobs: &mut [Job], run_dir: &Path, obs: &
 }
 
 /// The `--set` arguments of each sweep point: the command line's, then its grid values.
-pub fn point_sets(global: &[String], axes: &[(String, Vec<toml::Value>)], points: &[Vec<usize>]) -> Vec<Vec<String>> {
+pub fn point_sets(
+    global: &[String],
+    axes: &[(String, Vec<toml::Value>)],
+    points: &[Vec<usize>],
+) -> Vec<Vec<String>> {
     points
         .iter()
         .map(|pt| {

@@ -66,26 +66,50 @@ pub struct Sweep {
 pub fn parse_grid(arg: &str) -> Result<Axis> {
     let loc = Loc::Grid(arg.to_owned());
     let bad = |m: &str| Error::spec(loc.clone(), None, None, m.to_owned());
-    let (target, values) = arg.split_once('=').ok_or_else(|| bad("expected NODE.PARAM=V1,V2,..."))?;
-    let (node, param) = raw::split_target(target).ok_or_else(|| bad("expected NODE.PARAM=V1,V2,..."))?;
-    let values: Vec<toml::Value> =
-        values.split(',').map(str::trim).filter(|v| !v.is_empty()).map(raw::parse_set_value).collect::<std::result::Result<_, _>>().map_err(|m| bad(&m))?;
+    let (target, values) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected NODE.PARAM=V1,V2,..."))?;
+    let (node, param) =
+        raw::split_target(target).ok_or_else(|| bad("expected NODE.PARAM=V1,V2,..."))?;
+    let values: Vec<toml::Value> = values
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(raw::parse_set_value)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|m| bad(&m))?;
     if values.is_empty() {
-        return Err(bad("no values: give at least one, e.g. umap.n_neighbors=15,50"));
+        return Err(bad(
+            "no values: give at least one, e.g. umap.n_neighbors=15,50",
+        ));
     }
-    Ok(Axis { node: node.to_owned(), param: param.to_owned(), values, loc })
+    Ok(Axis {
+        node: node.to_owned(),
+        param: param.to_owned(),
+        values,
+        loc,
+    })
 }
 
 fn sweep_string(p: &RawParam) -> Result<String> {
     match &p.value {
         toml::Value::String(s) if !s.is_empty() => Ok(s.clone()),
-        _ => Err(Error::spec(p.loc.clone(), None, Some(&format!("sweep.{}", p.name)), "expected a non-empty string")),
+        _ => Err(Error::spec(
+            p.loc.clone(),
+            None,
+            Some(&format!("sweep.{}", p.name)),
+            "expected a non-empty string",
+        )),
     }
 }
 
 /// The `[sweep]` table of a pipeline file, then the command line's axes on top.
 pub fn settings(raw: &RawPipeline, grid: &[String], classes: Option<&str>) -> Result<Sweep> {
-    let mut s = Sweep { truth: "planted_class".into(), background: "bulk:*".into(), ..Sweep::default() };
+    let mut s = Sweep {
+        truth: "planted_class".into(),
+        background: "bulk:*".into(),
+        ..Sweep::default()
+    };
     for p in &raw.sweep {
         match p.name.as_str() {
             "classes" => s.classes = Some(sweep_string(p)?),
@@ -102,9 +126,21 @@ pub fn settings(raw: &RawPipeline, grid: &[String], classes: Option<&str>) -> Re
                 };
                 let values = match &p.value {
                     toml::Value::Array(a) if !a.is_empty() => a.clone(),
-                    _ => return Err(Error::spec(p.loc.clone(), None, Some(&format!("sweep.{name}")), "expected a non-empty array of values")),
+                    _ => {
+                        return Err(Error::spec(
+                            p.loc.clone(),
+                            None,
+                            Some(&format!("sweep.{name}")),
+                            "expected a non-empty array of values",
+                        ))
+                    }
                 };
-                s.axes.push(Axis { node: node.into(), param: param.into(), values, loc: p.loc.clone() });
+                s.axes.push(Axis {
+                    node: node.into(),
+                    param: param.into(),
+                    values,
+                    loc: p.loc.clone(),
+                });
             }
         }
     }
@@ -119,14 +155,25 @@ pub fn settings(raw: &RawPipeline, grid: &[String], classes: Option<&str>) -> Re
         s.classes = Some(c.to_owned());
     }
     if s.axes.is_empty() {
-        return Err(Error::Usage(format!("no grid to sweep: give `--grid NODE.PARAM=V1,V2,...` or add a [sweep] table to `{}`", raw.file.display())));
+        return Err(Error::Usage(format!(
+            "no grid to sweep: give `--grid NODE.PARAM=V1,V2,...` or add a [sweep] table to `{}`",
+            raw.file.display()
+        )));
     }
     // A repeated value makes two identical points, each the other's perfect match: the
     // stability between them would be a lie.
     for a in &s.axes {
         for (i, v) in a.values.iter().enumerate() {
             if a.values[..i].iter().any(|w| same_value(v, w)) {
-                return Err(Error::spec(a.loc.clone(), None, Some(&a.name()), format!("the value {} is given twice: each grid value must differ", show_value(v))));
+                return Err(Error::spec(
+                    a.loc.clone(),
+                    None,
+                    Some(&a.name()),
+                    format!(
+                        "the value {} is given twice: each grid value must differ",
+                        show_value(v)
+                    ),
+                ));
             }
         }
     }
@@ -136,7 +183,8 @@ pub fn settings(raw: &RawPipeline, grid: &[String], classes: Option<&str>) -> Re
 /// Two grid values that set a parameter alike (`50` and `50.0` too).
 fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
     match (a, b) {
-        (toml::Value::Integer(x), toml::Value::Float(y)) | (toml::Value::Float(y), toml::Value::Integer(x)) => (*x as f64) == *y,
+        (toml::Value::Integer(x), toml::Value::Float(y))
+        | (toml::Value::Float(y), toml::Value::Integer(x)) => (*x as f64) == *y,
         _ => a == b,
     }
 }
@@ -146,7 +194,10 @@ fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
 pub fn expand(axes: &[Axis]) -> Vec<Vec<usize>> {
     let mut points = vec![Vec::new()];
     for a in axes {
-        points = points.into_iter().flat_map(|p| (0..a.values.len()).map(move |i| [p.clone(), vec![i]].concat())).collect();
+        points = points
+            .into_iter()
+            .flat_map(|p| (0..a.values.len()).map(move |i| [p.clone(), vec![i]].concat()))
+            .collect();
     }
     points
 }
@@ -169,12 +220,27 @@ pub fn neighbours(points: &[Vec<usize>]) -> Vec<Vec<usize>> {
 
 /// The pipeline at each grid point, all validated before anything runs.
 /// `max_points` bounds the grid: a larger one is refused before any point is made.
-pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[String], classes: Option<&str>, max_points: usize) -> Result<(Sweep, Vec<Vec<usize>>, Vec<Pipeline>)> {
+pub fn load_points(
+    path: &Path,
+    sets: &[String],
+    slurm: &[String],
+    grid: &[String],
+    classes: Option<&str>,
+    max_points: usize,
+) -> Result<(Sweep, Vec<Vec<usize>>, Vec<Pipeline>)> {
     let raw = spec::load_raw(path, sets, slurm)?;
     let sweep = settings(&raw, grid, classes)?;
-    let count = sweep.axes.iter().fold(1u128, |n, a| n.saturating_mul(a.values.len() as u128));
+    let count = sweep
+        .axes
+        .iter()
+        .fold(1u128, |n, a| n.saturating_mul(a.values.len() as u128));
     if count > max_points as u128 {
-        let shape = sweep.axes.iter().map(|a| a.values.len().to_string()).collect::<Vec<_>>().join(" x ");
+        let shape = sweep
+            .axes
+            .iter()
+            .map(|a| a.values.len().to_string())
+            .collect::<Vec<_>>()
+            .join(" x ");
         return Err(Error::Usage(format!("the grid has {count} points ({shape}), over the limit of {max_points}: narrow an axis, or allow it with `--max-points {count}`")));
     }
     let points = expand(&sweep.axes);
@@ -182,7 +248,13 @@ pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[Strin
     for p in &points {
         let mut r = raw.clone();
         for (a, &i) in sweep.axes.iter().zip(p) {
-            raw::set_param(&mut r, &a.node, &a.param, a.values[i].clone(), a.loc.clone())?;
+            raw::set_param(
+                &mut r,
+                &a.node,
+                &a.param,
+                a.values[i].clone(),
+                a.loc.clone(),
+            )?;
         }
         pipelines.push(spec::validate::validate(r)?);
     }
@@ -193,14 +265,24 @@ pub fn load_points(path: &Path, sets: &[String], slurm: &[String], grid: &[Strin
 /// pipeline's report node, else its last `select-*` node.
 pub fn classes_node(sweep: &Sweep, p: &Pipeline) -> Result<usize> {
     if let Some(c) = &sweep.classes {
-        let v = p.find(c).ok_or_else(|| Error::Usage(format!("no node named `{c}` in `{}` (nodes: {})", p.file.display(), p.names())))?;
+        let v = p.find(c).ok_or_else(|| {
+            Error::Usage(format!(
+                "no node named `{c}` in `{}` (nodes: {})",
+                p.file.display(),
+                p.names()
+            ))
+        })?;
         // Checked before the sweep runs, not after.
         if !p.nodes[v].schema.contains("label") {
             return Err(Error::Usage(format!("`--classes {c}`: node `{c}` ({} op) has no `label` column; name a select-leaves or select-eom node", p.nodes[v].op.name())));
         }
         return Ok(v);
     }
-    let report = p.order.iter().rev().find(|&&v| matches!(p.nodes[v].op, Op::Report(_)));
+    let report = p
+        .order
+        .iter()
+        .rev()
+        .find(|&&v| matches!(p.nodes[v].op, Op::Report(_)));
     if let Some(&r) = report {
         return Ok(p.nodes[r].inputs[0]);
     }
@@ -216,8 +298,16 @@ pub fn classes_node(sweep: &Sweep, p: &Pipeline) -> Result<usize> {
 /// `a` and `b` label the same rows, −1 is noise.
 pub fn best_match(a: &[i32], b: &[i32]) -> Vec<f64> {
     assert_eq!(a.len(), b.len(), "labels of the same rows");
-    let ka = a.iter().copied().max().map_or(0, |m| (m + 1).max(0) as usize);
-    let kb = b.iter().copied().max().map_or(0, |m| (m + 1).max(0) as usize);
+    let ka = a
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| (m + 1).max(0) as usize);
+    let kb = b
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| (m + 1).max(0) as usize);
     let (mut size_a, mut size_b) = (vec![0u64; ka], vec![0u64; kb]);
     let mut both: HashMap<(i32, i32), u64> = HashMap::new();
     for (&x, &y) in a.iter().zip(b) {
@@ -245,7 +335,11 @@ pub fn best_match(a: &[i32], b: &[i32]) -> Vec<f64> {
 /// (`(-1, 0)` when no class of `b` shares a row with it).
 pub fn best_match_of(a: &[i32], c: i32, b: &[i32]) -> (i32, f64) {
     assert_eq!(a.len(), b.len(), "labels of the same rows");
-    let kb = b.iter().copied().max().map_or(0, |m| (m + 1).max(0) as usize);
+    let kb = b
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| (m + 1).max(0) as usize);
     let (mut size_a, mut size_b, mut both) = (0u64, vec![0u64; kb], vec![0u64; kb]);
     for (&x, &y) in a.iter().zip(b) {
         size_a += u64::from(x == c);
@@ -322,17 +416,42 @@ fn median(v: &mut [u64]) -> u64 {
 }
 
 /// Labels of every point's classes, aligned on the first point's rows.
-fn aligned_labels(store: &Store, node: &str, keys: &[String], id: &str) -> Result<(Vec<String>, Vec<Vec<i32>>)> {
+fn aligned_labels(
+    store: &Store,
+    node: &str,
+    keys: &[String],
+    id: &str,
+) -> Result<(Vec<String>, Vec<Vec<i32>>)> {
     let read = |key: &str| -> Result<(Vec<String>, Vec<i32>)> {
         let df = store.read(key, node)?;
         let pl = |e| Error::polars(node, e);
-        let ids = df.column(id).map_err(pl)?.cast(&DataType::String).map_err(pl)?;
-        let ids: Vec<String> = ids.str().map_err(pl)?.iter().map(|s| s.unwrap_or("").to_owned()).collect();
-        let labels: Vec<i32> = df.column("label").map_err(pl)?.i32().map_err(pl)?.iter().map(|l| l.unwrap_or(-1)).collect();
+        let ids = df
+            .column(id)
+            .map_err(pl)?
+            .cast(&DataType::String)
+            .map_err(pl)?;
+        let ids: Vec<String> = ids
+            .str()
+            .map_err(pl)?
+            .iter()
+            .map(|s| s.unwrap_or("").to_owned())
+            .collect();
+        let labels: Vec<i32> = df
+            .column("label")
+            .map_err(pl)?
+            .i32()
+            .map_err(pl)?
+            .iter()
+            .map(|l| l.unwrap_or(-1))
+            .collect();
         Ok((ids, labels))
     };
     let (ids, first) = read(&keys[0])?;
-    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
     let mut all = vec![first];
     for key in &keys[1..] {
         let (other_ids, other) = read(key)?;
@@ -354,9 +473,20 @@ fn aligned_labels(store: &Store, node: &str, keys: &[String], id: &str) -> Resul
 
 /// True classes of the rows `ids` from `truth` in the catalogue node, as codes (−1 for
 /// background or unknown rows), with the class names; `None` if there is no such column.
-fn truth_codes(store: &Store, p: &Pipeline, report: &RunReport, sweep: &Sweep, ids: &[String]) -> Result<Option<(Vec<i32>, Vec<String>)>> {
+fn truth_codes(
+    store: &Store,
+    p: &Pipeline,
+    report: &RunReport,
+    sweep: &Sweep,
+    ids: &[String],
+) -> Result<Option<(Vec<i32>, Vec<String>)>> {
     // The first node (in order) that has the truth column: the catalogue.
-    let Some(v) = p.order.iter().copied().find(|&v| p.nodes[v].schema.contains(&sweep.truth)) else {
+    let Some(v) = p
+        .order
+        .iter()
+        .copied()
+        .find(|&v| p.nodes[v].schema.contains(&sweep.truth))
+    else {
         return Ok(None);
     };
     let Some(done) = report.node(&p.nodes[v].name) else {
@@ -365,10 +495,23 @@ fn truth_codes(store: &Store, p: &Pipeline, report: &RunReport, sweep: &Sweep, i
     let node = &p.nodes[v].name;
     let pl = |e| Error::polars(node, e);
     let df = store.read(&done.key, node)?;
-    let cid = df.column(&p.id).map_err(pl)?.cast(&DataType::String).map_err(pl)?;
-    let ct = df.column(&sweep.truth).map_err(pl)?.cast(&DataType::String).map_err(pl)?;
+    let cid = df
+        .column(&p.id)
+        .map_err(pl)?
+        .cast(&DataType::String)
+        .map_err(pl)?;
+    let ct = df
+        .column(&sweep.truth)
+        .map_err(pl)?
+        .cast(&DataType::String)
+        .map_err(pl)?;
     let mut of: HashMap<&str, &str> = HashMap::new();
-    for (i, t) in cid.str().map_err(pl)?.iter().zip(ct.str().map_err(pl)?.iter()) {
+    for (i, t) in cid
+        .str()
+        .map_err(pl)?
+        .iter()
+        .zip(ct.str().map_err(pl)?.iter())
+    {
         if let (Some(i), Some(t)) = (i, t) {
             of.insert(i, t);
         }
@@ -378,10 +521,12 @@ fn truth_codes(store: &Store, p: &Pipeline, report: &RunReport, sweep: &Sweep, i
     let mut codes = Vec::with_capacity(ids.len());
     for id in ids {
         let c = match of.get(id.as_str()) {
-            Some(t) if !crate::ops::columns::glob_match(&sweep.background, t) => *code.entry(t).or_insert_with(|| {
-                names.push((*t).to_owned());
-                names.len() as i32 - 1
-            }),
+            Some(t) if !crate::ops::columns::glob_match(&sweep.background, t) => {
+                *code.entry(t).or_insert_with(|| {
+                    names.push((*t).to_owned());
+                    names.len() as i32 - 1
+                })
+            }
             _ => -1,
         };
         codes.push(c);
@@ -390,12 +535,24 @@ fn truth_codes(store: &Store, p: &Pipeline, report: &RunReport, sweep: &Sweep, i
 }
 
 /// Summarise a finished sweep and write its folder in the cache.
-pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines: &[Pipeline], reports: &[RunReport]) -> Result<Summary> {
+pub fn summarise(
+    store: &Store,
+    sweep: &Sweep,
+    points: &[Vec<usize>],
+    pipelines: &[Pipeline],
+    reports: &[RunReport],
+) -> Result<Summary> {
     let p0 = &pipelines[0];
     let cv = classes_node(sweep, p0)?;
     let cname = p0.nodes[cv].name.clone();
-    let keys: Vec<String> =
-        reports.iter().map(|r| r.node(&cname).map(|n| n.key.clone()).ok_or_else(|| Error::Usage(format!("node `{cname}` did not run")))).collect::<Result<_>>()?;
+    let keys: Vec<String> = reports
+        .iter()
+        .map(|r| {
+            r.node(&cname)
+                .map(|n| n.key.clone())
+                .ok_or_else(|| Error::Usage(format!("node `{cname}` did not run")))
+        })
+        .collect::<Result<_>>()?;
     let (ids, labels) = aligned_labels(store, &cname, &keys, &p0.id)?;
     let truth = truth_codes(store, p0, &reports[0], sweep, &ids)?;
     let near = neighbours(points);
@@ -405,43 +562,96 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
     let mut out = Vec::new();
     for (i, (p, r)) in pipelines.iter().zip(reports).enumerate() {
         let l = &labels[i];
-        let k = l.iter().copied().max().map_or(0, |m| (m + 1).max(0) as usize);
+        let k = l
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| (m + 1).max(0) as usize);
         let mut sizes = vec![0u64; k];
         for &x in l.iter().filter(|&&x| x >= 0) {
             sizes[x as usize] += 1;
         }
-        let per_neighbour: Vec<Vec<f64>> = near[i].iter().map(|&j| best_match(l, &labels[j])).collect();
+        let per_neighbour: Vec<Vec<f64>> =
+            near[i].iter().map(|&j| best_match(l, &labels[j])).collect();
         let mut stab = Vec::with_capacity(k);
         for c in 0..k {
             let nj: Vec<f64> = per_neighbour.iter().map(|b| b[c]).collect();
             // No neighbouring point (a one-value grid): stability is not defined, not zero.
-            let s = if nj.is_empty() { f64::NAN } else { nj.iter().sum::<f64>() / nj.len() as f64 };
+            let s = if nj.is_empty() {
+                f64::NAN
+            } else {
+                nj.iter().sum::<f64>() / nj.len() as f64
+            };
             stab.push(s);
-            classes.push(ClassSummary { point: i, class: c as i32, size: sizes[c], stability: s, across: Vec::new(), neighbour_jaccard: nj });
+            classes.push(ClassSummary {
+                point: i,
+                class: c as i32,
+                size: sizes[c],
+                stability: s,
+                across: Vec::new(),
+                neighbour_jaccard: nj,
+            });
         }
-        let recovered = truth.as_ref().map(|(t, names)| (best_match(t, l).iter().filter(|&&j| j >= MATCH).count(), names.len()));
+        let recovered = truth.as_ref().map(|(t, names)| {
+            (
+                best_match(t, l).iter().filter(|&&j| j >= MATCH).count(),
+                names.len(),
+            )
+        });
         let mut sorted_stab = stab.clone();
         sorted_stab.sort_by(f64::total_cmp);
-        let report_node = p.order.iter().rev().copied().find(|&v| matches!(p.nodes[v].op, Op::Report(_)));
+        let report_node = p
+            .order
+            .iter()
+            .rev()
+            .copied()
+            .find(|&v| matches!(p.nodes[v].op, Op::Report(_)));
         let report = report_node.and_then(|v| r.node(&p.nodes[v].name));
         let thumb = match report_node.map(|v| &p.nodes[v].op) {
-            Some(Op::Report(o)) if report.is_some_and(|n| store.attachment_path(&n.key, "gallery").is_dir()) => Some(o.thumb),
+            Some(Op::Report(o))
+                if report.is_some_and(|n| store.attachment_path(&n.key, "gallery").is_dir()) =>
+            {
+                Some(o.thumb)
+            }
             _ => None,
         };
         out.push(PointSummary {
             point: i,
-            params: sweep.axes.iter().zip(&points[i]).map(|(a, &j)| (a.name(), a.values[j].clone())).collect(),
+            params: sweep
+                .axes
+                .iter()
+                .zip(&points[i])
+                .map(|(a, &j)| (a.name(), a.values[j].clone()))
+                .collect(),
             classes: k,
             clustered_fraction: sizes.iter().sum::<u64>() as f64 / n,
             size_min: sizes.iter().copied().min().unwrap_or(0),
             size_median: median(&mut sizes.clone()),
             size_max: sizes.iter().copied().max().unwrap_or(0),
             stable_classes: stab.iter().filter(|&&s| s >= 0.5).count(),
-            median_stability: if sorted_stab.is_empty() { f64::NAN } else { sorted_stab[sorted_stab.len() / 2] },
+            median_stability: if sorted_stab.is_empty() {
+                f64::NAN
+            } else {
+                sorted_stab[sorted_stab.len() / 2]
+            },
             recovered,
-            seconds: r.nodes.iter().filter(|n| n.status == Status::Computed).map(|n| n.seconds).sum::<f64>() + 0.0,
-            computed: r.nodes.iter().filter(|n| n.status == Status::Computed).count(),
-            cached: r.nodes.iter().filter(|n| n.status == Status::Cached).count(),
+            seconds: r
+                .nodes
+                .iter()
+                .filter(|n| n.status == Status::Computed)
+                .map(|n| n.seconds)
+                .sum::<f64>()
+                + 0.0,
+            computed: r
+                .nodes
+                .iter()
+                .filter(|n| n.status == Status::Computed)
+                .count(),
+            cached: r
+                .nodes
+                .iter()
+                .filter(|n| n.status == Status::Cached)
+                .count(),
             classes_key: keys[i].clone(),
             report: report.map(|n| store.attachment_path(&n.key, "index.html")),
             thumb,
@@ -456,8 +666,22 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
         if shown == STABLE_SHOWN || covered.contains(&(pt, c)) {
             continue;
         }
-        let across: Vec<(i32, f64)> = (0..labels.len()).map(|q| if q == pt { (c, 1.0) } else { best_match_of(&labels[pt], c, &labels[q]) }).collect();
-        covered.extend(across.iter().enumerate().filter(|(_, m)| m.1 >= 0.5).map(|(q, m)| (q, m.0)));
+        let across: Vec<(i32, f64)> = (0..labels.len())
+            .map(|q| {
+                if q == pt {
+                    (c, 1.0)
+                } else {
+                    best_match_of(&labels[pt], c, &labels[q])
+                }
+            })
+            .collect();
+        covered.extend(
+            across
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.1 >= 0.5)
+                .map(|(q, m)| (q, m.0)),
+        );
         classes[t].across = across;
         shown += 1;
     }
@@ -465,27 +689,58 @@ pub fn summarise(store: &Store, sweep: &Sweep, points: &[Vec<usize>], pipelines:
     // The folder: keyed by the grid and the points' class tables, written atomically.
     let mut h = blake3::Hasher::new();
     for (ps, k) in out.iter().zip(&keys) {
-        h.update(serde_json::to_string(&ps.params).expect("params serialise").as_bytes());
+        h.update(
+            serde_json::to_string(&ps.params)
+                .expect("params serialise")
+                .as_bytes(),
+        );
         h.update(k.as_bytes());
     }
     let key = h.finalize().to_hex().to_string();
     let dir = store.root().join("sweeps").join(&key);
     let mut files: Vec<(&str, Vec<u8>)> = vec![
-        ("summary.parquet", parquet_bytes(&mut summary_frame(sweep, &out)?, "sweep summary")?),
-        ("classes.parquet", parquet_bytes(&mut classes_frame(&classes)?, "sweep classes")?),
+        (
+            "summary.parquet",
+            parquet_bytes(&mut summary_frame(sweep, &out)?, "sweep summary")?,
+        ),
+        (
+            "classes.parquet",
+            parquet_bytes(&mut classes_frame(&classes)?, "sweep classes")?,
+        ),
     ];
-    files.push(("index.html", page(&p0.name, &sweep.axes, points, &out, &classes, &cname, &dir).into_bytes()));
+    files.push((
+        "index.html",
+        page(&p0.name, &sweep.axes, points, &out, &classes, &cname, &dir).into_bytes(),
+    ));
     // Every node of every point: gc keeps them while it keeps this summary.
-    let used: std::collections::BTreeSet<&str> = reports.iter().flat_map(|r| r.nodes.iter().map(|n| n.key.as_str())).collect();
-    files.push((crate::cache::SWEEP_KEYS, serde_json::to_vec(&used).expect("keys serialise")));
+    let used: std::collections::BTreeSet<&str> = reports
+        .iter()
+        .flat_map(|r| r.nodes.iter().map(|n| n.key.as_str()))
+        .collect();
+    files.push((
+        crate::cache::SWEEP_KEYS,
+        serde_json::to_vec(&used).expect("keys serialise"),
+    ));
     store.publish_folder(&dir, &files)?;
-    Ok(Summary { points: out, classes, dir })
+    Ok(Summary {
+        points: out,
+        classes,
+        dir,
+    })
 }
 
 /// Indices (into `classes`) of the classes with stability ≥ 0.5, most stable first.
 fn most_stable(classes: &[ClassSummary]) -> Vec<usize> {
-    let mut top: Vec<usize> = (0..classes.len()).filter(|&i| classes[i].stability >= 0.5).collect();
-    top.sort_by(|&a, &b| classes[b].stability.total_cmp(&classes[a].stability).then(classes[a].point.cmp(&classes[b].point)).then(classes[a].class.cmp(&classes[b].class)));
+    let mut top: Vec<usize> = (0..classes.len())
+        .filter(|&i| classes[i].stability >= 0.5)
+        .collect();
+    top.sort_by(|&a, &b| {
+        classes[b]
+            .stability
+            .total_cmp(&classes[a].stability)
+            .then(classes[a].point.cmp(&classes[b].point))
+            .then(classes[a].class.cmp(&classes[b].class))
+    });
     top
 }
 
@@ -511,33 +766,89 @@ pub fn show_value(v: &toml::Value) -> String {
 }
 
 fn summary_frame(sweep: &Sweep, s: &[PointSummary]) -> Result<DataFrame> {
-    let mut cols: Vec<Column> = vec![Column::new("point".into(), s.iter().map(|p| p.point as u32).collect::<Vec<_>>())];
+    let mut cols: Vec<Column> = vec![Column::new(
+        "point".into(),
+        s.iter().map(|p| p.point as u32).collect::<Vec<_>>(),
+    )];
     for (a, axis) in sweep.axes.iter().enumerate() {
         let name = PlSmallStr::from(axis.name());
         let vals: Vec<&toml::Value> = s.iter().map(|p| &p.params[a].1).collect();
         cols.push(if vals.iter().all(|v| v.is_integer()) {
-            Column::new(name, vals.iter().map(|v| v.as_integer()).collect::<Vec<_>>())
+            Column::new(
+                name,
+                vals.iter().map(|v| v.as_integer()).collect::<Vec<_>>(),
+            )
         } else if vals.iter().all(|v| v.is_integer() || v.is_float()) {
-            Column::new(name, vals.iter().map(|v| v.as_float().or(v.as_integer().map(|i| i as f64))).collect::<Vec<_>>())
+            Column::new(
+                name,
+                vals.iter()
+                    .map(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
+                    .collect::<Vec<_>>(),
+            )
         } else {
             Column::new(name, vals.iter().map(|v| show_value(v)).collect::<Vec<_>>())
         });
     }
-    cols.push(Column::new("classes".into(), s.iter().map(|p| p.classes as u32).collect::<Vec<_>>()));
-    cols.push(Column::new("clustered_fraction".into(), s.iter().map(|p| p.clustered_fraction).collect::<Vec<_>>()));
-    cols.push(Column::new("size_min".into(), s.iter().map(|p| p.size_min).collect::<Vec<_>>()));
-    cols.push(Column::new("size_median".into(), s.iter().map(|p| p.size_median).collect::<Vec<_>>()));
-    cols.push(Column::new("size_max".into(), s.iter().map(|p| p.size_max).collect::<Vec<_>>()));
-    cols.push(Column::new("stable_classes".into(), s.iter().map(|p| p.stable_classes as u32).collect::<Vec<_>>()));
-    cols.push(Column::new("median_stability".into(), s.iter().map(|p| p.median_stability).collect::<Vec<_>>()));
+    cols.push(Column::new(
+        "classes".into(),
+        s.iter().map(|p| p.classes as u32).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "clustered_fraction".into(),
+        s.iter().map(|p| p.clustered_fraction).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "size_min".into(),
+        s.iter().map(|p| p.size_min).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "size_median".into(),
+        s.iter().map(|p| p.size_median).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "size_max".into(),
+        s.iter().map(|p| p.size_max).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "stable_classes".into(),
+        s.iter()
+            .map(|p| p.stable_classes as u32)
+            .collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "median_stability".into(),
+        s.iter().map(|p| p.median_stability).collect::<Vec<_>>(),
+    ));
     if s.iter().all(|p| p.recovered.is_some()) {
-        cols.push(Column::new("recovered".into(), s.iter().map(|p| p.recovered.map(|r| r.0 as u32)).collect::<Vec<_>>()));
-        cols.push(Column::new("planted".into(), s.iter().map(|p| p.recovered.map(|r| r.1 as u32)).collect::<Vec<_>>()));
+        cols.push(Column::new(
+            "recovered".into(),
+            s.iter()
+                .map(|p| p.recovered.map(|r| r.0 as u32))
+                .collect::<Vec<_>>(),
+        ));
+        cols.push(Column::new(
+            "planted".into(),
+            s.iter()
+                .map(|p| p.recovered.map(|r| r.1 as u32))
+                .collect::<Vec<_>>(),
+        ));
     }
-    cols.push(Column::new("seconds".into(), s.iter().map(|p| p.seconds).collect::<Vec<_>>()));
-    cols.push(Column::new("computed".into(), s.iter().map(|p| p.computed as u32).collect::<Vec<_>>()));
-    cols.push(Column::new("cached".into(), s.iter().map(|p| p.cached as u32).collect::<Vec<_>>()));
-    cols.push(Column::new("classes_key".into(), s.iter().map(|p| p.classes_key.clone()).collect::<Vec<_>>()));
+    cols.push(Column::new(
+        "seconds".into(),
+        s.iter().map(|p| p.seconds).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "computed".into(),
+        s.iter().map(|p| p.computed as u32).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "cached".into(),
+        s.iter().map(|p| p.cached as u32).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        "classes_key".into(),
+        s.iter().map(|p| p.classes_key.clone()).collect::<Vec<_>>(),
+    ));
     DataFrame::new(s.len(), cols).map_err(|e| Error::polars("sweep summary", e))
 }
 
@@ -545,10 +856,19 @@ fn classes_frame(c: &[ClassSummary]) -> Result<DataFrame> {
     DataFrame::new(
         c.len(),
         vec![
-            Column::new("point".into(), c.iter().map(|x| x.point as u32).collect::<Vec<_>>()),
-            Column::new("class".into(), c.iter().map(|x| x.class).collect::<Vec<_>>()),
+            Column::new(
+                "point".into(),
+                c.iter().map(|x| x.point as u32).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "class".into(),
+                c.iter().map(|x| x.class).collect::<Vec<_>>(),
+            ),
             Column::new("size".into(), c.iter().map(|x| x.size).collect::<Vec<_>>()),
-            Column::new("stability".into(), c.iter().map(|x| x.stability).collect::<Vec<_>>()),
+            Column::new(
+                "stability".into(),
+                c.iter().map(|x| x.stability).collect::<Vec<_>>(),
+            ),
         ],
     )
     .map_err(|e| Error::polars("sweep classes", e))
@@ -557,12 +877,35 @@ fn classes_frame(c: &[ClassSummary]) -> Result<DataFrame> {
 /// The sweep's summary page (`index.html` beside `summary.parquet`). `dir` is where it
 /// will be written (for links to reports).
 /// The sweep's page; `at[i]` is point `i`'s index into each axis's values.
-fn page(pipeline: &str, axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary], classes: &[ClassSummary], classes_node: &str, dir: &Path) -> String {
+fn page(
+    pipeline: &str,
+    axes: &[Axis],
+    at: &[Vec<usize>],
+    points: &[PointSummary],
+    classes: &[ClassSummary],
+    classes_node: &str,
+    dir: &Path,
+) -> String {
     let root = dir.parent().and_then(Path::parent);
-    let link = |p: &Path| -> Option<String> { root.and_then(|r| p.strip_prefix(r).ok()).map(|rest| format!("../../{}", rest.display())) };
+    let link = |p: &Path| -> Option<String> {
+        root.and_then(|r| p.strip_prefix(r).ok())
+            .map(|rest| format!("../../{}", rest.display()))
+    };
     let mut h = format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>dagrun sweep: {0}</title><style>{STYLE}</style></head><body>", esc(pipeline));
-    let grid: Vec<String> =
-        axes.iter().map(|a| format!("<code>{}</code> ∈ {{{}}}", esc(&a.name()), a.values.iter().map(|v| esc(&show_value(v))).collect::<Vec<_>>().join(", "))).collect();
+    let grid: Vec<String> = axes
+        .iter()
+        .map(|a| {
+            format!(
+                "<code>{}</code> ∈ {{{}}}",
+                esc(&a.name()),
+                a.values
+                    .iter()
+                    .map(|v| esc(&show_value(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
     let _ = write!(
         h,
         "<h1>Sweep of <code>{}</code></h1><p>{} grid points: {}. Classes are the labels of node <code>{}</code>.</p>",
@@ -572,25 +915,78 @@ fn page(pipeline: &str, axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary
         esc(classes_node)
     );
     let labels: Vec<String> = points.iter().map(|p| p.point.to_string()).collect();
-    let tips: Vec<String> = points.iter().map(|p| p.params.iter().map(|(k, v)| format!("{k}={}", show_value(v))).collect::<Vec<_>>().join(", ")).collect();
+    let tips: Vec<String> = points
+        .iter()
+        .map(|p| {
+            p.params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", show_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
     h.push_str("<div>");
-    h.push_str(&bars("Classes per grid point", &points.iter().map(|p| p.classes as f64).collect::<Vec<_>>(), &labels, &tips, &|v| format!("{v:.0}")));
-    h.push_str(&bars("Galaxies in a class (%)", &points.iter().map(|p| 100.0 * p.clustered_fraction).collect::<Vec<_>>(), &labels, &tips, &|v| format!("{v:.1}")));
+    h.push_str(&bars(
+        "Classes per grid point",
+        &points.iter().map(|p| p.classes as f64).collect::<Vec<_>>(),
+        &labels,
+        &tips,
+        &|v| format!("{v:.0}"),
+    ));
+    h.push_str(&bars(
+        "Galaxies in a class (%)",
+        &points
+            .iter()
+            .map(|p| 100.0 * p.clustered_fraction)
+            .collect::<Vec<_>>(),
+        &labels,
+        &tips,
+        &|v| format!("{v:.1}"),
+    ));
     if points.iter().all(|p| p.recovered.is_some()) {
-        h.push_str(&bars("Planted classes recovered", &points.iter().map(|p| p.recovered.map_or(0.0, |r| r.0 as f64)).collect::<Vec<_>>(), &labels, &tips, &|v| format!("{v:.0}")));
+        h.push_str(&bars(
+            "Planted classes recovered",
+            &points
+                .iter()
+                .map(|p| p.recovered.map_or(0.0, |r| r.0 as f64))
+                .collect::<Vec<_>>(),
+            &labels,
+            &tips,
+            &|v| format!("{v:.0}"),
+        ));
     }
     h.push_str("</div><p class=\"note\">Bars are numbered by grid point; the table below gives each point's parameters. Hover a bar for them.</p>");
     // A heatmap per pair of axes and measure (the mean over the other axes).
     if axes.len() >= 2 {
-        type Measure<'a> = (&'a str, Box<dyn Fn(&PointSummary) -> f64 + 'a>, &'a dyn Fn(f64) -> String);
+        type Measure<'a> = (
+            &'a str,
+            Box<dyn Fn(&PointSummary) -> f64 + 'a>,
+            &'a dyn Fn(f64) -> String,
+        );
         let mut measures: Vec<Measure> = vec![
-            ("classes", Box::new(|p: &PointSummary| p.classes as f64), &|v| format!("{v:.0}")),
-            ("galaxies in a class (%)", Box::new(|p: &PointSummary| 100.0 * p.clustered_fraction), &|v| format!("{v:.2}")),
+            (
+                "classes",
+                Box::new(|p: &PointSummary| p.classes as f64),
+                &|v| format!("{v:.0}"),
+            ),
+            (
+                "galaxies in a class (%)",
+                Box::new(|p: &PointSummary| 100.0 * p.clustered_fraction),
+                &|v| format!("{v:.2}"),
+            ),
         ];
         if points.iter().all(|p| p.recovered.is_some()) {
-            measures.push(("planted classes recovered", Box::new(|p: &PointSummary| p.recovered.map_or(0.0, |r| r.0 as f64)), &|v| format!("{v:.1}")));
+            measures.push((
+                "planted classes recovered",
+                Box::new(|p: &PointSummary| p.recovered.map_or(0.0, |r| r.0 as f64)),
+                &|v| format!("{v:.1}"),
+            ));
         }
-        let rest = if axes.len() > 2 { " (mean over the other axes)" } else { "" };
+        let rest = if axes.len() > 2 {
+            " (mean over the other axes)"
+        } else {
+            ""
+        };
         h.push_str("<h2>Across the grid</h2><div>");
         for (i, ai) in axes.iter().enumerate() {
             for (j, aj) in axes.iter().enumerate().skip(i + 1) {
@@ -603,8 +999,17 @@ fn page(pipeline: &str, axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary
                         cell.0 += f(p);
                         cell.1 += 1;
                     }
-                    let values: Vec<Option<f64>> = sum.iter().map(|&(s, n)| (n > 0).then(|| s / n as f64)).collect();
-                    h.push_str(&heatmap(&format!("{title}{rest}"), (&ai.name(), &rn), (&aj.name(), &cn), &values, *show));
+                    let values: Vec<Option<f64>> = sum
+                        .iter()
+                        .map(|&(s, n)| (n > 0).then(|| s / n as f64))
+                        .collect();
+                    h.push_str(&heatmap(
+                        &format!("{title}{rest}"),
+                        (&ai.name(), &rn),
+                        (&aj.name(), &cn),
+                        &values,
+                        *show,
+                    ));
                 }
             }
         }
@@ -640,8 +1045,15 @@ fn page(pipeline: &str, axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary
         if let Some((r, n)) = p.recovered {
             let _ = write!(h, "<td>{r} of {n}</td>");
         }
-        let report = p.report.as_deref().and_then(link).map_or_else(|| "–".to_owned(), |l| format!("<a href=\"{}\">report</a>", esc(&l)));
-        let _ = write!(h, "<td>{:.1}</td><td>{} / {}</td><td class=\"t\">{report}</td></tr>", p.seconds, p.computed, p.cached);
+        let report = p.report.as_deref().and_then(link).map_or_else(
+            || "–".to_owned(),
+            |l| format!("<a href=\"{}\">report</a>", esc(&l)),
+        );
+        let _ = write!(
+            h,
+            "<td>{:.1}</td><td>{} / {}</td><td class=\"t\">{report}</td></tr>",
+            p.seconds, p.computed, p.cached
+        );
     }
     h.push_str("</table>");
     h.push_str(
@@ -650,14 +1062,22 @@ fn page(pipeline: &str, axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary
          with stability ≥ 0.5.</p>",
     );
     // The most stable classes.
-    let top: Vec<&ClassSummary> = most_stable(classes).into_iter().take(40).map(|i| &classes[i]).collect();
+    let top: Vec<&ClassSummary> = most_stable(classes)
+        .into_iter()
+        .take(40)
+        .map(|i| &classes[i])
+        .collect();
     let _ = write!(h, "<h2>Most stable classes</h2>");
     if top.is_empty() {
         h.push_str("<p>No class has stability ≥ 0.5.</p>");
     } else {
         h.push_str("<table><tr><th>point</th><th>parameters</th><th>class</th><th>size</th><th>stability</th><th>best-match Jaccard in each neighbour</th></tr>");
         for c in top {
-            let nj: Vec<String> = c.neighbour_jaccard.iter().map(|j| format!("{j:.2}")).collect();
+            let nj: Vec<String> = c
+                .neighbour_jaccard
+                .iter()
+                .map(|j| format!("{j:.2}"))
+                .collect();
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td class=\"t\">{}</td><td><span class=\"sw\" style=\"background:{}\"></span>{}</td><td>{}</td><td>{:.3}</td><td class=\"t\">{}</td></tr>",
@@ -689,12 +1109,20 @@ fn page(pipeline: &str, axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary
             );
             for (q, &(m, j)) in c.across.iter().enumerate() {
                 let p = &points[q];
-                let _ = write!(h, "<div style=\"font-size:12px\"><div title=\"{}\">point {q}: ", esc(&tips[q]));
+                let _ = write!(
+                    h,
+                    "<div style=\"font-size:12px\"><div title=\"{}\">point {q}: ",
+                    esc(&tips[q])
+                );
                 if m < 0 {
                     h.push_str("no match</div>");
                 } else {
                     let _ = write!(h, "class {m}, J = {j:.2}</div>");
-                    let gallery = p.report.as_deref().and_then(Path::parent).map(|d| d.join(format!("gallery/class_{m}.png")));
+                    let gallery = p
+                        .report
+                        .as_deref()
+                        .and_then(Path::parent)
+                        .map(|d| d.join(format!("gallery/class_{m}.png")));
                     if let (Some(t), Some(l)) = (p.thumb, gallery.as_deref().and_then(link)) {
                         // The first four tiles of the class's gallery (tiles of `t` px, 3 px apart).
                         let _ = write!(
@@ -711,7 +1139,11 @@ fn page(pipeline: &str, axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary
             h.push_str("</div>");
         }
     }
-    let _ = writeln!(h, "<p class=\"note\">dagrun {}</p></body></html>", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">dagrun {}</p></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
     h
 }
 
@@ -723,9 +1155,22 @@ mod tests {
     fn grid_points_and_neighbours() {
         let a = parse_grid("umap.n_neighbors=15,50").unwrap();
         let b = parse_grid("tree.min_samples=100, 300 ,1000").unwrap();
-        assert_eq!(a.values, vec![toml::Value::Integer(15), toml::Value::Integer(50)]);
+        assert_eq!(
+            a.values,
+            vec![toml::Value::Integer(15), toml::Value::Integer(50)]
+        );
         let pts = expand(&[a, b]);
-        assert_eq!(pts, vec![vec![0, 0], vec![0, 1], vec![0, 2], vec![1, 0], vec![1, 1], vec![1, 2]]);
+        assert_eq!(
+            pts,
+            vec![
+                vec![0, 0],
+                vec![0, 1],
+                vec![0, 2],
+                vec![1, 0],
+                vec![1, 1],
+                vec![1, 2]
+            ]
+        );
         let near = neighbours(&pts);
         assert_eq!(near[0], vec![1, 3]);
         assert_eq!(near[1], vec![0, 2, 4]);

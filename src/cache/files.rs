@@ -53,10 +53,18 @@ pub fn content_hash(dir: &Path, path: &Path) -> Result<String> {
         }
     }
     let hash = hash_file(&canonical)?;
-    let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).map_or(0.0, |d| d.as_secs_f64());
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .map_or(0.0, |d| d.as_secs_f64());
     if age > 2.0 {
         let bytes = serde_json::to_vec_pretty(&stat(hash.clone())).expect("record serialises");
-        super::io::unless_denied(std::fs::create_dir_all(dir).ctx("cannot create", dir).and_then(|()| write_atomic(&record_path, &bytes)))?;
+        super::io::unless_denied(
+            std::fs::create_dir_all(dir)
+                .ctx("cannot create", dir)
+                .and_then(|()| write_atomic(&record_path, &bytes)),
+        )?;
     }
     Ok(hash)
 }
@@ -104,7 +112,11 @@ enum RowState {
 /// with input files, a file modified less than two seconds ago is hashed but not recorded.
 /// Two processes updating one folder's table at once can only lose records (each write is
 /// atomic), never keep a wrong hash: a record is trusted only when the stat fields match.
-pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &dyn crate::progress::Progress) -> Result<DataDigest> {
+pub fn data_digest(
+    dir: &Path,
+    paths: &[Option<std::path::PathBuf>],
+    progress: &dyn crate::progress::Progress,
+) -> Result<DataDigest> {
     use rayon::prelude::*;
     use std::collections::{BTreeMap, HashMap};
     use std::path::PathBuf;
@@ -119,15 +131,27 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
             continue;
         };
         let (parent, name) = match (p.parent(), p.file_name()) {
-            (Some(parent), Some(name)) => (if parent.as_os_str().is_empty() { Path::new(".") } else { parent }, name),
+            (Some(parent), Some(name)) => (
+                if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                },
+                name,
+            ),
             _ => {
                 states[i] = Some(RowState::NotAFile);
                 continue;
             }
         };
-        let canonical = canonical_of.entry(parent.to_owned()).or_insert_with(|| std::fs::canonicalize(parent).ok());
+        let canonical = canonical_of
+            .entry(parent.to_owned())
+            .or_insert_with(|| std::fs::canonicalize(parent).ok());
         match canonical {
-            Some(c) => folders.entry(c.clone()).or_default().push((i, name.to_owned())),
+            Some(c) => folders
+                .entry(c.clone())
+                .or_default()
+                .push((i, name.to_owned())),
             None => states[i] = Some(RowState::Missing(std::io::ErrorKind::NotFound)),
         }
     }
@@ -136,7 +160,10 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
     for (folder, rows) in &folders {
         let name = blake3::hash(folder.as_os_str().as_encoded_bytes()).to_hex();
         let table_path = tables.join(format!("{}.json", &name[..32]));
-        let mut table: BTreeMap<String, DirRecord> = std::fs::read(&table_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let mut table: BTreeMap<String, DirRecord> = std::fs::read(&table_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         // Per row: its state, a record to remember, and whether the file was read.
         type Found = (RowState, Option<(String, DirRecord)>, bool);
         let found: Vec<Found> = rows
@@ -148,16 +175,30 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
                     Err(e) => (RowState::Missing(e.kind()), None, false),
                     Ok(m) if !m.is_file() => (RowState::NotAFile, None, false),
                     Ok(m) => {
-                        let stat =
-                            |blake3: String| DirRecord { size: m.size(), mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128, ino: m.ino(), dev: m.dev(), blake3 };
-                        match table.get(&key).filter(|r| **r == stat(r.blake3.clone())).and_then(|r| parse_hex(&r.blake3)) {
+                        let stat = |blake3: String| DirRecord {
+                            size: m.size(),
+                            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                            ino: m.ino(),
+                            dev: m.dev(),
+                            blake3,
+                        };
+                        match table
+                            .get(&key)
+                            .filter(|r| **r == stat(r.blake3.clone()))
+                            .and_then(|r| parse_hex(&r.blake3))
+                        {
                             Some(h) => (RowState::Hash(h), None, false),
                             None => match std::fs::read(&path) {
                                 Err(e) => (RowState::Missing(e.kind()), None, true),
                                 Ok(bytes) => {
                                     let h = blake3::hash(&bytes);
-                                    let age = m.modified().ok().and_then(|t| t.elapsed().ok()).map_or(0.0, |d| d.as_secs_f64());
-                                    let rec = (age > 2.0).then(|| (key, stat(h.to_hex().to_string())));
+                                    let age = m
+                                        .modified()
+                                        .ok()
+                                        .and_then(|t| t.elapsed().ok())
+                                        .map_or(0.0, |d| d.as_secs_f64());
+                                    let rec =
+                                        (age > 2.0).then(|| (key, stat(h.to_hex().to_string())));
                                     (RowState::Hash(*h.as_bytes()), rec, true)
                                 }
                             },
@@ -178,7 +219,11 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
         }
         if changed {
             let bytes = serde_json::to_vec(&table).expect("records serialise");
-            super::io::unless_denied(std::fs::create_dir_all(&tables).ctx("cannot create", &tables).and_then(|()| write_atomic(&table_path, &bytes)))?;
+            super::io::unless_denied(
+                std::fs::create_dir_all(&tables)
+                    .ctx("cannot create", &tables)
+                    .and_then(|()| write_atomic(&table_path, &bytes)),
+            )?;
         }
     }
     let mut h = blake3::Hasher::new();
@@ -187,7 +232,11 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
     let mut rows = Vec::with_capacity(states.len());
     for s in &states {
         let s = s.as_ref().expect("every row has a state");
-        rows.push(if let RowState::Hash(x) = s { Some(*x) } else { None });
+        rows.push(if let RowState::Hash(x) = s {
+            Some(*x)
+        } else {
+            None
+        });
         match s {
             RowState::Hash(x) => {
                 h.update(b"h");
@@ -207,7 +256,12 @@ pub fn data_digest(dir: &Path, paths: &[Option<std::path::PathBuf>], progress: &
             }
         }
     }
-    Ok(DataDigest { digest: h.finalize().to_hex().to_string(), hashed, missing, rows })
+    Ok(DataDigest {
+        digest: h.finalize().to_hex().to_string(),
+        hashed,
+        missing,
+        rows,
+    })
 }
 
 fn parse_hex(s: &str) -> Option<[u8; 32]> {
@@ -225,7 +279,8 @@ mod tests {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
         let f = std::fs::File::options().write(true).open(path).unwrap();
-        f.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
     }
 
     #[test]
@@ -234,18 +289,34 @@ mod tests {
         let cache = t.path().join("cache");
         for (dir, tag) in [("a", b'x'), ("b", b'x'), ("c", b'y')] {
             for i in 0..5u8 {
-                write_old(&t.path().join(dir).join(format!("sub/{i}.png")), &[tag, i, 7]);
+                write_old(
+                    &t.path().join(dir).join(format!("sub/{i}.png")),
+                    &[tag, i, 7],
+                );
             }
         }
-        let rows = |dir: &str| -> Vec<Option<PathBuf>> { (0..5).map(|i| Some(t.path().join(dir).join(format!("sub/{i}.png")))).collect() };
+        let rows = |dir: &str| -> Vec<Option<PathBuf>> {
+            (0..5)
+                .map(|i| Some(t.path().join(dir).join(format!("sub/{i}.png"))))
+                .collect()
+        };
         let a = data_digest(&cache, &rows("a"), &Silent).unwrap();
         assert_eq!((a.hashed, a.missing), (5, 0));
         // Warm: every stat matches, nothing is read.
         let again = data_digest(&cache, &rows("a"), &Silent).unwrap();
-        assert_eq!((again.digest.as_str(), again.hashed), (a.digest.as_str(), 0));
+        assert_eq!(
+            (again.digest.as_str(), again.hashed),
+            (a.digest.as_str(), 0)
+        );
         // The same bytes elsewhere: the same digest. Other bytes: another.
-        assert_eq!(data_digest(&cache, &rows("b"), &Silent).unwrap().digest, a.digest);
-        assert_ne!(data_digest(&cache, &rows("c"), &Silent).unwrap().digest, a.digest);
+        assert_eq!(
+            data_digest(&cache, &rows("b"), &Silent).unwrap().digest,
+            a.digest
+        );
+        assert_ne!(
+            data_digest(&cache, &rows("c"), &Silent).unwrap().digest,
+            a.digest
+        );
         // Row order, a null, a missing file and a folder each give their own digest.
         let mut swapped = rows("a");
         swapped.swap(0, 1);
@@ -256,7 +327,10 @@ mod tests {
         let mut folder = rows("a");
         folder[2] = Some(t.path().join("a/sub"));
         let digests: std::collections::BTreeSet<String> =
-            [rows("a"), swapped, null.clone(), missing.clone(), folder].iter().map(|r| data_digest(&cache, r, &Silent).unwrap().digest).collect();
+            [rows("a"), swapped, null.clone(), missing.clone(), folder]
+                .iter()
+                .map(|r| data_digest(&cache, r, &Silent).unwrap().digest)
+                .collect();
         assert_eq!(digests.len(), 5);
         assert_eq!(data_digest(&cache, &missing, &Silent).unwrap().missing, 1);
         // An edit in place that keeps the size is seen (mtime), and the file is hashed again.

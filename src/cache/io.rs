@@ -17,7 +17,11 @@ const ROW_GROUP: usize = 65_536;
 /// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("a file in a directory");
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), unique()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        unique()
+    ));
     let res = (|| {
         let mut f = File::create(&tmp).ctx("cannot create", &tmp)?;
         f.write_all(bytes).ctx("cannot write", &tmp)?;
@@ -32,7 +36,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Whether an I/O error says we may not write there (a cache shared read-only).
 pub fn denied(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 /// `result`, with a refused write (see [`denied`]) turned into success: for what only
@@ -45,12 +52,16 @@ pub fn unless_denied(result: Result<()>) -> Result<()> {
 }
 
 pub(crate) fn unique() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     format!("{}.{nanos}", std::process::id())
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).ctx("cannot sync", dir)
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("cannot sync", dir)
 }
 
 /// Write `df` as Parquet: one chunk, fixed row groups and compression, so equal tables give
@@ -75,11 +86,20 @@ pub enum TableFormat {
 }
 
 /// Write `df` as `fmt` (Parquet through [`write_parquet`]). `what` names it in errors.
-pub fn write_table(w: &mut impl Write, df: &mut DataFrame, fmt: TableFormat, what: &str) -> Result<()> {
+pub fn write_table(
+    w: &mut impl Write,
+    df: &mut DataFrame,
+    fmt: TableFormat,
+    what: &str,
+) -> Result<()> {
     match fmt {
         TableFormat::Parquet => write_parquet(w, df, what),
-        TableFormat::Csv => CsvWriter::new(w).finish(df).map_err(|e| Error::polars(what, e)),
-        TableFormat::Ipc => IpcWriter::new(w).finish(df).map_err(|e| Error::polars(what, e)),
+        TableFormat::Csv => CsvWriter::new(w)
+            .finish(df)
+            .map_err(|e| Error::polars(what, e)),
+        TableFormat::Ipc => IpcWriter::new(w)
+            .finish(df)
+            .map_err(|e| Error::polars(what, e)),
     }
 }
 

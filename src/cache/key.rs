@@ -43,20 +43,31 @@ fn show(v: &serde_json::Value) -> String {
 
 /// Why `new` differs from `old`, one short line per difference. `old_inputs` and
 /// `new_inputs` name the input nodes in order.
-pub fn explain(old: &KeyParts, old_inputs: &[String], new: &KeyParts, new_inputs: &[String]) -> Vec<String> {
+pub fn explain(
+    old: &KeyParts,
+    old_inputs: &[String],
+    new: &KeyParts,
+    new_inputs: &[String],
+) -> Vec<String> {
     let mut why = Vec::new();
     if old.op != new.op {
         why.push(format!("op changed: `{}` -> `{}`", old.op, new.op));
         return why;
     }
     if old.op_version != new.op_version {
-        why.push(format!("op `{}` code version changed: {} -> {}", new.op, old.op_version, new.op_version));
+        why.push(format!(
+            "op `{}` code version changed: {} -> {}",
+            new.op, old.op_version, new.op_version
+        ));
     }
     if old.id != new.id {
         why.push(format!("id column changed: `{}` -> `{}`", old.id, new.id));
     }
     let empty = serde_json::Map::new();
-    let (po, pn) = (old.params.as_object().unwrap_or(&empty), new.params.as_object().unwrap_or(&empty));
+    let (po, pn) = (
+        old.params.as_object().unwrap_or(&empty),
+        new.params.as_object().unwrap_or(&empty),
+    );
     for (k, v) in pn {
         match po.get(k) {
             Some(o) if o == v => {}
@@ -68,7 +79,11 @@ pub fn explain(old: &KeyParts, old_inputs: &[String], new: &KeyParts, new_inputs
         why.push(format!("parameter `{k}` removed"));
     }
     if old_inputs != new_inputs {
-        why.push(format!("inputs changed: [{}] -> [{}]", old_inputs.join(", "), new_inputs.join(", ")));
+        why.push(format!(
+            "inputs changed: [{}] -> [{}]",
+            old_inputs.join(", "),
+            new_inputs.join(", ")
+        ));
     } else {
         for (i, name) in new_inputs.iter().enumerate() {
             if old.inputs.get(i) != new.inputs.get(i) {
@@ -89,7 +104,14 @@ mod tests {
     use super::*;
 
     fn parts(n: i64) -> KeyParts {
-        KeyParts { op: "filter".into(), op_version: 1, id: "id".into(), params: serde_json::json!({"a": n, "b": "x"}), inputs: vec!["h1".into()], files: BTreeMap::new() }
+        KeyParts {
+            op: "filter".into(),
+            op_version: 1,
+            id: "id".into(),
+            params: serde_json::json!({"a": n, "b": "x"}),
+            inputs: vec!["h1".into()],
+            files: BTreeMap::new(),
+        }
     }
 
     #[test]
@@ -106,8 +128,15 @@ mod tests {
             }
             p.key()
         };
-        assert_eq!(with_files(&["a.csv", "b.csv"]), with_files(&["b.csv", "a.csv"]));
-        assert_ne!(with_files(&["a.csv"]), parts(1).key(), "a file enters the key");
+        assert_eq!(
+            with_files(&["a.csv", "b.csv"]),
+            with_files(&["b.csv", "a.csv"])
+        );
+        assert_ne!(
+            with_files(&["a.csv"]),
+            parts(1).key(),
+            "a file enters the key"
+        );
         assert_ne!(parts(1).key(), parts(2).key());
         let mut p = parts(1);
         p.op_version = 2;
@@ -121,10 +150,16 @@ mod tests {
     #[test]
     fn explain_names_the_difference() {
         let names = vec!["catalog".to_owned()];
-        assert_eq!(explain(&parts(1), &names, &parts(2), &names), ["parameter `a`: 1 -> 2"]);
+        assert_eq!(
+            explain(&parts(1), &names, &parts(2), &names),
+            ["parameter `a`: 1 -> 2"]
+        );
         let mut p = parts(1);
         p.inputs[0] = "h9".into();
-        assert_eq!(explain(&parts(1), &names, &p, &names), ["input `catalog` changed"]);
+        assert_eq!(
+            explain(&parts(1), &names, &p, &names),
+            ["input `catalog` changed"]
+        );
         assert!(explain(&parts(1), &names, &parts(1), &names).is_empty());
     }
 }

@@ -182,7 +182,12 @@ pub fn utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Writes through to a file while hashing what it writes.
@@ -205,7 +210,15 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 fn safe_component(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl Store {
@@ -250,7 +263,12 @@ impl Store {
 
     fn lock_file(&self, key: &str, kind: &str) -> Result<File> {
         let p = self.lock_path(key, kind);
-        File::options().create(true).truncate(false).write(true).open(&p).ctx("cannot open lock", &p)
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .ctx("cannot open lock", &p)
     }
 
     /// Is there a complete, intact entry for `key`? Reads the manifest and hashes the data.
@@ -273,7 +291,13 @@ impl Store {
         let data = dir.join(&m.data_file);
         match fs::metadata(&data) {
             Err(e) => return Lookup::Corrupt(format!("data file unreadable: {e}")),
-            Ok(md) if md.len() != m.data_bytes => return Lookup::Corrupt(format!("data file is {} bytes, the manifest says {}", md.len(), m.data_bytes)),
+            Ok(md) if md.len() != m.data_bytes => {
+                return Lookup::Corrupt(format!(
+                    "data file is {} bytes, the manifest says {}",
+                    md.len(),
+                    m.data_bytes
+                ))
+            }
             Ok(_) => {}
         }
         match super::files::hash_file(&data) {
@@ -285,12 +309,16 @@ impl Store {
             let p = dir.join(FILES).join(&a.path);
             match fs::metadata(&p) {
                 Ok(md) if md.len() == a.bytes => {}
-                Ok(_) => return Lookup::Corrupt(format!("file `{}` does not match its hash", a.path)),
+                Ok(_) => {
+                    return Lookup::Corrupt(format!("file `{}` does not match its hash", a.path))
+                }
                 Err(e) => return Lookup::Corrupt(format!("file `{}` unreadable: {e}", a.path)),
             }
             match super::files::hash_file(&p) {
                 Ok(h) if h == a.blake3 => {}
-                Ok(_) => return Lookup::Corrupt(format!("file `{}` does not match its hash", a.path)),
+                Ok(_) => {
+                    return Lookup::Corrupt(format!("file `{}` does not match its hash", a.path))
+                }
                 Err(e) => return Lookup::Corrupt(format!("file `{}` unreadable: {e}", a.path)),
             }
         }
@@ -319,9 +347,16 @@ impl Store {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 on_wait();
-                f.lock().ctx("cannot lock", &self.root.join("locks").join(key))?;
+                f.lock()
+                    .ctx("cannot lock", &self.root.join("locks").join(key))?;
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", self.root.join("locks").join(key), e)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(
+                    "cannot lock",
+                    self.root.join("locks").join(key),
+                    e,
+                ))
+            }
         }
         // Whatever a killed process left half-written for this key is ours to remove.
         if let Ok(rd) = fs::read_dir(self.root.join("tmp")) {
@@ -331,7 +366,10 @@ impl Store {
                 }
             }
         }
-        Ok(ComputeLock { key: key.to_owned(), _file: f })
+        Ok(ComputeLock {
+            key: key.to_owned(),
+            _file: f,
+        })
     }
 
     /// Mark `key` as in use by this process until the returned lock is dropped.
@@ -340,11 +378,14 @@ impl Store {
     pub fn use_entry(&self, key: &str) -> Result<UseLock> {
         let f = match self.lock_file(key, "use") {
             Ok(f) => Some(f),
-            Err(Error::Io { source, .. }) if super::io::denied(&source) => File::open(self.lock_path(key, "use")).ok(),
+            Err(Error::Io { source, .. }) if super::io::denied(&source) => {
+                File::open(self.lock_path(key, "use")).ok()
+            }
             Err(e) => return Err(e),
         };
         if let Some(f) = &f {
-            f.lock_shared().ctx("cannot lock", &self.root.join("locks").join(key))?;
+            f.lock_shared()
+                .ctx("cannot lock", &self.root.join("locks").join(key))?;
             let _ = f.set_modified(SystemTime::now());
         }
         Ok(UseLock { _file: f })
@@ -354,7 +395,10 @@ impl Store {
     pub fn discard(&self, lock: &ComputeLock) -> Result<()> {
         let dir = self.entry_dir(&lock.key);
         if dir.exists() {
-            let trash = self.root.join("tmp").join(format!("{}.discard.{}", lock.key, unique()));
+            let trash = self
+                .root
+                .join("tmp")
+                .join(format!("{}.discard.{}", lock.key, unique()));
             fs::rename(&dir, &trash).ctx("cannot move aside", &dir)?;
             fs::remove_dir_all(&trash).ctx("cannot remove", &trash)?;
         }
@@ -362,9 +406,17 @@ impl Store {
     }
 
     /// Write `df` and its manifest as the entry of the locked key.
-    pub fn publish(&self, lock: &ComputeLock, df: &mut DataFrame, draft: Draft) -> Result<Manifest> {
+    pub fn publish(
+        &self,
+        lock: &ComputeLock,
+        df: &mut DataFrame,
+        draft: Draft,
+    ) -> Result<Manifest> {
         assert_eq!(lock.key, draft.key, "publishing under the wrong lock");
-        let tmp = self.root.join("tmp").join(format!("{}.{}", draft.key, unique()));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.{}", draft.key, unique()));
         let node = draft.node.clone();
         let res = self.write_entry(&tmp, df, draft);
         if res.is_err() {
@@ -388,24 +440,40 @@ impl Store {
         fs::create_dir_all(tmp).ctx("cannot create", tmp)?;
         let data = tmp.join(DATA);
         let file = File::create(&data).ctx("cannot create", &data)?;
-        let mut w = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new(), bytes: 0 };
+        let mut w = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        };
         write_parquet(&mut w, df, &d.node)?;
         w.flush().ctx("cannot write", &data)?;
         let (content_hash, data_bytes) = (w.hasher.finalize().to_hex().to_string(), w.bytes);
-        let file = w.inner.into_inner().map_err(|e| Error::io("cannot write", &data, e.into_error()))?;
+        let file = w
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io("cannot write", &data, e.into_error()))?;
         file.sync_all().ctx("cannot sync", &data)?;
         let mut attachments = Vec::new();
         for (rel, bytes) in &d.files {
-            assert!(!rel.split('/').any(|c| c == ".." || c.is_empty()), "attachment path `{rel}`");
+            assert!(
+                !rel.split('/').any(|c| c == ".." || c.is_empty()),
+                "attachment path `{rel}`"
+            );
             let p = tmp.join(FILES).join(rel);
             let parent = p.parent().expect("under files/");
             fs::create_dir_all(parent).ctx("cannot create", parent)?;
             let mut f = File::create(&p).ctx("cannot create", &p)?;
             f.write_all(bytes).ctx("cannot write", &p)?;
             f.sync_all().ctx("cannot sync", &p)?;
-            attachments.push(Attachment { path: rel.clone(), bytes: bytes.len() as u64, blake3: blake3::hash(bytes).to_hex().to_string() });
+            attachments.push(Attachment {
+                path: rel.clone(),
+                bytes: bytes.len() as u64,
+                blake3: blake3::hash(bytes).to_hex().to_string(),
+            });
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| t.as_secs());
         let m = Manifest {
             dagrun_version: env!("CARGO_PKG_VERSION").to_owned(),
             key: d.key,
@@ -413,7 +481,11 @@ impl Store {
             node: d.node,
             pipeline: d.pipeline,
             input_nodes: d.input_nodes,
-            schema: df.schema().iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
+            schema: df
+                .schema()
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect(),
             rows: df.height() as u64,
             data_file: DATA.to_owned(),
             data_bytes,
@@ -428,7 +500,8 @@ impl Store {
         };
         let mpath = tmp.join(MANIFEST);
         let mut f = File::create(&mpath).ctx("cannot create", &mpath)?;
-        f.write_all(&serde_json::to_vec_pretty(&m).expect("manifest serialises")).ctx("cannot write", &mpath)?;
+        f.write_all(&serde_json::to_vec_pretty(&m).expect("manifest serialises"))
+            .ctx("cannot write", &mpath)?;
         f.sync_all().ctx("cannot sync", &mpath)?;
         sync_dir(tmp)?;
         let dest = self.entry_dir(&m.key);
@@ -436,7 +509,10 @@ impl Store {
         fs::create_dir_all(parent).ctx("cannot create", parent)?;
         if dest.exists() {
             // A corrupt entry left in place; we hold the lock, so it is ours to replace.
-            let trash = self.root.join("tmp").join(format!("{}.discard.{}", m.key, unique()));
+            let trash = self
+                .root
+                .join("tmp")
+                .join(format!("{}.discard.{}", m.key, unique()));
             fs::rename(&dest, &trash).ctx("cannot move aside", &dest)?;
             let _ = fs::remove_dir_all(&trash);
         }
@@ -451,21 +527,41 @@ impl Store {
     }
 
     /// Read some columns of an entry's table (`None`: all), decoding only those.
-    pub fn read_columns(&self, key: &str, node: &str, columns: Option<Vec<String>>) -> Result<DataFrame> {
+    pub fn read_columns(
+        &self,
+        key: &str,
+        node: &str,
+        columns: Option<Vec<String>>,
+    ) -> Result<DataFrame> {
         let path = self.data_path(key);
         let f = File::open(&path).ctx("cannot open", &path)?;
-        ParquetReader::new(f).with_columns(columns).finish().map_err(|e| Error::polars(node, e))
+        ParquetReader::new(f)
+            .with_columns(columns)
+            .finish()
+            .map_err(|e| Error::polars(node, e))
     }
 
     fn run_path(&self, pipeline: &str, node: &str) -> PathBuf {
-        self.root.join("runs").join(safe_component(pipeline)).join(format!("{}.json", safe_component(node)))
+        self.root
+            .join("runs")
+            .join(safe_component(pipeline))
+            .join(format!("{}.json", safe_component(node)))
     }
 
     /// Record a node's last run (for `plan --explain`); a cache we may not write goes without.
     pub fn save_run(&self, pipeline: &str, node: &str, rec: &RunRecord) -> Result<()> {
         let p = self.run_path(pipeline, node);
         let dir = p.parent().expect("run record has a parent");
-        super::io::unless_denied(fs::create_dir_all(dir).ctx("cannot create", dir).and_then(|()| write_atomic(&p, &serde_json::to_vec_pretty(rec).expect("record serialises"))))
+        super::io::unless_denied(
+            fs::create_dir_all(dir)
+                .ctx("cannot create", dir)
+                .and_then(|()| {
+                    write_atomic(
+                        &p,
+                        &serde_json::to_vec_pretty(rec).expect("record serialises"),
+                    )
+                }),
+        )
     }
 
     pub fn last_run(&self, pipeline: &str, node: &str) -> Option<RunRecord> {
@@ -480,15 +576,24 @@ impl Store {
         let now = SystemTime::now();
         let roots = self.roots(now, older_than, dry_run);
         let objects = self.root.join("objects");
-        for shard in fs::read_dir(&objects).ctx("cannot list", &objects)?.flatten() {
-            for entry in fs::read_dir(shard.path()).ctx("cannot list", &shard.path())?.flatten() {
+        for shard in fs::read_dir(&objects)
+            .ctx("cannot list", &objects)?
+            .flatten()
+        {
+            for entry in fs::read_dir(shard.path())
+                .ctx("cannot list", &shard.path())?
+                .flatten()
+            {
                 let key = entry.file_name().to_string_lossy().into_owned();
                 let use_file = self.lock_file(&key, "use")?;
-                let last_use = [use_file.metadata().ok().and_then(|m| m.modified().ok()), entry.metadata().ok().and_then(|m| m.modified().ok())]
-                    .into_iter()
-                    .flatten()
-                    .max()
-                    .unwrap_or(UNIX_EPOCH);
+                let last_use = [
+                    use_file.metadata().ok().and_then(|m| m.modified().ok()),
+                    entry.metadata().ok().and_then(|m| m.modified().ok()),
+                ]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(UNIX_EPOCH);
                 if now.duration_since(last_use).unwrap_or_default() < older_than {
                     report.kept_recent += 1;
                     continue;
@@ -502,7 +607,14 @@ impl Store {
                     report.kept_in_use += 1;
                     continue;
                 }
-                let bytes: u64 = fs::read_dir(entry.path()).map(|rd| rd.flatten().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0);
+                let bytes: u64 = fs::read_dir(entry.path())
+                    .map(|rd| {
+                        rd.flatten()
+                            .filter_map(|f| f.metadata().ok())
+                            .map(|m| m.len())
+                            .sum()
+                    })
+                    .unwrap_or(0);
                 if !dry_run {
                     let trash = self.root.join("tmp").join(format!("{key}.gc.{}", unique()));
                     fs::rename(entry.path(), &trash).ctx("cannot move aside", &entry.path())?;
@@ -515,11 +627,21 @@ impl Store {
         // Sweep summaries (made again by any sweep that needs them) and SLURM run folders,
         // by age: a sweep publishing one now writes a new folder, never into an old one.
         for kind in ["sweeps", "slurm"] {
-            let Ok(rd) = fs::read_dir(self.root.join(kind)) else { continue };
+            let Ok(rd) = fs::read_dir(self.root.join(kind)) else {
+                continue;
+            };
             for e in rd.flatten() {
-                let age = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+                let age = e
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|m| now.duration_since(m).ok())
+                    .unwrap_or_default();
                 let gone = || {
-                    let trash = self.root.join("tmp").join(format!("{kind}.gc.{}", unique()));
+                    let trash = self
+                        .root
+                        .join("tmp")
+                        .join(format!("{kind}.gc.{}", unique()));
                     let moved = fs::rename(e.path(), &trash).is_ok();
                     if moved {
                         let _ = fs::remove_dir_all(&trash);
@@ -537,10 +659,20 @@ impl Store {
             let name = e.file_name().to_string_lossy().into_owned();
             let key: String = name.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
             let free = key.len() != 64 || self.lock_file(&key, "compute")?.try_lock().is_ok();
-            let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default() > Duration::from_secs(60);
+            let old = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default()
+                > Duration::from_secs(60);
             if free && (key.len() == 64 || old) {
                 if !dry_run {
-                    let _ = if e.path().is_dir() { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
+                    let _ = if e.path().is_dir() {
+                        fs::remove_dir_all(e.path())
+                    } else {
+                        fs::remove_file(e.path())
+                    };
                 }
                 report.temp_removed += 1;
             }
@@ -551,17 +683,43 @@ impl Store {
     /// The keys gc must keep: those named by the sweep summaries it keeps (younger than
     /// `older_than`) and by the label logs that still exist. A label root whose log is gone
     /// is removed (unless `dry_run`). An unreadable root keeps nothing and is left alone.
-    fn roots(&self, now: SystemTime, older_than: Duration, dry_run: bool) -> std::collections::BTreeSet<String> {
+    fn roots(
+        &self,
+        now: SystemTime,
+        older_than: Duration,
+        dry_run: bool,
+    ) -> std::collections::BTreeSet<String> {
         let mut keys = std::collections::BTreeSet::new();
-        let age = |p: &Path| p.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
-        for e in fs::read_dir(self.root.join("sweeps")).into_iter().flatten().flatten() {
+        let age = |p: &Path| {
+            p.metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default()
+        };
+        for e in fs::read_dir(self.root.join("sweeps"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if age(&e.path()) < older_than {
-                let named: Option<Vec<String>> = fs::read(e.path().join(SWEEP_KEYS)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+                let named: Option<Vec<String>> = fs::read(e.path().join(SWEEP_KEYS))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
                 keys.extend(named.unwrap_or_default());
             }
         }
-        for e in fs::read_dir(self.root.join("roots")).into_iter().flatten().flatten() {
-            let Some(root) = fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<LabelRoot>(&b).ok()) else { continue };
+        for e in fs::read_dir(self.root.join("roots"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(root) = fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LabelRoot>(&b).ok())
+            else {
+                continue;
+            };
             if root.log.exists() {
                 keys.extend(root.keys);
             } else if !dry_run {
@@ -576,10 +734,17 @@ impl Store {
     /// without.
     pub fn add_label_root(&self, log: &Path, keys: Vec<String>) -> Result<()> {
         let log = fs::canonicalize(log).unwrap_or_else(|_| log.to_path_buf());
-        let name = format!("labels-{}.json", &blake3::hash(log.as_os_str().as_encoded_bytes()).to_hex()[..16]);
+        let name = format!(
+            "labels-{}.json",
+            &blake3::hash(log.as_os_str().as_encoded_bytes()).to_hex()[..16]
+        );
         let dir = self.root.join("roots");
         let bytes = serde_json::to_vec_pretty(&LabelRoot { log, keys }).expect("a root serialises");
-        super::io::unless_denied(fs::create_dir_all(&dir).ctx("cannot create", &dir).and_then(|()| write_atomic(&dir.join(name), &bytes)))
+        super::io::unless_denied(
+            fs::create_dir_all(&dir)
+                .ctx("cannot create", &dir)
+                .and_then(|()| write_atomic(&dir.join(name), &bytes)),
+        )
     }
 
     /// Publish a folder of files at `dest` (under this store) as entries are published:
@@ -600,7 +765,10 @@ impl Store {
             let parent = dest.parent().expect("a folder in the store");
             fs::create_dir_all(parent).ctx("cannot create", parent)?;
             if dest.exists() {
-                let trash = self.root.join("tmp").join(format!("folder.old.{}", unique()));
+                let trash = self
+                    .root
+                    .join("tmp")
+                    .join(format!("folder.old.{}", unique()));
                 fs::rename(dest, &trash).ctx("cannot move aside", dest)?;
                 let _ = fs::remove_dir_all(&trash);
             }
@@ -619,7 +787,10 @@ impl Store {
         if let Ok(shards) = fs::read_dir(self.root.join("objects")) {
             for s in shards.flatten() {
                 if let Ok(rd) = fs::read_dir(s.path()) {
-                    out.extend(rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+                    out.extend(
+                        rd.flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned()),
+                    );
                 }
             }
         }
@@ -629,7 +800,10 @@ impl Store {
 
     /// Parsed manifests by key (unverified).
     pub fn manifests(&self) -> BTreeMap<String, Manifest> {
-        self.keys().into_iter().filter_map(|k| self.manifest(&k).map(|m| (k, m))).collect()
+        self.keys()
+            .into_iter()
+            .filter_map(|k| self.manifest(&k).map(|m| (k, m)))
+            .collect()
     }
 }
 
@@ -653,7 +827,9 @@ mod tests {
         let store = Store::open(&dir.path().join("cache")).unwrap();
         let log = dir.path().join("labels.jsonl");
         fs::write(&log, "").unwrap();
-        store.add_label_root(&log, vec!["k1".into(), "k2".into()]).unwrap();
+        store
+            .add_label_root(&log, vec!["k1".into(), "k2".into()])
+            .unwrap();
         let sweep = store.root().join("sweeps").join("s1");
         fs::create_dir_all(&sweep).unwrap();
         fs::write(sweep.join(SWEEP_KEYS), r#"["k3"]"#).unwrap();
@@ -662,11 +838,22 @@ mod tests {
         let names = |v: std::collections::BTreeSet<String>| v.into_iter().collect::<Vec<_>>();
         assert_eq!(names(store.roots(now, hour, false)), ["k1", "k2", "k3"]);
         // The sweep summary older than the gc age is not a root (gc removes it).
-        assert_eq!(names(store.roots(now + 2 * hour, hour, false)), ["k1", "k2"]);
+        assert_eq!(
+            names(store.roots(now + 2 * hour, hour, false)),
+            ["k1", "k2"]
+        );
         fs::remove_file(&log).unwrap();
         assert_eq!(names(store.roots(now, hour, true)), ["k3"]);
-        assert_eq!(fs::read_dir(store.root().join("roots")).unwrap().count(), 1, "a dry run removes nothing");
+        assert_eq!(
+            fs::read_dir(store.root().join("roots")).unwrap().count(),
+            1,
+            "a dry run removes nothing"
+        );
         store.roots(now, hour, false);
-        assert_eq!(fs::read_dir(store.root().join("roots")).unwrap().count(), 0, "the root of a removed log is removed");
+        assert_eq!(
+            fs::read_dir(store.root().join("roots")).unwrap().count(),
+            0,
+            "the root of a removed log is removed"
+        );
     }
 }

@@ -106,7 +106,12 @@ mod avx2 {
     /// `f(sum, x, y)` over the whole blocks of [`WIDE`], the rest by `tail`, folded.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn sums(a: &[f32], b: &[f32], f: impl Fn(__m256, __m256, __m256) -> __m256, tail: impl Fn(&mut [f32; WIDE], &[f32], &[f32])) -> f32 {
+    unsafe fn sums(
+        a: &[f32],
+        b: &[f32],
+        f: impl Fn(__m256, __m256, __m256) -> __m256,
+        tail: impl Fn(&mut [f32; WIDE], &[f32], &[f32]),
+    ) -> f32 {
         let n = a.len().min(b.len());
         let whole = n - n % WIDE;
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
@@ -115,7 +120,12 @@ mod avx2 {
         while i < whole {
             for (r, sr) in s.iter_mut().enumerate() {
                 // SAFETY: `i + 8r + 8 <= whole <= len` of both slices.
-                let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i + 8 * r)), _mm256_loadu_ps(pb.add(i + 8 * r))) };
+                let (x, y) = unsafe {
+                    (
+                        _mm256_loadu_ps(pa.add(i + 8 * r)),
+                        _mm256_loadu_ps(pb.add(i + 8 * r)),
+                    )
+                };
                 *sr = f(*sr, x, y);
             }
             i += WIDE;
@@ -177,7 +187,9 @@ pub fn prefetch_row(row: &[f32]) {
         let line = |p: usize| {
             // SAFETY: a prefetch is only a hint and never faults; the addresses are those
             // of lines under a live slice.
-            unsafe { core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0) }
+            unsafe {
+                core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0)
+            }
         };
         let (first, last) = (first as *const f32 as usize, last as *const f32 as usize);
         line(first);
@@ -217,7 +229,10 @@ pub(crate) mod tests {
         if avx2() {
             return true;
         }
-        assert!(std::env::var_os("CI").is_none(), "{test}: this CPU has no AVX2, so CI cannot compare the AVX2 and baseline builds");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: this CPU has no AVX2, so CI cannot compare the AVX2 and baseline builds"
+        );
         eprintln!("{test}: skipped, this CPU has no AVX2 (only the baseline build runs here)");
         false
     }
@@ -231,7 +246,11 @@ pub(crate) mod tests {
         for dim in [1, 5, 8, 13, 31, 32, 33, 100, 128, 1280] {
             let a: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
             let b: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
-            assert_eq!(sqdist(&a, &b).to_bits(), sqdist_lanes(&a, &b).to_bits(), "dim {dim}");
+            assert_eq!(
+                sqdist(&a, &b).to_bits(),
+                sqdist_lanes(&a, &b).to_bits(),
+                "dim {dim}"
+            );
         }
     }
 
@@ -244,7 +263,11 @@ pub(crate) mod tests {
         for dim in [1, 5, 8, 13, 31, 32, 33, 100, 128, 1280] {
             let a: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
             let b: Vec<f32> = (0..dim).map(|_| r.normal() as f32).collect();
-            assert_eq!(dot(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits(), "dim {dim}");
+            assert_eq!(
+                dot(&a, &b).to_bits(),
+                dot_lanes(&a, &b).to_bits(),
+                "dim {dim}"
+            );
         }
     }
 

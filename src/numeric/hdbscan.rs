@@ -29,7 +29,11 @@ pub struct Merge {
 
 /// Single-linkage tree of `n` points from MST edges sorted by `(w, a, b)`.
 pub fn single_linkage(n: usize, mst: &[Edge]) -> Vec<Merge> {
-    assert_eq!(mst.len() + 1, n.max(1), "an MST of n points has n - 1 edges");
+    assert_eq!(
+        mst.len() + 1,
+        n.max(1),
+        "an MST of n points has n - 1 edges"
+    );
     let total = 2 * n - 1;
     let mut parent: Vec<u32> = (0..total as u32).collect();
     let mut size = vec![1u32; total];
@@ -50,7 +54,12 @@ pub fn single_linkage(n: usize, mst: &[Edge]) -> Vec<Merge> {
         let (l, r) = (find(&mut parent, e.a), find(&mut parent, e.b));
         let node = (n + i) as u32;
         let s = size[l as usize] + size[r as usize];
-        out.push(Merge { left: l, right: r, distance: e.w, size: s });
+        out.push(Merge {
+            left: l,
+            right: r,
+            distance: e.w,
+            size: s,
+        });
         parent[l as usize] = node;
         parent[r as usize] = node;
         size[node as usize] = s;
@@ -84,7 +93,13 @@ impl CondensedTree {
 
     /// One past the largest cluster id.
     pub fn n_ids(&self) -> usize {
-        self.child.iter().copied().max().map_or(self.n_points + 1, |m| (m as usize + 1).max(self.n_points + 1))
+        self.child
+            .iter()
+            .copied()
+            .max()
+            .map_or(self.n_points + 1, |m| {
+                (m as usize + 1).max(self.n_points + 1)
+            })
     }
 
     fn is_cluster(&self, id: u32) -> bool {
@@ -94,12 +109,21 @@ impl CondensedTree {
 
 /// Condense a single-linkage tree of `n` points.
 pub fn condense(n: usize, merges: &[Merge], min_cluster_size: usize) -> CondensedTree {
-    let mut t = CondensedTree { n_points: n, ..Default::default() };
+    let mut t = CondensedTree {
+        n_points: n,
+        ..Default::default()
+    };
     if n < 2 {
         return t;
     }
     let root = 2 * n - 2;
-    let size = |x: u32| if (x as usize) < n { 1 } else { merges[x as usize - n].size as usize };
+    let size = |x: u32| {
+        if (x as usize) < n {
+            1
+        } else {
+            merges[x as usize - n].size as usize
+        }
+    };
     // Breadth-first order of the whole tree.
     let bfs = |start: u32| {
         let mut order = vec![start];
@@ -130,7 +154,11 @@ pub fn condense(n: usize, merges: &[Merge], min_cluster_size: usize) -> Condense
             continue;
         }
         let m = merges[node - n];
-        let lam = if m.distance > 0.0 { 1.0 / m.distance as f64 } else { f64::INFINITY };
+        let lam = if m.distance > 0.0 {
+            1.0 / m.distance as f64
+        } else {
+            f64::INFINITY
+        };
         let (cl, cr) = (size(m.left), size(m.right));
         let p = relabel[node];
         let big = |c: usize| c >= min_cluster_size;
@@ -187,8 +215,14 @@ pub struct ClusterStats {
 pub fn cluster_stats(t: &CondensedTree) -> ClusterStats {
     let m = t.n_ids();
     let root = t.root() as usize;
-    let mut s =
-        ClusterStats { birth: vec![0.0; m], death: vec![0.0; m], stability: vec![0.0; m], size: vec![0; m], parent: (0..m as u32).collect(), children: vec![Vec::new(); m] };
+    let mut s = ClusterStats {
+        birth: vec![0.0; m],
+        death: vec![0.0; m],
+        stability: vec![0.0; m],
+        size: vec![0; m],
+        parent: (0..m as u32).collect(),
+        children: vec![Vec::new(); m],
+    };
     s.size[root] = t.n_points as u32;
     for i in 0..t.len() {
         let (p, c) = (t.parent[i], t.child[i]);
@@ -228,7 +262,11 @@ pub fn select(t: &CondensedTree, s: &ClusterStats, sel: &Selection) -> Vec<u32> 
     let clusters: Vec<u32> = (root + 1..s.birth.len() as u32).collect();
     let chosen: Vec<u32> = match sel.method {
         Method::Leaf => {
-            let leaves: Vec<u32> = clusters.iter().copied().filter(|&c| s.children[c as usize].is_empty()).collect();
+            let leaves: Vec<u32> = clusters
+                .iter()
+                .copied()
+                .filter(|&c| s.children[c as usize].is_empty())
+                .collect();
             if leaves.is_empty() || sel.epsilon == 0.0 {
                 leaves
             } else {
@@ -245,7 +283,10 @@ pub fn select(t: &CondensedTree, s: &ClusterStats, sel: &Selection) -> Vec<u32> 
             // Size of the root counts only points in clusters below it.
             let size = |c: u32| {
                 if c == root {
-                    s.children[root as usize].iter().map(|&k| s.size[k as usize] as usize).sum()
+                    s.children[root as usize]
+                        .iter()
+                        .map(|&k| s.size[k as usize] as usize)
+                        .sum()
                 } else {
                     s.size[c as usize] as usize
                 }
@@ -256,7 +297,10 @@ pub fn select(t: &CondensedTree, s: &ClusterStats, sel: &Selection) -> Vec<u32> 
             // Children before parents: ids descend.
             nodes.sort_unstable_by(|a, b| b.cmp(a));
             for &c in &nodes {
-                let sub: f64 = s.children[c as usize].iter().map(|&k| stab[k as usize]).sum();
+                let sub: f64 = s.children[c as usize]
+                    .iter()
+                    .map(|&k| stab[k as usize])
+                    .sum();
                 let too_big = sel.max_cluster_size > 0 && size(c) > sel.max_cluster_size;
                 if sub > stab[c as usize] || too_big {
                     is_sel[c as usize] = false;
@@ -269,7 +313,9 @@ pub fn select(t: &CondensedTree, s: &ClusterStats, sel: &Selection) -> Vec<u32> 
                     }
                 }
             }
-            let chosen: Vec<u32> = (root..s.birth.len() as u32).filter(|&c| is_sel[c as usize]).collect();
+            let chosen: Vec<u32> = (root..s.birth.len() as u32)
+                .filter(|&c| is_sel[c as usize])
+                .collect();
             if sel.epsilon != 0.0 && !s.children[root as usize].is_empty() {
                 if chosen == [root] {
                     if sel.allow_single_cluster {
@@ -300,7 +346,12 @@ fn eps_of(lambda: f64) -> f64 {
 }
 
 /// Replace clusters born below ε by their first ancestor born above it.
-fn epsilon_search(selected: &[u32], t: &CondensedTree, s: &ClusterStats, sel: &Selection) -> Vec<u32> {
+fn epsilon_search(
+    selected: &[u32],
+    t: &CondensedTree,
+    s: &ClusterStats,
+    sel: &Selection,
+) -> Vec<u32> {
     let root = t.root();
     let mut out = Vec::new();
     let mut processed = vec![false; s.birth.len()];
@@ -364,7 +415,12 @@ pub struct Labelling {
 }
 
 impl Labelling {
-    pub fn new(t: &CondensedTree, s: &ClusterStats, selected: &[u32], sel: &Selection) -> Labelling {
+    pub fn new(
+        t: &CondensedTree,
+        s: &ClusterStats,
+        selected: &[u32],
+        sel: &Selection,
+    ) -> Labelling {
         let n = t.n_points;
         let root = t.root();
         let m = s.birth.len();
@@ -383,7 +439,10 @@ impl Labelling {
                 rep[s.parent[c] as usize]
             };
         }
-        let root_max_lambda = (0..t.len()).filter(|&i| t.parent[i] == root).map(|i| t.lambda[i]).fold(0.0, f64::max);
+        let root_max_lambda = (0..t.len())
+            .filter(|&i| t.parent[i] == root)
+            .map(|i| t.lambda[i])
+            .fold(0.0, f64::max);
         // GLOSH: deaths propagated up the tree (rows are breadth-first: children after parents).
         let mut subtree_death = s.death.clone();
         for i in (0..t.len()).rev() {
@@ -410,7 +469,12 @@ impl Labelling {
     pub fn label(&self, p: u32, lam: f64) -> Option<u32> {
         let r = self.rep[p as usize];
         if r == self.root {
-            let keep = self.single_root && if self.epsilon != 0.0 { lam >= 1.0 / self.epsilon } else { lam >= self.root_max_lambda };
+            let keep = self.single_root
+                && if self.epsilon != 0.0 {
+                    lam >= 1.0 / self.epsilon
+                } else {
+                    lam >= self.root_max_lambda
+                };
             keep.then_some(self.number[self.root as usize])
         } else {
             Some(self.number[r as usize])
@@ -439,10 +503,19 @@ impl Labelling {
 }
 
 /// Labels, membership probabilities and GLOSH outlier scores for the `selected` clusters.
-pub fn label_points(t: &CondensedTree, s: &ClusterStats, selected: &[u32], sel: &Selection) -> Labels {
+pub fn label_points(
+    t: &CondensedTree,
+    s: &ClusterStats,
+    selected: &[u32],
+    sel: &Selection,
+) -> Labels {
     let n = t.n_points;
     let how = Labelling::new(t, s, selected, sel);
-    let mut out = Labels { label: vec![None; n], probability: vec![0.0; n], outlier_score: vec![0.0; n] };
+    let mut out = Labels {
+        label: vec![None; n],
+        probability: vec![0.0; n],
+        outlier_score: vec![0.0; n],
+    };
     for i in 0..t.len() {
         let x = t.child[i] as usize;
         if x >= n {
@@ -468,11 +541,17 @@ mod tests {
     /// A straightforward leaf-cluster extraction from the same MST, independent of the
     /// union-find / breadth-first code above: top-down set splitting.
     fn naive_leaf_clusters(n: usize, mst: &[mst::Edge], mcs: usize) -> Vec<Vec<usize>> {
-        let mut edges: Vec<(f32, usize, usize)> = mst.iter().map(|e| (e.w, e.a as usize, e.b as usize)).collect();
+        let mut edges: Vec<(f32, usize, usize)> = mst
+            .iter()
+            .map(|e| (e.w, e.a as usize, e.b as usize))
+            .collect();
         // Top-down: repeatedly cut the set's last MST edge in (w, a, b) order; a cut into two
         // big sides makes two child clusters, otherwise the small side falls out. A cluster
         // that ends without children is a leaf.
-        edges.sort_by(|x, y| x.0.total_cmp(&y.0).then((x.1.min(x.2), x.1.max(x.2)).cmp(&(y.1.min(y.2), y.1.max(y.2)))));
+        edges.sort_by(|x, y| {
+            x.0.total_cmp(&y.0)
+                .then((x.1.min(x.2), x.1.max(x.2)).cmp(&(y.1.min(y.2), y.1.max(y.2))))
+        });
         fn component(start: usize, members: &[usize], edges: &[(f32, usize, usize)]) -> Vec<usize> {
             let mut g = vec![start];
             let mut i = 0;
@@ -494,10 +573,19 @@ mod tests {
             }
             g
         }
-        fn split(set: Vec<usize>, edges: &[(f32, usize, usize)], mcs: usize, leaves: &mut Vec<Vec<usize>>, is_root: bool) {
+        fn split(
+            set: Vec<usize>,
+            edges: &[(f32, usize, usize)],
+            mcs: usize,
+            leaves: &mut Vec<Vec<usize>>,
+            is_root: bool,
+        ) {
             let mut current = set.clone();
             loop {
-                let Some(cut) = edges.iter().rposition(|e| current.contains(&e.1) && current.contains(&e.2)) else {
+                let Some(cut) = edges
+                    .iter()
+                    .rposition(|e| current.contains(&e.1) && current.contains(&e.2))
+                else {
                     if !is_root {
                         leaves.push(set);
                     }
@@ -532,7 +620,12 @@ mod tests {
         let n = x.len() / dim;
         let ct = condense(n, &single_linkage(n, &edges), mcs);
         let st = cluster_stats(&ct);
-        let sel = Selection { method: Method::Leaf, allow_single_cluster: false, epsilon: 0.0, max_cluster_size: 0 };
+        let sel = Selection {
+            method: Method::Leaf,
+            allow_single_cluster: false,
+            epsilon: 0.0,
+            max_cluster_size: 0,
+        };
         let chosen = select(&ct, &st, &sel);
         let labels = label_points(&ct, &st, &chosen, &sel);
         (ct, labels, chosen)
@@ -543,7 +636,11 @@ mod tests {
         (0..n)
             .flat_map(|i| {
                 let c = [(0.0, 0.0), (6.0, 0.0), (0.0, 6.0), (6.5, 6.5), (3.0, 3.0)][i % 5];
-                let s = if i % 5 == 4 { 2.0 } else { 0.6 + 0.2 * (i % 3) as f64 };
+                let s = if i % 5 == 4 {
+                    2.0
+                } else {
+                    0.6 + 0.2 * (i % 3) as f64
+                };
                 [(c.0 + r.normal() * s) as f32, (c.1 + r.normal() * s) as f32]
             })
             .collect()
@@ -617,9 +714,18 @@ mod tests {
         let x = blobs(500, 4);
         let tree = KdTree::build(&x, 2);
         let core = knn::core_distances(&tree, 5);
-        let ct = condense(500, &single_linkage(500, &mst::mutual_reachability_mst(&tree, &core, 1.0)), 10);
+        let ct = condense(
+            500,
+            &single_linkage(500, &mst::mutual_reachability_mst(&tree, &core, 1.0)),
+            10,
+        );
         let st = cluster_stats(&ct);
-        let eom = Selection { method: Method::Eom, allow_single_cluster: false, epsilon: 0.0, max_cluster_size: 0 };
+        let eom = Selection {
+            method: Method::Eom,
+            allow_single_cluster: false,
+            epsilon: 0.0,
+            max_cluster_size: 0,
+        };
         let chosen = select(&ct, &st, &eom);
         assert!(chosen.len() >= 2, "the blobs are selected: {chosen:?}");
         // EOM picks an antichain: no selected cluster is an ancestor of another.
@@ -632,20 +738,32 @@ mod tests {
         }
         // Stability of a selected cluster is at least the sum over its children.
         for &c in &chosen {
-            let sub: f64 = st.children[c as usize].iter().map(|&k| st.stability[k as usize]).sum();
+            let sub: f64 = st.children[c as usize]
+                .iter()
+                .map(|&k| st.stability[k as usize])
+                .sum();
             assert!(st.stability[c as usize] >= sub || st.children[c as usize].is_empty());
         }
         // A huge epsilon merges everything up to the root's children.
-        let big = Selection { epsilon: 1e9, ..eom };
+        let big = Selection {
+            epsilon: 1e9,
+            ..eom
+        };
         let merged = select(&ct, &st, &big);
         assert!(!merged.is_empty());
         for c in merged {
             assert_eq!(st.parent[c as usize], ct.root());
         }
         // max_cluster_size forbids big clusters.
-        let small = Selection { max_cluster_size: 120, ..eom };
+        let small = Selection {
+            max_cluster_size: 120,
+            ..eom
+        };
         let bounded = select(&ct, &st, &small);
-        assert!(!bounded.is_empty(), "clusters of at most 120 exist in 4 blobs of 125");
+        assert!(
+            !bounded.is_empty(),
+            "clusters of at most 120 exist in 4 blobs of 125"
+        );
         for c in bounded {
             assert!(st.size[c as usize] <= 120);
         }

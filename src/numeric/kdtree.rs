@@ -56,16 +56,29 @@ impl KdTree {
         let n = x.len() / dim;
         assert!(n < u32::MAX as usize, "too many points");
         let mut idx: Vec<u32> = (0..n as u32).collect();
-        let mut t = KdTree { dim, points: Vec::new(), soa: Vec::new(), index: Vec::new(), nodes: Vec::new(), bounds: Vec::new() };
+        let mut t = KdTree {
+            dim,
+            points: Vec::new(),
+            soa: Vec::new(),
+            index: Vec::new(),
+            nodes: Vec::new(),
+            bounds: Vec::new(),
+        };
         if n > 0 {
             t.split(x, &mut idx, 0);
         }
-        t.points = idx.iter().flat_map(|&i| x[i as usize * dim..(i as usize + 1) * dim].iter().copied()).collect();
+        t.points = idx
+            .iter()
+            .flat_map(|&i| x[i as usize * dim..(i as usize + 1) * dim].iter().copied())
+            .collect();
         t.soa = vec![0f32; t.points.len()];
         for leaf in t.nodes.iter().filter(|nd| nd.is_leaf()) {
             let (start, len) = (leaf.start as usize, leaf.len());
             let block = &mut t.soa[start * dim..(start + len) * dim];
-            for (i, p) in t.points[start * dim..(start + len) * dim].chunks_exact(dim).enumerate() {
+            for (i, p) in t.points[start * dim..(start + len) * dim]
+                .chunks_exact(dim)
+                .enumerate()
+            {
                 for (d, &v) in p.iter().enumerate() {
                     block[d * len + i] = v;
                 }
@@ -106,16 +119,27 @@ impl KdTree {
                 hi[k] = hi[k].max(p[k]);
             }
         }
-        self.nodes.push(Node { start: offset as u32, end: (offset + idx.len()) as u32, left: u32::MAX, right: u32::MAX });
+        self.nodes.push(Node {
+            start: offset as u32,
+            end: (offset + idx.len()) as u32,
+            left: u32::MAX,
+            right: u32::MAX,
+        });
         self.bounds.extend_from_slice(&lo);
         self.bounds.extend_from_slice(&hi);
-        let widest = (0..dim).max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])).then(b.cmp(&a))).expect("dim > 0");
+        let widest = (0..dim)
+            .max_by(|&a, &b| (hi[a] - lo[a]).total_cmp(&(hi[b] - lo[b])).then(b.cmp(&a)))
+            .expect("dim > 0");
         if idx.len() <= LEAF_SIZE {
             return id;
         }
         // All points equal (duplicates): split by position so leaves stay small.
         let mid = idx.len() / 2;
-        idx.select_nth_unstable_by(mid, |&a, &b| x[a as usize * dim + widest].total_cmp(&x[b as usize * dim + widest]).then(a.cmp(&b)));
+        idx.select_nth_unstable_by(mid, |&a, &b| {
+            x[a as usize * dim + widest]
+                .total_cmp(&x[b as usize * dim + widest])
+                .then(a.cmp(&b))
+        });
         let (l, r) = idx.split_at_mut(mid);
         let left = self.split(x, l, offset);
         let right = self.split(x, r, offset + mid);
@@ -223,7 +247,10 @@ pub(crate) struct Smallest {
 
 impl Smallest {
     pub(crate) fn new(k: usize) -> Self {
-        Smallest { k, heap: std::collections::BinaryHeap::with_capacity(k + 1) }
+        Smallest {
+            k,
+            heap: std::collections::BinaryHeap::with_capacity(k + 1),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -251,7 +278,11 @@ impl Smallest {
     }
 
     pub(crate) fn into_sorted(self) -> Vec<(f32, u32)> {
-        self.heap.into_sorted_vec().into_iter().map(|kk| (f32::from_bits((kk >> 32) as u32), (kk & 0xFFFF_FFFF) as u32)).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|kk| (f32::from_bits((kk >> 32) as u32), (kk & 0xFFFF_FFFF) as u32))
+            .collect()
     }
 }
 
@@ -272,11 +303,18 @@ mod tests {
         assert_eq!(seen, (0..5000).collect::<Vec<u32>>());
         for (id, node) in t.nodes.iter().enumerate() {
             for pos in node.start as usize..node.end as usize {
-                assert_eq!(t.min_dist2(id, t.point(pos)), 0.0, "point outside its node's box");
+                assert_eq!(
+                    t.min_dist2(id, t.point(pos)),
+                    0.0,
+                    "point outside its node's box"
+                );
             }
             if !node.is_leaf() {
                 let (l, r) = (t.nodes[node.left as usize], t.nodes[node.right as usize]);
-                assert_eq!((l.start, l.end, r.start, r.end), (node.start, l.end, l.end, node.end));
+                assert_eq!(
+                    (l.start, l.end, r.start, r.end),
+                    (node.start, l.end, l.end, node.end)
+                );
             } else {
                 assert!(node.len() <= LEAF_SIZE);
             }
@@ -288,7 +326,11 @@ mod tests {
         let x = vec![1.0f32; 1000 * 2];
         let t = KdTree::build(&x, 2);
         assert_eq!(t.len(), 1000);
-        assert!(t.nodes.iter().filter(|n| n.is_leaf()).all(|n| n.len() <= LEAF_SIZE));
+        assert!(t
+            .nodes
+            .iter()
+            .filter(|n| n.is_leaf())
+            .all(|n| n.len() <= LEAF_SIZE));
     }
 
     #[test]
@@ -309,11 +351,17 @@ mod tests {
     #[test]
     fn nearest_and_within_match_a_linear_scan() {
         let mut r = Rng::new(3, 0);
-        let x: Vec<f32> = (0..2000 * 5).map(|i| (r.normal() * if i % 5 == 0 { 4.0 } else { 1.0 }) as f32).collect();
+        let x: Vec<f32> = (0..2000 * 5)
+            .map(|i| (r.normal() * if i % 5 == 0 { 4.0 } else { 1.0 }) as f32)
+            .collect();
         let t = KdTree::build(&x, 5);
         for qi in 0..40 {
-            let q: Vec<f32> = (0..5).map(|d| (qi as f32 * 0.37 + d as f32).sin() * 3.0).collect();
-            let mut all: Vec<(f32, u32)> = (0..2000).map(|i| (dist2(&q, &x[i * 5..i * 5 + 5]), i as u32)).collect();
+            let q: Vec<f32> = (0..5)
+                .map(|d| (qi as f32 * 0.37 + d as f32).sin() * 3.0)
+                .collect();
+            let mut all: Vec<(f32, u32)> = (0..2000)
+                .map(|i| (dist2(&q, &x[i * 5..i * 5 + 5]), i as u32))
+                .collect();
             all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             for k in [1, 7, 300] {
                 assert_eq!(t.nearest(&q, k), all[..k].to_vec());
@@ -321,7 +369,13 @@ mod tests {
             let r2 = all[50].0;
             let mut got = t.within(&q, r2);
             got.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            assert_eq!(got, all.iter().copied().filter(|p| p.0 <= r2).collect::<Vec<_>>());
+            assert_eq!(
+                got,
+                all.iter()
+                    .copied()
+                    .filter(|p| p.0 <= r2)
+                    .collect::<Vec<_>>()
+            );
         }
     }
 }

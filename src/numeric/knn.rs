@@ -40,7 +40,10 @@ macro_rules! by_dim {
 #[inline(always)]
 pub(crate) fn d2<const D: usize>(a: &[f32], b: &[f32]) -> f32 {
     if D > 0 {
-        let (a, b): (&[f32; D], &[f32; D]) = (a[..D].try_into().expect("dim"), b[..D].try_into().expect("dim"));
+        let (a, b): (&[f32; D], &[f32; D]) = (
+            a[..D].try_into().expect("dim"),
+            b[..D].try_into().expect("dim"),
+        );
         let mut s = 0f32;
         for k in 0..D {
             let d = a[k] - b[k];
@@ -57,7 +60,8 @@ pub(crate) fn d2<const D: usize>(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn box_d2<const D: usize>(tree: &KdTree, id: usize, q: &[f32]) -> f32 {
     if D > 0 {
         let (lo, hi) = tree.bounds(id);
-        let (lo, hi): (&[f32; D], &[f32; D]) = (lo.try_into().expect("dim"), hi.try_into().expect("dim"));
+        let (lo, hi): (&[f32; D], &[f32; D]) =
+            (lo.try_into().expect("dim"), hi.try_into().expect("dim"));
         let q: &[f32; D] = q[..D].try_into().expect("dim");
         let mut s = 0f32;
         for k in 0..D {
@@ -78,7 +82,10 @@ struct Smallest {
 
 impl Smallest {
     fn new(cap: usize) -> Self {
-        Smallest { cap, v: Vec::with_capacity(cap) }
+        Smallest {
+            cap,
+            v: Vec::with_capacity(cap),
+        }
     }
 
     fn full(&self) -> bool {
@@ -125,7 +132,13 @@ impl Smallest {
 /// The `k + 1` smallest squared distances from tree position `pos` (itself among them),
 /// unordered, into `buf`, by a best-first search with a bounded heap (used when no radius
 /// is known).
-fn smallest_heap<const D: usize>(tree: &KdTree, pos: usize, k: usize, stack: &mut Vec<(u32, f32)>, buf: &mut Vec<f32>) {
+fn smallest_heap<const D: usize>(
+    tree: &KdTree,
+    pos: usize,
+    k: usize,
+    stack: &mut Vec<(u32, f32)>,
+    buf: &mut Vec<f32>,
+) {
     let q = tree.point(pos);
     let mut heap = Smallest::new(k + 1); // k + 1: the point itself is among them
     stack.clear();
@@ -159,7 +172,14 @@ fn smallest_heap<const D: usize>(tree: &KdTree, pos: usize, k: usize, stack: &mu
 
 /// The squared distances from `pos` within the squared radius `r2` into `buf`; `false`
 /// (and `buf` unusable) if they are fewer than `k + 1` (itself included).
-fn gather_within<const D: usize>(tree: &KdTree, pos: usize, k: usize, r2: f32, buf: &mut Vec<f32>, stack: &mut Vec<u32>) -> bool {
+fn gather_within<const D: usize>(
+    tree: &KdTree,
+    pos: usize,
+    k: usize,
+    r2: f32,
+    buf: &mut Vec<f32>,
+    stack: &mut Vec<u32>,
+) -> bool {
     let q = tree.point(pos);
     buf.clear();
     stack.clear();
@@ -208,31 +228,35 @@ fn core_distances_d<const D: usize>(tree: &KdTree, ks: &[usize]) -> Vec<f32> {
     let m = ks.len();
     let k = ks[0];
     let mut out = vec![0f32; tree.len() * m];
-    out.par_chunks_mut(BLOCK * m).enumerate().for_each(|(b, chunk)| {
-        let mut heap_stack = Vec::with_capacity(64);
-        let mut stack = Vec::with_capacity(64);
-        let mut buf = Vec::with_capacity(4 * k + 64);
-        let mut prev: Option<(usize, f32)> = None;
-        for (i, o) in chunk.chunks_exact_mut(m).enumerate() {
-            let pos = b * BLOCK + i;
-            let found = prev.is_some_and(|(pp, c)| {
-                let guaranteed = (c + d2::<D>(tree.point(pos), tree.point(pp)).sqrt()) * (1.0 + 1e-5) + f32::MIN_POSITIVE;
-                [c * 1.1, c * 1.25, c * 1.5]
-                    .into_iter()
-                    .filter(|&r| r < guaranteed)
-                    .chain(std::iter::once(guaranteed))
-                    .any(|r| gather_within::<D>(tree, pos, k, r * r, &mut buf, &mut stack))
-            });
-            if !found {
-                smallest_heap::<D>(tree, pos, k, &mut heap_stack, &mut buf);
+    out.par_chunks_mut(BLOCK * m)
+        .enumerate()
+        .for_each(|(b, chunk)| {
+            let mut heap_stack = Vec::with_capacity(64);
+            let mut stack = Vec::with_capacity(64);
+            let mut buf = Vec::with_capacity(4 * k + 64);
+            let mut prev: Option<(usize, f32)> = None;
+            for (i, o) in chunk.chunks_exact_mut(m).enumerate() {
+                let pos = b * BLOCK + i;
+                let found = prev.is_some_and(|(pp, c)| {
+                    let guaranteed = (c + d2::<D>(tree.point(pos), tree.point(pp)).sqrt())
+                        * (1.0 + 1e-5)
+                        + f32::MIN_POSITIVE;
+                    [c * 1.1, c * 1.25, c * 1.5]
+                        .into_iter()
+                        .filter(|&r| r < guaranteed)
+                        .chain(std::iter::once(guaranteed))
+                        .any(|r| gather_within::<D>(tree, pos, k, r * r, &mut buf, &mut stack))
+                });
+                if !found {
+                    smallest_heap::<D>(tree, pos, k, &mut heap_stack, &mut buf);
+                }
+                select_each(&mut buf, ks, o);
+                for c in o.iter_mut() {
+                    *c = c.sqrt();
+                }
+                prev = Some((pos, o[0]));
             }
-            select_each(&mut buf, ks, o);
-            for c in o.iter_mut() {
-                *c = c.sqrt();
-            }
-            prev = Some((pos, o[0]));
-        }
-    });
+        });
     out
 }
 
@@ -248,7 +272,11 @@ pub fn core_distances(tree: &KdTree, k: usize) -> Vec<f32> {
 /// smaller ones cost a selection each. Requires `1 <= k < tree.len()` for every `k`.
 pub fn core_distances_multi(tree: &KdTree, ks: &[usize]) -> Vec<Vec<f32>> {
     for &k in ks {
-        assert!(k >= 1 && k < tree.len(), "k = {k} for {} points", tree.len());
+        assert!(
+            k >= 1 && k < tree.len(),
+            "k = {k} for {} points",
+            tree.len()
+        );
     }
     let mut desc: Vec<usize> = ks.to_vec();
     desc.sort_unstable_by(|a, b| b.cmp(a));
@@ -276,7 +304,10 @@ mod tests {
         let n = x.len() / dim;
         (0..n)
             .map(|i| {
-                let mut d: Vec<f32> = (0..n).filter(|&j| j != i).map(|j| dist2(&x[i * dim..(i + 1) * dim], &x[j * dim..(j + 1) * dim])).collect();
+                let mut d: Vec<f32> = (0..n)
+                    .filter(|&j| j != i)
+                    .map(|j| dist2(&x[i * dim..(i + 1) * dim], &x[j * dim..(j + 1) * dim]))
+                    .collect();
                 d.sort_by(f32::total_cmp);
                 d[k - 1].sqrt()
             })
@@ -285,31 +316,59 @@ mod tests {
 
     #[test]
     fn core_distances_match_a_linear_scan() {
-        for (n, dim, k, seed) in [(500, 2, 1, 1), (700, 5, 10, 2), (600, 3, 50, 3), (300, 8, 299, 4), (400, 7, 30, 5), (2000, 5, 300, 6)] {
+        for (n, dim, k, seed) in [
+            (500, 2, 1, 1),
+            (700, 5, 10, 2),
+            (600, 3, 50, 3),
+            (300, 8, 299, 4),
+            (400, 7, 30, 5),
+            (2000, 5, 300, 6),
+        ] {
             let mut r = Rng::new(seed, 0);
-            let x: Vec<f32> = (0..n * dim).map(|i| (r.normal() * if i % dim == 0 { 3.0 } else { 1.0 }) as f32).collect();
+            let x: Vec<f32> = (0..n * dim)
+                .map(|i| (r.normal() * if i % dim == 0 { 3.0 } else { 1.0 }) as f32)
+                .collect();
             let tree = KdTree::build(&x, dim);
             let by_pos = core_distances(&tree, k);
             let want = brute(&x, dim, k);
             for (pos, &c) in by_pos.iter().enumerate() {
-                assert_eq!(c, want[tree.index[pos] as usize], "n={n} dim={dim} k={k} point {}", tree.index[pos]);
+                assert_eq!(
+                    c, want[tree.index[pos] as usize],
+                    "n={n} dim={dim} k={k} point {}",
+                    tree.index[pos]
+                );
             }
         }
     }
 
     #[test]
     fn several_ks_at_once_match_each_alone_and_a_linear_scan() {
-        for (n, dim, ks, seed) in [(700, 5, vec![10, 1, 40], 7), (1500, 2, vec![300, 100, 300, 5], 8), (600, 10, vec![50, 599], 9), (900, 3, vec![1], 10)] {
+        for (n, dim, ks, seed) in [
+            (700, 5, vec![10, 1, 40], 7),
+            (1500, 2, vec![300, 100, 300, 5], 8),
+            (600, 10, vec![50, 599], 9),
+            (900, 3, vec![1], 10),
+        ] {
             let mut r = Rng::new(seed, 0);
-            let x: Vec<f32> = (0..n * dim).map(|i| (r.normal() * if i % dim == 1 { 2.0 } else { 1.0 }) as f32).collect();
+            let x: Vec<f32> = (0..n * dim)
+                .map(|i| (r.normal() * if i % dim == 1 { 2.0 } else { 1.0 }) as f32)
+                .collect();
             let tree = KdTree::build(&x, dim);
             let multi = core_distances_multi(&tree, &ks);
             assert_eq!(multi.len(), ks.len());
             for (&k, got) in ks.iter().zip(&multi) {
-                assert_eq!(got, &core_distances(&tree, k), "n={n} dim={dim} k={k} of {ks:?}");
+                assert_eq!(
+                    got,
+                    &core_distances(&tree, k),
+                    "n={n} dim={dim} k={k} of {ks:?}"
+                );
                 let want = brute(&x, dim, k);
                 for (pos, &c) in got.iter().enumerate() {
-                    assert_eq!(c, want[tree.index[pos] as usize], "n={n} dim={dim} k={k} point {}", tree.index[pos]);
+                    assert_eq!(
+                        c, want[tree.index[pos] as usize],
+                        "n={n} dim={dim} k={k} point {}",
+                        tree.index[pos]
+                    );
                 }
             }
         }

@@ -35,7 +35,10 @@ struct UnionFind {
 
 impl UnionFind {
     fn new(n: usize) -> Self {
-        UnionFind { parent: (0..n as u32).collect(), rank: vec![0; n] }
+        UnionFind {
+            parent: (0..n as u32).collect(),
+            rank: vec![0; n],
+        }
     }
     fn find(&mut self, mut x: u32) -> u32 {
         while self.parent[x as usize] != x {
@@ -50,7 +53,11 @@ impl UnionFind {
         if a == b {
             return false;
         }
-        let (a, b) = if self.rank[a as usize] < self.rank[b as usize] { (b, a) } else { (a, b) };
+        let (a, b) = if self.rank[a as usize] < self.rank[b as usize] {
+            (b, a)
+        } else {
+            (a, b)
+        };
         self.parent[b as usize] = a;
         if self.rank[a as usize] == self.rank[b as usize] {
             self.rank[a as usize] += 1;
@@ -72,20 +79,40 @@ struct NodeCore {
 }
 
 impl NodeCore {
-    const EMPTY: NodeCore = NodeCore { least: f32::INFINITY, comp: NONE, least_else: f32::INFINITY };
+    const EMPTY: NodeCore = NodeCore {
+        least: f32::INFINITY,
+        comp: NONE,
+        least_else: f32::INFINITY,
+    };
 
     fn point(core2: f32, comp: u32) -> Self {
-        NodeCore { least: core2, comp, least_else: f32::INFINITY }
+        NodeCore {
+            least: core2,
+            comp,
+            least_else: f32::INFINITY,
+        }
     }
 
     fn merge(self, o: NodeCore) -> NodeCore {
         if self.comp == o.comp {
-            NodeCore { least: self.least.min(o.least), comp: self.comp, least_else: self.least_else.min(o.least_else) }
+            NodeCore {
+                least: self.least.min(o.least),
+                comp: self.comp,
+                least_else: self.least_else.min(o.least_else),
+            }
         } else if self.least <= o.least {
             // Everything in `o` below its least is of `o.comp` != `self.comp`.
-            NodeCore { least: self.least, comp: self.comp, least_else: self.least_else.min(o.least) }
+            NodeCore {
+                least: self.least,
+                comp: self.comp,
+                least_else: self.least_else.min(o.least),
+            }
         } else {
-            NodeCore { least: o.least, comp: o.comp, least_else: o.least_else.min(self.least) }
+            NodeCore {
+                least: o.least,
+                comp: o.comp,
+                least_else: o.least_else.min(self.least),
+            }
         }
     }
 
@@ -120,19 +147,42 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
             let nd = tree.nodes[id];
             if nd.is_leaf() {
                 let c = comp[nd.start as usize];
-                node_comp[id] = if comp[nd.start as usize..nd.end as usize].iter().all(|&x| x == c) { c } else { NONE };
-                node_core[id] = (nd.start as usize..nd.end as usize).fold(NodeCore::EMPTY, |acc, p| acc.merge(NodeCore::point(core2[p], comp[p])));
+                node_comp[id] = if comp[nd.start as usize..nd.end as usize]
+                    .iter()
+                    .all(|&x| x == c)
+                {
+                    c
+                } else {
+                    NONE
+                };
+                node_core[id] = (nd.start as usize..nd.end as usize)
+                    .fold(NodeCore::EMPTY, |acc, p| {
+                        acc.merge(NodeCore::point(core2[p], comp[p]))
+                    });
             } else {
                 let (l, r) = (nd.left as usize, nd.right as usize);
-                node_comp[id] = if node_comp[l] == node_comp[r] { node_comp[l] } else { NONE };
+                node_comp[id] = if node_comp[l] == node_comp[r] {
+                    node_comp[l]
+                } else {
+                    NONE
+                };
                 node_core[id] = node_core[l].merge(node_core[r]);
             }
         }
-        let bound: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(f32::INFINITY.to_bits())).collect();
+        let bound: Vec<AtomicU32> = (0..n)
+            .map(|_| AtomicU32::new(f32::INFINITY.to_bits()))
+            .collect();
         let found: Vec<(f32, u32)> = (0..n)
             .into_par_iter()
             .with_min_len(256)
-            .map_init(|| Vec::with_capacity(64), |stack, p| nearest_other(tree, &core2, &node_core, &comp, &node_comp, &bound, inv_a2, p, stack))
+            .map_init(
+                || Vec::with_capacity(64),
+                |stack, p| {
+                    nearest_other(
+                        tree, &core2, &node_core, &comp, &node_comp, &bound, inv_a2, p, stack,
+                    )
+                },
+            )
             .collect();
         // Per component, the least (w, p, q).
         let mut best: Vec<(f32, u32, u32)> = vec![(f32::INFINITY, NONE, NONE); n];
@@ -146,7 +196,11 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
                 best[c] = cand;
             }
         }
-        let mut round: Vec<(f32, u32, u32)> = best.into_iter().filter(|e| e.1 != NONE).map(|(w, p, q)| (w, p.min(q), p.max(q))).collect();
+        let mut round: Vec<(f32, u32, u32)> = best
+            .into_iter()
+            .filter(|e| e.1 != NONE)
+            .map(|(w, p, q)| (w, p.min(q), p.max(q)))
+            .collect();
         round.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
         round.dedup();
         assert!(!round.is_empty(), "Borůvka round found no edge");
@@ -160,7 +214,14 @@ pub fn mutual_reachability_mst(tree: &KdTree, core: &[f32], alpha: f32) -> Vec<E
             *c = uf.find(p as u32);
         }
     }
-    let mut out: Vec<Edge> = edges.into_iter().map(|(w2, a, b)| Edge { a: tree.index[a as usize], b: tree.index[b as usize], w: w2.sqrt() }).collect();
+    let mut out: Vec<Edge> = edges
+        .into_iter()
+        .map(|(w2, a, b)| Edge {
+            a: tree.index[a as usize],
+            b: tree.index[b as usize],
+            w: w2.sqrt(),
+        })
+        .collect();
     sort_edges(&mut out);
     out
 }
@@ -222,7 +283,12 @@ fn nearest_other(
         } else {
             let mut kids = [(nd.left, 0f32), (nd.right, 0f32)];
             for k in kids.iter_mut() {
-                k.1 = if node_comp[k.0 as usize] == c { f32::INFINITY } else { cp.max(node_core[k.0 as usize].least_other(c)).max(tree.min_dist2(k.0 as usize, q) * inv_a2) };
+                k.1 = if node_comp[k.0 as usize] == c {
+                    f32::INFINITY
+                } else {
+                    cp.max(node_core[k.0 as usize].least_other(c))
+                        .max(tree.min_dist2(k.0 as usize, q) * inv_a2)
+                };
             }
             // Nearer child last, so it is popped first; ties keep the left child first.
             if kids[0].1 <= kids[1].1 {
@@ -259,7 +325,10 @@ mod tests {
         dist[0] = 0.0;
         let mut total = 0f64;
         for _ in 0..n {
-            let u = (0..n).filter(|&i| !in_tree[i]).min_by(|&a, &b| dist[a].total_cmp(&dist[b])).unwrap();
+            let u = (0..n)
+                .filter(|&i| !in_tree[i])
+                .min_by(|&a, &b| dist[a].total_cmp(&dist[b]))
+                .unwrap();
             in_tree[u] = true;
             total += dist[u] as f64;
             for v in 0..n {
@@ -288,7 +357,10 @@ mod tests {
         }
         let total: f64 = mst.iter().map(|e| e.w as f64).sum();
         let want = prim_total(x, dim, &core, alpha);
-        assert!((total - want).abs() <= 1e-4 * want.max(1.0), "n={n} k={k}: total {total} vs Prim {want}");
+        assert!(
+            (total - want).abs() <= 1e-4 * want.max(1.0),
+            "n={n} k={k}: total {total} vs Prim {want}"
+        );
         // Edge weights are the mutual reachability of their endpoints.
         for e in &mst {
             let (a, b) = (e.a as usize, e.b as usize);
@@ -300,13 +372,20 @@ mod tests {
 
     #[test]
     fn total_weight_matches_prim() {
-        for (n, dim, k, seed) in [(400, 2, 1, 1), (500, 5, 5, 2), (600, 3, 20, 3), (300, 2, 60, 4)] {
+        for (n, dim, k, seed) in [
+            (400, 2, 1, 1),
+            (500, 5, 5, 2),
+            (600, 3, 20, 3),
+            (300, 2, 60, 4),
+        ] {
             let mut r = Rng::new(seed, 0);
             // Clumps plus background, so components merge at many scales.
             let x: Vec<f32> = (0..n)
                 .flat_map(|i| {
                     let c = (i % 4) as f64 * 3.0;
-                    (0..dim).map(|_| (c + r.normal() * 0.7) as f32).collect::<Vec<_>>()
+                    (0..dim)
+                        .map(|_| (c + r.normal() * 0.7) as f32)
+                        .collect::<Vec<_>>()
                 })
                 .collect();
             check(&x, dim, k, 1.0);
@@ -336,8 +415,14 @@ mod tests {
         let x: Vec<f32> = (0..20_000 * 5).map(|_| r.normal() as f32).collect();
         let tree = KdTree::build(&x, 5);
         let core = core_distances(&tree, 10);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let four = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
         let a = one.install(|| mutual_reachability_mst(&tree, &core, 1.0));
         let b = four.install(|| mutual_reachability_mst(&tree, &core, 1.0));
         assert_eq!(a, b);

@@ -48,7 +48,13 @@ pub fn fit(x: &[f32], d: usize, k: usize) -> Pca {
         components.extend(v);
     }
     let total_variance = (0..d).map(|i| cov[i * d + i]).sum();
-    Pca { n_features: d, mean, components, explained_variance: vals[..k].to_vec(), total_variance }
+    Pca {
+        n_features: d,
+        mean,
+        components,
+        explained_variance: vals[..k].to_vec(),
+        total_variance,
+    }
 }
 
 impl Pca {
@@ -60,13 +66,19 @@ impl Pca {
     pub fn transform(&self, x: &[f32]) -> Vec<f32> {
         let (d, k) = (self.n_features, self.n_components());
         let mut out = vec![0f32; x.len() / d * k];
-        out.par_chunks_mut(k).zip(x.par_chunks(d)).for_each(|(o, row)| {
-            let centred: Vec<f64> = row.iter().zip(&self.mean).map(|(&v, m)| v as f64 - m).collect();
-            for (j, oj) in o.iter_mut().enumerate() {
-                let c = &self.components[j * d..(j + 1) * d];
-                *oj = centred.iter().zip(c).map(|(a, b)| a * b).sum::<f64>() as f32;
-            }
-        });
+        out.par_chunks_mut(k)
+            .zip(x.par_chunks(d))
+            .for_each(|(o, row)| {
+                let centred: Vec<f64> = row
+                    .iter()
+                    .zip(&self.mean)
+                    .map(|(&v, m)| v as f64 - m)
+                    .collect();
+                for (j, oj) in o.iter_mut().enumerate() {
+                    let c = &self.components[j * d..(j + 1) * d];
+                    *oj = centred.iter().zip(c).map(|(a, b)| a * b).sum::<f64>() as f32;
+                }
+            });
         out
     }
 }
@@ -140,9 +152,18 @@ pub fn symmetric_eigen(a: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
     for i in 0..d {
         v[i * d + i] = 1.0;
     }
-    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+    let scale: f64 = a
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
     for _sweep in 0..100 {
-        let off: f64 = (0..d).flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * d + j] * a[i * d + j]).sum::<f64>().sqrt();
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * d + j] * a[i * d + j])
+            .sum::<f64>()
+            .sqrt();
         if off <= 1e-15 * scale {
             break;
         }
@@ -219,8 +240,15 @@ mod tests {
             assert!((m - mean[i]).abs() < 1e-9);
             for j in 0..d {
                 let mj: f64 = (0..n).map(|r| x[r * d + j] as f64).sum::<f64>() / n as f64;
-                let c: f64 = (0..n).map(|r| (x[r * d + i] as f64 - m) * (x[r * d + j] as f64 - mj)).sum::<f64>() / (n - 1) as f64;
-                assert!((c - cov[i * d + j]).abs() < 1e-9 * (1.0 + c.abs()), "{i},{j}: {c} vs {}", cov[i * d + j]);
+                let c: f64 = (0..n)
+                    .map(|r| (x[r * d + i] as f64 - m) * (x[r * d + j] as f64 - mj))
+                    .sum::<f64>()
+                    / (n - 1) as f64;
+                assert!(
+                    (c - cov[i * d + j]).abs() < 1e-9 * (1.0 + c.abs()),
+                    "{i},{j}: {c} vs {}",
+                    cov[i * d + j]
+                );
             }
         }
     }
@@ -237,7 +265,10 @@ mod tests {
         for j in 0..d {
             for i in 0..d {
                 let av: f64 = (0..d).map(|k| cov[i * d + k] * vecs[k * d + j]).sum();
-                assert!((av - vals[j] * vecs[i * d + j]).abs() < 1e-9, "A v != l v at {i},{j}");
+                assert!(
+                    (av - vals[j] * vecs[i * d + j]).abs() < 1e-9,
+                    "A v != l v at {i},{j}"
+                );
             }
             for j2 in 0..d {
                 let dot: f64 = (0..d).map(|k| vecs[k * d + j] * vecs[k * d + j2]).sum();
@@ -256,13 +287,19 @@ mod tests {
         let (_, cov) = covariance(&x, d);
         let mut v = vec![1.0f64; d];
         for _ in 0..2000 {
-            let w: Vec<f64> = (0..d).map(|i| (0..d).map(|k| cov[i * d + k] * v[k]).sum()).collect();
+            let w: Vec<f64> = (0..d)
+                .map(|i| (0..d).map(|k| cov[i * d + k] * v[k]).sum())
+                .collect();
             let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
             v = w.iter().map(|a| a / norm).collect();
         }
         let p = fit(&x, d, 3);
         let dot: f64 = (0..d).map(|k| p.components[k] * v[k]).sum();
-        assert!(dot.abs() > 1.0 - 1e-8, "leading component differs: |dot| = {}", dot.abs());
+        assert!(
+            dot.abs() > 1.0 - 1e-8,
+            "leading component differs: |dot| = {}",
+            dot.abs()
+        );
     }
 
     #[test]
@@ -274,13 +311,22 @@ mod tests {
         let n = x.len() / d;
         for j in 0..4 {
             let m: f64 = (0..n).map(|r| y[r * 4 + j] as f64).sum::<f64>() / n as f64;
-            let var: f64 = (0..n).map(|r| (y[r * 4 + j] as f64 - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+            let var: f64 = (0..n)
+                .map(|r| (y[r * 4 + j] as f64 - m).powi(2))
+                .sum::<f64>()
+                / (n - 1) as f64;
             assert!(m.abs() < 1e-4, "projected mean {m}");
             assert!((var - p.explained_variance[j]).abs() < 1e-4 * p.explained_variance[j]);
         }
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let p1 = one.install(|| fit(&x, d, 4));
-        assert_eq!(p1.components, p.components, "PCA must not depend on the thread count");
+        assert_eq!(
+            p1.components, p.components,
+            "PCA must not depend on the thread count"
+        );
         assert_eq!(one.install(|| p1.transform(&x)), y);
     }
 }

@@ -90,7 +90,11 @@ impl Fit<'_> {
 
     pub fn predict(&self, q: &[f32]) -> Prediction {
         let (_, j, mr) = self.reachability(q);
-        let lambda = if mr > 0.0 { 1.0 / mr as f64 } else { f64::INFINITY };
+        let lambda = if mr > 0.0 {
+            1.0 / mr as f64
+        } else {
+            f64::INFINITY
+        };
         let row = self.row_of[j as usize] as usize;
         let (p0, lp) = (self.condensed.parent[row], self.condensed.lambda[row]);
         let root = self.condensed.root();
@@ -106,7 +110,13 @@ impl Fit<'_> {
         let label = self.labelling.label(p, lam);
         let probability = label.map_or(0.0, |l| self.labelling.probability(l, lam));
         let outlier_score = self.labelling.outlier_score(p0, lambda.min(lp));
-        Prediction { label, probability, outlier_score, neighbour: j, reachability: mr }
+        Prediction {
+            label,
+            probability,
+            outlier_score,
+            neighbour: j,
+            reachability: mr,
+        }
     }
 }
 
@@ -120,7 +130,12 @@ mod tests {
 
     fn blobs(seed: u64, n: usize) -> Vec<f32> {
         let mut r = Rng::new(seed, 0);
-        let centres = [(0.0, 0.0, 1.0), (8.0, 0.0, 0.5), (0.0, 9.0, 0.4), (9.0, 9.0, 2.5)];
+        let centres = [
+            (0.0, 0.0, 1.0),
+            (8.0, 0.0, 0.5),
+            (0.0, 9.0, 0.4),
+            (9.0, 9.0, 2.5),
+        ];
         (0..n)
             .flat_map(|i| {
                 let (cx, cy, s) = centres[i % 4];
@@ -142,24 +157,46 @@ mod tests {
         let edges = mst::mutual_reachability_mst(&tree, &core_pos, 1.0);
         let ct = hdbscan::condense(n, &hdbscan::single_linkage(n, &edges), 15);
         let stats = hdbscan::cluster_stats(&ct);
-        let sel = Selection { method: Method::Leaf, allow_single_cluster: false, epsilon: 0.0, max_cluster_size: 0 };
+        let sel = Selection {
+            method: Method::Leaf,
+            allow_single_cluster: false,
+            epsilon: 0.0,
+            max_cluster_size: 0,
+        };
         let chosen = hdbscan::select(&ct, &stats, &sel);
         let fitted = hdbscan::label_points(&ct, &stats, &chosen, &sel);
         let labelling = Labelling::new(&ct, &stats, &chosen, &sel);
         let row_of = rows_of_points(&ct);
-        let fit = Fit { tree: &tree, core: &core, min_samples: ms, condensed: &ct, stats: &stats, labelling: &labelling, row_of: &row_of };
+        let fit = Fit {
+            tree: &tree,
+            core: &core,
+            min_samples: ms,
+            condensed: &ct,
+            stats: &stats,
+            labelling: &labelling,
+            row_of: &row_of,
+        };
         let new = blobs(2, 400);
         let mut agree = 0;
         for q in new.chunks(2) {
             // Brute force: the core distance and the nearest point in mutual reachability.
-            let mut d: Vec<(f32, u32)> = (0..n).map(|j| (dist2(q, &x[j * 2..j * 2 + 2]).sqrt(), j as u32)).collect();
+            let mut d: Vec<(f32, u32)> = (0..n)
+                .map(|j| (dist2(q, &x[j * 2..j * 2 + 2]).sqrt(), j as u32))
+                .collect();
             d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let core_q = d[ms - 1].0;
-            let want = d.iter().map(|&(dj, j)| (core_q.max(core[j as usize]).max(dj), dj, j)).min_by(|a, b| a.partial_cmp(b).expect("finite")).expect("points");
+            let want = d
+                .iter()
+                .map(|&(dj, j)| (core_q.max(core[j as usize]).max(dj), dj, j))
+                .min_by(|a, b| a.partial_cmp(b).expect("finite"))
+                .expect("points");
             let (cq, j, mr) = fit.reachability(q);
             assert_eq!((cq, j, mr), (core_q, want.2, want.0));
             let p = fit.predict(q);
-            assert!(p.label.is_none_or(|l| (l as usize) < chosen.len()), "a label that exists");
+            assert!(
+                p.label.is_none_or(|l| (l as usize) < chosen.len()),
+                "a label that exists"
+            );
             assert!((0.0..=1.0).contains(&p.probability) && (0.0..=1.0).contains(&p.outlier_score));
             assert_eq!(p.label.is_some(), p.probability > 0.0);
             // A point that leaves with the neighbour it joins through has its class.
@@ -170,6 +207,9 @@ mod tests {
             agree += usize::from(p.label == fitted.label[j as usize]);
         }
         // Points further out than their neighbour may fall out of its class, not most.
-        assert!(agree >= 340, "{agree} of 400 agree with their neighbour's label");
+        assert!(
+            agree >= 340,
+            "{agree} of 400 agree with their neighbour's label"
+        );
     }
 }

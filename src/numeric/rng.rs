@@ -29,7 +29,12 @@ impl Rng {
         let mut sm = seed ^ stream.wrapping_mul(0xD605_BBB5_8C8A_BBB5).rotate_left(17);
         // Mix twice so neighbouring stream ids diverge immediately.
         splitmix64(&mut sm);
-        let s = [splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm)];
+        let s = [
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+        ];
         Rng { s, spare: None }
     }
 
@@ -110,8 +115,19 @@ pub mod stream {
     pub const SEARCH_TREE: u64 = 13 << 40;
     pub const ASSIGN: u64 = 17 << 40;
 
-    pub const ALL: &[u64] =
-        &[SAMPLE_MAPS, SAMPLE_SHUFFLE, SAMPLE_ROWS, NNDESCENT_TREE, NNDESCENT_SAMPLE, SPECTRAL_START, SPECTRAL_NOISE, SPECTRAL_TINY, UMAP_RANDOM_INIT, SEARCH_TREE, ASSIGN];
+    pub const ALL: &[u64] = &[
+        SAMPLE_MAPS,
+        SAMPLE_SHUFFLE,
+        SAMPLE_ROWS,
+        NNDESCENT_TREE,
+        NNDESCENT_SAMPLE,
+        SPECTRAL_START,
+        SPECTRAL_NOISE,
+        SPECTRAL_TINY,
+        UMAP_RANDOM_INIT,
+        SEARCH_TREE,
+        ASSIGN,
+    ];
 }
 
 #[cfg(test)]
@@ -128,9 +144,18 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..8).map(|_| 0).scan(Rng::new(7, 1), |r, _: u64| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..8).map(|_| 0).scan(Rng::new(7, 1), |r, _: u64| Some(r.next_u64())).collect();
-        let c: Vec<u64> = (0..8).map(|_| 0).scan(Rng::new(7, 2), |r, _: u64| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..8)
+            .map(|_| 0)
+            .scan(Rng::new(7, 1), |r, _: u64| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..8)
+            .map(|_| 0)
+            .scan(Rng::new(7, 1), |r, _: u64| Some(r.next_u64()))
+            .collect();
+        let c: Vec<u64> = (0..8)
+            .map(|_| 0)
+            .scan(Rng::new(7, 2), |r, _: u64| Some(r.next_u64()))
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

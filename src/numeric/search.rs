@@ -83,13 +83,36 @@ impl<'a> Index<'a> {
     /// Build over `x` with `shape.trees` trees and the kNN graph; each point also keeps at
     /// most `shape.reverse` of the points that have it as a neighbour (the nearest). The search runs fastest
     /// with `x` in a locality order (rows close in space close in memory).
-    pub fn build(x: &'a [f32], dim: usize, graph: Neighbours, shape: Shape, labels: Vec<u32>) -> Index<'a> {
+    pub fn build(
+        x: &'a [f32],
+        dim: usize,
+        graph: Neighbours,
+        shape: Shape,
+        labels: Vec<u32>,
+    ) -> Index<'a> {
         use rayon::prelude::*;
-        let Neighbours { indices: knn, distances: knn_dist, k } = graph;
-        let Shape { trees: n_trees, reverse, seed } = shape;
+        let Neighbours {
+            indices: knn,
+            distances: knn_dist,
+            k,
+        } = graph;
+        let Shape {
+            trees: n_trees,
+            reverse,
+            seed,
+        } = shape;
         let n = x.len() / dim;
         assert_eq!(labels.len(), n, "one label per point");
-        let trees: Vec<RpTree> = (0..n_trees).into_par_iter().map(|t| RpTree::build(x, dim, &mut Rng::new(seed, super::rng::stream::SEARCH_TREE + t as u64))).collect();
+        let trees: Vec<RpTree> = (0..n_trees)
+            .into_par_iter()
+            .map(|t| {
+                RpTree::build(
+                    x,
+                    dim,
+                    &mut Rng::new(seed, super::rng::stream::SEARCH_TREE + t as u64),
+                )
+            })
+            .collect();
         // Reverse edges by a counting pass (sources in order), then each point keeps its
         // `reverse` nearest ones that are not already forward edges.
         let mut rstart = vec![0usize; n + 1];
@@ -117,10 +140,19 @@ impl<'a> Index<'a> {
             .into_par_iter()
             .map(|i| {
                 let fwd = &knn[i * k..(i + 1) * k];
-                let mut row: Vec<u32> = fwd.iter().copied().filter(|&j| (j as usize) < n && j as usize != i).collect();
+                let mut row: Vec<u32> = fwd
+                    .iter()
+                    .copied()
+                    .filter(|&j| (j as usize) < n && j as usize != i)
+                    .collect();
                 let mut r = rev[rstart[i]..rstart[i + 1]].to_vec();
                 r.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                row.extend(r.iter().map(|e| e.1).filter(|j| !fwd.contains(j) && *j as usize != i).take(reverse));
+                row.extend(
+                    r.iter()
+                        .map(|e| e.1)
+                        .filter(|j| !fwd.contains(j) && *j as usize != i)
+                        .take(reverse),
+                );
                 row
             })
             .collect();
@@ -132,7 +164,14 @@ impl<'a> Index<'a> {
             adj.extend_from_slice(&row);
             start.push(adj.len() as u64);
         }
-        Index { x: Cow::Borrowed(x), dim, trees, start: Cow::Owned(start), adj: Cow::Owned(adj), labels: Cow::Owned(labels) }
+        Index {
+            x: Cow::Borrowed(x),
+            dim,
+            trees,
+            start: Cow::Owned(start),
+            adj: Cow::Owned(adj),
+            labels: Cow::Owned(labels),
+        }
     }
 
     /// Where `q` falls in the first tree's leaf order: queries close in it read the same
@@ -190,23 +229,43 @@ impl<'a> Index<'a> {
             return Err("not a search index".into());
         }
         let (n, dim, n_trees, n_adj) = (r.word()?, r.word()?, r.word()?, r.word()?);
-        let sizes: Vec<(usize, usize)> = (0..n_trees).map(|_| Ok((r.word()?, r.word()?))).collect::<Result<_, String>>()?;
+        let sizes: Vec<(usize, usize)> = (0..n_trees)
+            .map(|_| Ok((r.word()?, r.word()?)))
+            .collect::<Result<_, String>>()?;
         let x = r.slice::<f32>(n * dim)?;
         let labels = r.slice::<u32>(n)?;
         let start = r.slice::<u64>(n + 1)?;
         let adj = r.slice::<u32>(n_adj)?;
         let mut trees = Vec::with_capacity(n_trees);
         for (nodes, normals) in sizes {
-            trees.push(RpTree { nodes: Cow::Borrowed(r.slice::<RpNode>(nodes)?), normals: Cow::Borrowed(r.slice::<f32>(normals)?), order: Cow::Borrowed(r.slice::<u32>(n)?) });
+            trees.push(RpTree {
+                nodes: Cow::Borrowed(r.slice::<RpNode>(nodes)?),
+                normals: Cow::Borrowed(r.slice::<f32>(normals)?),
+                order: Cow::Borrowed(r.slice::<u32>(n)?),
+            });
         }
-        if dim == 0 || start.last().copied() != Some(n_adj as u64) || adj.iter().any(|&j| j as usize >= n) {
+        if dim == 0
+            || start.last().copied() != Some(n_adj as u64)
+            || adj.iter().any(|&j| j as usize >= n)
+        {
             return Err("the search index is inconsistent".into());
         }
-        Ok(Index { x: Cow::Borrowed(x), dim, trees, start: Cow::Borrowed(start), adj: Cow::Borrowed(adj), labels: Cow::Borrowed(labels) })
+        Ok(Index {
+            x: Cow::Borrowed(x),
+            dim,
+            trees,
+            start: Cow::Borrowed(start),
+            adj: Cow::Borrowed(adj),
+            labels: Cow::Borrowed(labels),
+        })
     }
 
     pub fn scratch(&self) -> Scratch {
-        Scratch { mark: vec![0; self.n()], stamp: 0, evaluated: 0 }
+        Scratch {
+            mark: vec![0; self.n()],
+            stamp: 0,
+            evaluated: 0,
+        }
     }
 
     fn point(&self, i: usize) -> &[f32] {
@@ -226,7 +285,11 @@ impl<'a> Index<'a> {
         let mut best = Smallest::new(k);
         let mut todo: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::new();
         let scale = (1.0 + epsilon) * (1.0 + epsilon);
-        let offer = |i: u32, best: &mut Smallest, todo: &mut BinaryHeap<Reverse<(u32, u32)>>, mark: &mut [u32], evaluated: &mut u64| {
+        let offer = |i: u32,
+                     best: &mut Smallest,
+                     todo: &mut BinaryHeap<Reverse<(u32, u32)>>,
+                     mark: &mut [u32],
+                     evaluated: &mut u64| {
             if mark[i as usize] == stamp {
                 return;
             }
@@ -268,10 +331,17 @@ impl<'a> Index<'a> {
 impl RpTree<'static> {
     fn build(x: &[f32], dim: usize, rng: &mut Rng) -> RpTree<'static> {
         let n = x.len() / dim;
-        let mut b = Builder { nodes: Vec::new(), normals: Vec::new() };
+        let mut b = Builder {
+            nodes: Vec::new(),
+            normals: Vec::new(),
+        };
         let mut order: Vec<u32> = (0..n as u32).collect();
         b.split(x, dim, &mut order, 0, rng);
-        RpTree { nodes: Cow::Owned(b.nodes), normals: Cow::Owned(b.normals), order: Cow::Owned(order) }
+        RpTree {
+            nodes: Cow::Owned(b.nodes),
+            normals: Cow::Owned(b.normals),
+            order: Cow::Owned(order),
+        }
     }
 }
 
@@ -282,9 +352,23 @@ struct Builder {
 
 impl Builder {
     /// Split `ids` (at `offset` in the leaf order) into a subtree; returns its node id.
-    fn split(&mut self, x: &[f32], dim: usize, ids: &mut [u32], offset: usize, rng: &mut Rng) -> u32 {
+    fn split(
+        &mut self,
+        x: &[f32],
+        dim: usize,
+        ids: &mut [u32],
+        offset: usize,
+        rng: &mut Rng,
+    ) -> u32 {
         let id = self.nodes.len() as u32;
-        self.nodes.push(RpNode { left: u32::MAX, right: u32::MAX, normal: 0, offset: 0.0, start: offset as u32, end: (offset + ids.len()) as u32 });
+        self.nodes.push(RpNode {
+            left: u32::MAX,
+            right: u32::MAX,
+            normal: 0,
+            offset: 0.0,
+            start: offset as u32,
+            end: (offset + ids.len()) as u32,
+        });
         if ids.len() <= LEAF {
             return id;
         }
@@ -296,8 +380,21 @@ impl Builder {
         let (a, b) = (ids[ia] as usize, ids[ib] as usize);
         let (pa, pb) = (&x[a * dim..(a + 1) * dim], &x[b * dim..(b + 1) * dim]);
         let normal: Vec<f32> = pa.iter().zip(pb).map(|(u, v)| u - v).collect();
-        let offset_v: f32 = -normal.iter().zip(pa.iter().zip(pb)).map(|(w, (u, v))| w * (u + v) / 2.0).sum::<f32>();
-        let mut right: Vec<bool> = ids.iter().map(|&i| margin(&normal, offset_v, &x[i as usize * dim..(i as usize + 1) * dim]) > 0.0).collect();
+        let offset_v: f32 = -normal
+            .iter()
+            .zip(pa.iter().zip(pb))
+            .map(|(w, (u, v))| w * (u + v) / 2.0)
+            .sum::<f32>();
+        let mut right: Vec<bool> = ids
+            .iter()
+            .map(|&i| {
+                margin(
+                    &normal,
+                    offset_v,
+                    &x[i as usize * dim..(i as usize + 1) * dim],
+                ) > 0.0
+            })
+            .collect();
         let n_right = right.iter().filter(|&&r| r).count();
         if n_right == 0 || n_right == ids.len() {
             // No hyperplane through these points separates them (duplicates): halve them.
@@ -340,7 +437,11 @@ impl RpTree<'_> {
                 return (node.start as usize, node.end as usize);
             }
             let w = &self.normals[node.normal as usize..node.normal as usize + dim];
-            id = if margin(w, node.offset, q) > 0.0 { node.right } else { node.left } as usize;
+            id = if margin(w, node.offset, q) > 0.0 {
+                node.right
+            } else {
+                node.left
+            } as usize;
         }
     }
 }
@@ -364,7 +465,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(len).filter(|&e| e <= self.b.len()).ok_or("the search index is truncated")?;
+        let end = self
+            .at
+            .checked_add(len)
+            .filter(|&e| e <= self.b.len())
+            .ok_or("the search index is truncated")?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
@@ -379,7 +484,10 @@ impl<'a> Reader<'a> {
             return Err("search indexes are little-endian".into());
         }
         self.at = self.at.next_multiple_of(8);
-        let bytes = self.take(len.checked_mul(std::mem::size_of::<T>()).ok_or("the search index is truncated")?)?;
+        let bytes = self.take(
+            len.checked_mul(std::mem::size_of::<T>())
+                .ok_or("the search index is truncated")?,
+        )?;
         // SAFETY: `T: Plain` accepts any bits; alignment is checked.
         let (pre, body, _) = unsafe { bytes.align_to::<T>() };
         if !pre.is_empty() || body.len() != len {
@@ -410,7 +518,9 @@ mod tests {
             let c = (i * 7) % 20;
             let mut r = Rng::new(seed, 1 + i as u64);
             let z: Vec<f64> = (0..4).map(|l| centres[c * 4 + l] + r.normal()).collect();
-            out.extend((0..dim).map(|d| ((0..4).map(|l| z[l] * map[l * dim + d]).sum::<f64>() + 0.05 * r.normal()) as f32));
+            out.extend((0..dim).map(|d| {
+                ((0..4).map(|l| z[l] * map[l * dim + d]).sum::<f64>() + 0.05 * r.normal()) as f32
+            }));
         }
         out
     }
@@ -420,7 +530,21 @@ mod tests {
         let (n, dim, k) = (6000, 16, 15);
         let x = blobs(n, dim, 1);
         let g = nndescent::brute_force(&x, dim, k);
-        let index = Index::build(&x, dim, Neighbours { indices: &g.indices, distances: &g.distances, k }, Shape { trees: 4, reverse: k, seed: 0 }, (0..n as u32).collect());
+        let index = Index::build(
+            &x,
+            dim,
+            Neighbours {
+                indices: &g.indices,
+                distances: &g.distances,
+                k,
+            },
+            Shape {
+                trees: 4,
+                reverse: k,
+                seed: 0,
+            },
+            (0..n as u32).collect(),
+        );
         let queries = blobs(300, dim, 2);
         let mut s = index.scratch();
         let mut hits = 0;
@@ -428,7 +552,9 @@ mod tests {
             let got = index.query(q, k, 0.1, &mut s);
             assert_eq!(got.len(), k);
             assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "sorted");
-            let mut all: Vec<(f32, u32)> = (0..n).map(|i| (sqdist(q, &x[i * dim..(i + 1) * dim]), i as u32)).collect();
+            let mut all: Vec<(f32, u32)> = (0..n)
+                .map(|i| (sqdist(q, &x[i * dim..(i + 1) * dim]), i as u32))
+                .collect();
             all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let truth: Vec<u32> = all[..k].iter().map(|p| p.1).collect();
             hits += got.iter().filter(|p| truth.contains(&p.1)).count();
@@ -446,12 +572,33 @@ mod tests {
         let (n, dim, k) = (3000, 8, 10);
         let x = blobs(n, dim, 3);
         let g = nndescent::brute_force(&x, dim, k);
-        let index = Index::build(&x, dim, Neighbours { indices: &g.indices, distances: &g.distances, k }, Shape { trees: 2, reverse: k, seed: 5 }, (0..n as u32).collect());
+        let index = Index::build(
+            &x,
+            dim,
+            Neighbours {
+                indices: &g.indices,
+                distances: &g.distances,
+                k,
+            },
+            Shape {
+                trees: 2,
+                reverse: k,
+                seed: 5,
+            },
+            (0..n as u32).collect(),
+        );
         let queries = blobs(50, dim, 4);
         let mut s1 = index.scratch();
-        let forward: Vec<_> = queries.chunks(dim).map(|q| index.query(q, k, 0.1, &mut s1)).collect();
+        let forward: Vec<_> = queries
+            .chunks(dim)
+            .map(|q| index.query(q, k, 0.1, &mut s1))
+            .collect();
         let mut s2 = index.scratch();
-        let mut backward: Vec<_> = queries.chunks(dim).rev().map(|q| index.query(q, k, 0.1, &mut s2)).collect();
+        let mut backward: Vec<_> = queries
+            .chunks(dim)
+            .rev()
+            .map(|q| index.query(q, k, 0.1, &mut s2))
+            .collect();
         backward.reverse();
         assert_eq!(forward, backward);
         // A fitted point finds itself first, at distance 0.
@@ -461,11 +608,16 @@ mod tests {
         let bytes = index.to_bytes();
         let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
         // SAFETY: u64 storage viewed as bytes.
-        let view = unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), bytes.len()) };
+        let view = unsafe {
+            std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), bytes.len())
+        };
         view.copy_from_slice(&bytes);
         let back = Index::from_bytes(view).unwrap();
         let mut s3 = back.scratch();
-        let again: Vec<_> = queries.chunks(dim).map(|q| back.query(q, k, 0.1, &mut s3)).collect();
+        let again: Vec<_> = queries
+            .chunks(dim)
+            .map(|q| back.query(q, k, 0.1, &mut s3))
+            .collect();
         assert_eq!(again, forward);
         assert_eq!(back.label(17), 17);
         assert!(Index::from_bytes(&view[..view.len() - 4]).is_err());

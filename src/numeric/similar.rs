@@ -21,7 +21,9 @@ pub fn normalise(x: &[f32], d: usize) -> Vec<f64> {
 pub fn mean_direction(xn: &[f64], d: usize, pos: &[usize]) -> Vec<f64> {
     let mut q = vec![0.0; d];
     for &i in pos {
-        q.iter_mut().zip(&xn[i * d..(i + 1) * d]).for_each(|(a, b)| *a += b);
+        q.iter_mut()
+            .zip(&xn[i * d..(i + 1) * d])
+            .for_each(|(a, b)| *a += b);
     }
     let n = q.iter().map(|v| v * v).sum::<f64>().sqrt();
     if n > 0.0 {
@@ -34,7 +36,11 @@ pub fn mean_direction(xn: &[f64], d: usize, pos: &[usize]) -> Vec<f64> {
 /// `neg` (0) on the normalised rows, with an L2 penalty `lambda` on the weights (not the
 /// bias), by Newton's method (a fixed, small number of steps on a d × d system).
 pub fn logistic(xn: &[f64], d: usize, pos: &[usize], neg: &[usize], lambda: f64) -> Vec<f64> {
-    let rows: Vec<(usize, f64)> = pos.iter().map(|&i| (i, 1.0)).chain(neg.iter().map(|&i| (i, 0.0))).collect();
+    let rows: Vec<(usize, f64)> = pos
+        .iter()
+        .map(|&i| (i, 1.0))
+        .chain(neg.iter().map(|&i| (i, 0.0)))
+        .collect();
     let m = d + 1;
     let mut w = vec![0.0; m];
     let feat = |i: usize, j: usize| if j < d { xn[i * d + j] } else { 1.0 };
@@ -115,7 +121,9 @@ fn solve(a: &mut [f64], b: &mut [f64], m: usize) -> Vec<f64> {
 /// direction) or d + 1 (a linear classifier's decision value).
 pub fn scores(xn: &[f64], d: usize, w: &[f64]) -> Vec<f64> {
     let bias = w.get(d).copied().unwrap_or(0.0);
-    xn.par_chunks(d).map(|row| row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias).collect()
+    xn.par_chunks(d)
+        .map(|row| row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() + bias)
+        .collect()
 }
 
 /// Lanes of the partial sums in [`unit_scores`]: independent chains the CPU overlaps and
@@ -131,7 +139,14 @@ const LANES: usize = 8;
 pub fn unit_scores(x: &[f32], d: usize, w: &[f64]) -> Vec<f64> {
     let bias = w.get(d).copied().unwrap_or(0.0);
     let w = &w[..d];
-    x.par_chunks(d * 1024).flat_map_iter(|block| block.chunks(d).map(|r| unit_score(r, w) + bias).collect::<Vec<f64>>()).collect()
+    x.par_chunks(d * 1024)
+        .flat_map_iter(|block| {
+            block
+                .chunks(d)
+                .map(|r| unit_score(r, w) + bias)
+                .collect::<Vec<f64>>()
+        })
+        .collect()
 }
 
 /// `(r · w) / |r|` (0 for an all-zero row) in [`LANES`] partial sums.
@@ -174,12 +189,18 @@ mod tests {
         let q = mean_direction(&xn, d, &[3, 9]);
         let s = scores(&xn, d, &q);
         let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        let row = |i: usize| x[i * d..(i + 1) * d].iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+        let row = |i: usize| {
+            x[i * d..(i + 1) * d]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect::<Vec<_>>()
+        };
         let (a, b) = (row(3), row(9));
         let mean: Vec<f64> = (0..d).map(|j| a[j] / norm(&a) + b[j] / norm(&b)).collect();
         for (i, got) in s.iter().enumerate() {
             let v = row(i);
-            let want = v.iter().zip(&mean).map(|(p, q)| p * q).sum::<f64>() / (norm(&v) * norm(&mean));
+            let want =
+                v.iter().zip(&mean).map(|(p, q)| p * q).sum::<f64>() / (norm(&v) * norm(&mean));
             assert!((got - want).abs() < 1e-12, "row {i}: {got} vs {want}");
         }
         // On the raw rows, in partial sums: the same values to rounding.
@@ -202,13 +223,21 @@ mod tests {
         let mut x = Vec::new();
         for i in 0..60 {
             let c = if i < 30 { 1.0 } else { -1.0 };
-            x.extend([(c + 0.3 * r.normal()) as f32, (0.3 * r.normal()) as f32, 1.0, (0.2 * r.normal()) as f32]);
+            x.extend([
+                (c + 0.3 * r.normal()) as f32,
+                (0.3 * r.normal()) as f32,
+                1.0,
+                (0.2 * r.normal()) as f32,
+            ]);
         }
         let xn = normalise(&x, d);
         let w = logistic(&xn, d, &[0, 1, 2, 3, 4], &[30, 31, 32, 33, 34], 1e-2);
         let s = scores(&xn, d, &w);
         let pos_low = (0..30).map(|i| s[i]).fold(f64::INFINITY, f64::min);
         let neg_high = (30..60).map(|i| s[i]).fold(f64::NEG_INFINITY, f64::max);
-        assert!(pos_low > neg_high, "every unseen positive above every negative: {pos_low} vs {neg_high}");
+        assert!(
+            pos_low > neg_high,
+            "every unseen positive above every negative: {pos_low} vs {neg_high}"
+        );
     }
 }

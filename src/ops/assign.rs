@@ -31,7 +31,10 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{cluster::Cluster, columns, reduce::Reduce, select::Select, Output, RunCtx, SchemaError, SchemaResult};
+use super::{
+    cluster::Cluster, columns, reduce::Reduce, select::Select, Output, RunCtx, SchemaError,
+    SchemaResult,
+};
 use crate::error::{Error, Result};
 use crate::numeric::hdbscan::{self, Labelling, Selection};
 use crate::numeric::kdtree::KdTree;
@@ -105,7 +108,11 @@ impl Assign {
     pub fn parse(p: &mut Params) -> Result<Self> {
         let n_epochs = p.int_in("n_epochs", Some(30), 1, 100_000)? as u32;
         let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
-        Ok(Assign { n_epochs, seed, fit: None })
+        Ok(Assign {
+            n_epochs,
+            seed,
+            fit: None,
+        })
     }
 
     fn spec(&self) -> &FitSpec {
@@ -114,25 +121,38 @@ impl Assign {
 
     fn layout_columns(&self) -> Vec<String> {
         let r = &self.spec().reduce;
-        (0..r.n_components).map(|i| format!("{}{i}", r.prefix)).collect()
+        (0..r.n_components)
+            .map(|i| format!("{}{i}", r.prefix))
+            .collect()
     }
 
     pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
         let f = self.spec();
         let fitted = &f.features;
-        let new = columns::resolve(&inputs[NEW], &f.reduce.columns).map_err(|m| SchemaError::new("inputs", format!("the new galaxies lack the search's feature columns: {m}")))?;
+        let new = columns::resolve(&inputs[NEW], &f.reduce.columns).map_err(|m| {
+            SchemaError::new(
+                "inputs",
+                format!("the new galaxies lack the search's feature columns: {m}"),
+            )
+        })?;
         if new != *fitted {
             let missing: Vec<&String> = fitted.iter().filter(|c| !new.contains(c)).collect();
             let msg = if missing.is_empty() {
                 format!("the new galaxies' columns matching `{}` are not the search's ({} columns, in another order or with extras)", f.reduce.columns.join(", "), fitted.len())
             } else {
-                format!("the new galaxies lack {} of the search's feature columns (the first: `{}`)", missing.len(), missing[0])
+                format!(
+                    "the new galaxies lack {} of the search's feature columns (the first: `{}`)",
+                    missing.len(),
+                    missing[0]
+                )
             };
             return Err(SchemaError::new("inputs", msg));
         }
-        columns::require_numeric(&inputs[NEW], &new, id).map_err(|m| SchemaError::new("inputs", m))?;
+        columns::require_numeric(&inputs[NEW], &new, id)
+            .map_err(|m| SchemaError::new("inputs", m))?;
         let layout = self.layout_columns();
-        let clustered = columns::resolve(&inputs[LAYOUT], &f.cluster.columns).map_err(|m| SchemaError::new("inputs", m))?;
+        let clustered = columns::resolve(&inputs[LAYOUT], &f.cluster.columns)
+            .map_err(|m| SchemaError::new("inputs", m))?;
         if clustered != layout {
             return Err(SchemaError::new(
                 "inputs",
@@ -144,14 +164,20 @@ impl Assign {
             ));
         }
         let mut s = Schema::default();
-        s.insert(id.into(), inputs[NEW].get(id).cloned().unwrap_or(DataType::Int64));
+        s.insert(
+            id.into(),
+            inputs[NEW].get(id).cloned().unwrap_or(DataType::Int64),
+        );
         for c in &layout {
             s.insert(c.into(), DataType::Float32);
         }
         s.insert("label".into(), DataType::Int32);
         s.insert("probability".into(), DataType::Float64);
         s.insert("outlier_score".into(), DataType::Float64);
-        s.insert(format!("nearest_{id}").into(), inputs[LAYOUT].get(id).cloned().unwrap_or(DataType::Int64));
+        s.insert(
+            format!("nearest_{id}").into(),
+            inputs[LAYOUT].get(id).cloned().unwrap_or(DataType::Int64),
+        );
         s.insert("nearest_distance".into(), DataType::Float32);
         Ok(s)
     }
@@ -159,7 +185,11 @@ impl Assign {
     pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         let node = ctx.node;
         let f = self.spec();
-        let u = f.reduce.umap.as_ref().expect("validation checks the reduction is UMAP");
+        let u = f
+            .reduce
+            .umap
+            .as_ref()
+            .expect("validation checks the reduction is UMAP");
         let cosine = u.metric == super::reduce::Metric::Cosine;
         let t0 = std::time::Instant::now();
 
@@ -168,16 +198,37 @@ impl Assign {
         let n = layout_df.height();
         let cols = &f.features;
         if inputs[INDEX].height() != n || inputs[CORE].height() != n {
-            return Err(Error::input(node, "the search's tables disagree on the number of galaxies (was the cache edited?)"));
+            return Err(Error::input(
+                node,
+                "the search's tables disagree on the number of galaxies (was the cache edited?)",
+            ));
         }
-        let path = ctx.input_files.get(INDEX).map(|d| d.join(INDEX_FILE)).ok_or_else(|| Error::input(node, "the search index is not in the cache"))?;
+        let path = ctx
+            .input_files
+            .get(INDEX)
+            .map(|d| d.join(INDEX_FILE))
+            .ok_or_else(|| Error::input(node, "the search index is not in the cache"))?;
         let file = std::fs::File::open(&path).map_err(|e| Error::io("cannot open", &path, e))?;
         // SAFETY: cache entries are immutable once published.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("cannot map", &path, e))?;
-        let index = search::Index::from_bytes(&map).map_err(|m| Error::input(node, format!("`{}`: {m} (was the cache edited?)", path.display())))?;
+        let map =
+            unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("cannot map", &path, e))?;
+        let index = search::Index::from_bytes(&map).map_err(|m| {
+            Error::input(
+                node,
+                format!("`{}`: {m} (was the cache edited?)", path.display()),
+            )
+        })?;
         let d = index.dim();
         if index.n() != n || d != cols.len() {
-            return Err(Error::input(node, format!("`{}` indexes {} rows of {d} columns, not the search's {n} of {}", path.display(), index.n(), cols.len())));
+            return Err(Error::input(
+                node,
+                format!(
+                    "`{}` indexes {} rows of {d} columns, not the search's {n} of {}",
+                    path.display(),
+                    index.n(),
+                    cols.len()
+                ),
+            ));
         }
         // Index row of each fitted row.
         let mut rank = vec![0u32; n];
@@ -190,7 +241,13 @@ impl Assign {
         let core = columns::matrix_f32(&inputs[CORE], &["core_distance".to_string()], node)?;
         let ct = Select::tree(&inputs[TREE], node)?;
         if ct.n_points != n {
-            return Err(Error::input(node, format!("the condensed tree has {} points for a layout of {n} rows", ct.n_points)));
+            return Err(Error::input(
+                node,
+                format!(
+                    "the condensed tree has {} points for a layout of {n} rows",
+                    ct.n_points
+                ),
+            ));
         }
         let stats = hdbscan::cluster_stats(&ct);
         let sel = Selection {
@@ -203,7 +260,15 @@ impl Assign {
         let labelling = Labelling::new(&ct, &stats, &chosen, &sel);
         let row_of = predict::rows_of_points(&ct);
         let tree = KdTree::build(&y, dim);
-        let fit = predict::Fit { tree: &tree, core: &core, min_samples: f.cluster.min_samples as usize, condensed: &ct, stats: &stats, labelling: &labelling, row_of: &row_of };
+        let fit = predict::Fit {
+            tree: &tree,
+            core: &core,
+            min_samples: f.cluster.min_samples as usize,
+            condensed: &ct,
+            stats: &stats,
+            labelling: &labelling,
+            row_of: &row_of,
+        };
         // Fitted rows in the layout's order, for the transform and the prediction.
         let near_fitted = |p: u32| index.label(p);
         let t_fit = t0.elapsed().as_secs_f64();
@@ -212,12 +277,29 @@ impl Assign {
         let fitted_ids = columns::id_strings(layout_df, ctx.id, node)?;
         let classes = &inputs[CLASSES];
         if classes.height() != n {
-            return Err(Error::input(node, format!("the classes table has {} rows for a layout of {n} rows", classes.height())));
+            return Err(Error::input(
+                node,
+                format!(
+                    "the classes table has {} rows for a layout of {n} rows",
+                    classes.height()
+                ),
+            ));
         }
-        let fitted_label: Vec<i32> = classes.column("label").map_err(super::pl(node))?.i32().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(-1)).collect();
+        let fitted_label: Vec<i32> = classes
+            .column("label")
+            .map_err(super::pl(node))?
+            .i32()
+            .map_err(super::pl(node))?
+            .iter()
+            .map(|v| v.unwrap_or(-1))
+            .collect();
         let fitted_prob = f64_column(classes, "probability", node)?;
         let fitted_outlier = f64_column(classes, "outlier_score", node)?;
-        let by_id: HashMap<&str, usize> = fitted_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+        let by_id: HashMap<&str, usize> = fitted_ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
 
         // The new galaxies.
         let new = &inputs[NEW];
@@ -242,7 +324,10 @@ impl Assign {
         let bar = ctx.progress.bar(node, "assign", m as u64);
         // Galaxies close in the feature space read the same fitted rows: take them in the
         // index's leaf order (each result is the galaxy's own whatever the order).
-        let mut order: Vec<(usize, usize)> = (0..m).into_par_iter().map(|r| (index.locality(&q[r * d..(r + 1) * d]), r)).collect();
+        let mut order: Vec<(usize, usize)> = (0..m)
+            .into_par_iter()
+            .map(|r| (index.locality(&q[r * d..(r + 1) * d]), r))
+            .collect();
         order.sort_unstable();
         let done = std::sync::atomic::AtomicU64::new(0);
         let placed: Vec<Placed> = order
@@ -268,14 +353,29 @@ impl Assign {
                         }
                     }
                     let near = index.query(qr, kq, SEARCH_EPSILON, scratch);
-                    let dist: Vec<f32> = near.iter().map(|&(d2, _)| if cosine { d2 / 2.0 } else { d2.sqrt() }).collect();
+                    let dist: Vec<f32> = near
+                        .iter()
+                        .map(|&(d2, _)| if cosine { d2 / 2.0 } else { d2.sqrt() })
+                        .collect();
                     let w = transform::strengths(&dist, u.local_connectivity);
                     // umap-learn optimises a point's edges in fitted-row order.
-                    let mut edges: Vec<(u32, f32)> = near.iter().map(|p| near_fitted(p.1)).zip(w.iter().copied()).collect();
-                    let mut pos = transform::initial(&edges.iter().map(|e| e.0).collect::<Vec<_>>(), &w, &y, dim);
+                    let mut edges: Vec<(u32, f32)> = near
+                        .iter()
+                        .map(|p| near_fitted(p.1))
+                        .zip(w.iter().copied())
+                        .collect();
+                    let mut pos = transform::initial(
+                        &edges.iter().map(|e| e.0).collect::<Vec<_>>(),
+                        &w,
+                        &y,
+                        dim,
+                    );
                     edges.sort_unstable_by_key(|e| e.0);
                     let (en, ew): (Vec<u32>, Vec<f32>) = edges.into_iter().unzip();
-                    let mut rng = Rng::new(self.seed, crate::numeric::rng::stream::ASSIGN ^ feature_stream(qr));
+                    let mut rng = Rng::new(
+                        self.seed,
+                        crate::numeric::rng::stream::ASSIGN ^ feature_stream(qr),
+                    );
                     transform::optimise_point(&mut pos, &en, &ew, &y, dim, &tr, &mut rng);
                     let p = fit.predict(&pos);
                     Placed {
@@ -301,15 +401,42 @@ impl Assign {
         let mut out: Vec<Column> = Vec::with_capacity(dim + 6);
         out.push(new.column(ctx.id).map_err(super::pl(node))?.clone());
         for (j, c) in lcols.iter().enumerate() {
-            out.push(Column::new(c.into(), results.iter().map(|p| p.pos[j]).collect::<Vec<f32>>()));
+            out.push(Column::new(
+                c.into(),
+                results.iter().map(|p| p.pos[j]).collect::<Vec<f32>>(),
+            ));
         }
-        out.push(Column::new("label".into(), results.iter().map(|p| p.label).collect::<Vec<i32>>()));
-        out.push(Column::new("probability".into(), results.iter().map(|p| p.probability).collect::<Vec<f64>>()));
-        out.push(Column::new("outlier_score".into(), results.iter().map(|p| p.outlier).collect::<Vec<f64>>()));
-        let take = IdxCa::from_vec(PlSmallStr::EMPTY, results.iter().map(|p| p.nearest as IdxSize).collect());
-        let nearest = layout_df.column(ctx.id).map_err(super::pl(node))?.as_materialized_series().take(&take).map_err(super::pl(node))?;
-        out.push(nearest.with_name(format!("nearest_{}", ctx.id).into()).into_column());
-        out.push(Column::new("nearest_distance".into(), results.iter().map(|p| p.distance).collect::<Vec<f32>>()));
+        out.push(Column::new(
+            "label".into(),
+            results.iter().map(|p| p.label).collect::<Vec<i32>>(),
+        ));
+        out.push(Column::new(
+            "probability".into(),
+            results.iter().map(|p| p.probability).collect::<Vec<f64>>(),
+        ));
+        out.push(Column::new(
+            "outlier_score".into(),
+            results.iter().map(|p| p.outlier).collect::<Vec<f64>>(),
+        ));
+        let take = IdxCa::from_vec(
+            PlSmallStr::EMPTY,
+            results.iter().map(|p| p.nearest as IdxSize).collect(),
+        );
+        let nearest = layout_df
+            .column(ctx.id)
+            .map_err(super::pl(node))?
+            .as_materialized_series()
+            .take(&take)
+            .map_err(super::pl(node))?;
+        out.push(
+            nearest
+                .with_name(format!("nearest_{}", ctx.id).into())
+                .into_column(),
+        );
+        out.push(Column::new(
+            "nearest_distance".into(),
+            results.iter().map(|p| p.distance).collect::<Vec<f32>>(),
+        ));
         let df = DataFrame::new(m, out).map_err(super::pl(node))?;
 
         let copied = results.iter().filter(|p| p.fitted).count();
@@ -355,10 +482,15 @@ struct Placed {
 
 impl Index {
     pub fn schema(&self, features: &Schema, id: &str) -> SchemaResult<Schema> {
-        let cols = columns::resolve(features, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
-        columns::require_numeric(features, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
+        let cols = columns::resolve(features, &self.columns)
+            .map_err(|m| SchemaError::new("columns", m))?;
+        columns::require_numeric(features, &cols, id)
+            .map_err(|m| SchemaError::new("columns", m))?;
         let mut s = Schema::default();
-        s.insert(id.into(), features.get(id).cloned().unwrap_or(DataType::Int64));
+        s.insert(
+            id.into(),
+            features.get(id).cloned().unwrap_or(DataType::Int64),
+        );
         Ok(s)
     }
 
@@ -366,10 +498,17 @@ impl Index {
     pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         let node = ctx.node;
         let (features, knn) = (&inputs[0], &inputs[1]);
-        let cols = columns::resolve(features.schema(), &self.columns).map_err(|m| Error::input(node, m))?;
+        let cols = columns::resolve(features.schema(), &self.columns)
+            .map_err(|m| Error::input(node, m))?;
         let (n, d) = (features.height(), cols.len());
         if knn.height() != n {
-            return Err(Error::input(node, format!("the neighbour table has {} rows for {n} galaxies", knn.height())));
+            return Err(Error::input(
+                node,
+                format!(
+                    "the neighbour table has {} rows for {n} galaxies",
+                    knn.height()
+                ),
+            ));
         }
         let t0 = std::time::Instant::now();
         // Rows in the kNN node's locality order (a query's candidates then sit close by in
@@ -389,12 +528,30 @@ impl Index {
             let (pn, pd) = umap::permute_knn(&nbr, &nd, k, &rank);
             (pn, pd, k)
         };
-        let graph = search::Neighbours { indices: &nbr, distances: &nd, k };
-        let index = search::Index::build(&x, d, graph, search::Shape { trees: self.trees as usize, reverse: self.reverse as usize, seed: 0 }, fitted_of);
+        let graph = search::Neighbours {
+            indices: &nbr,
+            distances: &nd,
+            k,
+        };
+        let index = search::Index::build(
+            &x,
+            d,
+            graph,
+            search::Shape {
+                trees: self.trees as usize,
+                reverse: self.reverse as usize,
+                seed: 0,
+            },
+            fitted_of,
+        );
         drop((nbr, nd));
         let bytes = index.to_bytes();
         drop(index);
-        let df = DataFrame::new(n, vec![features.column(ctx.id).map_err(super::pl(node))?.clone()]).map_err(super::pl(node))?;
+        let df = DataFrame::new(
+            n,
+            vec![features.column(ctx.id).map_err(super::pl(node))?.clone()],
+        )
+        .map_err(super::pl(node))?;
         let mut out = Output::new(
             df,
             vec![format!(
@@ -411,7 +568,8 @@ impl Index {
 
 impl Core {
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
-        let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        let cols =
+            columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
         columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         let mut s = Schema::default();
         s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
@@ -420,10 +578,16 @@ impl Core {
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let cols = columns::resolve(input.schema(), &self.columns)
+            .map_err(|m| Error::input(ctx.node, m))?;
         let (n, ms) = (input.height(), self.min_samples as usize);
         if n <= ms {
-            return Err(Error::input(ctx.node, format!("core distances need more points than min_samples: {n} rows, min_samples {ms}")));
+            return Err(Error::input(
+                ctx.node,
+                format!(
+                    "core distances need more points than min_samples: {n} rows, min_samples {ms}"
+                ),
+            ));
         }
         let x = columns::matrix_f32(input, &cols, ctx.node)?;
         let tree = KdTree::build(&x, cols.len());
@@ -432,8 +596,18 @@ impl Core {
         for (pos, &c) in by_pos.iter().enumerate() {
             core[tree.index[pos] as usize] = c;
         }
-        let df = DataFrame::new(n, vec![input.column(ctx.id).map_err(super::pl(ctx.node))?.clone(), Column::new("core_distance".into(), core)]).map_err(super::pl(ctx.node))?;
-        Ok(Output::new(df, vec![format!("core distances of {n} points, min_samples {ms}")]))
+        let df = DataFrame::new(
+            n,
+            vec![
+                input.column(ctx.id).map_err(super::pl(ctx.node))?.clone(),
+                Column::new("core_distance".into(), core),
+            ],
+        )
+        .map_err(super::pl(ctx.node))?;
+        Ok(Output::new(
+            df,
+            vec![format!("core distances of {n} points, min_samples {ms}")],
+        ))
     }
 }
 
@@ -463,8 +637,16 @@ fn permute_rows(x: &mut [f32], d: usize, rank: &[u32]) {
 }
 
 fn f64_column(df: &DataFrame, name: &str, node: &str) -> Result<Vec<f64>> {
-    let c = df.column(name).map_err(super::pl(node))?.cast(&DataType::Float64).map_err(super::pl(node))?;
-    Ok(c.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    let c = df
+        .column(name)
+        .map_err(super::pl(node))?
+        .cast(&DataType::Float64)
+        .map_err(super::pl(node))?;
+    Ok(c.f64()
+        .map_err(super::pl(node))?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
 }
 
 /// A galaxy's own random stream id, from the bytes of its feature values (never its id).
@@ -491,7 +673,11 @@ impl super::Kind for Assign {
 impl super::Parse for Assign {
     const NAMES: &'static [&'static str] = &["assign"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        _base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p)
     }
 }

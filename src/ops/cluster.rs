@@ -43,17 +43,31 @@ pub const TREE_COLUMNS: [&str; 4] = ["parent", "child", "lambda_val", "child_siz
 
 impl Cluster {
     pub fn parse(p: &mut Params) -> Result<Self> {
-        let columns = p.strings("columns")?.unwrap_or_else(|| vec!["umap_*".into()]);
+        let columns = p
+            .strings("columns")?
+            .unwrap_or_else(|| vec!["umap_*".into()]);
         let min_cluster_size = p.int_in("min_cluster_size", Some(5), 2, u32::MAX as i64)? as u32;
-        let min_samples = p.int_in("min_samples", Some(i64::from(min_cluster_size)), 1, u32::MAX as i64)? as u32;
+        let min_samples = p.int_in(
+            "min_samples",
+            Some(i64::from(min_cluster_size)),
+            1,
+            u32::MAX as i64,
+        )? as u32;
         let alpha = p.float_in("alpha", 1.0, f64::MIN_POSITIVE, f64::MAX)?;
         p.choice("metric", &["euclidean"], "euclidean")?;
         let metric = super::reduce::Metric::Euclidean;
-        Ok(Cluster { columns, min_samples, min_cluster_size, alpha, metric })
+        Ok(Cluster {
+            columns,
+            min_samples,
+            min_cluster_size,
+            alpha,
+            metric,
+        })
     }
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
-        let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        let cols =
+            columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
         columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         let mut s = Schema::default();
         s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
@@ -65,10 +79,14 @@ impl Cluster {
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let cols = columns::resolve(input.schema(), &self.columns)
+            .map_err(|m| Error::input(ctx.node, m))?;
         let (n, d, ms) = (input.height(), cols.len(), self.min_samples as usize);
         if n <= ms {
-            return Err(Error::input(ctx.node, format!("HDBSCAN needs more points than min_samples: {n} rows, min_samples {ms}")));
+            return Err(Error::input(
+                ctx.node,
+                format!("HDBSCAN needs more points than min_samples: {n} rows, min_samples {ms}"),
+            ));
         }
         let x = columns::matrix_f32(input, &cols, ctx.node)?;
         let bar = ctx.progress.bar(ctx.node, "hdbscan", 4);
@@ -89,21 +107,41 @@ impl Cluster {
                     .joint
                     .iter()
                     .filter_map(|&(name, op)| match op {
-                        super::Op::Cluster(c) if super::Kind::joint_key(c) == mine && (c.min_samples as usize) < n => Some((name, c.min_samples as usize)),
+                        super::Op::Cluster(c)
+                            if super::Kind::joint_key(c) == mine
+                                && (c.min_samples as usize) < n =>
+                        {
+                            Some((name, c.min_samples as usize))
+                        }
                         _ => None,
                     })
                     .take(memo::KEEP)
                     .collect();
-                let ks: Vec<usize> = std::iter::once(ms).chain(others.iter().map(|o| o.1)).collect();
+                let ks: Vec<usize> = std::iter::once(ms)
+                    .chain(others.iter().map(|o| o.1))
+                    .collect();
                 let mut cores = knn::core_distances_multi(&tree, &ks).into_iter();
                 let core = cores.next().expect("this node's core distances");
                 if !others.is_empty() {
                     let mut all: Vec<usize> = ks.clone();
                     all.sort_unstable();
                     all.dedup();
-                    let ks_text = all.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
+                    let ks_text = all
+                        .iter()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     for (core, &(_, k)) in cores.zip(&others) {
-                        memo::put(points, k, memo::Core { tree: tree.clone(), core, by: ctx.node.to_owned(), ks: ks_text.clone() });
+                        memo::put(
+                            points,
+                            k,
+                            memo::Core {
+                                tree: tree.clone(),
+                                core,
+                                by: ctx.node.to_owned(),
+                                ks: ks_text.clone(),
+                            },
+                        );
                     }
                     core_note = Some(format!("one core-distance search for min_samples {ks_text} (this node's and {} joined tree(s)')", others.len()));
                 }
@@ -123,23 +161,43 @@ impl Cluster {
         let t_tree = t0.elapsed().as_secs_f64() - t_core - t_mst;
 
         let rows = ct.len();
-        let point_rows: Vec<Option<IdxSize>> = ct.child.iter().map(|&c| ((c as usize) < n).then_some(c as IdxSize)).collect();
+        let point_rows: Vec<Option<IdxSize>> = ct
+            .child
+            .iter()
+            .map(|&c| ((c as usize) < n).then_some(c as IdxSize))
+            .collect();
         let take = IdxCa::from_iter_options(PlSmallStr::EMPTY, point_rows.into_iter());
-        let ids = input.column(ctx.id).map_err(super::pl(ctx.node))?.as_materialized_series().take(&take).map_err(super::pl(ctx.node))?;
+        let ids = input
+            .column(ctx.id)
+            .map_err(super::pl(ctx.node))?
+            .as_materialized_series()
+            .take(&take)
+            .map_err(super::pl(ctx.node))?;
         let df = DataFrame::new(
             rows,
             vec![
                 ids.with_name(ctx.id.into()).into_column(),
-                Column::new("parent".into(), ct.parent.iter().map(|&v| v as i64).collect::<Vec<_>>()),
-                Column::new("child".into(), ct.child.iter().map(|&v| v as i64).collect::<Vec<_>>()),
+                Column::new(
+                    "parent".into(),
+                    ct.parent.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "child".into(),
+                    ct.child.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+                ),
                 Column::new("lambda_val".into(), ct.lambda.clone()),
-                Column::new("child_size".into(), ct.child_size.iter().map(|&v| v as i64).collect::<Vec<_>>()),
+                Column::new(
+                    "child_size".into(),
+                    ct.child_size.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+                ),
             ],
         )
         .map_err(super::pl(ctx.node))?;
         let stats = hdbscan::cluster_stats(&ct);
         let n_clusters = stats.birth.len() - n - 1;
-        let leaves = (n + 1..stats.birth.len()).filter(|&c| stats.children[c].is_empty()).count();
+        let leaves = (n + 1..stats.birth.len())
+            .filter(|&c| stats.children[c].is_empty())
+            .count();
         let mut summary = vec![
             format!("{n} points in {d} dimensions, min_samples {ms}, min_cluster_size {}", self.min_cluster_size),
             format!("{n_clusters} clusters below the root, {leaves} leaves"),
@@ -221,7 +279,9 @@ mod memo {
     /// The core distances left for `min_samples` of these points, taken.
     pub fn take(points: [u8; 32], min_samples: usize) -> Option<Core> {
         let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-        let at = kept.iter().position(|(p, k, _)| *p == points && *k == min_samples)?;
+        let at = kept
+            .iter()
+            .position(|(p, k, _)| *p == points && *k == min_samples)?;
         Some(kept.remove(at).2)
     }
 }
@@ -229,7 +289,11 @@ mod memo {
 impl super::Parse for Cluster {
     const NAMES: &'static [&'static str] = &["cluster"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        _base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p)
     }
 }

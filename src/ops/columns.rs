@@ -50,14 +50,24 @@ pub fn resolve(schema: &Schema, patterns: &[String]) -> std::result::Result<Vec<
     let mut out: Vec<String> = Vec::new();
     for pat in patterns {
         let matched: Vec<String> = if is_glob(pat) {
-            schema.iter_names().filter(|n| glob_match(pat, n)).map(|n| n.to_string()).collect()
+            schema
+                .iter_names()
+                .filter(|n| glob_match(pat, n))
+                .map(|n| n.to_string())
+                .collect()
         } else if schema.contains(pat) {
             vec![pat.clone()]
         } else {
-            return Err(format!("column `{pat}` not found in the input (columns: {})", preview(schema)));
+            return Err(format!(
+                "column `{pat}` not found in the input (columns: {})",
+                preview(schema)
+            ));
         };
         if matched.is_empty() {
-            return Err(format!("no column matches `{pat}` (columns: {})", preview(schema)));
+            return Err(format!(
+                "no column matches `{pat}` (columns: {})",
+                preview(schema)
+            ));
         }
         for m in matched {
             if !out.contains(&m) {
@@ -73,12 +83,18 @@ pub fn is_numeric(dt: &DataType) -> bool {
 }
 
 /// Check that every column is numeric and none is the id column.
-pub fn require_numeric(schema: &Schema, cols: &[String], id: &str) -> std::result::Result<(), String> {
+pub fn require_numeric(
+    schema: &Schema,
+    cols: &[String],
+    id: &str,
+) -> std::result::Result<(), String> {
     if cols.is_empty() {
         return Err("selects no column: a numeric kernel needs at least one".into());
     }
     if cols.iter().any(|c| c == id) {
-        return Err(format!("column `{id}` is the id column, not a feature: leave it out of `columns`"));
+        return Err(format!(
+            "column `{id}` is the id column, not a feature: leave it out of `columns`"
+        ));
     }
     for c in cols {
         let dt = schema.get(c).expect("resolved column");
@@ -120,7 +136,10 @@ pub fn matrix_f32(df: &DataFrame, cols: &[String], node: &str) -> Result<Vec<f32
 /// One numeric column as f32, every value checked (see [`matrix_f32`]).
 fn checked_column(df: &DataFrame, name: &str, node: &str) -> Result<Vec<f32>> {
     let col = df.column(name).map_err(|e| Error::polars(node, e))?;
-    let s = col.as_materialized_series().cast(&DataType::Float64).map_err(|e| Error::polars(node, e))?;
+    let s = col
+        .as_materialized_series()
+        .cast(&DataType::Float64)
+        .map_err(|e| Error::polars(node, e))?;
     let ca = s.f64().map_err(|e| Error::polars(node, e))?;
     let mut out = Vec::with_capacity(ca.len());
     let (mut nulls, mut bad, mut huge) = (0usize, 0usize, 0usize);
@@ -149,7 +168,11 @@ fn checked_column(df: &DataFrame, name: &str, node: &str) -> Result<Vec<f32>> {
     }
     if let Some((row, v)) = first {
         let mut parts = Vec::new();
-        for (c, what) in [(nulls, "null"), (bad, "NaN or infinite"), (huge, "beyond ±1e15 (rescale the column)")] {
+        for (c, what) in [
+            (nulls, "null"),
+            (bad, "NaN or infinite"),
+            (huge, "beyond ±1e15 (rescale the column)"),
+        ] {
             if c > 0 {
                 parts.push(format!("{c} {what}"));
             }
@@ -182,8 +205,16 @@ pub fn normalise_rows(x: &mut [f32], d: usize, zero: impl Fn(usize) -> Result<()
 
 /// The id column as text, one string per row (null as empty).
 pub fn id_strings(df: &DataFrame, id: &str, node: &str) -> Result<Vec<String>> {
-    let c = df.column(id).map_err(super::pl(node))?.cast(&DataType::String).map_err(super::pl(node))?;
-    Ok(c.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect())
+    let c = df
+        .column(id)
+        .map_err(super::pl(node))?
+        .cast(&DataType::String)
+        .map_err(super::pl(node))?;
+    Ok(c.str()
+        .map_err(super::pl(node))?
+        .iter()
+        .map(|v| v.unwrap_or("").to_owned())
+        .collect())
 }
 
 #[cfg(test)]
@@ -210,8 +241,15 @@ mod tests {
             Field::new("feat_1".into(), DataType::Float32),
             Field::new("ra".into(), DataType::Float64),
         ]);
-        assert_eq!(resolve(&schema, &["ra".into(), "feat_*".into()]).unwrap(), ["ra", "feat_0", "feat_1"]);
-        assert!(resolve(&schema, &["dec".into()]).unwrap_err().contains("`dec` not found"));
-        assert!(resolve(&schema, &["pca_*".into()]).unwrap_err().contains("no column matches `pca_*`"));
+        assert_eq!(
+            resolve(&schema, &["ra".into(), "feat_*".into()]).unwrap(),
+            ["ra", "feat_0", "feat_1"]
+        );
+        assert!(resolve(&schema, &["dec".into()])
+            .unwrap_err()
+            .contains("`dec` not found"));
+        assert!(resolve(&schema, &["pca_*".into()])
+            .unwrap_err()
+            .contains("no column matches `pca_*`"));
     }
 }

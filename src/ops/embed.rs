@@ -91,9 +91,20 @@ struct Layout {
 impl Embed {
     pub fn parse(p: &mut Params, base_dir: &Path) -> Result<Self> {
         let model = base_dir.join(p.req_string("model")?);
-        let image_column = p.string("image_column")?.unwrap_or_else(|| "file_loc".into());
+        let image_column = p
+            .string("image_column")?
+            .unwrap_or_else(|| "file_loc".into());
         let img_dir = p.string("base_dir")?.map(|d| base_dir.join(d));
-        let size = p.int("size")?.map(|s| if (8..=4096).contains(&s) { Ok(s as u32) } else { Err(p.error("size", "must be between 8 and 4096")) }).transpose()?;
+        let size = p
+            .int("size")?
+            .map(|s| {
+                if (8..=4096).contains(&s) {
+                    Ok(s as u32)
+                } else {
+                    Err(p.error("size", "must be between 8 and 4096"))
+                }
+            })
+            .transpose()?;
         let crop = p.float_in("crop", 1.0, 0.05, 1.0)?;
         let greyscale = p.bool("greyscale", false)?;
         let mut triple = |name: &'static str| -> Result<Option<Vec<f64>>> {
@@ -113,23 +124,65 @@ impl Embed {
         let output = p.string("output")?;
         let prefix = p.string("prefix")?.unwrap_or_else(|| "feat_".into());
         let batch_size = p.int_in("batch_size", Some(32), 1, 4096)? as usize;
-        let threads = p.int("threads")?.map(|t| if t >= 1 { Ok(t as usize) } else { Err(p.error("threads", "must be at least 1")) }).transpose()?;
+        let threads = p
+            .int("threads")?
+            .map(|t| {
+                if t >= 1 {
+                    Ok(t as usize)
+                } else {
+                    Err(p.error("threads", "must be at least 1"))
+                }
+            })
+            .transpose()?;
         let shards = p.int_in("shards", Some(1), 1, 100_000)? as u32;
-        Ok(Embed { model, image_column, base_dir: img_dir, size, crop, greyscale, mean, std, output, prefix, batch_size, threads, shards })
+        Ok(Embed {
+            model,
+            image_column,
+            base_dir: img_dir,
+            size,
+            crop,
+            greyscale,
+            mean,
+            std,
+            output,
+            prefix,
+            batch_size,
+            threads,
+            shards,
+        })
     }
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
         match input.get(&self.image_column) {
-            None => return Err(SchemaError::new("image_column", format!("the input has no column `{}`", self.image_column))),
+            None => {
+                return Err(SchemaError::new(
+                    "image_column",
+                    format!("the input has no column `{}`", self.image_column),
+                ))
+            }
             Some(DataType::String) => {}
-            Some(dt) => return Err(SchemaError::new("image_column", format!("column `{}` is {dt}, not text (image paths)", self.image_column))),
+            Some(dt) => {
+                return Err(SchemaError::new(
+                    "image_column",
+                    format!(
+                        "column `{}` is {dt}, not text (image paths)",
+                        self.image_column
+                    ),
+                ))
+            }
         }
         if !self.model.is_file() {
-            return Err(SchemaError::new("model", format!("model file `{}` not found", self.model.display())));
+            return Err(SchemaError::new(
+                "model",
+                format!("model file `{}` not found", self.model.display()),
+            ));
         }
         // The feature count comes from the model itself.
-        let (inputs, outputs) = crate::onnx::ports(&self.model).map_err(|e| SchemaError::new("model", e))?;
-        let plan = self.inspect(&inputs, &outputs).map_err(|(param, e)| SchemaError::new(param, e))?;
+        let (inputs, outputs) =
+            crate::onnx::ports(&self.model).map_err(|e| SchemaError::new("model", e))?;
+        let plan = self
+            .inspect(&inputs, &outputs)
+            .map_err(|(param, e)| SchemaError::new(param, e))?;
         let mut s = Schema::default();
         s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
         for j in 0..plan.dim {
@@ -139,10 +192,22 @@ impl Embed {
     }
 
     /// What the model takes and gives; the error names the parameter to change.
-    fn inspect(&self, inputs: &[Port], outputs: &[Port]) -> std::result::Result<Plan, (&'static str, String)> {
-        let inp = inputs.first().ok_or(("model", "the model has no input".to_owned()))?;
+    fn inspect(
+        &self,
+        inputs: &[Port],
+        outputs: &[Port],
+    ) -> std::result::Result<Plan, (&'static str, String)> {
+        let inp = inputs
+            .first()
+            .ok_or(("model", "the model has no input".to_owned()))?;
         if inputs.len() > 1 {
-            return Err(("model", format!("the model has {} inputs; embed feeds one image tensor", inputs.len())));
+            return Err((
+                "model",
+                format!(
+                    "the model has {} inputs; embed feeds one image tensor",
+                    inputs.len()
+                ),
+            ));
         }
         if !inp.is_f32 || inp.shape.len() != 4 {
             return Err(("model", format!("model input `{}` must be a 4-D float tensor (N, C, H, W or N, H, W, C), found {:?}", inp.name, inp.shape)));
@@ -157,37 +222,78 @@ impl Embed {
         };
         let size = match (self.size, h, w) {
             (Some(want), h, w) if (h > 0 && h != want as i64) || (w > 0 && w != want as i64) => {
-                return Err(("size", format!("`size = {want}` but the model takes {h} x {w} images")))
+                return Err((
+                    "size",
+                    format!("`size = {want}` but the model takes {h} x {w} images"),
+                ))
             }
             (Some(want), _, _) => want,
             (None, h, w) if h > 0 && h == w => h as u32,
-            (None, h, w) => return Err(("size", format!("the model's input size is {h} x {w}: set `size`"))),
+            (None, h, w) => {
+                return Err((
+                    "size",
+                    format!("the model's input size is {h} x {w}: set `size`"),
+                ))
+            }
         };
         for (name, v) in [("mean", &self.mean), ("std", &self.std)] {
             if let Some(v) = v {
                 if v.len() != 1 && v.len() != channels {
-                    return Err((name, format!("{} values but the model takes {channels} channels", v.len())));
+                    return Err((
+                        name,
+                        format!("{} values but the model takes {channels} channels", v.len()),
+                    ));
                 }
             }
         }
         let out = match &self.output {
             Some(o) => outputs.iter().find(|p| &p.name == o).ok_or_else(|| {
                 let names: Vec<&str> = outputs.iter().map(|p| p.name.as_str()).collect();
-                ("output", format!("the model has no output `{o}` (outputs: {})", names.join(", ")))
+                (
+                    "output",
+                    format!(
+                        "the model has no output `{o}` (outputs: {})",
+                        names.join(", ")
+                    ),
+                )
             })?,
-            None => outputs.first().ok_or(("model", "the model has no output".to_owned()))?,
+            None => outputs
+                .first()
+                .ok_or(("model", "the model has no output".to_owned()))?,
         };
         let dims: Vec<i64> = out.shape.iter().skip(1).copied().collect();
         if !out.is_f32 || dims.is_empty() || dims.iter().any(|&d| d <= 0) {
-            return Err(("output", format!("output `{}` must be a float tensor of fixed size per image, found {:?}", out.name, out.shape)));
+            return Err((
+                "output",
+                format!(
+                    "output `{}` must be a float tensor of fixed size per image, found {:?}",
+                    out.name, out.shape
+                ),
+            ));
         }
         let dim = dims.iter().product::<i64>() as usize;
-        Ok(Plan { input: inp.name.clone(), layout: Layout { size, channels, nchw }, output: out.name.clone(), dim })
+        Ok(Plan {
+            input: inp.name.clone(),
+            layout: Layout {
+                size,
+                channels,
+                nchw,
+            },
+            output: out.name.clone(),
+            dim,
+        })
     }
 
     /// The image column as given (`None`: null).
     fn paths(&self, input: &DataFrame, node: &str) -> Result<Vec<Option<String>>> {
-        Ok(input.column(&self.image_column).map_err(super::pl(node))?.str().map_err(super::pl(node))?.iter().map(|s| s.map(str::to_owned)).collect())
+        Ok(input
+            .column(&self.image_column)
+            .map_err(super::pl(node))?
+            .str()
+            .map_err(super::pl(node))?
+            .iter()
+            .map(|s| s.map(str::to_owned))
+            .collect())
     }
 
     /// The image each row is read from, resolved against `base_dir`; their bytes enter the key.
@@ -196,21 +302,33 @@ impl Embed {
     }
 
     fn resolve(&self, paths: &[Option<String>]) -> Vec<Option<PathBuf>> {
-        paths.iter().map(|p| p.as_deref().map(|p| super::resolve_path(self.base_dir.as_deref(), p))).collect()
+        paths
+            .iter()
+            .map(|p| {
+                p.as_deref()
+                    .map(|p| super::resolve_path(self.base_dir.as_deref(), p))
+            })
+            .collect()
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
         let node = ctx.node;
         let threads = self.threads.unwrap_or_else(rayon::current_num_threads);
         let mut model = Model::load(&self.model, threads).map_err(|e| Error::input(node, e))?;
-        let plan = self.inspect(&model.inputs, &model.outputs).map_err(|(_, e)| Error::input(node, e))?;
-        let (input_name, layout, output_name) = (plan.input.clone(), plan.layout, plan.output.clone());
+        let plan = self
+            .inspect(&model.inputs, &model.outputs)
+            .map_err(|(_, e)| Error::input(node, e))?;
+        let (input_name, layout, output_name) =
+            (plan.input.clone(), plan.layout, plan.output.clone());
         let paths = self.paths(input, node)?;
         let files = self.resolve(&paths);
         let n = paths.len();
         if n == 0 {
             let mut cols = vec![input.column(ctx.id).map_err(super::pl(node))?.clone()];
-            cols.extend((0..plan.dim).map(|j| Column::new(format!("{}{j}", self.prefix).into(), Vec::<f32>::new())));
+            cols.extend(
+                (0..plan.dim)
+                    .map(|j| Column::new(format!("{}{j}", self.prefix).into(), Vec::<f32>::new())),
+            );
             let df = DataFrame::new(0, cols).map_err(super::pl(node))?;
             return Ok(Output::new(df, vec!["no images (empty input)".into()]));
         }
@@ -221,7 +339,9 @@ impl Embed {
         // (in batches that start at the block's first row, so a block's output never
         // depends on its neighbours) and kept as soon as they are done.
         let ids = text_ids(input, ctx.id, node)?;
-        let hashes = ctx.data_hashes.ok_or_else(|| Error::input(node, "the executor gave no image hashes"))?;
+        let hashes = ctx
+            .data_hashes
+            .ok_or_else(|| Error::input(node, "the executor gave no image hashes"))?;
         let blocks = blocks(&ids);
         let mut features: Vec<Option<Vec<f32>>> = vec![None; n];
         let mut failures: Vec<(usize, String)> = Vec::new();
@@ -237,14 +357,26 @@ impl Embed {
                 None => todo.push((r.clone(), id)),
             }
         }
-        let bar = ctx.progress.bar(node, "images", todo.iter().map(|(r, _)| r.len() as u64).sum());
+        let bar = ctx.progress.bar(
+            node,
+            "images",
+            todo.iter().map(|(r, _)| r.len() as u64).sum(),
+        );
         // Batches: (block, start, end).
-        let batches: Vec<(usize, usize, usize)> =
-            todo.iter().enumerate().flat_map(|(b, (r, _))| r.clone().step_by(self.batch_size).map(move |s| (b, s, (s + self.batch_size).min(r.end)))).collect();
+        let batches: Vec<(usize, usize, usize)> = todo
+            .iter()
+            .enumerate()
+            .flat_map(|(b, (r, _))| {
+                r.clone()
+                    .step_by(self.batch_size)
+                    .map(move |s| (b, s, (s + self.batch_size).min(r.end)))
+            })
+            .collect();
         let mut left: Vec<usize> = todo.iter().map(|(r, _)| r.len()).collect();
 
         // Decode batch b+1 (rayon) while batch b runs: a channel of depth one between them.
-        let (tx, rx) = mpsc::sync_channel::<(usize, usize, Vec<std::result::Result<Vec<f32>, String>>)>(1);
+        let (tx, rx) =
+            mpsc::sync_channel::<(usize, usize, Vec<std::result::Result<Vec<f32>, String>>)>(1);
         let res: Result<()> = std::thread::scope(|s| {
             let files = &files;
             let batches = &batches;
@@ -276,8 +408,14 @@ impl Embed {
                     }
                     let s = layout.size as i64;
                     let c = layout.channels as i64;
-                    let shape = if layout.nchw { [ok.len() as i64, c, s, s] } else { [ok.len() as i64, s, s, c] };
-                    let (oshape, out) = model.run(&input_name, &shape, &data, &output_name).map_err(|e| Error::input(node, e))?;
+                    let shape = if layout.nchw {
+                        [ok.len() as i64, c, s, s]
+                    } else {
+                        [ok.len() as i64, s, s, c]
+                    };
+                    let (oshape, out) = model
+                        .run(&input_name, &shape, &data, &output_name)
+                        .map_err(|e| Error::input(node, e))?;
                     if oshape.first() != Some(&(ok.len() as i64)) || out.len() != ok.len() * d {
                         return Err(Error::input(node, format!("output `{output_name}` has shape {oshape:?} for a batch of {}, not {d} values each", ok.len())));
                     }
@@ -289,7 +427,8 @@ impl Embed {
                 left[b] -= batch.len();
                 if left[b] == 0 {
                     let (r, id) = &todo[b];
-                    let mut part = self.pack(&ids[r.clone()], r.clone(), d, &features, &failures, node)?;
+                    let mut part =
+                        self.pack(&ids[r.clone()], r.clone(), d, &features, &failures, node)?;
                     ctx.parts.put(id, &mut part)?;
                 }
             }
@@ -300,24 +439,48 @@ impl Embed {
         failures.sort_by_key(|f| f.0);
         let keep: Vec<usize> = (0..n).filter(|&i| features[i].is_some()).collect();
         if keep.is_empty() {
-            let first = failures.first().map_or_else(String::new, |(i, e)| format!(": the first, `{}`: {e}", paths[*i].as_deref().unwrap_or("")));
-            return Err(Error::input(node, format!("none of the {n} images could be used{first}")));
+            let first = failures.first().map_or_else(String::new, |(i, e)| {
+                format!(": the first, `{}`: {e}", paths[*i].as_deref().unwrap_or(""))
+            });
+            return Err(Error::input(
+                node,
+                format!("none of the {n} images could be used{first}"),
+            ));
         }
         // Never silently: a NaN feature would poison every node downstream.
         let mut bad_rows = Vec::new();
         for &i in &keep {
-            if features[i].as_ref().expect("kept").iter().any(|x| !x.is_finite()) {
+            if features[i]
+                .as_ref()
+                .expect("kept")
+                .iter()
+                .any(|x| !x.is_finite())
+            {
                 bad_rows.push(i);
             }
         }
         if let Some(&i) = bad_rows.first() {
-            return Err(Error::input(node, format!("the model gave non-finite features for `{}` ({} images in all)", paths[i].as_deref().unwrap_or(""), bad_rows.len())));
+            return Err(Error::input(
+                node,
+                format!(
+                    "the model gave non-finite features for `{}` ({} images in all)",
+                    paths[i].as_deref().unwrap_or(""),
+                    bad_rows.len()
+                ),
+            ));
         }
         let idx = IdxCa::from_vec("idx".into(), keep.iter().map(|&i| i as IdxSize).collect());
-        let ids = input.column(ctx.id).map_err(super::pl(node))?.take(&idx).map_err(super::pl(node))?;
+        let ids = input
+            .column(ctx.id)
+            .map_err(super::pl(node))?
+            .take(&idx)
+            .map_err(super::pl(node))?;
         let mut cols = vec![ids];
         for j in 0..d {
-            let v: Vec<f32> = keep.iter().map(|&i| features[i].as_ref().expect("kept")[j]).collect();
+            let v: Vec<f32> = keep
+                .iter()
+                .map(|&i| features[i].as_ref().expect("kept")[j])
+                .collect();
             cols.push(Column::new(format!("{}{j}", self.prefix).into(), v));
         }
         let df = DataFrame::new(keep.len(), cols).map_err(super::pl(node))?;
@@ -340,18 +503,36 @@ impl Embed {
                 paths[failures[0].0].as_deref().unwrap_or(""),
                 failures[0].1
             ));
-            let fid =
-                input.column(ctx.id).map_err(super::pl(node))?.take(&IdxCa::from_vec("idx".into(), failures.iter().map(|f| f.0 as IdxSize).collect())).map_err(super::pl(node))?;
+            let fid = input
+                .column(ctx.id)
+                .map_err(super::pl(node))?
+                .take(&IdxCa::from_vec(
+                    "idx".into(),
+                    failures.iter().map(|f| f.0 as IdxSize).collect(),
+                ))
+                .map_err(super::pl(node))?;
             let mut fdf = DataFrame::new(
                 failures.len(),
                 vec![
                     fid,
-                    Column::new("path".into(), failures.iter().map(|f| paths[f.0].clone()).collect::<Vec<_>>()),
-                    Column::new("error".into(), failures.iter().map(|f| f.1.clone()).collect::<Vec<_>>()),
+                    Column::new(
+                        "path".into(),
+                        failures
+                            .iter()
+                            .map(|f| paths[f.0].clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    Column::new(
+                        "error".into(),
+                        failures.iter().map(|f| f.1.clone()).collect::<Vec<_>>(),
+                    ),
                 ],
             )
             .map_err(super::pl(node))?;
-            out_files.push(("failures.parquet".to_owned(), crate::cache::io::parquet_bytes(&mut fdf, node)?));
+            out_files.push((
+                "failures.parquet".to_owned(),
+                crate::cache::io::parquet_bytes(&mut fdf, node)?,
+            ));
         }
         let mut out = Output::new(df, summary);
         out.details = serde_json::json!({ "images": n, "embedded": keep.len(), "failed": failures.len(), "features": d, "output": output_name, "blocks": blocks.len(), "blocks_computed": todo.len(), "rows_reused": reused });
@@ -365,8 +546,17 @@ const BLOCK: u64 = 1024;
 
 /// The id column as text (what blocks are cut by).
 fn text_ids(input: &DataFrame, id: &str, node: &str) -> Result<Vec<String>> {
-    let s = input.column(id).map_err(super::pl(node))?.as_materialized_series().cast(&DataType::String).map_err(super::pl(node))?;
-    Ok(s.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect())
+    let s = input
+        .column(id)
+        .map_err(super::pl(node))?
+        .as_materialized_series()
+        .cast(&DataType::String)
+        .map_err(super::pl(node))?;
+    Ok(s.str()
+        .map_err(super::pl(node))?
+        .iter()
+        .map(|v| v.unwrap_or("").to_owned())
+        .collect())
 }
 
 /// Cut rows into blocks at the rows whose id hashes to 0 modulo [`BLOCK`] (content-defined,
@@ -395,7 +585,13 @@ pub fn blocks(ids: &[String]) -> Vec<std::ops::Range<usize>> {
 impl Embed {
     /// What decides a block's output: its ids and images' bytes in order, the model output
     /// used and its size (the model file and the parameters are in the part's key).
-    fn block_id(&self, ids: &[String], hashes: &[Option<[u8; 32]>], output: &str, dim: usize) -> String {
+    fn block_id(
+        &self,
+        ids: &[String],
+        hashes: &[Option<[u8; 32]>],
+        output: &str,
+        dim: usize,
+    ) -> String {
         let mut h = blake3::Hasher::new();
         h.update(format!("embed-block-v1\n{output}\n{dim}\n").as_bytes());
         for (id, x) in ids.iter().zip(hashes) {
@@ -411,26 +607,79 @@ impl Embed {
 
     /// A computed block as a table: `row` (within the block), `error` (null when embedded)
     /// and the features (zero where the image failed).
-    fn pack(&self, ids: &[String], r: std::ops::Range<usize>, d: usize, features: &[Option<Vec<f32>>], failures: &[(usize, String)], node: &str) -> Result<DataFrame> {
-        let errors: std::collections::HashMap<usize, &str> = failures.iter().filter(|(i, _)| r.contains(i)).map(|(i, e)| (*i, e.as_str())).collect();
+    fn pack(
+        &self,
+        ids: &[String],
+        r: std::ops::Range<usize>,
+        d: usize,
+        features: &[Option<Vec<f32>>],
+        failures: &[(usize, String)],
+        node: &str,
+    ) -> Result<DataFrame> {
+        let errors: std::collections::HashMap<usize, &str> = failures
+            .iter()
+            .filter(|(i, _)| r.contains(i))
+            .map(|(i, e)| (*i, e.as_str()))
+            .collect();
         let mut cols = vec![
             Column::new("id_text".into(), ids.to_vec()),
-            Column::new("error".into(), r.clone().map(|i| errors.get(&i).map(|e| (*e).to_owned())).collect::<Vec<Option<String>>>()),
+            Column::new(
+                "error".into(),
+                r.clone()
+                    .map(|i| errors.get(&i).map(|e| (*e).to_owned()))
+                    .collect::<Vec<Option<String>>>(),
+            ),
         ];
         for j in 0..d {
-            cols.push(Column::new(format!("f{j}").into(), r.clone().map(|i| features[i].as_ref().map_or(0.0, |f| f[j])).collect::<Vec<f32>>()));
+            cols.push(Column::new(
+                format!("f{j}").into(),
+                r.clone()
+                    .map(|i| features[i].as_ref().map_or(0.0, |f| f[j]))
+                    .collect::<Vec<f32>>(),
+            ));
         }
         DataFrame::new(r.len(), cols).map_err(super::pl(node))
     }
 
     /// Read a kept block back into `features` and `failures`.
-    fn unpack(&self, part: &DataFrame, r: std::ops::Range<usize>, d: usize, features: &mut [Option<Vec<f32>>], failures: &mut Vec<(usize, String)>, node: &str) -> Result<()> {
+    fn unpack(
+        &self,
+        part: &DataFrame,
+        r: std::ops::Range<usize>,
+        d: usize,
+        features: &mut [Option<Vec<f32>>],
+        failures: &mut Vec<(usize, String)>,
+        node: &str,
+    ) -> Result<()> {
         if part.height() != r.len() || part.width() != d + 2 {
-            return Err(Error::input(node, format!("a kept block has {} x {}, not {} x {}", part.height(), part.width(), r.len(), d + 2)));
+            return Err(Error::input(
+                node,
+                format!(
+                    "a kept block has {} x {}, not {} x {}",
+                    part.height(),
+                    part.width(),
+                    r.len(),
+                    d + 2
+                ),
+            ));
         }
-        let errors = part.column("error").map_err(super::pl(node))?.str().map_err(super::pl(node))?.clone();
-        let cols: Vec<Vec<f32>> =
-            (0..d).map(|j| Ok(part.column(&format!("f{j}")).map_err(super::pl(node))?.f32().map_err(super::pl(node))?.into_no_null_iter().collect())).collect::<Result<_>>()?;
+        let errors = part
+            .column("error")
+            .map_err(super::pl(node))?
+            .str()
+            .map_err(super::pl(node))?
+            .clone();
+        let cols: Vec<Vec<f32>> = (0..d)
+            .map(|j| {
+                Ok(part
+                    .column(&format!("f{j}"))
+                    .map_err(super::pl(node))?
+                    .f32()
+                    .map_err(super::pl(node))?
+                    .into_no_null_iter()
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
         for (k, i) in r.enumerate() {
             match errors.get(k) {
                 Some(e) => failures.push((i, e.to_owned())),
@@ -445,13 +694,23 @@ impl Embed {
 fn preprocess(path: &Path, l: Layout, e: &Embed) -> std::result::Result<Vec<f32>, String> {
     let img = gallery::open(path)?;
     let grey = e.greyscale || l.channels == 1;
-    let rgb = if grey { image::DynamicImage::ImageLuma8(img.to_luma8()).to_rgb8() } else { img.to_rgb8() };
+    let rgb = if grey {
+        image::DynamicImage::ImageLuma8(img.to_luma8()).to_rgb8()
+    } else {
+        img.to_rgb8()
+    };
     let px = gallery::centre_square(&rgb, e.crop, l.size)?;
     let s = l.size as usize;
     let c = l.channels;
     let norm = |ch: usize, v: f32| -> f32 {
-        let m = e.mean.as_ref().map_or(0.0, |m| m[if m.len() == 1 { 0 } else { ch }] as f32);
-        let sd = e.std.as_ref().map_or(1.0, |v| v[if v.len() == 1 { 0 } else { ch }] as f32);
+        let m = e
+            .mean
+            .as_ref()
+            .map_or(0.0, |m| m[if m.len() == 1 { 0 } else { ch }] as f32);
+        let sd = e
+            .std
+            .as_ref()
+            .map_or(1.0, |v| v[if v.len() == 1 { 0 } else { ch }] as f32);
         (v - m) / sd
     };
     let mut out = vec![0f32; c * s * s];
@@ -491,7 +750,12 @@ impl super::Kind for Embed {
         self.base_dir.as_deref()
     }
 
-    fn data_files(&self, inputs: &[std::sync::Arc<DataFrame>], _id: &str, node: &str) -> Result<Option<Vec<Option<std::path::PathBuf>>>> {
+    fn data_files(
+        &self,
+        inputs: &[std::sync::Arc<DataFrame>],
+        _id: &str,
+        node: &str,
+    ) -> Result<Option<Vec<Option<std::path::PathBuf>>>> {
         self.images(&inputs[0], node).map(Some)
     }
 
@@ -503,7 +767,11 @@ impl super::Kind for Embed {
 impl super::Parse for Embed {
     const NAMES: &'static [&'static str] = &["embed"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p, base_dir)
     }
 }

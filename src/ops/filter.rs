@@ -79,16 +79,21 @@ impl std::fmt::Display for Cond {
     }
 }
 
-const SYNTAX: &str = "expected `COLUMN OP VALUE` (OP one of >=, >, <=, <, ==, !=) or `COLUMN is [not] null`";
+const SYNTAX: &str =
+    "expected `COLUMN OP VALUE` (OP one of >=, >, <=, <, ==, !=) or `COLUMN is [not] null`";
 
 /// Parse one condition.
 pub fn parse_cond(text: &str) -> std::result::Result<Cond, String> {
     let t = text.trim();
     let (column, rest) = if let Some(stripped) = t.strip_prefix('`') {
-        let end = stripped.find('`').ok_or_else(|| format!("unclosed backtick in `{t}`"))?;
+        let end = stripped
+            .find('`')
+            .ok_or_else(|| format!("unclosed backtick in `{t}`"))?;
         (stripped[..end].to_owned(), stripped[end + 1..].trim_start())
     } else {
-        let end = t.find(|c: char| c.is_whitespace() || "<>=!".contains(c)).unwrap_or(t.len());
+        let end = t
+            .find(|c: char| c.is_whitespace() || "<>=!".contains(c))
+            .unwrap_or(t.len());
         (t[..end].to_owned(), t[end..].trim_start())
     };
     if column.is_empty() {
@@ -97,12 +102,35 @@ pub fn parse_cond(text: &str) -> std::result::Result<Cond, String> {
     let lower = rest.to_ascii_lowercase();
     let words: Vec<&str> = lower.split_whitespace().collect();
     match words.as_slice() {
-        ["is", "null"] => return Ok(Cond { column, op: CmpOp::IsNull, value: Lit::None }),
-        ["is", "not", "null"] => return Ok(Cond { column, op: CmpOp::IsNotNull, value: Lit::None }),
+        ["is", "null"] => {
+            return Ok(Cond {
+                column,
+                op: CmpOp::IsNull,
+                value: Lit::None,
+            })
+        }
+        ["is", "not", "null"] => {
+            return Ok(Cond {
+                column,
+                op: CmpOp::IsNotNull,
+                value: Lit::None,
+            })
+        }
         _ => {}
     }
-    let ops = [(">=", CmpOp::Ge), ("<=", CmpOp::Le), ("==", CmpOp::Eq), ("!=", CmpOp::Ne), (">", CmpOp::Gt), ("<", CmpOp::Lt), ("=", CmpOp::Eq)];
-    let (op, value) = ops.iter().find_map(|(sym, op)| rest.strip_prefix(sym).map(|v| (*op, v.trim()))).ok_or_else(|| format!("cannot parse `{t}`: {SYNTAX}"))?;
+    let ops = [
+        (">=", CmpOp::Ge),
+        ("<=", CmpOp::Le),
+        ("==", CmpOp::Eq),
+        ("!=", CmpOp::Ne),
+        (">", CmpOp::Gt),
+        ("<", CmpOp::Lt),
+        ("=", CmpOp::Eq),
+    ];
+    let (op, value) = ops
+        .iter()
+        .find_map(|(sym, op)| rest.strip_prefix(sym).map(|v| (*op, v.trim())))
+        .ok_or_else(|| format!("cannot parse `{t}`: {SYNTAX}"))?;
     let value = if value.is_empty() {
         return Err(format!("no value in `{t}`: {SYNTAX}"));
     } else if let Ok(v) = value.parse::<f64>() {
@@ -112,7 +140,10 @@ pub fn parse_cond(text: &str) -> std::result::Result<Cond, String> {
         Lit::Num(if v == 0.0 { 0.0 } else { v })
     } else if value == "true" || value == "false" {
         Lit::Bool(value == "true")
-    } else if value.len() >= 2 && ((value.starts_with('"') && value.ends_with('"')) || (value.starts_with('\'') && value.ends_with('\''))) {
+    } else if value.len() >= 2
+        && ((value.starts_with('"') && value.ends_with('"'))
+            || (value.starts_with('\'') && value.ends_with('\'')))
+    {
         Lit::Str(value[1..value.len() - 1].to_owned())
     } else {
         return Err(format!("cannot read the value `{value}` in `{t}`: use a number, a quoted string, true or false"));
@@ -138,7 +169,11 @@ impl Filter {
             if texts.is_some() && given.is_none() {
                 given = Some(name);
             }
-            texts.unwrap_or_default().iter().map(|t| parse_cond(t).map_err(|m| p.error(name, m))).collect()
+            texts
+                .unwrap_or_default()
+                .iter()
+                .map(|t| parse_cond(t).map_err(|m| p.error(name, m)))
+                .collect()
         };
         let drop_where = parse_list("drop_where")?;
         let keep_where = parse_list("keep_where")?;
@@ -148,15 +183,28 @@ impl Filter {
                 None => p.missing("drop_where", "at least one condition in `drop_where` or `keep_where`"),
             });
         }
-        Ok(Filter { drop_where, keep_where })
+        Ok(Filter {
+            drop_where,
+            keep_where,
+        })
     }
 
     pub fn schema(&self, input: &Schema) -> SchemaResult<Schema> {
-        for (param, conds) in [("drop_where", &self.drop_where), ("keep_where", &self.keep_where)] {
+        for (param, conds) in [
+            ("drop_where", &self.drop_where),
+            ("keep_where", &self.keep_where),
+        ] {
             for c in conds {
-                let dt = input
-                    .get(&c.column)
-                    .ok_or_else(|| SchemaError::new(param, format!("`{c}`: column `{}` not found in the input (columns: {})", c.column, columns::preview(input))))?;
+                let dt = input.get(&c.column).ok_or_else(|| {
+                    SchemaError::new(
+                        param,
+                        format!(
+                            "`{c}`: column `{}` not found in the input (columns: {})",
+                            c.column,
+                            columns::preview(input)
+                        ),
+                    )
+                })?;
                 let ok = match &c.value {
                     Lit::None => true,
                     Lit::Num(_) => columns::is_numeric(dt),
@@ -164,7 +212,13 @@ impl Filter {
                     Lit::Bool(_) => matches!(dt, DataType::Boolean),
                 };
                 if !ok {
-                    return Err(SchemaError::new(param, format!("`{c}`: column `{}` is {dt}, which cannot be compared with that value", c.column)));
+                    return Err(SchemaError::new(
+                        param,
+                        format!(
+                            "`{c}`: column `{}` is {dt}, which cannot be compared with that value",
+                            c.column
+                        ),
+                    ));
                 }
             }
         }
@@ -187,7 +241,13 @@ impl Filter {
         };
         if matches!(c.op, CmpOp::IsNull | CmpOp::IsNotNull) {
             let missing: Vec<bool> = if col.dtype().is_float() {
-                col.cast(&DataType::Float64).map_err(&pl)?.f64().map_err(&pl)?.iter().map(|v| v.is_none_or(f64::is_nan)).collect()
+                col.cast(&DataType::Float64)
+                    .map_err(&pl)?
+                    .f64()
+                    .map_err(&pl)?
+                    .iter()
+                    .map(|v| v.is_none_or(f64::is_nan))
+                    .collect()
             } else {
                 col.is_null().iter().map(|v| v.unwrap_or(true)).collect()
             };
@@ -198,22 +258,52 @@ impl Filter {
             // A Float32 column compares in f32, as polars does (the literal is cast to it).
             Lit::Num(v) if col.dtype() == &DataType::Float32 => {
                 let v = *v as f32;
-                col.f32().map_err(&pl)?.iter().map(|x| x.and_then(|x| x.partial_cmp(&v)).is_some_and(holds)).collect()
+                col.f32()
+                    .map_err(&pl)?
+                    .iter()
+                    .map(|x| x.and_then(|x| x.partial_cmp(&v)).is_some_and(holds))
+                    .collect()
             }
-            Lit::Num(v) => col.cast(&DataType::Float64).map_err(&pl)?.f64().map_err(&pl)?.iter().map(|x| x.and_then(|x| x.partial_cmp(v)).is_some_and(holds)).collect(),
-            Lit::Str(v) => col.str().map_err(&pl)?.iter().map(|x| x.is_some_and(|x| holds(x.cmp(v.as_str())))).collect(),
-            Lit::Bool(v) => col.bool().map_err(&pl)?.iter().map(|x| x.is_some_and(|x| holds(x.cmp(v)))).collect(),
+            Lit::Num(v) => col
+                .cast(&DataType::Float64)
+                .map_err(&pl)?
+                .f64()
+                .map_err(&pl)?
+                .iter()
+                .map(|x| x.and_then(|x| x.partial_cmp(v)).is_some_and(holds))
+                .collect(),
+            Lit::Str(v) => col
+                .str()
+                .map_err(&pl)?
+                .iter()
+                .map(|x| x.is_some_and(|x| holds(x.cmp(v.as_str()))))
+                .collect(),
+            Lit::Bool(v) => col
+                .bool()
+                .map_err(&pl)?
+                .iter()
+                .map(|x| x.is_some_and(|x| holds(x.cmp(v))))
+                .collect(),
             Lit::None => unreachable!("only `is null` / `is not null` take no value"),
         })
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let conds: Vec<(bool, &Cond)> = self.drop_where.iter().map(|c| (true, c)).chain(self.keep_where.iter().map(|c| (false, c))).collect();
+        let conds: Vec<(bool, &Cond)> = self
+            .drop_where
+            .iter()
+            .map(|c| (true, c))
+            .chain(self.keep_where.iter().map(|c| (false, c)))
+            .collect();
         let mut keep = vec![true; input.height()];
         // Rows matched by each drop condition / failed by each keep condition.
         let mut counts = Vec::with_capacity(conds.len());
         for (drop, c) in &conds {
-            let m = Self::mask(c, input.column(&c.column).map_err(super::pl(ctx.node))?, ctx.node)?;
+            let m = Self::mask(
+                c,
+                input.column(&c.column).map_err(super::pl(ctx.node))?,
+                ctx.node,
+            )?;
             let mut hits = 0u64;
             for (k, held) in keep.iter_mut().zip(m) {
                 let hit = held == *drop;
@@ -222,14 +312,23 @@ impl Filter {
             }
             counts.push(hits);
         }
-        let df = input.filter(&BooleanChunked::from_slice("keep".into(), &keep)).map_err(super::pl(ctx.node))?;
+        let df = input
+            .filter(&BooleanChunked::from_slice("keep".into(), &keep))
+            .map_err(super::pl(ctx.node))?;
         let mut summary = vec![format!("kept {} of {} rows", df.height(), input.height())];
         for ((drop, c), n) in conds.iter().zip(counts) {
             let verb = if *drop { "dropped by" } else { "failed" };
             summary.push(format!("{n} rows {verb} `{c}`"));
         }
         if df.height() == 0 {
-            return Err(Error::input(ctx.node, format!("the filter removed every row ({} in; {})", input.height(), summary[1..].join("; "))));
+            return Err(Error::input(
+                ctx.node,
+                format!(
+                    "the filter removed every row ({} in; {})",
+                    input.height(),
+                    summary[1..].join("; ")
+                ),
+            ));
         }
         Ok(Output::new(df, summary))
     }
@@ -238,7 +337,11 @@ impl Filter {
 impl super::Kind for Filter {
     super::kind_basics!("filter", Exactly(1));
 
-    fn output_schema(&self, inputs: &[SchemaRef], _id: &str) -> Result<super::SchemaResult<Schema>> {
+    fn output_schema(
+        &self,
+        inputs: &[SchemaRef],
+        _id: &str,
+    ) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0]))
     }
 
@@ -250,7 +353,11 @@ impl super::Kind for Filter {
 impl super::Parse for Filter {
     const NAMES: &'static [&'static str] = &["filter"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        _base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p)
     }
 }
@@ -262,14 +369,29 @@ mod tests {
     #[test]
     fn parses_conditions() {
         let c = parse_cond("smooth-or-featured_smooth_fraction >= 0.5").unwrap();
-        assert_eq!(c, Cond { column: "smooth-or-featured_smooth_fraction".into(), op: CmpOp::Ge, value: Lit::Num(0.5) });
-        assert_eq!(parse_cond("a>=0.50").unwrap(), parse_cond("a >= 0.5").unwrap());
+        assert_eq!(
+            c,
+            Cond {
+                column: "smooth-or-featured_smooth_fraction".into(),
+                op: CmpOp::Ge,
+                value: Lit::Num(0.5)
+            }
+        );
+        assert_eq!(
+            parse_cond("a>=0.50").unwrap(),
+            parse_cond("a >= 0.5").unwrap()
+        );
         assert_eq!(parse_cond("`odd name` < 3").unwrap().column, "odd name");
         assert_eq!(parse_cond("x is null").unwrap().op, CmpOp::IsNull);
         assert_eq!(parse_cond("x IS NOT NULL").unwrap().op, CmpOp::IsNotNull);
-        assert_eq!(parse_cond("kind == 'ring'").unwrap().value, Lit::Str("ring".into()));
+        assert_eq!(
+            parse_cond("kind == 'ring'").unwrap().value,
+            Lit::Str("ring".into())
+        );
         assert_eq!(parse_cond("ok != true").unwrap().value, Lit::Bool(true));
-        for bad in ["", ">= 3", "x", "x >=", "x ~ 3", "x >= abc", "x > true", "x >= nan", "`x >= 1"] {
+        for bad in [
+            "", ">= 3", "x", "x >=", "x ~ 3", "x >= abc", "x > true", "x >= nan", "`x >= 1",
+        ] {
             assert!(parse_cond(bad).is_err(), "{bad:?} should not parse");
         }
     }
@@ -298,25 +420,70 @@ mod tests {
             "f" => [Some(0.9f64), Some(f64::NAN), None, Some(0.1), Some(0.5)],
         )
         .unwrap();
-        let drop = Filter { drop_where: vec![parse_cond("f >= 0.5").unwrap()], keep_where: vec![] };
+        let drop = Filter {
+            drop_where: vec![parse_cond("f >= 0.5").unwrap()],
+            keep_where: vec![],
+        };
         let out = run(&drop, &df).unwrap();
-        let ids: Vec<i64> = out.df.column("id").unwrap().i64().unwrap().into_no_null_iter().collect();
-        assert_eq!(ids, [2, 3, 4], "NaN and null rows are kept by drop_where; 0.5 >= 0.5 is dropped");
-        assert!(out.summary.iter().any(|s| s.starts_with("2 rows dropped by")), "{:?}", out.summary);
+        let ids: Vec<i64> = out
+            .df
+            .column("id")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(
+            ids,
+            [2, 3, 4],
+            "NaN and null rows are kept by drop_where; 0.5 >= 0.5 is dropped"
+        );
+        assert!(
+            out.summary
+                .iter()
+                .any(|s| s.starts_with("2 rows dropped by")),
+            "{:?}",
+            out.summary
+        );
 
-        let keep = Filter { drop_where: vec![], keep_where: vec![parse_cond("f < 0.5").unwrap()] };
-        let ids: Vec<i64> = run(&keep, &df).unwrap().df.column("id").unwrap().i64().unwrap().into_no_null_iter().collect();
+        let keep = Filter {
+            drop_where: vec![],
+            keep_where: vec![parse_cond("f < 0.5").unwrap()],
+        };
+        let ids: Vec<i64> = run(&keep, &df)
+            .unwrap()
+            .df
+            .column("id")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(ids, [4], "missing values fail keep_where");
 
-        let nulls = Filter { drop_where: vec![], keep_where: vec![parse_cond("f is null").unwrap()] };
-        let ids: Vec<i64> = run(&nulls, &df).unwrap().df.column("id").unwrap().i64().unwrap().into_no_null_iter().collect();
+        let nulls = Filter {
+            drop_where: vec![],
+            keep_where: vec![parse_cond("f is null").unwrap()],
+        };
+        let ids: Vec<i64> = run(&nulls, &df)
+            .unwrap()
+            .df
+            .column("id")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(ids, [2, 3], "`is null` matches null and NaN");
     }
 
     #[test]
     fn removing_every_row_is_an_input_error() {
         let df = df!("id" => [1i64, 2], "f" => [0.7f64, 0.8]).unwrap();
-        let f = Filter { drop_where: vec![parse_cond("f > 0.6").unwrap()], keep_where: vec![] };
+        let f = Filter {
+            drop_where: vec![parse_cond("f > 0.6").unwrap()],
+            keep_where: vec![],
+        };
         let err = run(&f, &df).err().expect("must fail");
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("removed every row"), "{err}");

@@ -61,7 +61,8 @@ pub struct Knn {
 
 impl Knn {
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
-        let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        let cols =
+            columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
         columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         let mut s = Schema::default();
         s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
@@ -76,15 +77,27 @@ impl Knn {
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let cols = columns::resolve(input.schema(), &self.columns)
+            .map_err(|m| Error::input(ctx.node, m))?;
         let (n, d, k) = (input.height(), cols.len(), self.k as usize);
         if n <= k {
-            return Err(Error::input(ctx.node, format!("{} neighbours asked of {n} rows: n_neighbors must be below the number of rows", k + 1)));
+            return Err(Error::input(
+                ctx.node,
+                format!(
+                    "{} neighbours asked of {n} rows: n_neighbors must be below the number of rows",
+                    k + 1
+                ),
+            ));
         }
         let mut x = columns::matrix_f32(input, &cols, ctx.node)?;
         let cosine = self.metric == Metric::Cosine;
         if cosine {
-            columns::normalise_rows(&mut x, d, |r| Err(Error::input(ctx.node, format!("row {r} is all zeros: the cosine metric is undefined for it"))))?;
+            columns::normalise_rows(&mut x, d, |r| {
+                Err(Error::input(
+                    ctx.node,
+                    format!("row {r} is all zeros: the cosine metric is undefined for it"),
+                ))
+            })?;
         }
         let bar = ctx.progress.bar(ctx.node, "neighbours", 1);
         let exact = n <= EXACT_UP_TO;
@@ -98,9 +111,16 @@ impl Knn {
         // A row whose every neighbour is at distance zero has k or more exact duplicates: its
         // neighbourhood, and so its place in a layout, is undefined (UMAP would invent
         // structure there, and HDBSCAN find classes in it).
-        let degenerate: Vec<usize> = (0..n).filter(|&i| g.distances[i * k + k - 1] == 0.0).collect();
+        let degenerate: Vec<usize> = (0..n)
+            .filter(|&i| g.distances[i * k + k - 1] == 0.0)
+            .collect();
         if let Some(&first) = degenerate.first() {
-            let id = input.column(ctx.id).map_err(super::pl(ctx.node))?.get(first).map(|v| v.str_value().into_owned()).unwrap_or_default();
+            let id = input
+                .column(ctx.id)
+                .map_err(super::pl(ctx.node))?
+                .get(first)
+                .map(|v| v.str_value().into_owned())
+                .unwrap_or_default();
             return Err(Error::input(
                 ctx.node,
                 format!(
@@ -112,7 +132,10 @@ impl Knn {
         let mut out: Vec<Column> = Vec::with_capacity(2 * k + 2);
         out.push(input.column(ctx.id).map_err(super::pl(ctx.node))?.clone());
         for s in 0..k {
-            out.push(Column::new(format!("nn_{s}").into(), (0..n).map(|i| g.indices[i * k + s]).collect::<Vec<u32>>()));
+            out.push(Column::new(
+                format!("nn_{s}").into(),
+                (0..n).map(|i| g.indices[i * k + s]).collect::<Vec<u32>>(),
+            ));
         }
         for s in 0..k {
             let col: Vec<f32> = (0..n)
@@ -130,13 +153,23 @@ impl Knn {
         out.push(Column::new(LOCALITY.into(), rank));
         let df = DataFrame::new(n, out).map_err(super::pl(ctx.node))?;
         let how = if exact { "exact" } else { "NN-descent" };
-        Ok(Output::new(df, vec![format!("{k} neighbours of {n} rows in {d} dimensions ({how}, {})", self.metric)]))
+        Ok(Output::new(
+            df,
+            vec![format!(
+                "{k} neighbours of {n} rows in {d} dimensions ({how}, {})",
+                self.metric
+            )],
+        ))
     }
 }
 
 /// Read a `knn` table back: (indices, distances, k), row-major.
 pub fn from_table(df: &DataFrame, node: &str) -> Result<(Vec<u32>, Vec<f32>, usize)> {
-    let k = df.get_column_names().iter().filter(|c| c.starts_with("nn_")).count();
+    let k = df
+        .get_column_names()
+        .iter()
+        .filter(|c| c.starts_with("nn_"))
+        .count();
     let n = df.height();
     let nulls = || Error::input(node, "neighbour table has nulls");
     // Each column made contiguous, then rows written in parallel, each from every column
@@ -144,19 +177,42 @@ pub fn from_table(df: &DataFrame, node: &str) -> Result<(Vec<u32>, Vec<f32>, usi
     let mut idx_cols = Vec::with_capacity(k);
     let mut dist_cols = Vec::with_capacity(k);
     for s in 0..k {
-        idx_cols.push(df.column(&format!("nn_{s}")).map_err(super::pl(node))?.u32().map_err(super::pl(node))?.rechunk().into_owned());
-        dist_cols.push(df.column(&format!("nd_{s}")).map_err(super::pl(node))?.f32().map_err(super::pl(node))?.rechunk().into_owned());
+        idx_cols.push(
+            df.column(&format!("nn_{s}"))
+                .map_err(super::pl(node))?
+                .u32()
+                .map_err(super::pl(node))?
+                .rechunk()
+                .into_owned(),
+        );
+        dist_cols.push(
+            df.column(&format!("nd_{s}"))
+                .map_err(super::pl(node))?
+                .f32()
+                .map_err(super::pl(node))?
+                .rechunk()
+                .into_owned(),
+        );
     }
-    let idx_cols: Vec<&[u32]> = idx_cols.iter().map(|c| c.cont_slice().map_err(|_| nulls())).collect::<Result<_>>()?;
-    let dist_cols: Vec<&[f32]> = dist_cols.iter().map(|c| c.cont_slice().map_err(|_| nulls())).collect::<Result<_>>()?;
+    let idx_cols: Vec<&[u32]> = idx_cols
+        .iter()
+        .map(|c| c.cont_slice().map_err(|_| nulls()))
+        .collect::<Result<_>>()?;
+    let dist_cols: Vec<&[f32]> = dist_cols
+        .iter()
+        .map(|c| c.cont_slice().map_err(|_| nulls()))
+        .collect::<Result<_>>()?;
     let mut idx = vec![0u32; n * k];
     let mut dist = vec![0f32; n * k];
-    idx.par_chunks_mut(k.max(1)).zip(dist.par_chunks_mut(k.max(1))).enumerate().for_each(|(i, (ir, dr))| {
-        for s in 0..k {
-            ir[s] = idx_cols[s][i];
-            dr[s] = dist_cols[s][i];
-        }
-    });
+    idx.par_chunks_mut(k.max(1))
+        .zip(dist.par_chunks_mut(k.max(1)))
+        .enumerate()
+        .for_each(|(i, (ir, dr))| {
+            for s in 0..k {
+                ir[s] = idx_cols[s][i];
+                dr[s] = dist_cols[s][i];
+            }
+        });
     Ok((idx, dist, k))
 }
 
@@ -164,7 +220,12 @@ pub fn from_table(df: &DataFrame, node: &str) -> Result<(Vec<u32>, Vec<f32>, usi
 pub fn locality_from_table(df: &DataFrame, node: &str) -> Result<Vec<u32>> {
     let n = df.height();
     let c = df.column(LOCALITY).map_err(super::pl(node))?;
-    let rank: Vec<u32> = c.u32().map_err(super::pl(node))?.iter().map(|v| v.ok_or_else(|| Error::input(node, "neighbour table has nulls"))).collect::<Result<_>>()?;
+    let rank: Vec<u32> = c
+        .u32()
+        .map_err(super::pl(node))?
+        .iter()
+        .map(|v| v.ok_or_else(|| Error::input(node, "neighbour table has nulls")))
+        .collect::<Result<_>>()?;
     let mut seen = vec![false; n];
     for &r in &rank {
         if r as usize >= n || std::mem::replace(&mut seen[r as usize], true) {

@@ -30,8 +30,14 @@ pub struct Labels {
 impl Labels {
     pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
         match inputs.first() {
-            None => Ok(Schema::from_iter([Field::new(id.into(), DataType::String), Field::new("label".into(), DataType::String)])),
-            Some(s) if s.contains("label") => Err(SchemaError::new("inputs", "the input already has a `label` column (a classes node?): give a catalogue")),
+            None => Ok(Schema::from_iter([
+                Field::new(id.into(), DataType::String),
+                Field::new("label".into(), DataType::String),
+            ])),
+            Some(s) if s.contains("label") => Err(SchemaError::new(
+                "inputs",
+                "the input already has a `label` column (a classes node?): give a catalogue",
+            )),
             Some(s) => {
                 let mut s = s.as_ref().clone();
                 s.insert("label".into(), DataType::String);
@@ -44,13 +50,25 @@ impl Labels {
         let node = ctx.node;
         let log = labels::read(&self.path)?;
         let fold = log.fold();
-        let mut summary = vec![format!("{} labelled galaxies from {} actions in `{}`", fold.len(), log.entries.len(), self.path.display())];
+        let mut summary = vec![format!(
+            "{} labelled galaxies from {} actions in `{}`",
+            fold.len(),
+            log.entries.len(),
+            self.path.display()
+        )];
         if let Some(w) = log.torn {
             summary.push(w);
         }
         let Some(input) = inputs.first() else {
             let (ids, labs): (Vec<&str>, Vec<&str>) = fold.iter().unzip();
-            let df = DataFrame::new(ids.len(), vec![Column::new(ctx.id.into(), ids), Column::new("label".into(), labs)]).map_err(super::pl(node))?;
+            let df = DataFrame::new(
+                ids.len(),
+                vec![
+                    Column::new(ctx.id.into(), ids),
+                    Column::new("label".into(), labs),
+                ],
+            )
+            .map_err(super::pl(node))?;
             return Ok(Output::new(df, summary));
         };
         let (df, missing) = labelled(input, ctx.id, &fold, node)?;
@@ -63,13 +81,19 @@ impl Labels {
 
 /// The rows of `catalogue` that carry a label, in its order, with a `label` column added;
 /// and how many labelled ids it does not hold.
-pub fn labelled(catalogue: &DataFrame, id: &str, fold: &labels::Labels, node: &str) -> Result<(DataFrame, usize)> {
+pub fn labelled(
+    catalogue: &DataFrame,
+    id: &str,
+    fold: &labels::Labels,
+    node: &str,
+) -> Result<(DataFrame, usize)> {
     let ids = columns::id_strings(catalogue, id, node)?;
     let labs: Vec<Option<&str>> = ids.iter().map(|i| fold.get(i)).collect();
     let found = labs.iter().filter(|l| l.is_some()).count();
     let mask: BooleanChunked = labs.iter().map(Option::is_some).collect();
     let mut df = catalogue.clone();
-    df.with_column(Column::new("label".into(), labs)).map_err(super::pl(node))?;
+    df.with_column(Column::new("label".into(), labs))
+        .map_err(super::pl(node))?;
     let df = df.filter(&mask).map_err(super::pl(node))?;
     Ok((df, fold.len().saturating_sub(found)))
 }

@@ -65,7 +65,12 @@ pub trait Kind: Send + Sync {
     /// The files, named by its input rows, that `compute` will read, in the order it reads
     /// them (`None` for a row with no path); `Ok(None)` when it reads none. A pure function
     /// of the inputs and parameters.
-    fn data_files(&self, _inputs: &[Arc<DataFrame>], _id: &str, _node: &str) -> Result<Option<Vec<Option<PathBuf>>>> {
+    fn data_files(
+        &self,
+        _inputs: &[Arc<DataFrame>],
+        _id: &str,
+        _node: &str,
+    ) -> Result<Option<Vec<Option<PathBuf>>>> {
         Ok(None)
     }
     /// Bytes the op holds while it runs beyond its inputs and output, for `rows` input rows
@@ -204,7 +209,10 @@ pub struct SchemaError {
 
 impl SchemaError {
     pub fn new(param: &'static str, message: impl Into<String>) -> Self {
-        SchemaError { param, message: message.into() }
+        SchemaError {
+            param,
+            message: message.into(),
+        }
     }
 }
 
@@ -268,7 +276,12 @@ pub struct Output {
 
 impl Output {
     pub fn new(df: DataFrame, summary: Vec<String>) -> Self {
-        Output { df, summary, details: serde_json::Value::Null, files: Vec::new() }
+        Output {
+            df,
+            summary,
+            details: serde_json::Value::Null,
+            files: Vec::new(),
+        }
     }
 }
 
@@ -302,7 +315,12 @@ impl Op {
     }
 
     /// See [`Kind::data_files`].
-    pub fn data_files(&self, inputs: &[Arc<DataFrame>], id: &str, node: &str) -> Result<Option<Vec<Option<PathBuf>>>> {
+    pub fn data_files(
+        &self,
+        inputs: &[Arc<DataFrame>],
+        id: &str,
+        node: &str,
+    ) -> Result<Option<Vec<Option<PathBuf>>>> {
         self.kind().data_files(inputs, id, node)
     }
 
@@ -373,6 +391,9 @@ mod tests {
     fn normalise_makes_equal_numbers_equal() {
         let a = normalise(serde_json::json!({"x": 1.0, "y": [2.0, -0.0], "z": 0.25}));
         let b = normalise(serde_json::json!({"z": 0.25, "y": [2, 0], "x": 1}));
-        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
     }
 }

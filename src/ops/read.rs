@@ -54,7 +54,13 @@ impl Read {
         let raw = p.req_string("path")?;
         let path = base_dir.join(&raw);
         if path.is_dir() {
-            return Err(p.error("path", format!("`{}` is a folder, not a table file (.parquet, .csv or .arrow)", path.display())));
+            return Err(p.error(
+                "path",
+                format!(
+                    "`{}` is a folder, not a table file (.parquet, .csv or .arrow)",
+                    path.display()
+                ),
+            ));
         }
         let format = match p.string("format")? {
             Some(f) => match f.as_str() {
@@ -76,23 +82,34 @@ impl Read {
                 return Err(p.error("duplicates", format!("`{other}` is not one of `error` (the default: a repeated id is an error) or `first` (keep each id's first row)")))
             }
         };
-        Ok(Read { path, format, columns, keep_first })
+        Ok(Read {
+            path,
+            format,
+            columns,
+            keep_first,
+        })
     }
 
     fn file_schema(&self) -> std::result::Result<Schema, String> {
         let open = || std::fs::File::open(&self.path).map_err(|e| e.to_string());
         let schema = match self.format {
             Format::Parquet => {
-                let arrow = ParquetReader::new(open()?).schema().map_err(|e| e.to_string())?;
+                let arrow = ParquetReader::new(open()?)
+                    .schema()
+                    .map_err(|e| e.to_string())?;
                 Schema::from_arrow_schema(&arrow)
             }
             Format::Ipc => {
-                let arrow = IpcReader::new(open()?).schema().map_err(|e| e.to_string())?;
+                let arrow = IpcReader::new(open()?)
+                    .schema()
+                    .map_err(|e| e.to_string())?;
                 Schema::from_arrow_schema(&arrow)
             }
             Format::Csv => {
                 // Validation reads the rows schema inference reads; `run` checks the rest.
-                if let Some(r) = ragged(&self.path, Some(CSV_INFER_ROWS)).map_err(|e| e.to_string())? {
+                if let Some(r) =
+                    ragged(&self.path, Some(CSV_INFER_ROWS)).map_err(|e| e.to_string())?
+                {
                     return Err(r);
                 }
                 let df = CsvReadOptions::default()
@@ -117,7 +134,8 @@ impl Read {
         let Some(pats) = &self.columns else {
             return Ok(schema.iter_names().map(|s| s.to_string()).collect());
         };
-        let mut cols = columns::resolve(schema, pats).map_err(|m| SchemaError::new("columns", m))?;
+        let mut cols =
+            columns::resolve(schema, pats).map_err(|m| SchemaError::new("columns", m))?;
         if !cols.iter().any(|c| c == id) {
             cols.insert(0, id.to_owned());
         }
@@ -128,7 +146,14 @@ impl Read {
         let schema = match self.file_schema() {
             Ok(s) => s,
             Err(e) => {
-                return Ok(Err(SchemaError::new("path", format!("cannot read `{}` as {:?}: {e}", self.path.display(), self.format))));
+                return Ok(Err(SchemaError::new(
+                    "path",
+                    format!(
+                        "cannot read `{}` as {:?}: {e}",
+                        self.path.display(),
+                        self.format
+                    ),
+                )));
             }
         };
         if !schema.contains(id) {
@@ -137,22 +162,55 @@ impl Read {
                 format!("`{}` has no id column `{id}` (columns: {}); name the id column with `id = \"...\"` under [pipeline]", self.path.display(), columns::preview(&schema)),
             )));
         }
-        Ok(self.selected(&schema, id).map(|cols| Schema::from_iter(cols.iter().map(|c| Field::new(c.into(), schema.get(c).expect("resolved").clone())))))
+        Ok(self.selected(&schema, id).map(|cols| {
+            Schema::from_iter(
+                cols.iter()
+                    .map(|c| Field::new(c.into(), schema.get(c).expect("resolved").clone())),
+            )
+        }))
     }
 
     pub fn run(&self, ctx: &RunCtx) -> Result<Output> {
-        let bad = |e: PolarsError| Error::input(ctx.node, format!("cannot read `{}` as {:?}: {e}", self.path.display(), self.format));
+        let bad = |e: PolarsError| {
+            Error::input(
+                ctx.node,
+                format!(
+                    "cannot read `{}` as {:?}: {e}",
+                    self.path.display(),
+                    self.format
+                ),
+            )
+        };
         let schema = self.file_schema().map_err(|e| Error::input(ctx.node, e))?;
-        let cols = self.selected(&schema, ctx.id).map_err(|e| Error::input(ctx.node, e.message))?;
-        let file = || std::fs::File::open(&self.path).map_err(|e| Error::io("cannot open", &self.path, e));
+        let cols = self
+            .selected(&schema, ctx.id)
+            .map_err(|e| Error::input(ctx.node, e.message))?;
+        let file =
+            || std::fs::File::open(&self.path).map_err(|e| Error::io("cannot open", &self.path, e));
         let df = match self.format {
-            Format::Parquet => ParquetReader::new(file()?).with_columns(Some(cols.clone())).finish().map_err(bad)?,
-            Format::Ipc => IpcReader::new(file()?).with_columns(Some(cols.clone())).finish().map_err(bad)?,
+            Format::Parquet => ParquetReader::new(file()?)
+                .with_columns(Some(cols.clone()))
+                .finish()
+                .map_err(bad)?,
+            Format::Ipc => IpcReader::new(file()?)
+                .with_columns(Some(cols.clone()))
+                .finish()
+                .map_err(bad)?,
             Format::Csv => {
-                if let Some(r) = ragged(&self.path, None).map_err(|e| Error::io("cannot read", &self.path, e))? {
-                    return Err(Error::input(ctx.node, format!("cannot read `{}` as {:?}: {r}", self.path.display(), self.format)));
+                if let Some(r) =
+                    ragged(&self.path, None).map_err(|e| Error::io("cannot read", &self.path, e))?
+                {
+                    return Err(Error::input(
+                        ctx.node,
+                        format!(
+                            "cannot read `{}` as {:?}: {r}",
+                            self.path.display(),
+                            self.format
+                        ),
+                    ));
                 }
-                let names: Arc<[PlSmallStr]> = cols.iter().map(|c| PlSmallStr::from(c.as_str())).collect();
+                let names: Arc<[PlSmallStr]> =
+                    cols.iter().map(|c| PlSmallStr::from(c.as_str())).collect();
                 let df = CsvReadOptions::default()
                     .with_has_header(true)
                     .with_infer_schema_length(Some(CSV_INFER_ROWS))
@@ -164,13 +222,24 @@ impl Read {
             }
         };
         // Column order as selected, whatever order the reader produced.
-        let df = df.select(cols.iter().map(|c| PlSmallStr::from(c.as_str()))).map_err(bad)?;
+        let df = df
+            .select(cols.iter().map(|c| PlSmallStr::from(c.as_str())))
+            .map_err(bad)?;
         if df.height() == 0 {
-            return Err(Error::input(ctx.node, format!("`{}` has no rows", self.path.display())));
+            return Err(Error::input(
+                ctx.node,
+                format!("`{}` has no rows", self.path.display()),
+            ));
         }
         // One row per galaxy: a repeated id breaks joins, classes and searches downstream.
-        let ids = df.column(ctx.id).map_err(bad)?.as_materialized_series().cast(&DataType::String).map_err(bad)?;
-        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(ids.len());
+        let ids = df
+            .column(ctx.id)
+            .map_err(bad)?
+            .as_materialized_series()
+            .cast(&DataType::String)
+            .map_err(bad)?;
+        let mut seen: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(ids.len());
         let mut keep: Vec<IdxSize> = Vec::with_capacity(ids.len());
         for (i, v) in ids.str().map_err(bad)?.iter().enumerate() {
             let Some(v) = v.filter(|v| !v.is_empty()) else {
@@ -199,8 +268,17 @@ impl Read {
             }
         }
         let dropped = df.height() - keep.len();
-        let df = if dropped > 0 { df.take(&IdxCa::from_vec("idx".into(), keep)).map_err(bad)? } else { df };
-        let mut summary = vec![format!("{} rows, {} columns from `{}`", df.height(), df.width(), self.path.display())];
+        let df = if dropped > 0 {
+            df.take(&IdxCa::from_vec("idx".into(), keep)).map_err(bad)?
+        } else {
+            df
+        };
+        let mut summary = vec![format!(
+            "{} rows, {} columns from `{}`",
+            df.height(),
+            df.width(),
+            self.path.display()
+        )];
         if dropped > 0 {
             summary.push(format!("{dropped} rows with a repeated id dropped (`duplicates = \"first\"`: each id's first row kept)"));
         }
@@ -226,7 +304,9 @@ fn ragged(path: &Path, limit: Option<usize>) -> std::io::Result<Option<String>> 
             .count()
     };
     let mut lines = std::io::BufReader::new(std::fs::File::open(path)?).lines();
-    let Some(header) = lines.next().transpose()? else { return Ok(None) };
+    let Some(header) = lines.next().transpose()? else {
+        return Ok(None);
+    };
     let want = count(&header);
     for (i, line) in lines.enumerate().take(limit.unwrap_or(usize::MAX)) {
         let line = line?;
@@ -235,7 +315,10 @@ fn ragged(path: &Path, limit: Option<usize>) -> std::io::Result<Option<String>> 
         }
         let got = count(&line);
         if got != want {
-            return Ok(Some(format!("line {} has {got} fields where the header has {want}", i + 2)));
+            return Ok(Some(format!(
+                "line {} has {got} fields where the header has {want}",
+                i + 2
+            )));
         }
     }
     Ok(None)
@@ -244,7 +327,12 @@ fn ragged(path: &Path, limit: Option<usize>) -> std::io::Result<Option<String>> 
 /// Text columns that hold only numbers, some spelled `nan` or `inf` (which the CSV reader
 /// leaves as text), as Float64; never the id column.
 fn numeric_text(df: DataFrame, id: &str) -> DataFrame {
-    let special = |v: &str| matches!(v.trim().to_ascii_lowercase().trim_start_matches(['+', '-']), "nan" | "inf" | "infinity");
+    let special = |v: &str| {
+        matches!(
+            v.trim().to_ascii_lowercase().trim_start_matches(['+', '-']),
+            "nan" | "inf" | "infinity"
+        )
+    };
     let cols: Vec<Column> = df
         .columns()
         .iter()
@@ -253,7 +341,10 @@ fn numeric_text(df: DataFrame, id: &str) -> DataFrame {
             if c.name().as_str() == id || !ca.iter().flatten().any(special) {
                 return c.clone();
             }
-            let parsed: Option<Vec<Option<f64>>> = ca.iter().map(|v| v.map_or(Some(None), |v| v.trim().parse::<f64>().ok().map(Some))).collect();
+            let parsed: Option<Vec<Option<f64>>> = ca
+                .iter()
+                .map(|v| v.map_or(Some(None), |v| v.trim().parse::<f64>().ok().map(Some)))
+                .collect();
             match parsed {
                 Some(v) => Column::new(c.name().clone(), v),
                 None => c.clone(),
@@ -267,7 +358,11 @@ fn numeric_text(df: DataFrame, id: &str) -> DataFrame {
 impl super::Kind for Read {
     super::kind_basics!("read", Exactly(0));
 
-    fn output_schema(&self, _inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+    fn output_schema(
+        &self,
+        _inputs: &[SchemaRef],
+        id: &str,
+    ) -> Result<super::SchemaResult<Schema>> {
         self.schema(id)
     }
 
@@ -283,7 +378,11 @@ impl super::Kind for Read {
 impl super::Parse for Read {
     const NAMES: &'static [&'static str] = &["read"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p, base_dir)
     }
 }

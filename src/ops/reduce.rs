@@ -97,11 +97,27 @@ const RADII: [&str; 2] = ["rad_orig", "rad_emb"];
 
 impl Reduce {
     pub fn parse(p: &mut Params) -> Result<Self> {
-        let method = if p.choice("method", &["pca", "umap"], "")? == "umap" { Method::Umap } else { Method::Pca };
-        let columns = p.strings("columns")?.unwrap_or_else(|| vec!["feat_*".into()]);
-        let default_components = if method == Method::Umap { Some(2) } else { None };
+        let method = if p.choice("method", &["pca", "umap"], "")? == "umap" {
+            Method::Umap
+        } else {
+            Method::Pca
+        };
+        let columns = p
+            .strings("columns")?
+            .unwrap_or_else(|| vec!["feat_*".into()]);
+        let default_components = if method == Method::Umap {
+            Some(2)
+        } else {
+            None
+        };
         let n_components = p.int_in("n_components", default_components, 1, 100_000)? as u32;
-        let prefix = p.string("prefix")?.unwrap_or_else(|| if method == Method::Umap { "umap_".into() } else { "pca_".into() });
+        let prefix = p.string("prefix")?.unwrap_or_else(|| {
+            if method == Method::Umap {
+                "umap_".into()
+            } else {
+                "pca_".into()
+            }
+        });
         let umap = if method == Method::Umap {
             let n_neighbors = p.int_in("n_neighbors", Some(15), 2, 10_000)? as u32;
             let min_dist = p.float_in("min_dist", 0.1, 0.0, f64::MAX)?;
@@ -109,13 +125,30 @@ impl Reduce {
             if min_dist > spread {
                 return Err(p.error("min_dist", format!("must not exceed `spread` ({spread})")));
             }
-            let n_epochs = p.int("n_epochs")?.map(|e| if e < 1 { Err(p.error("n_epochs", "must be at least 1")) } else { Ok(e as u32) }).transpose()?;
+            let n_epochs = p
+                .int("n_epochs")?
+                .map(|e| {
+                    if e < 1 {
+                        Err(p.error("n_epochs", "must be at least 1"))
+                    } else {
+                        Ok(e as u32)
+                    }
+                })
+                .transpose()?;
             let learning_rate = p.float_in("learning_rate", 1.0, f64::MIN_POSITIVE, f64::MAX)?;
             // Without negative samples nothing keeps points apart: at least one per edge sample.
             let negative_sample_rate = p.int_in("negative_sample_rate", Some(5), 1, 1000)? as u32;
             let local_connectivity = p.float_in("local_connectivity", 1.0, 0.0, f64::MAX)?;
-            let metric = if p.choice("metric", &["euclidean", "cosine"], "euclidean")? == "cosine" { Metric::Cosine } else { Metric::Euclidean };
-            let init = if p.choice("init", &["spectral", "random"], "spectral")? == "random" { Init::Random } else { Init::Spectral };
+            let metric = if p.choice("metric", &["euclidean", "cosine"], "euclidean")? == "cosine" {
+                Metric::Cosine
+            } else {
+                Metric::Euclidean
+            };
+            let init = if p.choice("init", &["spectral", "random"], "spectral")? == "random" {
+                Init::Random
+            } else {
+                Init::Spectral
+            };
             let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
             const DENS: [&str; 3] = ["dens_lambda", "dens_frac", "dens_var_shift"];
             let densmap = if p.bool("densmap", false)? {
@@ -131,7 +164,20 @@ impl Reduce {
             };
             // umap-learn's `output_dens`: on by default with densMAP, whose point it is.
             let radii = p.bool("radii", densmap.is_some())?;
-            Some(Umap { n_neighbors, min_dist, spread, n_epochs, learning_rate, negative_sample_rate, local_connectivity, metric, init, seed, densmap, radii })
+            Some(Umap {
+                n_neighbors,
+                min_dist,
+                spread,
+                n_epochs,
+                learning_rate,
+                negative_sample_rate,
+                local_connectivity,
+                metric,
+                init,
+                seed,
+                densmap,
+                radii,
+            })
         } else {
             const UMAP_ONLY: [&str; 15] = [
                 "n_neighbors",
@@ -151,31 +197,54 @@ impl Reduce {
                 "radii",
             ];
             if let Some(name) = UMAP_ONLY.iter().find(|n| p.given(n)) {
-                return Err(p.error(name, "applies to method `umap` only (this node's method is `pca`)"));
+                return Err(p.error(
+                    name,
+                    "applies to method `umap` only (this node's method is `pca`)",
+                ));
             }
             None
         };
-        Ok(Reduce { method, columns, n_components, prefix, umap })
+        Ok(Reduce {
+            method,
+            columns,
+            n_components,
+            prefix,
+            umap,
+        })
     }
 
     /// Whether this node's layout and `other`'s are the same numbers, given the same joint
     /// key ([`super::Kind::joint_key`]): the same width and init (`prefix` only names the
     /// columns).
     fn same_layout(&self, other: &Reduce) -> bool {
-        self.n_components == other.n_components && self.umap.as_ref().map(|u| u.init) == other.umap.as_ref().map(|u| u.init)
+        self.n_components == other.n_components
+            && self.umap.as_ref().map(|u| u.init) == other.umap.as_ref().map(|u| u.init)
     }
 
     /// The hidden kNN node a UMAP reduction reads. Its random-projection trees use a fixed
     /// seed, not the layout's: changing `seed` re-runs only the layout, like `n_components`.
     pub fn knn(&self) -> Option<Knn> {
-        self.umap.as_ref().map(|u| Knn { columns: self.columns.clone(), k: u.n_neighbors - 1, metric: u.metric, seed: 0 })
+        self.umap.as_ref().map(|u| Knn {
+            columns: self.columns.clone(),
+            k: u.n_neighbors - 1,
+            metric: u.metric,
+            seed: 0,
+        })
     }
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
-        let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        let cols =
+            columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
         columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         if self.umap.is_none() && self.n_components as usize > cols.len() {
-            return Err(SchemaError::new("n_components", format!("{} components asked of {} input columns", self.n_components, cols.len())));
+            return Err(SchemaError::new(
+                "n_components",
+                format!(
+                    "{} components asked of {} input columns",
+                    self.n_components,
+                    cols.len()
+                ),
+            ));
         }
         let mut s = Schema::default();
         s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
@@ -185,7 +254,10 @@ impl Reduce {
         if self.umap.as_ref().is_some_and(|u| u.radii) {
             for c in RADII {
                 if s.contains(c) {
-                    return Err(SchemaError::new("radii", format!("column `{c}` would clash with a layout column (change `prefix`)")));
+                    return Err(SchemaError::new(
+                        "radii",
+                        format!("column `{c}` would clash with a layout column (change `prefix`)"),
+                    ));
                 }
                 s.insert(c.into(), DataType::Float32);
             }
@@ -205,15 +277,30 @@ impl Reduce {
         let mut out: Vec<Column> = Vec::with_capacity(k + 1);
         out.push(input.column(ctx.id).map_err(super::pl(ctx.node))?.clone());
         for j in 0..k {
-            out.push(Column::new(format!("{}{j}", self.prefix).into(), (0..n).map(|i| y[i * k + j]).collect::<Vec<f32>>()));
+            out.push(Column::new(
+                format!("{}{j}", self.prefix).into(),
+                (0..n).map(|i| y[i * k + j]).collect::<Vec<f32>>(),
+            ));
         }
         DataFrame::new(n, out).map_err(super::pl(ctx.node))
     }
 
-    fn run_umap(&self, u: &Umap, input: &DataFrame, knn: &DataFrame, ctx: &RunCtx) -> Result<Output> {
+    fn run_umap(
+        &self,
+        u: &Umap,
+        input: &DataFrame,
+        knn: &DataFrame,
+        ctx: &RunCtx,
+    ) -> Result<Output> {
         let n = input.height();
         if knn.height() != n {
-            return Err(Error::input(ctx.node, format!("the neighbour table has {} rows for {n} input rows", knn.height())));
+            return Err(Error::input(
+                ctx.node,
+                format!(
+                    "the neighbour table has {} rows for {n} input rows",
+                    knn.height()
+                ),
+            ));
         }
         let t_read = std::time::Instant::now();
         let (nbr, dist, k) = super::knn::from_table(knn, ctx.node)?;
@@ -221,17 +308,32 @@ impl Reduce {
         // rows it gathers at random then mostly sit close by in memory.
         let rank = super::knn::locality_from_table(knn, ctx.node)?;
         // umap-learn's default by size, and 200 more for densMAP.
-        let n_epochs = u.n_epochs.unwrap_or(if n > 10_000 { 200 } else { 500 } + if u.densmap.is_some() { 200 } else { 0 }) as usize;
-        tracing::debug!(secs = t_read.elapsed().as_secs_f64(), "umap: neighbour table read");
+        let n_epochs = u.n_epochs.unwrap_or(
+            if n > 10_000 { 200 } else { 500 } + if u.densmap.is_some() { 200 } else { 0 },
+        ) as usize;
+        tracing::debug!(
+            secs = t_read.elapsed().as_secs_f64(),
+            "umap: neighbour table read"
+        );
         let t0 = std::time::Instant::now();
         let key = memo::graph_key(&nbr, &dist, &rank, u.local_connectivity, n_epochs);
         let dim = self.n_components as usize;
         let (a, b) = umap::find_ab(u.spread, u.min_dist);
-        let sgd = umap::Sgd { a, b, n_epochs, learning_rate: u.learning_rate, negative_sample_rate: u.negative_sample_rate as f64, seed: u.seed };
+        let sgd = umap::Sgd {
+            a,
+            b,
+            n_epochs,
+            learning_rate: u.learning_rate,
+            negative_sample_rate: u.negative_sample_rate as f64,
+            seed: u.seed,
+        };
         let mut summary =
             vec![format!("UMAP {} -> {dim} columns, n_neighbors {}, min_dist {}, {n_epochs} epochs, a={a:.4} b={b:.4}", self.columns.join(","), u.n_neighbors, u.min_dist)];
         if let Some(d) = &u.densmap {
-            summary.push(format!("densMAP: dens_lambda {}, dens_frac {}, dens_var_shift {}", d.lambda, d.frac, d.var_shift));
+            summary.push(format!(
+                "densMAP: dens_lambda {}, dens_frac {}, dens_var_shift {}",
+                d.lambda, d.frac, d.var_shift
+            ));
         }
         let build_graph = |nbr: &[u32], dist: &[f32]| {
             let lap = |what: &str, t: &mut std::time::Instant| {
@@ -259,13 +361,25 @@ impl Reduce {
         // The neighbour table, kept past the graph only for the radii.
         let mut table = Some((nbr, dist));
         let mut radii_in: Option<Vec<f64>> = None;
-        let (emb, init, t_graph, t_sgd, sgd_with, graph_shared) = match memo::take_layout(memo::layout_key(key, self, n_epochs)) {
+        let (emb, init, t_graph, t_sgd, sgd_with, graph_shared) = match memo::take_layout(
+            memo::layout_key(key, self, n_epochs),
+        ) {
             // Laid out by a node that ran before this one, beside its own layout.
             Some(l) => {
                 let t_graph = t0.elapsed().as_secs_f64();
-                summary.push(format!("graph ({} edges), init {:.2}s, SGD {:.2}s in `{}`'s run", l.edges, l.init.secs, l.sgd_secs, l.by));
-                let same = if l.init.shared { "graph, sampling and spectral eigenvectors" } else { "graph and sampling" };
-                summary.push(format!("laid out beside `{}` in one SGD (the same {same}): the bits it gets alone", l.by));
+                summary.push(format!(
+                    "graph ({} edges), init {:.2}s, SGD {:.2}s in `{}`'s run",
+                    l.edges, l.init.secs, l.sgd_secs, l.by
+                ));
+                let same = if l.init.shared {
+                    "graph, sampling and spectral eigenvectors"
+                } else {
+                    "graph and sampling"
+                };
+                summary.push(format!(
+                    "laid out beside `{}` in one SGD (the same {same}): the bits it gets alone",
+                    l.by
+                ));
                 if let Some(of) = &l.copy_of {
                     summary.push(format!("the layout of `{of}`, copied: the same numbers, laid out once (only the column names differ)"));
                 }
@@ -302,7 +416,8 @@ impl Reduce {
                         let w = r.n_components as usize;
                         if let Some(i) = lays.iter().position(|l| l.same_layout(r)) {
                             with.push((name, r, i));
-                        } else if lays.len() < umap::sgd::MAX_JOINT && width + w <= MAX_JOINT_WIDTH {
+                        } else if lays.len() < umap::sgd::MAX_JOINT && width + w <= MAX_JOINT_WIDTH
+                        {
                             with.push((name, r, lays.len()));
                             lays.push(r);
                             width += w;
@@ -316,17 +431,30 @@ impl Reduce {
                     inits.push(r.init_layout(&g, key, &rank, input, name).ok());
                 }
                 with.retain(|w| inits[w.2].is_some());
-                let dims: Vec<usize> = lays.iter().zip(&inits).filter(|(_, i)| i.is_some()).map(|(r, _)| r.n_components as usize).collect();
+                let dims: Vec<usize> = lays
+                    .iter()
+                    .zip(&inits)
+                    .filter(|(_, i)| i.is_some())
+                    .map(|(r, _)| r.n_components as usize)
+                    .collect();
                 let bar = ctx.progress.bar(ctx.node, "umap epochs", n_epochs as u64);
                 let t = std::time::Instant::now();
-                let mut embs: Vec<&mut [f32]> = inits.iter_mut().flatten().map(|(e, _)| &mut e[..]).collect();
+                let mut embs: Vec<&mut [f32]> = inits
+                    .iter_mut()
+                    .flatten()
+                    .map(|(e, _)| &mut e[..])
+                    .collect();
                 match &dens {
                     Some(d) => umap::optimize_dens(embs[0], dims[0], &g, &sgd, d, |_| bar.inc(1)),
                     None => umap::optimize_joint(&mut embs, &dims, &g, &sgd, |_| bar.inc(1)),
                 }
                 bar.finish();
                 let t_sgd = t.elapsed().as_secs_f64();
-                summary.push(format!("graph {t_graph:.2}s ({} edges), init {:.2}s, SGD {t_sgd:.2}s", g.head.len(), inits[0].as_ref().expect("this node's layout").1.secs));
+                summary.push(format!(
+                    "graph {t_graph:.2}s ({} edges), init {:.2}s, SGD {t_sgd:.2}s",
+                    g.head.len(),
+                    inits[0].as_ref().expect("this node's layout").1.secs
+                ));
                 // The node whose layout the joined node `with[at]` copies: the first with it.
                 let copy_of = |at: usize| -> Option<&str> {
                     let i = with[at].2;
@@ -341,10 +469,21 @@ impl Reduce {
                     let copy_of = copy_of(at).map(str::to_owned);
                     // A copy shares its original's eigenvectors, whoever solved for them.
                     let shared = init.shared || (copy_of.is_some() && init.spectral.is_some());
-                    let init = memo::Init { spectral: init.spectral.clone(), shared, secs: init.secs };
+                    let init = memo::Init {
+                        spectral: init.spectral.clone(),
+                        shared,
+                        secs: init.secs,
+                    };
                     memo::put_layout(
                         memo::layout_key(key, r, n_epochs),
-                        memo::Layout { emb: emb.clone(), init, edges: g.head.len(), sgd_secs: t_sgd, by: ctx.node.to_owned(), copy_of },
+                        memo::Layout {
+                            emb: emb.clone(),
+                            init,
+                            edges: g.head.len(),
+                            sgd_secs: t_sgd,
+                            by: ctx.node.to_owned(),
+                            copy_of,
+                        },
                     );
                 }
                 if !with.is_empty() {
@@ -352,7 +491,10 @@ impl Reduce {
                         .iter()
                         .enumerate()
                         .map(|(at, &(name, r, _))| match copy_of(at) {
-                            Some(of) => format!("`{name}`'s ({} columns, a copy of `{of}`'s)", r.n_components),
+                            Some(of) => format!(
+                                "`{name}`'s ({} columns, a copy of `{of}`'s)",
+                                r.n_components
+                            ),
                             None => format!("`{name}`'s ({} columns)", r.n_components),
                         })
                         .collect();
@@ -360,10 +502,21 @@ impl Reduce {
                 }
                 let (emb, init) = inits.swap_remove(0).expect("this node's layout");
                 if graph_shared || init.shared {
-                    let what = if init.shared { "graph and spectral eigenvectors" } else { "graph" };
+                    let what = if init.shared {
+                        "graph and spectral eigenvectors"
+                    } else {
+                        "graph"
+                    };
                     summary.push(format!("{what} as built for an earlier node in this run (the same kNN table and parameters)"));
                 }
-                (emb, init, t_graph, t_sgd, with.iter().map(|w| w.0.to_string()).collect(), graph_shared)
+                (
+                    emb,
+                    init,
+                    t_graph,
+                    t_sgd,
+                    with.iter().map(|w| w.0.to_string()).collect(),
+                    graph_shared,
+                )
             }
         };
         let mut df = self.output(input, &umap::unpermute_rows(&emb, dim, &rank), ctx)?;
@@ -373,14 +526,24 @@ impl Reduce {
             let t = std::time::Instant::now();
             let radii_in = match (radii_in, table) {
                 (Some(r), _) => r,
-                (None, Some((nbr, dist))) => input_radii(&memo::graph(key, || build_graph(&nbr, &dist)).0, &nbr, &dist),
-                (None, None) => unreachable!("the neighbour table is kept where radii are asked for"),
+                (None, Some((nbr, dist))) => input_radii(
+                    &memo::graph(key, || build_graph(&nbr, &dist)).0,
+                    &nbr,
+                    &dist,
+                ),
+                (None, None) => {
+                    unreachable!("the neighbour table is kept where radii are asked for")
+                }
             };
             let radii_out = densmap::layout_log_radii(&emb, dim, u.n_neighbors as usize);
             let r = densmap::pearson(&radii_in, &radii_out);
             for (name, r) in RADII.iter().zip([&radii_in, &radii_out]) {
                 let r: Vec<f32> = r.iter().map(|&v| v as f32).collect();
-                df.with_column(Column::new((*name).into(), umap::unpermute_rows(&r, 1, &rank))).map_err(super::pl(ctx.node))?;
+                df.with_column(Column::new(
+                    (*name).into(),
+                    umap::unpermute_rows(&r, 1, &rank),
+                ))
+                .map_err(super::pl(ctx.node))?;
             }
             let secs = t.elapsed().as_secs_f64();
             summary.push(format!("local radii (log, umap-learn's output_dens): correlation {r:.3} between the input's and the layout's ({secs:.2}s)"));
@@ -392,7 +555,11 @@ impl Reduce {
                 r.components,
                 r.matvecs,
                 r.residual,
-                if r.converged { "" } else { " (not converged: the layout starts from the best vectors found)" }
+                if r.converged {
+                    ""
+                } else {
+                    " (not converged: the layout starts from the best vectors found)"
+                }
             ));
         }
         let mut out = Output::new(df, summary);
@@ -404,20 +571,38 @@ impl Reduce {
 
     /// The layout of UMAP node `node` (this op) before the SGD, in the graph's row order:
     /// spectral or random.
-    fn init_layout(&self, g: &umap::Graph, key: [u8; 32], rank: &[u32], input: &DataFrame, node: &str) -> Result<(Vec<f32>, memo::Init)> {
+    fn init_layout(
+        &self,
+        g: &umap::Graph,
+        key: [u8; 32],
+        rank: &[u32],
+        input: &DataFrame,
+        node: &str,
+    ) -> Result<(Vec<f32>, memo::Init)> {
         let t = std::time::Instant::now();
         let u = self.umap.as_ref().expect("a UMAP node");
         let dim = self.n_components as usize;
         if u.init == Init::Random {
-            let mut r = crate::numeric::rng::Rng::new(u.seed, crate::numeric::rng::stream::UMAP_RANDOM_INIT);
+            let mut r = crate::numeric::rng::Rng::new(
+                u.seed,
+                crate::numeric::rng::stream::UMAP_RANDOM_INIT,
+            );
             let emb = (0..g.n * dim).map(|_| r.range(0.0, 10.0) as f32).collect();
-            return Ok((emb, memo::Init { spectral: None, shared: false, secs: t.elapsed().as_secs_f64() }));
+            return Ok((
+                emb,
+                memo::Init {
+                    spectral: None,
+                    shared: false,
+                    secs: t.elapsed().as_secs_f64(),
+                },
+            ));
         }
         // Components of a disconnected graph are placed by their centroids in the input
         // columns (graph rows are in locality order: row `rank[i]` is input row `i`).
         let mut failed = None;
         let meta = |label: &[u32], count: usize| -> Vec<f64> {
-            let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(node, m));
+            let cols =
+                columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(node, m));
             match cols.and_then(|cols| Ok((columns::matrix_f32(input, &cols, node)?, cols.len()))) {
                 Ok((x, d)) => umap::spectral::centroid_layout(&x, d, rank, label, count, dim),
                 Err(e) => {
@@ -426,19 +611,31 @@ impl Reduce {
                 }
             }
         };
-        let (solved, shared) = memo::solve(key, dim, u.seed, || umap::spectral::solve(g, dim, u.seed));
+        let (solved, shared) =
+            memo::solve(key, dim, u.seed, || umap::spectral::solve(g, dim, u.seed));
         let (emb, report) = umap::spectral::spectral_layout(g, &solved, dim, meta);
         if let Some(e) = failed {
             return Err(e);
         }
-        Ok((emb, memo::Init { spectral: Some(report), shared, secs: t.elapsed().as_secs_f64() }))
+        Ok((
+            emb,
+            memo::Init {
+                spectral: Some(report),
+                shared,
+                secs: t.elapsed().as_secs_f64(),
+            },
+        ))
     }
 
     fn run_pca(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(ctx.node, m))?;
+        let cols = columns::resolve(input.schema(), &self.columns)
+            .map_err(|m| Error::input(ctx.node, m))?;
         let (n, d, k) = (input.height(), cols.len(), self.n_components as usize);
         if n < 2 {
-            return Err(Error::input(ctx.node, format!("PCA needs at least 2 rows, the input has {n}")));
+            return Err(Error::input(
+                ctx.node,
+                format!("PCA needs at least 2 rows, the input has {n}"),
+            ));
         }
         let x = columns::matrix_f32(input, &cols, ctx.node)?;
         let bar = ctx.progress.bar(ctx.node, "pca", 2);
@@ -448,8 +645,12 @@ impl Reduce {
         bar.inc(1);
         bar.finish();
         let df = self.output(input, &y, ctx)?;
-        let explained: f64 = fit.explained_variance.iter().sum::<f64>() / fit.total_variance.max(f64::MIN_POSITIVE);
-        let summary = vec![format!("PCA {d} -> {k} columns, {:.1}% of the variance kept", 100.0 * explained)];
+        let explained: f64 =
+            fit.explained_variance.iter().sum::<f64>() / fit.total_variance.max(f64::MIN_POSITIVE);
+        let summary = vec![format!(
+            "PCA {d} -> {k} columns, {:.1}% of the variance kept",
+            100.0 * explained
+        )];
         Ok(Output::new(df, summary))
     }
 }
@@ -490,7 +691,11 @@ impl super::Kind for Reduce {
 impl super::Parse for Reduce {
     const NAMES: &'static [&'static str] = &["reduce"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        _base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p)
     }
 }
@@ -539,7 +744,11 @@ mod memo {
         let mut kept = lock(&KEPT);
         let e = match kept.iter().position(|e| e.key == key) {
             Some(at) => kept.remove(at),
-            None => Arc::new(Entry { key, graph: OnceLock::new(), solves: Mutex::new(Vec::new()) }),
+            None => Arc::new(Entry {
+                key,
+                graph: OnceLock::new(),
+                solves: Mutex::new(Vec::new()),
+            }),
         };
         kept.push(e.clone());
         if kept.len() > KEEP {
@@ -550,7 +759,13 @@ mod memo {
 
     /// What decides the graph: the kNN table's neighbours, distances and locality order,
     /// `local_connectivity` and the epochs (the weak-edge cut).
-    pub fn graph_key(nbr: &[u32], dist: &[f32], rank: &[u32], local_connectivity: f64, n_epochs: usize) -> [u8; 32] {
+    pub fn graph_key(
+        nbr: &[u32],
+        dist: &[f32],
+        rank: &[u32],
+        local_connectivity: f64,
+        n_epochs: usize,
+    ) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
         h.update(b"dagrun umap graph v1");
         for part in [as_bytes(nbr), as_bytes(dist), as_bytes(rank)] {
@@ -609,7 +824,11 @@ mod memo {
         let mut h = blake3::Hasher::new();
         h.update(b"dagrun umap layout v1");
         h.update(&graph);
-        h.update(serde_json::to_string(r).expect("parameters serialise").as_bytes());
+        h.update(
+            serde_json::to_string(r)
+                .expect("parameters serialise")
+                .as_bytes(),
+        );
         h.update(&(n_epochs as u64).to_le_bytes());
         *h.finalize().as_bytes()
     }
@@ -633,7 +852,12 @@ mod memo {
 
     /// The spectral solve of the graph under `key` for a `dim`-D layout with `seed`: the
     /// one kept (and `true`), or `solve`'s, then kept beside its graph.
-    pub fn solve(key: [u8; 32], dim: usize, seed: u64, solve: impl FnOnce() -> Solve) -> (Arc<Solve>, bool) {
+    pub fn solve(
+        key: [u8; 32],
+        dim: usize,
+        seed: u64,
+        solve: impl FnOnce() -> Solve,
+    ) -> (Arc<Solve>, bool) {
         let e = entry(key);
         let mut kept = lock(&e.solves);
         if let Some(s) = kept.iter().find(|s| s.serves(dim, seed)) {

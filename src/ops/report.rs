@@ -62,35 +62,68 @@ impl Report {
     pub fn parse(p: &mut Params, base_dir: &std::path::Path) -> Result<Self> {
         let members = p.int_in("members", Some(12), 0, 10_000)? as u32;
         let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
-        let exclude = p.strings("exclude")?.unwrap_or_else(|| vec!["feat_*".into()]);
+        let exclude = p
+            .strings("exclude")?
+            .unwrap_or_else(|| vec!["feat_*".into()]);
         let image_column = p.string("image_column")?;
         let image_dir = p.string("image_dir")?.map(|d| base_dir.join(d));
         let thumb = p.int_in("thumb", Some(96), 16, 512)? as u32;
         let width = p.int_in("width", Some(900), 200, 4000)? as u32;
         let height = p.int_in("height", Some(700), 200, 4000)? as u32;
-        Ok(Report { members, seed, exclude, image_column, image_dir, thumb, width, height })
+        Ok(Report {
+            members,
+            seed,
+            exclude,
+            image_column,
+            image_dir,
+            thumb,
+            width,
+            height,
+        })
     }
 
-    fn columns(&self, classes: &Schema, catalogue: &Schema, layout: Option<&Schema>, id: &str) -> SchemaResult<Columns> {
+    fn columns(
+        &self,
+        classes: &Schema,
+        catalogue: &Schema,
+        layout: Option<&Schema>,
+        id: &str,
+    ) -> SchemaResult<Columns> {
         for c in ["label", "probability"] {
             if !classes.contains(c) {
                 return Err(SchemaError::new("inputs", format!("the first input has no `{c}` column: it should be a `select-leaves` or `select-eom` node")));
             }
         }
         let image = match &self.image_column {
-            Some(c) if !catalogue.contains(c) => return Err(SchemaError::new("image_column", format!("the catalogue (second input) has no column `{c}`"))),
+            Some(c) if !catalogue.contains(c) => {
+                return Err(SchemaError::new(
+                    "image_column",
+                    format!("the catalogue (second input) has no column `{c}`"),
+                ))
+            }
             Some(c) => Some(c.clone()),
-            None => catalogue.contains("file_loc").then(|| "file_loc".to_owned()),
+            None => catalogue
+                .contains("file_loc")
+                .then(|| "file_loc".to_owned()),
         };
         let shown = catalogue
             .iter_names()
             .map(|n| n.to_string())
-            .filter(|n| n != id && n != "label" && n != "probability" && !self.exclude.iter().any(|g| columns::glob_match(g, n)))
+            .filter(|n| {
+                n != id
+                    && n != "label"
+                    && n != "probability"
+                    && !self.exclude.iter().any(|g| columns::glob_match(g, n))
+            })
             .collect();
         let layout = match layout {
             None => None,
             Some(s) => {
-                let dims: Vec<String> = s.iter().filter(|(n, dt)| n.as_str() != id && columns::is_numeric(dt)).map(|(n, _)| n.to_string()).collect();
+                let dims: Vec<String> = s
+                    .iter()
+                    .filter(|(n, dt)| n.as_str() != id && columns::is_numeric(dt))
+                    .map(|(n, _)| n.to_string())
+                    .collect();
                 if dims.len() != 2 {
                     return Err(SchemaError::new(
                         "inputs",
@@ -104,30 +137,68 @@ impl Report {
                 Some([dims[0].clone(), dims[1].clone()])
             }
         };
-        Ok(Columns { shown, image, layout })
+        Ok(Columns {
+            shown,
+            image,
+            layout,
+        })
     }
 
     pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
-        let cols = self.columns(&inputs[0], &inputs[1], inputs.get(2).map(|s| s.as_ref()), id)?;
+        let cols = self.columns(
+            &inputs[0],
+            &inputs[1],
+            inputs.get(2).map(|s| s.as_ref()),
+            id,
+        )?;
         let mut s = Schema::default();
-        s.insert(id.into(), inputs[0].get(id).cloned().unwrap_or(DataType::Int64));
+        s.insert(
+            id.into(),
+            inputs[0].get(id).cloned().unwrap_or(DataType::Int64),
+        );
         s.insert("label".into(), DataType::Int32);
         s.insert("probability".into(), DataType::Float64);
         for c in cols.shown {
-            s.insert(c.as_str().into(), inputs[1].get(&c).expect("from the schema").clone());
+            s.insert(
+                c.as_str().into(),
+                inputs[1].get(&c).expect("from the schema").clone(),
+            );
         }
         Ok(s)
     }
 
     /// The images the galleries will show, in the order they are read; `None` when the
     /// catalogue has no image column. Their bytes enter the key (not `image_dir`).
-    pub fn images(&self, inputs: &[std::sync::Arc<DataFrame>], id: &str, node: &str) -> Result<Option<Vec<Option<PathBuf>>>> {
+    pub fn images(
+        &self,
+        inputs: &[std::sync::Arc<DataFrame>],
+        id: &str,
+        node: &str,
+    ) -> Result<Option<Vec<Option<PathBuf>>>> {
         let (m, cols) = self.members(inputs, id, node)?;
-        let Some(image) = &cols.image else { return Ok(None) };
-        let s = m.column(image).map_err(super::pl(node))?.as_materialized_series().cast(&DataType::String).map_err(super::pl(node))?;
+        let Some(image) = &cols.image else {
+            return Ok(None);
+        };
+        let s = m
+            .column(image)
+            .map_err(super::pl(node))?
+            .as_materialized_series()
+            .cast(&DataType::String)
+            .map_err(super::pl(node))?;
         let paths: Vec<Option<&str>> = s.str().map_err(super::pl(node))?.iter().collect();
         let picks = self.picks(&labels(&m, node)?);
-        Ok(Some(picks.iter().flatten().map(|&i| Some(super::resolve_path(self.image_dir.as_deref(), paths[i].unwrap_or("")))).collect()))
+        Ok(Some(
+            picks
+                .iter()
+                .flatten()
+                .map(|&i| {
+                    Some(super::resolve_path(
+                        self.image_dir.as_deref(),
+                        paths[i].unwrap_or(""),
+                    ))
+                })
+                .collect(),
+        ))
     }
 
     /// Each class's gallery: `members` of its rows (indices into the members table, which is
@@ -151,9 +222,21 @@ impl Report {
     }
 
     /// The class members (label ≥ 0) with their catalogue columns, ordered by class.
-    fn members(&self, inputs: &[std::sync::Arc<DataFrame>], id: &str, node: &str) -> Result<(DataFrame, Columns)> {
+    fn members(
+        &self,
+        inputs: &[std::sync::Arc<DataFrame>],
+        id: &str,
+        node: &str,
+    ) -> Result<(DataFrame, Columns)> {
         let (classes, catalogue) = (&inputs[0], &inputs[1]);
-        let cols = self.columns(classes.schema(), catalogue.schema(), inputs.get(2).map(|d| d.schema().as_ref()), id).map_err(|e| Error::input(node, e.message))?;
+        let cols = self
+            .columns(
+                classes.schema(),
+                catalogue.schema(),
+                inputs.get(2).map(|d| d.schema().as_ref()),
+                id,
+            )
+            .map_err(|e| Error::input(node, e.message))?;
         let mut cat_cols: Vec<PlSmallStr> = vec![id.into()];
         cat_cols.extend(cols.shown.iter().map(|c| PlSmallStr::from(c.as_str())));
         if let Some(c) = cols.image.as_ref().filter(|c| !cols.shown.contains(c)) {
@@ -163,10 +246,23 @@ impl Report {
         // Members (label >= 0) with their catalogue columns, by class, then in input order.
         let pl = super::pl(node);
         let members = classes.select([id, "label", "probability"]).map_err(&pl)?;
-        let labels: Vec<i64> = members.column("label").map_err(&pl)?.cast(&DataType::Int64).map_err(&pl)?.i64().map_err(&pl)?.iter().map(|v| v.unwrap_or(-1)).collect();
-        let mut order: Vec<IdxSize> = (0..labels.len() as IdxSize).filter(|&r| labels[r as usize] >= 0).collect();
+        let labels: Vec<i64> = members
+            .column("label")
+            .map_err(&pl)?
+            .cast(&DataType::Int64)
+            .map_err(&pl)?
+            .i64()
+            .map_err(&pl)?
+            .iter()
+            .map(|v| v.unwrap_or(-1))
+            .collect();
+        let mut order: Vec<IdxSize> = (0..labels.len() as IdxSize)
+            .filter(|&r| labels[r as usize] >= 0)
+            .collect();
         order.sort_by_key(|&r| labels[r as usize]);
-        let members = members.take(&IdxCa::from_vec("".into(), order)).map_err(&pl)?;
+        let members = members
+            .take(&IdxCa::from_vec("".into(), order))
+            .map_err(&pl)?;
         let with_cat = super::join::rows(&members, &cat, id, id, true, "_right", node)?;
         Ok((with_cat, cols))
     }
@@ -181,14 +277,42 @@ impl Report {
         let scatter_note = match (&cols.layout, inputs.get(2)) {
             (Some([cx, cy]), Some(layout)) => {
                 let pl = super::pl(ctx.node);
-                let xy = layout.select([ctx.id, cx.as_str(), cy.as_str()]).map_err(&pl)?;
+                let xy = layout
+                    .select([ctx.id, cx.as_str(), cy.as_str()])
+                    .map_err(&pl)?;
                 let labels = classes.select([ctx.id, "label"]).map_err(&pl)?;
-                let joined = super::join::rows(&xy, &labels, ctx.id, ctx.id, true, "_right", ctx.node)?;
+                let joined =
+                    super::join::rows(&xy, &labels, ctx.id, ctx.id, true, "_right", ctx.node)?;
                 let f = |name: &str| -> Result<Vec<f32>> {
-                    Ok(joined.column(name).map_err(&pl)?.cast(&DataType::Float32).map_err(&pl)?.f32().map_err(&pl)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+                    Ok(joined
+                        .column(name)
+                        .map_err(&pl)?
+                        .cast(&DataType::Float32)
+                        .map_err(&pl)?
+                        .f32()
+                        .map_err(&pl)?
+                        .iter()
+                        .map(|v| v.unwrap_or(f32::NAN))
+                        .collect())
                 };
-                let lab: Vec<i32> = joined.column("label").map_err(super::pl(ctx.node))?.i32().map_err(super::pl(ctx.node))?.iter().map(|v| v.unwrap_or(-1)).collect();
-                let img = scatter::scatter(&f(cx)?, &f(cy)?, &lab, (self.width, self.height), 2, true, (cx.as_str(), cy.as_str())).img;
+                let lab: Vec<i32> = joined
+                    .column("label")
+                    .map_err(super::pl(ctx.node))?
+                    .i32()
+                    .map_err(super::pl(ctx.node))?
+                    .iter()
+                    .map(|v| v.unwrap_or(-1))
+                    .collect();
+                let img = scatter::scatter(
+                    &f(cx)?,
+                    &f(cy)?,
+                    &lab,
+                    (self.width, self.height),
+                    2,
+                    true,
+                    (cx.as_str(), cy.as_str()),
+                )
+                .img;
                 files.push(("scatter.png".into(), canvas::png(&img)));
                 Some(format!("{cx} against {cy}, {} galaxies: all of them as a density in grey, classes in colour; the central 98% on each axis at one scale, galaxies far beyond it in compressed bands past the dashed lines, the furthest 0.05% as ticks on the edge", joined.height()))
             }
@@ -201,16 +325,34 @@ impl Report {
             .iter()
             .map(|c| {
                 let v = inputs[1].column(c).ok()?.cast(&DataType::Float64).ok()?;
-                let xs: Vec<f64> = v.f64().ok()?.iter().flatten().filter(|x| x.is_finite()).collect();
+                let xs: Vec<f64> = v
+                    .f64()
+                    .ok()?
+                    .iter()
+                    .flatten()
+                    .filter(|x| x.is_finite())
+                    .collect();
                 let n = xs.len() as f64;
                 let mu = xs.iter().sum::<f64>() / n.max(1.0);
                 let sd = (xs.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / n.max(1.0)).sqrt();
                 (n > 1.0 && sd > 0.0).then_some((mu, sd))
             })
             .collect();
-        let (html, failed) = self.html(&with_cat, n_all, &cols, &baseline, scatter_note.as_deref(), ctx, &mut files)?;
+        let (html, failed) = self.html(
+            &with_cat,
+            n_all,
+            &cols,
+            &baseline,
+            scatter_note.as_deref(),
+            ctx,
+            &mut files,
+        )?;
         files.push(("index.html".into(), html.into_bytes()));
-        let k = labels(&with_cat, ctx.node)?.iter().copied().max().map_or(0, |m| m + 1);
+        let k = labels(&with_cat, ctx.node)?
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| m + 1);
         let mut summary = vec![format!(
             "{k} classes, {} of {n_all} galaxies ({:.2}%); report: index.html in this node's cache entry",
             with_cat.height(),
@@ -243,18 +385,43 @@ impl Report {
             rows_of[l as usize].push(i);
         }
         let text = |name: &str| -> Result<Vec<String>> {
-            let s = m.column(name).map_err(super::pl(node))?.as_materialized_series().cast(&DataType::String).map_err(super::pl(node))?;
-            Ok(s.str().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or("").to_owned()).collect())
+            let s = m
+                .column(name)
+                .map_err(super::pl(node))?
+                .as_materialized_series()
+                .cast(&DataType::String)
+                .map_err(super::pl(node))?;
+            Ok(s.str()
+                .map_err(super::pl(node))?
+                .iter()
+                .map(|v| v.unwrap_or("").to_owned())
+                .collect())
         };
         let numeric = |name: &str| -> Result<Vec<Option<f64>>> {
-            let s = m.column(name).map_err(super::pl(node))?.as_materialized_series().cast(&DataType::Float64).map_err(super::pl(node))?;
-            Ok(s.f64().map_err(super::pl(node))?.iter().map(|v| v.filter(|x| x.is_finite())).collect())
+            let s = m
+                .column(name)
+                .map_err(super::pl(node))?
+                .as_materialized_series()
+                .cast(&DataType::Float64)
+                .map_err(super::pl(node))?;
+            Ok(s.f64()
+                .map_err(super::pl(node))?
+                .iter()
+                .map(|v| v.filter(|x| x.is_finite()))
+                .collect())
         };
         let prob = numeric("probability")?;
         let ids = text(ctx.id)?;
         let schema = m.schema();
         // Per-class statistics from the classes node (select-leaves / select-eom).
-        let class_stat = |l: usize, what: &str| -> Option<f64> { ctx.input_details.first()?.get("classes")?.get(l)?.get(what)?.as_f64() };
+        let class_stat = |l: usize, what: &str| -> Option<f64> {
+            ctx.input_details
+                .first()?
+                .get("classes")?
+                .get(l)?
+                .get(what)?
+                .as_f64()
+        };
 
         let mut h = String::new();
         let _ = write!(
@@ -280,20 +447,34 @@ impl Report {
         // catalogue's text columns such as a truth, and a profile: the columns whose class
         // mean lies furthest from all galaxies'), every column's class mean folded below.
         // Both sort by a click on a heading.
-        let in_table: Vec<bool> = cols.shown.iter().map(|c| Some(c) != cols.image.as_ref()).collect();
+        let in_table: Vec<bool> = cols
+            .shown
+            .iter()
+            .map(|c| Some(c) != cols.image.as_ref())
+            .collect();
         let mut per_col: Vec<(bool, Vec<String>, Vec<Option<f64>>)> = Vec::new();
         for c in &cols.shown {
             let is_num = columns::is_numeric(schema.get(c).expect("shown column"));
-            per_col.push(if is_num { (true, Vec::new(), numeric(c)?) } else { (false, text(c)?, Vec::new()) });
+            per_col.push(if is_num {
+                (true, Vec::new(), numeric(c)?)
+            } else {
+                (false, text(c)?, Vec::new())
+            });
         }
-        let texts: Vec<usize> = (0..cols.shown.len()).filter(|&j| in_table[j] && !per_col[j].0).collect();
-        let nums: Vec<usize> = (0..cols.shown.len()).filter(|&j| in_table[j] && per_col[j].0).collect();
+        let texts: Vec<usize> = (0..cols.shown.len())
+            .filter(|&j| in_table[j] && !per_col[j].0)
+            .collect();
+        let nums: Vec<usize> = (0..cols.shown.len())
+            .filter(|&j| in_table[j] && per_col[j].0)
+            .collect();
         h.push_str("<h2>Classes</h2><table class=\"sort\"><tr><th>class</th><th>size</th><th>persistence</th><th>stability</th><th>mean probability</th>");
         for &j in &texts {
             let _ = write!(h, "<th>{}</th>", esc(&cols.shown[j]));
         }
         if nums.iter().any(|&j| baseline[j].is_some()) {
-            h.push_str("<th>profile (class mean − all galaxies', in their standard deviations)</th>");
+            h.push_str(
+                "<th>profile (class mean − all galaxies', in their standard deviations)</th>",
+            );
         }
         h.push_str("</tr>");
         // A class's profile: each numeric column's class mean minus all galaxies' mean, in
@@ -312,7 +493,12 @@ impl Report {
             z
         };
         let profiles: Vec<Vec<(f64, &str)>> = rows_of.iter().map(|rows| profile(rows)).collect();
-        let swatch = |l: usize| format!("<a href=\"#c{l}\"><span class=\"sw\" style=\"background:{}\"></span>{l}</a>", render::hex(render::class_colour(l as i32)));
+        let swatch = |l: usize| {
+            format!(
+                "<a href=\"#c{l}\"><span class=\"sw\" style=\"background:{}\"></span>{l}</a>",
+                render::hex(render::class_colour(l as i32))
+            )
+        };
         for (l, rows) in rows_of.iter().enumerate() {
             let mp = mean(rows.iter().map(|&i| prob[i]));
             let _ = write!(
@@ -326,15 +512,28 @@ impl Report {
             );
             for &j in &texts {
                 let t = &per_col[j].1;
-                let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+                let mut counts: std::collections::BTreeMap<&str, usize> =
+                    std::collections::BTreeMap::new();
                 for &i in rows {
                     *counts.entry(t[i].as_str()).or_default() += 1;
                 }
-                let (top, c) = counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or(("", 0), |(k, v)| (*k, *v));
-                let _ = write!(h, "<td class=\"t\">{} ({:.0}%)</td>", esc(top), 100.0 * c as f64 / rows.len().max(1) as f64);
+                let (top, c) = counts
+                    .iter()
+                    .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                    .map_or(("", 0), |(k, v)| (*k, *v));
+                let _ = write!(
+                    h,
+                    "<td class=\"t\">{} ({:.0}%)</td>",
+                    esc(top),
+                    100.0 * c as f64 / rows.len().max(1) as f64
+                );
             }
             if nums.iter().any(|&j| baseline[j].is_some()) {
-                let shown: Vec<String> = profiles[l].iter().take(3).map(|(v, c)| format!("{} {:+.1}", esc(c), v)).collect();
+                let shown: Vec<String> = profiles[l]
+                    .iter()
+                    .take(3)
+                    .map(|(v, c)| format!("{} {:+.1}", esc(c), v))
+                    .collect();
                 let _ = write!(h, "<td class=\"t\">{}</td>", shown.join("<br>"));
             }
             h.push_str("</tr>");
@@ -349,7 +548,11 @@ impl Report {
             for (l, rows) in rows_of.iter().enumerate() {
                 let _ = write!(h, "<tr><td>{}</td>", swatch(l));
                 for &j in &nums {
-                    let _ = write!(h, "<td>{}</td>", fmt(mean(rows.iter().map(|&i| per_col[j].2[i]))));
+                    let _ = write!(
+                        h,
+                        "<td>{}</td>",
+                        fmt(mean(rows.iter().map(|&i| per_col[j].2[i])))
+                    );
                 }
                 h.push_str("</tr>");
             }
@@ -362,7 +565,10 @@ impl Report {
         let mut failures: Vec<(String, String, String)> = Vec::new();
         // A page per class with every member: id, probability, position (a Legacy Surveys
         // viewer link where `ra`/`dec` exist) and the text columns.
-        let sky = match (cols.shown.iter().position(|c| c == "ra"), cols.shown.iter().position(|c| c == "dec")) {
+        let sky = match (
+            cols.shown.iter().position(|c| c == "ra"),
+            cols.shown.iter().position(|c| c == "dec"),
+        ) {
             (Some(a), Some(b)) if per_col[a].0 && per_col[b].0 => Some((a, b)),
             _ => None,
         };
@@ -383,7 +589,12 @@ impl Report {
             }
             p.push_str("</tr>");
             for &i in rows {
-                let _ = write!(p, "<tr><td class=\"t\">{}</td><td>{}</td>", esc(&ids[i]), fmt(prob[i]));
+                let _ = write!(
+                    p,
+                    "<tr><td class=\"t\">{}</td><td>{}</td>",
+                    esc(&ids[i]),
+                    fmt(prob[i])
+                );
                 if let Some((a, b)) = sky {
                     match (per_col[a].2[i], per_col[b].2[i]) {
                         (Some(ra), Some(dec)) => {
@@ -417,7 +628,14 @@ impl Report {
             if let Some(paths) = &paths {
                 let tiles: Vec<std::result::Result<image::RgbImage, String>> = {
                     use rayon::prelude::*;
-                    pick.par_iter().map(|&i| gallery::thumbnail(&super::resolve_path(self.image_dir.as_deref(), &paths[i]), self.thumb)).collect()
+                    pick.par_iter()
+                        .map(|&i| {
+                            gallery::thumbnail(
+                                &super::resolve_path(self.image_dir.as_deref(), &paths[i]),
+                                self.thumb,
+                            )
+                        })
+                        .collect()
                 };
                 for (t, &i) in tiles.iter().zip(&pick) {
                     if let Err(e) = t {
@@ -427,12 +645,24 @@ impl Report {
                 }
                 fig.push(gallery::FigureRow {
                     title: format!("class {l}"),
-                    lines: vec![format!("{} galaxies", rows.len()), class_stat(l, "persistence").map_or(String::new(), |p| format!("persistence {p:.3}"))],
+                    lines: vec![
+                        format!("{} galaxies", rows.len()),
+                        class_stat(l, "persistence")
+                            .map_or(String::new(), |p| format!("persistence {p:.3}")),
+                    ],
                     colour: render::class_colour(l as i32),
                     // Cut again at twice the size: the figure is drawn at 2x.
                     tiles: {
                         use rayon::prelude::*;
-                        pick.par_iter().take(FIGURE_TILES).map(|&i| gallery::thumbnail(&super::resolve_path(self.image_dir.as_deref(), &paths[i]), 2 * self.thumb)).collect()
+                        pick.par_iter()
+                            .take(FIGURE_TILES)
+                            .map(|&i| {
+                                gallery::thumbnail(
+                                    &super::resolve_path(self.image_dir.as_deref(), &paths[i]),
+                                    2 * self.thumb,
+                                )
+                            })
+                            .collect()
                     },
                 });
                 let img = gallery::montage(&tiles, self.thumb, 12, 3);
@@ -450,7 +680,11 @@ impl Report {
                 continue;
             }
             if !profiles[l].is_empty() {
-                let top: Vec<(String, f64)> = profiles[l].iter().take(8).map(|(v, c)| (c.to_string(), *v)).collect();
+                let top: Vec<(String, f64)> = profiles[l]
+                    .iter()
+                    .take(8)
+                    .map(|(v, c)| (c.to_string(), *v))
+                    .collect();
                 h.push_str(&render::html::profile(&top));
             }
             let _ = write!(h, "<details><summary>{} of its members, chosen at random</summary><table><tr><th>{}</th><th>probability</th>", pick.len(), esc(ctx.id));
@@ -459,7 +693,12 @@ impl Report {
             }
             h.push_str("</tr>");
             for &i in &pick {
-                let _ = write!(h, "<tr><td class=\"t\">{}</td><td>{}</td>", esc(&ids[i]), fmt(prob[i]));
+                let _ = write!(
+                    h,
+                    "<tr><td class=\"t\">{}</td><td>{}</td>",
+                    esc(&ids[i]),
+                    fmt(prob[i])
+                );
                 for (is_num, t, v) in &per_col {
                     if *is_num {
                         let _ = write!(h, "<td>{}</td>", fmt(v[i]));
@@ -487,7 +726,11 @@ impl Report {
             }
             h.push_str("</table>");
         }
-        let _ = writeln!(h, "<p class=\"note\">dagrun {}</p></body></html>", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">dagrun {}</p></body></html>",
+            env!("CARGO_PKG_VERSION")
+        );
         Ok((h, failed))
     }
 }
@@ -504,7 +747,11 @@ rows.sort(function(a,b){var x=v(a),y=v(b);return (x<y?-1:x>y?1:0)*d});rows.forEa
 
 fn labels(m: &DataFrame, node: &str) -> Result<Vec<i32>> {
     let c = m.column("label").map_err(super::pl(node))?;
-    c.i32().map_err(super::pl(node))?.iter().map(|v| v.ok_or_else(|| Error::input(node, "null label"))).collect()
+    c.i32()
+        .map_err(super::pl(node))?
+        .iter()
+        .map(|v| v.ok_or_else(|| Error::input(node, "null label")))
+        .collect()
 }
 
 fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -539,7 +786,12 @@ impl super::Kind for Report {
         self.image_dir.as_deref()
     }
 
-    fn data_files(&self, inputs: &[std::sync::Arc<DataFrame>], id: &str, node: &str) -> Result<Option<Vec<Option<std::path::PathBuf>>>> {
+    fn data_files(
+        &self,
+        inputs: &[std::sync::Arc<DataFrame>],
+        id: &str,
+        node: &str,
+    ) -> Result<Option<Vec<Option<std::path::PathBuf>>>> {
         self.images(inputs, id, node)
     }
 }
@@ -547,7 +799,11 @@ impl super::Kind for Report {
 impl super::Parse for Report {
     const NAMES: &'static [&'static str] = &["report"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p, base_dir)
     }
 }

@@ -36,7 +36,12 @@ impl Sample {
         let ids = columns::id_strings(input, ctx.id, ctx.node)?;
         let mask: BooleanChunked = ids.iter().map(|id| self.keeps(id)).collect();
         let df = input.filter(&mask).map_err(super::pl(ctx.node))?;
-        let summary = vec![format!("kept {} of {} rows ({:.1}%)", df.height(), input.height(), 100.0 * df.height() as f64 / input.height().max(1) as f64)];
+        let summary = vec![format!(
+            "kept {} of {} rows ({:.1}%)",
+            df.height(),
+            input.height(),
+            100.0 * df.height() as f64 / input.height().max(1) as f64
+        )];
         Ok(Output::new(df, summary))
     }
 }
@@ -57,12 +62,20 @@ impl super::Parse for Sample {
     const NAMES: &'static [&'static str] = &["sample"];
 
     fn parse(_name: &str, p: &mut Params, _base_dir: &std::path::Path) -> Result<Self> {
-        let fraction = p.float("fraction")?.ok_or_else(|| p.missing("fraction", "the share of galaxies to keep, between 0 and 1"))?;
+        let fraction = p.float("fraction")?.ok_or_else(|| {
+            p.missing("fraction", "the share of galaxies to keep, between 0 and 1")
+        })?;
         if !(0.0..=1.0).contains(&fraction) {
-            return Err(p.error("fraction", format!("must be between 0 and 1, found {fraction}")));
+            return Err(p.error(
+                "fraction",
+                format!("must be between 0 and 1, found {fraction}"),
+            ));
         }
         if fraction == 0.0 {
-            return Err(p.error("fraction", "0 keeps no galaxy: give the share to keep, above 0 and at most 1"));
+            return Err(p.error(
+                "fraction",
+                "0 keeps no galaxy: give the share to keep, above 0 and at most 1",
+            ));
         }
         let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
         Ok(Sample { fraction, seed })
@@ -75,18 +88,35 @@ mod tests {
 
     #[test]
     fn a_galaxy_is_kept_by_its_id_alone_near_the_fraction() {
-        let s = Sample { fraction: 0.1, seed: 3 };
+        let s = Sample {
+            fraction: 0.1,
+            seed: 3,
+        };
         let kept: Vec<usize> = (0..100_000).filter(|i| s.keeps(&i.to_string())).collect();
         // Binomial(100k, 0.1): sd 95.
         assert!((9_600..10_400).contains(&kept.len()), "{}", kept.len());
         // The choice does not depend on which other ids exist.
         assert!(kept.iter().take(50).all(|i| s.keeps(&i.to_string())));
         // Another seed, another sample; a larger fraction, a superset.
-        let other = Sample { fraction: 0.1, seed: 4 };
+        let other = Sample {
+            fraction: 0.1,
+            seed: 4,
+        };
         assert!(kept.iter().filter(|i| other.keeps(&i.to_string())).count() < 1_500);
-        let more = Sample { fraction: 0.3, seed: 3 };
+        let more = Sample {
+            fraction: 0.3,
+            seed: 3,
+        };
         assert!(kept.iter().all(|i| more.keeps(&i.to_string())));
-        assert!(!Sample { fraction: 0.0, seed: 3 }.keeps("7"));
-        assert!((0..1000).all(|i| Sample { fraction: 1.0, seed: 3 }.keeps(&i.to_string())));
+        assert!(!Sample {
+            fraction: 0.0,
+            seed: 3
+        }
+        .keeps("7"));
+        assert!((0..1000).all(|i| Sample {
+            fraction: 1.0,
+            seed: 3
+        }
+        .keeps(&i.to_string())));
     }
 }

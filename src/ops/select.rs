@@ -31,9 +31,19 @@ pub struct Select {
 impl Select {
     pub fn parse(p: &mut Params, method: Method) -> Result<Self> {
         let allow_single_cluster = p.bool("allow_single_cluster", false)?;
-        let cluster_selection_epsilon = p.float_in("cluster_selection_epsilon", 0.0, 0.0, f64::MAX)?;
-        let max_cluster_size = if method == Method::Eom { p.int_in("max_cluster_size", Some(0), 0, i64::MAX)? as u64 } else { 0 };
-        Ok(Select { method, allow_single_cluster, cluster_selection_epsilon, max_cluster_size })
+        let cluster_selection_epsilon =
+            p.float_in("cluster_selection_epsilon", 0.0, 0.0, f64::MAX)?;
+        let max_cluster_size = if method == Method::Eom {
+            p.int_in("max_cluster_size", Some(0), 0, i64::MAX)? as u64
+        } else {
+            0
+        };
+        Ok(Select {
+            method,
+            allow_single_cluster,
+            cluster_selection_epsilon,
+            max_cluster_size,
+        })
     }
 
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
@@ -52,20 +62,54 @@ impl Select {
 
     pub(crate) fn tree(input: &DataFrame, node: &str) -> Result<CondensedTree> {
         let int = |name: &str| -> Result<Vec<i64>> {
-            let s = input.column(name).map_err(super::pl(node))?.as_materialized_series().cast(&DataType::Int64).map_err(super::pl(node))?;
-            s.i64().map_err(super::pl(node))?.iter().map(|v| v.ok_or_else(|| Error::input(node, format!("column `{name}` has nulls")))).collect()
+            let s = input
+                .column(name)
+                .map_err(super::pl(node))?
+                .as_materialized_series()
+                .cast(&DataType::Int64)
+                .map_err(super::pl(node))?;
+            s.i64()
+                .map_err(super::pl(node))?
+                .iter()
+                .map(|v| v.ok_or_else(|| Error::input(node, format!("column `{name}` has nulls"))))
+                .collect()
         };
         let (parent, child, size) = (int("parent")?, int("child")?, int("child_size")?);
-        let lambda = input.column("lambda_val").map_err(super::pl(node))?.as_materialized_series().cast(&DataType::Float64).map_err(super::pl(node))?;
-        let lambda: Vec<f64> = lambda.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        let lambda = input
+            .column("lambda_val")
+            .map_err(super::pl(node))?
+            .as_materialized_series()
+            .cast(&DataType::Float64)
+            .map_err(super::pl(node))?;
+        let lambda: Vec<f64> = lambda
+            .f64()
+            .map_err(super::pl(node))?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect();
         let root = parent.iter().copied().min().unwrap_or(0);
         let n_points = child.iter().filter(|&&c| c < root).count();
-        let bad = || Error::input(node, "the condensed tree is inconsistent (was it made by a `cluster` node?)");
+        let bad = || {
+            Error::input(
+                node,
+                "the condensed tree is inconsistent (was it made by a `cluster` node?)",
+            )
+        };
         if root < 0 || root as usize != n_points || lambda.iter().any(|l| l.is_nan()) {
             return Err(bad());
         }
-        let to_u32 = |v: &[i64]| v.iter().map(|&x| u32::try_from(x).map_err(|_| bad())).collect::<Result<Vec<u32>>>();
-        Ok(CondensedTree { n_points, parent: to_u32(&parent)?, child: to_u32(&child)?, lambda, child_size: to_u32(&size)? })
+        let to_u32 = |v: &[i64]| {
+            v.iter()
+                .map(|&x| u32::try_from(x).map_err(|_| bad()))
+                .collect::<Result<Vec<u32>>>()
+        };
+        Ok(CondensedTree {
+            n_points,
+            parent: to_u32(&parent)?,
+            child: to_u32(&child)?,
+            lambda,
+            child_size: to_u32(&size)?,
+        })
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
@@ -88,8 +132,17 @@ impl Select {
                 row_of[c as usize] = i as IdxSize;
             }
         }
-        let ids = input.column(ctx.id).map_err(super::pl(ctx.node))?.as_materialized_series().take(&IdxCa::from_vec(PlSmallStr::EMPTY, row_of)).map_err(super::pl(ctx.node))?;
-        let labels: Vec<i32> = lab.label.iter().map(|l| l.map_or(-1, |v| v as i32)).collect();
+        let ids = input
+            .column(ctx.id)
+            .map_err(super::pl(ctx.node))?
+            .as_materialized_series()
+            .take(&IdxCa::from_vec(PlSmallStr::EMPTY, row_of))
+            .map_err(super::pl(ctx.node))?;
+        let labels: Vec<i32> = lab
+            .label
+            .iter()
+            .map(|l| l.map_or(-1, |v| v as i32))
+            .collect();
         let df = DataFrame::new(
             n,
             vec![
@@ -121,9 +174,16 @@ impl Select {
         let clustered: usize = counts.iter().sum();
         let mut sorted = counts.clone();
         sorted.sort_unstable();
-        let mut summary = vec![format!("{} classes; {clustered} of {n} points in a class ({:.2}%)", chosen.len(), 100.0 * clustered as f64 / n.max(1) as f64)];
+        let mut summary = vec![format!(
+            "{} classes; {clustered} of {n} points in a class ({:.2}%)",
+            chosen.len(),
+            100.0 * clustered as f64 / n.max(1) as f64
+        )];
         if let (Some(min), Some(max)) = (sorted.first(), sorted.last()) {
-            summary.push(format!("class sizes: min {min}, median {}, max {max}", sorted[sorted.len() / 2]));
+            summary.push(format!(
+                "class sizes: min {min}, median {}, max {max}",
+                sorted[sorted.len() / 2]
+            ));
         }
         let mut out = Output::new(df, summary);
         out.details = serde_json::json!({ "classes": classes });
@@ -169,6 +229,13 @@ impl super::Parse for Select {
     const NAMES: &'static [&'static str] = &["select-leaves", "select-eom"];
 
     fn parse(name: &str, p: &mut Params, _base_dir: &std::path::Path) -> Result<Self> {
-        Self::parse(p, if name == "select-eom" { Method::Eom } else { Method::Leaf })
+        Self::parse(
+            p,
+            if name == "select-eom" {
+                Method::Eom
+            } else {
+                Method::Leaf
+            },
+        )
     }
 }

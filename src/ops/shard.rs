@@ -38,18 +38,41 @@ impl Split {
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
         let mut s = Schema::default();
         for c in std::iter::once(id).chain(self.columns.iter().map(String::as_str)) {
-            let dt = input.get(c).ok_or_else(|| SchemaError::new("image_column", format!("the input has no column `{c}`")))?;
+            let dt = input.get(c).ok_or_else(|| {
+                SchemaError::new("image_column", format!("the input has no column `{c}`"))
+            })?;
             s.insert(c.into(), dt.clone());
         }
         Ok(s)
     }
 
     pub fn run(&self, df: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let ids = df.column(ctx.id).map_err(super::pl(ctx.node))?.cast(&DataType::String).map_err(super::pl(ctx.node))?;
-        let mask: BooleanChunked = ids.str().map_err(super::pl(ctx.node))?.iter().map(|s| Some(s.is_some_and(|s| shard_of(s, self.count) == self.index))).collect();
-        let cols: Vec<PlSmallStr> = std::iter::once(ctx.id).chain(self.columns.iter().map(String::as_str)).map(PlSmallStr::from).collect();
-        let out = df.select(cols).and_then(|d| d.filter(&mask)).map_err(super::pl(ctx.node))?;
-        let summary = vec![format!("shard {} of {}: {} of {} rows", self.index, self.count, out.height(), df.height())];
+        let ids = df
+            .column(ctx.id)
+            .map_err(super::pl(ctx.node))?
+            .cast(&DataType::String)
+            .map_err(super::pl(ctx.node))?;
+        let mask: BooleanChunked = ids
+            .str()
+            .map_err(super::pl(ctx.node))?
+            .iter()
+            .map(|s| Some(s.is_some_and(|s| shard_of(s, self.count) == self.index)))
+            .collect();
+        let cols: Vec<PlSmallStr> = std::iter::once(ctx.id)
+            .chain(self.columns.iter().map(String::as_str))
+            .map(PlSmallStr::from)
+            .collect();
+        let out = df
+            .select(cols)
+            .and_then(|d| d.filter(&mask))
+            .map_err(super::pl(ctx.node))?;
+        let summary = vec![format!(
+            "shard {} of {}: {} of {} rows",
+            self.index,
+            self.count,
+            out.height(),
+            df.height()
+        )];
         Ok(Output::new(out, summary))
     }
 }
@@ -73,7 +96,10 @@ impl Merge {
         }
         let order = inputs[0].select([ctx.id]).map_err(super::pl(node))?;
         let out = super::join::rows(&order, &all, ctx.id, ctx.id, false, "", node)?;
-        let failed: u64 = ctx.input_details[1..].iter().filter_map(|d| d.get("failed")?.as_u64()).sum();
+        let failed: u64 = ctx.input_details[1..]
+            .iter()
+            .filter_map(|d| d.get("failed")?.as_u64())
+            .sum();
         let mut summary = vec![format!("{} rows from {} shards", out.height(), self.shards)];
         if failed > 0 {
             summary.push(format!("{failed} images could not be used (listed in failures.parquet of each shard's entry)"));
@@ -99,7 +125,11 @@ impl super::Kind for Split {
 impl super::Kind for Merge {
     super::kind_basics!("merge", Between(2, usize::MAX));
 
-    fn output_schema(&self, inputs: &[SchemaRef], _id: &str) -> Result<super::SchemaResult<Schema>> {
+    fn output_schema(
+        &self,
+        inputs: &[SchemaRef],
+        _id: &str,
+    ) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs))
     }
 
@@ -121,8 +151,16 @@ mod tests {
         }
         assert!(n.iter().all(|&k| (850..1150).contains(&k)), "{n:?}");
         // A fixed value: the assignment must never change between versions or machines.
-        assert_eq!(shard_of("J000411.19+020924.0", 8), shard_of("J000411.19+020924.0", 8));
+        assert_eq!(
+            shard_of("J000411.19+020924.0", 8),
+            shard_of("J000411.19+020924.0", 8)
+        );
         let first: Vec<u32> = (0..5).map(|i| shard_of(&i.to_string(), 1000)).collect();
-        assert_eq!(first, (0..5).map(|i| shard_of(&i.to_string(), 1000)).collect::<Vec<_>>());
+        assert_eq!(
+            first,
+            (0..5)
+                .map(|i| shard_of(&i.to_string(), 1000))
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -57,11 +57,20 @@ impl Similar {
     /// A query with every default `similar` has: the same results as the op (and `dagrun
     /// similar`) given only these ids, counter-examples and `k`.
     pub fn query(ids: Vec<String>, not: Vec<String>, k: u32) -> Similar {
-        Similar { columns: vec![DEFAULT_COLUMNS.into()], ids, not, class: None, k, dedupe_arcsec: DEFAULT_DEDUPE_ARCSEC }
+        Similar {
+            columns: vec![DEFAULT_COLUMNS.into()],
+            ids,
+            not,
+            class: None,
+            k,
+            dedupe_arcsec: DEFAULT_DEDUPE_ARCSEC,
+        }
     }
 
     pub fn parse(p: &mut Params) -> Result<Self> {
-        let columns = p.strings("columns")?.unwrap_or_else(|| vec![DEFAULT_COLUMNS.into()]);
+        let columns = p
+            .strings("columns")?
+            .unwrap_or_else(|| vec![DEFAULT_COLUMNS.into()]);
         let ids = p.ids("ids")?.unwrap_or_default();
         let not = p.ids("not")?.unwrap_or_default();
         let class = p.int("class")?;
@@ -69,11 +78,21 @@ impl Similar {
             return Err(p.error("class", "must be a class number (0 or more)"));
         }
         if ids.is_empty() && class.is_none() {
-            return Err(p.error("ids", "give at least one example id (or `class` with a classes input)"));
+            return Err(p.error(
+                "ids",
+                "give at least one example id (or `class` with a classes input)",
+            ));
         }
         let k = p.int_in("k", Some(50), 1, 1_000_000)? as u32;
         let dedupe_arcsec = p.float_in("dedupe_arcsec", DEFAULT_DEDUPE_ARCSEC, 0.0, 3600.0)?;
-        Ok(Similar { columns, ids, not, class, k, dedupe_arcsec })
+        Ok(Similar {
+            columns,
+            ids,
+            not,
+            class,
+            k,
+            dedupe_arcsec,
+        })
     }
 
     pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
@@ -86,7 +105,10 @@ impl Similar {
             _ => {}
         }
         let mut s = Schema::default();
-        s.insert(id.into(), inputs[0].get(id).cloned().unwrap_or(DataType::Int64));
+        s.insert(
+            id.into(),
+            inputs[0].get(id).cloned().unwrap_or(DataType::Int64),
+        );
         s.insert("rank".into(), DataType::UInt32);
         s.insert("score".into(), DataType::Float64);
         Ok(s)
@@ -94,17 +116,45 @@ impl Similar {
 
     pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
         let (node, input) = (ctx.node, &inputs[0]);
-        let path = ctx.input_files.first().map(|d| d.join(VECTORS_FILE)).ok_or_else(|| Error::input(node, "the representation's vectors are not in the cache"))?;
+        let path = ctx
+            .input_files
+            .first()
+            .map(|d| d.join(VECTORS_FILE))
+            .ok_or_else(|| {
+                Error::input(node, "the representation's vectors are not in the cache")
+            })?;
         let searcher = Searcher::open(input, &path, ctx.id, node)?;
         let found = searcher.search(self, inputs.get(1).map(|c| c.as_ref()), ctx.id, node)?;
-        let idx = IdxCa::from_vec("idx".into(), found.rows.iter().map(|&i| i as IdxSize).collect());
-        let ids = input.column(ctx.id).map_err(super::pl(node))?.take(&idx).map_err(super::pl(node))?;
-        let n = found.rows.len();
-        let df = DataFrame::new(n, vec![ids, Column::new("rank".into(), (1..=n as u32).collect::<Vec<u32>>()), Column::new("score".into(), found.scores.clone())])
+        let idx = IdxCa::from_vec(
+            "idx".into(),
+            found.rows.iter().map(|&i| i as IdxSize).collect(),
+        );
+        let ids = input
+            .column(ctx.id)
+            .map_err(super::pl(node))?
+            .take(&idx)
             .map_err(super::pl(node))?;
-        let mut summary = vec![format!("top {n} of {} galaxies by {} over {} columns", found.candidates, found.how, searcher.dim())];
+        let n = found.rows.len();
+        let df = DataFrame::new(
+            n,
+            vec![
+                ids,
+                Column::new("rank".into(), (1..=n as u32).collect::<Vec<u32>>()),
+                Column::new("score".into(), found.scores.clone()),
+            ],
+        )
+        .map_err(super::pl(node))?;
+        let mut summary = vec![format!(
+            "top {n} of {} galaxies by {} over {} columns",
+            found.candidates,
+            found.how,
+            searcher.dim()
+        )];
         if found.dropped > 0 {
-            summary.push(format!("{} duplicate detections (within {} arcsec) dropped", found.dropped, self.dedupe_arcsec));
+            summary.push(format!(
+                "{} duplicate detections (within {} arcsec) dropped",
+                found.dropped, self.dedupe_arcsec
+            ));
         }
         Ok(Output::new(df, summary))
     }
@@ -136,24 +186,56 @@ pub struct Found {
 
 impl Searcher {
     /// Open the `vectors` attachment at `path` for `input`, a `vectors` node's table.
-    pub fn open(input: &DataFrame, path: &std::path::Path, id: &str, node: &str) -> Result<Searcher> {
+    pub fn open(
+        input: &DataFrame,
+        path: &std::path::Path,
+        id: &str,
+        node: &str,
+    ) -> Result<Searcher> {
         let n = input.height();
         let map = open_vectors(path, n, node)?;
-        let idcol = input.column(id).map_err(super::pl(node))?.as_materialized_series().clone();
+        let idcol = input
+            .column(id)
+            .map_err(super::pl(node))?
+            .as_materialized_series()
+            .clone();
         let text = columns::id_strings(input, id, node)?;
-        let row_of: HashMap<String, usize> = text.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
-        let num: Option<Vec<i64>> =
-            idcol.cast(&DataType::Int64).ok().and_then(|s| s.i64().ok().map(|c| c.iter().map(|v| v.unwrap_or(i64::MAX)).collect())).filter(|_| idcol.dtype().is_integer());
+        let row_of: HashMap<String, usize> = text
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i))
+            .collect();
+        let num: Option<Vec<i64>> = idcol
+            .cast(&DataType::Int64)
+            .ok()
+            .and_then(|s| {
+                s.i64()
+                    .ok()
+                    .map(|c| c.iter().map(|v| v.unwrap_or(i64::MAX)).collect())
+            })
+            .filter(|_| idcol.dtype().is_integer());
         let sky = match (input.column("ra"), input.column("dec")) {
             (Ok(ra), Ok(dec)) => {
                 let f = |c: &Column| -> Result<Vec<f64>> {
-                    Ok(c.cast(&DataType::Float64).map_err(super::pl(node))?.f64().map_err(super::pl(node))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+                    Ok(c.cast(&DataType::Float64)
+                        .map_err(super::pl(node))?
+                        .f64()
+                        .map_err(super::pl(node))?
+                        .iter()
+                        .map(|v| v.unwrap_or(f64::NAN))
+                        .collect())
                 };
                 Some((f(ra)?, f(dec)?))
             }
             _ => None,
         };
-        Ok(Searcher { map, text, row_of, num, sky })
+        Ok(Searcher {
+            map,
+            text,
+            row_of,
+            num,
+            sky,
+        })
     }
 
     /// Rows (galaxies) searched.
@@ -178,26 +260,65 @@ impl Searcher {
 
     /// The `k` galaxies most like `q`'s examples (see the module doc). `classes` is the
     /// classes table when `q.class` is set.
-    pub fn search(&self, q: &Similar, classes: Option<&DataFrame>, id: &str, node: &str) -> Result<Found> {
+    pub fn search(
+        &self,
+        q: &Similar,
+        classes: Option<&DataFrame>,
+        id: &str,
+        node: &str,
+    ) -> Result<Found> {
         let (x, d, n) = (self.map.values(), self.map.dim, self.len());
         let text = &self.text;
         let find = |list: &[String], what: &str| -> Result<Vec<usize>> {
-            list.iter().map(|g| self.row(g).ok_or_else(|| Error::input(node, format!("{what} id `{g}` is not in the input ({n} galaxies)")))).collect()
+            list.iter()
+                .map(|g| {
+                    self.row(g).ok_or_else(|| {
+                        Error::input(
+                            node,
+                            format!("{what} id `{g}` is not in the input ({n} galaxies)"),
+                        )
+                    })
+                })
+                .collect()
         };
         let mut pos = find(&q.ids, "example")?;
         let neg = find(&q.not, "counter-example")?;
         if let Some(&both) = neg.iter().find(|r| pos.contains(r)) {
-            return Err(Error::input(node, format!("galaxy `{}` is both an example and a counter-example", text[both])));
+            return Err(Error::input(
+                node,
+                format!(
+                    "galaxy `{}` is both an example and a counter-example",
+                    text[both]
+                ),
+            ));
         }
         let mut excluded = vec![false; n];
         pos.iter().chain(&neg).for_each(|&r| excluded[r] = true);
         if let Some(c) = q.class {
-            let classes = classes.ok_or_else(|| Error::input(node, "`class` needs the classes input"))?;
-            let lab = classes.column("label").map_err(super::pl(node))?.cast(&DataType::Int64).map_err(super::pl(node))?;
-            let cid = classes.column(id).map_err(super::pl(node))?.cast(&DataType::String).map_err(super::pl(node))?;
-            let in_class: Vec<Option<&str>> =
-                lab.i64().map_err(super::pl(node))?.iter().zip(cid.str().map_err(super::pl(node))?.iter()).filter(|(l, _)| *l == Some(c)).map(|(_, id)| id).collect();
-            let members: Vec<usize> = in_class.iter().filter_map(|id| id.and_then(|id| self.row(id))).collect();
+            let classes =
+                classes.ok_or_else(|| Error::input(node, "`class` needs the classes input"))?;
+            let lab = classes
+                .column("label")
+                .map_err(super::pl(node))?
+                .cast(&DataType::Int64)
+                .map_err(super::pl(node))?;
+            let cid = classes
+                .column(id)
+                .map_err(super::pl(node))?
+                .cast(&DataType::String)
+                .map_err(super::pl(node))?;
+            let in_class: Vec<Option<&str>> = lab
+                .i64()
+                .map_err(super::pl(node))?
+                .iter()
+                .zip(cid.str().map_err(super::pl(node))?.iter())
+                .filter(|(l, _)| *l == Some(c))
+                .map(|(_, id)| id)
+                .collect();
+            let members: Vec<usize> = in_class
+                .iter()
+                .filter_map(|id| id.and_then(|id| self.row(id)))
+                .collect();
             if in_class.is_empty() {
                 let top = lab.i64().map_err(super::pl(node))?.max().unwrap_or(-1);
                 return Err(Error::input(node, format!("class {c} has no members in the classes input (its classes are 0 to {top})")));
@@ -210,22 +331,38 @@ impl Searcher {
         }
         // The examples' unit vectors (rows in `pos` then `neg` order).
         let rows: Vec<usize> = pos.iter().chain(&neg).copied().collect();
-        let picked: Vec<f32> = rows.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect();
+        let picked: Vec<f32> = rows
+            .iter()
+            .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+            .collect();
         let xn = similar::normalise(&picked, d);
         for (r, &i) in rows.iter().enumerate() {
             if xn[r * d..(r + 1) * d].iter().all(|&v| v == 0.0) {
-                return Err(Error::input(node, format!("galaxy `{}` has an all-zero representation: no direction to compare with", text[i])));
+                return Err(Error::input(
+                    node,
+                    format!(
+                        "galaxy `{}` has an all-zero representation: no direction to compare with",
+                        text[i]
+                    ),
+                ));
             }
         }
-        let (p_rows, n_rows): (Vec<usize>, Vec<usize>) = ((0..pos.len()).collect(), (pos.len()..rows.len()).collect());
-        let w = if neg.is_empty() { similar::mean_direction(&xn, d, &p_rows) } else { similar::logistic(&xn, d, &p_rows, &n_rows, LAMBDA) };
+        let (p_rows, n_rows): (Vec<usize>, Vec<usize>) =
+            ((0..pos.len()).collect(), (pos.len()..rows.len()).collect());
+        let w = if neg.is_empty() {
+            similar::mean_direction(&xn, d, &p_rows)
+        } else {
+            similar::logistic(&xn, d, &p_rows, &n_rows, LAMBDA)
+        };
         let score = similar::unit_scores(x, d, &w);
         // Best first; ties by id (numeric ids as numbers).
         let better = |a: &usize, b: &usize| {
-            score[*b].total_cmp(&score[*a]).then_with(|| match &self.num {
-                Some(v) => v[*a].cmp(&v[*b]),
-                None => text[*a].cmp(&text[*b]),
-            })
+            score[*b]
+                .total_cmp(&score[*a])
+                .then_with(|| match &self.num {
+                    Some(v) => v[*a].cmp(&v[*b]),
+                    None => text[*a].cmp(&text[*b]),
+                })
         };
         let k = q.k as usize;
         let mut order: Vec<usize> = (0..n).filter(|&i| !excluded[i]).collect();
@@ -242,7 +379,9 @@ impl Searcher {
         let mut kept: Vec<usize> = Vec::with_capacity(k);
         let mut dropped = 0usize;
         let anchors: Vec<usize> = pos.iter().chain(&neg).copied().collect();
-        if order.len() < candidates && k > kept_capacity(&order, sky, q.dedupe_arcsec, &pos, &neg, k) {
+        if order.len() < candidates
+            && k > kept_capacity(&order, sky, q.dedupe_arcsec, &pos, &neg, k)
+        {
             order = (0..n).filter(|&i| !excluded[i]).collect();
             order.sort_by(better);
         }
@@ -251,7 +390,8 @@ impl Searcher {
                 break;
             }
             if let Some((ra, dec)) = sky {
-                let near = |j: usize| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= q.dedupe_arcsec;
+                let near =
+                    |j: usize| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= q.dedupe_arcsec;
                 if anchors.iter().chain(&kept).any(|&j| near(j)) {
                     dropped += 1;
                     continue;
@@ -262,22 +402,46 @@ impl Searcher {
         let how = if neg.is_empty() {
             format!("cosine similarity to the mean of {} examples", pos.len())
         } else {
-            format!("a linear classifier of {} examples against {} counter-examples", pos.len(), neg.len())
+            format!(
+                "a linear classifier of {} examples against {} counter-examples",
+                pos.len(),
+                neg.len()
+            )
         };
         let scores = kept.iter().map(|&i| score[i]).collect();
-        Ok(Found { rows: kept, scores, candidates, dropped, how })
+        Ok(Found {
+            rows: kept,
+            scores,
+            candidates,
+            dropped,
+            how,
+        })
     }
 }
 
 /// How many of `order` survive duplicate-detection dropping (at most `k`).
-fn kept_capacity(order: &[usize], sky: Option<&(Vec<f64>, Vec<f64>)>, arcsec: f64, pos: &[usize], neg: &[usize], k: usize) -> usize {
-    let Some((ra, dec)) = sky else { return order.len().min(k) };
+fn kept_capacity(
+    order: &[usize],
+    sky: Option<&(Vec<f64>, Vec<f64>)>,
+    arcsec: f64,
+    pos: &[usize],
+    neg: &[usize],
+    k: usize,
+) -> usize {
+    let Some((ra, dec)) = sky else {
+        return order.len().min(k);
+    };
     let mut kept: Vec<usize> = Vec::new();
     for &i in order {
         if kept.len() == k {
             break;
         }
-        if !pos.iter().chain(neg).chain(&kept).any(|&j| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= arcsec) {
+        if !pos
+            .iter()
+            .chain(neg)
+            .chain(&kept)
+            .any(|&j| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= arcsec)
+        {
             kept.push(i);
         }
     }
@@ -293,7 +457,8 @@ pub struct Vectors {
 
 impl Vectors {
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
-        let cols = columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
+        let cols =
+            columns::resolve(input, &self.columns).map_err(|m| SchemaError::new("columns", m))?;
         columns::require_numeric(input, &cols, id).map_err(|m| SchemaError::new("columns", m))?;
         let mut s = Schema::default();
         s.insert(id.into(), input.get(id).cloned().unwrap_or(DataType::Int64));
@@ -307,7 +472,8 @@ impl Vectors {
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
         let node = ctx.node;
-        let cols = columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(node, m))?;
+        let cols =
+            columns::resolve(input.schema(), &self.columns).map_err(|m| Error::input(node, m))?;
         let x = columns::matrix_f32(input, &cols, node)?;
         let n = input.height();
         let mut bytes = Vec::with_capacity(24 + 4 * x.len());
@@ -364,17 +530,29 @@ fn open_vectors(path: &std::path::Path, n: usize, node: &str) -> Result<VectorsM
     // SAFETY: cache entries are immutable once published (the store renames complete
     // directories into place and never writes into them).
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("cannot map", path, e))?;
-    let bad = || Error::input(node, format!("`{}` is not a vectors file of {n} rows (was the cache edited?)", path.display()));
+    let bad = || {
+        Error::input(
+            node,
+            format!(
+                "`{}` is not a vectors file of {n} rows (was the cache edited?)",
+                path.display()
+            ),
+        )
+    };
     if map.len() < 24 || &map[..8] != MAGIC {
         return Err(bad());
     }
-    let word = |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().expect("8 bytes")) as usize;
+    let word =
+        |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().expect("8 bytes")) as usize;
     let (rows, dim) = (word(8), word(16));
     if rows != n || map.len() != 24 + 4 * rows * dim {
         return Err(bad());
     }
     #[cfg(target_endian = "big")]
-    let copy = map[24..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+    let copy = map[24..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
     Ok(VectorsMap {
         map,
         dim,
@@ -385,7 +563,12 @@ fn open_vectors(path: &std::path::Path, n: usize, node: &str) -> Result<VectorsM
 
 /// Angular separation of two sky positions (degrees) in arcseconds (haversine).
 fn separation_arcsec(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
-    let (r1, d1, r2, d2) = (ra1.to_radians(), dec1.to_radians(), ra2.to_radians(), dec2.to_radians());
+    let (r1, d1, r2, d2) = (
+        ra1.to_radians(),
+        dec1.to_radians(),
+        ra2.to_radians(),
+        dec2.to_radians(),
+    );
     let a = ((d2 - d1) / 2.0).sin().powi(2) + d1.cos() * d2.cos() * ((r2 - r1) / 2.0).sin().powi(2);
     2.0 * a.sqrt().min(1.0).asin().to_degrees() * 3600.0
 }
@@ -405,7 +588,11 @@ impl super::Kind for Similar {
 impl super::Parse for Similar {
     const NAMES: &'static [&'static str] = &["similar"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        _base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p)
     }
 }

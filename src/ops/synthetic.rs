@@ -35,8 +35,26 @@ pub const VERSION: u32 = 1;
 const LATENT: usize = 10;
 const BLOCK: usize = 2048;
 
-const RARE_NAMES: &[&str] = &["one-armed-spiral", "clumpy-barred", "shredded", "ring", "tidal-debris", "lens-arc", "polar-ring", "dust-lane", "double-nucleus", "blue-nugget"];
-const ARTIFACT_NAMES: &[&str] = &["satellite-trail", "bright-star", "ghost", "bad-columns", "cosmic-ray", "saturated-core"];
+const RARE_NAMES: &[&str] = &[
+    "one-armed-spiral",
+    "clumpy-barred",
+    "shredded",
+    "ring",
+    "tidal-debris",
+    "lens-arc",
+    "polar-ring",
+    "dust-lane",
+    "double-nucleus",
+    "blue-nugget",
+];
+const ARTIFACT_NAMES: &[&str] = &[
+    "satellite-trail",
+    "bright-star",
+    "ghost",
+    "bad-columns",
+    "cosmic-ray",
+    "saturated-core",
+];
 
 /// Vote-fraction columns, in output order.
 pub const FRACTIONS: &[&str] = &[
@@ -115,12 +133,28 @@ impl Synthetic {
         if smooth_fraction + edge_on_fraction + artifact_fraction > 0.95 {
             return Err(p.error("smooth_fraction", "smooth_fraction + edge_on_fraction + artifact_fraction must leave at least 5% featured galaxies"));
         }
-        let rare_classes = p.floats("rare_classes")?.unwrap_or_else(|| vec![0.005, 0.004, 0.0035, 0.003, 0.0025, 0.002]);
-        if rare_classes.iter().any(|&f| !(0.0..=0.5).contains(&f)) || rare_classes.iter().sum::<f64>() > 0.5 {
-            return Err(p.error("rare_classes", "each fraction must be in [0, 0.5] and they must sum to at most 0.5"));
+        let rare_classes = p
+            .floats("rare_classes")?
+            .unwrap_or_else(|| vec![0.005, 0.004, 0.0035, 0.003, 0.0025, 0.002]);
+        if rare_classes.iter().any(|&f| !(0.0..=0.5).contains(&f))
+            || rare_classes.iter().sum::<f64>() > 0.5
+        {
+            return Err(p.error(
+                "rare_classes",
+                "each fraction must be in [0, 0.5] and they must sum to at most 0.5",
+            ));
         }
         let artifact_types = p.int_in("artifact_types", Some(4), 1, 64)? as u32;
-        Ok(Synthetic { n, dim, seed, smooth_fraction, edge_on_fraction, artifact_fraction, rare_classes, artifact_types })
+        Ok(Synthetic {
+            n,
+            dim,
+            seed,
+            smooth_fraction,
+            edge_on_fraction,
+            artifact_fraction,
+            rare_classes,
+            artifact_types,
+        })
     }
 
     pub fn schema(&self, id: &str) -> Schema {
@@ -141,7 +175,11 @@ impl Synthetic {
     fn geometry(&self) -> Geometry {
         let n = self.n as f64;
         let count = |f: f64| (n * f).round() as u64;
-        let (n_smooth, n_edge, n_art) = (count(self.smooth_fraction), count(self.edge_on_fraction), count(self.artifact_fraction));
+        let (n_smooth, n_edge, n_art) = (
+            count(self.smooth_fraction),
+            count(self.edge_on_fraction),
+            count(self.artifact_fraction),
+        );
         let n_feat = self.n - n_smooth - n_edge - n_art;
         let mut g = Rng::new(self.seed, crate::numeric::rng::stream::SAMPLE_MAPS);
         let bulk_sd: [f64; LATENT] = [1.6, 1.35, 1.15, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
@@ -150,25 +188,68 @@ impl Synthetic {
         for (i, f) in self.rare_classes.iter().enumerate() {
             let c = (n_feat as f64 * f).round() as u64;
             rare_total += c;
-            let name = RARE_NAMES.get(i).map_or_else(|| format!("rare:rare-{i}"), |s| format!("rare:{s}"));
+            let name = RARE_NAMES
+                .get(i)
+                .map_or_else(|| format!("rare:rare-{i}"), |s| format!("rare:{s}"));
             let centre = scaled(unit(&mut g), 2.4 + 0.5 * g.uniform());
-            classes.push(Class { name, kind: Kind::Rare(i), count: c, centre, sd: [0.12; LATENT] });
+            classes.push(Class {
+                name,
+                kind: Kind::Rare(i),
+                count: c,
+                centre,
+                sd: [0.12; LATENT],
+            });
         }
-        classes.insert(0, Class { name: "bulk:featured".into(), kind: Kind::Featured, count: n_feat - rare_total, centre: [0.0; LATENT], sd: bulk_sd });
-        classes.push(Class { name: "bulk:smooth".into(), kind: Kind::Smooth, count: n_smooth, centre: scaled(unit(&mut g), 2.5), sd: bulk_sd.map(|s| 0.6 * s) });
-        classes.push(Class { name: "bulk:edge-on".into(), kind: Kind::EdgeOn, count: n_edge, centre: scaled(unit(&mut g), 2.5), sd: bulk_sd.map(|s| 0.5 * s) });
+        classes.insert(
+            0,
+            Class {
+                name: "bulk:featured".into(),
+                kind: Kind::Featured,
+                count: n_feat - rare_total,
+                centre: [0.0; LATENT],
+                sd: bulk_sd,
+            },
+        );
+        classes.push(Class {
+            name: "bulk:smooth".into(),
+            kind: Kind::Smooth,
+            count: n_smooth,
+            centre: scaled(unit(&mut g), 2.5),
+            sd: bulk_sd.map(|s| 0.6 * s),
+        });
+        classes.push(Class {
+            name: "bulk:edge-on".into(),
+            kind: Kind::EdgeOn,
+            count: n_edge,
+            centre: scaled(unit(&mut g), 2.5),
+            sd: bulk_sd.map(|s| 0.5 * s),
+        });
         let types = self.artifact_types as u64;
         for j in 0..types {
             let c = n_art / types + u64::from(j < n_art % types);
-            let name = ARTIFACT_NAMES.get(j as usize).map_or_else(|| format!("artifact:artifact-{j}"), |s| format!("artifact:{s}"));
+            let name = ARTIFACT_NAMES.get(j as usize).map_or_else(
+                || format!("artifact:artifact-{j}"),
+                |s| format!("artifact:{s}"),
+            );
             let centre = scaled(unit(&mut g), 5.0 + g.uniform());
-            classes.push(Class { name, kind: Kind::Artifact(j as usize), count: c, centre, sd: [0.18; LATENT] });
+            classes.push(Class {
+                name,
+                kind: Kind::Artifact(j as usize),
+                count: c,
+                centre,
+                sd: [0.18; LATENT],
+            });
         }
         let d = self.dim as usize;
         let scale = 1.0 / (LATENT as f64).sqrt();
         let a = (0..d * LATENT).map(|_| g.normal() * scale).collect();
         let b = (0..d * LATENT).map(|_| g.normal() * 0.6 * scale).collect();
-        Geometry { classes, a, b, noise: 0.08 }
+        Geometry {
+            classes,
+            a,
+            b,
+            noise: 0.08,
+        }
     }
 
     pub fn run(&self, ctx: &RunCtx) -> Result<Output> {
@@ -185,16 +266,29 @@ impl Synthetic {
         let bar = ctx.progress.bar(ctx.node, "generating", n as u64);
         let mut feats = vec![0f32; n * d];
         let mut scalars = vec![0f64; n * NSCALAR];
-        feats.par_chunks_mut(BLOCK * d).zip(scalars.par_chunks_mut(BLOCK * NSCALAR)).enumerate().for_each(|(b, (fb, sb))| {
-            let rows = fb.len() / d;
-            for r in 0..rows {
-                let i = b * BLOCK + r;
-                let class = &geo.classes[labels[i] as usize];
-                let mut rng = Rng::new(self.seed, crate::numeric::rng::stream::SAMPLE_ROWS + i as u64);
-                row(&geo, class, &mut rng, &mut fb[r * d..(r + 1) * d], &mut sb[r * NSCALAR..(r + 1) * NSCALAR]);
-            }
-            bar.inc(rows as u64);
-        });
+        feats
+            .par_chunks_mut(BLOCK * d)
+            .zip(scalars.par_chunks_mut(BLOCK * NSCALAR))
+            .enumerate()
+            .for_each(|(b, (fb, sb))| {
+                let rows = fb.len() / d;
+                for r in 0..rows {
+                    let i = b * BLOCK + r;
+                    let class = &geo.classes[labels[i] as usize];
+                    let mut rng = Rng::new(
+                        self.seed,
+                        crate::numeric::rng::stream::SAMPLE_ROWS + i as u64,
+                    );
+                    row(
+                        &geo,
+                        class,
+                        &mut rng,
+                        &mut fb[r * d..(r + 1) * d],
+                        &mut sb[r * NSCALAR..(r + 1) * NSCALAR],
+                    );
+                }
+                bar.inc(rows as u64);
+            });
         bar.finish();
 
         let id = ctx.id;
@@ -205,13 +299,32 @@ impl Synthetic {
             let v: Vec<f64> = (0..n).map(|i| scalars[i * NSCALAR + k]).collect();
             cols.push(Column::new(name.into(), v));
         }
-        let names: Vec<&str> = labels.iter().map(|&l| geo.classes[l as usize].name.as_str()).collect();
+        let names: Vec<&str> = labels
+            .iter()
+            .map(|&l| geo.classes[l as usize].name.as_str())
+            .collect();
         cols.push(Column::new("planted_class".into(), names));
-        let feat_cols: Vec<Column> = (0..d).into_par_iter().map(|j| Column::new(format!("feat_{j}").into(), (0..n).map(|i| feats[i * d + j]).collect::<Vec<f32>>())).collect();
+        let feat_cols: Vec<Column> = (0..d)
+            .into_par_iter()
+            .map(|j| {
+                Column::new(
+                    format!("feat_{j}").into(),
+                    (0..n).map(|i| feats[i * d + j]).collect::<Vec<f32>>(),
+                )
+            })
+            .collect();
         cols.extend(feat_cols);
         let df = DataFrame::new(n, cols).map_err(super::pl(ctx.node))?;
-        let mut summary = vec![format!("{n} galaxies, {d}-d representation, seed {}", self.seed)];
-        let sizes: Vec<String> = geo.classes.iter().filter(|c| !matches!(c.kind, Kind::Featured)).map(|c| format!("{} {}", c.name, c.count)).collect();
+        let mut summary = vec![format!(
+            "{n} galaxies, {d}-d representation, seed {}",
+            self.seed
+        )];
+        let sizes: Vec<String> = geo
+            .classes
+            .iter()
+            .filter(|c| !matches!(c.kind, Kind::Featured))
+            .map(|c| format!("{} {}", c.name, c.count))
+            .collect();
         summary.push(format!("planted: {}", sizes.join(", ")));
         Ok(Output::new(df, summary))
     }
@@ -243,15 +356,30 @@ fn row(geo: &Geometry, class: &Class, rng: &mut Rng, feat: &mut [f32], sc: &mut 
         }
         Kind::Smooth => {
             let s = rng.range(0.5, 0.98);
-            (s, rng.range(0.0, 0.1) * (1.0 - s), rng.range(0.0, 0.5), rng.uniform() > 0.6)
+            (
+                s,
+                rng.range(0.0, 0.1) * (1.0 - s),
+                rng.range(0.0, 0.5),
+                rng.uniform() > 0.6,
+            )
         }
         Kind::EdgeOn => {
             let s = rng.range(0.05, 0.48);
-            (s, rng.range(0.0, 0.1) * (1.0 - s), rng.range(0.3, 0.98), true)
+            (
+                s,
+                rng.range(0.0, 0.1) * (1.0 - s),
+                rng.range(0.3, 0.98),
+                true,
+            )
         }
         Kind::Artifact(_) => {
             let a = rng.range(0.3, 0.9);
-            (rng.range(0.0, 1.0 - a), a, rng.range(0.0, 1.0), rng.uniform() > 0.5)
+            (
+                rng.range(0.0, 1.0 - a),
+                a,
+                rng.range(0.0, 1.0),
+                rng.uniform() > 0.5,
+            )
         }
     };
     sc[2] = smooth;
@@ -282,7 +410,11 @@ fn row(geo: &Geometry, class: &Class, rng: &mut Rng, feat: &mut [f32], sc: &mut 
 impl super::Kind for Synthetic {
     super::kind_basics!("synthetic", Exactly(0));
 
-    fn output_schema(&self, _inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
+    fn output_schema(
+        &self,
+        _inputs: &[SchemaRef],
+        id: &str,
+    ) -> Result<super::SchemaResult<Schema>> {
         // The sample makes its own id column: it cannot also be one of the others.
         if self.schema("\u{0}id").contains(id) {
             return Ok(Err(super::SchemaError::new(
@@ -301,7 +433,11 @@ impl super::Kind for Synthetic {
 impl super::Parse for Synthetic {
     const NAMES: &'static [&'static str] = &["synthetic"];
 
-    fn parse(_name: &str, p: &mut crate::params::Params, _base_dir: &std::path::Path) -> Result<Self> {
+    fn parse(
+        _name: &str,
+        p: &mut crate::params::Params,
+        _base_dir: &std::path::Path,
+    ) -> Result<Self> {
         Self::parse(p)
     }
 }

@@ -53,7 +53,13 @@ pub fn line(img: &mut RgbImage, x0: f32, y0: f32, x1: f32, y1: f32, c: [u8; 3]) 
     let steps = (x1 - x0).abs().max((y1 - y0).abs()).ceil().max(1.0) as i64;
     for t in 0..=steps {
         let f = t as f32 / steps as f32;
-        blend(img, (x0 + f * (x1 - x0)).round() as i64, (y0 + f * (y1 - y0)).round() as i64, c, 1.0);
+        blend(
+            img,
+            (x0 + f * (x1 - x0)).round() as i64,
+            (y0 + f * (y1 - y0)).round() as i64,
+            c,
+            1.0,
+        );
     }
 }
 
@@ -61,7 +67,10 @@ pub fn line(img: &mut RgbImage, x0: f32, y0: f32, x1: f32, y1: f32, c: [u8; 3]) 
 /// in the binary through the `epaint_default_fonts` crate; no system fonts.
 fn face() -> &'static FontRef<'static> {
     static FACE: OnceLock<FontRef<'static>> = OnceLock::new();
-    FACE.get_or_init(|| FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR).expect("the embedded font parses"))
+    FACE.get_or_init(|| {
+        FontRef::try_from_slice(epaint_default_fonts::HACK_REGULAR)
+            .expect("the embedded font parses")
+    })
 }
 
 /// The glyphs of `s` set at `px` pixels, each with the kerning before it and its advance.
@@ -96,7 +105,15 @@ pub fn line_height(px: f32) -> i64 {
 
 /// Draw `s` at `px` pixels with its line box's top-left corner at (x, y), antialiased;
 /// with `halo`, an outline in that colour first, so it reads over any background.
-pub fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, px: f32, c: [u8; 3], halo: Option<[u8; 3]>) {
+pub fn text(
+    img: &mut RgbImage,
+    x: i64,
+    y: i64,
+    s: &str,
+    px: f32,
+    c: [u8; 3],
+    halo: Option<[u8; 3]>,
+) {
     let base = y as f32 + face().as_scaled(PxScale::from(px)).ascent();
     let glyphs = set(s, px);
     let mut draw = |dx: f32, dy: f32, col: [u8; 3]| {
@@ -106,14 +123,31 @@ pub fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, px: f32, c: [u8; 3], ha
             let g = id.with_scale_and_position(PxScale::from(px), point(caret, base + dy));
             if let Some(o) = face().outline_glyph(g) {
                 let b = o.px_bounds();
-                o.draw(|gx, gy, cov| blend(img, b.min.x as i64 + gx as i64, b.min.y as i64 + gy as i64, col, cov.min(1.0)));
+                o.draw(|gx, gy, cov| {
+                    blend(
+                        img,
+                        b.min.x as i64 + gx as i64,
+                        b.min.y as i64 + gy as i64,
+                        col,
+                        cov.min(1.0),
+                    )
+                });
             }
             caret += advance;
         }
     };
     if let Some(h) = halo {
         let r = (px / 12.0).max(1.0);
-        for (dx, dy) in [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0), (-0.7, -0.7), (0.7, 0.7), (-0.7, 0.7), (0.7, -0.7)] {
+        for (dx, dy) in [
+            (-1.0, 0.0),
+            (1.0, 0.0),
+            (0.0, -1.0),
+            (0.0, 1.0),
+            (-0.7, -0.7),
+            (0.7, 0.7),
+            (-0.7, 0.7),
+            (0.7, -0.7),
+        ] {
             draw(dx * r, dy * r, h);
         }
     }
@@ -123,9 +157,18 @@ pub fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, px: f32, c: [u8; 3], ha
 /// PNG bytes of an image (fixed encoder settings: the same pixels give the same bytes).
 pub fn png(img: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new_with_quality(&mut out, image::codecs::png::CompressionType::Fast, image::codecs::png::FilterType::Adaptive)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
-        .expect("encoding a PNG into memory cannot fail");
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    )
+    .write_image(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .expect("encoding a PNG into memory cannot fail");
     out
 }
 
@@ -142,7 +185,10 @@ mod tests {
             let (w, h) = (text_width("Class 12", px), line_height(px));
             for (x, y, p) in img.enumerate_pixels() {
                 if p.0 != [255, 255, 255] {
-                    assert!((10..=10 + w).contains(&(x as i64)) && (5..=5 + h).contains(&(y as i64)), "ink at ({x}, {y}) outside the box");
+                    assert!(
+                        (10..=10 + w).contains(&(x as i64)) && (5..=5 + h).contains(&(y as i64)),
+                        "ink at ({x}, {y}) outside the box"
+                    );
                 }
             }
             (img.pixels().filter(|p| p.0[0] < 128).count(), img)
@@ -157,7 +203,10 @@ mod tests {
         let mut img = RgbImage::from_pixel(20, 20, image::Rgb([0, 0, 0]));
         disc(&mut img, 10.0, 10.0, 3.0, [255, 0, 0], 1.0);
         let red = img.pixels().filter(|p| p.0 == [255, 0, 0]).count();
-        assert!((24..=32).contains(&red), "a radius-3 disc covers about 28 pixels, got {red}");
+        assert!(
+            (24..=32).contains(&red),
+            "a radius-3 disc covers about 28 pixels, got {red}"
+        );
         // Decodes back to the same pixels.
         let back = image::load_from_memory(&png(&img)).unwrap().to_rgb8();
         assert_eq!(back, img);

@@ -4,11 +4,20 @@ use std::fmt::Write;
 
 /// Escape text for HTML.
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A bar chart as inline SVG: one bar per value, `labels` under the bars, `tips` on hover.
-pub fn bars(title: &str, values: &[f64], labels: &[String], tips: &[String], fmt: &dyn Fn(f64) -> String) -> String {
+pub fn bars(
+    title: &str,
+    values: &[f64],
+    labels: &[String],
+    tips: &[String],
+    fmt: &dyn Fn(f64) -> String,
+) -> String {
     let (bw, gap, h, top, bottom, left) = (34.0, 10.0, 150.0, 28.0, 22.0, 8.0);
     let w = left * 2.0 + values.len() as f64 * (bw + gap);
     let max = values.iter().copied().fold(0.0f64, f64::max).max(1e-12);
@@ -43,12 +52,26 @@ pub fn bars(title: &str, values: &[f64], labels: &[String], tips: &[String], fmt
 /// A heatmap as inline SVG: `values[r * cols + c]` in the cell of row value `r` and column
 /// value `c` (`None`: no grid point there), shaded from light (smallest) to dark blue
 /// (largest), each cell with its value.
-pub fn heatmap(title: &str, rows: (&str, &[String]), cols: (&str, &[String]), values: &[Option<f64>], fmt: &dyn Fn(f64) -> String) -> String {
+pub fn heatmap(
+    title: &str,
+    rows: (&str, &[String]),
+    cols: (&str, &[String]),
+    values: &[Option<f64>],
+    fmt: &dyn Fn(f64) -> String,
+) -> String {
     let (cw, ch, left, top) = (70.0, 28.0, 120.0, 44.0);
     let (nr, nc) = (rows.1.len(), cols.1.len());
     let (w, h) = (left + cw * nc as f64 + 10.0, top + ch * nr as f64 + 8.0);
-    let got: Vec<f64> = values.iter().flatten().copied().filter(|v| v.is_finite()).collect();
-    let (lo, hi) = (got.iter().copied().fold(f64::INFINITY, f64::min), got.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    let got: Vec<f64> = values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    let (lo, hi) = (
+        got.iter().copied().fold(f64::INFINITY, f64::min),
+        got.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" font-family=\"sans-serif\" font-size=\"11\">\
          <text x=\"4\" y=\"14\" font-size=\"13\" font-weight=\"bold\">{}</text>\
@@ -60,11 +83,23 @@ pub fn heatmap(title: &str, rows: (&str, &[String]), cols: (&str, &[String]), va
         esc(rows.0)
     );
     for (c, name) in cols.1.iter().enumerate() {
-        let _ = write!(s, "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>", left + cw * (c as f64 + 0.5), top - 2.0, esc(name));
+        let _ = write!(
+            s,
+            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+            left + cw * (c as f64 + 0.5),
+            top - 2.0,
+            esc(name)
+        );
     }
     for (r, name) in rows.1.iter().enumerate() {
         let y = top + ch * r as f64;
-        let _ = write!(s, "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{}</text>", left - 6.0, y + ch / 2.0 + 4.0, esc(name));
+        let _ = write!(
+            s,
+            "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{}</text>",
+            left - 6.0,
+            y + ch / 2.0 + 4.0,
+            esc(name)
+        );
         for c in 0..nc {
             let x = left + cw * c as f64;
             match values[r * nc + c].filter(|v| v.is_finite()) {
@@ -98,8 +133,15 @@ pub fn heatmap(title: &str, rows: (&str, &[String]), cols: (&str, &[String]), va
 /// the value at the bar's end.
 pub fn profile(entries: &[(String, f64)]) -> String {
     let (row, label_w, half, pad) = (18.0, 300.0, 160.0, 60.0);
-    let max = entries.iter().map(|e| e.1.abs()).fold(0.0f64, f64::max).max(1e-9);
-    let (w, h) = (label_w + 2.0 * half + 2.0 * pad, 22.0 + row * entries.len() as f64);
+    let max = entries
+        .iter()
+        .map(|e| e.1.abs())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let (w, h) = (
+        label_w + 2.0 * half + 2.0 * pad,
+        22.0 + row * entries.len() as f64,
+    );
     // A value's text sits beyond its bar: `pad` pixels on each side keep it off the names.
     let axis = label_w + pad + half;
     let mut s = format!(
@@ -110,7 +152,11 @@ pub fn profile(entries: &[(String, f64)]) -> String {
     for (i, (name, z)) in entries.iter().enumerate() {
         let y = 18.0 + row * i as f64;
         let len = z.abs() / max * half;
-        let (x, fill, tx, anchor) = if *z < 0.0 { (axis - len, "#4a78b5", axis - len - 3.0, "end") } else { (axis, "#d9822b", axis + len + 3.0, "start") };
+        let (x, fill, tx, anchor) = if *z < 0.0 {
+            (axis - len, "#4a78b5", axis - len - 3.0, "end")
+        } else {
+            (axis, "#d9822b", axis + len + 3.0, "start")
+        };
         let _ = write!(
             s,
             "<text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"{fill}\"/>\

@@ -30,25 +30,57 @@ pub struct Drawn {
 /// sharp on a high-density screen), with `axes` as the axis titles; with `numbers`, each
 /// class's number near its median position. Non-finite coordinates are skipped. Sizes in
 /// [`Drawn`] are image pixels.
-pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32), scale: u32, numbers: bool, axes: (&str, &str)) -> Drawn {
-    assert!(x.len() == y.len() && y.len() == label.len(), "one x, y and label per point");
+pub fn scatter(
+    x: &[f32],
+    y: &[f32],
+    label: &[i32],
+    (width, height): (u32, u32),
+    scale: u32,
+    numbers: bool,
+    axes: (&str, &str),
+) -> Drawn {
+    assert!(
+        x.len() == y.len() && y.len() == label.len(),
+        "one x, y and label per point"
+    );
     let k = scale.max(1) as i64;
     let kf = k as f32;
     let (width, height) = (width * k as u32, height * k as u32);
     let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let finite: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite() && y[i].is_finite()).collect();
+    let finite: Vec<usize> = (0..x.len())
+        .filter(|&i| x[i].is_finite() && y[i].is_finite())
+        .collect();
     let top_label = label.iter().copied().max().unwrap_or(-1);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); (top_label + 1).max(0) as usize];
     for &i in finite.iter().filter(|&&i| label[i] >= 0) {
         members[label[i] as usize].push(i);
     }
-    let classes: Vec<usize> = (0..members.len()).filter(|&l| !members[l].is_empty()).collect();
+    let classes: Vec<usize> = (0..members.len())
+        .filter(|&l| !members[l].is_empty())
+        .collect();
     // Margins: axis titles left and below, the legend on the right.
     let (small, number) = (12.0 * kf, 14.0 * kf);
-    let legend_w = if classes.is_empty() { 0 } else { canvas::text_width("class (galaxies)", small) + 10 * k };
-    let (left, top, bottom) = (canvas::line_height(small) + 8 * k, 10 * k, canvas::line_height(small) + 12 * k);
-    let plot = [left, top, width as i64 - left - legend_w - 10 * k, height as i64 - top - bottom];
-    let mut drawn = Drawn { img: RgbImage::new(1, 1), plot, labels: Vec::new() };
+    let legend_w = if classes.is_empty() {
+        0
+    } else {
+        canvas::text_width("class (galaxies)", small) + 10 * k
+    };
+    let (left, top, bottom) = (
+        canvas::line_height(small) + 8 * k,
+        10 * k,
+        canvas::line_height(small) + 12 * k,
+    );
+    let plot = [
+        left,
+        top,
+        width as i64 - left - legend_w - 10 * k,
+        height as i64 - top - bottom,
+    ];
+    let mut drawn = Drawn {
+        img: RgbImage::new(1, 1),
+        plot,
+        labels: Vec::new(),
+    };
     if finite.is_empty() || plot[2] < 20 * k || plot[3] < 20 * k {
         drawn.img = img;
         return drawn;
@@ -62,11 +94,19 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
     let (pw, ph) = (plot[2] as f32, plot[3] as f32);
     // One scale for the bulk on both axes: distances there mean the same in x and y. A
     // compressed band, where there is one, takes an eighth of the axis.
-    let band = |a: &Axis, len: f32| [a.lo_band as u8 as f32 * len / 8.0, a.hi_band as u8 as f32 * len / 8.0];
+    let band = |a: &Axis, len: f32| {
+        [
+            a.lo_band as u8 as f32 * len / 8.0,
+            a.hi_band as u8 as f32 * len / 8.0,
+        ]
+    };
     let (bx, by) = (band(&sx, pw), band(&sy, ph));
     let s = ((pw - bx[0] - bx[1]) / sx.span()).min((ph - by[0] - by[1]) / sy.span());
     let (fw, fh) = (bx[0] + bx[1] + s * sx.span(), by[0] + by[1] + s * sy.span());
-    let (ox, oy) = (plot[0] as f32 + (pw - fw) / 2.0, plot[1] as f32 + (ph - fh) / 2.0);
+    let (ox, oy) = (
+        plot[0] as f32 + (pw - fw) / 2.0,
+        plot[1] as f32 + (ph - fh) / 2.0,
+    );
     let (right, low) = (ox + fw, oy + fh);
     let px = |i: usize| (ox + sx.map(x[i], s, bx), low - sy.map(y[i], s, by));
     let inside = |(a, b): (f32, f32)| a >= ox && a < right && b >= oy && b < low;
@@ -82,14 +122,23 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
     } else {
         // The density of all galaxies, log-scaled grey, in square cells sized so that an
         // average cell holds a few galaxies (2 px at survey scale, up to 8 px for small samples).
-        let cell = ((3.0 * (right - ox) * (low - oy) / finite.len() as f32).sqrt().round() as i64).clamp(2, 8 * k);
-        let (cw, chh) = (((right - ox) / cell as f32).ceil() as usize, ((low - oy) / cell as f32).ceil() as usize);
+        let cell = ((3.0 * (right - ox) * (low - oy) / finite.len() as f32)
+            .sqrt()
+            .round() as i64)
+            .clamp(2, 8 * k);
+        let (cw, chh) = (
+            ((right - ox) / cell as f32).ceil() as usize,
+            ((low - oy) / cell as f32).ceil() as usize,
+        );
         let (cw, chh) = (cw.max(1), chh.max(1));
         let mut count = vec![0u32; cw * chh];
         for &i in &finite {
             let p = px(i);
             if inside(p) {
-                let (cx, cy) = (((p.0 - ox) / cell as f32) as usize, ((p.1 - oy) / cell as f32) as usize);
+                let (cx, cy) = (
+                    ((p.0 - ox) / cell as f32) as usize,
+                    ((p.1 - oy) / cell as f32) as usize,
+                );
                 count[cy.min(chh - 1) * cw + cx.min(cw - 1)] += 1;
             }
         }
@@ -108,15 +157,28 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
     }
     // Where a compressed band begins: a dashed line across the frame.
     let dashed = |img: &mut RgbImage, vertical: bool, at: f32| {
-        let (from, to) = if vertical { (oy as i64, low as i64) } else { (ox as i64, right as i64) };
+        let (from, to) = if vertical {
+            (oy as i64, low as i64)
+        } else {
+            (ox as i64, right as i64)
+        };
         for t in (from..to).filter(|t| (t - from) / (4 * k) % 2 == 0) {
             for o in 0..k {
-                let (a, b) = if vertical { (at as i64 + o, t) } else { (t, at as i64 + o) };
+                let (a, b) = if vertical {
+                    (at as i64 + o, t)
+                } else {
+                    (t, at as i64 + o)
+                };
                 canvas::blend(img, a, b, [150, 150, 150], 1.0);
             }
         }
     };
-    for (on, vertical, at) in [(sx.lo_band, true, ox + bx[0]), (sx.hi_band, true, right - bx[1]), (sy.lo_band, false, low - by[0]), (sy.hi_band, false, oy + by[1])] {
+    for (on, vertical, at) in [
+        (sx.lo_band, true, ox + bx[0]),
+        (sx.hi_band, true, right - bx[1]),
+        (sy.lo_band, false, low - by[0]),
+        (sy.hi_band, false, oy + by[1]),
+    ] {
         if on {
             dashed(&mut img, vertical, at);
         }
@@ -126,7 +188,18 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
         let (a, b) = px(i);
         if !inside((a, b)) {
             let (ca, cb) = (a.clamp(ox, right - 1.0), b.clamp(oy, low - 1.0));
-            canvas::disc(&mut img, ca, cb, 1.5 * kf, if label[i] >= 0 { super::class_colour(label[i]) } else { [120, 120, 120] }, 0.6);
+            canvas::disc(
+                &mut img,
+                ca,
+                cb,
+                1.5 * kf,
+                if label[i] >= 0 {
+                    super::class_colour(label[i])
+                } else {
+                    [120, 120, 120]
+                },
+                0.6,
+            );
         }
     }
     // Classes on top.
@@ -136,12 +209,26 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
         for &i in &members[l] {
             let p = px(i);
             if inside(p) {
-                canvas::disc(&mut img, p.0, p.1, kf * if many { 1.6 } else { 2.2 }, c, 0.85);
+                canvas::disc(
+                    &mut img,
+                    p.0,
+                    p.1,
+                    kf * if many { 1.6 } else { 2.2 },
+                    c,
+                    0.85,
+                );
             }
         }
     }
     for t in 1..=k {
-        canvas::frame(&mut img, ox as i64 - t, oy as i64 - t, (right - ox) as i64 + 2 * t, (low - oy) as i64 + 2 * t, [120, 120, 120]);
+        canvas::frame(
+            &mut img,
+            ox as i64 - t,
+            oy as i64 - t,
+            (right - ox) as i64 + 2 * t,
+            (low - oy) as i64 + 2 * t,
+            [120, 120, 120],
+        );
     }
 
     // Class numbers near their medians, none overlapping another or leaving the plot.
@@ -153,22 +240,53 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
                 s.sort_by(f32::total_cmp);
                 s[s.len() / 2]
             };
-            let (a, b) = (med(&|i| px(i).0).clamp(ox, right - 1.0), med(&|i| px(i).1).clamp(oy, low - 1.0));
+            let (a, b) = (
+                med(&|i| px(i).0).clamp(ox, right - 1.0),
+                med(&|i| px(i).1).clamp(oy, low - 1.0),
+            );
             let t = l.to_string();
-            let (w, h) = (canvas::text_width(&t, number) + 6 * k, canvas::line_height(number) + 2 * k);
+            let (w, h) = (
+                canvas::text_width(&t, number) + 6 * k,
+                canvas::line_height(number) + 2 * k,
+            );
             if let Some(bx) = place(a as i64, b as i64, w, h, area, &drawn.labels, k) {
                 let (cx, cy) = (bx[0] + bx[2] / 2, bx[1] + bx[3] / 2);
                 if (cx - a as i64).abs() > w || (cy - b as i64).abs() > 3 * h / 2 {
                     for o in 0..k {
-                        canvas::line(&mut img, a + o as f32, b, cx as f32 + o as f32, cy as f32, [60, 60, 60]);
+                        canvas::line(
+                            &mut img,
+                            a + o as f32,
+                            b,
+                            cx as f32 + o as f32,
+                            cy as f32,
+                            [60, 60, 60],
+                        );
                     }
                 }
                 canvas::rect(&mut img, bx[0], bx[1], bx[2], bx[3], [255, 255, 255]);
                 for o in 0..k {
-                    canvas::frame(&mut img, bx[0] + o, bx[1] + o, bx[2] - 2 * o, bx[3] - 2 * o, super::class_colour(l as i32));
+                    canvas::frame(
+                        &mut img,
+                        bx[0] + o,
+                        bx[1] + o,
+                        bx[2] - 2 * o,
+                        bx[3] - 2 * o,
+                        super::class_colour(l as i32),
+                    );
                 }
-                canvas::text(&mut img, bx[0] + 3 * k, bx[1] + k, &t, number, [0, 0, 0], None);
-                drawn.labels.push(Label { class: l as i32, bx });
+                canvas::text(
+                    &mut img,
+                    bx[0] + 3 * k,
+                    bx[1] + k,
+                    &t,
+                    number,
+                    [0, 0, 0],
+                    None,
+                );
+                drawn.labels.push(Label {
+                    class: l as i32,
+                    bx,
+                });
             }
         }
     }
@@ -176,7 +294,15 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
     // Axis titles and the legend.
     let (ax, ay) = axes;
     let grey = [40, 40, 40];
-    canvas::text(&mut img, (ox + right) as i64 / 2 - canvas::text_width(ax, small) / 2, height as i64 - bottom + 6 * k, ax, small, grey, None);
+    canvas::text(
+        &mut img,
+        (ox + right) as i64 / 2 - canvas::text_width(ax, small) / 2,
+        height as i64 - bottom + 6 * k,
+        ax,
+        small,
+        grey,
+        None,
+    );
     // The y title reads bottom to top: drawn on its side, then turned.
     let (tw, th) = (canvas::text_width(ay, small), canvas::line_height(small));
     let mut side = RgbImage::from_pixel(tw.max(1) as u32, th.max(1) as u32, Rgb([255, 255, 255]));
@@ -189,7 +315,10 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
         let rows = ((height as i64 - top - 2 * row) / row).max(1) as usize;
         canvas::text(&mut img, lx, top, "class (galaxies)", small, grey, None);
         let noise = finite.len() - classes.iter().map(|&l| members[l].len()).sum::<usize>();
-        let mut entries: Vec<(i32, String)> = classes.iter().map(|&l| (l as i32, format!("{l} ({})", members[l].len()))).collect();
+        let mut entries: Vec<(i32, String)> = classes
+            .iter()
+            .map(|&l| (l as i32, format!("{l} ({})", members[l].len())))
+            .collect();
         entries.push((-1, format!("none ({noise})")));
         if entries.len() > rows {
             let more = entries.len() - rows + 1;
@@ -200,7 +329,18 @@ pub fn scatter(x: &[f32], y: &[f32], label: &[i32], (width, height): (u32, u32),
             let yy = top + row + 4 * k + row * r as i64;
             if *l >= -1 {
                 let sw = row - 4 * k;
-                canvas::rect(&mut img, lx, yy + 2 * k, sw, sw, if *l >= 0 { super::class_colour(*l) } else { [170, 170, 170] });
+                canvas::rect(
+                    &mut img,
+                    lx,
+                    yy + 2 * k,
+                    sw,
+                    sw,
+                    if *l >= 0 {
+                        super::class_colour(*l)
+                    } else {
+                        [170, 170, 170]
+                    },
+                );
             }
             canvas::text(&mut img, lx + row + 2 * k, yy, t, small, [30, 30, 30], None);
         }
@@ -230,14 +370,33 @@ impl Axis {
         let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
         let (lo_bulk, hi_bulk) = (q(0.01), q(0.99));
         // The ends: the extremes, unless a lone stray lies far beyond the last 0.05%.
-        let end = |far: f32, near: f32, bulk: f32| if (bulk - far).abs() > 3.0 * (bulk - near).abs() { near } else { far };
-        let (lo, hi) = (end(q(0.0), q(0.0005), lo_bulk), end(q(1.0), q(0.9995), hi_bulk));
+        let end = |far: f32, near: f32, bulk: f32| {
+            if (bulk - far).abs() > 3.0 * (bulk - near).abs() {
+                near
+            } else {
+                far
+            }
+        };
+        let (lo, hi) = (
+            end(q(0.0), q(0.0005), lo_bulk),
+            end(q(1.0), q(0.9995), hi_bulk),
+        );
         let span = (hi_bulk - lo_bulk).max(1e-6);
         let (lo_band, hi_band) = (lo_bulk - lo > span / 4.0, hi - hi_bulk > span / 4.0);
         let pad = 0.03 * span;
-        let (lo_bulk, hi_bulk) = (if lo_band { lo_bulk } else { lo - pad }, if hi_band { hi_bulk } else { hi + pad });
+        let (lo_bulk, hi_bulk) = (
+            if lo_band { lo_bulk } else { lo - pad },
+            if hi_band { hi_bulk } else { hi + pad },
+        );
         let pad_band = |d: f32| d + 0.08 * d.max(1e-6);
-        Axis { lo: lo_bulk - pad_band(lo_bulk - lo) * lo_band as u8 as f32, lo_bulk, hi_bulk, hi: hi_bulk + pad_band(hi - hi_bulk) * hi_band as u8 as f32, lo_band, hi_band }
+        Axis {
+            lo: lo_bulk - pad_band(lo_bulk - lo) * lo_band as u8 as f32,
+            lo_bulk,
+            hi_bulk,
+            hi: hi_bulk + pad_band(hi - hi_bulk) * hi_band as u8 as f32,
+            lo_band,
+            hi_band,
+        }
     }
 
     fn span(&self) -> f32 {
@@ -260,21 +419,42 @@ impl Axis {
 /// A `w` × `h` box near (`a`, `b`) inside `area` that overlaps none of `taken` and leaves
 /// the point itself uncovered (a compact class stays visible beside its number): the first
 /// free one on rings of growing radius around the point (sixteen directions each).
-fn place(a: i64, b: i64, w: i64, h: i64, area: [i64; 4], taken: &[Label], k: i64) -> Option<[i64; 4]> {
+fn place(
+    a: i64,
+    b: i64,
+    w: i64,
+    h: i64,
+    area: [i64; 4],
+    taken: &[Label],
+    k: i64,
+) -> Option<[i64; 4]> {
     let fits = |bx: [i64; 4]| {
         bx[0] >= area[0]
             && bx[1] >= area[1]
             && bx[0] + bx[2] <= area[0] + area[2]
             && bx[1] + bx[3] <= area[1] + area[3]
-            && taken.iter().all(|t| bx[0] >= t.bx[0] + t.bx[2] || t.bx[0] >= bx[0] + bx[2] || bx[1] >= t.bx[1] + t.bx[3] || t.bx[1] >= bx[1] + bx[3])
+            && taken.iter().all(|t| {
+                bx[0] >= t.bx[0] + t.bx[2]
+                    || t.bx[0] >= bx[0] + bx[2]
+                    || bx[1] >= t.bx[1] + t.bx[3]
+                    || t.bx[1] >= bx[1] + bx[3]
+            })
     };
     let reach = area[2].max(area[3]);
-    let covers = |bx: [i64; 4]| a >= bx[0] - 2 * k && a < bx[0] + bx[2] + 2 * k && b >= bx[1] - 2 * k && b < bx[1] + bx[3] + 2 * k;
+    let covers = |bx: [i64; 4]| {
+        a >= bx[0] - 2 * k
+            && a < bx[0] + bx[2] + 2 * k
+            && b >= bx[1] - 2 * k
+            && b < bx[1] + bx[3] + 2 * k
+    };
     let mut r = h / 2 + 4 * k;
     while r <= reach {
         for j in 0..16 {
             let t = j as f64 / 16.0 * std::f64::consts::TAU;
-            let (cx, cy) = (a + (r as f64 * t.cos()).round() as i64, b + (r as f64 * t.sin()).round() as i64);
+            let (cx, cy) = (
+                a + (r as f64 * t.cos()).round() as i64,
+                b + (r as f64 * t.sin()).round() as i64,
+            );
             let bx = [cx - w / 2, cy - h / 2, w, h];
             if fits(bx) && !covers(bx) {
                 return Some(bx);
@@ -302,16 +482,34 @@ mod tests {
             l.push(-1);
         }
         let d = scatter(&x, &y, &l, (400, 200), 1, false, ("x", "y"));
-        let (c0, c1) = (crate::render::class_colour(0), crate::render::class_colour(1));
-        let near = |p: &Rgb<u8>, c: [u8; 3]| (0..3).all(|i| (p.0[i] as i32 - c[i] as i32).abs() < 60);
+        let (c0, c1) = (
+            crate::render::class_colour(0),
+            crate::render::class_colour(1),
+        );
+        let near =
+            |p: &Rgb<u8>, c: [u8; 3]| (0..3).all(|i| (p.0[i] as i32 - c[i] as i32).abs() < 60);
         let mid = (d.plot[0] + d.plot[2] / 2) as u32;
-        let left0 = d.img.enumerate_pixels().filter(|(px, _, p)| *px < mid && near(p, c0)).count();
-        let right1 = d.img.enumerate_pixels().filter(|(px, _, p)| *px > mid && near(p, c1)).count();
+        let left0 = d
+            .img
+            .enumerate_pixels()
+            .filter(|(px, _, p)| *px < mid && near(p, c0))
+            .count();
+        let right1 = d
+            .img
+            .enumerate_pixels()
+            .filter(|(px, _, p)| *px > mid && near(p, c1))
+            .count();
         assert!(left0 > 0 && right1 > 0, "{left0} {right1}");
         // Deterministic, and numbers are drawn when asked.
-        assert!(d.img == scatter(&x, &y, &l, (400, 200), 1, false, ("x", "y")).img, "the same picture twice");
+        assert!(
+            d.img == scatter(&x, &y, &l, (400, 200), 1, false, ("x", "y")).img,
+            "the same picture twice"
+        );
         let with = scatter(&x, &y, &l, (400, 200), 2, true, ("x", "y"));
-        assert!(with.img != d.img && with.labels.len() == 2, "numbers are drawn");
+        assert!(
+            with.img != d.img && with.labels.len() == 2,
+            "numbers are drawn"
+        );
     }
 
     #[test]
@@ -332,13 +530,29 @@ mod tests {
         let dark: Vec<(u32, u32)> = d
             .img
             .enumerate_pixels()
-            .filter(|(a, b, p)| *a as i64 > pl && (*a as i64) < pl + pw && (*b as i64) > pt && (*b as i64) < pt + ph && p.0[0] < 200 && p.0 == [p.0[0]; 3])
+            .filter(|(a, b, p)| {
+                *a as i64 > pl
+                    && (*a as i64) < pl + pw
+                    && (*b as i64) > pt
+                    && (*b as i64) < pt + ph
+                    && p.0[0] < 200
+                    && p.0 == [p.0[0]; 3]
+            })
             .map(|(a, b, _)| (a, b))
             .collect();
         let span = |v: Vec<u32>| v.iter().max().unwrap() - v.iter().min().unwrap();
-        let (sx, sy) = (span(dark.iter().map(|p| p.0).collect()), span(dark.iter().map(|p| p.1).collect()));
-        assert!(sx as f64 > 0.6 * pw as f64 || sy as f64 > 0.6 * ph as f64, "galaxies span {sx} x {sy} of {pw} x {ph}");
-        assert!(sx as f64 > 0.4 * pw as f64 && sy as f64 > 0.4 * ph as f64, "galaxies span {sx} x {sy} of {pw} x {ph}");
+        let (sx, sy) = (
+            span(dark.iter().map(|p| p.0).collect()),
+            span(dark.iter().map(|p| p.1).collect()),
+        );
+        assert!(
+            sx as f64 > 0.6 * pw as f64 || sy as f64 > 0.6 * ph as f64,
+            "galaxies span {sx} x {sy} of {pw} x {ph}"
+        );
+        assert!(
+            sx as f64 > 0.4 * pw as f64 && sy as f64 > 0.4 * ph as f64,
+            "galaxies span {sx} x {sy} of {pw} x {ph}"
+        );
     }
 
     #[test]
@@ -360,12 +574,29 @@ mod tests {
         let grey: Vec<(u32, u32)> = d
             .img
             .enumerate_pixels()
-            .filter(|(a, b, p)| *a as i64 > pl && (*b as i64) > pt && (*b as i64) < pt + ph && p.0[0] < 200 && p.0 == [p.0[0]; 3])
+            .filter(|(a, b, p)| {
+                *a as i64 > pl
+                    && (*b as i64) > pt
+                    && (*b as i64) < pt + ph
+                    && p.0[0] < 200
+                    && p.0 == [p.0[0]; 3]
+            })
             .map(|(a, b, _)| (a, b))
             .collect();
         let span = |v: Vec<u32>| v.iter().max().unwrap() - v.iter().min().unwrap();
-        let (gx, gy) = (span(grey.iter().map(|p| p.0).filter(|&a| (a as i64) < pl + pw).collect()), span(grey.iter().map(|p| p.1).collect()));
-        assert!(gx as f64 > 0.6 * ph as f64 && gy as f64 > 0.6 * ph as f64, "the bulk spans {gx} x {gy} of a {pw} x {ph} plot");
+        let (gx, gy) = (
+            span(
+                grey.iter()
+                    .map(|p| p.0)
+                    .filter(|&a| (a as i64) < pl + pw)
+                    .collect(),
+            ),
+            span(grey.iter().map(|p| p.1).collect()),
+        );
+        assert!(
+            gx as f64 > 0.6 * ph as f64 && gy as f64 > 0.6 * ph as f64,
+            "the bulk spans {gx} x {gy} of a {pw} x {ph} plot"
+        );
         // Both islands are drawn inside the frame, in their colours, and numbered.
         for c in [0, 1] {
             let col = crate::render::class_colour(c);
@@ -377,10 +608,18 @@ mod tests {
                     (*a as i64) < pl + pw
                         && (*b as i64) < pt + ph
                         && near(p)
-                        && !d.labels.iter().any(|lb| (*a as i64) >= lb.bx[0] && (*a as i64) < lb.bx[0] + lb.bx[2] && (*b as i64) >= lb.bx[1] && (*b as i64) < lb.bx[1] + lb.bx[3])
+                        && !d.labels.iter().any(|lb| {
+                            (*a as i64) >= lb.bx[0]
+                                && (*a as i64) < lb.bx[0] + lb.bx[2]
+                                && (*b as i64) >= lb.bx[1]
+                                && (*b as i64) < lb.bx[1] + lb.bx[3]
+                        })
                 })
                 .count();
-            assert!(n > 50, "class {c}: {n} pixels in its colour inside the plot");
+            assert!(
+                n > 50,
+                "class {c}: {n} pixels in its colour inside the plot"
+            );
         }
         assert_eq!(d.labels.len(), 2);
     }
@@ -403,9 +642,19 @@ mod tests {
         assert_eq!(d.labels.len(), 40, "every class labelled");
         let [pl, pt, pw, ph] = d.plot;
         for (i, a) in d.labels.iter().enumerate() {
-            assert!(a.bx[0] >= pl && a.bx[1] >= pt && a.bx[0] + a.bx[2] <= pl + pw && a.bx[1] + a.bx[3] <= pt + ph, "label {} inside the plot", a.class);
+            assert!(
+                a.bx[0] >= pl
+                    && a.bx[1] >= pt
+                    && a.bx[0] + a.bx[2] <= pl + pw
+                    && a.bx[1] + a.bx[3] <= pt + ph,
+                "label {} inside the plot",
+                a.class
+            );
             for b in &d.labels[i + 1..] {
-                let apart = a.bx[0] >= b.bx[0] + b.bx[2] || b.bx[0] >= a.bx[0] + a.bx[2] || a.bx[1] >= b.bx[1] + b.bx[3] || b.bx[1] >= a.bx[1] + a.bx[3];
+                let apart = a.bx[0] >= b.bx[0] + b.bx[2]
+                    || b.bx[0] >= a.bx[0] + a.bx[2]
+                    || a.bx[1] >= b.bx[1] + b.bx[3]
+                    || b.bx[1] >= a.bx[1] + a.bx[3];
                 assert!(apart, "labels {} and {} overlap", a.class, b.class);
             }
         }

@@ -18,7 +18,13 @@ pub struct Card {
 
 /// The page: `title`, a line describing the query, the examples, counter-examples and the
 /// results.
-pub fn page(title: &str, query: &str, examples: &[Card], counter: &[Card], results: &[Card]) -> String {
+pub fn page(
+    title: &str,
+    query: &str,
+    examples: &[Card],
+    counter: &[Card],
+    results: &[Card],
+) -> String {
     let mut s = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}\
          .cards{{display:flex;flex-wrap:wrap;gap:10px}}.card{{width:176px;font-size:12px;border:1px solid #ddd;padding:6px;border-radius:4px}}\
@@ -27,7 +33,11 @@ pub fn page(title: &str, query: &str, examples: &[Card], counter: &[Card], resul
         t = esc(title),
         q = esc(query)
     );
-    for (name, cards) in [("Examples", examples), ("Counter-examples", counter), ("Results", results)] {
+    for (name, cards) in [
+        ("Examples", examples),
+        ("Counter-examples", counter),
+        ("Results", results),
+    ] {
         if cards.is_empty() {
             continue;
         }
@@ -43,7 +53,11 @@ pub fn page(title: &str, query: &str, examples: &[Card], counter: &[Card], resul
                 }
                 None => {}
             }
-            let rank = if name == "Results" { format!("#{} ", i + 1) } else { String::new() };
+            let rank = if name == "Results" {
+                format!("#{} ", i + 1)
+            } else {
+                String::new()
+            };
             let _ = write!(s, "<div><b>{rank}{}</b>", esc(&c.id));
             if let Some(v) = c.score {
                 let _ = write!(s, " · {v:.4}");
@@ -73,10 +87,29 @@ mod tests {
 
     #[test]
     fn the_page_escapes_and_links() {
-        let card = |id: &str, image| Card { id: id.into(), score: Some(0.5), image, fields: vec![("class".into(), "<ring>".into())], sky: Some((150.1, -2.5)) };
-        let html = page("t", "like `1`", &[card("1", None)], &[], &[card("2", Some(Ok("thumbs/1.png".into()))), card("3", Some(Err("no file".into())))]);
+        let card = |id: &str, image| Card {
+            id: id.into(),
+            score: Some(0.5),
+            image,
+            fields: vec![("class".into(), "<ring>".into())],
+            sky: Some((150.1, -2.5)),
+        };
+        let html = page(
+            "t",
+            "like `1`",
+            &[card("1", None)],
+            &[],
+            &[
+                card("2", Some(Ok("thumbs/1.png".into()))),
+                card("3", Some(Err("no file".into()))),
+            ],
+        );
         assert!(html.contains("&lt;ring&gt;") && !html.contains("<ring>"));
-        assert!(html.contains("<img src=\"thumbs/1.png\"") && html.contains("no file") && html.contains("#2 3"));
+        assert!(
+            html.contains("<img src=\"thumbs/1.png\"")
+                && html.contains("no file")
+                && html.contains("#2 3")
+        );
         assert!(html.contains("viewer?ra=150.10000&amp;dec=-2.50000"));
         assert!(!html.contains("Counter-examples"));
     }

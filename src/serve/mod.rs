@@ -41,7 +41,9 @@ pub fn token_for(host: IpAddr, given: Option<String>) -> Result<Option<String>> 
     }
     let mut bytes = [0u8; 24];
     use std::io::Read;
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(|e| Error::io("cannot read random bytes from", "/dev/urandom", e))?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Error::io("cannot read random bytes from", "/dev/urandom", e))?;
     Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
@@ -49,7 +51,11 @@ pub fn token_for(host: IpAddr, given: Option<String>) -> Result<Option<String>> 
 pub fn host(s: &str) -> Result<IpAddr> {
     match s {
         "localhost" => Ok(IpAddr::from([127, 0, 0, 1])),
-        _ => s.parse().map_err(|_| Error::Usage(format!("`--host {s}`: give an IP address such as 127.0.0.1 (the default) or 0.0.0.0"))),
+        _ => s.parse().map_err(|_| {
+            Error::Usage(format!(
+                "`--host {s}`: give an IP address such as 127.0.0.1 (the default) or 0.0.0.0"
+            ))
+        }),
     }
 }
 
@@ -63,12 +69,19 @@ pub fn run(app: state::App, addr: SocketAddr, ready: impl FnOnce(&str)) -> Resul
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the server's runtime: {e}")))?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
-        let bound = listener.local_addr().map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
         let app = Arc::new(app.bound_to(bound));
         ready(&app.url());
         let router = api::router(app);
-        axum::serve(listener, router).with_graceful_shutdown(shutdown()).await.map_err(|e| Error::Usage(format!("the server stopped: {e}")))
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| Error::Usage(format!("the server stopped: {e}")))
     })
 }
 
@@ -97,10 +110,21 @@ mod tests {
     fn only_loopback_goes_without_a_token() {
         assert_eq!(token_for(host("127.0.0.1").unwrap(), None).unwrap(), None);
         assert_eq!(token_for(host("::1").unwrap(), None).unwrap(), None);
-        let t = token_for(host("0.0.0.0").unwrap(), None).unwrap().expect("a token beyond loopback");
+        let t = token_for(host("0.0.0.0").unwrap(), None)
+            .unwrap()
+            .expect("a token beyond loopback");
         assert_eq!(t.len(), 48);
-        assert_ne!(token_for(host("0.0.0.0").unwrap(), None).unwrap().unwrap(), t, "random each time");
-        assert_eq!(token_for(host("0.0.0.0").unwrap(), Some("x".into())).unwrap().as_deref(), Some("x"));
+        assert_ne!(
+            token_for(host("0.0.0.0").unwrap(), None).unwrap().unwrap(),
+            t,
+            "random each time"
+        );
+        assert_eq!(
+            token_for(host("0.0.0.0").unwrap(), Some("x".into()))
+                .unwrap()
+                .as_deref(),
+            Some("x")
+        );
         assert!(host("nope").is_err());
     }
 }

@@ -79,38 +79,81 @@ pub struct Unknown(pub String);
 pub fn prepare(path: &Path, sets: &[String], opt: &Options) -> Result<(Pipeline, Nodes)> {
     let nodes = choose_nodes(&spec::load(path, sets)?, opt)?;
     let mut raw = spec::load_raw(path, sets, &[])?;
-    let probe = vec![("op", "similar".into()), ("input", nodes.features.as_str().into()), ("ids", toml::Value::Array(vec!["-".into()]))];
-    spec::raw::add_node(&mut raw, PROBE, crate::error::Loc::Whole(path.to_owned()), probe)?;
+    let probe = vec![
+        ("op", "similar".into()),
+        ("input", nodes.features.as_str().into()),
+        ("ids", toml::Value::Array(vec!["-".into()])),
+    ];
+    spec::raw::add_node(
+        &mut raw,
+        PROBE,
+        crate::error::Loc::Whole(path.to_owned()),
+        probe,
+    )?;
     Ok((spec::validate::validate(raw)?, nodes))
 }
 
 impl App {
     /// Run (or find) the `nodes` of `p` (from [`prepare`]) in `store` and build the state.
     /// Also returns the label log's warning, if its last line was torn.
-    pub fn load(p: &Pipeline, nodes: Nodes, store: &Store, opt: &Options, obs: &dyn Observer) -> Result<(App, Option<String>)> {
+    pub fn load(
+        p: &Pipeline,
+        nodes: Nodes,
+        store: &Store,
+        opt: &Options,
+        obs: &dyn Observer,
+    ) -> Result<(App, Option<String>)> {
         let vectors = format!("{PROBE}.vectors");
         let wanted = [&nodes.classes, &nodes.catalogue, &nodes.layout, &vectors];
-        let targets: Vec<usize> = wanted.iter().map(|n| p.find(n).expect("chosen from the pipeline")).collect();
+        let targets: Vec<usize> = wanted
+            .iter()
+            .map(|n| p.find(n).expect("chosen from the pipeline"))
+            .collect();
         let report = exec::run(p, store, obs, &targets)?;
         let key = |n: &str| report.node(n).expect("ran").key.clone();
 
         // The layout: its two numeric columns, in row order.
         let layout = store.read(&key(&nodes.layout), &nodes.layout)?;
-        let dims: Vec<String> = layout.schema().iter().filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt)).map(|(n, _)| n.to_string()).collect();
+        let dims: Vec<String> = layout
+            .schema()
+            .iter()
+            .filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt))
+            .map(|(n, _)| n.to_string())
+            .collect();
         let f32s = |name: &str| -> Result<Vec<f32>> {
-            let c = layout.column(name).and_then(|c| c.cast(&DataType::Float32)).map_err(pl(&nodes.layout))?;
-            Ok(c.f32().map_err(pl(&nodes.layout))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+            let c = layout
+                .column(name)
+                .and_then(|c| c.cast(&DataType::Float32))
+                .map_err(pl(&nodes.layout))?;
+            Ok(c.f32()
+                .map_err(pl(&nodes.layout))?
+                .iter()
+                .map(|v| v.unwrap_or(f32::NAN))
+                .collect())
         };
         let (x, y) = (f32s(&dims[0])?, f32s(&dims[1])?);
         let ids = columns::id_strings(&layout, &p.id, &nodes.layout)?;
-        let row_of: HashMap<String, usize> = ids.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
+        let row_of: HashMap<String, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i))
+            .collect();
 
         // Classes, by id onto the layout's rows.
         let classes = store.read(&key(&nodes.classes), &nodes.classes)?;
         let cid = columns::id_strings(&classes, &p.id, &nodes.classes)?;
-        let lab = classes.column("label").and_then(|c| c.cast(&DataType::Int32)).map_err(pl(&nodes.classes))?;
-        let prob = classes.column("probability").and_then(|c| c.cast(&DataType::Float64)).map_err(pl(&nodes.classes))?;
-        let (lab, prob) = (lab.i32().map_err(pl(&nodes.classes))?, prob.f64().map_err(pl(&nodes.classes))?);
+        let lab = classes
+            .column("label")
+            .and_then(|c| c.cast(&DataType::Int32))
+            .map_err(pl(&nodes.classes))?;
+        let prob = classes
+            .column("probability")
+            .and_then(|c| c.cast(&DataType::Float64))
+            .map_err(pl(&nodes.classes))?;
+        let (lab, prob) = (
+            lab.i32().map_err(pl(&nodes.classes))?,
+            prob.f64().map_err(pl(&nodes.classes))?,
+        );
         let mut class = vec![-1i32; ids.len()];
         let mut probability = vec![None; ids.len()];
         for (i, g) in cid.iter().enumerate() {
@@ -122,33 +165,68 @@ impl App {
 
         // The catalogue, without the representation.
         let cat_node = p.find(&nodes.catalogue).expect("chosen");
-        let keep: Vec<String> = p.nodes[cat_node].schema.iter_names().filter(|n| !columns::glob_match("feat_*", n)).map(|n| n.to_string()).collect();
+        let keep: Vec<String> = p.nodes[cat_node]
+            .schema
+            .iter_names()
+            .filter(|n| !columns::glob_match("feat_*", n))
+            .map(|n| n.to_string())
+            .collect();
         let catalogue = store.read_columns(&key(&nodes.catalogue), &nodes.catalogue, Some(keep))?;
         let cat_ids = columns::id_strings(&catalogue, &p.id, &nodes.catalogue)?;
-        let cat_row_of: HashMap<&str, usize> = cat_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-        let catalogue_row = ids.iter().map(|g| cat_row_of.get(g.as_str()).copied()).collect();
-        let image_column = catalogue.schema().contains("file_loc").then(|| "file_loc".to_owned());
+        let cat_row_of: HashMap<&str, usize> = cat_ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        let catalogue_row = ids
+            .iter()
+            .map(|g| cat_row_of.get(g.as_str()).copied())
+            .collect();
+        let image_column = catalogue
+            .schema()
+            .contains("file_loc")
+            .then(|| "file_loc".to_owned());
         let sky = match (catalogue.column("ra"), catalogue.column("dec")) {
             (Ok(ra), Ok(dec)) => {
                 let f = |c: &Column| -> Result<Vec<Option<f64>>> {
-                    Ok(c.cast(&DataType::Float64).map_err(pl(&nodes.catalogue))?.f64().map_err(pl(&nodes.catalogue))?.iter().collect())
+                    Ok(c.cast(&DataType::Float64)
+                        .map_err(pl(&nodes.catalogue))?
+                        .f64()
+                        .map_err(pl(&nodes.catalogue))?
+                        .iter()
+                        .collect())
                 };
                 Some((f(ra)?, f(dec)?))
             }
             _ => None,
         };
-        let truth = catalogue.schema().get("planted_class").filter(|dt| **dt == DataType::String).map(|_| "planted_class".to_owned());
+        let truth = catalogue
+            .schema()
+            .get("planted_class")
+            .filter(|dt| **dt == DataType::String)
+            .map(|_| "planted_class".to_owned());
 
         // The representation, by memory map.
         let vkey = key(&vectors);
         let vtable = store.read(&vkey, &vectors)?;
-        let searcher = Searcher::open(&vtable, &store.attachment_path(&vkey, crate::ops::similar::VECTORS_FILE), &p.id, &vectors)?;
+        let searcher = Searcher::open(
+            &vtable,
+            &store.attachment_path(&vkey, crate::ops::similar::VECTORS_FILE),
+            &p.id,
+            &vectors,
+        )?;
 
-        let details = store.manifest(&key(&nodes.classes)).map(|m| m.details).unwrap_or_default();
+        let details = store
+            .manifest(&key(&nodes.classes))
+            .map(|m| m.details)
+            .unwrap_or_default();
         let labels_path = opt.labels.clone().unwrap_or_else(|| default_log(&p.file));
         let (writer, torn) = labels::Writer::open(&labels_path)?;
         // gc keeps what these labels were given against while the log exists.
-        store.add_label_root(&labels_path, report.nodes.iter().map(|n| n.key.clone()).collect())?;
+        store.add_label_root(
+            &labels_path,
+            report.nodes.iter().map(|n| n.key.clone()).collect(),
+        )?;
         let mut app = App {
             pipeline: p.name.clone(),
             id: p.id.clone(),
@@ -186,8 +264,16 @@ impl App {
     /// The URL to open (with the token where there is one).
     pub fn url(&self) -> String {
         let addr = self.addr.expect("bound");
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            addr.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         match &self.token {
             Some(t) => format!("http://{host}:{}/?token={t}", addr.port()),
             None => format!("http://{host}:{}/", addr.port()),
@@ -196,12 +282,21 @@ impl App {
 
     /// The layout row of a galaxy.
     pub fn row(&self, id: &str) -> std::result::Result<usize, Unknown> {
-        self.row_of.get(id).copied().ok_or_else(|| Unknown(id.to_owned()))
+        self.row_of
+            .get(id)
+            .copied()
+            .ok_or_else(|| Unknown(id.to_owned()))
     }
 
     /// `/api/info`.
     pub fn info(&self) -> serde_json::Value {
-        let log = self.labels.lock().unwrap_or_else(|e| e.into_inner()).path().display().to_string();
+        let log = self
+            .labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .path()
+            .display()
+            .to_string();
         serde_json::json!({
             "pipeline": self.pipeline, "id": self.id, "n": self.ids.len(),
             "layout": self.nodes.layout, "classes": self.nodes.classes, "features": self.nodes.features, "catalogue": self.nodes.catalogue,
@@ -229,7 +324,12 @@ impl App {
     /// The class table: size, persistence and stability (from the classes node's details),
     /// mean probability, the truth's most common value and its share, the colour.
     fn class_table(&self, details: &serde_json::Value) -> Result<serde_json::Value> {
-        let k = self.class.iter().copied().max().map_or(0, |m| (m + 1).max(0)) as usize;
+        let k = self
+            .class
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| (m + 1).max(0)) as usize;
         let mut rows: Vec<Vec<usize>> = vec![Vec::new(); k];
         for (r, &c) in self.class.iter().enumerate() {
             if c >= 0 {
@@ -238,13 +338,28 @@ impl App {
         }
         let truth: Option<Vec<Option<String>>> = match &self.truth {
             Some(t) => {
-                let c = self.catalogue.column(t).map_err(pl(&self.nodes.catalogue))?;
+                let c = self
+                    .catalogue
+                    .column(t)
+                    .map_err(pl(&self.nodes.catalogue))?;
                 let s = c.str().map_err(pl(&self.nodes.catalogue))?;
-                Some(self.catalogue_row.iter().map(|r| r.and_then(|r| s.get(r)).map(str::to_owned)).collect())
+                Some(
+                    self.catalogue_row
+                        .iter()
+                        .map(|r| r.and_then(|r| s.get(r)).map(str::to_owned))
+                        .collect(),
+                )
             }
             None => None,
         };
-        let stat = |l: usize, what: &str| details.get("classes").and_then(|c| c.get(l)).and_then(|c| c.get(what)).cloned().unwrap_or(serde_json::Value::Null);
+        let stat = |l: usize, what: &str| {
+            details
+                .get("classes")
+                .and_then(|c| c.get(l))
+                .and_then(|c| c.get(what))
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+        };
         let classes: Vec<serde_json::Value> = rows
             .iter()
             .enumerate()
@@ -284,13 +399,23 @@ impl App {
                 cols.insert(c.name().to_string(), v);
             }
         }
-        let cutout = self.image_path(row).map(|_| format!("/api/cutout/{}", encode_path(id)));
+        let cutout = self
+            .image_path(row)
+            .map(|_| format!("/api/cutout/{}", encode_path(id)));
         let sky = self.sky.as_ref().and_then(|(ra, dec)| {
             let r = self.catalogue_row[row]?;
             let (ra, dec) = (ra[r]?, dec[r]?);
             Some(serde_json::json!({ "ra": ra, "dec": dec, "viewer": format!("https://www.legacysurvey.org/viewer?ra={ra:.6}&dec={dec:.6}&layer=ls-dr10&zoom=16") }))
         });
-        let labels: Vec<String> = self.labels.lock().unwrap_or_else(|e| e.into_inner()).labels().get(id).map(str::to_owned).into_iter().collect();
+        let labels: Vec<String> = self
+            .labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .labels()
+            .get(id)
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
         Ok(serde_json::json!({
             "id": id, "row": row, "class": self.class[row], "probability": self.probability[row],
             "columns": cols, "cutout": cutout, "sky": sky, "labels": labels,
@@ -313,8 +438,15 @@ impl App {
     /// `/api/similar`: the galaxies most like `ids` (against `not`), as `dagrun similar --json`.
     pub fn similar(&self, ids: Vec<String>, not: Vec<String>, k: u32) -> Result<serde_json::Value> {
         let q = Similar::query(ids, not, k);
-        let found = self.searcher.search(&q, None, &self.id, &self.nodes.features)?;
-        let results: Vec<serde_json::Value> = found.rows.iter().zip(&found.scores).map(|(&r, s)| serde_json::json!({ "id": self.searcher.id(r), "score": s })).collect();
+        let found = self
+            .searcher
+            .search(&q, None, &self.id, &self.nodes.features)?;
+        let results: Vec<serde_json::Value> = found
+            .rows
+            .iter()
+            .zip(&found.scores)
+            .map(|(&r, s)| serde_json::json!({ "id": self.searcher.id(r), "score": s }))
+            .collect();
         Ok(serde_json::json!({
             "node": self.nodes.features,
             "query": { "ids": q.ids, "not": q.not, "class": null, "classes": null, "k": k },
@@ -326,25 +458,52 @@ impl App {
     pub fn labels_json(&self) -> serde_json::Value {
         let w = self.labels.lock().unwrap_or_else(|e| e.into_inner());
         let l = w.labels();
-        let labels: Vec<serde_json::Value> = l.iter().map(|(id, label)| serde_json::json!({ "id": id, "label": label })).collect();
-        let names: Vec<serde_json::Value> = l.counts().into_iter().map(|(label, count)| serde_json::json!({ "label": label, "count": count })).collect();
+        let labels: Vec<serde_json::Value> = l
+            .iter()
+            .map(|(id, label)| serde_json::json!({ "id": id, "label": label }))
+            .collect();
+        let names: Vec<serde_json::Value> = l
+            .counts()
+            .into_iter()
+            .map(|(label, count)| serde_json::json!({ "label": label, "count": count }))
+            .collect();
         serde_json::json!({ "labels": labels, "names": names })
     }
 
     /// The labelled galaxies with the catalogue columns matching `globs`: id, label, columns.
     pub fn export(&self, globs: &[String]) -> Result<DataFrame> {
-        let fold = self.labels.lock().unwrap_or_else(|e| e.into_inner()).labels().clone();
-        export_table(&self.catalogue, &self.id, &fold, globs, &self.nodes.catalogue)
+        let fold = self
+            .labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .labels()
+            .clone();
+        export_table(
+            &self.catalogue,
+            &self.id,
+            &fold,
+            globs,
+            &self.nodes.catalogue,
+        )
     }
 }
 
 /// The labelled rows of `catalogue` as `id, label, COLUMNS…` (columns matching `globs`, in
 /// the catalogue's order).
-pub fn export_table(catalogue: &DataFrame, id: &str, fold: &labels::Labels, globs: &[String], node: &str) -> Result<DataFrame> {
+pub fn export_table(
+    catalogue: &DataFrame,
+    id: &str,
+    fold: &labels::Labels,
+    globs: &[String],
+    node: &str,
+) -> Result<DataFrame> {
     let (df, _) = crate::ops::labels::labelled(catalogue, id, fold, node)?;
     let mut keep: Vec<PlSmallStr> = vec![id.into(), "label".into()];
     for name in catalogue.get_column_names() {
-        if name.as_str() != id && name.as_str() != "label" && globs.iter().any(|g| columns::glob_match(g, name)) {
+        if name.as_str() != id
+            && name.as_str() != "label"
+            && globs.iter().any(|g| columns::glob_match(g, name))
+        {
             keep.push(name.clone());
         }
     }
@@ -353,13 +512,24 @@ pub fn export_table(catalogue: &DataFrame, id: &str, fold: &labels::Labels, glob
 
 /// The label log beside a pipeline file: `featured.toml` -> `featured.labels.jsonl`.
 pub fn default_log(pipeline: &Path) -> PathBuf {
-    let stem = pipeline.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
+    let stem = pipeline
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".into());
     pipeline.with_file_name(format!("{stem}.labels.jsonl"))
 }
 
 /// Which nodes the page is built from (see [`Options`]).
 pub fn choose_nodes(p: &Pipeline, opt: &Options) -> Result<Nodes> {
-    let find = |n: &str, what: &str| p.find(n).ok_or_else(|| Error::Usage(format!("`{what} {n}`: no node named `{n}` in `{}` (nodes: {})", p.file.display(), p.names())));
+    let find = |n: &str, what: &str| {
+        p.find(n).ok_or_else(|| {
+            Error::Usage(format!(
+                "`{what} {n}`: no node named `{n}` in `{}` (nodes: {})",
+                p.file.display(),
+                p.names()
+            ))
+        })
+    };
     let is_2d = |v: usize| matches!(&p.nodes[v].op, Op::Reduce(r) if r.n_components == 2);
     let start = match &opt.node {
         Some(n) => find(n, "--node")?,
@@ -369,9 +539,19 @@ pub fn choose_nodes(p: &Pipeline, opt: &Options) -> Result<Nodes> {
     };
     let name = |v: usize| p.nodes[v].name.clone();
     let (classes, catalogue, mut layout) = match &p.nodes[start].op {
-        Op::Report(_) => (p.nodes[start].inputs[0], p.nodes[start].inputs[1], p.nodes[start].inputs.get(2).copied()),
+        Op::Report(_) => (
+            p.nodes[start].inputs[0],
+            p.nodes[start].inputs[1],
+            p.nodes[start].inputs.get(2).copied(),
+        ),
         Op::Select(_) => (start, usize::MAX, None),
-        other => return Err(Error::Usage(format!("`--node {}`: a `{}` node; give a report node or a select-leaves / select-eom node", name(start), other.name()))),
+        other => {
+            return Err(Error::Usage(format!(
+                "`--node {}`: a `{}` node; give a report node or a select-leaves / select-eom node",
+                name(start),
+                other.name()
+            )))
+        }
     };
     if let Some(l) = &opt.layout {
         layout = Some(find(l, "--layout")?);
@@ -387,16 +567,29 @@ pub fn choose_nodes(p: &Pipeline, opt: &Options) -> Result<Nodes> {
             }
         }
     };
-    let dims = p.nodes[layout].schema.iter().filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt)).count();
+    let dims = p.nodes[layout]
+        .schema
+        .iter()
+        .filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt))
+        .count();
     if dims != 2 {
         return Err(Error::Usage(format!("`{}` has {dims} numeric columns, not 2: the page draws a 2-D layout (a reduce node with n_components = 2)", name(layout))));
     }
     // Without a report, the catalogue is what the layout was reduced from.
-    let catalogue = if catalogue == usize::MAX { p.nodes[layout].inputs[0] } else { catalogue };
+    let catalogue = if catalogue == usize::MAX {
+        p.nodes[layout].inputs[0]
+    } else {
+        catalogue
+    };
     let features = match &opt.features {
         Some(f) => find(f, "--features")?,
         None => {
-            let has_feat = |v: usize| p.nodes[v].schema.iter_names().any(|n| columns::glob_match("feat_*", n));
+            let has_feat = |v: usize| {
+                p.nodes[v]
+                    .schema
+                    .iter_names()
+                    .any(|n| columns::glob_match("feat_*", n))
+            };
             if has_feat(catalogue) {
                 catalogue
             } else if has_feat(p.nodes[layout].inputs[0]) {
@@ -410,10 +603,22 @@ pub fn choose_nodes(p: &Pipeline, opt: &Options) -> Result<Nodes> {
             }
         }
     };
-    if !p.nodes[features].schema.iter_names().any(|n| columns::glob_match("feat_*", n)) {
-        return Err(Error::Usage(format!("`--features {}`: the node has no `feat_*` columns", name(features))));
+    if !p.nodes[features]
+        .schema
+        .iter_names()
+        .any(|n| columns::glob_match("feat_*", n))
+    {
+        return Err(Error::Usage(format!(
+            "`--features {}`: the node has no `feat_*` columns",
+            name(features)
+        )));
     }
-    Ok(Nodes { classes: name(classes), catalogue: name(catalogue), layout: name(layout), features: name(features) })
+    Ok(Nodes {
+        classes: name(classes),
+        catalogue: name(catalogue),
+        layout: name(layout),
+        features: name(features),
+    })
 }
 
 /// A polars value as JSON (non-finite floats as null).
@@ -424,7 +629,9 @@ fn any_to_json(v: AnyValue) -> serde_json::Value {
         AnyValue::Boolean(b) => Value::Bool(b),
         AnyValue::String(s) => Value::String(s.to_owned()),
         AnyValue::StringOwned(s) => Value::String(s.to_string()),
-        AnyValue::Float32(f) => serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number),
+        AnyValue::Float32(f) => {
+            serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number)
+        }
         AnyValue::Float64(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
         AnyValue::Int8(i) => i.into(),
         AnyValue::Int16(i) => i.into(),

@@ -62,7 +62,11 @@ impl Pipeline {
     }
 
     pub fn names(&self) -> String {
-        self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+        self.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -72,13 +76,21 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> crate::error::Result<Pip
 }
 
 /// [`load`], with `--slurm` job-resource overrides.
-pub fn load_with(path: &std::path::Path, sets: &[String], slurm: &[String]) -> crate::error::Result<Pipeline> {
+pub fn load_with(
+    path: &std::path::Path,
+    sets: &[String],
+    slurm: &[String],
+) -> crate::error::Result<Pipeline> {
     validate::validate(load_raw(path, sets, slurm)?)
 }
 
 /// A pipeline file as written, with `--set` and `--slurm` overrides applied, not yet
 /// validated: for commands that add nodes or grid points before validation.
-pub fn load_raw(path: &std::path::Path, sets: &[String], slurm: &[String]) -> crate::error::Result<raw::RawPipeline> {
+pub fn load_raw(
+    path: &std::path::Path,
+    sets: &[String],
+    slurm: &[String],
+) -> crate::error::Result<raw::RawPipeline> {
     let mut raw = raw::load(path)?;
     for s in sets {
         raw::apply_set(&mut raw, s)?;
@@ -92,7 +104,11 @@ pub fn load_raw(path: &std::path::Path, sets: &[String], slurm: &[String]) -> cr
 /// The folder of the catalogue file node `from`'s rows come from: first inputs followed up
 /// to a `read` node. Used by validation (on the nodes before a `Pipeline` exists) and by
 /// [`Pipeline::source_dir`].
-pub(crate) fn source_dir<O: std::borrow::Borrow<Op>>(ops: &[O], inputs: &[Vec<NodeId>], from: NodeId) -> Option<PathBuf> {
+pub(crate) fn source_dir<O: std::borrow::Borrow<Op>>(
+    ops: &[O],
+    inputs: &[Vec<NodeId>],
+    from: NodeId,
+) -> Option<PathBuf> {
     let mut u = from;
     for _ in 0..ops.len() {
         if let Op::Read(read) = ops[u].borrow() {

@@ -61,7 +61,10 @@ impl SlurmSpec {
     /// The resources of node `name`'s job: `[slurm]`, then `[slurm.NAME]`, where a node made
     /// by validation (`embed.shard3`, `u.knn`) takes its parent's table.
     pub fn for_node(&self, name: &str) -> JobResources {
-        let own = self.nodes.get(name).or_else(|| name.split_once('.').and_then(|(parent, _)| self.nodes.get(parent)));
+        let own = self.nodes.get(name).or_else(|| {
+            name.split_once('.')
+                .and_then(|(parent, _)| self.nodes.get(parent))
+        });
         own.map_or_else(|| self.all.clone(), |o| self.all.with(o))
     }
 }
@@ -72,7 +75,13 @@ fn err(p: &RawParam, name: &str, msg: &str) -> Error {
 
 /// A duration or size as SLURM writes it: digits, `:` and `-` for time; digits and a unit
 /// for memory. Anything else would be refused by sbatch only when the job is submitted.
-fn text(p: &RawParam, name: &str, v: &toml::Value, ok: fn(&str) -> bool, what: &str) -> Result<String> {
+fn text(
+    p: &RawParam,
+    name: &str,
+    v: &toml::Value,
+    ok: fn(&str) -> bool,
+    what: &str,
+) -> Result<String> {
     let s = match v {
         toml::Value::Integer(i) if *i > 0 => i.to_string(),
         toml::Value::String(s) => s.trim().to_owned(),
@@ -84,7 +93,13 @@ fn text(p: &RawParam, name: &str, v: &toml::Value, ok: fn(&str) -> bool, what: &
     Ok(s)
 }
 
-fn resources(p: &RawParam, prefix: &str, table: &toml::Table, top: bool, array_limit: &mut Option<u32>) -> Result<JobResources> {
+fn resources(
+    p: &RawParam,
+    prefix: &str,
+    table: &toml::Table,
+    top: bool,
+    array_limit: &mut Option<u32>,
+) -> Result<JobResources> {
     let mut r = JobResources::default();
     for (k, v) in table {
         let name = format!("{prefix}{k}");
@@ -98,27 +113,78 @@ fn resources(p: &RawParam, prefix: &str, table: &toml::Table, top: bool, array_l
                     p,
                     &name,
                     v,
-                    |s| s.trim_end_matches(['K', 'M', 'G', 'T']).chars().all(|c| c.is_ascii_digit()) && s.starts_with(|c: char| c.is_ascii_digit()),
+                    |s| {
+                        s.trim_end_matches(['K', 'M', 'G', 'T'])
+                            .chars()
+                            .all(|c| c.is_ascii_digit())
+                            && s.starts_with(|c: char| c.is_ascii_digit())
+                    },
                     "a size such as `8G` or `500M`",
                 )?)
             }
-            "gpus" => r.gpus = Some(text(p, &name, v, |s| !s.contains(char::is_whitespace), "a GPU count or `type:count`")?),
-            "time" => r.time = Some(text(p, &name, v, |s| s.chars().all(|c| c.is_ascii_digit() || c == ':' || c == '-'), "a time limit such as `90`, `02:00:00` or `1-00:00:00`")?),
+            "gpus" => {
+                r.gpus = Some(text(
+                    p,
+                    &name,
+                    v,
+                    |s| !s.contains(char::is_whitespace),
+                    "a GPU count or `type:count`",
+                )?)
+            }
+            "time" => {
+                r.time = Some(text(
+                    p,
+                    &name,
+                    v,
+                    |s| {
+                        s.chars()
+                            .all(|c| c.is_ascii_digit() || c == ':' || c == '-')
+                    },
+                    "a time limit such as `90`, `02:00:00` or `1-00:00:00`",
+                )?)
+            }
             "partition" => match v.as_str() {
-                Some(s) if !s.trim().is_empty() && !s.contains(char::is_whitespace) => r.partition = Some(s.to_owned()),
+                Some(s) if !s.trim().is_empty() && !s.contains(char::is_whitespace) => {
+                    r.partition = Some(s.to_owned())
+                }
                 _ => return Err(err(p, &name, "expected a partition name")),
             },
-            "args" => match v.as_array().map(|a| a.iter().map(|x| x.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()) {
+            "args" => match v.as_array().map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+            }) {
                 Some(Some(a)) => r.args = a,
-                _ => return Err(err(p, &name, "expected a list of sbatch arguments, e.g. [\"--account=abc\"]")),
+                _ => {
+                    return Err(err(
+                        p,
+                        &name,
+                        "expected a list of sbatch arguments, e.g. [\"--account=abc\"]",
+                    ))
+                }
             },
             "array_limit" if top => match v.as_integer() {
                 Some(n) if (1..=100_000).contains(&n) => *array_limit = Some(n as u32),
-                _ => return Err(err(p, &name, "expected a whole number of tasks, at least 1")),
+                _ => {
+                    return Err(err(
+                        p,
+                        &name,
+                        "expected a whole number of tasks, at least 1",
+                    ))
+                }
             },
             _ => {
-                let keys = if top { "cpus, mem, gpus, time, partition, args, array_limit, or a [slurm.NODE] table" } else { "cpus, mem, gpus, time, partition, args" };
-                return Err(Error::spec(p.key_loc.clone(), None, Some(&format!("slurm.{name}")), format!("unknown key (slurm takes: {keys})")));
+                let keys = if top {
+                    "cpus, mem, gpus, time, partition, args, array_limit, or a [slurm.NODE] table"
+                } else {
+                    "cpus, mem, gpus, time, partition, args"
+                };
+                return Err(Error::spec(
+                    p.key_loc.clone(),
+                    None,
+                    Some(&format!("slurm.{name}")),
+                    format!("unknown key (slurm takes: {keys})"),
+                ));
             }
         }
     }
@@ -132,10 +198,18 @@ pub fn parse(params: &[RawParam], nodes: &[&str]) -> Result<SlurmSpec> {
         match &p.value {
             toml::Value::Table(t) if p.name != "args" => {
                 if !nodes.contains(&p.name.as_str()) {
-                    return Err(Error::spec(p.key_loc.clone(), None, Some(&format!("slurm.{}", p.name)), format!("no node named `{}` (nodes: {})", p.name, nodes.join(", "))));
+                    return Err(Error::spec(
+                        p.key_loc.clone(),
+                        None,
+                        Some(&format!("slurm.{}", p.name)),
+                        format!("no node named `{}` (nodes: {})", p.name, nodes.join(", ")),
+                    ));
                 }
                 let mut unused = None;
-                spec.nodes.insert(p.name.clone(), resources(p, &format!("{}.", p.name), t, false, &mut unused)?);
+                spec.nodes.insert(
+                    p.name.clone(),
+                    resources(p, &format!("{}.", p.name), t, false, &mut unused)?,
+                );
             }
             v => {
                 let one: toml::Table = [(p.name.clone(), v.clone())].into_iter().collect();

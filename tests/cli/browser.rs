@@ -38,17 +38,24 @@ impl Browser {
     /// on stderr) where chromedriver or chromium is not installed. Panics instead of returning
     /// `None` when `CI` is set.
     pub fn start() -> Option<Browser> {
-        let driver = find_program("chromedriver", &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+        let driver = find_program(
+            "chromedriver",
+            &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+        );
         // Debian's /usr/bin/chromium is a shell script that sources /etc/chromium.d (adding
         // flags, printing noise) and then execs /usr/lib/chromium/chromium: use that directly.
-        let chromium = find_program("/usr/lib/chromium/chromium", &[]).or_else(|| find_program("chromium", &["/usr/bin/chromium"]));
+        let chromium = find_program("/usr/lib/chromium/chromium", &[])
+            .or_else(|| find_program("chromium", &["/usr/bin/chromium"]));
         match (driver, chromium) {
             (Some(driver), Some(chromium)) => Some(Browser::launch(&driver, &chromium)),
             (driver, chromium) => {
-                let missing: Vec<&str> = [("chromedriver (Debian's chromium-driver)", driver.is_none()), ("chromium", chromium.is_none())]
-                    .into_iter()
-                    .filter_map(|(name, gone)| gone.then_some(name))
-                    .collect();
+                let missing: Vec<&str> = [
+                    ("chromedriver (Debian's chromium-driver)", driver.is_none()),
+                    ("chromium", chromium.is_none()),
+                ]
+                .into_iter()
+                .filter_map(|(name, gone)| gone.then_some(name))
+                .collect();
                 let missing = missing.join(" and ");
                 assert!(std::env::var_os("CI").is_none(), "CI is set but {missing} is not installed: `.ci/run` installs them with scripts/browser-up.sh");
                 eprintln!("skipping the browser test: {missing} is not installed (install them with scripts/browser-up.sh)");
@@ -58,27 +65,45 @@ impl Browser {
     }
 
     fn launch(driver: &Path, chromium: &Path) -> Browser {
-        let mut dir = tempfile::Builder::new().prefix("dagrun-browser-").tempdir().expect("a temporary folder for the browser profile");
+        let mut dir = tempfile::Builder::new()
+            .prefix("dagrun-browser-")
+            .tempdir()
+            .expect("a temporary folder for the browser profile");
         let profile = dir.path().join("profile");
         // The port is free when we look; another process may take it before chromedriver binds
         // it, so a driver that exits at once is started again on another port.
         for attempt in 1..=3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
-            let out = fs::File::create(dir.path().join("chromedriver.out")).expect("chromedriver's output file");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let out = fs::File::create(dir.path().join("chromedriver.out"))
+                .expect("chromedriver's output file");
             let err = out.try_clone().expect("chromedriver's output file");
             let child = Command::new(driver)
                 .arg(format!("--port={port}"))
-                .arg(format!("--log-path={}", dir.path().join("chromedriver.log").display()))
+                .arg(format!(
+                    "--log-path={}",
+                    dir.path().join("chromedriver.log").display()
+                ))
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
-            let mut b = Browser { driver: child, base: format!("http://127.0.0.1:{port}"), session: String::new(), dir };
+            let mut b = Browser {
+                driver: child,
+                base: format!("http://127.0.0.1:{port}"),
+                session: String::new(),
+                dir,
+            };
             if !b.wait_ready(Duration::from_secs(30)) {
                 if attempt < 3 {
                     // Dropping `b` would remove the folder: take it back first.
-                    dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("a temporary folder"));
+                    dir = std::mem::replace(
+                        &mut b.dir,
+                        tempfile::tempdir().expect("a temporary folder"),
+                    );
                     continue;
                 }
                 panic!("chromedriver exited three times at start{}", b.logs());
@@ -96,12 +121,24 @@ impl Browser {
             if let Ok(Some(_)) = self.driver.try_wait() {
                 return false;
             }
-            if let Ok(r) = http::request_with_timeout("GET", &format!("{}/status", self.base), &[], None, Duration::from_secs(5)) {
-                if serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| v["value"]["ready"] == true) {
+            if let Ok(r) = http::request_with_timeout(
+                "GET",
+                &format!("{}/status", self.base),
+                &[],
+                None,
+                Duration::from_secs(5),
+            ) {
+                if serde_json::from_slice::<Value>(&r.body)
+                    .is_ok_and(|v| v["value"]["ready"] == true)
+                {
                     return true;
                 }
             }
-            assert!(t.elapsed() < timeout, "chromedriver is not ready after {timeout:?}{}", self.logs());
+            assert!(
+                t.elapsed() < timeout,
+                "chromedriver is not ready after {timeout:?}{}",
+                self.logs()
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -124,8 +161,13 @@ impl Browser {
             },
             "goog:loggingPrefs": {"browser": "ALL"},
         }}});
-        let v = self.call("POST", "/session", Some(caps)).unwrap_or_else(|e| panic!("{e}{}", self.logs()));
-        self.session = v["sessionId"].as_str().unwrap_or_else(|| panic!("no sessionId in POST /session's answer: {v}")).to_owned();
+        let v = self
+            .call("POST", "/session", Some(caps))
+            .unwrap_or_else(|e| panic!("{e}{}", self.logs()));
+        self.session = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no sessionId in POST /session's answer: {v}"))
+            .to_owned();
     }
 
     /// The tail of chromedriver's log and output, for a panic message.
@@ -134,7 +176,10 @@ impl Browser {
         for name in ["chromedriver.out", "chromedriver.log"] {
             let text = fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
-            s.push_str(&format!("\n----- tail of {name} -----\n{}", lines[lines.len().saturating_sub(30)..].join("\n")));
+            s.push_str(&format!(
+                "\n----- tail of {name} -----\n{}",
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            ));
         }
         s
     }
@@ -143,12 +188,30 @@ impl Browser {
     /// naming the endpoint and the driver's message.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let body = body.map(|b| b.to_string());
-        let r = http::request_with_timeout(method, &format!("{}{path}", self.base), &[("Content-Type", "application/json")], body.as_deref().map(str::as_bytes), COMMAND_TIMEOUT)
-            .map_err(|e| format!("WebDriver {method} {path}: {e}"))?;
-        let v: Value = serde_json::from_slice(&r.body).map_err(|e| format!("WebDriver {method} {path}: HTTP {} with no JSON ({e}): {}", r.status, r.text()))?;
+        let r = http::request_with_timeout(
+            method,
+            &format!("{}{path}", self.base),
+            &[("Content-Type", "application/json")],
+            body.as_deref().map(str::as_bytes),
+            COMMAND_TIMEOUT,
+        )
+        .map_err(|e| format!("WebDriver {method} {path}: {e}"))?;
+        let v: Value = serde_json::from_slice(&r.body).map_err(|e| {
+            format!(
+                "WebDriver {method} {path}: HTTP {} with no JSON ({e}): {}",
+                r.status,
+                r.text()
+            )
+        })?;
         if r.status != 200 {
-            let (err, msg) = (v["value"]["error"].as_str().unwrap_or("?"), v["value"]["message"].as_str().unwrap_or(""));
-            return Err(format!("WebDriver {method} {path}: {err} (HTTP {}): {msg}", r.status));
+            let (err, msg) = (
+                v["value"]["error"].as_str().unwrap_or("?"),
+                v["value"]["message"].as_str().unwrap_or(""),
+            );
+            return Err(format!(
+                "WebDriver {method} {path}: {err} (HTTP {}): {msg}",
+                r.status
+            ));
         }
         Ok(v["value"].clone())
     }
@@ -162,7 +225,12 @@ impl Browser {
         }
     }
 
-    fn try_session_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+    fn try_session_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         self.call(method, &format!("/session/{}{path}", self.session), body)
     }
 
@@ -183,7 +251,11 @@ impl Browser {
     /// panics with its message.
     #[track_caller]
     pub fn eval(&self, js: &str) -> Value {
-        self.session_call("POST", "/execute/sync", Some(json!({ "script": js, "args": [] })))
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": js, "args": [] })),
+        )
     }
 
     /// Runs `js` as a function body whose last argument is the callback that returns the
@@ -191,7 +263,11 @@ impl Browser {
     /// The session's script timeout (chromedriver's default, 30 s) applies.
     #[track_caller]
     pub fn eval_async(&self, js: &str) -> Value {
-        self.session_call("POST", "/execute/async", Some(json!({ "script": js, "args": [] })))
+        self.session_call(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": js, "args": [] })),
+        )
     }
 
     /// Polls the JavaScript expression `js_condition` every 100 ms until it is truthy and
@@ -222,14 +298,24 @@ impl Browser {
     #[track_caller]
     pub fn screenshot_png(&self) -> Vec<u8> {
         let v = self.session_call("GET", "/screenshot", None);
-        base64_decode(v.as_str().unwrap_or_else(|| panic!("GET /screenshot answered no string: {v}")))
+        base64_decode(
+            v.as_str()
+                .unwrap_or_else(|| panic!("GET /screenshot answered no string: {v}")),
+        )
     }
 
     /// The W3C reference of the first element matching `css`; panics when there is none.
     #[track_caller]
     pub fn find(&self, css: &str) -> String {
-        let v = self.session_call("POST", "/element", Some(json!({ "using": "css selector", "value": css })));
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("POST /element `{css}` answered no element reference: {v}")).to_owned()
+        let v = self.session_call(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("POST /element `{css}` answered no element reference: {v}"))
+            .to_owned()
     }
 
     /// WebDriver's element click: scrolls the element into view and clicks its centre (fails
@@ -250,10 +336,17 @@ impl Browser {
     pub fn click_at(&self, css: &str, x: f64, y: f64) {
         let el = self.find(css);
         let rect = self.session_call("GET", &format!("/element/{el}/rect"), None);
-        let size = |k: &str| rect[k].as_f64().unwrap_or_else(|| panic!("element `{css}` has no {k} in its rect: {rect}"));
+        let size = |k: &str| {
+            rect[k]
+                .as_f64()
+                .unwrap_or_else(|| panic!("element `{css}` has no {k} in its rect: {rect}"))
+        };
         // chromedriver's centre of an element origin: floor(width / 2), floor(height / 2) from
         // the top-left, and offsets are whole pixels.
-        let (dx, dy) = ((x - (size("width") / 2.0).floor()).round(), (y - (size("height") / 2.0).floor()).round());
+        let (dx, dy) = (
+            (x - (size("width") / 2.0).floor()).round(),
+            (y - (size("height") / 2.0).floor()).round(),
+        );
         let actions = json!({"actions": [{
             "type": "pointer",
             "id": "mouse",
@@ -273,7 +366,11 @@ impl Browser {
     pub fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css);
         self.session_call("POST", &format!("/element/{el}/clear"), Some(json!({})));
-        self.session_call("POST", &format!("/element/{el}/value"), Some(json!({ "text": text })));
+        self.session_call(
+            "POST",
+            &format!("/element/{el}/value"),
+            Some(json!({ "text": text })),
+        );
     }
 
     /// The rendered text of the element `css` (`innerText`-like: hidden text left out).
@@ -281,7 +378,9 @@ impl Browser {
     pub fn text(&self, css: &str) -> String {
         let el = self.find(css);
         let v = self.session_call("GET", &format!("/element/{el}/text"), None);
-        v.as_str().unwrap_or_else(|| panic!("GET /element/text `{css}` answered no string: {v}")).to_owned()
+        v.as_str()
+            .unwrap_or_else(|| panic!("GET /element/text `{css}` answered no string: {v}"))
+            .to_owned()
     }
 
     /// The browser console's errors since the last call (chromedriver hands each log entry
@@ -291,20 +390,34 @@ impl Browser {
     #[track_caller]
     pub fn console_errors(&self) -> Vec<String> {
         let v = self.session_call("POST", "/se/log", Some(json!({ "type": "browser" })));
-        let entries = v.as_array().unwrap_or_else(|| panic!("POST /se/log answered no list: {v}"));
-        entries.iter().filter(|e| e["level"] == "SEVERE").map(|e| e["message"].as_str().unwrap_or("").to_owned()).collect()
+        let entries = v
+            .as_array()
+            .unwrap_or_else(|| panic!("POST /se/log answered no list: {v}"));
+        entries
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+            .collect()
     }
 
     /// The processes that carry this browser's profile on their command line (the browser
     /// and its renderers): no other process can, the profile's folder being new.
     fn browser_pids(&self) -> Vec<String> {
-        let flag = format!("--user-data-dir={}", self.dir.path().join("profile").display());
-        let Ok(procs) = fs::read_dir("/proc") else { return Vec::new() };
+        let flag = format!(
+            "--user-data-dir={}",
+            self.dir.path().join("profile").display()
+        );
+        let Ok(procs) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
         procs
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-            .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == flag.as_bytes())))
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == flag.as_bytes()))
+            })
             .collect()
     }
 }
@@ -324,7 +437,11 @@ impl Drop for Browser {
         let pids = self.browser_pids();
         if !pids.is_empty() {
             // The shell's kill: the only way to signal a process we did not spawn without libc.
-            let _ = Command::new("sh").args(["-c", "kill -KILL \"$@\"", "sh"]).args(&pids).stderr(Stdio::null()).status();
+            let _ = Command::new("sh")
+                .args(["-c", "kill -KILL \"$@\"", "sh"])
+                .args(&pids)
+                .stderr(Stdio::null())
+                .status();
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -349,9 +466,14 @@ fn find_program(name: &str, extra: &[&str]) -> Option<PathBuf> {
     let on_path: Vec<PathBuf> = if name.contains('/') {
         vec![PathBuf::from(name)]
     } else {
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect()).unwrap_or_default()
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
+            .unwrap_or_default()
     };
-    on_path.into_iter().chain(extra.iter().map(PathBuf::from)).find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+    on_path
+        .into_iter()
+        .chain(extra.iter().map(PathBuf::from))
+        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// Standard or URL-safe base64, padding and line breaks allowed.
@@ -424,7 +546,9 @@ setTimeout(() => { throw new Error('deliberate uncaught error'); }, 0);
                     }
                 }
                 let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", PAGE.len());
-                let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(PAGE.as_bytes()));
+                let _ = s
+                    .write_all(head.as_bytes())
+                    .and_then(|()| s.write_all(PAGE.as_bytes()));
             }
         });
         url
@@ -432,7 +556,10 @@ setTimeout(() => { throw new Error('deliberate uncaught error'); }, 0);
 
     fn panic_message(r: std::thread::Result<()>) -> String {
         let e = r.expect_err("it should have panicked");
-        e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
     }
 
     #[test]
@@ -451,9 +578,19 @@ setTimeout(() => { throw new Error('deliberate uncaught error'); }, 0);
         eprintln!("browser session started in {:?}", t.elapsed());
         let url = serve_page();
         b.goto(&url);
-        assert_eq!(b.eval("return !!document.createElement('canvas').getContext('webgl')"), true, "WebGL is available");
-        assert_eq!(b.wait_for("window.drawn && document.title", Duration::from_secs(10)), "webgl");
-        assert_eq!(b.eval("return [innerWidth, devicePixelRatio]"), json!([1400, 1]));
+        assert_eq!(
+            b.eval("return !!document.createElement('canvas').getContext('webgl')"),
+            true,
+            "WebGL is available"
+        );
+        assert_eq!(
+            b.wait_for("window.drawn && document.title", Duration::from_secs(10)),
+            "webgl"
+        );
+        assert_eq!(
+            b.eval("return [innerWidth, devicePixelRatio]"),
+            json!([1400, 1])
+        );
 
         b.click("#b");
         assert_eq!(b.text("#out"), "clicked 1");
@@ -468,59 +605,133 @@ setTimeout(() => { throw new Error('deliberate uncaught error'); }, 0);
             let kinds: Vec<&str> = events.iter().map(|e| e[0].as_str().unwrap_or("")).collect();
             assert_eq!(kinds, ["mousedown", "mouseup", "click"], "{events:?}");
             for e in events {
-                let (ex, ey) = (e[1].as_f64().expect("offsetX"), e[2].as_f64().expect("offsetY"));
-                assert!((ex - x).abs() <= 2.0 && (ey - y).abs() <= 2.0, "clicked at ({x}, {y}), the page saw {e}");
+                let (ex, ey) = (
+                    e[1].as_f64().expect("offsetX"),
+                    e[2].as_f64().expect("offsetY"),
+                );
+                assert!(
+                    (ex - x).abs() <= 2.0 && (ey - y).abs() <= 2.0,
+                    "clicked at ({x}, {y}), the page saw {e}"
+                );
                 assert_eq!(e[3], 0, "button 0: {e}");
             }
         }
 
         b.type_into("#in", "first");
         b.type_into("#in", "héllo wörld");
-        assert_eq!(b.eval("return document.getElementById('in').value"), "héllo wörld", "type_into clears first");
+        assert_eq!(
+            b.eval("return document.getElementById('in').value"),
+            "héllo wörld",
+            "type_into clears first"
+        );
 
-        assert_eq!(b.eval_async("const done = arguments[arguments.length - 1]; setTimeout(() => done(6 * 7), 20)"), 42);
+        assert_eq!(
+            b.eval_async(
+                "const done = arguments[arguments.length - 1]; setTimeout(() => done(6 * 7), 20)"
+            ),
+            42
+        );
 
         let errors = b.console_errors();
-        assert!(errors.iter().any(|e| e.contains("deliberate console error")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("Uncaught Error: deliberate uncaught error")), "{errors:?}");
-        assert!(!errors.iter().any(|e| e.contains("not an error")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("deliberate console error")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("Uncaught Error: deliberate uncaught error")),
+            "{errors:?}"
+        );
+        assert!(
+            !errors.iter().any(|e| e.contains("not an error")),
+            "{errors:?}"
+        );
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(b.console_errors().is_empty(), "each entry is handed out once");
+        assert!(
+            b.console_errors().is_empty(),
+            "each entry is handed out once"
+        );
 
         let png = b.screenshot_png();
-        let img = image::load_from_memory(&png).expect("the screenshot is a PNG").to_rgba8();
+        let img = image::load_from_memory(&png)
+            .expect("the screenshot is a PNG")
+            .to_rgba8();
         assert_eq!(img.width(), 1400, "one pixel per CSS pixel");
         let red = |x: u32, y: u32| {
             let p = img.get_pixel(x, y);
             p[0] > 200 && p[1] < 50 && p[2] < 50
         };
-        let n_red = (0..img.height()).flat_map(|y| (0..img.width()).map(move |x| (x, y))).filter(|&(x, y)| red(x, y)).count();
-        assert!(n_red >= 301 * 201 * 9 / 10, "{n_red} red pixels, the canvas has {}", 301 * 201);
-        assert!(red(23, 17) && red(23 + 300, 17 + 200) && !red(22, 17) && !red(23, 16) && !red(23 + 301, 17), "the canvas is at (23, 17), 301 x 201");
+        let n_red = (0..img.height())
+            .flat_map(|y| (0..img.width()).map(move |x| (x, y)))
+            .filter(|&(x, y)| red(x, y))
+            .count();
+        assert!(
+            n_red >= 301 * 201 * 9 / 10,
+            "{n_red} red pixels, the canvas has {}",
+            301 * 201
+        );
+        assert!(
+            red(23, 17)
+                && red(23 + 300, 17 + 200)
+                && !red(22, 17)
+                && !red(23, 16)
+                && !red(23 + 301, 17),
+            "the canvas is at (23, 17), 301 x 201"
+        );
 
         // Failures say what failed and show the page.
         let msg = panic_message(catch_unwind(AssertUnwindSafe(|| {
             b.wait_for("window.never", Duration::from_millis(300));
         })));
-        assert!(msg.contains("`window.never` is still not true") && msg.contains("press me clicked 1"), "{msg}");
+        assert!(
+            msg.contains("`window.never` is still not true") && msg.contains("press me clicked 1"),
+            "{msg}"
+        );
         let msg = panic_message(catch_unwind(AssertUnwindSafe(|| {
             b.text("#nothing");
         })));
-        assert!(msg.contains("POST /session/") && msg.contains("/element: no such element") && msg.contains("#nothing"), "{msg}");
+        assert!(
+            msg.contains("POST /session/")
+                && msg.contains("/element: no such element")
+                && msg.contains("#nothing"),
+            "{msg}"
+        );
         let msg = panic_message(catch_unwind(AssertUnwindSafe(|| {
             b.eval("throw new Error('bad script')");
         })));
-        assert!(msg.contains("/execute/sync: javascript error") && msg.contains("bad script"), "{msg}");
+        assert!(
+            msg.contains("/execute/sync: javascript error") && msg.contains("bad script"),
+            "{msg}"
+        );
 
         b.reload();
-        assert_eq!(b.wait_for("window.drawn && document.getElementById('out').textContent === ''", Duration::from_secs(10)), true);
+        assert_eq!(
+            b.wait_for(
+                "window.drawn && document.getElementById('out').textContent === ''",
+                Duration::from_secs(10)
+            ),
+            true
+        );
 
         let profile = b.dir.path().join("profile");
         let pids = b.browser_pids();
-        assert!(!pids.is_empty(), "the browser runs with its profile {}", profile.display());
+        assert!(
+            !pids.is_empty(),
+            "the browser runs with its profile {}",
+            profile.display()
+        );
         drop(b);
-        let alive: Vec<&String> = pids.iter().filter(|p| fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| !c.is_empty())).collect();
-        assert!(alive.is_empty(), "browser processes left after drop: {alive:?}");
+        let alive: Vec<&String> = pids
+            .iter()
+            .filter(|p| fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| !c.is_empty()))
+            .collect();
+        assert!(
+            alive.is_empty(),
+            "browser processes left after drop: {alive:?}"
+        );
         assert!(!profile.exists(), "the profile is removed");
     }
 }

@@ -31,7 +31,11 @@ fn sigkill_at_ten_moments_never_leaves_a_half_written_entry() {
         let t = Test::new();
         t.pipeline(&pipeline);
         let at = full.mul_f64(f64::from(i) / 10.0);
-        let mut child = t.command(&["run", "p.toml", "-q"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = t
+            .command(&["run", "p.toml", "-q"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(at);
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
@@ -39,15 +43,26 @@ fn sigkill_at_ten_moments_never_leaves_a_half_written_entry() {
         let partial = Test::content_hashes(&t.cache());
         finished.push(partial.len());
         for (key, hash) in &partial {
-            assert_eq!(want.get(key), Some(hash), "entry {key} after kill {i} differs from a clean run");
+            assert_eq!(
+                want.get(key),
+                Some(hash),
+                "entry {key} after kill {i} differs from a clean run"
+            );
         }
         t.run_json(&[]).ok();
-        assert_eq!(Test::content_hashes(&t.cache()), want, "after kill {i}, a run gives exactly the clean outputs");
+        assert_eq!(
+            Test::content_hashes(&t.cache()),
+            want,
+            "after kill {i}, a run gives exactly the clean outputs"
+        );
     }
     eprintln!("entries present at each kill: {finished:?}");
     // Some kill came after an entry was published (under load the run is slower than the
     // clean one timed first, so the last kill may still land before any).
-    assert!(finished[0] < *finished.iter().max().unwrap(), "entries present at each kill: {finished:?}");
+    assert!(
+        finished[0] < *finished.iter().max().unwrap(),
+        "entries present at each kill: {finished:?}"
+    );
 }
 
 #[test]
@@ -64,14 +79,22 @@ fn corrupted_entries_are_reported_and_recomputed() {
     corrupt_byte(&entry("catalog").join("data.parquet"));
     let data = entry("pca").join("data.parquet");
     let len = std::fs::metadata(&data).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&data).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     std::fs::remove_file(entry("pca2").join("manifest.json")).unwrap();
     std::fs::write(entry("artifacts").join("manifest.json"), "{ not json").unwrap();
 
     let r = t.run_json(&[]).ok();
     let err = r.stderr();
     for node in ["catalog", "pca", "pca2", "artifacts"] {
-        assert!(err.contains(&format!("node `{node}`: cache entry")), "no report for {node}:\n{err}");
+        assert!(
+            err.contains(&format!("node `{node}`: cache entry")),
+            "no report for {node}:\n{err}"
+        );
     }
     assert_eq!(r.computed(), ["catalog", "pca", "pca2", "artifacts"]);
     assert_eq!(Test::content_hashes(&t.cache()), want);
@@ -82,19 +105,33 @@ fn corrupted_entries_are_reported_and_recomputed() {
 fn two_processes_on_one_cache_compute_each_key_once() {
     let t = Test::new();
     t.pipeline(&big(120_000));
-    let spawn = || t.command(&["run", "p.toml", "--json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let spawn = || {
+        t.command(&["run", "p.toml", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let mut computed = Vec::new();
     let mut keys = Vec::new();
     for out in [a, b] {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let r = crate::support::Run { out };
         computed.extend(r.computed());
         keys.push(r.keys());
     }
     computed.sort();
-    assert_eq!(computed, ["artifacts", "catalog", "featured", "pca", "pca2"], "each key computed exactly once across both");
+    assert_eq!(
+        computed,
+        ["artifacts", "catalog", "featured", "pca", "pca2"],
+        "each key computed exactly once across both"
+    );
     assert_eq!(keys[0], keys[1]);
     Test::assert_all_entries_intact(&t.cache());
 }
@@ -112,13 +149,32 @@ fn gc_removes_unused_entries_but_never_those_a_run_is_using() {
     // was used in the last hour stays; --dry-run says what would go and removes nothing.
     let bare = t.run(&["gc", "--older-than", "30"]);
     assert_eq!(bare.code(), 2);
-    assert!(bare.stderr().contains("say 30d or 12h"), "{}", bare.stderr());
+    assert!(
+        bare.stderr().contains("say 30d or 12h"),
+        "{}",
+        bare.stderr()
+    );
     let kept = t.run(&["gc", "--older-than", "0s"]).ok().stderr();
-    assert!(kept.contains("removed 0 entries") && kept.contains("kept 0 in use, 5 used within 1h and 0 that") && kept.contains("--force"), "{kept}");
-    let dry = t.run(&["gc", "--older-than", "0s", "--force", "--dry-run"]).ok().stderr();
+    assert!(
+        kept.contains("removed 0 entries")
+            && kept.contains("kept 0 in use, 5 used within 1h and 0 that")
+            && kept.contains("--force"),
+        "{kept}"
+    );
+    let dry = t
+        .run(&["gc", "--older-than", "0s", "--force", "--dry-run"])
+        .ok()
+        .stderr();
     assert!(dry.contains("would remove 5 entries"), "{dry}");
-    assert_eq!(Test::content_hashes(&t.cache()).len(), 5, "a dry run removes nothing");
-    let gone = t.run(&["gc", "--older-than", "0s", "--force"]).ok().stderr();
+    assert_eq!(
+        Test::content_hashes(&t.cache()).len(),
+        5,
+        "a dry run removes nothing"
+    );
+    let gone = t
+        .run(&["gc", "--older-than", "0s", "--force"])
+        .ok()
+        .stderr();
     assert!(gone.contains("removed 5 entries"), "{gone}");
     assert!(Test::content_hashes(&t.cache()).is_empty());
 
@@ -128,18 +184,28 @@ fn gc_removes_unused_entries_but_never_those_a_run_is_using() {
     let store = dagrun::cache::Store::open(&t.cache()).unwrap();
     let keys = store.keys();
     let held = store.use_entry(&keys[0]).unwrap();
-    let gc = t.run(&["gc", "--older-than", "0s", "--force"]).ok().stderr();
-    assert!(gc.contains("removed 4 entries") && gc.contains("kept 1 in use"), "{gc}");
+    let gc = t
+        .run(&["gc", "--older-than", "0s", "--force"])
+        .ok()
+        .stderr();
+    assert!(
+        gc.contains("removed 4 entries") && gc.contains("kept 1 in use"),
+        "{gc}"
+    );
     assert_eq!(store.keys(), [keys[0].clone()]);
     drop(held);
-    let gc = t.run(&["gc", "--older-than", "0s", "--force"]).ok().stderr();
+    let gc = t
+        .run(&["gc", "--older-than", "0s", "--force"])
+        .ok()
+        .stderr();
     assert!(gc.contains("removed 1 entries"), "{gc}");
 
     // And a real run in flight: whatever gc does meanwhile, the run completes and a rerun
     // finds everything.
     let long = Test::new();
     long.pipeline(&big(200_000));
-    long.run(&["run", "p.toml", "-q", "--target", "featured"]).ok();
+    long.run(&["run", "p.toml", "-q", "--target", "featured"])
+        .ok();
     let child = long.command(&["run", "p.toml", "-q"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     long.run(&["gc", "--older-than", "0s", "--force"]).ok();
@@ -153,15 +219,28 @@ fn input_files_enter_the_key_by_content() {
     t.pipeline("[nodes.cat]\nop = \"read\"\npath = \"data/cat.csv\"\n[nodes.big]\nop = \"filter\"\ninput = \"cat\"\nkeep_where = [\"x > 0.6\"]\n");
     assert_eq!(t.run_json(&[]).ok().computed(), ["cat", "big"]);
     // Touching the file (new mtime, same bytes) invalidates nothing.
-    let f = std::fs::File::options().write(true).open(t.path("data/cat.csv")).unwrap();
-    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(10)).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(t.path("data/cat.csv"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(10))
+        .unwrap();
     assert!(t.run_json(&[]).ok().computed().is_empty());
     // Moving the file keeps its cache too.
     std::fs::rename(t.path("data/cat.csv"), t.path("data/moved.csv")).unwrap();
-    assert!(t.run_json(&["--set", "cat.path=data/moved.csv"]).ok().computed().is_empty());
+    assert!(t
+        .run_json(&["--set", "cat.path=data/moved.csv"])
+        .ok()
+        .computed()
+        .is_empty());
     // Editing it does invalidate.
     t.write("data/moved.csv", "id,x\n1,0.5\n2,0.7\n3,0.95\n");
-    assert_eq!(t.run_json(&["--set", "cat.path=data/moved.csv"]).ok().computed(), ["cat", "big"]);
+    assert_eq!(
+        t.run_json(&["--set", "cat.path=data/moved.csv"])
+            .ok()
+            .computed(),
+        ["cat", "big"]
+    );
 }
 
 /// A full disk is said as such, and leaves nothing half-written. Needs a small tmpfs
@@ -171,21 +250,41 @@ fn a_full_disk_is_named_and_leaves_nothing_behind() {
     let t = Test::new();
     let disk = t.path("disk");
     std::fs::create_dir_all(&disk).unwrap();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&disk).status().is_ok_and(|s| s.success());
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .is_ok_and(|s| s.success());
     if !mounted {
-        assert!(std::env::var_os("CI").is_none(), "CI must check a full disk: cannot mount a small tmpfs here (needs root)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must check a full disk: cannot mount a small tmpfs here (needs root)"
+        );
         eprintln!("skipping: cannot mount a small tmpfs here (needs root)");
         return;
     }
     t.pipeline("[pipeline]\nname = \"full\"\n[nodes.c]\nop = \"synthetic\"\nn = 20000\n");
     let cache = disk.join("c");
     let r = t.run(&["run", "p.toml", "-q", "--cache", cache.to_str().unwrap()]);
-    let tmp_left = std::fs::read_dir(cache.join("v1/tmp")).map(|d| d.count()).unwrap_or(0);
-    let entries = std::fs::read_dir(cache.join("v1/objects")).map(|d| d.count()).unwrap_or(0);
+    let tmp_left = std::fs::read_dir(cache.join("v1/tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let entries = std::fs::read_dir(cache.join("v1/objects"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     let _ = Command::new("umount").arg(&disk).status();
     assert_eq!(r.code(), 1, "{}", r.stderr());
-    assert!(r.stderr().contains("no space left on the device holding") && r.stderr().contains("node `c`"), "{}", r.stderr());
-    assert_eq!((tmp_left, entries), (0, 0), "nothing half-written, nothing published");
+    assert!(
+        r.stderr().contains("no space left on the device holding")
+            && r.stderr().contains("node `c`"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(
+        (tmp_left, entries),
+        (0, 0),
+        "nothing half-written, nothing published"
+    );
 }
 
 /// Ctrl-C and SIGTERM end a local run at once (the shell's 130 and 143: death by the
@@ -197,7 +296,12 @@ fn sigint_and_sigterm_end_a_run_cleanly() {
     // inherits (as `nohup` expects): there, only SIGTERM can be checked.
     let ignored = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("SigIgn:").map(|v| u64::from_str_radix(v.trim(), 16).unwrap_or(0))))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("SigIgn:")
+                    .map(|v| u64::from_str_radix(v.trim(), 16).unwrap_or(0))
+            })
+        })
         .unwrap_or(0);
     for (sig, name) in [(2, "-INT"), (15, "-TERM")] {
         if ignored & (1 << (sig - 1)) != 0 {
@@ -208,8 +312,15 @@ fn sigint_and_sigterm_end_a_run_cleanly() {
         t.pipeline(&big(400_000));
         let mut child = t.command(&["run", "p.toml", "-q"]).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(400));
-        assert!(child.try_wait().unwrap().is_none(), "the run is still going when signalled");
-        assert!(Command::new("kill").args([name, &child.id().to_string()]).status().unwrap().success());
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run is still going when signalled"
+        );
+        assert!(Command::new("kill")
+            .args([name, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(sig), "{name}: {status:?}");
         Test::assert_all_entries_intact(&t.cache());
@@ -224,11 +335,22 @@ fn sigint_and_sigterm_end_a_run_cleanly() {
 /// dagrun as `nobody` (setpriv), so it needs root; under `CI` it never skips.
 #[test]
 fn a_read_only_cache_is_read_without_writing() {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let setpriv = Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success());
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !(root && setpriv) {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but this test cannot run dagrun as another user (needs root and setpriv)");
-        eprintln!("skipping the read-only cache test: it needs root and setpriv to run dagrun as nobody");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but this test cannot run dagrun as another user (needs root and setpriv)"
+        );
+        eprintln!(
+            "skipping the read-only cache test: it needs root and setpriv to run dagrun as nobody"
+        );
         return;
     }
     let t = Test::new();
@@ -237,7 +359,12 @@ fn a_read_only_cache_is_read_without_writing() {
     // The binary where nobody may run it, and everything readable but not writable by others.
     let exe = t.path("dagrun");
     std::fs::copy(env!("CARGO_BIN_EXE_dagrun"), &exe).unwrap();
-    assert!(Command::new("chmod").args(["-R", "a+rX,go-w"]).arg(t.dir.path()).status().unwrap().success());
+    assert!(Command::new("chmod")
+        .args(["-R", "a+rX,go-w"])
+        .arg(t.dir.path())
+        .status()
+        .unwrap()
+        .success());
     let before = Test::content_hashes(&t.cache());
     let as_nobody = |args: &[&str]| {
         let out = Command::new("setpriv")
@@ -252,12 +379,29 @@ fn a_read_only_cache_is_read_without_writing() {
         crate::support::Run { out }
     };
     let hit = as_nobody(&["run", "p.toml", "--json"]).ok();
-    assert_eq!(hit.nodes_with("cached").len(), first.computed().len(), "every node a hit: {}", hit.stdout());
+    assert_eq!(
+        hit.nodes_with("cached").len(),
+        first.computed().len(),
+        "every node a hit: {}",
+        hit.stdout()
+    );
     assert_eq!(hit.keys(), first.keys());
     let shown = as_nobody(&["show", "p.toml", "pca2", "--json"]).ok();
-    assert_eq!(shown.json()["rows"], first.json()["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "pca2").unwrap()["rows"]);
+    assert_eq!(
+        shown.json()["rows"],
+        first.json()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "pca2")
+            .unwrap()["rows"]
+    );
     let miss = as_nobody(&["run", "p.toml", "--set", "pca2.n_components=1"]);
     assert_eq!(miss.code(), 1);
-    assert!(miss.stderr().contains("is not writable by you") && miss.stderr().contains("--cache"), "{}", miss.stderr());
+    assert!(
+        miss.stderr().contains("is not writable by you") && miss.stderr().contains("--cache"),
+        "{}",
+        miss.stderr()
+    );
     assert_eq!(Test::content_hashes(&t.cache()), before, "nothing written");
 }

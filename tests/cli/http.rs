@@ -29,7 +29,10 @@ pub struct Response {
 impl Response {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text (invalid UTF-8 replaced).
@@ -40,27 +43,48 @@ impl Response {
     /// The body as JSON; panics with the status and body when it is not.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("HTTP {} body is not JSON ({e}):\n{}", self.status, self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "HTTP {} body is not JSON ({e}):\n{}",
+                self.status,
+                self.text()
+            )
+        })
     }
 }
 
 /// `method url`, with extra `headers` and an optional `body`, [`TIMEOUT`] for each step.
 /// `url` is `http://HOST:PORT/path?query` (port 80 when left out). Sends `Host`,
 /// `Connection: close` and, with a body, `Content-Length` (unless `headers` has one).
-pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> io::Result<Response> {
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> io::Result<Response> {
     request_with_timeout(method, url, headers, body, TIMEOUT)
 }
 
 /// [`request`] with another timeout for connecting and for each read and write.
-pub fn request_with_timeout(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>, timeout: Duration) -> io::Result<Response> {
+pub fn request_with_timeout(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> io::Result<Response> {
     let (authority, path) = split_url(url)?;
     let stream = connect(authority, timeout)?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     if let Some(b) = body {
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
             head.push_str(&format!("Content-Length: {}\r\n", b.len()));
         }
     }
@@ -82,7 +106,12 @@ pub fn get(url: &str) -> io::Result<Response> {
 /// `POST url` with `value` as a JSON body.
 pub fn post_json(url: &str, value: &serde_json::Value) -> io::Result<Response> {
     let body = serde_json::to_vec(value).map_err(io::Error::other)?;
-    request("POST", url, &[("Content-Type", "application/json")], Some(&body))
+    request(
+        "POST",
+        url,
+        &[("Content-Type", "application/json")],
+        Some(&body),
+    )
 }
 
 /// Writes `bytes` as they are to `addr` (`HOST:PORT`, or a URL whose authority is taken) and
@@ -114,7 +143,15 @@ pub fn raw_with_timeout(addr: &str, bytes: &[u8], timeout: Duration) -> io::Resu
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if closed(&e) || matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+            Err(e)
+                if closed(&e)
+                    || matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+            {
+                break
+            }
             Err(e) => return Err(e),
         }
     }
@@ -123,7 +160,12 @@ pub fn raw_with_timeout(addr: &str, bytes: &[u8], timeout: Duration) -> io::Resu
 }
 
 fn closed(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted)
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -133,7 +175,12 @@ fn invalid(msg: String) -> io::Error {
 /// `http://HOST:PORT/path?q` -> (`HOST:PORT`, `/path?q`); a fragment is dropped, and a
 /// query without a path goes on `/`.
 fn split_url(url: &str) -> io::Result<(&str, String)> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("not an http:// URL: {url}")))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not an http:// URL: {url}"),
+        )
+    })?;
     let rest = rest.split('#').next().unwrap_or(rest);
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
@@ -141,14 +188,27 @@ fn split_url(url: &str) -> io::Result<(&str, String)> {
         None => (rest, "/".to_owned()),
     };
     if authority.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no host in URL: {url}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no host in URL: {url}"),
+        ));
     }
     Ok((authority, path))
 }
 
 fn connect(authority: &str, timeout: Duration) -> io::Result<TcpStream> {
-    let target = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) { authority.to_owned() } else { format!("{authority}:80") };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{authority} resolves to no address"));
+    let target = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{authority} resolves to no address"),
+    );
     for addr in target.to_socket_addrs()? {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(s) => {
@@ -168,14 +228,29 @@ fn read_line(r: &mut impl BufRead, what: &str) -> io::Result<String> {
     let mut line = Vec::new();
     let n = r.by_ref().take(MAX_LINE).read_until(b'\n', &mut line)?;
     if n == 0 || line.last() != Some(&b'\n') {
-        let kind = if n as u64 == MAX_LINE { io::ErrorKind::InvalidData } else { io::ErrorKind::UnexpectedEof };
-        return Err(io::Error::new(kind, format!("connection ended inside the {what}: {:?}", String::from_utf8_lossy(&line))));
+        let kind = if n as u64 == MAX_LINE {
+            io::ErrorKind::InvalidData
+        } else {
+            io::ErrorKind::UnexpectedEof
+        };
+        return Err(io::Error::new(
+            kind,
+            format!(
+                "connection ended inside the {what}: {:?}",
+                String::from_utf8_lossy(&line)
+            ),
+        ));
     }
     line.pop();
     if line.last() == Some(&b'\r') {
         line.pop();
     }
-    String::from_utf8(line).map_err(|e| invalid(format!("{what} is not UTF-8: {:?}", String::from_utf8_lossy(e.as_bytes()))))
+    String::from_utf8(line).map_err(|e| {
+        invalid(format!(
+            "{what} is not UTF-8: {:?}",
+            String::from_utf8_lossy(e.as_bytes())
+        ))
+    })
 }
 
 fn read_response(r: &mut impl BufRead, method: &str) -> io::Result<Response> {
@@ -193,25 +268,42 @@ fn read_response(r: &mut impl BufRead, method: &str) -> io::Result<Response> {
             if h.is_empty() {
                 break;
             }
-            let (k, v) = h.split_once(':').ok_or_else(|| invalid(format!("bad header line: {h:?}")))?;
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| invalid(format!("bad header line: {h:?}")))?;
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
         // 100 Continue, 103 Early Hints: the real answer follows.
         if (100..200).contains(&status) && status != 101 {
             continue;
         }
-        let mut resp = Response { status, headers, body: Vec::new() };
+        let mut resp = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         if method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 || status == 101 {
             return Ok(resp);
         }
-        let chunked = resp.header("transfer-encoding").is_some_and(|te| te.split(',').any(|t| t.trim().eq_ignore_ascii_case("chunked")));
+        let chunked = resp.header("transfer-encoding").is_some_and(|te| {
+            te.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("chunked"))
+        });
         if chunked {
             resp.body = read_chunked(r)?;
         } else if let Some(len) = resp.header("content-length") {
-            let len: u64 = len.parse().map_err(|_| invalid(format!("bad Content-Length: {len:?}")))?;
+            let len: u64 = len
+                .parse()
+                .map_err(|_| invalid(format!("bad Content-Length: {len:?}")))?;
             r.take(len).read_to_end(&mut resp.body)?;
             if (resp.body.len() as u64) < len {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("body ended after {} of {len} bytes (Content-Length)", resp.body.len())));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "body ended after {} of {len} bytes (Content-Length)",
+                        resp.body.len()
+                    ),
+                ));
             }
         } else {
             r.read_to_end(&mut resp.body)?;
@@ -225,7 +317,8 @@ fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
     loop {
         let line = read_line(r, "chunk size")?;
         let hex = line.split(';').next().unwrap_or("").trim();
-        let size = u64::from_str_radix(hex, 16).map_err(|_| invalid(format!("bad chunk size line: {line:?}")))?;
+        let size = u64::from_str_radix(hex, 16)
+            .map_err(|_| invalid(format!("bad chunk size line: {line:?}")))?;
         if size == 0 {
             // Trailers, if any, up to the blank line.
             while !read_line(r, "chunked trailers")?.is_empty() {}
@@ -234,7 +327,10 @@ fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
         let before = body.len();
         r.take(size).read_to_end(&mut body)?;
         if ((body.len() - before) as u64) < size {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("chunk ended after {} of {size} bytes", body.len() - before)));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("chunk ended after {} of {size} bytes", body.len() - before),
+            ));
         }
         if !read_line(r, "chunk end")?.is_empty() {
             return Err(invalid("chunk data longer than its size".to_owned()));
@@ -259,14 +355,19 @@ mod tests {
             let mut seen = Vec::new();
             for answer in answers {
                 let (mut s, _) = listener.accept().expect("accept");
-                s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
                 let mut req = Vec::new();
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = s.read(&mut buf) {
                     req.extend_from_slice(&buf[..n]);
                     let text = String::from_utf8_lossy(&req);
                     if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end].lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().expect("length")));
+                        let len = text[..end].lines().find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().expect("length"))
+                        });
                         if req.len() >= end + 4 + len.unwrap_or(0) {
                             break;
                         }
@@ -293,27 +394,74 @@ mod tests {
         let (addr, server) = canned(answers);
 
         let r = get(&format!("http://{addr}/x?q=1#frag")).expect("chunked GET");
-        assert_eq!((r.status, r.header("CONTENT-TYPE")), (200, Some("application/json")));
+        assert_eq!(
+            (r.status, r.header("CONTENT-TYPE")),
+            (200, Some("application/json"))
+        );
         assert_eq!(r.json(), serde_json::json!({"a": [1, 2]}));
 
-        let r = post_json(&format!("http://{addr}/post"), &serde_json::json!({"k": "v"})).expect("POST");
-        assert_eq!((r.status, r.text().as_str(), r.header("x-two")), (201, "hello", Some("2")));
+        let r = post_json(
+            &format!("http://{addr}/post"),
+            &serde_json::json!({"k": "v"}),
+        )
+        .expect("POST");
+        assert_eq!(
+            (r.status, r.text().as_str(), r.header("x-two")),
+            (201, "hello", Some("2"))
+        );
         assert_eq!(r.headers[0], ("content-length".to_owned(), "5".to_owned()));
 
-        let r = request("DELETE", &format!("http://{addr}?a=b"), &[("X-Test", "yes")], None).expect("DELETE");
-        assert_eq!((r.status, r.text().as_str(), r.header("content-length")), (404, "until EOF", None));
+        let r = request(
+            "DELETE",
+            &format!("http://{addr}?a=b"),
+            &[("X-Test", "yes")],
+            None,
+        )
+        .expect("DELETE");
+        assert_eq!(
+            (r.status, r.text().as_str(), r.header("content-length")),
+            (404, "until EOF", None)
+        );
 
         let back = raw(&format!("http://{addr}/ignored"), b"NONSENSE\r\n\r\n").expect("raw");
-        assert!(back.starts_with(b"HTTP/1.1 400 "), "{}", String::from_utf8_lossy(&back));
+        assert!(
+            back.starts_with(b"HTTP/1.1 400 "),
+            "{}",
+            String::from_utf8_lossy(&back)
+        );
 
         let seen = server.join().expect("server thread");
-        assert!(seen[0].starts_with(&format!("GET /x?q=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n")), "{}", seen[0]);
-        assert!(!seen[0].to_ascii_lowercase().contains("accept-encoding") && !seen[0].contains("Content-Length"), "{}", seen[0]);
-        assert!(seen[1].starts_with("POST /post HTTP/1.1\r\n") && seen[1].contains("Content-Length: 9\r\n") && seen[1].ends_with("\r\n\r\n{\"k\":\"v\"}"), "{}", seen[1]);
-        assert!(seen[2].starts_with("DELETE /?a=b HTTP/1.1\r\n") && seen[2].contains("X-Test: yes\r\n"), "{}", seen[2]);
+        assert!(
+            seen[0].starts_with(&format!(
+                "GET /x?q=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n"
+            )),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            !seen[0].to_ascii_lowercase().contains("accept-encoding")
+                && !seen[0].contains("Content-Length"),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[1].starts_with("POST /post HTTP/1.1\r\n")
+                && seen[1].contains("Content-Length: 9\r\n")
+                && seen[1].ends_with("\r\n\r\n{\"k\":\"v\"}"),
+            "{}",
+            seen[1]
+        );
+        assert!(
+            seen[2].starts_with("DELETE /?a=b HTTP/1.1\r\n") && seen[2].contains("X-Test: yes\r\n"),
+            "{}",
+            seen[2]
+        );
         assert_eq!(seen[3], "NONSENSE\r\n\r\n");
 
-        assert!(get(&format!("http://{addr}/")).is_err(), "nothing listens any more");
+        assert!(
+            get(&format!("http://{addr}/")).is_err(),
+            "nothing listens any more"
+        );
         assert!(get("https://example.org/").is_err_and(|e| e.kind() == io::ErrorKind::InvalidInput));
     }
 
@@ -327,9 +475,14 @@ mod tests {
             thread::sleep(Duration::from_millis(1500));
         });
         let t = Instant::now();
-        let back = raw_with_timeout(&addr, b"GET / HTTP/1.1\r\n", Duration::from_millis(300)).expect("raw");
+        let back = raw_with_timeout(&addr, b"GET / HTTP/1.1\r\n", Duration::from_millis(300))
+            .expect("raw");
         assert_eq!(back, b"partial");
-        assert!(t.elapsed() < Duration::from_millis(1400), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(1400),
+            "{:?}",
+            t.elapsed()
+        );
         server.join().expect("server thread");
     }
 }

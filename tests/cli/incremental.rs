@@ -8,19 +8,40 @@ fn set_recomputes_exactly_the_node_and_its_descendants() {
     let t = Test::new();
     t.pipeline(SMALL);
     let first = t.run_json(&[]).ok();
-    assert_eq!(first.computed(), ["catalog", "featured", "pca", "pca2", "artifacts"]);
-    assert!(t.run_json(&[]).ok().computed().is_empty(), "a second run computes nothing");
+    assert_eq!(
+        first.computed(),
+        ["catalog", "featured", "pca", "pca2", "artifacts"]
+    );
+    assert!(
+        t.run_json(&[]).ok().computed().is_empty(),
+        "a second run computes nothing"
+    );
 
     let changed = t.run_json(&["--set", "pca.n_components=3"]).ok();
     assert_eq!(changed.computed(), ["pca", "pca2"]);
-    assert_eq!(changed.nodes_with("cached"), ["catalog", "featured", "artifacts"]);
-    assert!(t.run_json(&["--set", "pca.n_components=3"]).ok().computed().is_empty());
+    assert_eq!(
+        changed.nodes_with("cached"),
+        ["catalog", "featured", "artifacts"]
+    );
+    assert!(t
+        .run_json(&["--set", "pca.n_components=3"])
+        .ok()
+        .computed()
+        .is_empty());
 
-    let changed = t.run_json(&["--set", "featured.drop_where=[\"smooth-or-featured_smooth_fraction >= 0.4\"]"]).ok();
+    let changed = t
+        .run_json(&[
+            "--set",
+            "featured.drop_where=[\"smooth-or-featured_smooth_fraction >= 0.4\"]",
+        ])
+        .ok();
     assert_eq!(changed.computed(), ["featured", "pca", "pca2"]);
 
     let changed = t.run_json(&["--set", "catalog.seed=7"]).ok();
-    assert_eq!(changed.computed(), ["catalog", "featured", "pca", "pca2", "artifacts"]);
+    assert_eq!(
+        changed.computed(),
+        ["catalog", "featured", "pca", "pca2", "artifacts"]
+    );
 
     // Back to the original parameters: everything is still cached.
     assert!(t.run_json(&[]).ok().computed().is_empty());
@@ -78,9 +99,19 @@ fn plan_explains_what_will_run_and_why() {
     assert!(fresh.contains("never run"), "{fresh}");
     t.run_json(&[]).ok();
     let all_cached = t.run(&["plan", "p.toml"]).ok().stdout();
-    assert_eq!(all_cached.lines().filter(|l| l.trim_start().starts_with("cached")).count(), 5, "{all_cached}");
+    assert_eq!(
+        all_cached
+            .lines()
+            .filter(|l| l.trim_start().starts_with("cached"))
+            .count(),
+        5,
+        "{all_cached}"
+    );
 
-    let out = t.run(&["plan", "p.toml", "--explain", "--set", "pca.n_components=3"]).ok().stdout();
+    let out = t
+        .run(&["plan", "p.toml", "--explain", "--set", "pca.n_components=3"])
+        .ok()
+        .stdout();
     assert!(out.contains("parameter `n_components`: 4 -> 3"), "{out}");
     let pca2 = out.lines().find(|l| l.contains("pca2")).unwrap();
     assert!(pca2.trim_start().starts_with("pending"), "{out}");
@@ -88,10 +119,27 @@ fn plan_explains_what_will_run_and_why() {
     // plan computes nothing.
     assert!(t.run_json(&[]).ok().computed().is_empty());
 
-    let json = t.run(&["plan", "p.toml", "--json", "--set", "catalog.n=2000"]).ok().json();
-    let statuses: Vec<&str> = json.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["run", "pending", "pending", "pending", "pending"]);
-    assert!(json[0]["why"][0].as_str().unwrap().contains("parameter `n`: 3000 -> 2000"), "{json}");
+    let json = t
+        .run(&["plan", "p.toml", "--json", "--set", "catalog.n=2000"])
+        .ok()
+        .json();
+    let statuses: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["run", "pending", "pending", "pending", "pending"]
+    );
+    assert!(
+        json[0]["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("parameter `n`: 3000 -> 2000"),
+        "{json}"
+    );
 }
 
 #[test]
@@ -102,8 +150,16 @@ fn outputs_do_not_depend_on_the_thread_count() {
     b.pipeline(&crate::support::big(20_000));
     let ra = a.run_json(&["-j", "1"]).ok();
     let rb = b.run_json(&["-j", "2"]).ok();
-    assert_eq!(ra.keys(), rb.keys(), "keys derive from content hashes: equal keys mean equal inputs");
-    assert_eq!(Test::content_hashes(&a.cache()), Test::content_hashes(&b.cache()), "every output is bit-identical");
+    assert_eq!(
+        ra.keys(),
+        rb.keys(),
+        "keys derive from content hashes: equal keys mean equal inputs"
+    );
+    assert_eq!(
+        Test::content_hashes(&a.cache()),
+        Test::content_hashes(&b.cache()),
+        "every output is bit-identical"
+    );
 }
 
 /// A key is the bytes of its parts; any change to them (a dependency that reorders
@@ -116,8 +172,14 @@ fn keys_are_pinned_and_do_not_depend_on_how_the_path_is_spelled() {
         "[pipeline]\nname = \"pin\"\n[nodes.catalog]\nop = \"synthetic\"\nn = 200\ndim = 4\n[nodes.kept]\nop = \"filter\"\ninput = \"catalog\"\nkeep_where = [\"ra >= 0\"]\n",
     );
     let plain = t.run(&["run", "sub/p.toml", "--json"]).ok().keys();
-    assert_eq!(plain["catalog"], "d0e7580853f2006a1c6679cb435216e4375d10fff716a3c2191c2bdfa330a838");
-    assert_eq!(plain["kept"], "9c69846567164a01d49c3f3d1e46df43ba102e5e865f03f2ea03c98bc7999ddf");
+    assert_eq!(
+        plain["catalog"],
+        "d0e7580853f2006a1c6679cb435216e4375d10fff716a3c2191c2bdfa330a838"
+    );
+    assert_eq!(
+        plain["kept"],
+        "9c69846567164a01d49c3f3d1e46df43ba102e5e865f03f2ea03c98bc7999ddf"
+    );
     let absolute = t.path("sub/../sub/p.toml");
     let other = t.run(&["run", absolute.to_str().unwrap(), "--json"]).ok();
     assert_eq!(other.keys(), plain);

@@ -16,10 +16,19 @@ pub struct Tiny {
 
 impl Tiny {
     pub fn new(size: usize) -> Self {
-        let conv = (0..C_OUT * 27).map(|i| ((i * 37 % 23) as f32 - 11.0) / 17.0).collect();
+        let conv = (0..C_OUT * 27)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 17.0)
+            .collect();
         let bias = (0..C_OUT).map(|i| 0.1 * i as f32 - 0.15).collect();
-        let w = (0..C_OUT * 2).map(|i| ((i * 5 % 7) as f32 - 3.0) / 4.0).collect();
-        Tiny { size, conv, bias, w }
+        let w = (0..C_OUT * 2)
+            .map(|i| ((i * 5 % 7) as f32 - 3.0) / 4.0)
+            .collect();
+        Tiny {
+            size,
+            conv,
+            bias,
+            w,
+        }
     }
 
     /// The network on one image in CHW order (values already scaled).
@@ -36,8 +45,12 @@ impl Tiny {
                             for kx in 0..3i64 {
                                 let (iy, ix) = (y + ky - 1, xx + kx - 1);
                                 if iy >= 0 && iy < s && ix >= 0 && ix < s {
-                                    let wv = self.conv[((o * 3 + c) * 3 + ky as usize) * 3 + kx as usize] as f64;
-                                    acc += wv * x[(c * self.size + iy as usize) * self.size + ix as usize] as f64;
+                                    let wv = self.conv
+                                        [((o * 3 + c) * 3 + ky as usize) * 3 + kx as usize]
+                                        as f64;
+                                    acc += wv
+                                        * x[(c * self.size + iy as usize) * self.size + ix as usize]
+                                            as f64;
                                 }
                             }
                         }
@@ -47,7 +60,9 @@ impl Tiny {
             }
             *f = (sum / (s * s) as f64) as f32;
         }
-        let logits = (0..2).map(|j| (0..C_OUT).map(|o| feat[o] * self.w[o * 2 + j]).sum()).collect();
+        let logits = (0..2)
+            .map(|j| (0..C_OUT).map(|o| feat[o] * self.w[o * 2 + j]).sum())
+            .collect();
         (feat, logits)
     }
 
@@ -55,7 +70,13 @@ impl Tiny {
     pub fn onnx(&self) -> Vec<u8> {
         let s = self.size as i64;
         let mut g = Vec::new();
-        node(&mut g, "Conv", &["image", "W", "B"], &["conv"], &[ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])]);
+        node(
+            &mut g,
+            "Conv",
+            &["image", "W", "B"],
+            &["conv"],
+            &[ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
+        );
         node(&mut g, "Relu", &["conv"], &["relu"], &[]);
         node(&mut g, "GlobalAveragePool", &["relu"], &["pool"], &[]);
         node(&mut g, "Flatten", &["pool"], &["features"], &[]);

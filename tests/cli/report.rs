@@ -15,13 +15,28 @@ members = 5
 #[test]
 fn report_lists_class_members_and_writes_html() {
     let t = Test::new();
-    t.pipeline(&format!("[pipeline]\nname = \"rep\"\n{}", featured(30_000, 16) + &pca_leaves(30) + REPORT));
+    t.pipeline(&format!(
+        "[pipeline]\nname = \"rep\"\n{}",
+        featured(30_000, 16) + &pca_leaves(30) + REPORT
+    ));
     let r = t.run(&["run", "p.toml"]).ok();
-    let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
+    let line = r
+        .stderr()
+        .lines()
+        .find(|l| l.starts_with("report `report`: "))
+        .map(str::to_owned)
+        .expect("report path printed");
     let html_path = t.path(line.trim_start_matches("report `report`: "));
     let html = std::fs::read_to_string(&html_path).unwrap();
-    assert!(html.contains("Classes found by <code>rep</code>"), "{}", &html[..500.min(html.len())]);
-    assert!(html.contains("rare:"), "the planted classes show in the class table");
+    assert!(
+        html.contains("Classes found by <code>rep</code>"),
+        "{}",
+        &html[..500.min(html.len())]
+    );
+    assert!(
+        html.contains("rare:"),
+        "the planted classes show in the class table"
+    );
     // The class table: what matters first, a profile, every column folded away, sortable
     // by an inline script (the report opens offline: no external script or style).
     let table = &html[html.find("<h2>Classes</h2>").unwrap()..];
@@ -32,31 +47,84 @@ fn report_lists_class_members_and_writes_html() {
         ),
         "{header}"
     );
-    assert!(!header.contains("fraction"), "vote fractions are folded away: {header}");
-    assert!(html.contains("<details><summary>Class means of every column") && html.contains("<script>") && html.contains("table.sort th"));
-    assert!(!html.contains("<script src") && !html.contains("<link"), "no external assets");
+    assert!(
+        !header.contains("fraction"),
+        "vote fractions are folded away: {header}"
+    );
+    assert!(
+        html.contains("<details><summary>Class means of every column")
+            && html.contains("<script>")
+            && html.contains("table.sort th")
+    );
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "no external assets"
+    );
     // A planted barred class reads as barred in its profile.
-    let barred = table.split("<tr>").find(|row| row.contains("rare:clumpy-barred")).expect("the barred class is found");
+    let barred = table
+        .split("<tr>")
+        .find(|row| row.contains("rare:clumpy-barred"))
+        .expect("the barred class is found");
     assert!(barred.contains("bar_strong_fraction +"), "{barred}");
     // A page per class lists every member, with a viewer link at its position.
-    let page0 = std::fs::read_to_string(html_path.parent().unwrap().join("classes/class_0.html")).unwrap();
+    let page0 =
+        std::fs::read_to_string(html_path.parent().unwrap().join("classes/class_0.html")).unwrap();
     assert!(html.contains("href=\"classes/class_0.html\""));
-    assert!(page0.matches("legacysurvey.org/viewer?ra=").count() > 0 && page0.contains("../index.html#c0"), "{}", &page0[..400.min(page0.len())]);
+    assert!(
+        page0.matches("legacysurvey.org/viewer?ra=").count() > 0
+            && page0.contains("../index.html#c0"),
+        "{}",
+        &page0[..400.min(page0.len())]
+    );
 
-    t.run(&["export", "p.toml", "report", "--out", "members.parquet"]).ok();
-    let m = ParquetReader::new(std::fs::File::open(t.path("members.parquet")).unwrap()).finish().unwrap();
+    t.run(&["export", "p.toml", "report", "--out", "members.parquet"])
+        .ok();
+    let m = ParquetReader::new(std::fs::File::open(t.path("members.parquet")).unwrap())
+        .finish()
+        .unwrap();
     assert!(m.height() > 0);
-    assert!(m.column("label").unwrap().i32().unwrap().into_no_null_iter().all(|l| l >= 0), "members only");
+    assert!(
+        m.column("label")
+            .unwrap()
+            .i32()
+            .unwrap()
+            .into_no_null_iter()
+            .all(|l| l >= 0),
+        "members only"
+    );
     assert!(m.schema().contains("planted_class") && !m.schema().contains("feat_0"));
-    let k = m.column("label").unwrap().i32().unwrap().into_no_null_iter().max().unwrap() + 1;
+    let k = m
+        .column("label")
+        .unwrap()
+        .i32()
+        .unwrap()
+        .into_no_null_iter()
+        .max()
+        .unwrap()
+        + 1;
     assert_eq!(html.matches("<h2 id=\"c").count(), k as usize);
-    let size0 = m.column("label").unwrap().i32().unwrap().into_no_null_iter().filter(|&l| l == 0).count();
-    assert_eq!(page0.matches("<tr><td class=\"t\">").count(), size0, "every member of class 0 on its page");
+    let size0 = m
+        .column("label")
+        .unwrap()
+        .i32()
+        .unwrap()
+        .into_no_null_iter()
+        .filter(|&l| l == 0)
+        .count();
+    assert_eq!(
+        page0.matches("<tr><td class=\"t\">").count(),
+        size0,
+        "every member of class 0 on its page"
+    );
 
     // A damaged report page is detected and rebuilt, identically.
     std::fs::write(&html_path, "tampered").unwrap();
     let again = t.run_json(&[]).ok();
-    assert!(again.stderr().contains("node `report`: cache entry"), "{}", again.stderr());
+    assert!(
+        again.stderr().contains("node `report`: cache entry"),
+        "{}",
+        again.stderr()
+    );
     assert_eq!(again.computed(), ["report"]);
     assert_eq!(std::fs::read_to_string(&html_path).unwrap(), html);
 }
@@ -72,7 +140,11 @@ fn image_catalogue(t: &Test) {
             0 => (0.0, 0.0, [200u8, 60, 60]),
             1 => (10.0, 0.0, [60, 200, 60]),
             2 => (0.0, 10.0, [60, 60, 200]),
-            _ => (rng.range(-5.0, 15.0), rng.range(-5.0, 15.0), [128, 128, 128]),
+            _ => (
+                rng.range(-5.0, 15.0),
+                rng.range(-5.0, 15.0),
+                [128, 128, 128],
+            ),
         };
         let s = if i % 4 == 3 { 0.0 } else { 0.3 };
         let (x, y) = (cx + s * rng.normal(), cy + s * rng.normal());
@@ -81,7 +153,9 @@ fn image_catalogue(t: &Test) {
         match i {
             0 => {} // missing
             4 => std::fs::write(t.path(&format!("data/{file}")), b"not a png").unwrap(),
-            _ => image::RgbImage::from_pixel(40, 30, image::Rgb(colour)).save(t.path(&format!("data/{file}"))).unwrap(),
+            _ => image::RgbImage::from_pixel(40, 30, image::Rgb(colour))
+                .save(t.path(&format!("data/{file}")))
+                .unwrap(),
         }
     }
     t.write("data/catalog.csv", &csv);
@@ -125,14 +199,31 @@ thumb = 24
 "#
     ));
     let r = t.run(&["run", "p.toml"]).ok();
-    assert!(r.stderr().contains("2 gallery images could not be read"), "{}", r.stderr());
-    let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
+    assert!(
+        r.stderr().contains("2 gallery images could not be read"),
+        "{}",
+        r.stderr()
+    );
+    let line = r
+        .stderr()
+        .lines()
+        .find(|l| l.starts_with("report `report`: "))
+        .map(str::to_owned)
+        .expect("report path printed");
     let html_path = t.path(line.trim_start_matches("report `report`: "));
     let dir = html_path.parent().unwrap();
     let html = std::fs::read_to_string(&html_path).unwrap();
     // Every image the page shows is there and decodes.
-    let srcs: Vec<&str> = html.split("<img src=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
-    assert_eq!(srcs.len(), 5, "a scatter, the class figure and three galleries: {srcs:?}");
+    let srcs: Vec<&str> = html
+        .split("<img src=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert_eq!(
+        srcs.len(),
+        5,
+        "a scatter, the class figure and three galleries: {srcs:?}"
+    );
     for s in &srcs {
         let img = image::open(dir.join(s)).unwrap_or_else(|e| panic!("{s}: {e}"));
         assert!(img.width() > 20 && img.height() > 20);
@@ -143,7 +234,13 @@ thumb = 24
     assert_eq!(fig.height(), 3 * (48 + 6) + 6, "three rows");
     assert!(fig.width() > 8 * (48 + 6), "eight members a row");
     let scatter = image::open(dir.join("scatter.png")).unwrap();
-    assert!(html.contains(&format!("<img src=\"scatter.png\" alt=\"layout coloured by class\" width=\"{}\"", scatter.width() / 2)), "shown at half its pixels");
+    assert!(
+        html.contains(&format!(
+            "<img src=\"scatter.png\" alt=\"layout coloured by class\" width=\"{}\"",
+            scatter.width() / 2
+        )),
+        "shown at half its pixels"
+    );
     // The blobs are three classes; each gallery shows its members' cutouts in their colour.
     assert_eq!(html.matches("<h2 id=\"c").count(), 3);
     let mut seen = std::collections::BTreeSet::new();
@@ -152,18 +249,32 @@ thumb = 24
         let c = *img.get_pixel(3 + 12, 3 + 12);
         seen.insert(c.0);
     }
-    assert!(seen.len() >= 2, "galleries show the classes' own cutouts: {seen:?}");
+    assert!(
+        seen.len() >= 2,
+        "galleries show the classes' own cutouts: {seen:?}"
+    );
     // Both bad images are listed by id and path, with the reason.
-    assert!(html.contains("Images that could not be read (2)"), "failures listed");
+    assert!(
+        html.contains("Images that could not be read (2)"),
+        "failures listed"
+    );
     assert!(html.contains("cutouts/g0.png") && html.contains("cutouts/g4.png"));
     assert!(html.contains("cannot open") && html.contains("cannot decode"));
 
     // The same inputs give the same bytes in a fresh cache.
-    let again = t.command(&["run", "p.toml"]).env("DAGRUN_CACHE", t.path("cache2")).output().unwrap();
+    let again = t
+        .command(&["run", "p.toml"])
+        .env("DAGRUN_CACHE", t.path("cache2"))
+        .output()
+        .unwrap();
     assert!(again.status.success());
     let other = t.path("cache2").join(dir.strip_prefix(t.cache()).unwrap());
     for s in srcs.iter().chain(["index.html"].iter()) {
-        assert_eq!(std::fs::read(dir.join(s)).unwrap(), std::fs::read(other.join(s)).unwrap(), "{s} differs");
+        assert_eq!(
+            std::fs::read(dir.join(s)).unwrap(),
+            std::fs::read(other.join(s)).unwrap(),
+            "{s} differs"
+        );
     }
 }
 
@@ -185,13 +296,39 @@ thumb = 16
     };
     t.pipeline(&pipeline(""));
     let r = t.run(&["run", "p.toml"]).ok();
-    let line = r.stderr().lines().find(|l| l.starts_with("report `report`: ")).map(str::to_owned).expect("report path printed");
-    let html = std::fs::read_to_string(t.path(line.trim_start_matches("report `report`: "))).unwrap();
+    let line = r
+        .stderr()
+        .lines()
+        .find(|l| l.starts_with("report `report`: "))
+        .map(str::to_owned)
+        .expect("report path printed");
+    let html =
+        std::fs::read_to_string(t.path(line.trim_start_matches("report `report`: "))).unwrap();
     // The galleries' ids, from the page.
-    let shown: Vec<String> = html.split("; ids: ").skip(1).flat_map(|s| s[..s.find('<').unwrap()].split(", ").map(str::to_owned).collect::<Vec<_>>()).collect();
-    assert_eq!(shown.len(), 9, "three classes, three members each: {shown:?}");
-    let unshown = (5..400).map(|i| format!("g{i}")).find(|g| !shown.contains(g)).unwrap();
-    let remake = |id: &str, colour: [u8; 3]| image::RgbImage::from_pixel(40, 30, image::Rgb(colour)).save(t.path(&format!("data/cutouts/{id}.png"))).unwrap();
+    let shown: Vec<String> = html
+        .split("; ids: ")
+        .skip(1)
+        .flat_map(|s| {
+            s[..s.find('<').unwrap()]
+                .split(", ")
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        shown.len(),
+        9,
+        "three classes, three members each: {shown:?}"
+    );
+    let unshown = (5..400)
+        .map(|i| format!("g{i}"))
+        .find(|g| !shown.contains(g))
+        .unwrap();
+    let remake = |id: &str, colour: [u8; 3]| {
+        image::RgbImage::from_pixel(40, 30, image::Rgb(colour))
+            .save(t.path(&format!("data/cutouts/{id}.png")))
+            .unwrap()
+    };
 
     // A cutout no gallery shows: nothing to redraw.
     remake(&unshown, [1, 2, 3]);
@@ -216,5 +353,9 @@ fn report_layout_must_be_two_dimensional() {
     t.pipeline(&format!("[pipeline]\nname = \"rep\"\n{}{}[nodes.report]\nop = \"report\"\ninputs = [\"classes\", \"featured\", \"pca\"]\n", featured(2000, 8), pca_leaves(10)));
     let r = t.run(&["run", "p.toml"]);
     assert_eq!(r.code(), 2);
-    assert!(r.stderr().contains("node `report`") && r.stderr().contains("n_components = 2"), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("node `report`") && r.stderr().contains("n_components = 2"),
+        "{}",
+        r.stderr()
+    );
 }

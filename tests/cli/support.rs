@@ -87,28 +87,52 @@ impl Run {
     }
     #[track_caller]
     pub fn ok(self) -> Self {
-        assert!(self.out.status.success(), "dagrun failed ({}):\n{}", self.code(), self.stderr());
+        assert!(
+            self.out.status.success(),
+            "dagrun failed ({}):\n{}",
+            self.code(),
+            self.stderr()
+        );
         self
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}\n{}", self.stdout(), self.stderr()))
+        serde_json::from_slice(&self.out.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}\n{}", self.stdout(), self.stderr()))
     }
     /// Names of the nodes the run computed, in run order.
     pub fn computed(&self) -> Vec<String> {
         self.nodes_with("computed")
     }
     pub fn nodes_with(&self, status: &str) -> Vec<String> {
-        self.json()["nodes"].as_array().expect("nodes").iter().filter(|n| n["status"] == status).map(|n| n["name"].as_str().expect("name").to_owned()).collect()
+        self.json()["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter(|n| n["status"] == status)
+            .map(|n| n["name"].as_str().expect("name").to_owned())
+            .collect()
     }
     /// node name -> key
     pub fn keys(&self) -> BTreeMap<String, String> {
-        self.json()["nodes"].as_array().expect("nodes").iter().map(|n| (n["name"].as_str().unwrap().to_owned(), n["key"].as_str().unwrap().to_owned())).collect()
+        self.json()["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap().to_owned(),
+                    n["key"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
     }
 }
 
 impl Test {
     pub fn new() -> Self {
-        Test { dir: tempfile::tempdir().expect("temp dir") }
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -134,12 +158,17 @@ impl Test {
     /// A `dagrun` command in the test folder, with the test's cache.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_dagrun"));
-        c.current_dir(self.dir.path()).env("DAGRUN_CACHE", self.cache()).env_remove("DAGRUN_THREADS").args(args);
+        c.current_dir(self.dir.path())
+            .env("DAGRUN_CACHE", self.cache())
+            .env_remove("DAGRUN_THREADS")
+            .args(args);
         c
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        Run { out: self.command(args).output().expect("spawn dagrun") }
+        Run {
+            out: self.command(args).output().expect("spawn dagrun"),
+        }
     }
 
     /// `dagrun run p.toml --json EXTRA...`
@@ -152,7 +181,11 @@ impl Test {
     /// key -> content hash of every complete entry in a cache.
     pub fn content_hashes(cache: &Path) -> BTreeMap<String, String> {
         let store = dagrun::cache::Store::open(cache).unwrap();
-        store.manifests().into_iter().map(|(k, m)| (k, m.content_hash)).collect()
+        store
+            .manifests()
+            .into_iter()
+            .map(|(k, m)| (k, m.content_hash))
+            .collect()
     }
 
     /// Every entry in the cache verifies (complete manifest, matching data).
@@ -162,7 +195,9 @@ impl Test {
             match store.lookup(&key) {
                 dagrun::cache::Lookup::Hit(_) => {}
                 dagrun::cache::Lookup::Missing => panic!("entry {key} listed but missing"),
-                dagrun::cache::Lookup::Corrupt(r) => panic!("entry {key} is half-written or corrupt: {r}"),
+                dagrun::cache::Lookup::Corrupt(r) => {
+                    panic!("entry {key} is half-written or corrupt: {r}")
+                }
             }
         }
     }

@@ -6,7 +6,9 @@ fn every_source_file_starts_with_a_module_doc() {
     let mut stack = vec![root.join("src"), root.join("tests"), root.join("benches")];
     let mut missing = Vec::new();
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -19,7 +21,10 @@ fn every_source_file_starts_with_a_module_doc() {
             }
         }
     }
-    assert!(missing.is_empty(), "files without a leading `//!` doc: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a leading `//!` doc: {missing:?}"
+    );
 }
 
 /// The module of each file under `src/` (`cache/store.rs` is `cache::store`, `ops/mod.rs`
@@ -35,8 +40,14 @@ fn modules() -> Vec<(String, String)> {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
                 let rel = p.strip_prefix(&src).unwrap().with_extension("");
-                let mut parts: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
-                if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+                let mut parts: Vec<String> = rel
+                    .iter()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .collect();
+                if matches!(
+                    parts.last().map(String::as_str),
+                    Some("mod" | "lib" | "main")
+                ) {
                     parts.pop();
                 }
                 out.push((parts.join("::"), std::fs::read_to_string(&p).unwrap()));
@@ -49,7 +60,10 @@ fn modules() -> Vec<(String, String)> {
 /// The module a path like `cache::store::Store` names: its longest prefix that is a module.
 fn resolve(path: &str, known: &std::collections::BTreeSet<String>) -> Option<String> {
     let parts: Vec<&str> = path.split("::").collect();
-    (1..=parts.len()).rev().map(|k| parts[..k].join("::")).find(|m| known.contains(m))
+    (1..=parts.len())
+        .rev()
+        .map(|k| parts[..k].join("::"))
+        .find(|m| known.contains(m))
 }
 
 /// Import edges between modules: every `crate::…` and `super::…` path in code (comments
@@ -58,18 +72,37 @@ fn resolve(path: &str, known: &std::collections::BTreeSet<String>) -> Option<Str
 fn import_edges() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
     let mods = modules();
     let known: std::collections::BTreeSet<String> = mods.iter().map(|(m, _)| m.clone()).collect();
-    let related = |a: &str, b: &str| a == b || a.is_empty() || b.is_empty() || a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"));
-    let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = std::collections::BTreeMap::new();
+    let related = |a: &str, b: &str| {
+        a == b
+            || a.is_empty()
+            || b.is_empty()
+            || a.starts_with(&format!("{b}::"))
+            || b.starts_with(&format!("{a}::"))
+    };
+    let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
     for (m, text) in &mods {
-        let parent = m.rsplit_once("::").map_or(String::new(), |(p, _)| p.to_owned());
+        let parent = m
+            .rsplit_once("::")
+            .map_or(String::new(), |(p, _)| p.to_owned());
         for line in text.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
             for (prefix, base) in [("crate::", String::new()), ("super::", parent.clone())] {
                 for (at, _) in line.match_indices(prefix) {
-                    if at > 0 && line[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':') {
+                    if at > 0
+                        && line[..at]
+                            .ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':')
+                    {
                         continue;
                     }
-                    let rest: String = line[at + prefix.len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
-                    let full = if base.is_empty() { rest.clone() } else { format!("{base}::{rest}") };
+                    let rest: String = line[at + prefix.len()..]
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                        .collect();
+                    let full = if base.is_empty() {
+                        rest.clone()
+                    } else {
+                        format!("{base}::{rest}")
+                    };
                     if let Some(target) = resolve(full.trim_end_matches(':'), &known) {
                         if !related(m, &target) {
                             edges.entry(m.clone()).or_default().insert(target);
@@ -85,7 +118,13 @@ fn import_edges() -> std::collections::BTreeMap<String, std::collections::BTreeS
 #[test]
 fn no_import_cycles_between_modules() {
     let edges = import_edges();
-    assert!(edges.get("ops::cluster").is_some_and(|t| t.contains("numeric")) && edges.get("exec").is_some_and(|t| t.contains("ops")), "the scan sees real edges: {edges:?}");
+    assert!(
+        edges
+            .get("ops::cluster")
+            .is_some_and(|t| t.contains("numeric"))
+            && edges.get("exec").is_some_and(|t| t.contains("ops")),
+        "the scan sees real edges: {edges:?}"
+    );
     // Depth-first search for a back edge; report the cycle.
     fn visit(
         m: &str,

@@ -52,11 +52,19 @@ impl Lists {
         // Offers read and write rows at random: huge pages, asked for before the rows are
         // filled (in parallel).
         let mut w: Vec<u32> = super::super::pages::zeroed(n * stride);
-        w.par_chunks_mut(stride).for_each(|row| row[WORST] = f32::INFINITY.to_bits());
+        w.par_chunks_mut(stride)
+            .for_each(|row| row[WORST] = f32::INFINITY.to_bits());
         let mut w = std::mem::ManuallyDrop::new(w);
         // SAFETY: `UnsafeCell<u32>` has the layout of `u32` (it is `repr(transparent)`), and
         // the allocation passes whole from the `Vec<u32>` (not dropped) to the new `Vec`.
-        let w: Box<[UnsafeCell<u32>]> = unsafe { Vec::from_raw_parts(w.as_mut_ptr() as *mut UnsafeCell<u32>, w.len(), w.capacity()) }.into_boxed_slice();
+        let w: Box<[UnsafeCell<u32>]> = unsafe {
+            Vec::from_raw_parts(
+                w.as_mut_ptr() as *mut UnsafeCell<u32>,
+                w.len(),
+                w.capacity(),
+            )
+        }
+        .into_boxed_slice();
         Lists { k, stride, w }
     }
 
@@ -107,7 +115,12 @@ impl Lists {
         // SAFETY: the lock just taken gives this guard sole access to the row's body until
         // it drops (`UnsafeCell<u32>` has the layout of `u32`).
         let w = unsafe { std::slice::from_raw_parts_mut(body.as_ptr() as *mut u32, body.len()) };
-        List { k: self.k, w, lock, worst: self.atomic(i, WORST) }
+        List {
+            k: self.k,
+            w,
+            lock,
+            worst: self.atomic(i, WORST),
+        }
     }
 
     /// Ask the CPU to start loading point `i`'s row (a hint only).
@@ -126,7 +139,12 @@ impl Lists {
             let last = self.w[i * self.stride + words - 1].get() as usize;
             for p in (first & !63..=last).step_by(64) {
                 // SAFETY: a prefetch is only a hint and never faults.
-                unsafe { core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0) }
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch(
+                        p as *const i8,
+                        core::arch::x86_64::_MM_HINT_T0,
+                    )
+                }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -254,7 +272,10 @@ mod tests {
     #[test]
     fn keeps_the_k_smallest_offers_in_any_order() {
         // Each index at its own distance (as in the descent), ties between indices, repeats.
-        let offers: Vec<(f32, u32)> = (0..200u32).map(|s| s * 7 % 150).map(|j| ((j * 37 % 50) as f32 * 0.5, j)).collect();
+        let offers: Vec<(f32, u32)> = (0..200u32)
+            .map(|s| s * 7 % 150)
+            .map(|j| ((j * 37 % 50) as f32 * 0.5, j))
+            .collect();
         let mut want: Vec<(f32, u32)> = Vec::new();
         for &(d, j) in &offers {
             if !want.iter().any(|e| e.1 == j) {
@@ -265,7 +286,9 @@ mod tests {
         want.truncate(33);
         for (rot, batch) in [(0, 1), (17, 1), (101, 1), (0, 200), (17, 7), (101, 40)] {
             let lists = Lists::new(2, 33);
-            let order: Vec<(f32, u32)> = (0..offers.len()).map(|s| offers[(s + rot) % offers.len()]).collect();
+            let order: Vec<(f32, u32)> = (0..offers.len())
+                .map(|s| offers[(s + rot) % offers.len()])
+                .collect();
             for b in order.chunks(batch) {
                 lists.offer_all(1, b);
             }

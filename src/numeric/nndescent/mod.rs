@@ -59,7 +59,13 @@ struct Join {
 }
 
 impl Join {
-    fn run<'x>(&mut self, cands: &[u32], fresh: usize, point: &impl Fn(usize) -> &'x [f32], lists: &Lists) {
+    fn run<'x>(
+        &mut self,
+        cands: &[u32],
+        fresh: usize,
+        point: &impl Fn(usize) -> &'x [f32],
+        lists: &Lists,
+    ) {
         let m = cands.len();
         debug_assert!(fresh <= m);
         // Every row and list head the join reads: start loading them all at once.
@@ -153,7 +159,8 @@ impl Reverse {
         let mut rest = &mut src[..];
         let mut pieces = Vec::with_capacity(parts);
         for c in 0..parts {
-            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(at[bounds[c + 1]] - at[bounds[c]]);
+            let (piece, tail) =
+                std::mem::take(&mut rest).split_at_mut(at[bounds[c + 1]] - at[bounds[c]]);
             pieces.push((bounds[c], bounds[c + 1], piece));
             rest = tail;
         }
@@ -186,14 +193,24 @@ pub fn brute_force(x: &[f32], dim: usize, k: usize) -> KnnGraph {
         .into_par_iter()
         .map(|i| {
             let p = &x[i * dim..(i + 1) * dim];
-            let mut all: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (sqdist(p, &x[j * dim..(j + 1) * dim]), j as u32)).collect();
+            let mut all: Vec<(f32, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| (sqdist(p, &x[j * dim..(j + 1) * dim]), j as u32))
+                .collect();
             all.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             all.truncate(k);
             all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            (all.iter().map(|e| e.1).collect(), all.iter().map(|e| e.0.sqrt()).collect())
+            (
+                all.iter().map(|e| e.1).collect(),
+                all.iter().map(|e| e.0.sqrt()).collect(),
+            )
         })
         .collect();
-    let mut g = KnnGraph { k, indices: Vec::with_capacity(n * k), distances: Vec::with_capacity(n * k) };
+    let mut g = KnnGraph {
+        k,
+        indices: Vec::with_capacity(n * k),
+        distances: Vec::with_capacity(n * k),
+    };
     for (i, d) in rows {
         g.indices.extend(i);
         g.distances.extend(d);
@@ -219,7 +236,15 @@ impl Params {
     pub fn for_size(n: usize, k: usize, seed: u64) -> Self {
         let n_trees = (5 + ((n as f64).powf(0.25) / 2.0).round() as usize).min(32);
         let max_iters = (5 + (n.max(2) as f64).log2().round() as usize).max(5);
-        Params { k, seed, n_trees, leaf_size: k.max(30), max_iters, delta: 0.001, max_candidates: k.min(60) }
+        Params {
+            k,
+            seed,
+            n_trees,
+            leaf_size: k.max(30),
+            max_iters,
+            delta: 0.001,
+            max_candidates: k.min(60),
+        }
     }
 }
 
@@ -240,7 +265,15 @@ pub fn nn_descent_with_order(x: &[f32], dim: usize, p: &Params) -> (KnnGraph, Ve
     let tree = |x: &[f32], t: usize| {
         let tree_seed = p.seed ^ STREAM_TREE.wrapping_mul(t as u64 + 1);
         let mut leaves = Vec::new();
-        rp_leaves(x, dim, (0..n as u32).collect(), p.leaf_size, tree_seed, 0, &mut leaves);
+        rp_leaves(
+            x,
+            dim,
+            (0..n as u32).collect(),
+            p.leaf_size,
+            tree_seed,
+            0,
+            &mut leaves,
+        );
         leaves
     };
     // The first random-projection tree, on the input. The rest of the work is done on the
@@ -255,24 +288,54 @@ pub fn nn_descent_with_order(x: &[f32], dim: usize, p: &Params) -> (KnnGraph, Ve
     }
     // Candidates' rows are read at random all through the descent: huge pages.
     let mut xp: Vec<f32> = super::pages::zeroed(n * dim);
-    xp.par_chunks_mut(dim).zip(order.par_iter()).for_each(|(row, &o)| row.copy_from_slice(&x[o as usize * dim..(o as usize + 1) * dim]));
-    let first: Vec<Vec<u32>> = first.into_iter().map(|l| l.into_iter().map(|i| pos[i as usize]).collect()).collect();
+    xp.par_chunks_mut(dim)
+        .zip(order.par_iter())
+        .for_each(|(row, &o)| row.copy_from_slice(&x[o as usize * dim..(o as usize + 1) * dim]));
+    let first: Vec<Vec<u32>> = first
+        .into_iter()
+        .map(|l| l.into_iter().map(|i| pos[i as usize]).collect())
+        .collect();
     // The other trees, in parallel, on the reordered rows (their leaves hold new indices).
     let mut trees = vec![first];
-    trees.extend((1..p.n_trees).into_par_iter().map(|t| tree(&xp, t)).collect::<Vec<_>>());
-    tracing::debug!(trees = p.n_trees, secs = t0.elapsed().as_secs_f64(), "nn-descent: random-projection trees");
+    trees.extend(
+        (1..p.n_trees)
+            .into_par_iter()
+            .map(|t| tree(&xp, t))
+            .collect::<Vec<_>>(),
+    );
+    tracing::debug!(
+        trees = p.n_trees,
+        secs = t0.elapsed().as_secs_f64(),
+        "nn-descent: random-projection trees"
+    );
     let g = descend(&xp, dim, p, &trees);
     // Back to input order, each row sorted by (distance, input index).
-    let mut out = KnnGraph { k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
-    out.indices.par_chunks_mut(k).zip(out.distances.par_chunks_mut(k)).enumerate().for_each(|(o, (gi, gd))| {
-        let r = pos[o] as usize;
-        let mut e: Vec<(f32, u32)> = g.distances[r * k..(r + 1) * k].iter().copied().zip(g.indices[r * k..(r + 1) * k].iter().map(|&j| order[j as usize])).collect();
-        e.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for (s, (d, j)) in e.into_iter().enumerate() {
-            gi[s] = j;
-            gd[s] = d;
-        }
-    });
+    let mut out = KnnGraph {
+        k,
+        indices: vec![0; n * k],
+        distances: vec![0.0; n * k],
+    };
+    out.indices
+        .par_chunks_mut(k)
+        .zip(out.distances.par_chunks_mut(k))
+        .enumerate()
+        .for_each(|(o, (gi, gd))| {
+            let r = pos[o] as usize;
+            let mut e: Vec<(f32, u32)> = g.distances[r * k..(r + 1) * k]
+                .iter()
+                .copied()
+                .zip(
+                    g.indices[r * k..(r + 1) * k]
+                        .iter()
+                        .map(|&j| order[j as usize]),
+                )
+                .collect();
+            e.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            for (s, (d, j)) in e.into_iter().enumerate() {
+                gi[s] = j;
+                gd[s] = d;
+            }
+        });
     (out, pos)
 }
 
@@ -286,7 +349,11 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
     let t0 = std::time::Instant::now();
     // Initialise from the trees' leaves: all pairs within a leaf, tree by tree.
     for leaves in trees {
-        leaves.par_iter().for_each_init(Join::default, |join, leaf| join.run(leaf, leaf.len(), &point, &lists));
+        leaves
+            .par_iter()
+            .for_each_init(Join::default, |join, leaf| {
+                join.run(leaf, leaf.len(), &point, &lists)
+            });
     }
     // Points in tiny inputs may still lack k neighbours: fill from seeded random offers.
     // Offers go to the short point only, so no other thread touches its list meanwhile.
@@ -312,7 +379,10 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
             .into_par_iter()
             .map(|i| {
                 let mut h = lists.lock(i);
-                let mut r = Rng::new(p.seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9), STREAM_SAMPLE + i as u64);
+                let mut r = Rng::new(
+                    p.seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9),
+                    STREAM_SAMPLE + i as u64,
+                );
                 // Sample by a seeded shuffle of the entries in index order (the heap's own
                 // order depends on the order of offers), keep `mc`, sort by index.
                 let mut fresh: Vec<usize> = (0..h.len()).filter(|&s| h.is_new(s)).collect();
@@ -324,29 +394,42 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
                 for &s in &fresh {
                     h.set_new(s, false);
                 }
-                let mut olds: Vec<u32> = (0..h.len()).filter(|&s| !h.is_new(s) && !news.contains(&h.idx(s))).map(|s| h.idx(s)).collect();
+                let mut olds: Vec<u32> = (0..h.len())
+                    .filter(|&s| !h.is_new(s) && !news.contains(&h.idx(s)))
+                    .map(|s| h.idx(s))
+                    .collect();
                 olds.sort_unstable();
                 (news, olds)
             })
             .unzip();
         // Reverse neighbours, sampled to `mc`.
         let (rev_new, rev_old) = (Reverse::of(&new_c), Reverse::of(&old_c));
-        new_c.par_iter_mut().zip(old_c.par_iter_mut()).enumerate().for_each(|(i, (nc, oc))| {
-            let mut r = Rng::new(p.seed ^ (iter as u64 + 1).wrapping_mul(0x85EB_CA6B), STREAM_SAMPLE + i as u64);
-            // Forward and reverse candidates together, sampled down to `mc`.
-            for (list, rev) in [(&mut *nc, rev_new.of_point(i)), (&mut *oc, rev_old.of_point(i))] {
-                for &v in rev {
-                    if !list.contains(&v) {
-                        list.push(v);
+        new_c
+            .par_iter_mut()
+            .zip(old_c.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (nc, oc))| {
+                let mut r = Rng::new(
+                    p.seed ^ (iter as u64 + 1).wrapping_mul(0x85EB_CA6B),
+                    STREAM_SAMPLE + i as u64,
+                );
+                // Forward and reverse candidates together, sampled down to `mc`.
+                for (list, rev) in [
+                    (&mut *nc, rev_new.of_point(i)),
+                    (&mut *oc, rev_old.of_point(i)),
+                ] {
+                    for &v in rev {
+                        if !list.contains(&v) {
+                            list.push(v);
+                        }
+                    }
+                    if list.len() > mc {
+                        r.shuffle(list);
+                        list.truncate(mc);
+                        list.sort_unstable();
                     }
                 }
-                if list.len() > mc {
-                    r.shuffle(list);
-                    list.truncate(mc);
-                    list.sort_unstable();
-                }
-            }
-        });
+            });
         drop((rev_new, rev_old));
         // Local joins: every new candidate meets every other new one and every old one.
         (0..n).into_par_iter().for_each_init(
@@ -366,22 +449,35 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
                 (0..h.len()).filter(|&s| h.is_new(s)).count()
             })
             .sum();
-        tracing::debug!(iter, changed, secs = t0.elapsed().as_secs_f64(), "nn-descent: round");
+        tracing::debug!(
+            iter,
+            changed,
+            secs = t0.elapsed().as_secs_f64(),
+            "nn-descent: round"
+        );
         if (changed as f64) < p.delta * (n * k) as f64 {
             break;
         }
     }
 
-    let mut g = KnnGraph { k, indices: vec![0; n * k], distances: vec![0.0; n * k] };
-    g.indices.par_chunks_mut(k).zip(g.distances.par_chunks_mut(k)).enumerate().for_each(|(i, (gi, gd))| {
-        let h = lists.lock(i);
-        let mut e: Vec<(f32, u32)> = (0..h.len()).map(|s| (h.d(s), h.idx(s))).collect();
-        e.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for (s, (d, j)) in e.into_iter().enumerate() {
-            gi[s] = j;
-            gd[s] = d.sqrt();
-        }
-    });
+    let mut g = KnnGraph {
+        k,
+        indices: vec![0; n * k],
+        distances: vec![0.0; n * k],
+    };
+    g.indices
+        .par_chunks_mut(k)
+        .zip(g.distances.par_chunks_mut(k))
+        .enumerate()
+        .for_each(|(i, (gi, gd))| {
+            let h = lists.lock(i);
+            let mut e: Vec<(f32, u32)> = (0..h.len()).map(|s| (h.d(s), h.idx(s))).collect();
+            e.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            for (s, (d, j)) in e.into_iter().enumerate() {
+                gi[s] = j;
+                gd[s] = d.sqrt();
+            }
+        });
     g
 }
 
@@ -392,7 +488,10 @@ pub fn recall(approx: &KnnGraph, exact: &KnnGraph) -> f64 {
     let hits: usize = (0..n)
         .map(|i| {
             let a = &approx.neighbours(i)[..k];
-            exact.neighbours(i)[..k].iter().filter(|j| a.contains(j)).count()
+            exact.neighbours(i)[..k]
+                .iter()
+                .filter(|j| a.contains(j))
+                .count()
         })
         .sum();
     hits as f64 / (n * k) as f64
@@ -404,11 +503,15 @@ mod tests {
 
     fn mixture(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut r = Rng::new(seed, 0);
-        let centres: Vec<Vec<f64>> = (0..20).map(|_| (0..dim).map(|_| r.normal() * 3.0).collect()).collect();
+        let centres: Vec<Vec<f64>> = (0..20)
+            .map(|_| (0..dim).map(|_| r.normal() * 3.0).collect())
+            .collect();
         (0..n)
             .flat_map(|_| {
                 let c = &centres[r.below(20) as usize];
-                (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>()
+                (0..dim)
+                    .map(|d| (c[d] + r.normal()) as f32)
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
@@ -435,7 +538,11 @@ mod tests {
         // Distances reported are the true distances of the neighbours reported.
         for i in 0..n {
             for (s, &j) in approx.neighbours(i).iter().enumerate() {
-                let d = sqdist(&x[i * dim..(i + 1) * dim], &x[j as usize * dim..(j as usize + 1) * dim]).sqrt();
+                let d = sqdist(
+                    &x[i * dim..(i + 1) * dim],
+                    &x[j as usize * dim..(j as usize + 1) * dim],
+                )
+                .sqrt();
                 assert_eq!(d, approx.distances[i * k + s]);
             }
         }
@@ -449,12 +556,18 @@ mod tests {
         assert_eq!(g, nn_descent(&x, dim, &Params::for_size(n, k, 7)));
         let mut seen = vec![false; n];
         for &r in &rank {
-            assert!(!std::mem::replace(&mut seen[r as usize], true), "rank {r} twice");
+            assert!(
+                !std::mem::replace(&mut seen[r as usize], true),
+                "rank {r} twice"
+            );
         }
         // Neighbours are much closer in rank than random pairs (n / 3 apart on average;
         // measured: about n / 11).
-        let gap: f64 =
-            (0..n).flat_map(|i| g.neighbours(i).iter().map(move |&j| (i, j as usize))).map(|(i, j)| (rank[i] as f64 - rank[j] as f64).abs()).sum::<f64>() / (n * k) as f64;
+        let gap: f64 = (0..n)
+            .flat_map(|i| g.neighbours(i).iter().map(move |&j| (i, j as usize)))
+            .map(|(i, j)| (rank[i] as f64 - rank[j] as f64).abs())
+            .sum::<f64>()
+            / (n * k) as f64;
         assert!(gap < n as f64 / 9.0, "mean rank gap {gap}");
     }
 
@@ -462,7 +575,9 @@ mod tests {
     fn reverse_lists_name_their_sources_in_order_at_any_thread_count() {
         let n = 5000;
         let mut r = Rng::new(9, 0);
-        let lists: Vec<Vec<u32>> = (0..n).map(|_| (0..r.below(12)).map(|_| r.below(n as u64) as u32).collect()).collect();
+        let lists: Vec<Vec<u32>> = (0..n)
+            .map(|_| (0..r.below(12)).map(|_| r.below(n as u64) as u32).collect())
+            .collect();
         let mut want: Vec<Vec<u32>> = vec![Vec::new(); n];
         for (i, l) in lists.iter().enumerate() {
             for &j in l {
@@ -470,7 +585,10 @@ mod tests {
             }
         }
         for threads in [1, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let rev = pool.install(|| Reverse::of(&lists));
             for (j, w) in want.iter().enumerate() {
                 assert_eq!(rev.of_point(j), &w[..], "point {j}, {threads} threads");
@@ -483,8 +601,17 @@ mod tests {
         let (n, dim, k) = (3000, 24, 10);
         let x = mixture(n, dim, 3);
         let p = Params::for_size(n, k, 11);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let four = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
-        assert_eq!(one.install(|| nn_descent(&x, dim, &p)), four.install(|| nn_descent(&x, dim, &p)));
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let four = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        assert_eq!(
+            one.install(|| nn_descent(&x, dim, &p)),
+            four.install(|| nn_descent(&x, dim, &p))
+        );
     }
 }

@@ -4,7 +4,15 @@ use crate::numeric::distance::{dot, prefetch_row};
 use crate::numeric::rng::Rng;
 
 /// Split `ids` recursively by random hyperplanes into leaves of at most `leaf` points.
-pub(super) fn rp_leaves(x: &[f32], dim: usize, ids: Vec<u32>, leaf: usize, seed: u64, node: u64, out: &mut Vec<Vec<u32>>) {
+pub(super) fn rp_leaves(
+    x: &[f32],
+    dim: usize,
+    ids: Vec<u32>,
+    leaf: usize,
+    seed: u64,
+    node: u64,
+    out: &mut Vec<Vec<u32>>,
+) {
     if ids.len() <= leaf {
         out.push(ids);
         return;

@@ -53,11 +53,31 @@ impl Density {
     pub fn new(g: &Graph, log_radii: &[f64], lambda: f64, frac: f64, var_shift: f64) -> Density {
         let n = log_radii.len().max(1) as f64;
         let mean = log_radii.iter().sum::<f64>() / n;
-        let sd = (log_radii.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / n).sqrt();
+        let sd = (log_radii
+            .iter()
+            .map(|r| (r - mean) * (r - mean))
+            .sum::<f64>()
+            / n)
+            .sqrt();
         // All radii equal: nothing to correlate with, the term vanishes.
-        let r = log_radii.iter().map(|&x| if sd > 0.0 { ((x - mean) / sd) as f32 } else { 0.0 }).collect();
+        let r = log_radii
+            .iter()
+            .map(|&x| {
+                if sd > 0.0 {
+                    ((x - mean) / sd) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let mu_tot = g.weight.iter().map(|&w| w as f64).sum();
-        Density { lambda, frac, var_shift, r, mu_tot }
+        Density {
+            lambda,
+            frac,
+            var_shift,
+            r,
+            mu_tot,
+        }
     }
 
     /// Whether epoch `epoch` of `n_epochs` carries the term (umap-learn's test).
@@ -73,7 +93,14 @@ pub type Stats = [f32; 4];
 /// The layout's log radius of each point (graph order) and the sums behind it: `(Σφd²,
 /// Σφ)` over its row (each edge once; the graph holds both directions, so each sum is half
 /// of umap-learn's and the ratio the same).
-fn layout_sums(emb: &[f32], dim: usize, g: &Graph, starts: &[usize], a: f32, b: f32) -> Vec<(f64, f64)> {
+fn layout_sums(
+    emb: &[f32],
+    dim: usize,
+    g: &Graph,
+    starts: &[usize],
+    a: f32,
+    b: f32,
+) -> Vec<(f64, f64)> {
     const L: usize = super::sgd::LANES;
     (0..g.n)
         .into_par_iter()
@@ -110,7 +137,15 @@ fn log_radius(num: f64, den: f64) -> f64 {
 
 /// The epoch's per-point [`Stats`] of layout `emb` (`dim` wide, graph order) into `out`,
 /// and the factor `λ Σμ / (n σ)` every firing's coefficient carries.
-pub fn epoch_stats(emb: &[f32], dim: usize, g: &Graph, starts: &[usize], (a, b): (f32, f32), d: &Density, out: &mut Vec<Stats>) -> f32 {
+pub fn epoch_stats(
+    emb: &[f32],
+    dim: usize,
+    g: &Graph,
+    starts: &[usize],
+    (a, b): (f32, f32),
+    d: &Density,
+    out: &mut Vec<Stats>,
+) -> f32 {
     let sums = layout_sums(emb, dim, g, starts, a, b);
     let re: Vec<f64> = sums.iter().map(|&(s, p)| log_radius(s, p)).collect();
     let (w, sigma) = weights(&re, &d.r, d.var_shift);
@@ -129,9 +164,18 @@ fn weights(re: &[f64], r: &[f32], shift: f64) -> (Vec<f64>, f64) {
     let n = re.len().max(1) as f64;
     let mean = re.iter().sum::<f64>() / n;
     let var = re.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
-    let cov = re.iter().zip(r).map(|(x, &r)| x * f64::from(r)).sum::<f64>() / n;
+    let cov = re
+        .iter()
+        .zip(r)
+        .map(|(x, &r)| x * f64::from(r))
+        .sum::<f64>()
+        / n;
     let sigma2 = var + shift;
-    let w = re.iter().zip(r).map(|(x, &r)| f64::from(r) - cov * (x - mean) / sigma2).collect();
+    let w = re
+        .iter()
+        .zip(r)
+        .map(|(x, &r)| f64::from(r) - cov * (x - mean) / sigma2)
+        .collect();
     (w, sigma2.sqrt())
 }
 
@@ -163,10 +207,14 @@ pub fn input_log_radii(g: &Graph, nbr: &[u32], dist: &[f32], k: usize) -> Vec<f6
 fn radii(g: &Graph, nbr: &[u32], dist: &[f32], k: usize, squared: bool) -> Vec<f64> {
     // Each row's neighbours sorted by index, for a binary search per edge.
     let mut sorted: Vec<(u32, f32)> = nbr.iter().copied().zip(dist.iter().copied()).collect();
-    sorted.par_chunks_mut(k.max(1)).for_each(|row| row.sort_unstable_by_key(|e| e.0));
+    sorted
+        .par_chunks_mut(k.max(1))
+        .for_each(|row| row.sort_unstable_by_key(|e| e.0));
     let find = |i: usize, j: u32| -> Option<f32> {
         let row = &sorted[i * k..(i + 1) * k];
-        row.binary_search_by_key(&j, |e| e.0).ok().map(|at| row[at].1)
+        row.binary_search_by_key(&j, |e| e.0)
+            .ok()
+            .map(|at| row[at].1)
     };
     let starts = row_starts(g);
     (0..g.n)
@@ -199,14 +247,17 @@ pub fn layout_log_radii(emb: &[f32], dim: usize, n_neighbors: usize) -> Vec<f64>
     let tree = KdTree::build(emb, dim);
     let mut nbr = vec![0u32; n * k];
     let mut dist = vec![0f32; n * k];
-    nbr.par_chunks_mut(k).zip(dist.par_chunks_mut(k)).enumerate().for_each(|(i, (nr, dr))| {
-        let found = tree.nearest(&emb[i * dim..(i + 1) * dim], k + 1);
-        let others = found.iter().filter(|e| e.1 as usize != i).take(k);
-        for (s, &(d2, j)) in others.enumerate() {
-            nr[s] = j;
-            dr[s] = d2.sqrt();
-        }
-    });
+    nbr.par_chunks_mut(k)
+        .zip(dist.par_chunks_mut(k))
+        .enumerate()
+        .for_each(|(i, (nr, dr))| {
+            let found = tree.nearest(&emb[i * dim..(i + 1) * dim], k + 1);
+            let others = found.iter().filter(|e| e.1 as usize != i).take(k);
+            for (s, &(d2, j)) in others.enumerate() {
+                nr[s] = j;
+                dr[s] = d2.sqrt();
+            }
+        });
     let (idx, d, kk) = super::with_self(&nbr, &dist, k);
     let g = fuzzy_simplicial_set(&idx, &d, kk, 1.0);
     radii(&g, &nbr, &dist, k, false)
@@ -238,7 +289,9 @@ pub fn objective(emb: &[f64], dim: usize, g: &Graph, a: f64, b: f64, d: &Density
             let (mut s, mut p) = (0f64, 0f64);
             for e in starts[j]..starts[j + 1] {
                 let t = g.tail[e] as usize;
-                let d2: f64 = (0..dim).map(|c| (emb[j * dim + c] - emb[t * dim + c]).powi(2)).sum();
+                let d2: f64 = (0..dim)
+                    .map(|c| (emb[j * dim + c] - emb[t * dim + c]).powi(2))
+                    .sum();
                 let phi = 1.0 / (1.0 + a * d2.powf(b));
                 s += phi * d2;
                 p += phi;
@@ -247,7 +300,12 @@ pub fn objective(emb: &[f64], dim: usize, g: &Graph, a: f64, b: f64, d: &Density
         })
         .collect();
     let (_, sigma) = weights(&re, &d.r, d.var_shift);
-    d.lambda * re.iter().zip(&d.r).map(|(x, &r)| x * f64::from(r)).sum::<f64>() / (g.n as f64 * sigma)
+    d.lambda
+        * re.iter()
+            .zip(&d.r)
+            .map(|(x, &r)| x * f64::from(r))
+            .sum::<f64>()
+        / (g.n as f64 * sigma)
 }
 
 #[cfg(test)]
@@ -268,9 +326,17 @@ mod tests {
                 }
             }
         }
-        let mut edges: Vec<(u32, u32, f32)> = w.iter().flat_map(|(&(i, j), &v)| [(i as u32, j as u32, v), (j as u32, i as u32, v)]).collect();
+        let mut edges: Vec<(u32, u32, f32)> = w
+            .iter()
+            .flat_map(|(&(i, j), &v)| [(i as u32, j as u32, v), (j as u32, i as u32, v)])
+            .collect();
         edges.sort_by_key(|e| (e.0, e.1));
-        Graph { n, head: edges.iter().map(|e| e.0).collect(), tail: edges.iter().map(|e| e.1).collect(), weight: edges.iter().map(|e| e.2).collect() }
+        Graph {
+            n,
+            head: edges.iter().map(|e| e.0).collect(),
+            tail: edges.iter().map(|e| e.1).collect(),
+            weight: edges.iter().map(|e| e.2).collect(),
+        }
     }
 
     /// The gradient the SGD's density steps follow (per epoch, in expectation: each
@@ -292,9 +358,21 @@ mod tests {
         let mut grad = vec![0f64; n * dim];
         for e in 0..g.head.len() {
             let (j, k) = (g.head[e] as usize, g.tail[e] as usize);
-            let d2: f32 = (0..dim).map(|c| (emb[j * dim + c] - emb[k * dim + c]).powi(2)).sum();
+            let d2: f32 = (0..dim)
+                .map(|c| (emb[j * dim + c] - emb[k * dim + c]).powi(2))
+                .sum();
             let pb = d2.powf(b as f32);
-            let c = coefficient(d2, pb, a as f32, b as f32, &stats[j], &stats[k], scale / g.weight[e]) as f64 * g.weight[e] as f64 / d.mu_tot;
+            let c = coefficient(
+                d2,
+                pb,
+                a as f32,
+                b as f32,
+                &stats[j],
+                &stats[k],
+                scale / g.weight[e],
+            ) as f64
+                * g.weight[e] as f64
+                / d.mu_tot;
             for t in 0..dim {
                 let u = 2.0 * c * (emb[j * dim + t] - emb[k * dim + t]) as f64;
                 grad[j * dim + t] += u;
@@ -308,12 +386,19 @@ mod tests {
             let (mut up, mut down) = (x.clone(), x.clone());
             up[i] += h;
             down[i] -= h;
-            let fd = (objective(&up, dim, &g, a, b, &d) - objective(&down, dim, &g, a, b, &d)) / (2.0 * h);
+            let fd = (objective(&up, dim, &g, a, b, &d) - objective(&down, dim, &g, a, b, &d))
+                / (2.0 * h);
             worst = worst.max((fd - grad[i]).abs());
             norm = norm.max(fd.abs());
         }
-        assert!(norm > 1e-3, "the objective moves with the layout ({norm:e})");
-        assert!(worst < 1e-3 * norm, "largest gap {worst:e} against a largest partial {norm:e}");
+        assert!(
+            norm > 1e-3,
+            "the objective moves with the layout ({norm:e})"
+        );
+        assert!(
+            worst < 1e-3 * norm,
+            "largest gap {worst:e} against a largest partial {norm:e}"
+        );
     }
 
     /// The input radii against a brute-force reading of umap-learn's loop (each directed
@@ -344,7 +429,11 @@ mod tests {
         let (mut ro, mut mu) = (vec![0f64; n], vec![0f64; n]);
         for e in 0..g.head.len() {
             let (j, t) = (g.head[e], g.tail[e]);
-            let dd = truth.get(&(j, t)).copied().unwrap_or(0.0).max(truth.get(&(t, j)).copied().unwrap_or(0.0)) as f64;
+            let dd = truth
+                .get(&(j, t))
+                .copied()
+                .unwrap_or(0.0)
+                .max(truth.get(&(t, j)).copied().unwrap_or(0.0)) as f64;
             for v in [j as usize, t as usize] {
                 ro[v] += g.weight[e] as f64 * dd * dd;
                 mu[v] += g.weight[e] as f64;
@@ -352,7 +441,11 @@ mod tests {
         }
         for i in 0..n {
             let want = (EPSILON + ro[i] / mu[i]).ln();
-            assert!((got[i] - want).abs() < 1e-9, "point {i}: {} against {want}", got[i]);
+            assert!(
+                (got[i] - want).abs() < 1e-9,
+                "point {i}: {} against {want}",
+                got[i]
+            );
         }
     }
 }

@@ -42,9 +42,14 @@ const MIN_K_DIST_SCALE: f64 = 1e-3;
 
 /// σ and ρ per point from its neighbour distances (`k` per point, the point itself first at
 /// distance 0), so that `Σ_j exp(-(d_j - ρ)/σ) = log2(k)` over the other neighbours.
-pub fn smooth_knn_dist(distances: &[f32], k: usize, local_connectivity: f64) -> (Vec<f64>, Vec<f64>) {
+pub fn smooth_knn_dist(
+    distances: &[f32],
+    k: usize,
+    local_connectivity: f64,
+) -> (Vec<f64>, Vec<f64>) {
     let target = (k as f64).log2();
-    let mean_all: f64 = distances.iter().map(|&d| d as f64).sum::<f64>() / distances.len().max(1) as f64;
+    let mean_all: f64 =
+        distances.iter().map(|&d| d as f64).sum::<f64>() / distances.len().max(1) as f64;
     let rows: Vec<(f64, f64)> = distances
         .par_chunks(k)
         .map(|row| {
@@ -58,7 +63,12 @@ pub fn smooth_knn_dist(distances: &[f32], k: usize, local_connectivity: f64) -> 
 /// σ and ρ of one row of neighbour distances (ascending; the first is skipped in the sum,
 /// as umap-learn does, where it is the point itself). `mean_all` sets σ's floor where ρ
 /// is 0.
-pub(crate) fn sigma_rho(row: &[f64], target: f64, local_connectivity: f64, mean_all: f64) -> (f64, f64) {
+pub(crate) fn sigma_rho(
+    row: &[f64],
+    target: f64,
+    local_connectivity: f64,
+    mean_all: f64,
+) -> (f64, f64) {
     let non_zero: Vec<f64> = row.iter().copied().filter(|&d| d > 0.0).collect();
     let mut rho = 0.0;
     if non_zero.len() as f64 >= local_connectivity {
@@ -90,7 +100,11 @@ pub(crate) fn sigma_rho(row: &[f64], target: f64, local_connectivity: f64, mean_
             mid = (lo + hi) / 2.0;
         } else {
             lo = mid;
-            mid = if hi == f64::INFINITY { mid * 2.0 } else { (lo + hi) / 2.0 };
+            mid = if hi == f64::INFINITY {
+                mid * 2.0
+            } else {
+                (lo + hi) / 2.0
+            };
         }
     }
     let mean_row = row.iter().sum::<f64>() / row.len() as f64;
@@ -117,15 +131,22 @@ impl Graph {
         let start = row_starts(self);
         let tails = split_at_starts(&mut self.tail, &start);
         let weights = split_at_starts(&mut self.weight, &start);
-        tails.into_par_iter().zip(weights).for_each_init(Vec::new, |es, (ts, ws)| {
-            es.clear();
-            es.extend(ts.iter().zip(ws.iter()).map(|(&t, &w)| (key[t as usize], t, w)));
-            es.sort_unstable_by_key(|x: &(u32, u32, f32)| (x.0, x.1));
-            for (e, x) in es.iter().enumerate() {
-                ts[e] = x.1;
-                ws[e] = x.2;
-            }
-        });
+        tails
+            .into_par_iter()
+            .zip(weights)
+            .for_each_init(Vec::new, |es, (ts, ws)| {
+                es.clear();
+                es.extend(
+                    ts.iter()
+                        .zip(ws.iter())
+                        .map(|(&t, &w)| (key[t as usize], t, w)),
+                );
+                es.sort_unstable_by_key(|x: &(u32, u32, f32)| (x.0, x.1));
+                for (e, x) in es.iter().enumerate() {
+                    ts[e] = x.1;
+                    ws[e] = x.2;
+                }
+            });
     }
 
     /// Drop edges too weak to be sampled once in `n_epochs` (below `max weight / n_epochs`),
@@ -147,11 +168,19 @@ impl Graph {
 /// Each point's out-edges (its row, by tail) are merged with its in-edges (the transpose,
 /// built by a counting pass and sorted per point): no sort of all edges, and every step
 /// runs in parallel.
-pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_connectivity: f64) -> Graph {
+pub fn fuzzy_simplicial_set(
+    indices: &[u32],
+    distances: &[f32],
+    k: usize,
+    local_connectivity: f64,
+) -> Graph {
     let n = indices.len() / k;
     let t = std::time::Instant::now();
     let (sigma, rho) = smooth_knn_dist(distances, k, local_connectivity);
-    tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: sigma and rho");
+    tracing::debug!(
+        secs = t.elapsed().as_secs_f64(),
+        "umap graph: sigma and rho"
+    );
     // Directed strengths w(i → j) > 0, j != i: each row sorted by tail.
     let rows: Vec<Vec<(u32, f64)>> = (0..n)
         .into_par_iter()
@@ -163,7 +192,11 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
                         return None;
                     }
                     let d = distances[i * k + s] as f64 - rho[i];
-                    let w = if d <= 0.0 || sigma[i] == 0.0 { 1.0 } else { (-(d / sigma[i])).exp() };
+                    let w = if d <= 0.0 || sigma[i] == 0.0 {
+                        1.0
+                    } else {
+                        (-(d / sigma[i])).exp()
+                    };
                     (w > 0.0).then_some((j, w))
                 })
                 .collect();
@@ -189,15 +222,21 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
     let out = Disjoint(incoming.as_mut_ptr());
     rows.par_iter().enumerate().for_each(|(i, row)| {
         for &(j, w) in row {
-            let at = in_start[j as usize] + counts[j as usize].fetch_add(1, Ordering::Relaxed) as usize;
+            let at =
+                in_start[j as usize] + counts[j as usize].fetch_add(1, Ordering::Relaxed) as usize;
             // SAFETY: `at` is below `in_start[j + 1] <= incoming.len()` (j has that many
             // in-edges), and the counter hands each slot to exactly one writer.
             unsafe { out.write(at, (i as u32, w)) };
         }
     });
     drop(counts);
-    tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: strengths and transpose");
-    split_at_starts(&mut incoming, &in_start).into_par_iter().for_each(|inc| inc.sort_unstable_by_key(|e| e.0));
+    tracing::debug!(
+        secs = t.elapsed().as_secs_f64(),
+        "umap graph: strengths and transpose"
+    );
+    split_at_starts(&mut incoming, &in_start)
+        .into_par_iter()
+        .for_each(|inc| inc.sort_unstable_by_key(|e| e.0));
     // Merge each head's out- and in-edges by tail; a missing direction has strength 0.
     let merged: Vec<Vec<(u32, f32)>> = (0..n)
         .into_par_iter()
@@ -237,17 +276,28 @@ pub fn fuzzy_simplicial_set(indices: &[u32], distances: &[f32], k: usize, local_
     }
     let total = start[n];
     // Huge pages (the layout streams these every epoch), asked for before they are filled.
-    let mut g = Graph { n, head: crate::numeric::pages::zeroed(total), tail: crate::numeric::pages::zeroed(total), weight: crate::numeric::pages::zeroed(total) };
+    let mut g = Graph {
+        n,
+        head: crate::numeric::pages::zeroed(total),
+        tail: crate::numeric::pages::zeroed(total),
+        weight: crate::numeric::pages::zeroed(total),
+    };
     let heads = split_at_starts(&mut g.head, &start);
     let tails = split_at_starts(&mut g.tail, &start);
     let weights = split_at_starts(&mut g.weight, &start);
-    heads.into_par_iter().zip(tails).zip(weights).zip(&merged).enumerate().for_each(|(h, (((hs, ts), ws), m))| {
-        for (e, &(t, w)) in m.iter().enumerate() {
-            hs[e] = h as u32;
-            ts[e] = t;
-            ws[e] = w;
-        }
-    });
+    heads
+        .into_par_iter()
+        .zip(tails)
+        .zip(weights)
+        .zip(&merged)
+        .enumerate()
+        .for_each(|(h, (((hs, ts), ws), m))| {
+            for (e, &(t, w)) in m.iter().enumerate() {
+                hs[e] = h as u32;
+                ts[e] = t;
+                ws[e] = w;
+            }
+        });
     g
 }
 
@@ -281,9 +331,23 @@ pub(crate) fn split_at_starts<'a, T>(mut v: &'a mut [T], start: &[usize]) -> Vec
 /// Levenberg–Marquardt on 300 points of `[0, 3·spread]`, as umap-learn does with scipy.
 pub fn find_ab(spread: f64, min_dist: f64) -> (f64, f64) {
     let xs: Vec<f64> = (0..300).map(|i| 3.0 * spread * i as f64 / 299.0).collect();
-    let ys: Vec<f64> = xs.iter().map(|&x| if x < min_dist { 1.0 } else { (-(x - min_dist) / spread).exp() }).collect();
+    let ys: Vec<f64> = xs
+        .iter()
+        .map(|&x| {
+            if x < min_dist {
+                1.0
+            } else {
+                (-(x - min_dist) / spread).exp()
+            }
+        })
+        .collect();
     let f = |a: f64, b: f64, x: f64| 1.0 / (1.0 + a * x.powf(2.0 * b));
-    let cost = |a: f64, b: f64| xs.iter().zip(&ys).map(|(&x, &y)| (f(a, b, x) - y).powi(2)).sum::<f64>();
+    let cost = |a: f64, b: f64| {
+        xs.iter()
+            .zip(&ys)
+            .map(|(&x, &y)| (f(a, b, x) - y).powi(2))
+            .sum::<f64>()
+    };
     let (mut a, mut b, mut lambda) = (1.0f64, 1.0f64, 1e-3f64);
     let mut c = cost(a, b);
     for _ in 0..500 {
@@ -294,7 +358,11 @@ pub fn find_ab(spread: f64, min_dist: f64) -> (f64, f64) {
             let den = 1.0 + a * xp;
             let r = 1.0 / den - y;
             let da = -xp / (den * den);
-            let db = if x > 0.0 { -a * xp * 2.0 * x.ln() / (den * den) } else { 0.0 };
+            let db = if x > 0.0 {
+                -a * xp * 2.0 * x.ln() / (den * den)
+            } else {
+                0.0
+            };
             let g = [da, db];
             for p in 0..2 {
                 jtr[p] += g[p] * r;
@@ -303,14 +371,24 @@ pub fn find_ab(spread: f64, min_dist: f64) -> (f64, f64) {
                 }
             }
         }
-        let m = [[jtj[0][0] * (1.0 + lambda), jtj[0][1]], [jtj[1][0], jtj[1][1] * (1.0 + lambda)]];
+        let m = [
+            [jtj[0][0] * (1.0 + lambda), jtj[0][1]],
+            [jtj[1][0], jtj[1][1] * (1.0 + lambda)],
+        ];
         let det = m[0][0] * m[1][1] - m[0][1] * m[1][0];
         if det.abs() < 1e-300 {
             break;
         }
-        let step = [(m[1][1] * jtr[0] - m[0][1] * jtr[1]) / det, (m[0][0] * jtr[1] - m[1][0] * jtr[0]) / det];
+        let step = [
+            (m[1][1] * jtr[0] - m[0][1] * jtr[1]) / det,
+            (m[0][0] * jtr[1] - m[1][0] * jtr[0]) / det,
+        ];
         let (na, nb) = (a - step[0], b - step[1]);
-        let nc = if na > 0.0 && nb > 0.0 { cost(na, nb) } else { f64::INFINITY };
+        let nc = if na > 0.0 && nb > 0.0 {
+            cost(na, nb)
+        } else {
+            f64::INFINITY
+        };
         if nc < c {
             let done = (c - nc) < 1e-15 * c.max(1e-300);
             a = na;
@@ -350,8 +428,18 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
     let ranks_high: Vec<Vec<u32>> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut o: Vec<(f32, u32)> =
-                (0..n).filter(|&j| j != i).map(|j| (crate::numeric::distance::sqdist(&high[i * hd..(i + 1) * hd], &high[j * hd..(j + 1) * hd]), j as u32)).collect();
+            let mut o: Vec<(f32, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    (
+                        crate::numeric::distance::sqdist(
+                            &high[i * hd..(i + 1) * hd],
+                            &high[j * hd..(j + 1) * hd],
+                        ),
+                        j as u32,
+                    )
+                })
+                .collect();
             o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let mut rank = vec![0u32; n];
             for (r, &(_, j)) in o.iter().enumerate() {
@@ -363,10 +451,23 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
     let penalty: f64 = (0..n)
         .into_par_iter()
         .map(|i| {
-            let mut o: Vec<(f32, u32)> =
-                (0..n).filter(|&j| j != i).map(|j| (crate::numeric::distance::sqdist(&low[i * ld..(i + 1) * ld], &low[j * ld..(j + 1) * ld]), j as u32)).collect();
+            let mut o: Vec<(f32, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    (
+                        crate::numeric::distance::sqdist(
+                            &low[i * ld..(i + 1) * ld],
+                            &low[j * ld..(j + 1) * ld],
+                        ),
+                        j as u32,
+                    )
+                })
+                .collect();
             o.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            o[..k].iter().map(|&(_, j)| (ranks_high[i][j as usize] as f64 - k as f64).max(0.0)).sum::<f64>()
+            o[..k]
+                .iter()
+                .map(|&(_, j)| (ranks_high[i][j as usize] as f64 - k as f64).max(0.0))
+                .sum::<f64>()
         })
         .sum();
     1.0 - 2.0 / (n as f64 * k as f64 * (2.0 * n as f64 - 3.0 * k as f64 - 1.0)) * penalty
@@ -375,7 +476,12 @@ pub fn trustworthiness(high: &[f32], hd: usize, low: &[f32], ld: usize, k: usize
 /// Relabel a kNN table (`k` per row): row `i` moves to row `rank[i]` and every neighbour
 /// `j` becomes `rank[j]`. The layout runs on rows in a locality order (neighbours close in
 /// memory) and is moved back with [`unpermute_rows`].
-pub fn permute_knn(indices: &[u32], distances: &[f32], k: usize, rank: &[u32]) -> (Vec<u32>, Vec<f32>) {
+pub fn permute_knn(
+    indices: &[u32],
+    distances: &[f32],
+    k: usize,
+    rank: &[u32],
+) -> (Vec<u32>, Vec<f32>) {
     // Row `r` of the result is input row `order[r]`, written in parallel by rows.
     let mut order = vec![0u32; rank.len()];
     for (i, &r) in rank.iter().enumerate() {
@@ -383,13 +489,16 @@ pub fn permute_knn(indices: &[u32], distances: &[f32], k: usize, rank: &[u32]) -
     }
     let mut idx = vec![0u32; indices.len()];
     let mut dist = vec![0f32; distances.len()];
-    idx.par_chunks_mut(k.max(1)).zip(dist.par_chunks_mut(k.max(1))).zip(&order).for_each(|((ir, dr), &i)| {
-        let i = i as usize;
-        for (s, (x, d)) in ir.iter_mut().zip(dr.iter_mut()).enumerate() {
-            *x = rank[indices[i * k + s] as usize];
-            *d = distances[i * k + s];
-        }
-    });
+    idx.par_chunks_mut(k.max(1))
+        .zip(dist.par_chunks_mut(k.max(1)))
+        .zip(&order)
+        .for_each(|((ir, dr), &i)| {
+            let i = i as usize;
+            for (s, (x, d)) in ir.iter_mut().zip(dr.iter_mut()).enumerate() {
+                *x = rank[indices[i * k + s] as usize];
+                *d = distances[i * k + s];
+            }
+        });
     (idx, dist)
 }
 
@@ -409,7 +518,10 @@ pub fn scrambled_keys(rank: &[u32]) -> Vec<u32> {
 /// Rows of `dim` values back from the order of [`permute_knn`]: row `i` of the result is
 /// row `rank[i]` of `x`.
 pub fn unpermute_rows(x: &[f32], dim: usize, rank: &[u32]) -> Vec<f32> {
-    rank.iter().flat_map(|&r| &x[r as usize * dim..(r as usize + 1) * dim]).copied().collect()
+    rank.iter()
+        .flat_map(|&r| &x[r as usize * dim..(r as usize + 1) * dim])
+        .copied()
+        .collect()
 }
 
 /// Add the point itself as each row's first neighbour (umap-learn's kNN convention): from
@@ -418,12 +530,15 @@ pub fn with_self(indices: &[u32], distances: &[f32], k: usize) -> (Vec<u32>, Vec
     let n = indices.len() / k;
     let mut idx = vec![0u32; n * (k + 1)];
     let mut dist = vec![0f32; n * (k + 1)];
-    idx.par_chunks_mut(k + 1).zip(dist.par_chunks_mut(k + 1)).enumerate().for_each(|(i, (ir, dr))| {
-        ir[0] = i as u32;
-        dr[0] = 0.0;
-        ir[1..].copy_from_slice(&indices[i * k..(i + 1) * k]);
-        dr[1..].copy_from_slice(&distances[i * k..(i + 1) * k]);
-    });
+    idx.par_chunks_mut(k + 1)
+        .zip(dist.par_chunks_mut(k + 1))
+        .enumerate()
+        .for_each(|(i, (ir, dr))| {
+            ir[0] = i as u32;
+            dr[0] = 0.0;
+            ir[1..].copy_from_slice(&indices[i * k..(i + 1) * k]);
+            dr[1..].copy_from_slice(&distances[i * k..(i + 1) * k]);
+        });
     (idx, dist, k + 1)
 }
 
@@ -438,7 +553,10 @@ mod tests {
     fn ab_matches_umap_learn_defaults() {
         // umap-learn: find_ab_params(1.0, 0.1) = (1.5769..., 0.8950...).
         let (a, b) = find_ab(1.0, 0.1);
-        assert!((a - 1.577).abs() < 0.01 && (b - 0.895).abs() < 0.005, "a={a} b={b}");
+        assert!(
+            (a - 1.577).abs() < 0.01 && (b - 0.895).abs() < 0.005,
+            "a={a} b={b}"
+        );
         let (a, b) = find_ab(1.0, 0.5);
         assert!(a > 0.0 && b > 0.0 && a < 1.577);
     }
@@ -457,7 +575,10 @@ mod tests {
         let (sigma, rho) = smooth_knn_dist(&d, k, 1.0);
         for i in 0..50 {
             let row = &d[i * k..(i + 1) * k];
-            assert_eq!(rho[i], row[1] as f64, "rho is the nearest non-zero distance");
+            assert_eq!(
+                rho[i], row[1] as f64,
+                "rho is the nearest non-zero distance"
+            );
             let s: f64 = row[1..]
                 .iter()
                 .map(|&x| {
@@ -475,11 +596,15 @@ mod tests {
 
     fn blobs(n: usize, dim: usize) -> Vec<f32> {
         let mut r = Rng::new(4, 0);
-        let centres: Vec<Vec<f64>> = (0..6).map(|_| (0..dim).map(|_| r.normal() * 4.0).collect()).collect();
+        let centres: Vec<Vec<f64>> = (0..6)
+            .map(|_| (0..dim).map(|_| r.normal() * 4.0).collect())
+            .collect();
         (0..n)
             .flat_map(|i| {
                 let c = &centres[i % 6];
-                (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>()
+                (0..dim)
+                    .map(|d| (c[d] + r.normal()) as f32)
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
@@ -502,7 +627,20 @@ mod tests {
         let g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
         let (mut emb, _) = spectral_init(&g, 2, seed, no_meta);
         let (a, b) = find_ab(1.0, 0.1);
-        optimize(&mut emb, 2, &g, &Sgd { a, b, n_epochs: 200, learning_rate: 1.0, negative_sample_rate: 5.0, seed }, |_| {});
+        optimize(
+            &mut emb,
+            2,
+            &g,
+            &Sgd {
+                a,
+                b,
+                n_epochs: 200,
+                learning_rate: 1.0,
+                negative_sample_rate: 5.0,
+                seed,
+            },
+            |_| {},
+        );
         emb
     }
 
@@ -511,11 +649,21 @@ mod tests {
         let (_, g) = blob_graph(1500, 8, 9);
         let (init, _) = spectral_init(&g, 5, 1, no_meta);
         let (a, b) = find_ab(1.0, 0.1);
-        let sgd = Sgd { a, b, n_epochs: 50, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
+        let sgd = Sgd {
+            a,
+            b,
+            n_epochs: 50,
+            learning_rate: 1.0,
+            negative_sample_rate: 5.0,
+            seed: 4,
+        };
         let (mut d, mut any) = (init.clone(), init);
         optimize(&mut d, 5, &g, &sgd, |_| {});
         optimize_any(&mut any, 5, &g, &sgd, |_| {});
-        assert_eq!(d, any, "the kernel compiled for 5 dimensions is the generic one, faster");
+        assert_eq!(
+            d, any,
+            "the kernel compiled for 5 dimensions is the generic one, faster"
+        );
     }
 
     /// Layouts of one graph optimised together get the bits each gets alone, for every
@@ -525,9 +673,27 @@ mod tests {
     fn layouts_optimised_together_get_the_bits_each_gets_alone() {
         let (_, g) = blob_graph(1500, 8, 9);
         let (a, b) = find_ab(1.0, 0.1);
-        let sgd = Sgd { a, b, n_epochs: 30, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
-        let sets: [&[usize]; 6] = [&[5, 2], &[10, 2], &[2, 5, 10], &[2, 5, 10, 2], &[2, 3], &[1, 2, 1, 3, 2, 1, 4, 2]];
-        let builds: &[bool] = if crate::numeric::distance::avx2() { &[true, false] } else { &[false] };
+        let sgd = Sgd {
+            a,
+            b,
+            n_epochs: 30,
+            learning_rate: 1.0,
+            negative_sample_rate: 5.0,
+            seed: 4,
+        };
+        let sets: [&[usize]; 6] = [
+            &[5, 2],
+            &[10, 2],
+            &[2, 5, 10],
+            &[2, 5, 10, 2],
+            &[2, 3],
+            &[1, 2, 1, 3, 2, 1, 4, 2],
+        ];
+        let builds: &[bool] = if crate::numeric::distance::avx2() {
+            &[true, false]
+        } else {
+            &[false]
+        };
         for dims in sets {
             // Random starts of each width (a joint layout's init is its own).
             let inits: Vec<Vec<f32>> = dims
@@ -555,7 +721,11 @@ mod tests {
                 assert_eq!(epochs, 30);
                 for (i, ((j, a), init)) in joint.iter().zip(&alone).zip(&inits).enumerate() {
                     assert_ne!(a, init, "{dims:?}: layout {i} moved");
-                    assert!(j == a, "{dims:?} (AVX2 {wide}): layout {i} ({}-D) differs from its run alone", dims[i]);
+                    assert!(
+                        j == a,
+                        "{dims:?} (AVX2 {wide}): layout {i} ({}-D) differs from its run alone",
+                        dims[i]
+                    );
                 }
             }
         }
@@ -563,12 +733,21 @@ mod tests {
 
     #[test]
     fn avx2_and_baseline_kernels_give_the_same_bits() {
-        if !crate::numeric::distance::tests::both_builds("avx2_and_baseline_kernels_give_the_same_bits") {
+        if !crate::numeric::distance::tests::both_builds(
+            "avx2_and_baseline_kernels_give_the_same_bits",
+        ) {
             return;
         }
         let (_, g) = blob_graph(1500, 8, 9);
         let (a, b) = find_ab(1.0, 0.1);
-        let sgd = Sgd { a, b, n_epochs: 50, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 4 };
+        let sgd = Sgd {
+            a,
+            b,
+            n_epochs: 50,
+            learning_rate: 1.0,
+            negative_sample_rate: 5.0,
+            seed: 4,
+        };
         for dim in [2, 5, 11] {
             let (init, _) = spectral_init(&g, dim, 1, no_meta);
             let (mut wide, mut base) = (init.clone(), init.clone());
@@ -589,7 +768,11 @@ mod tests {
             for s in 0..k {
                 let j = indices[i * k + s] as usize;
                 let d = distances[i * k + s] as f64 - rho[i];
-                let w = if d <= 0.0 || sigma[i] == 0.0 { 1.0 } else { (-(d / sigma[i])).exp() };
+                let w = if d <= 0.0 || sigma[i] == 0.0 {
+                    1.0
+                } else {
+                    (-(d / sigma[i])).exp()
+                };
                 if j != i && w > 0.0 {
                     dir.insert((i, j), w);
                 }
@@ -597,14 +780,22 @@ mod tests {
         }
         let mut pairs = std::collections::BTreeMap::new();
         for &(i, j) in dir.keys() {
-            let (a, b) = (dir.get(&(i, j)).copied().unwrap_or(0.0), dir.get(&(j, i)).copied().unwrap_or(0.0));
+            let (a, b) = (
+                dir.get(&(i, j)).copied().unwrap_or(0.0),
+                dir.get(&(j, i)).copied().unwrap_or(0.0),
+            );
             // The same expression for both orders: the union is symmetric.
             let (lo, hi) = if i < j { (a, b) } else { (b, a) };
             let w = lo + hi - lo * hi;
             pairs.insert((i, j), w as f32);
             pairs.insert((j, i), w as f32);
         }
-        let mut g = Graph { n, head: vec![], tail: vec![], weight: vec![] };
+        let mut g = Graph {
+            n,
+            head: vec![],
+            tail: vec![],
+            weight: vec![],
+        };
         for ((h, t), w) in pairs {
             g.head.push(h as u32);
             g.tail.push(t as u32);
@@ -624,7 +815,11 @@ mod tests {
             }
             let knn = nndescent::brute_force(&x, dim, k - 1);
             let (idx, dist, kk) = with_self(&knn.indices, &knn.distances, knn.k);
-            assert_eq!(fuzzy_simplicial_set(&idx, &dist, kk, 1.0), fuzzy_union_brute(&idx, &dist, kk), "n={n} k={k}");
+            assert_eq!(
+                fuzzy_simplicial_set(&idx, &dist, kk, 1.0),
+                fuzzy_union_brute(&idx, &dist, kk),
+                "n={n} k={k}"
+            );
         }
     }
 
@@ -648,8 +843,16 @@ mod tests {
             assert_eq!(nonzero, rank, "n={n}: {rank} unit columns");
             for p in 0..m {
                 for q in 0..m {
-                    let want = if p == q && g[p * m + p] > 0.5 { 1.0 } else { 0.0 };
-                    assert!((g[p * m + q] - want).abs() < 1e-4, "n={n} ({p},{q}): {}", g[p * m + q]);
+                    let want = if p == q && g[p * m + p] > 0.5 {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    assert!(
+                        (g[p * m + q] - want).abs() < 1e-4,
+                        "n={n} ({p},{q}): {}",
+                        g[p * m + q]
+                    );
                 }
             }
         }
@@ -667,13 +870,23 @@ mod tests {
         let (pi, pd) = permute_knn(&knn.indices, &knn.distances, knn.k, &rank);
         let (idx2, dist2, k2) = with_self(&pi, &pd, knn.k);
         let gp = fuzzy_simplicial_set(&idx2, &dist2, k2, 1.0);
-        let a: std::collections::BTreeMap<(u32, u32), f32> = (0..g.head.len()).map(|e| ((rank[g.head[e] as usize], rank[g.tail[e] as usize]), g.weight[e])).collect();
-        let b: std::collections::BTreeMap<(u32, u32), f32> = (0..gp.head.len()).map(|e| ((gp.head[e], gp.tail[e]), gp.weight[e])).collect();
+        let a: std::collections::BTreeMap<(u32, u32), f32> = (0..g.head.len())
+            .map(|e| {
+                (
+                    (rank[g.head[e] as usize], rank[g.tail[e] as usize]),
+                    g.weight[e],
+                )
+            })
+            .collect();
+        let b: std::collections::BTreeMap<(u32, u32), f32> = (0..gp.head.len())
+            .map(|e| ((gp.head[e], gp.tail[e]), gp.weight[e]))
+            .collect();
         assert_eq!(a, b, "the same weighted graph under the relabelling");
         let rows: Vec<f32> = (0..500).flat_map(|i| [i as f32, -(i as f32)]).collect();
         let mut moved = vec![0f32; 1000];
         for i in 0..500 {
-            moved[rank[i] as usize * 2..rank[i] as usize * 2 + 2].copy_from_slice(&rows[i * 2..i * 2 + 2]);
+            moved[rank[i] as usize * 2..rank[i] as usize * 2 + 2]
+                .copy_from_slice(&rows[i * 2..i * 2 + 2]);
         }
         assert_eq!(unpermute_rows(&moved, 2, &rank), rows);
     }
@@ -686,11 +899,18 @@ mod tests {
         let mut o = g.clone();
         o.order_tails_by(&key);
         assert_eq!(o.head, g.head);
-        let set = |g: &Graph| -> std::collections::BTreeSet<(u32, u32, u32)> { (0..g.head.len()).map(|e| (g.head[e], g.tail[e], g.weight[e].to_bits())).collect() };
+        let set = |g: &Graph| -> std::collections::BTreeSet<(u32, u32, u32)> {
+            (0..g.head.len())
+                .map(|e| (g.head[e], g.tail[e], g.weight[e].to_bits()))
+                .collect()
+        };
         assert_eq!(set(&o), set(&g), "the same weighted edges");
         for e in 1..o.head.len() {
             if o.head[e] == o.head[e - 1] {
-                assert!((key[o.tail[e - 1] as usize], o.tail[e - 1]) < (key[o.tail[e] as usize], o.tail[e]));
+                assert!(
+                    (key[o.tail[e - 1] as usize], o.tail[e - 1])
+                        < (key[o.tail[e] as usize], o.tail[e])
+                );
             }
         }
         // Not the by-tail order any more (it would be a poor scramble).
@@ -713,8 +933,14 @@ mod tests {
     #[test]
     fn layout_is_trustworthy_and_thread_independent() {
         let x = blobs(1200, 16);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
         let e1 = one.install(|| layout(&x, 16, 15, 3));
         let e3 = three.install(|| layout(&x, 16, 15, 3));
         assert_eq!(e1, e3, "bit-identical at 1 and 3 threads");
@@ -729,8 +955,16 @@ mod tests {
     fn densmap_keeps_local_radii_with_the_same_bits_anywhere() {
         let (n, dim, nn) = (1800, 8, 15);
         let mut r = Rng::new(21, 0);
-        let centres: Vec<Vec<f64>> = (0..3).map(|_| (0..dim).map(|_| r.normal() * 30.0).collect()).collect();
-        let x: Vec<f32> = (0..n).flat_map(|i| (0..dim).map(|d| (centres[i % 3][d] + [0.25, 1.0, 4.0][i % 3] * r.normal()) as f32).collect::<Vec<_>>()).collect();
+        let centres: Vec<Vec<f64>> = (0..3)
+            .map(|_| (0..dim).map(|_| r.normal() * 30.0).collect())
+            .collect();
+        let x: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                (0..dim)
+                    .map(|d| (centres[i % 3][d] + [0.25, 1.0, 4.0][i % 3] * r.normal()) as f32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let knn = nndescent::brute_force(&x, dim, nn - 1);
         let (idx, dist, k) = with_self(&knn.indices, &knn.distances, knn.k);
         let mut g = fuzzy_simplicial_set(&idx, &dist, k, 1.0);
@@ -739,23 +973,42 @@ mod tests {
         let ro = densmap::input_log_radii(&g, &knn.indices, &knn.distances, knn.k);
         let dens = densmap::Density::new(&g, &ro, 2.0, 0.3, 0.1);
         let (a, b) = find_ab(1.0, 0.1);
-        let sgd = Sgd { a, b, n_epochs, learning_rate: 1.0, negative_sample_rate: 5.0, seed: 2 };
+        let sgd = Sgd {
+            a,
+            b,
+            n_epochs,
+            learning_rate: 1.0,
+            negative_sample_rate: 5.0,
+            seed: 2,
+        };
         let (init, _) = spectral_init(&g, 2, 2, no_meta);
         let run = |threads: usize, dens: Option<&densmap::Density>, wide: bool| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let mut e = init.clone();
             pool.install(|| sgd::optimize_on(&mut e, 2, &g, &sgd, dens, wide, |_| {}));
             e
         };
         let wide = crate::numeric::distance::avx2();
         let (plain, dm) = (run(2, None, wide), run(1, Some(&dens), wide));
-        assert!(dm == run(3, Some(&dens), wide), "densMAP: bit-identical at 1 and 3 threads");
+        assert!(
+            dm == run(3, Some(&dens), wide),
+            "densMAP: bit-identical at 1 and 3 threads"
+        );
         if wide {
-            assert!(dm == run(2, Some(&dens), false), "densMAP: the AVX2 and baseline kernels agree");
+            assert!(
+                dm == run(2, Some(&dens), false),
+                "densMAP: the AVX2 and baseline kernels agree"
+            );
         }
         let corr = |e: &[f32]| densmap::pearson(&ro, &densmap::layout_log_radii(e, 2, nn));
         let (cp, cd) = (corr(&plain), corr(&dm));
-        assert!(cd > cp + 0.3 && cd > 0.6, "radius correlation: plain {cp:.3}, densMAP {cd:.3}");
+        assert!(
+            cd > cp + 0.3 && cd > 0.6,
+            "radius correlation: plain {cp:.3}, densMAP {cd:.3}"
+        );
         let t = trustworthiness(&x, dim, &dm, 2, 10);
         assert!(t > 0.85, "densMAP trustworthiness {t}");
     }
@@ -787,9 +1040,16 @@ mod tests {
         let (a, b) = (centre(0..200), centre(200..400));
         let spread = |rows: std::ops::Range<usize>, c: [f64; 2]| -> f64 {
             let n = rows.len() as f64;
-            rows.map(|i| ((emb[i * 2] as f64 - c[0]).powi(2) + (emb[i * 2 + 1] as f64 - c[1]).powi(2)).sqrt()).sum::<f64>() / n
+            rows.map(|i| {
+                ((emb[i * 2] as f64 - c[0]).powi(2) + (emb[i * 2 + 1] as f64 - c[1]).powi(2)).sqrt()
+            })
+            .sum::<f64>()
+                / n
         };
         let gap = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
-        assert!(gap > 2.0 * spread(0..200, a).max(spread(200..400, b)), "blobs not separated: gap {gap}");
+        assert!(
+            gap > 2.0 * spread(0..200, a).max(spread(200..400, b)),
+            "blobs not separated: gap {gap}"
+        );
     }
 }

@@ -41,7 +41,9 @@ const DENSE_MAX: usize = 200;
 /// depend on the number of threads.
 const GRAM_BLOCK: usize = 4096;
 // Random streams of the start block, the noise and the layout of tiny components.
-use crate::numeric::rng::stream::{SPECTRAL_NOISE as STREAM_NOISE, SPECTRAL_START as STREAM_START, SPECTRAL_TINY as STREAM_TINY};
+use crate::numeric::rng::stream::{
+    SPECTRAL_NOISE as STREAM_NOISE, SPECTRAL_START as STREAM_START, SPECTRAL_TINY as STREAM_TINY,
+};
 
 /// How the eigensolver went, for the node's summary and the debug trace.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -135,30 +137,59 @@ pub fn solve(g: &Graph, dim: usize, seed: u64) -> Solve {
     let cols = solved_vectors(dim);
     let vectors = (count == 1).then(|| {
         let start = row_starts(g);
-        let csr = Csr { start: start.into(), tail: (&g.tail[..]).into(), weight: (&g.weight[..]).into() };
+        let csr = Csr {
+            start: start.into(),
+            tail: (&g.tail[..]).into(),
+            weight: (&g.weight[..]).into(),
+        };
         eigenvectors(&csr, cols, seed)
     });
-    Solve { label, count, seed, cols, vectors }
+    Solve {
+        label,
+        count,
+        seed,
+        cols,
+        vectors,
+    }
 }
 
 /// The spectral initialisation of `g` in `dim` dimensions (row-major, in `[0, 10]` per
 /// dimension). `meta` places the components of a disconnected graph when there are more
 /// than `2·dim` of them: given each point's component label and their count, it returns
 /// `count × dim` positions (umap-learn embeds the components' centroids in the data).
-pub fn spectral_init(g: &Graph, dim: usize, seed: u64, meta: impl FnOnce(&[u32], usize) -> Vec<f64>) -> (Vec<f32>, SpectralReport) {
+pub fn spectral_init(
+    g: &Graph,
+    dim: usize,
+    seed: u64,
+    meta: impl FnOnce(&[u32], usize) -> Vec<f64>,
+) -> (Vec<f32>, SpectralReport) {
     spectral_layout(g, &solve(g, dim, seed), dim, meta)
 }
 
 /// [`spectral_init`] from a [`Solve`] of `g` that [`serves`](Solve::serves) this layout.
-pub fn spectral_layout(g: &Graph, solved: &Solve, dim: usize, meta: impl FnOnce(&[u32], usize) -> Vec<f64>) -> (Vec<f32>, SpectralReport) {
+pub fn spectral_layout(
+    g: &Graph,
+    solved: &Solve,
+    dim: usize,
+    meta: impl FnOnce(&[u32], usize) -> Vec<f64>,
+) -> (Vec<f32>, SpectralReport) {
     let n = g.n;
     let seed = solved.seed;
-    assert_eq!(solved.cols, solved_vectors(dim), "a solve for {} vectors serves no {dim}-D layout", solved.cols);
+    assert_eq!(
+        solved.cols,
+        solved_vectors(dim),
+        "a solve for {} vectors serves no {dim}-D layout",
+        solved.cols
+    );
     let (label, count) = (&solved.label, solved.count);
     let (out, report) = if let Some((v, rep)) = &solved.vectors {
         leading(v, rep.clone(), solved.cols, dim)
     } else {
-        let mut report = SpectralReport { components: count, converged: true, ..Default::default() };
+        let mut report = SpectralReport {
+            components: count,
+            converged: true,
+            ..Default::default()
+        };
         let mut out = vec![0f64; n * dim];
         let centres = if count > 2 * dim {
             let mut m = meta(label, count);
@@ -194,14 +225,20 @@ pub fn spectral_layout(g: &Graph, solved: &Solve, dim: usize, meta: impl FnOnce(
         for (i, &l) in label.iter().enumerate() {
             members[l as usize].push(i as u32);
         }
-        let largest = (0..count).max_by_key(|&c| (members[c].len(), std::cmp::Reverse(c))).unwrap_or(0);
+        let largest = (0..count)
+            .max_by_key(|&c| (members[c].len(), std::cmp::Reverse(c)))
+            .unwrap_or(0);
         let starts = row_starts(g);
         let mut local = vec![0u32; n];
         let nearest = nearest_distinct(&centres, dim);
         for (c, pts) in members.iter().enumerate() {
             let centre = &centres[c * dim..(c + 1) * dim];
             // Half the distance to the nearest other component's centre.
-            let range = if nearest[c].is_finite() { nearest[c] / 2.0 } else { 1.0 };
+            let range = if nearest[c].is_finite() {
+                nearest[c] / 2.0
+            } else {
+                1.0
+            };
             let s = pts.len();
             if s < 2 * dim || s <= dim + 1 {
                 let mut r = Rng::new(seed, STREAM_TINY + c as u64);
@@ -226,13 +263,21 @@ pub fn spectral_layout(g: &Graph, solved: &Solve, dim: usize, meta: impl FnOnce(
                 }
                 start.push(tail.len());
             }
-            let csr = Csr { start: start.into(), tail: tail.into(), weight: weight.into() };
+            let csr = Csr {
+                start: start.into(),
+                tail: tail.into(),
+                weight: weight.into(),
+            };
             let cols = solved_vectors(dim);
             let (v, rep) = eigenvectors(&csr, cols, seed.wrapping_add(c as u64));
             let (v, rep) = leading(&v, rep, cols, dim);
             report.converged &= rep.converged;
             if c == largest {
-                report = SpectralReport { components: count, converged: report.converged, ..rep };
+                report = SpectralReport {
+                    components: count,
+                    converged: report.converged,
+                    ..rep
+                };
             }
             let top = v.iter().fold(0f64, |a, &x| a.max(x.abs()));
             let scale = if top > 0.0 { range / top } else { 0.0 };
@@ -250,8 +295,17 @@ pub fn spectral_layout(g: &Graph, solved: &Solve, dim: usize, meta: impl FnOnce(
 /// The leading `dim` of `cols` eigenvectors (row-major), and their eigenvalues.
 fn leading(v: &[f64], rep: SpectralReport, cols: usize, dim: usize) -> (Vec<f64>, SpectralReport) {
     let k = dim.min(rep.eigenvalues.len());
-    let out = v.par_chunks(cols).flat_map_iter(|row| row[..dim].iter().copied()).collect();
-    (out, SpectralReport { eigenvalues: rep.eigenvalues[..k].to_vec(), ..rep })
+    let out = v
+        .par_chunks(cols)
+        .flat_map_iter(|row| row[..dim].iter().copied())
+        .collect();
+    (
+        out,
+        SpectralReport {
+            eigenvalues: rep.eigenvalues[..k].to_vec(),
+            ..rep
+        },
+    )
 }
 
 /// For each of the points (rows of `dim`), the distance to the nearest point at a
@@ -262,7 +316,12 @@ fn nearest_distinct(x: &[f64], dim: usize) -> Vec<f64> {
     let n = x.len() / dim.max(1);
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| x[a * dim].total_cmp(&x[b * dim]).then(a.cmp(&b)));
-    let dist = |a: usize, b: usize| (0..dim).map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2)).sum::<f64>().sqrt();
+    let dist = |a: usize, b: usize| {
+        (0..dim)
+            .map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
     let mut best = vec![f64::INFINITY; n];
     for (r, &a) in order.iter().enumerate() {
         for &b in &order[r + 1..] {
@@ -293,12 +352,26 @@ fn scale_with_noise(x: &[f64], dim: usize, seed: u64) -> Vec<f32> {
     let top = x.iter().fold(0f64, |a, &v| a.max(v.abs()));
     let expand = if top > 0.0 { 10.0 / top } else { 1.0 };
     let mut r = Rng::new(seed, STREAM_NOISE);
-    let y: Vec<f32> = x.iter().map(|&v| (v * expand) as f32 + (1e-4 * r.normal()) as f32).collect();
+    let y: Vec<f32> = x
+        .iter()
+        .map(|&v| (v * expand) as f32 + (1e-4 * r.normal()) as f32)
+        .collect();
     let mut out = vec![0f32; y.len()];
     for d in 0..dim {
-        let (lo, hi) = y.iter().skip(d).step_by(dim).fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let (lo, hi) = y
+            .iter()
+            .skip(d)
+            .step_by(dim)
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
         let span = if hi > lo { hi - lo } else { 1.0 };
-        for (o, &v) in out.iter_mut().skip(d).step_by(dim).zip(y.iter().skip(d).step_by(dim)) {
+        for (o, &v) in out
+            .iter_mut()
+            .skip(d)
+            .step_by(dim)
+            .zip(y.iter().skip(d).step_by(dim))
+        {
             *o = 10.0 * (v - lo) / span;
         }
     }
@@ -311,9 +384,15 @@ fn eigenvectors(g: &Csr, dim: usize, seed: u64) -> (Vec<f64>, SpectralReport) {
     let n = g.n();
     let mut degree = vec![0f64; n];
     for (i, d) in degree.iter_mut().enumerate() {
-        *d = g.weight[g.start[i]..g.start[i + 1]].iter().map(|&w| w as f64).sum();
+        *d = g.weight[g.start[i]..g.start[i + 1]]
+            .iter()
+            .map(|&w| w as f64)
+            .sum();
     }
-    let inv_sqrt: Vec<f64> = degree.iter().map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 }).collect();
+    let inv_sqrt: Vec<f64> = degree
+        .iter()
+        .map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 })
+        .collect();
     let norm = degree.iter().sum::<f64>().sqrt();
     let trivial: Vec<f64> = degree.iter().map(|&d| d.sqrt() / norm).collect();
     if n <= DENSE_MAX.max(dim + 2) {
@@ -343,7 +422,12 @@ fn eigenvectors(g: &Csr, dim: usize, seed: u64) -> (Vec<f64>, SpectralReport) {
     let mut residual;
     loop {
         residual = residuals(&v, &w, &theta, m, dim);
-        tracing::debug!(matvecs, residual, cut = theta[m - 1], "spectral init: round");
+        tracing::debug!(
+            matvecs,
+            residual,
+            cut = theta[m - 1],
+            "spectral init: round"
+        );
         if residual <= TOL || matvecs >= MAX_MATVECS {
             break;
         }
@@ -353,7 +437,9 @@ fn eigenvectors(g: &Csr, dim: usize, seed: u64) -> (Vec<f64>, SpectralReport) {
         let cut = theta[m - 1].min(theta[0] - 1e-9);
         let (centre, half) = ((cut - 1.0) / 2.0, ((cut + 1.0) / 2.0).max(1e-6));
         let x_max = ((1.0 - centre) / half).max(1.0 + 1e-12);
-        let degree = ((1e6f64.acosh() / x_max.acosh()).floor() as usize).clamp(2, 60).min(MAX_MATVECS - matvecs);
+        let degree = ((1e6f64.acosh() / x_max.acosh()).floor() as usize)
+            .clamp(2, 60)
+            .min(MAX_MATVECS - matvecs);
         filter(&op, &mut v, &mut w, &mut prev, m, degree, centre, half);
         matvecs += degree;
         deflate(&mut v, &trivial, m);
@@ -361,9 +447,21 @@ fn eigenvectors(g: &Csr, dim: usize, seed: u64) -> (Vec<f64>, SpectralReport) {
         theta = rayleigh_ritz(&op, &mut v, &mut w, m);
         matvecs += 1;
     }
-    let out: Vec<f64> = v.par_chunks(m).flat_map_iter(|row| row[..dim].iter().map(|&x| x as f64)).collect();
+    let out: Vec<f64> = v
+        .par_chunks(m)
+        .flat_map_iter(|row| row[..dim].iter().map(|&x| x as f64))
+        .collect();
     let eigenvalues = theta[..dim].iter().map(|t| 1.0 - t).collect();
-    (out, SpectralReport { components: 1, matvecs, residual, converged: residual <= TOL, eigenvalues })
+    (
+        out,
+        SpectralReport {
+            components: 1,
+            matvecs,
+            residual,
+            converged: residual <= TOL,
+            eigenvalues,
+        },
+    )
 }
 
 /// Vectors in the block: twice the wanted ones, and at least 10. The guard vectors keep
@@ -388,18 +486,34 @@ impl Op<'_> {
     /// operations in the same order, so the same bits. 10 columns at 632k, 2 cores:
     /// 0.24 s per product against 0.72 s with the width known only at run time and no AVX2
     /// (the 5-D init 52 s -> 18 s).
-    fn apply(&self, x: &[f32], out: &mut [f32], m: usize, alpha: f64, beta: f64, z: Option<(&[f32], f64)>) {
-        let p = Product { x, m, alpha, beta, z };
+    fn apply(
+        &self,
+        x: &[f32],
+        out: &mut [f32],
+        m: usize,
+        alpha: f64,
+        beta: f64,
+        z: Option<(&[f32], f64)>,
+    ) {
+        let p = Product {
+            x,
+            m,
+            alpha,
+            beta,
+            z,
+        };
         let wide = crate::numeric::distance::avx2();
-        out.par_chunks_mut(m * PRODUCT_ROWS).enumerate().for_each(|(b, block)| {
-            #[cfg(target_arch = "x86_64")]
-            if wide {
-                // SAFETY: `wide` only where the CPU has AVX2.
-                unsafe { self.rows_avx2(&p, b * PRODUCT_ROWS, block) };
-                return;
-            }
-            self.rows(&p, b * PRODUCT_ROWS, block)
-        });
+        out.par_chunks_mut(m * PRODUCT_ROWS)
+            .enumerate()
+            .for_each(|(b, block)| {
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: `wide` only where the CPU has AVX2.
+                    unsafe { self.rows_avx2(&p, b * PRODUCT_ROWS, block) };
+                    return;
+                }
+                self.rows(&p, b * PRODUCT_ROWS, block)
+            });
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -486,7 +600,8 @@ impl Product<'_> {
             Some((z, gamma)) => {
                 let zi = &z[i * m..(i + 1) * m];
                 for c in 0..m {
-                    o[c] = (self.alpha * acc[c] + self.beta * xi[c] as f64 + gamma * zi[c] as f64) as f32;
+                    o[c] = (self.alpha * acc[c] + self.beta * xi[c] as f64 + gamma * zi[c] as f64)
+                        as f32;
                 }
             }
             None => {
@@ -501,14 +616,30 @@ impl Product<'_> {
 /// `v ← p(N) v` for the Chebyshev polynomial of `degree` on `[centre − half, centre + half]`
 /// (three-term recurrence; `w` and `prev` are work blocks).
 #[allow(clippy::too_many_arguments)]
-fn filter(op: &Op, v: &mut Vec<f32>, w: &mut Vec<f32>, prev: &mut Vec<f32>, m: usize, degree: usize, centre: f64, half: f64) {
+fn filter(
+    op: &Op,
+    v: &mut Vec<f32>,
+    w: &mut Vec<f32>,
+    prev: &mut Vec<f32>,
+    m: usize,
+    degree: usize,
+    centre: f64,
+    half: f64,
+) {
     // T1: (N − c)/e · v.
     op.apply(v, w, m, 1.0 / half, -centre / half, None);
     std::mem::swap(prev, v); // prev = T0 v
     std::mem::swap(v, w); // v = T1 v
     for _ in 1..degree {
         // T_{k+1} = 2 (N − c)/e T_k − T_{k−1}.
-        op.apply(v, w, m, 2.0 / half, -2.0 * centre / half, Some((prev, -1.0)));
+        op.apply(
+            v,
+            w,
+            m,
+            2.0 / half,
+            -2.0 * centre / half,
+            Some((prev, -1.0)),
+        );
         std::mem::swap(prev, v);
         std::mem::swap(v, w);
     }
@@ -517,11 +648,13 @@ fn filter(op: &Op, v: &mut Vec<f32>, w: &mut Vec<f32>, prev: &mut Vec<f32>, m: u
 /// Remove the trivial direction `u` (unit norm) from each of the `m` columns of `v`.
 fn deflate(v: &mut [f32], u: &[f64], m: usize) {
     let dots = cross_vec(v, u, m);
-    v.par_chunks_mut(m).zip(u.par_iter()).for_each(|(row, &ui)| {
-        for (x, d) in row.iter_mut().zip(&dots) {
-            *x = (*x as f64 - d * ui) as f32;
-        }
-    });
+    v.par_chunks_mut(m)
+        .zip(u.par_iter())
+        .for_each(|(row, &ui)| {
+            for (x, d) in row.iter_mut().zip(&dots) {
+                *x = (*x as f64 - d * ui) as f32;
+            }
+        });
 }
 
 /// Rayleigh–Ritz on the orthonormal block `v`: on return `v` holds the Ritz vectors and `w`
@@ -591,13 +724,26 @@ fn dense(g: &Csr, inv_sqrt: &[f64], dim: usize) -> (Vec<f64>, SpectralReport) {
         }
     }
     let eigenvalues = vals[1..=k].iter().map(|t| 1.0 - t).collect();
-    (out, SpectralReport { components: 1, matvecs: 0, residual: 0.0, converged: true, eigenvalues })
+    (
+        out,
+        SpectralReport {
+            components: 1,
+            matvecs: 0,
+            residual: 0.0,
+            converged: true,
+            eigenvalues,
+        },
+    )
 }
 
 /// Sums of `k` values over rows `0..rows`, by fixed blocks of [`GRAM_BLOCK`] rows: `add`
 /// adds a block's rows (in order) into its own sums, and the blocks' sums are added in
 /// order, so the result does not depend on the number of threads.
-fn block_sum(rows: usize, k: usize, add: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync) -> Vec<f64> {
+fn block_sum(
+    rows: usize,
+    k: usize,
+    add: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
+) -> Vec<f64> {
     let parts: Vec<Vec<f64>> = (0..rows.div_ceil(GRAM_BLOCK))
         .into_par_iter()
         .map(|b| {
@@ -688,16 +834,28 @@ pub(crate) fn orthonormalise(v: &mut [f32], m: usize) {
 fn gram_schmidt(v: &mut [f32], m: usize) {
     let n = v.len() / m;
     for c in 0..m {
-        let before = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + c] as f64).sum::<f64>().sqrt();
+        let before = (0..n)
+            .map(|i| v[i * m + c] as f64 * v[i * m + c] as f64)
+            .sum::<f64>()
+            .sqrt();
         for p in 0..c {
-            let dot: f64 = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + p] as f64).sum();
+            let dot: f64 = (0..n)
+                .map(|i| v[i * m + c] as f64 * v[i * m + p] as f64)
+                .sum();
             for i in 0..n {
                 v[i * m + c] = (v[i * m + c] as f64 - dot * v[i * m + p] as f64) as f32;
             }
         }
-        let norm = (0..n).map(|i| v[i * m + c] as f64 * v[i * m + c] as f64).sum::<f64>().sqrt();
+        let norm = (0..n)
+            .map(|i| v[i * m + c] as f64 * v[i * m + c] as f64)
+            .sum::<f64>()
+            .sqrt();
         // What is left of a column in the span of the earlier ones is rounding: drop it.
-        let inv = if norm > 1e-4 * before && norm > 1e-300 { 1.0 / norm } else { 0.0 };
+        let inv = if norm > 1e-4 * before && norm > 1e-300 {
+            1.0 / norm
+        } else {
+            0.0
+        };
         for i in 0..n {
             v[i * m + c] = (v[i * m + c] as f64 * inv) as f32;
         }
@@ -710,7 +868,14 @@ fn gram_schmidt(v: &mut [f32], m: usize) {
 /// the affinity `exp(−distance²)`, which underflows to the identity for
 /// representations whose centroids are more than a few units apart; PCA keeps their
 /// large-scale arrangement.
-pub fn centroid_layout(x: &[f32], d: usize, rank: &[u32], label: &[u32], count: usize, dim: usize) -> Vec<f64> {
+pub fn centroid_layout(
+    x: &[f32],
+    d: usize,
+    rank: &[u32],
+    label: &[u32],
+    count: usize,
+    dim: usize,
+) -> Vec<f64> {
     let mut out = vec![0f64; count * dim];
     if d == 0 || count < 2 {
         return out;
@@ -724,7 +889,11 @@ pub fn centroid_layout(x: &[f32], d: usize, rank: &[u32], label: &[u32], count: 
             *s += v as f64;
         }
     }
-    let centroids: Vec<f32> = sum.chunks_exact(d).zip(&size).flat_map(|(s, &k)| s.iter().map(move |&v| (v / k.max(1) as f64) as f32)).collect();
+    let centroids: Vec<f32> = sum
+        .chunks_exact(d)
+        .zip(&size)
+        .flat_map(|(s, &k)| s.iter().map(move |&v| (v / k.max(1) as f64) as f32))
+        .collect();
     let k = dim.min(d);
     let fit = crate::numeric::pca::fit(&centroids, d, k);
     let y = fit.transform(&centroids);
@@ -745,11 +914,15 @@ mod tests {
     fn clustered(n: usize, k: usize) -> Graph {
         let dim = 6;
         let mut r = Rng::new(8, 0);
-        let centres: Vec<Vec<f64>> = (0..7).map(|_| (0..dim).map(|_| r.normal() * 1.5).collect()).collect();
+        let centres: Vec<Vec<f64>> = (0..7)
+            .map(|_| (0..dim).map(|_| r.normal() * 1.5).collect())
+            .collect();
         let x: Vec<f32> = (0..n)
             .flat_map(|i| {
                 let c = &centres[(i * i) % 7];
-                (0..dim).map(|d| (c[d] + r.normal()) as f32).collect::<Vec<_>>()
+                (0..dim)
+                    .map(|d| (c[d] + r.normal()) as f32)
+                    .collect::<Vec<_>>()
             })
             .collect();
         let knn = nndescent::brute_force(&x, dim, k - 1);
@@ -762,7 +935,11 @@ mod tests {
         let g = clustered(600, 10);
         assert_eq!(components(&g).1, 1, "the test graph is connected");
         let start = row_starts(&g);
-        let csr = Csr { start: start.clone().into(), tail: (&g.tail[..]).into(), weight: (&g.weight[..]).into() };
+        let csr = Csr {
+            start: start.clone().into(),
+            tail: (&g.tail[..]).into(),
+            weight: (&g.weight[..]).into(),
+        };
         let dim = 4;
         let (v, report) = eigenvectors(&csr, dim, 5);
         assert!(report.converged && report.residual <= TOL, "{report:?}");
@@ -781,16 +958,30 @@ mod tests {
         assert!((vals[0] - 1.0).abs() < 1e-9, "the trivial eigenvalue is 1");
         for d in 0..dim {
             // An eigenvalue error is at most residual² / gap: far below the tolerance.
-            assert!((report.eigenvalues[d] - (1.0 - vals[d + 1])).abs() < 1e-6, "eigenvalue {d}: {} against {}", report.eigenvalues[d], 1.0 - vals[d + 1]);
+            assert!(
+                (report.eigenvalues[d] - (1.0 - vals[d + 1])).abs() < 1e-6,
+                "eigenvalue {d}: {} against {}",
+                report.eigenvalues[d],
+                1.0 - vals[d + 1]
+            );
             // Each vector: unit norm, orthogonal to √deg (to f32 precision: the block is
             // stored in f32), and a true eigenvector of the dense matrix.
             let col: Vec<f64> = (0..n).map(|i| v[i * dim + d]).collect();
             let norm: f64 = col.iter().map(|x| x * x).sum::<f64>().sqrt();
             assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
-            let along: f64 = col.iter().zip(&deg).map(|(x, d)| x * d.sqrt()).sum::<f64>() / deg.iter().sum::<f64>().sqrt();
-            assert!(along.abs() < 1e-5, "orthogonal to the trivial vector: {along}");
+            let along: f64 = col.iter().zip(&deg).map(|(x, d)| x * d.sqrt()).sum::<f64>()
+                / deg.iter().sum::<f64>().sqrt();
+            assert!(
+                along.abs() < 1e-5,
+                "orthogonal to the trivial vector: {along}"
+            );
             let theta = 1.0 - report.eigenvalues[d];
-            let res: f64 = (0..n).map(|i| ((0..n).map(|j| a[i * n + j] * col[j]).sum::<f64>() - theta * col[i]).powi(2)).sum::<f64>().sqrt();
+            let res: f64 = (0..n)
+                .map(|i| {
+                    ((0..n).map(|j| a[i * n + j] * col[j]).sum::<f64>() - theta * col[i]).powi(2)
+                })
+                .sum::<f64>()
+                .sqrt();
             assert!(res <= TOL * 1.01, "residual {res}");
         }
     }
@@ -798,8 +989,14 @@ mod tests {
     #[test]
     fn init_is_thread_independent_and_seed_independent_in_its_subspace() {
         let g = clustered(2000, 12);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
         let no_meta = |_: &[u32], _: usize| Vec::new();
         let (e1, r1) = one.install(|| spectral_init(&g, 3, 4, no_meta));
         let (e3, _) = three.install(|| spectral_init(&g, 3, 4, no_meta));
@@ -809,7 +1006,12 @@ mod tests {
         let (_, r2) = spectral_init(&g, 3, 9, no_meta);
         assert!(r1.converged && r2.converged);
         for (x, y) in r1.eigenvalues.iter().zip(&r2.eigenvalues) {
-            assert!((x - y).abs() < 1e-6, "{:?} against {:?}", r1.eigenvalues, r2.eigenvalues);
+            assert!(
+                (x - y).abs() < 1e-6,
+                "{:?} against {:?}",
+                r1.eigenvalues,
+                r2.eigenvalues
+            );
         }
     }
 
@@ -824,14 +1026,27 @@ mod tests {
         assert_eq!(lone, vec![f64::INFINITY]);
         let got = nearest_distinct(&x, dim);
         for a in 0..300 {
-            let want = (0..300).map(|b| (0..dim).map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2)).sum::<f64>().sqrt()).filter(|&d| d > 0.0).fold(f64::INFINITY, f64::min);
+            let want = (0..300)
+                .map(|b| {
+                    (0..dim)
+                        .map(|k| (x[a * dim + k] - x[b * dim + k]).powi(2))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .filter(|&d| d > 0.0)
+                .fold(f64::INFINITY, f64::min);
             assert_eq!(got[a], want, "point {a}");
         }
     }
 
     #[test]
     fn components_are_found_and_numbered_by_their_first_point() {
-        let g = Graph { n: 6, head: vec![0, 3, 1, 5, 4, 2], tail: vec![3, 0, 5, 1, 2, 4], weight: vec![1.0; 6] };
+        let g = Graph {
+            n: 6,
+            head: vec![0, 3, 1, 5, 4, 2],
+            tail: vec![3, 0, 5, 1, 2, 4],
+            weight: vec![1.0; 6],
+        };
         assert_eq!(components(&g), (vec![0, 1, 2, 0, 2, 1], 3));
     }
 
@@ -839,7 +1054,12 @@ mod tests {
     fn many_components_are_placed_apart_by_the_meta_layout() {
         // 14 separate rings of 30 points: more than 2·dim components for dim 2.
         let (per, rings) = (30u32, 14u32);
-        let mut g = Graph { n: (per * rings) as usize, head: vec![], tail: vec![], weight: vec![] };
+        let mut g = Graph {
+            n: (per * rings) as usize,
+            head: vec![],
+            tail: vec![],
+            weight: vec![],
+        };
         for c in 0..rings {
             for i in 0..per {
                 let (a, b) = (c * per + i, c * per + (i + 1) % per);
@@ -858,7 +1078,9 @@ mod tests {
         let meta = |label: &[u32], count: usize| -> Vec<f64> {
             assert_eq!(count, rings as usize);
             assert_eq!(label.len(), g.n);
-            (0..count).flat_map(|c| [(c % 4) as f64, (c / 4) as f64]).collect()
+            (0..count)
+                .flat_map(|c| [(c % 4) as f64, (c / 4) as f64])
+                .collect()
         };
         let (e, report) = spectral_init(&g, 2, 0, meta);
         assert_eq!(report.components, rings as usize);
@@ -873,7 +1095,10 @@ mod tests {
         for c in 0..rings {
             for o in 0..c {
                 let (a, b) = (centre(c), centre(o));
-                assert!(((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt() > 1.0, "rings {c} and {o} overlap");
+                assert!(
+                    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt() > 1.0,
+                    "rings {c} and {o} overlap"
+                );
             }
         }
     }

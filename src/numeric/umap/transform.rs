@@ -56,7 +56,12 @@ pub struct Transform {
 pub fn strengths(dist: &[f32], local_connectivity: f64) -> Vec<f32> {
     let row: Vec<f64> = dist.iter().map(|&d| d as f64).collect();
     let mean = row.iter().sum::<f64>() / row.len().max(1) as f64;
-    let (sigma, rho) = sigma_rho(&row, (row.len() as f64).log2(), (local_connectivity - 1.0).max(0.0), mean);
+    let (sigma, rho) = sigma_rho(
+        &row,
+        (row.len() as f64).log2(),
+        (local_connectivity - 1.0).max(0.0),
+        mean,
+    );
     row.iter()
         .map(|&d| {
             let x = d - rho;
@@ -89,10 +94,23 @@ pub fn initial(nbr: &[u32], w: &[f32], fitted: &[f32], dim: usize) -> Vec<f32> {
 
 /// Optimise one new point `pos` against the fixed `fitted` layout (`n_fitted` rows, `dim`
 /// wide) along its edges `nbr`/`w` (by fitted index), negative samples from `rng`.
-pub fn optimise_point(pos: &mut [f32], nbr: &[u32], w: &[f32], fitted: &[f32], dim: usize, t: &Transform, rng: &mut Rng) {
+pub fn optimise_point(
+    pos: &mut [f32],
+    nbr: &[u32],
+    w: &[f32],
+    fitted: &[f32],
+    dim: usize,
+    t: &Transform,
+    rng: &mut Rng,
+) {
     let n_fitted = (fitted.len() / dim) as u64;
     let min = 1.0 / t.n_epochs as f32;
-    let edges: Vec<(u32, f64)> = nbr.iter().zip(w).filter(|(_, &w)| w >= min && w > 0.0).map(|(&j, &w)| (j, 1.0 / w as f64)).collect();
+    let edges: Vec<(u32, f64)> = nbr
+        .iter()
+        .zip(w)
+        .filter(|(_, &w)| w >= min && w > 0.0)
+        .map(|(&j, &w)| (j, 1.0 / w as f64))
+        .collect();
     let eps_neg: Vec<f64> = edges.iter().map(|e| e.1 / t.negative_sample_rate).collect();
     let mut next: Vec<f64> = edges.iter().map(|e| e.1).collect();
     let mut next_neg = eps_neg.clone();
@@ -111,7 +129,11 @@ pub fn optimise_point(pos: &mut [f32], nbr: &[u32], w: &[f32], fitted: &[f32], d
                 }
             }
             next[e] += eps;
-            let due = if t.negative_sample_rate > 0.0 { ((ep - next_neg[e]) / eps_neg[e]).max(0.0) as usize } else { 0 };
+            let due = if t.negative_sample_rate > 0.0 {
+                ((ep - next_neg[e]) / eps_neg[e]).max(0.0) as usize
+            } else {
+                0
+            };
             for _ in 0..due {
                 let q = rng.below(n_fitted) as usize;
                 let o = &fitted[q * dim..(q + 1) * dim];
@@ -144,7 +166,14 @@ mod tests {
     fn a_point_starts_on_its_duplicate_and_stays_with_its_neighbours() {
         // Two groups of fitted points, around (0, 0) and (10, 0).
         let mut r = Rng::new(7, 0);
-        let fitted: Vec<f32> = (0..200).flat_map(|i| [if i < 100 { 0.0 } else { 10.0 } + 0.5 * r.normal() as f32, 0.5 * r.normal() as f32]).collect();
+        let fitted: Vec<f32> = (0..200)
+            .flat_map(|i| {
+                [
+                    if i < 100 { 0.0 } else { 10.0 } + 0.5 * r.normal() as f32,
+                    0.5 * r.normal() as f32,
+                ]
+            })
+            .collect();
         // A duplicate of fitted point 55 starts exactly there.
         let nbr = [55u32, 54, 56, 35, 75];
         let w = strengths(&[0.0, 0.1, 0.1, 0.1, 0.1], 1.0);
@@ -155,7 +184,14 @@ mod tests {
         let dist: Vec<f32> = (0..15).map(|i| 0.2 + 0.05 * i as f32).collect();
         let w = strengths(&dist, 1.0);
         let mut p = initial(&nbr, &w, &fitted, 2);
-        let t = Transform { a: 1.577, b: 0.895, n_epochs: 30, learning_rate: 1.0, negative_sample_rate: 5.0, local_connectivity: 1.0 };
+        let t = Transform {
+            a: 1.577,
+            b: 0.895,
+            n_epochs: 30,
+            learning_rate: 1.0,
+            negative_sample_rate: 5.0,
+            local_connectivity: 1.0,
+        };
         optimise_point(&mut p, &nbr, &w, &fitted, 2, &t, &mut Rng::new(0, 1));
         assert!(p[0].hypot(p[1]) < 2.0, "{p:?}");
         // The same stream gives the same bits.
