@@ -46,6 +46,7 @@ use crate::numeric::{knn, predict, search, umap};
 pub const SEARCH_TREES: u32 = 2;
 pub const SEARCH_REVERSE: u32 = 16;
 use crate::params::Params;
+use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 4;
 
@@ -82,9 +83,6 @@ pub struct FitSpec {
     pub selection: String,
     /// The fitted feature columns, resolved by validation.
     pub features: Vec<String>,
-    /// The node with the fitted features (for validation only).
-    #[serde(skip)]
-    pub features_node: usize,
 }
 
 /// `NODE.index`: a search index over the fitted features (rows in the kNN node's locality
@@ -113,6 +111,53 @@ impl Assign {
             seed,
             fit: None,
         })
+    }
+
+    /// The search above node `v`'s CLASSES input: its fit, and the tree, layout and kNN
+    /// nodes.
+    fn chain(&self, v: usize, draft: &Draft) -> Result<(FitSpec, usize, usize, usize)> {
+        let chain_error = |what: String| {
+            let usage = "`assign` takes `inputs = [\"NEW\", \"CLASSES\"]`, CLASSES a select-leaves or select-eom node over a `cluster` node over a `reduce` with method \"umap\"";
+            draft.input_error(v, "inputs", format!("{what}: {usage}"))
+        };
+        let node = |u: usize| &draft.nodes[u];
+        let classes = node(v).inputs[1];
+        let super::Op::Select(select) = &node(classes).op else {
+            let (name, op) = (&node(classes).name, node(classes).op.name());
+            return Err(chain_error(format!(
+                "input `{name}` is a `{op}` node, not a select-leaves or select-eom node"
+            )));
+        };
+        let tree = node(classes).inputs[0];
+        let super::Op::Cluster(cluster) = &node(tree).op else {
+            let (name, op) = (&node(tree).name, node(tree).op.name());
+            let by = &node(classes).name;
+            return Err(chain_error(format!(
+                "`{by}` selects from `{name}`, a `{op}` node, not a `cluster` node"
+            )));
+        };
+        let layout = node(tree).inputs[0];
+        let reduce = match &node(layout).op {
+            super::Op::Reduce(r) if r.umap.is_some() => r,
+            other => {
+                let (by, name) = (&node(tree).name, &node(layout).name);
+                return Err(chain_error(format!(
+                    "`{by}` clusters `{name}`, a `{}` node, not a UMAP reduction",
+                    other.name()
+                )));
+            }
+        };
+        // The reduction's inputs: its features, and the kNN node it added.
+        let (features, knn) = (node(layout).inputs[0], node(layout).inputs[1]);
+        let fit = FitSpec {
+            reduce: reduce.clone(),
+            cluster: cluster.clone(),
+            select: select.clone(),
+            selection: node(classes).op.name().to_string(),
+            features: super::columns::resolve(&draft.schema(features), &reduce.columns)
+                .map_err(|m| draft.input_error(v, "inputs", m))?,
+        };
+        Ok((fit, tree, layout, knn))
     }
 
     fn spec(&self) -> &FitSpec {
@@ -660,6 +705,35 @@ fn feature_stream(x: &[f32]) -> u64 {
 
 impl super::Kind for Assign {
     super::kind_basics!("assign", Exactly(2));
+
+    /// `assign` reads the search it assigns into: the chain select -> cluster -> UMAP
+    /// reduce above its CLASSES input (the fit, complete here), a search index over the
+    /// fitted features and the layout's core distances (hidden `NODE.index`, `NODE.core`).
+    fn expand(&self, v: usize, draft: &mut Draft) -> Result<Option<super::Op>> {
+        let (fit, tree, layout, knn) = self.chain(v, draft)?;
+        let index = Index {
+            columns: fit.reduce.columns.clone(),
+            metric: fit
+                .reduce
+                .umap
+                .as_ref()
+                .map_or(super::reduce::Metric::Euclidean, |u| u.metric),
+            trees: SEARCH_TREES,
+            reverse: SEARCH_REVERSE,
+        };
+        let core = Core {
+            columns: fit.cluster.columns.clone(),
+            min_samples: fit.cluster.min_samples,
+        };
+        let features = draft.nodes[layout].inputs[0];
+        let index = draft.add_hidden(v, "index", super::Op::Index(index), vec![features, knn]);
+        let core = draft.add_hidden(v, "core", super::Op::Core(core), vec![layout]);
+        draft.nodes[v].inputs.extend([tree, layout, index, core]);
+        Ok(Some(super::Op::Assign(Assign {
+            fit: Some(fit),
+            ..self.clone()
+        })))
+    }
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs, id))

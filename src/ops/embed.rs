@@ -42,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::onnx::{Model, Port};
 use crate::params::Params;
 use crate::render::gallery;
+use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 1;
 
@@ -729,6 +730,41 @@ fn preprocess(path: &Path, l: Layout, e: &Embed) -> std::result::Result<Vec<f32>
 
 impl super::Kind for Embed {
     super::kind_basics!("embed", Exactly(1));
+
+    /// Relative image paths resolve against `base_dir`, by default the folder of the
+    /// catalogue file the rows come from. With `shards = N` the node becomes N split
+    /// nodes, N embed nodes (one per shard) and itself a merge of them.
+    fn expand(&self, v: usize, draft: &mut Draft) -> Result<Option<super::Op>> {
+        use super::shard::{Merge, Split};
+        let mut e = self.clone();
+        if e.base_dir.is_none() {
+            e.base_dir = draft.source_dir(draft.nodes[v].inputs[0]);
+        }
+        if e.shards <= 1 {
+            return Ok(Some(super::Op::Embed(e)));
+        }
+        let (count, inputs) = (e.shards, draft.nodes[v].inputs.clone());
+        for i in 0..count {
+            let split = Split {
+                index: i,
+                count,
+                columns: vec![e.image_column.clone()],
+            };
+            let split = draft.add_hidden(
+                v,
+                &format!("split{i}"),
+                super::Op::Split(split),
+                inputs.clone(),
+            );
+            let one = super::Op::Embed(Embed {
+                shards: 1,
+                ..e.clone()
+            });
+            let shard = draft.add_hidden(v, &format!("shard{i}"), one, vec![split]);
+            draft.nodes[v].inputs.push(shard);
+        }
+        Ok(Some(super::Op::Merge(Merge { shards: count })))
+    }
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(&inputs[0], id))

@@ -34,6 +34,7 @@ use polars::prelude::*;
 use crate::error::{Error, Result};
 use crate::params::Params;
 use crate::progress::ProgressFactory;
+use crate::spec::draft::Draft;
 
 /// What every node kind provides (implemented in the kind's own file).
 pub trait Kind: Send + Sync {
@@ -88,6 +89,14 @@ pub trait Kind: Send + Sync {
     /// Each output must be bit for bit what the node computes alone. `None`: never.
     fn joint_key(&self) -> Option<String> {
         None
+    }
+    /// At validation, after the nodes this one reads (node `v` of `draft`, whose schemas
+    /// are derived): add the hidden nodes the op reads ([`Draft::add_hidden`]), rewire
+    /// `v`'s inputs to them, and return the op `v` keeps if it is not this one (completed
+    /// from what it reads, or another op). Adding an op with hidden nodes touches its own
+    /// file only.
+    fn expand(&self, _v: usize, _draft: &mut Draft) -> Result<Option<Op>> {
+        Ok(None)
     }
 }
 
@@ -327,6 +336,11 @@ impl Op {
     /// See [`Kind::output_schema`].
     pub fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<SchemaResult<Schema>> {
         self.kind().output_schema(inputs, id)
+    }
+
+    /// See [`Kind::expand`].
+    pub fn expand(&self, v: usize, draft: &mut Draft) -> Result<Option<Op>> {
+        self.kind().expand(v, draft)
     }
 
     /// See [`Kind::working_memory`].

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::numeric::umap::densmap;
 use crate::numeric::{pca, umap};
 use crate::params::Params;
+use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 9;
 
@@ -673,6 +674,17 @@ impl super::Kind for Reduce {
 
     fn multithreaded(&self) -> bool {
         true
+    }
+
+    /// A UMAP reduction reads a hidden kNN node `NODE.knn` (on the same input), cached on
+    /// its own: changing `n_components` or `seed` reuses it.
+    fn expand(&self, v: usize, draft: &mut Draft) -> Result<Option<super::Op>> {
+        if let Some(knn) = self.knn() {
+            let inputs = draft.nodes[v].inputs.clone();
+            let id = draft.add_hidden(v, "knn", super::Op::Knn(knn), inputs);
+            draft.nodes[v].inputs.push(id);
+        }
+        Ok(None)
     }
 
     /// UMAP layouts on the same input and kNN table whose SGD samples alike (everything

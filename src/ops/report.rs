@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::numeric::rng::Rng;
 use crate::params::Params;
 use crate::render::{self, canvas, esc, gallery, scatter};
+use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 8;
 
@@ -769,6 +770,20 @@ fn fmt(v: Option<f64>) -> String {
 
 impl super::Kind for Report {
     super::kind_basics!("report", Between(2, 3));
+
+    /// Relative image paths resolve against `image_dir`, by default the folder of the
+    /// catalogue file its catalogue input's rows come from.
+    fn expand(&self, v: usize, draft: &mut Draft) -> Result<Option<super::Op>> {
+        let inputs = &draft.nodes[v].inputs;
+        if self.image_dir.is_some() || inputs.len() < 2 {
+            return Ok(None);
+        }
+        let image_dir = draft.source_dir(inputs[1]);
+        Ok(Some(super::Op::Report(Report {
+            image_dir,
+            ..self.clone()
+        })))
+    }
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs, id))

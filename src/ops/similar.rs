@@ -28,6 +28,7 @@ use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::similar;
 use crate::params::Params;
+use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 3;
 
@@ -575,6 +576,18 @@ fn separation_arcsec(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
 
 impl super::Kind for Similar {
     super::kind_basics!("similar", Between(1, 2));
+
+    /// The representation is searched through a hidden `NODE.vectors` node (the vectors
+    /// as one raw attachment), which takes the place of the first input.
+    fn expand(&self, v: usize, draft: &mut Draft) -> Result<Option<super::Op>> {
+        let vectors = Vectors {
+            columns: self.columns.clone(),
+        };
+        let first = draft.nodes[v].inputs[0];
+        let id = draft.add_hidden(v, "vectors", super::Op::Vectors(vectors), vec![first]);
+        draft.nodes[v].inputs[0] = id;
+        Ok(None)
+    }
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs, id))

@@ -5,6 +5,7 @@
 //! names, ops, parameters, inputs, cycles, and every column an op refers to (output schemas
 //! are derived node by node without computing anything).
 
+pub mod draft;
 pub mod raw;
 pub mod resources;
 pub mod validate;
