@@ -23,7 +23,9 @@
 //! `probability`, `outlier_score`, `nearest_{id}` and `nearest_distance` (the nearest
 //! fitted galaxy in the feature space, in the metric's units).
 //!
-//! Parameters: `n_epochs` (30: umap-learn's for a large batch), `seed` (0).
+//! Parameters: `n_epochs` (100; umap-learn's transform takes 30 for a large batch, but at 30
+//! a label depends on the random stream more often than umap-learn's: see
+//! `benches/assign_stability.py` and pipelines/README.md), `seed` (0).
 
 use std::collections::HashMap;
 
@@ -104,7 +106,7 @@ pub struct Core {
 
 impl Assign {
     pub fn parse(p: &mut Params) -> Result<Self> {
-        let n_epochs = p.int_in("n_epochs", Some(30), 1, 100_000)? as u32;
+        let n_epochs = p.int_in("n_epochs", Some(100), 1, 100_000)? as u32;
         let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
         Ok(Assign {
             n_epochs,
