@@ -64,8 +64,8 @@ struct RunArgs {
     json: bool,
     /// Compute only shard I of N of the pipeline's sharded `embed` nodes (e.g. one task of a
     /// SLURM job array over a shared cache); a later plain run merges the shards
-    #[arg(long, value_name = "I/N")]
-    shard: Option<String>,
+    #[arg(long, value_name = "I/N", value_parser = parse_shard_arg)]
+    shard: Option<Shard>,
     #[command(flatten)]
     executor: ExecutorArgs,
 }
@@ -119,8 +119,8 @@ enum Cmd {
         parallel: usize,
         /// Memory the nodes running at the same time may take together (estimated), e.g. 8G
         /// [default: half of this machine's memory]
-        #[arg(long, value_name = "SIZE")]
-        memory: Option<String>,
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        memory: Option<u64>,
         /// Print a JSON report on stdout
         #[arg(long)]
         json: bool,
@@ -291,6 +291,32 @@ fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
     parse_duration(s).ok_or_else(|| {
         format!("`{s}` is not a duration with a unit: say 30d or 12h (units: s, m, h, d, w)")
     })
+}
+
+/// `--memory`, for clap: a size in bytes.
+fn parse_size_arg(s: &str) -> std::result::Result<u64, String> {
+    parse_size(s).ok_or_else(|| "use a size like 8G, 512M or a number of bytes".to_owned())
+}
+
+/// `--shard I/N`: task I (from 0) of a job array of N.
+#[derive(Clone, Copy, Debug)]
+struct Shard {
+    index: u32,
+    count: u32,
+}
+
+/// `--shard`, for clap: `I/N` with `0 <= I < N`.
+fn parse_shard_arg(s: &str) -> std::result::Result<Shard, String> {
+    let bad = || "expected I/N with 0 <= I < N, e.g. --shard 3/8".to_owned();
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (index, count): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 /// Parse `8G`, `512M`, `2048K`, `1000000` (bytes).
@@ -472,7 +498,7 @@ fn cmd_run(args: &RunArgs, global: &Global, out: &Printer) -> Result<()> {
         if args.executor.executor == Executor::Slurm {
             return Err(Error::Usage("`--shard` runs one task of a job array; `--executor slurm` submits the whole array itself: give one or the other".into()));
         }
-        t.extend(shard_targets(&p, s)?);
+        t.extend(shard_targets(&p, *s)?);
     }
     let report = match args.executor.executor {
         Executor::Local => exec::run(&p, &store, out, &t)?,
@@ -534,7 +560,7 @@ fn cmd_sweep(
     grid: &[String],
     classes: Option<&str>,
     parallel: usize,
-    memory: Option<&str>,
+    memory: Option<u64>,
     json: bool,
     limits_asked: SweepLimits,
     executor: &ExecutorArgs,
@@ -543,14 +569,7 @@ fn cmd_sweep(
 ) -> Result<()> {
     use crate::sweep::{self, show_value};
     let t0 = Instant::now();
-    let memory_bytes = match memory {
-        Some(m) => parse_size(m).ok_or_else(|| {
-            Error::Usage(format!(
-                "`--memory {m}`: use a size like 8G, 512M or a number of bytes"
-            ))
-        })?,
-        None => default_memory(),
-    };
+    let memory_bytes = memory.unwrap_or_else(default_memory);
     let (sw, points, pipelines) = sweep::load_points(
         path,
         &global.sets,
@@ -743,20 +762,9 @@ fn slurm_options(store: &Store, sets: Vec<Vec<String>>) -> Result<crate::slurm::
 
 /// The nodes `--shard I/N` runs: shard I of every sharded `embed` node, which must all have
 /// N shards.
-fn shard_targets(p: &Pipeline, arg: &str) -> Result<Vec<usize>> {
-    let bad = || {
-        Error::Usage(format!(
-            "`--shard {arg}`: expected I/N with 0 <= I < N, e.g. --shard 3/8"
-        ))
-    };
-    let (i, n) = arg.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u32, u32) = (
-        i.trim().parse().map_err(|_| bad())?,
-        n.trim().parse().map_err(|_| bad())?,
-    );
-    if i >= n {
-        return Err(bad());
-    }
+fn shard_targets(p: &Pipeline, shard: Shard) -> Result<Vec<usize>> {
+    let (i, n) = (shard.index, shard.count);
+    let arg = format!("{i}/{n}");
     let mut t = Vec::new();
     for node in &p.nodes {
         if let crate::ops::Op::Merge(m) = &node.op {
@@ -1470,7 +1478,7 @@ pub fn run() -> ExitCode {
                 grid,
                 classes.as_deref(),
                 *parallel,
-                memory.as_deref(),
+                *memory,
                 *json,
                 limits,
                 executor,
