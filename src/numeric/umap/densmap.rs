@@ -184,16 +184,20 @@ fn weights(re: &[f64], r: &[f32], shift: f64) -> (Vec<f64>, f64) {
 /// attraction's. `scale` is the epoch's factor over the edge's μ (see [`epoch_stats`]).
 #[inline(always)]
 pub fn coefficient(d2: f32, pb: f32, a: f32, b: f32, sj: &Stats, sk: &Stats, scale: f32) -> f32 {
-    if d2 <= 0.0 {
-        return 0.0;
-    }
     let q = a * pb + 1.0;
     let phi = 1.0 / q;
     let dphi = a * b * pb / (d2 * q);
     let t = 1.0 - b * (1.0 - phi);
     let drk = phi * sk[1] * (t * sk[2] + dphi);
     let drj = phi * sj[1] * (t * sj[2] + dphi);
-    scale * (sk[0] * drk + sj[0] * drj)
+    let v = scale * (sk[0] * drk + sj[0] * drj);
+    // Both ends at one place: no direction to move them in (and no branch, so the SGD's
+    // lanes compute this together).
+    if d2 > 0.0 {
+        v
+    } else {
+        0.0
+    }
 }
 
 /// The input's log local radius of each point (graph order): `ln(ε + Σμd²/Σμ)` over its

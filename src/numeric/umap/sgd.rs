@@ -651,7 +651,9 @@ struct Lanes<'f, W: Width> {
     /// The density term's factor for this step (0 for a repulsion or without the term) and
     /// the attraction's tail (a point index).
     dens_scale: [f32; LANES],
-    k: [usize; LANES],
+    /// The [`Stats`] of the attraction's head and tail, read when the firing begins.
+    sj: [Stats; LANES],
+    sk: [Stats; LANES],
 }
 
 thread_local! {
@@ -740,7 +742,7 @@ fn run_chunk_body<W: Width>(w: W, g: &Graph, sh: &Shared, mut c: Chunk) -> (u64,
         if !any {
             break;
         }
-        ln.step(a, b, alpha, c.dens.map(|d| d.0));
+        ln.step(a, b, alpha, c.dens.is_some());
         let d = w.dim();
         for l in 0..LANES {
             if ln.tail[l] != NO_TAIL {
@@ -792,7 +794,8 @@ impl<'f, W: Width> Lanes<'f, W> {
             mult: [0.0; LANES],
             tail: [NO_TAIL; LANES],
             dens_scale: [0.0; LANES],
-            k: [0; LANES],
+            sj: [[0.0; 4]; LANES],
+            sk: [[0.0; 4]; LANES],
         }
     }
 
@@ -858,8 +861,8 @@ impl<'f, W: Width> Lanes<'f, W> {
             self.mult[l] = 2.0;
         }
         self.attract[l] = 1.0;
-        if let Some((_, scale)) = c.dens {
-            self.k[l] = k;
+        if let Some((stats, scale)) = c.dens {
+            (self.sj[l], self.sk[l]) = (stats[self.j[l]], stats[k]);
             self.dens_scale[l] = scale / sh.weight[c.e0 + f.le as usize];
         }
         self.left[l] = f.n_neg as usize;
@@ -916,7 +919,7 @@ impl<'f, W: Width> Lanes<'f, W> {
     /// `d2^b`, the coefficient (an attraction's or a repulsion's, umap-learn's gradients),
     /// the clipped step, the move.
     #[inline(always)]
-    fn step(&mut self, a: f32, b: f32, alpha: f32, dens: Option<&[Stats]>) {
+    fn step(&mut self, a: f32, b: f32, alpha: f32, dens: bool) {
         for k in 0..self.w.parts() {
             let cols = self.w.part(k);
             let (x, y) = (self.x.as_ref(), self.y.as_ref());
@@ -937,16 +940,15 @@ impl<'f, W: Width> Lanes<'f, W> {
                 let v = num / den;
                 co[l] = if d2[l] > 0.0 { v } else { 0.0 };
             }
-            if let Some(stats) = dens {
+            if dens {
                 // densMAP: an attraction's step gains the density term's, clipped apart
-                // (umap-learn's order); the layout is alone in the row.
+                // (umap-learn's order); the layout is alone in the row. Every lane computes
+                // it (no branch per lane), a repulsion's is then dropped.
                 let mut dc = [0f32; LANES];
                 for l in 0..LANES {
-                    if self.dens_scale[l] != 0.0 {
-                        let (sj, sk) = (&stats[self.j[l]], &stats[self.k[l]]);
-                        dc[l] = 2.0
-                            * densmap::coefficient(d2[l], pb[l], a, b, sj, sk, self.dens_scale[l]);
-                    }
+                    let (sj, sk, scale) = (&self.sj[l], &self.sk[l], self.dens_scale[l]);
+                    let v = 2.0 * densmap::coefficient(d2[l], pb[l], a, b, sj, sk, scale);
+                    dc[l] = if scale != 0.0 { v } else { 0.0 };
                 }
                 let (x, y, gd) = (self.x.as_mut(), self.y.as_ref(), self.gd.as_mut());
                 for t in cols {
