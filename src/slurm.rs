@@ -437,61 +437,27 @@ fn submit_and_wait(
         let path = run_dir.join(format!("{}-p{}.sh", jobs[j].name, jobs[j].point));
         std::fs::write(&path, text).ctx("cannot write", &path)?;
         let job = &jobs[j];
-        let mut cmd = Command::new("sbatch");
-        cmd.arg("--parsable")
-            .arg(format!("--job-name=dagrun:{}", job.node))
-            .arg(format!("--chdir={}", run_dir.display()));
-        match &job.kind {
-            JobKind::Target(_) => {
-                cmd.arg(format!("--output={}", job.log.display()));
-            }
-            JobKind::Array { tasks, .. } => {
-                let list = tasks
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let limit = points[job.point]
-                    .slurm
-                    .array_limit
-                    .map_or(String::new(), |k| format!("%{k}"));
-                cmd.arg(format!("--array={list}{limit}"));
-                cmd.arg(format!(
-                    "--output={}",
-                    job.log.display().to_string().replace("{task}", "%a")
-                ));
-            }
-        }
-        let r = &job.resources;
-        if let Some(c) = r.cpus {
-            cmd.arg(format!("--cpus-per-task={c}"));
-        }
-        for (flag, v) in [
-            ("--mem", &r.mem),
-            ("--gpus", &r.gpus),
-            ("--time", &r.time),
-            ("--partition", &r.partition),
-        ] {
-            if let Some(v) = v {
-                cmd.arg(format!("{flag}={v}"));
-            }
-        }
-        if !job.deps.is_empty() {
-            let ids: Vec<&str> = job
-                .deps
-                .iter()
-                .map(|&d| {
-                    jobs[d]
-                        .id
-                        .as_deref()
-                        .expect("dependencies are submitted first")
-                })
-                .collect();
-            cmd.arg(format!("--dependency=afterok:{}", ids.join(":")))
-                .arg("--kill-on-invalid-dep=yes");
-        }
-        cmd.args(&r.args).arg(&path);
-        let out = run_cmd(&mut cmd, &format!("sbatch (node `{}`)", job.node))?;
+        let deps: Vec<&str> = job
+            .deps
+            .iter()
+            .map(|&d| {
+                jobs[d]
+                    .id
+                    .as_deref()
+                    .expect("dependencies are submitted first")
+            })
+            .collect();
+        let args = sbatch_args(
+            job,
+            points[job.point].slurm.array_limit,
+            run_dir,
+            &deps,
+            &path,
+        );
+        let out = run_cmd(
+            Command::new("sbatch").args(&args),
+            &format!("sbatch (node `{}`)", job.node),
+        )?;
         let id = out.trim().split(';').next().unwrap_or("").to_owned();
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
             return Err(Error::Scheduler(format!(
@@ -524,18 +490,8 @@ fn submit_and_wait(
         if let Some(job) = jobs.iter().find(|j| {
             j.outcome.is_none() && j.id.as_ref().is_some_and(|id| reasons.contains_key(id))
         }) {
-            let id = job.id.clone().expect("submitted");
-            let r = &job.resources;
-            return Err(Error::Scheduler(format!(
-                "node `{}`: job {id} can never start ({}): it asks for {} CPUs{}{}{}; lower them with `[slurm.{}]` or `--slurm`",
-                job.node,
-                reasons[&id],
-                r.cpus.unwrap_or(1),
-                r.mem.as_ref().map_or(String::new(), |m| format!(", {m} memory")),
-                r.gpus.as_ref().map_or(String::new(), |g| format!(", {g} GPUs")),
-                r.partition.as_ref().map_or(String::new(), |p| format!(" on partition `{p}`")),
-                job.node.split('.').next().unwrap_or(&job.node)
-            )));
+            let id = job.id.as_deref().expect("submitted");
+            return Err(Error::Scheduler(never_starts(job, id, &reasons[id])));
         }
         let mut changed = false;
         for job in jobs.iter_mut().filter(|j| j.outcome.is_none()) {
@@ -565,37 +521,16 @@ fn submit_and_wait(
                     .find(|(task, _)| *task == t || seen.len() == 1)
                     .map(|(_, s)| s.clone());
                 let label = t.map_or_else(|| format!("job {id}"), |t| format!("job {id}_{t}"));
-                match (exit_status(&log), state.as_deref()) {
-                    (Some(0), _) => {}
-                    (Some(rc), _) => {
-                        outcome = Some(Err(format!(
-                            "node `{}`: {label} failed with exit code {rc}; log `{}`: {}",
-                            job.node,
-                            log.display(),
+                match task_outcome(exit_status(&log), state.as_deref(), ended.elapsed(), grace) {
+                    Task::Done => {}
+                    Task::Waiting => outcome = None,
+                    Task::Failed(why) => {
+                        let (node, at) = (&job.node, log.display());
+                        let msg = format!(
+                            "node `{node}`: {label} {why}; log `{at}`: {}",
                             tail(&log, 6)
-                        )));
-                        break;
-                    }
-                    (None, Some(s)) if s != "COMPLETED" => {
-                        outcome = Some(Err(format!(
-                            "node `{}`: {label} ended {s} (no exit status); log `{}`: {}",
-                            job.node,
-                            log.display(),
-                            tail(&log, 6)
-                        )));
-                        break;
-                    }
-                    (None, _) if ended.elapsed() < grace => {
-                        outcome = None;
-                    }
-                    (None, _) => {
-                        outcome = Some(Err(format!(
-                            "node `{}`: {label} left no exit status in `{}` after {}s: {}",
-                            job.node,
-                            log.display(),
-                            grace.as_secs(),
-                            tail(&log, 6)
-                        )));
+                        );
+                        outcome = Some(Err(msg));
                         break;
                     }
                 }
@@ -645,6 +580,93 @@ fn submit_and_wait(
     }
 }
 
+/// The arguments of `sbatch` for `job`: its name, folder, log, array (at most
+/// `array_limit` tasks at once), resources, dependencies (`deps`: the job ids it waits
+/// for) and the extra arguments, then the script.
+fn sbatch_args(
+    job: &Job,
+    array_limit: Option<u32>,
+    run_dir: &Path,
+    deps: &[&str],
+    script: &Path,
+) -> Vec<String> {
+    let mut a = vec![
+        "--parsable".to_owned(),
+        format!("--job-name=dagrun:{}", job.node),
+        format!("--chdir={}", run_dir.display()),
+    ];
+    match &job.kind {
+        JobKind::Target(_) => a.push(format!("--output={}", job.log.display())),
+        JobKind::Array { tasks, .. } => {
+            let list: Vec<String> = tasks.iter().map(u32::to_string).collect();
+            let limit = array_limit.map_or(String::new(), |k| format!("%{k}"));
+            a.push(format!("--array={}{limit}", list.join(",")));
+            a.push(format!(
+                "--output={}",
+                job.log.display().to_string().replace("{task}", "%a")
+            ));
+        }
+    }
+    let r = &job.resources;
+    if let Some(c) = r.cpus {
+        a.push(format!("--cpus-per-task={c}"));
+    }
+    for (flag, v) in [
+        ("--mem", &r.mem),
+        ("--gpus", &r.gpus),
+        ("--time", &r.time),
+        ("--partition", &r.partition),
+    ] {
+        if let Some(v) = v {
+            a.push(format!("{flag}={v}"));
+        }
+    }
+    if !deps.is_empty() {
+        a.push(format!("--dependency=afterok:{}", deps.join(":")));
+        a.push("--kill-on-invalid-dep=yes".to_owned());
+    }
+    a.extend(r.args.iter().cloned());
+    a.push(script.display().to_string());
+    a
+}
+
+/// Where one task of a job stands once squeue no longer shows it active.
+#[derive(Debug, PartialEq)]
+enum Task {
+    Done,
+    /// No exit status in its log yet, within the grace period (a shared filesystem's
+    /// attribute cache).
+    Waiting,
+    /// Why it failed, as the end of a sentence about it.
+    Failed(String),
+}
+
+/// A task's outcome from the exit status its log ends with (`exit`), its last squeue
+/// state, and how long ago squeue stopped showing it active (`waited`).
+fn task_outcome(exit: Option<i32>, state: Option<&str>, waited: Duration, grace: Duration) -> Task {
+    match (exit, state) {
+        (Some(0), _) => Task::Done,
+        (Some(rc), _) => Task::Failed(format!("failed with exit code {rc}")),
+        (None, Some(s)) if s != "COMPLETED" => Task::Failed(format!("ended {s} (no exit status)")),
+        (None, _) if waited < grace => Task::Waiting,
+        (None, _) => Task::Failed(format!("left no exit status after {}s", grace.as_secs())),
+    }
+}
+
+/// Why `job` (SLURM id `id`) can never start: the scheduler's `reason` and what it asks for.
+fn never_starts(job: &Job, id: &str, reason: &str) -> String {
+    let r = &job.resources;
+    format!(
+        "node `{}`: job {id} can never start ({reason}): it asks for {} CPUs{}{}{}; lower them with `[slurm.{}]` or `--slurm`",
+        job.node,
+        r.cpus.unwrap_or(1),
+        r.mem.as_ref().map_or(String::new(), |m| format!(", {m} memory")),
+        r.gpus.as_ref().map_or(String::new(), |g| format!(", {g} GPUs")),
+        r.partition.as_ref().map_or(String::new(), |p| format!(" on partition `{p}`")),
+        job.node.split('.').next().unwrap_or(&job.node)
+    )
+}
+
 /// The `--set` arguments of each sweep point: the command line's, then its grid values.
 pub fn point_sets(
     global: &[String],
@@ -668,5 +690,134 @@ fn toml_value(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => toml::Value::String(s.clone()).to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(kind: JobKind, deps: &[usize], resources: JobResources) -> Job {
+        Job {
+            name: "umap".into(),
+            node: "umap".into(),
+            point: 0,
+            kind,
+            deps: deps.iter().copied().collect(),
+            resources,
+            id: None,
+            log: PathBuf::from("/runs/umap-{task}.log"),
+            outcome: None,
+            ended_at: None,
+        }
+    }
+
+    #[test]
+    fn sbatch_arguments_carry_the_log_array_resources_and_dependencies() {
+        let r = JobResources {
+            cpus: Some(8),
+            mem: Some("32G".into()),
+            partition: Some("cpu".into()),
+            args: vec!["--qos=low".into()],
+            ..Default::default()
+        };
+        let target = job(JobKind::Target("umap".into()), &[], r.clone());
+        let a = sbatch_args(
+            &target,
+            Some(4),
+            Path::new("/runs"),
+            &[],
+            Path::new("/runs/umap.sh"),
+        );
+        assert_eq!(
+            a,
+            [
+                "--parsable",
+                "--job-name=dagrun:umap",
+                "--chdir=/runs",
+                "--output=/runs/umap-{task}.log",
+                "--cpus-per-task=8",
+                "--mem=32G",
+                "--partition=cpu",
+                "--qos=low",
+                "/runs/umap.sh"
+            ]
+        );
+        let array = job(
+            JobKind::Array {
+                count: 8,
+                tasks: [0, 3, 5].into(),
+            },
+            &[0, 1],
+            JobResources::default(),
+        );
+        let a = sbatch_args(
+            &array,
+            Some(2),
+            Path::new("/runs"),
+            &["101", "102"],
+            Path::new("/runs/e.sh"),
+        );
+        assert!(a.contains(&"--array=0,3,5%2".to_owned()), "{a:?}");
+        assert!(
+            a.contains(&"--output=/runs/umap-%a.log".to_owned()),
+            "{a:?}"
+        );
+        let at = a
+            .iter()
+            .position(|x| x == "--dependency=afterok:101:102")
+            .expect("dependencies");
+        assert_eq!(a[at + 1], "--kill-on-invalid-dep=yes");
+        assert_eq!(a.last().unwrap(), "/runs/e.sh", "the script comes last");
+        assert!(
+            !a.iter().any(|x| x.starts_with("--cpus-per-task")),
+            "no CPUs asked, none given"
+        );
+    }
+
+    #[test]
+    fn a_task_is_judged_by_its_exit_status_then_its_state_then_the_grace_period() {
+        let (s, grace) = (Duration::from_secs(5), Duration::from_secs(60));
+        let long = Duration::from_secs(61);
+        assert_eq!(
+            task_outcome(Some(0), Some("FAILED"), s, grace),
+            Task::Done,
+            "the log's status wins"
+        );
+        assert_eq!(
+            task_outcome(Some(3), Some("COMPLETED"), s, grace),
+            Task::Failed("failed with exit code 3".into())
+        );
+        assert_eq!(
+            task_outcome(None, Some("TIMEOUT"), s, grace),
+            Task::Failed("ended TIMEOUT (no exit status)".into())
+        );
+        assert_eq!(
+            task_outcome(None, Some("OUT_OF_MEMORY"), long, grace),
+            Task::Failed("ended OUT_OF_MEMORY (no exit status)".into())
+        );
+        assert_eq!(
+            task_outcome(None, Some("COMPLETED"), s, grace),
+            Task::Waiting,
+            "the log may still arrive"
+        );
+        assert_eq!(task_outcome(None, None, s, grace), Task::Waiting);
+        assert_eq!(
+            task_outcome(None, None, long, grace),
+            Task::Failed("left no exit status after 60s".into())
+        );
+    }
+
+    #[test]
+    fn a_job_that_can_never_start_says_what_it_asks_for() {
+        let r = JobResources {
+            cpus: Some(64),
+            mem: Some("2T".into()),
+            partition: Some("gpu".into()),
+            ..Default::default()
+        };
+        let j = job(JobKind::Target("umap".into()), &[], r);
+        let m = never_starts(&j, "77", "PartitionConfig");
+        assert_eq!(m, "node `umap`: job 77 can never start (PartitionConfig): it asks for 64 CPUs, 2T memory on partition `gpu`; lower them with `[slurm.umap]` or `--slurm`");
     }
 }

@@ -391,16 +391,21 @@ impl Store {
         Ok(UseLock { _file: f })
     }
 
+    /// Remove folder `dir` of this store: moved out of sight into `tmp/` in one rename (as
+    /// `{tag}.{unique}`: a reader sees it whole or not at all), then deleted. A delete that
+    /// fails leaves it in `tmp/`, where gc collects it.
+    fn remove_folder(&self, dir: &Path, tag: &str) -> Result<()> {
+        let trash = self.root.join("tmp").join(format!("{tag}.{}", unique()));
+        fs::rename(dir, &trash).ctx("cannot move aside", dir)?;
+        let _ = fs::remove_dir_all(&trash);
+        Ok(())
+    }
+
     /// Remove an entry that failed verification (the caller holds its compute lock).
     pub fn discard(&self, lock: &ComputeLock) -> Result<()> {
         let dir = self.entry_dir(&lock.key);
         if dir.exists() {
-            let trash = self
-                .root
-                .join("tmp")
-                .join(format!("{}.discard.{}", lock.key, unique()));
-            fs::rename(&dir, &trash).ctx("cannot move aside", &dir)?;
-            fs::remove_dir_all(&trash).ctx("cannot remove", &trash)?;
+            self.remove_folder(&dir, &format!("{}.discard", lock.key))?;
         }
         Ok(())
     }
@@ -509,12 +514,7 @@ impl Store {
         fs::create_dir_all(parent).ctx("cannot create", parent)?;
         if dest.exists() {
             // A corrupt entry left in place; we hold the lock, so it is ours to replace.
-            let trash = self
-                .root
-                .join("tmp")
-                .join(format!("{}.discard.{}", m.key, unique()));
-            fs::rename(&dest, &trash).ctx("cannot move aside", &dest)?;
-            let _ = fs::remove_dir_all(&trash);
+            self.remove_folder(&dest, &format!("{}.discard", m.key))?;
         }
         fs::rename(tmp, &dest).ctx("cannot publish", &dest)?;
         sync_dir(parent)?;
@@ -616,9 +616,7 @@ impl Store {
                     })
                     .unwrap_or(0);
                 if !dry_run {
-                    let trash = self.root.join("tmp").join(format!("{key}.gc.{}", unique()));
-                    fs::rename(entry.path(), &trash).ctx("cannot move aside", &entry.path())?;
-                    fs::remove_dir_all(&trash).ctx("cannot remove", &trash)?;
+                    self.remove_folder(&entry.path(), &format!("{key}.gc"))?;
                 }
                 report.removed += 1;
                 report.bytes += bytes;
@@ -637,17 +635,7 @@ impl Store {
                     .and_then(|m| m.modified().ok())
                     .and_then(|m| now.duration_since(m).ok())
                     .unwrap_or_default();
-                let gone = || {
-                    let trash = self
-                        .root
-                        .join("tmp")
-                        .join(format!("{kind}.gc.{}", unique()));
-                    let moved = fs::rename(e.path(), &trash).is_ok();
-                    if moved {
-                        let _ = fs::remove_dir_all(&trash);
-                    }
-                    moved
-                };
+                let gone = || self.remove_folder(&e.path(), &format!("{kind}.gc")).is_ok();
                 if age >= older_than && (dry_run || gone()) {
                     report.folders_removed += 1;
                 }
@@ -765,12 +753,7 @@ impl Store {
             let parent = dest.parent().expect("a folder in the store");
             fs::create_dir_all(parent).ctx("cannot create", parent)?;
             if dest.exists() {
-                let trash = self
-                    .root
-                    .join("tmp")
-                    .join(format!("folder.old.{}", unique()));
-                fs::rename(dest, &trash).ctx("cannot move aside", dest)?;
-                let _ = fs::remove_dir_all(&trash);
+                self.remove_folder(dest, "folder.old")?;
             }
             fs::rename(&tmp, dest).ctx("cannot publish", dest)?;
             sync_dir(parent)
