@@ -47,8 +47,8 @@ use crate::numeric::{knn, predict, search, umap};
 /// Defaults of the hidden `index` node.
 pub const SEARCH_TREES: u32 = 2;
 pub const SEARCH_REVERSE: u32 = 16;
+use super::draft::Draft;
 use crate::params::Params;
-use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 4;
 

@@ -37,12 +37,12 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::draft::Draft;
 use super::{Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::onnx::{Model, Port};
 use crate::params::Params;
 use crate::render::gallery;
-use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 1;
 

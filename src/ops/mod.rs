@@ -12,6 +12,7 @@
 pub mod assign;
 pub mod cluster;
 pub mod columns;
+pub mod draft;
 pub mod embed;
 pub mod filter;
 pub mod join;
@@ -34,7 +35,7 @@ use polars::prelude::*;
 use crate::error::{Error, Result};
 use crate::params::Params;
 use crate::progress::ProgressFactory;
-use crate::spec::draft::Draft;
+use draft::Draft;
 
 /// What every node kind provides (implemented in the kind's own file).
 pub trait Kind: Send + Sync {

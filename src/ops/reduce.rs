@@ -23,13 +23,13 @@
 use polars::prelude::*;
 use serde::Serialize;
 
+use super::draft::Draft;
 pub use super::knn::Metric;
 use super::{columns, knn::Knn, Kind as _, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::umap::densmap;
 use crate::numeric::{pca, umap};
 use crate::params::Params;
-use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 9;
 

@@ -24,12 +24,12 @@ use std::path::PathBuf;
 use polars::prelude::*;
 use serde::Serialize;
 
+use super::draft::Draft;
 use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::rng::Rng;
 use crate::params::Params;
 use crate::render::{self, canvas, esc, gallery, scatter};
-use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 8;
 

@@ -24,11 +24,11 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use serde::Serialize;
 
+use super::draft::Draft;
 use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::similar;
 use crate::params::Params;
-use crate::spec::draft::Draft;
 
 pub const VERSION: u32 = 3;
 

@@ -5,7 +5,6 @@
 //! names, ops, parameters, inputs, cycles, and every column an op refers to (output schemas
 //! are derived node by node without computing anything).
 
-pub mod draft;
 pub mod raw;
 pub mod resources;
 pub mod validate;
@@ -51,7 +50,7 @@ impl Pipeline {
     /// a `read` node (relative image paths resolve against it).
     pub fn source_dir(&self, from: NodeId) -> Option<PathBuf> {
         let ops: Vec<&Op> = self.nodes.iter().map(|n| &n.op).collect();
-        source_dir(&ops, &self.inputs(), from)
+        crate::ops::draft::source_dir(&ops, &self.inputs(), from)
     }
 
     pub fn find(&self, name: &str) -> Option<NodeId> {
@@ -100,22 +99,4 @@ pub fn load_raw(
         raw::apply_slurm(&mut raw, s)?;
     }
     Ok(raw)
-}
-
-/// The folder of the catalogue file node `from`'s rows come from: first inputs followed up
-/// to a `read` node. Used by validation (on the nodes before a `Pipeline` exists) and by
-/// [`Pipeline::source_dir`].
-pub(crate) fn source_dir<O: std::borrow::Borrow<Op>>(
-    ops: &[O],
-    inputs: &[Vec<NodeId>],
-    from: NodeId,
-) -> Option<PathBuf> {
-    let mut u = from;
-    for _ in 0..ops.len() {
-        if let Op::Read(read) = ops[u].borrow() {
-            return read.path.parent().map(std::path::Path::to_owned);
-        }
-        u = *inputs[u].first()?;
-    }
-    None
 }

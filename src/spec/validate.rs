@@ -8,11 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::draft::{Draft, DraftNode};
 use super::raw::{RawNode, RawParam, RawPipeline};
 use super::{Node, Pipeline};
 use crate::dag;
 use crate::error::{Error, Loc, Result};
+use crate::ops::draft::{Draft, DraftNode};
 use crate::ops::{Arity, Op};
 use crate::params::Params;
 

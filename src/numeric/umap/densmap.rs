@@ -26,7 +26,7 @@
 
 use rayon::prelude::*;
 
-use super::sgd::pow_lanes;
+use super::pow::pow_lanes;
 use super::{fuzzy_simplicial_set, row_starts, Graph};
 use crate::numeric::kdtree::KdTree;
 
@@ -101,7 +101,7 @@ fn layout_sums(
     a: f32,
     b: f32,
 ) -> Vec<(f64, f64)> {
-    const L: usize = super::sgd::LANES;
+    const L: usize = super::pow::WIDTH;
     (0..g.n)
         .into_par_iter()
         .with_min_len(256)

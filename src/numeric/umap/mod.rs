@@ -30,6 +30,7 @@ use super::rng::splitmix64;
 use super::rng::Rng;
 
 pub mod densmap;
+mod pow;
 pub mod sgd;
 pub mod spectral;
 pub mod transform;

@@ -1,7 +1,8 @@
 //! A pipeline between parsing and the DAG the executor trusts: one list of nodes, each with
 //! its op, its inputs, where its inputs and parameters were written and, once derived, its
 //! output schema. Ops add the hidden nodes they read here, in their own files
-//! ([`crate::ops::Kind::expand`]), so validation knows no op by name.
+//! ([`super::Kind::expand`]), so validation (`spec::validate`) knows no op by name. It lives
+//! beside the ops, which write into it, so that `spec` depends on `ops` and not the reverse.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,9 +10,9 @@ use std::sync::Arc;
 
 use polars::prelude::SchemaRef;
 
+use super::Op;
 use crate::dag::NodeId;
 use crate::error::{Error, Loc, Result};
-use crate::ops::Op;
 
 /// A node being validated.
 #[derive(Clone, Debug)]
@@ -62,12 +63,11 @@ impl Draft {
         Error::spec(n.input_loc.clone(), Some(&n.name), Some(param), message)
     }
 
-    /// The folder of the catalogue file node `from`'s rows come from (see
-    /// [`super::source_dir`]).
+    /// The folder of the catalogue file node `from`'s rows come from (see [`source_dir`]).
     pub fn source_dir(&self, from: NodeId) -> Option<PathBuf> {
         let ops: Vec<&Op> = self.nodes.iter().map(|n| &n.op).collect();
         let inputs: Vec<Vec<NodeId>> = self.nodes.iter().map(|n| n.inputs.clone()).collect();
-        super::source_dir(&ops, &inputs, from)
+        source_dir(&ops, &inputs, from)
     }
 
     /// The derived output schema of node `v` (an input of the node being expanded).
@@ -101,4 +101,21 @@ impl Draft {
         self.nodes[v].schema = Some(Arc::new(schema));
         Ok(())
     }
+}
+
+/// The folder of the catalogue file node `from`'s rows come from: first inputs followed up
+/// to a `read` node. Used by validation (on the draft) and by `Pipeline::source_dir`.
+pub fn source_dir<O: std::borrow::Borrow<Op>>(
+    ops: &[O],
+    inputs: &[Vec<NodeId>],
+    from: NodeId,
+) -> Option<PathBuf> {
+    let mut u = from;
+    for _ in 0..ops.len() {
+        if let Op::Read(read) = ops[u].borrow() {
+            return read.path.parent().map(std::path::Path::to_owned);
+        }
+        u = *inputs[u].first()?;
+    }
+    None
 }
