@@ -7,6 +7,7 @@ pub mod gallery;
 pub mod html;
 pub mod scatter;
 pub mod similar;
+pub mod sweep;
 
 pub use html::esc;
 

@@ -16,39 +16,24 @@
 //! `classes.parquet`, `index.html`), keyed by the points' class tables.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use serde::Serialize;
 
 use crate::cache::io::parquet_bytes;
 use crate::cache::Store;
 use crate::error::{Error, Loc, Result};
 use crate::exec::{RunReport, Status};
 use crate::ops::Op;
-use crate::render::html::{bars, esc, heatmap, STYLE};
-use crate::render::{class_colour, hex};
 use crate::spec::raw::{self, RawParam, RawPipeline};
 use crate::spec::{self, Pipeline};
 
+pub mod summary;
+
+pub use summary::{most_stable, show_stability, show_value, Axis, ClassSummary, PointSummary};
+
 /// Best-match Jaccard at or above which a class counts as the same (recovery, matching).
 pub const MATCH: f64 = 0.9;
-
-/// One parameter swept over a list of values.
-#[derive(Clone, Debug)]
-pub struct Axis {
-    pub node: String,
-    pub param: String,
-    pub values: Vec<toml::Value>,
-    pub loc: Loc,
-}
-
-impl Axis {
-    pub fn name(&self) -> String {
-        format!("{}.{}", self.node, self.param)
-    }
-}
 
 /// The sweep's settings: its axes and which nodes to summarise.
 #[derive(Clone, Debug, Default)]
@@ -358,46 +343,6 @@ pub fn best_match_of(a: &[i32], c: i32, b: &[i32]) -> (i32, f64) {
         }
     }
     best
-}
-
-/// What one grid point found.
-#[derive(Clone, Debug, Serialize)]
-pub struct PointSummary {
-    pub point: usize,
-    pub params: Vec<(String, toml::Value)>,
-    pub classes: usize,
-    pub clustered_fraction: f64,
-    pub size_min: u64,
-    pub size_median: u64,
-    pub size_max: u64,
-    /// Classes whose stability is at least 0.5.
-    pub stable_classes: usize,
-    /// NaN (shown as n/a) where it is not defined: no class, or no neighbouring point.
-    pub median_stability: f64,
-    /// Planted classes recovered (best-match Jaccard ≥ 0.9), and how many there are.
-    pub recovered: Option<(usize, usize)>,
-    pub seconds: f64,
-    pub computed: usize,
-    pub cached: usize,
-    pub classes_key: String,
-    /// The point's report, if the pipeline has one.
-    pub report: Option<PathBuf>,
-    /// The report's thumbnail size, where its classes have galleries.
-    pub thumb: Option<u32>,
-}
-
-/// One class of one grid point.
-#[derive(Clone, Debug, Serialize)]
-pub struct ClassSummary {
-    pub point: usize,
-    pub class: i32,
-    pub size: u64,
-    pub stability: f64,
-    /// For the most stable classes only: at every grid point, its best-matching class and
-    /// their Jaccard index (empty for the others).
-    pub across: Vec<(i32, f64)>,
-    /// Best-match Jaccard in each neighbouring point, in `neighbours` order.
-    pub neighbour_jaccard: Vec<f64>,
 }
 
 pub struct Summary {
@@ -710,7 +655,8 @@ pub fn summarise(
     ];
     files.push((
         "index.html",
-        page(&p0.name, &sweep.axes, points, &out, &classes, &cname, &dir).into_bytes(),
+        crate::render::sweep::page(&p0.name, &sweep.axes, points, &out, &classes, &cname, &dir)
+            .into_bytes(),
     ));
     // Every node of every point: gc keeps them while it keeps this summary.
     let used: std::collections::BTreeSet<&str> = reports
@@ -729,41 +675,9 @@ pub fn summarise(
     })
 }
 
-/// Indices (into `classes`) of the classes with stability ≥ 0.5, most stable first.
-fn most_stable(classes: &[ClassSummary]) -> Vec<usize> {
-    let mut top: Vec<usize> = (0..classes.len())
-        .filter(|&i| classes[i].stability >= 0.5)
-        .collect();
-    top.sort_by(|&a, &b| {
-        classes[b]
-            .stability
-            .total_cmp(&classes[a].stability)
-            .then(classes[a].point.cmp(&classes[b].point))
-            .then(classes[a].class.cmp(&classes[b].class))
-    });
-    top
-}
-
 /// How many of the most stable classes (each a different one) the sweep page follows
 /// across the grid.
 const STABLE_SHOWN: usize = 8;
-
-/// A stability for people: two decimals, or `n/a` where it is not defined.
-pub fn show_stability(s: f64) -> String {
-    if s.is_nan() {
-        "n/a".to_owned()
-    } else {
-        format!("{s:.2}")
-    }
-}
-
-/// A parameter value as it reads on the command line.
-pub fn show_value(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
 
 fn summary_frame(sweep: &Sweep, s: &[PointSummary]) -> Result<DataFrame> {
     let mut cols: Vec<Column> = vec![Column::new(
@@ -872,279 +786,6 @@ fn classes_frame(c: &[ClassSummary]) -> Result<DataFrame> {
         ],
     )
     .map_err(|e| Error::polars("sweep classes", e))
-}
-
-/// The sweep's summary page (`index.html` beside `summary.parquet`). `dir` is where it
-/// will be written (for links to reports).
-/// The sweep's page; `at[i]` is point `i`'s index into each axis's values.
-fn page(
-    pipeline: &str,
-    axes: &[Axis],
-    at: &[Vec<usize>],
-    points: &[PointSummary],
-    classes: &[ClassSummary],
-    classes_node: &str,
-    dir: &Path,
-) -> String {
-    let root = dir.parent().and_then(Path::parent);
-    let link = |p: &Path| -> Option<String> {
-        root.and_then(|r| p.strip_prefix(r).ok())
-            .map(|rest| format!("../../{}", rest.display()))
-    };
-    let mut h = format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>dagrun sweep: {0}</title><style>{STYLE}</style></head><body>", esc(pipeline));
-    let grid: Vec<String> = axes
-        .iter()
-        .map(|a| {
-            format!(
-                "<code>{}</code> ∈ {{{}}}",
-                esc(&a.name()),
-                a.values
-                    .iter()
-                    .map(|v| esc(&show_value(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-        .collect();
-    let _ = write!(
-        h,
-        "<h1>Sweep of <code>{}</code></h1><p>{} grid points: {}. Classes are the labels of node <code>{}</code>.</p>",
-        esc(pipeline),
-        points.len(),
-        grid.join(" × "),
-        esc(classes_node)
-    );
-    let labels: Vec<String> = points.iter().map(|p| p.point.to_string()).collect();
-    let tips: Vec<String> = points
-        .iter()
-        .map(|p| {
-            p.params
-                .iter()
-                .map(|(k, v)| format!("{k}={}", show_value(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .collect();
-    h.push_str("<div>");
-    h.push_str(&bars(
-        "Classes per grid point",
-        &points.iter().map(|p| p.classes as f64).collect::<Vec<_>>(),
-        &labels,
-        &tips,
-        &|v| format!("{v:.0}"),
-    ));
-    h.push_str(&bars(
-        "Galaxies in a class (%)",
-        &points
-            .iter()
-            .map(|p| 100.0 * p.clustered_fraction)
-            .collect::<Vec<_>>(),
-        &labels,
-        &tips,
-        &|v| format!("{v:.1}"),
-    ));
-    if points.iter().all(|p| p.recovered.is_some()) {
-        h.push_str(&bars(
-            "Planted classes recovered",
-            &points
-                .iter()
-                .map(|p| p.recovered.map_or(0.0, |r| r.0 as f64))
-                .collect::<Vec<_>>(),
-            &labels,
-            &tips,
-            &|v| format!("{v:.0}"),
-        ));
-    }
-    h.push_str("</div><p class=\"note\">Bars are numbered by grid point; the table below gives each point's parameters. Hover a bar for them.</p>");
-    // A heatmap per pair of axes and measure (the mean over the other axes).
-    if axes.len() >= 2 {
-        type Measure<'a> = (
-            &'a str,
-            Box<dyn Fn(&PointSummary) -> f64 + 'a>,
-            &'a dyn Fn(f64) -> String,
-        );
-        let mut measures: Vec<Measure> = vec![
-            (
-                "classes",
-                Box::new(|p: &PointSummary| p.classes as f64),
-                &|v| format!("{v:.0}"),
-            ),
-            (
-                "galaxies in a class (%)",
-                Box::new(|p: &PointSummary| 100.0 * p.clustered_fraction),
-                &|v| format!("{v:.2}"),
-            ),
-        ];
-        if points.iter().all(|p| p.recovered.is_some()) {
-            measures.push((
-                "planted classes recovered",
-                Box::new(|p: &PointSummary| p.recovered.map_or(0.0, |r| r.0 as f64)),
-                &|v| format!("{v:.1}"),
-            ));
-        }
-        let rest = if axes.len() > 2 {
-            " (mean over the other axes)"
-        } else {
-            ""
-        };
-        h.push_str("<h2>Across the grid</h2><div>");
-        for (i, ai) in axes.iter().enumerate() {
-            for (j, aj) in axes.iter().enumerate().skip(i + 1) {
-                let names = |a: &Axis| a.values.iter().map(show_value).collect::<Vec<_>>();
-                let (rn, cn) = (names(ai), names(aj));
-                for (title, f, show) in &measures {
-                    let mut sum = vec![(0.0, 0usize); rn.len() * cn.len()];
-                    for (p, ix) in points.iter().zip(at) {
-                        let cell = &mut sum[ix[i] * cn.len() + ix[j]];
-                        cell.0 += f(p);
-                        cell.1 += 1;
-                    }
-                    let values: Vec<Option<f64>> = sum
-                        .iter()
-                        .map(|&(s, n)| (n > 0).then(|| s / n as f64))
-                        .collect();
-                    h.push_str(&heatmap(
-                        &format!("{title}{rest}"),
-                        (&ai.name(), &rn),
-                        (&aj.name(), &cn),
-                        &values,
-                        *show,
-                    ));
-                }
-            }
-        }
-        h.push_str("</div>");
-    }
-    // Summary table.
-    h.push_str("<h2>Grid points</h2><table><tr><th>point</th>");
-    for a in axes {
-        let _ = write!(h, "<th>{}</th>", esc(&a.name()));
-    }
-    h.push_str("<th>classes</th><th>in a class</th><th>size min / median / max</th><th>stable classes</th><th>median stability</th>");
-    let truth = points.iter().all(|p| p.recovered.is_some());
-    if truth {
-        h.push_str("<th>planted recovered</th>");
-    }
-    h.push_str("<th>seconds</th><th>computed / cached nodes</th><th>report</th></tr>");
-    for p in points {
-        let _ = write!(h, "<tr><td>{}</td>", p.point);
-        for (_, v) in &p.params {
-            let _ = write!(h, "<td>{}</td>", esc(&show_value(v)));
-        }
-        let _ = write!(
-            h,
-            "<td>{}</td><td>{:.2}%</td><td>{} / {} / {}</td><td>{}</td><td>{}</td>",
-            p.classes,
-            100.0 * p.clustered_fraction,
-            p.size_min,
-            p.size_median,
-            p.size_max,
-            p.stable_classes,
-            show_stability(p.median_stability)
-        );
-        if let Some((r, n)) = p.recovered {
-            let _ = write!(h, "<td>{r} of {n}</td>");
-        }
-        let report = p.report.as_deref().and_then(link).map_or_else(
-            || "–".to_owned(),
-            |l| format!("<a href=\"{}\">report</a>", esc(&l)),
-        );
-        let _ = write!(
-            h,
-            "<td>{:.1}</td><td>{} / {}</td><td class=\"t\">{report}</td></tr>",
-            p.seconds, p.computed, p.cached
-        );
-    }
-    h.push_str("</table>");
-    h.push_str(
-        "<p class=\"note\">Stability of a class: the mean, over the neighbouring grid points (one step along one axis), of its \
-         best-match Jaccard index there. 1 means the same galaxies form a class in every neighbouring setting; a stable class is one \
-         with stability ≥ 0.5.</p>",
-    );
-    // The most stable classes.
-    let top: Vec<&ClassSummary> = most_stable(classes)
-        .into_iter()
-        .take(40)
-        .map(|i| &classes[i])
-        .collect();
-    let _ = write!(h, "<h2>Most stable classes</h2>");
-    if top.is_empty() {
-        h.push_str("<p>No class has stability ≥ 0.5.</p>");
-    } else {
-        h.push_str("<table><tr><th>point</th><th>parameters</th><th>class</th><th>size</th><th>stability</th><th>best-match Jaccard in each neighbour</th></tr>");
-        for c in top {
-            let nj: Vec<String> = c
-                .neighbour_jaccard
-                .iter()
-                .map(|j| format!("{j:.2}"))
-                .collect();
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td class=\"t\">{}</td><td><span class=\"sw\" style=\"background:{}\"></span>{}</td><td>{}</td><td>{:.3}</td><td class=\"t\">{}</td></tr>",
-                c.point,
-                esc(&tips[c.point]),
-                hex(class_colour(c.class)),
-                c.class,
-                c.size,
-                c.stability,
-                nj.join(", ")
-            );
-        }
-        h.push_str("</table>");
-    }
-    // The most stable classes followed across the grid: at each point, the class that best
-    // matches it, its Jaccard index, and its first cutouts where the report has galleries.
-    let followed: Vec<&ClassSummary> = classes.iter().filter(|c| !c.across.is_empty()).collect();
-    if !followed.is_empty() {
-        h.push_str("<h2>The most stable classes across the grid</h2><p class=\"note\">Each class, then at every grid point the class with the most galaxies in common (best-match Jaccard index), with its first members where the point's report has images.</p>");
-        for c in followed {
-            let _ = write!(
-                h,
-                "<h3><span class=\"sw\" style=\"background:{}\"></span>Class {} of point {} ({} galaxies, stability {:.3})</h3><div style=\"display:flex;flex-wrap:wrap;gap:8px\">",
-                hex(class_colour(c.class)),
-                c.class,
-                c.point,
-                c.size,
-                c.stability
-            );
-            for (q, &(m, j)) in c.across.iter().enumerate() {
-                let p = &points[q];
-                let _ = write!(
-                    h,
-                    "<div style=\"font-size:12px\"><div title=\"{}\">point {q}: ",
-                    esc(&tips[q])
-                );
-                if m < 0 {
-                    h.push_str("no match</div>");
-                } else {
-                    let _ = write!(h, "class {m}, J = {j:.2}</div>");
-                    let gallery = p
-                        .report
-                        .as_deref()
-                        .and_then(Path::parent)
-                        .map(|d| d.join(format!("gallery/class_{m}.png")));
-                    if let (Some(t), Some(l)) = (p.thumb, gallery.as_deref().and_then(link)) {
-                        // The first four tiles of the class's gallery (tiles of `t` px, 3 px apart).
-                        let _ = write!(
-                            h,
-                            "<div style=\"width:{}px;height:{}px;overflow:hidden\"><img src=\"{}\" alt=\"class {m} at point {q}\" style=\"max-width:none\"></div>",
-                            3 + 4 * (t + 3),
-                            t + 6,
-                            esc(&l)
-                        );
-                    }
-                }
-                h.push_str("</div>");
-            }
-            h.push_str("</div>");
-        }
-    }
-    let _ = writeln!(
-        h,
-        "<p class=\"note\">dagrun {}</p></body></html>",
-        env!("CARGO_PKG_VERSION")
-    );
-    h
 }
 
 #[cfg(test)]

@@ -1,0 +1,285 @@
+//! The page of a `dagrun sweep` (`index.html` beside its `summary.parquet`): what each
+//! grid point found (bars and heatmaps over the axes, a table of the points), the most
+//! stable classes and where each is found across the grid.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use super::html::{bars, esc, heatmap, STYLE};
+use super::{class_colour, hex};
+use crate::sweep::summary::{
+    most_stable, show_stability, show_value, Axis, ClassSummary, PointSummary,
+};
+
+/// The sweep's summary page (`index.html` beside `summary.parquet`): `at[i]` is point
+/// `i`'s index into each axis's values; `dir` is where it will be written (for links to
+/// the points' reports).
+pub fn page(
+    pipeline: &str,
+    axes: &[Axis],
+    at: &[Vec<usize>],
+    points: &[PointSummary],
+    classes: &[ClassSummary],
+    classes_node: &str,
+    dir: &Path,
+) -> String {
+    let root = dir.parent().and_then(Path::parent);
+    let link = |p: &Path| -> Option<String> {
+        root.and_then(|r| p.strip_prefix(r).ok())
+            .map(|rest| format!("../../{}", rest.display()))
+    };
+    let mut h = format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>dagrun sweep: {0}</title><style>{STYLE}</style></head><body>", esc(pipeline));
+    let grid: Vec<String> = axes
+        .iter()
+        .map(|a| {
+            format!(
+                "<code>{}</code> ∈ {{{}}}",
+                esc(&a.name()),
+                a.values
+                    .iter()
+                    .map(|v| esc(&show_value(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    let _ = write!(
+        h,
+        "<h1>Sweep of <code>{}</code></h1><p>{} grid points: {}. Classes are the labels of node <code>{}</code>.</p>",
+        esc(pipeline),
+        points.len(),
+        grid.join(" × "),
+        esc(classes_node)
+    );
+    let labels: Vec<String> = points.iter().map(|p| p.point.to_string()).collect();
+    let tips: Vec<String> = points
+        .iter()
+        .map(|p| {
+            p.params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", show_value(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
+    h.push_str("<div>");
+    h.push_str(&bars(
+        "Classes per grid point",
+        &points.iter().map(|p| p.classes as f64).collect::<Vec<_>>(),
+        &labels,
+        &tips,
+        &|v| format!("{v:.0}"),
+    ));
+    h.push_str(&bars(
+        "Galaxies in a class (%)",
+        &points
+            .iter()
+            .map(|p| 100.0 * p.clustered_fraction)
+            .collect::<Vec<_>>(),
+        &labels,
+        &tips,
+        &|v| format!("{v:.1}"),
+    ));
+    if points.iter().all(|p| p.recovered.is_some()) {
+        h.push_str(&bars(
+            "Planted classes recovered",
+            &points
+                .iter()
+                .map(|p| p.recovered.map_or(0.0, |r| r.0 as f64))
+                .collect::<Vec<_>>(),
+            &labels,
+            &tips,
+            &|v| format!("{v:.0}"),
+        ));
+    }
+    h.push_str("</div><p class=\"note\">Bars are numbered by grid point; the table below gives each point's parameters. Hover a bar for them.</p>");
+    // A heatmap per pair of axes and measure (the mean over the other axes).
+    if axes.len() >= 2 {
+        type Measure<'a> = (
+            &'a str,
+            Box<dyn Fn(&PointSummary) -> f64 + 'a>,
+            &'a dyn Fn(f64) -> String,
+        );
+        let mut measures: Vec<Measure> = vec![
+            (
+                "classes",
+                Box::new(|p: &PointSummary| p.classes as f64),
+                &|v| format!("{v:.0}"),
+            ),
+            (
+                "galaxies in a class (%)",
+                Box::new(|p: &PointSummary| 100.0 * p.clustered_fraction),
+                &|v| format!("{v:.2}"),
+            ),
+        ];
+        if points.iter().all(|p| p.recovered.is_some()) {
+            measures.push((
+                "planted classes recovered",
+                Box::new(|p: &PointSummary| p.recovered.map_or(0.0, |r| r.0 as f64)),
+                &|v| format!("{v:.1}"),
+            ));
+        }
+        let rest = if axes.len() > 2 {
+            " (mean over the other axes)"
+        } else {
+            ""
+        };
+        h.push_str("<h2>Across the grid</h2><div>");
+        for (i, ai) in axes.iter().enumerate() {
+            for (j, aj) in axes.iter().enumerate().skip(i + 1) {
+                let names = |a: &Axis| a.values.iter().map(show_value).collect::<Vec<_>>();
+                let (rn, cn) = (names(ai), names(aj));
+                for (title, f, show) in &measures {
+                    let mut sum = vec![(0.0, 0usize); rn.len() * cn.len()];
+                    for (p, ix) in points.iter().zip(at) {
+                        let cell = &mut sum[ix[i] * cn.len() + ix[j]];
+                        cell.0 += f(p);
+                        cell.1 += 1;
+                    }
+                    let values: Vec<Option<f64>> = sum
+                        .iter()
+                        .map(|&(s, n)| (n > 0).then(|| s / n as f64))
+                        .collect();
+                    h.push_str(&heatmap(
+                        &format!("{title}{rest}"),
+                        (&ai.name(), &rn),
+                        (&aj.name(), &cn),
+                        &values,
+                        *show,
+                    ));
+                }
+            }
+        }
+        h.push_str("</div>");
+    }
+    // Summary table.
+    h.push_str("<h2>Grid points</h2><table><tr><th>point</th>");
+    for a in axes {
+        let _ = write!(h, "<th>{}</th>", esc(&a.name()));
+    }
+    h.push_str("<th>classes</th><th>in a class</th><th>size min / median / max</th><th>stable classes</th><th>median stability</th>");
+    let truth = points.iter().all(|p| p.recovered.is_some());
+    if truth {
+        h.push_str("<th>planted recovered</th>");
+    }
+    h.push_str("<th>seconds</th><th>computed / cached nodes</th><th>report</th></tr>");
+    for p in points {
+        let _ = write!(h, "<tr><td>{}</td>", p.point);
+        for (_, v) in &p.params {
+            let _ = write!(h, "<td>{}</td>", esc(&show_value(v)));
+        }
+        let _ = write!(
+            h,
+            "<td>{}</td><td>{:.2}%</td><td>{} / {} / {}</td><td>{}</td><td>{}</td>",
+            p.classes,
+            100.0 * p.clustered_fraction,
+            p.size_min,
+            p.size_median,
+            p.size_max,
+            p.stable_classes,
+            show_stability(p.median_stability)
+        );
+        if let Some((r, n)) = p.recovered {
+            let _ = write!(h, "<td>{r} of {n}</td>");
+        }
+        let report = p.report.as_deref().and_then(link).map_or_else(
+            || "–".to_owned(),
+            |l| format!("<a href=\"{}\">report</a>", esc(&l)),
+        );
+        let _ = write!(
+            h,
+            "<td>{:.1}</td><td>{} / {}</td><td class=\"t\">{report}</td></tr>",
+            p.seconds, p.computed, p.cached
+        );
+    }
+    h.push_str("</table>");
+    h.push_str(
+        "<p class=\"note\">Stability of a class: the mean, over the neighbouring grid points (one step along one axis), of its \
+         best-match Jaccard index there. 1 means the same galaxies form a class in every neighbouring setting; a stable class is one \
+         with stability ≥ 0.5.</p>",
+    );
+    // The most stable classes.
+    let top: Vec<&ClassSummary> = most_stable(classes)
+        .into_iter()
+        .take(40)
+        .map(|i| &classes[i])
+        .collect();
+    let _ = write!(h, "<h2>Most stable classes</h2>");
+    if top.is_empty() {
+        h.push_str("<p>No class has stability ≥ 0.5.</p>");
+    } else {
+        h.push_str("<table><tr><th>point</th><th>parameters</th><th>class</th><th>size</th><th>stability</th><th>best-match Jaccard in each neighbour</th></tr>");
+        for c in top {
+            let nj: Vec<String> = c
+                .neighbour_jaccard
+                .iter()
+                .map(|j| format!("{j:.2}"))
+                .collect();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"t\">{}</td><td><span class=\"sw\" style=\"background:{}\"></span>{}</td><td>{}</td><td>{:.3}</td><td class=\"t\">{}</td></tr>",
+                c.point,
+                esc(&tips[c.point]),
+                hex(class_colour(c.class)),
+                c.class,
+                c.size,
+                c.stability,
+                nj.join(", ")
+            );
+        }
+        h.push_str("</table>");
+    }
+    // The most stable classes followed across the grid: at each point, the class that best
+    // matches it, its Jaccard index, and its first cutouts where the report has galleries.
+    let followed: Vec<&ClassSummary> = classes.iter().filter(|c| !c.across.is_empty()).collect();
+    if !followed.is_empty() {
+        h.push_str("<h2>The most stable classes across the grid</h2><p class=\"note\">Each class, then at every grid point the class with the most galaxies in common (best-match Jaccard index), with its first members where the point's report has images.</p>");
+        for c in followed {
+            let _ = write!(
+                h,
+                "<h3><span class=\"sw\" style=\"background:{}\"></span>Class {} of point {} ({} galaxies, stability {:.3})</h3><div style=\"display:flex;flex-wrap:wrap;gap:8px\">",
+                hex(class_colour(c.class)),
+                c.class,
+                c.point,
+                c.size,
+                c.stability
+            );
+            for (q, &(m, j)) in c.across.iter().enumerate() {
+                let p = &points[q];
+                let _ = write!(
+                    h,
+                    "<div style=\"font-size:12px\"><div title=\"{}\">point {q}: ",
+                    esc(&tips[q])
+                );
+                if m < 0 {
+                    h.push_str("no match</div>");
+                } else {
+                    let _ = write!(h, "class {m}, J = {j:.2}</div>");
+                    let gallery = p
+                        .report
+                        .as_deref()
+                        .and_then(Path::parent)
+                        .map(|d| d.join(format!("gallery/class_{m}.png")));
+                    if let (Some(t), Some(l)) = (p.thumb, gallery.as_deref().and_then(link)) {
+                        // The first four tiles of the class's gallery (tiles of `t` px, 3 px apart).
+                        let _ = write!(
+                            h,
+                            "<div style=\"width:{}px;height:{}px;overflow:hidden\"><img src=\"{}\" alt=\"class {m} at point {q}\" style=\"max-width:none\"></div>",
+                            3 + 4 * (t + 3),
+                            t + 6,
+                            esc(&l)
+                        );
+                    }
+                }
+                h.push_str("</div>");
+            }
+            h.push_str("</div>");
+        }
+    }
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">dagrun {}</p></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    h
+}
