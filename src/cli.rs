@@ -679,6 +679,13 @@ fn cmd_sweep(
         if truth {
             t.push_str("  recovered");
         }
+        let radii = summary
+            .points
+            .iter()
+            .any(|p| p.radius_correlation.is_some());
+        if radii {
+            t.push_str("  radius-corr");
+        }
         t.push_str("  seconds");
         out.line(&t);
         for p in &summary.points {
@@ -696,6 +703,12 @@ fn cmd_sweep(
             ));
             if let Some((r, n)) = p.recovered {
                 row.push_str(&format!("  {:>9}", format!("{r}/{n}")));
+            }
+            if radii {
+                let r = p
+                    .radius_correlation
+                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
+                row.push_str(&format!("  {r:>11}"));
             }
             row.push_str(&format!("  {:>7.1}", p.seconds));
             out.line(&row);

@@ -162,6 +162,10 @@ pub fn page(
     if truth {
         h.push_str("<th>planted recovered</th>");
     }
+    let radii = points.iter().any(|p| p.radius_correlation.is_some());
+    if radii {
+        h.push_str("<th title=\"correlation of the input's and the layout's log local radii\">radius corr.</th>");
+    }
     h.push_str("<th>seconds</th><th>computed / cached nodes</th><th>report</th></tr>");
     for p in points {
         let _ = write!(h, "<tr><td>{}</td>", p.point);
@@ -181,6 +185,12 @@ pub fn page(
         );
         if let Some((r, n)) = p.recovered {
             let _ = write!(h, "<td>{r} of {n}</td>");
+        }
+        if radii {
+            let r = p
+                .radius_correlation
+                .map_or_else(|| "–".to_owned(), |r| format!("{r:.3}"));
+            let _ = write!(h, "<td>{r}</td>");
         }
         let report = p.report.as_deref().and_then(link).map_or_else(
             || "–".to_owned(),

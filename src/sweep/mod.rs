@@ -351,6 +351,19 @@ pub struct Summary {
     pub dir: PathBuf,
 }
 
+/// The radius correlation (`radii = true`) of the layout that classes node `cv` of `p`
+/// clusters (select -> cluster -> layout), from its manifest.
+fn layout_radius_correlation(store: &Store, p: &Pipeline, r: &RunReport, cv: usize) -> Option<f64> {
+    let tree = *p.nodes[cv].inputs.first()?;
+    let layout = *p.nodes[tree].inputs.first()?;
+    let key = &r.node(&p.nodes[layout].name)?.key;
+    store
+        .manifest(key)?
+        .details
+        .get("radius_correlation")?
+        .as_f64()
+}
+
 fn median(v: &mut [u64]) -> u64 {
     v.sort_unstable();
     if v.is_empty() {
@@ -545,6 +558,7 @@ pub fn summarise(
         });
         let mut sorted_stab = stab.clone();
         sorted_stab.sort_by(f64::total_cmp);
+        let radius_correlation = layout_radius_correlation(store, p, r, cv);
         let report_node = p
             .order
             .iter()
@@ -580,6 +594,7 @@ pub fn summarise(
                 sorted_stab[sorted_stab.len() / 2]
             },
             recovered,
+            radius_correlation,
             seconds: r
                 .nodes
                 .iter()
@@ -733,6 +748,10 @@ fn summary_frame(sweep: &Sweep, s: &[PointSummary]) -> Result<DataFrame> {
         "median_stability".into(),
         s.iter().map(|p| p.median_stability).collect::<Vec<_>>(),
     ));
+    if s.iter().any(|p| p.radius_correlation.is_some()) {
+        let r: Vec<Option<f64>> = s.iter().map(|p| p.radius_correlation).collect();
+        cols.push(Column::new("radius_correlation".into(), r));
+    }
     if s.iter().all(|p| p.recovered.is_some()) {
         cols.push(Column::new(
             "recovered".into(),

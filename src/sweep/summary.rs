@@ -39,6 +39,9 @@ pub struct PointSummary {
     pub median_stability: f64,
     /// Planted classes recovered (best-match Jaccard ≥ 0.9), and how many there are.
     pub recovered: Option<(usize, usize)>,
+    /// The correlation of the input's and the layout's log local radii, where the layout
+    /// the classes come from measured it (`radii = true`, on with densMAP).
+    pub radius_correlation: Option<f64>,
     pub seconds: f64,
     pub computed: usize,
     pub cached: usize,

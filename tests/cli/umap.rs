@@ -524,4 +524,20 @@ fn densmap_is_a_sweep_axis() {
         .filter(|p| node(p, "umap.knn")["status"] == "computed")
         .count();
     assert_eq!(computed, 1, "the kNN table is computed once");
+    // Each point shows its layout's radius correlation (radii are on with densMAP only).
+    let corr: Vec<&serde_json::Value> = points
+        .iter()
+        .map(|p| &p["summary"]["radius_correlation"])
+        .collect();
+    assert!(
+        corr[0].is_null() && corr[1].as_f64().is_some_and(|r| r > 0.5),
+        "{corr:?}"
+    );
+    let dir = std::path::PathBuf::from(out["summary_dir"].as_str().unwrap());
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let shown = format!("{:.3}", corr[1].as_f64().unwrap());
+    assert!(
+        page.contains("radius corr.") && page.contains(&shown),
+        "the page shows it"
+    );
 }
