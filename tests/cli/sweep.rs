@@ -448,18 +448,21 @@ fn every_shipped_pipeline_validates() {
     );
 }
 
-/// Set the modification time of every cache entry and use lock to two hours ago (as if
-/// last used then).
-fn age_entries(cache: &std::path::Path) {
+/// Set the modification time of a file or folder to two hours ago (as if last used then).
+fn age(p: &std::path::Path) {
     let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
-    let set = |p: &std::path::Path| std::fs::File::open(p).unwrap().set_modified(then).unwrap();
+    std::fs::File::open(p).unwrap().set_modified(then).unwrap();
+}
+
+/// [`age`] every cache entry and use lock.
+fn age_entries(cache: &std::path::Path) {
     for shard in std::fs::read_dir(cache.join("v1/objects")).unwrap() {
         for e in std::fs::read_dir(shard.unwrap().path()).unwrap() {
-            set(&e.unwrap().path());
+            age(&e.unwrap().path());
         }
     }
     for e in std::fs::read_dir(cache.join("v1/locks")).unwrap() {
-        set(&e.unwrap().path());
+        age(&e.unwrap().path());
     }
 }
 
@@ -508,11 +511,7 @@ fn gc_keeps_the_entries_a_kept_sweep_summary_names() {
         "{gc}"
     );
     // The summary aged too: gc takes it and, with it, its entries.
-    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
-    std::fs::File::open(&dir)
-        .unwrap()
-        .set_modified(then)
-        .unwrap();
+    age(&dir);
     t.run(&["gc", "--older-than", "1h"]).ok();
     assert!(!dir.exists());
     assert!(Test::content_hashes(&t.cache()).is_empty());

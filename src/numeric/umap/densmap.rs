@@ -28,6 +28,7 @@ use rayon::prelude::*;
 
 use super::pow::pow_lanes;
 use super::{fuzzy_simplicial_set, row_starts, Graph};
+use crate::numeric::distance::dist2;
 use crate::numeric::kdtree::KdTree;
 
 /// umap-learn's guard inside the logarithm of a radius.
@@ -113,7 +114,7 @@ fn layout_sums(
                 let mut d2 = [0f32; L];
                 for (l, &t) in block.iter().enumerate() {
                     let y = &emb[t as usize * dim..(t as usize + 1) * dim];
-                    d2[l] = x.iter().zip(y).map(|(u, v)| (u - v) * (u - v)).sum();
+                    d2[l] = dist2(x, y);
                 }
                 let pb = pow_lanes(&d2, b);
                 for l in 0..block.len() {
