@@ -29,8 +29,8 @@ use polars::prelude::{DataFrame, DataType, Schema};
 use serde::Serialize;
 
 use crate::cache::key::{explain, KeyParts};
-use crate::cache::store::{Draft, RunRecord, UseLock};
-use crate::cache::{files, Lookup, Store};
+use crate::cache::store::{Draft, Got, RunRecord, Seen, UseLock};
+use crate::cache::{files, Lookup, Manifest, Store};
 use crate::dag::{self, NodeId};
 use crate::error::{Error, Result};
 use crate::ops::{Op, RunCtx};
@@ -225,17 +225,11 @@ impl crate::ops::Parts for NodeParts<'_> {
         }
     }
 
-    fn put(&self, id: &str, df: &mut DataFrame) -> Result<()> {
+    fn put(&self, id: &str, df: DataFrame) -> Result<()> {
         let parts = self.parts(id);
         let key = parts.key();
-        let lock = self.store.lock_compute(&key, || {})?;
-        match self.store.lookup(&key) {
-            Lookup::Hit(_) => return Ok(()),
-            Lookup::Corrupt(_) => self.store.discard(&lock)?,
-            Lookup::Missing => {}
-        }
         let draft = Draft {
-            key,
+            key: key.clone(),
             parts,
             node: format!("{}#part", self.node),
             pipeline: self.pipeline.to_owned(),
@@ -246,7 +240,9 @@ impl crate::ops::Parts for NodeParts<'_> {
             files: Vec::new(),
             slurm: crate::cache::store::this_job(),
         };
-        self.store.publish(&lock, df, draft).map(drop)
+        self.store
+            .get_or_compute(&key, |_| {}, || Ok((df, draft)))
+            .map(drop)
     }
 }
 
@@ -400,6 +396,30 @@ struct State {
     held: Vec<UseLock>,
 }
 
+impl State {
+    /// Nothing started: the units without inputs are ready.
+    fn new(units: &[Unit]) -> State {
+        let n = units.len();
+        State {
+            ready: (0..n).filter(|&u| units[u].inputs.is_empty()).collect(),
+            inputs_left: units.iter().map(|u| u.inputs.len()).collect(),
+            uses_left: units.iter().map(|u| u.consumers.len()).collect(),
+            finished: (0..n).map(|_| None).collect(),
+            frames: vec![None; n],
+            running: 0,
+            memory: 0,
+            not_started: n,
+            error: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// Unit `i`, which has finished.
+    fn done(&self, i: usize) -> &Finished {
+        self.finished[i].as_ref().expect("input done")
+    }
+}
+
 /// Bytes per row of a table with this schema, as held in memory.
 fn row_bytes(s: &Schema) -> u64 {
     s.iter_values()
@@ -432,26 +452,42 @@ pub fn run_many(
     limits: Limits,
 ) -> Result<Vec<RunReport>> {
     let (units, of_point) = merge(points, targets);
-    let n = units.len();
-    let state = Mutex::new(State {
-        ready: (0..n).filter(|&u| units[u].inputs.is_empty()).collect(),
-        inputs_left: units.iter().map(|u| u.inputs.len()).collect(),
-        uses_left: units.iter().map(|u| u.consumers.len()).collect(),
-        finished: (0..n).map(|_| None).collect(),
-        frames: vec![None; n],
-        running: 0,
-        memory: 0,
-        not_started: n,
-        error: None,
-        held: Vec::new(),
+    let run = Run {
+        points,
+        units: &units,
+        store,
+        obs,
+        limits,
+        state: Mutex::new(State::new(&units)),
+        wake: Condvar::new(),
+    };
+    let pools = node_pools(limits.max_nodes.clamp(1, units.len().max(1)));
+    std::thread::scope(|scope| {
+        for pool in &pools {
+            let run = &run;
+            scope.spawn(move || run.worker(pool.as_ref()));
+        }
     });
-    let wake = Condvar::new();
-    let workers = limits.max_nodes.clamp(1, n.max(1));
-    // Units side by side run their parallel steps in pools of their own, each as large as
-    // the global one, and share the cores through the OS: in one pool, every parallel step
-    // of one unit (a spanning tree's Borůvka rounds) queued behind the other's (a layout's
-    // SGD epoch), and a tree that takes 1.5 s alone took 105 s beside an SGD.
-    let pools: Vec<Option<rayon::ThreadPool>> = (0..workers)
+    let mut st = run.state.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, e)) = st.error.take() {
+        return Err(e);
+    }
+    let reports = points
+        .iter()
+        .enumerate()
+        .map(|(pt, p)| point_report(pt, p, &units, &of_point[pt], &st))
+        .collect();
+    drop(st.held);
+    Ok(reports)
+}
+
+/// One rayon pool per worker when there are several. Units side by side run their parallel
+/// steps in pools of their own, each as large as the global one, and share the cores
+/// through the OS: in one pool, every parallel step of one unit (a spanning tree's Borůvka
+/// rounds) queued behind the other's (a layout's SGD epoch), and a tree that takes 1.5 s
+/// alone took 105 s beside an SGD.
+fn node_pools(workers: usize) -> Vec<Option<rayon::ThreadPool>> {
+    (0..workers)
         .map(|w| {
             (workers > 1)
                 .then(|| {
@@ -463,179 +499,178 @@ pub fn run_many(
                 })
                 .flatten()
         })
-        .collect();
-    std::thread::scope(|scope| {
-        for pool in &pools {
-            let (units, state, wake) = (&units, &state, &wake);
-            scope.spawn(move || {
-                worker(
-                    points,
-                    units,
-                    store,
-                    obs,
-                    limits,
-                    state,
-                    wake,
-                    pool.as_ref(),
-                )
-            });
-        }
-    });
-    let mut st = state.into_inner().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, e)) = st.error.take() {
-        return Err(e);
-    }
-    let reports = points
-        .iter()
-        .enumerate()
-        .map(|(pt, p)| {
-            let nodes = p
-                .order
-                .iter()
-                .filter_map(|&v| of_point[pt][v].map(|u| (v, u)))
-                .map(|(v, u)| {
-                    let mut r = st.finished[u]
-                        .as_ref()
-                        .expect("every unit finished")
-                        .report
-                        .clone();
-                    r.name.clone_from(&p.nodes[v].name);
-                    if units[u].point != pt {
-                        // Computed (or found) for an earlier point.
-                        r.status = Status::Cached;
-                        r.seconds = 0.0;
-                    }
-                    r
-                })
-                .collect();
-            RunReport {
-                pipeline: p.name.clone(),
-                nodes,
-            }
-        })
-        .collect();
-    drop(st.held);
-    Ok(reports)
+        .collect()
 }
 
-/// Take ready units and run them (in `pool`, if given) until none are left or one failed.
-#[allow(clippy::too_many_arguments)]
-fn worker(
-    points: &[Pipeline],
+/// Point `pt`'s report, from its units' (`unit_of` by node): a node computed (or found)
+/// for an earlier point shows as cached.
+fn point_report(
+    pt: usize,
+    p: &Pipeline,
     units: &[Unit],
-    store: &Store,
-    obs: &dyn Observer,
-    limits: Limits,
-    state: &Mutex<State>,
-    wake: &Condvar,
-    pool: Option<&rayon::ThreadPool>,
-) {
-    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        // Pick the lowest ready unit that fits the budget (any unit when none runs).
-        let (u, estimate, hashes, keys, frames, joined) = {
-            let mut st = lock();
-            let picked = loop {
-                if st.error.is_some() || st.not_started == 0 {
-                    return;
-                }
-                let fits = st.ready.iter().copied().find_map(|u| {
-                    let unit = &units[u];
-                    let p = &points[unit.point];
-                    let ins: Vec<(u64, &Schema)> = unit
-                        .inputs
-                        .iter()
-                        .zip(&p.nodes[unit.v].inputs)
-                        .map(|(&i, &iv)| {
-                            (
-                                st.finished[i].as_ref().map_or(0, |f| f.report.rows),
-                                p.nodes[iv].schema.as_ref(),
-                            )
-                        })
-                        .collect();
-                    let est = memory_estimate(&p.nodes[unit.v].op, &ins, &p.nodes[unit.v].schema);
-                    (st.running == 0 || st.memory.saturating_add(est) <= limits.memory_bytes)
-                        .then_some((u, est))
-                });
-                match fits {
-                    Some(x) => break x,
-                    None => st = wake.wait(st).unwrap_or_else(|e| e.into_inner()),
-                }
-            };
-            let (u, est) = picked;
-            st.ready.remove(&u);
-            // Ready units it may compute alongside (see `Kind::joint_key`): held back until
-            // it is done, then run as usual (finding their outputs in memory).
-            let joined: Vec<usize> = match op_of(points, units, u).joint_key() {
-                Some(k) => st
-                    .ready
-                    .iter()
-                    .copied()
-                    .filter(|&w| {
-                        units[w].inputs == units[u].inputs
-                            && op_of(points, units, w).joint_key().as_ref() == Some(&k)
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
-            for w in &joined {
-                st.ready.remove(w);
+    unit_of: &[Option<usize>],
+    st: &State,
+) -> RunReport {
+    let nodes = p
+        .order
+        .iter()
+        .filter_map(|&v| unit_of[v].map(|u| (v, u)))
+        .map(|(v, u)| {
+            let mut r = st.done(u).report.clone();
+            r.name.clone_from(&p.nodes[v].name);
+            if units[u].point != pt {
+                r.status = Status::Cached;
+                r.seconds = 0.0;
             }
-            st.running += 1;
-            st.memory = st.memory.saturating_add(est);
-            st.not_started -= 1;
-            let ins = &units[u].inputs;
-            let hashes: Vec<String> = ins
+            r
+        })
+        .collect();
+    RunReport {
+        pipeline: p.name.clone(),
+        nodes,
+    }
+}
+
+/// What the workers of one [`run_many`] share.
+struct Run<'a> {
+    points: &'a [Pipeline],
+    units: &'a [Unit],
+    store: &'a Store,
+    obs: &'a dyn Observer,
+    limits: Limits,
+    state: Mutex<State>,
+    /// Notified when a unit finishes (units become ready, memory is freed).
+    wake: Condvar,
+}
+
+/// A unit a worker took, with what it needs of its inputs.
+struct Taken {
+    u: usize,
+    /// Its memory estimate, given back to the budget when it is done.
+    estimate: u64,
+    /// The content hashes and the keys of its inputs' entries, in input order.
+    hashes: Vec<String>,
+    keys: Vec<String>,
+    /// Its inputs' frames, where this run holds them.
+    frames: Vec<Option<Arc<DataFrame>>>,
+    /// Ready units it may compute alongside (see `Kind::joint_key`): held back until it is
+    /// done, then run as usual (finding their outputs in memory).
+    joined: Vec<usize>,
+}
+
+/// What running a unit gives: its outcome, and its table where this run computed it.
+type Outcome = Result<(Finished, Option<DataFrame>)>;
+
+impl Run<'_> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Take ready units and run them (in `pool`, if given) until none are left or one failed.
+    fn worker(&self, pool: Option<&rayon::ThreadPool>) {
+        while let Some(mut t) = self.take() {
+            let frames = std::mem::take(&mut t.frames);
+            let run = || self.run_unit(&t, frames);
+            let res = match pool {
+                Some(p) => p.install(run),
+                None => run(),
+            };
+            self.finish(t, res);
+        }
+    }
+
+    /// Wait for the lowest ready unit that fits the memory budget (any unit when none
+    /// runs) and take it, with the ready units joined to it; `None` once every unit has
+    /// started or one failed.
+    fn take(&self) -> Option<Taken> {
+        let mut st = self.lock();
+        let (u, estimate) = loop {
+            if st.error.is_some() || st.not_started == 0 {
+                return None;
+            }
+            match self.fitting(&st) {
+                Some(x) => break x,
+                None => st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+            }
+        };
+        st.ready.remove(&u);
+        let joined = self.joinable(&st, u);
+        for w in &joined {
+            st.ready.remove(w);
+        }
+        st.running += 1;
+        st.memory = st.memory.saturating_add(estimate);
+        st.not_started -= 1;
+        let ins = &self.units[u].inputs;
+        Some(Taken {
+            u,
+            estimate,
+            hashes: ins
                 .iter()
-                .map(|&i| {
-                    st.finished[i]
-                        .as_ref()
-                        .expect("input done")
-                        .content_hash
-                        .clone()
+                .map(|&i| st.done(i).content_hash.clone())
+                .collect(),
+            keys: ins.iter().map(|&i| st.done(i).report.key.clone()).collect(),
+            frames: ins.iter().map(|&i| st.frames[i].clone()).collect(),
+            joined,
+        })
+    }
+
+    /// The lowest ready unit that fits the budget beside those running, with its estimate.
+    fn fitting(&self, st: &State) -> Option<(usize, u64)> {
+        st.ready.iter().copied().find_map(|u| {
+            let unit = &self.units[u];
+            let p = &self.points[unit.point];
+            let ins: Vec<(u64, &Schema)> = unit
+                .inputs
+                .iter()
+                .zip(&p.nodes[unit.v].inputs)
+                .map(|(&i, &iv)| {
+                    let rows = st.finished[i].as_ref().map_or(0, |f| f.report.rows);
+                    (rows, p.nodes[iv].schema.as_ref())
                 })
                 .collect();
-            let keys: Vec<String> = ins
-                .iter()
-                .map(|&i| {
-                    st.finished[i]
-                        .as_ref()
-                        .expect("input done")
-                        .report
-                        .key
-                        .clone()
-                })
-                .collect();
-            let frames: Vec<Option<Arc<DataFrame>>> =
-                ins.iter().map(|&i| st.frames[i].clone()).collect();
-            (u, est, hashes, keys, frames, joined)
+            let est = memory_estimate(&p.nodes[unit.v].op, &ins, &p.nodes[unit.v].schema);
+            (st.running == 0 || st.memory.saturating_add(est) <= self.limits.memory_bytes)
+                .then_some((u, est))
+        })
+    }
+
+    /// The ready units unit `u` may compute alongside: the same joint key and input units.
+    fn joinable(&self, st: &State, u: usize) -> Vec<usize> {
+        let Some(k) = op_of(self.points, self.units, u).joint_key() else {
+            return Vec::new();
         };
-        let run = || {
-            run_unit(
-                points, units, u, store, obs, &hashes, &keys, frames, &joined, state,
-            )
-        };
-        let res = match pool {
-            Some(p) => p.install(run),
-            None => run(),
-        };
-        let mut st = lock();
-        st.ready.extend(joined);
+        st.ready
+            .iter()
+            .copied()
+            .filter(|&w| {
+                self.units[w].inputs == self.units[u].inputs
+                    && op_of(self.points, self.units, w).joint_key().as_ref() == Some(&k)
+            })
+            .collect()
+    }
+
+    /// Give a unit's budget back and keep what it left: its frame (while consumers need
+    /// it) and its report, or its error; make ready the units that waited for it.
+    fn finish(&self, t: Taken, res: Outcome) {
+        let u = t.u;
+        let mut st = self.lock();
+        st.ready.extend(t.joined);
         st.running -= 1;
-        st.memory = st.memory.saturating_sub(estimate);
+        st.memory = st.memory.saturating_sub(t.estimate);
         match res {
             Ok((f, frame)) => {
-                if !units[u].consumers.is_empty() {
+                if !self.units[u].consumers.is_empty() {
                     st.frames[u] = frame.map(Arc::new);
                 }
                 st.finished[u] = Some(f);
-                for &i in &units[u].inputs {
+                for &i in &self.units[u].inputs {
                     st.uses_left[i] -= 1;
                     if st.uses_left[i] == 0 {
                         st.frames[i] = None;
                     }
                 }
-                for &c in &units[u].consumers {
+                for &c in &self.units[u].consumers {
                     st.inputs_left[c] -= 1;
                     if st.inputs_left[c] == 0 {
                         st.ready.insert(c);
@@ -649,192 +684,214 @@ fn worker(
                 }
             }
         }
-        wake.notify_all();
+        self.wake.notify_all();
+    }
+
+    /// Run (or find in the cache) a taken unit, whose inputs are done.
+    fn run_unit(&self, t: &Taken, frames: Vec<Option<Arc<DataFrame>>>) -> Outcome {
+        let unit = &self.units[t.u];
+        let p = &self.points[unit.point];
+        let node = &p.nodes[unit.v];
+        self.obs.event(Event::Start {
+            node: &node.name,
+            op: node.op.name(),
+        });
+        let t0 = Instant::now();
+        let mut inputs = Inputs::Handed(frames);
+        let (parts, data) = self.unit_key(t, &mut inputs)?;
+        let key = parts.key();
+        tracing::debug!(node = %node.name, %key, "key");
+        // Held until the run ends: gc leaves entries this run uses alone.
+        let used = self.store.use_entry(&key)?;
+        self.lock().held.push(used);
+        let seen = |s: Seen| match s {
+            Seen::Corrupt(reason) => self.obs.event(Event::Corrupt {
+                node: &node.name,
+                key: &key,
+                reason,
+            }),
+            Seen::Waiting => self.obs.event(Event::Waiting { node: &node.name }),
+        };
+        let got = self.store.get_or_compute(&key, seen, || {
+            let ins = inputs.load(self, t)?;
+            self.compute(t, ins, &parts, data.as_ref(), t0)
+        })?;
+        let (status, manifest, computed) = match got {
+            Got::Hit(m) => (Status::Cached, m, None),
+            Got::Computed(m, df) => (Status::Computed, m, Some(df)),
+        };
+        self.store.save_run(
+            &p.name,
+            &node.name,
+            &RunRecord {
+                key: key.clone(),
+                parts,
+                input_nodes: input_names(p, unit.v),
+                content_hash: manifest.content_hash.clone(),
+            },
+        )?;
+        let seconds = match status {
+            Status::Computed => manifest.seconds,
+            Status::Cached => t0.elapsed().as_secs_f64(),
+        };
+        let report = node_report(node, key, status, seconds, &manifest);
+        self.obs.event(Event::Done(&report));
+        let content_hash = manifest.content_hash.clone();
+        Ok((
+            Finished {
+                report,
+                content_hash,
+            },
+            computed,
+        ))
+    }
+
+    /// A taken unit's key parts and, for an op that reads files its input rows name, the
+    /// digest of their contents (for which its inputs are loaded now).
+    fn unit_key(
+        &self,
+        t: &Taken,
+        inputs: &mut Inputs,
+    ) -> Result<(KeyParts, Option<files::DataDigest>)> {
+        let unit = &self.units[t.u];
+        let p = &self.points[unit.point];
+        let data = if p.nodes[unit.v].op.reads_data_files() {
+            let ins = std::mem::replace(inputs, Inputs::Taken).load(self, t)?;
+            let d = data_digest(p, self.store, unit.v, &ins, self.obs)?;
+            *inputs = Inputs::Loaded(ins);
+            d
+        } else {
+            None
+        };
+        let hashes = by_node(p, unit.v, &t.hashes);
+        let digest = data.as_ref().map(|d| d.digest.clone());
+        let parts = key_parts(p, self.store, unit.v, &hashes, digest)?.expect("inputs ran first");
+        Ok((parts, data))
+    }
+
+    /// Compute a taken unit from its inputs: the op's output and the entry's draft.
+    fn compute(
+        &self,
+        t: &Taken,
+        ins: Vec<Arc<DataFrame>>,
+        parts: &KeyParts,
+        data: Option<&files::DataDigest>,
+        t0: Instant,
+    ) -> Result<(DataFrame, Draft)> {
+        let unit = &self.units[t.u];
+        let p = &self.points[unit.point];
+        let node = &p.nodes[unit.v];
+        let store = self.store;
+        let details: Vec<serde_json::Value> = t
+            .keys
+            .iter()
+            .map(|k| {
+                store
+                    .manifest(k)
+                    .map_or(serde_json::Value::Null, |m| m.details)
+            })
+            .collect();
+        let node_parts = NodeParts::new(store, parts, &node.name, &p.name);
+        let input_files: Vec<std::path::PathBuf> = t
+            .keys
+            .iter()
+            .map(|k| store.attachment_path(k, ""))
+            .collect();
+        let joint = joint_ops(self.points, self.units, &t.joined, store, &t.hashes)?;
+        let ctx = RunCtx {
+            pipeline: &p.name,
+            node: &node.name,
+            id: &p.id,
+            progress: self.obs,
+            input_details: &details,
+            data_hashes: data.map(|d| d.rows.as_slice()),
+            parts: &node_parts,
+            input_files: &input_files,
+            joint: &joint,
+        };
+        let out = node.op.run(&ins, &ctx).map_err(|e| e.at(&node.loc))?;
+        drop(ins);
+        if !out.df.schema().contains(&p.id) {
+            return Err(Error::input(
+                &node.name,
+                format!("the output lost the id column `{}`", p.id),
+            ));
+        }
+        let draft = Draft {
+            key: parts.key(),
+            parts: parts.clone(),
+            node: node.name.clone(),
+            pipeline: p.name.clone(),
+            input_nodes: input_names(p, unit.v),
+            seconds: t0.elapsed().as_secs_f64(),
+            summary: out.summary,
+            details: out.details,
+            files: out.files,
+            slurm: crate::cache::store::this_job(),
+        };
+        Ok((out.df, draft))
     }
 }
 
-/// Run (or find in the cache) one unit whose inputs are done.
-#[allow(clippy::too_many_arguments)]
-fn run_unit(
-    points: &[Pipeline],
-    units: &[Unit],
-    u: usize,
-    store: &Store,
-    obs: &dyn Observer,
-    hashes: &[String],
-    keys: &[String],
-    frames: Vec<Option<Arc<DataFrame>>>,
-    joined: &[usize],
-    state: &Mutex<State>,
-) -> Result<(Finished, Option<DataFrame>)> {
-    let unit = &units[u];
-    let p = &points[unit.point];
-    let v = unit.v;
-    let node = &p.nodes[v];
-    obs.event(Event::Start {
-        node: &node.name,
-        op: node.op.name(),
-    });
-    let t0 = Instant::now();
-    let all_hashes = by_node(p, v, hashes);
-    // An op that reads files named by its rows needs its inputs to know its key.
-    let mut frames = Some(frames);
-    let mut loaded = None;
-    let data = if node.op.reads_data_files() {
-        let ins = load_inputs(
-            p,
-            unit,
-            store,
-            keys,
-            frames.take().expect("not taken"),
-            state,
-        )?;
-        let d = data_digest(p, store, v, &ins, obs)?;
-        loaded = Some(ins);
-        d
-    } else {
-        None
-    };
-    let parts = key_parts(
-        p,
-        store,
-        v,
-        &all_hashes,
-        data.as_ref().map(|d| d.digest.clone()),
-    )?
-    .expect("inputs ran first");
-    let key = parts.key();
-    tracing::debug!(node = %node.name, %key, "key");
-    // Held until the run ends: gc leaves entries this run uses alone.
-    let used = store.use_entry(&key)?;
-    state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .held
-        .push(used);
-    let mut computed = None;
-    let manifest = match store.lookup(&key) {
-        Lookup::Hit(m) => m,
-        first => {
-            if let Lookup::Corrupt(reason) = &first {
-                obs.event(Event::Corrupt {
-                    node: &node.name,
-                    key: &key,
-                    reason,
-                });
-            }
-            let lock =
-                store.lock_compute(&key, || obs.event(Event::Waiting { node: &node.name }))?;
-            match store.lookup(&key) {
-                Lookup::Hit(m) => m,
-                again => {
-                    if matches!(again, Lookup::Corrupt(_)) {
-                        store.discard(&lock)?;
-                    }
-                    let ins = match loaded.take() {
-                        Some(ins) => ins,
-                        None => load_inputs(
-                            p,
-                            unit,
-                            store,
-                            keys,
-                            frames.take().expect("not taken"),
-                            state,
-                        )?,
-                    };
-                    let details: Vec<serde_json::Value> = keys
-                        .iter()
-                        .map(|k| {
-                            store
-                                .manifest(k)
-                                .map_or(serde_json::Value::Null, |m| m.details)
-                        })
-                        .collect();
-                    let node_parts = NodeParts::new(store, &parts, &node.name, &p.name);
-                    let input_files: Vec<std::path::PathBuf> =
-                        keys.iter().map(|k| store.attachment_path(k, "")).collect();
-                    let joint = joint_ops(points, units, joined, store, hashes)?;
-                    let ctx = RunCtx {
-                        pipeline: &p.name,
-                        node: &node.name,
-                        id: &p.id,
-                        progress: obs,
-                        input_details: &details,
-                        data_hashes: data.as_ref().map(|d| d.rows.as_slice()),
-                        parts: &node_parts,
-                        input_files: &input_files,
-                        joint: &joint,
-                    };
-                    let out = node.op.run(&ins, &ctx).map_err(|e| e.at(&node.loc))?;
-                    drop(ins);
-                    let mut df = out.df;
-                    if !df.schema().contains(&p.id) {
-                        return Err(Error::input(
-                            &node.name,
-                            format!("the output lost the id column `{}`", p.id),
-                        ));
-                    }
-                    let draft = Draft {
-                        key: key.clone(),
-                        parts: parts.clone(),
-                        node: node.name.clone(),
-                        pipeline: p.name.clone(),
-                        input_nodes: input_names(p, v),
-                        seconds: t0.elapsed().as_secs_f64(),
-                        summary: out.summary,
-                        details: out.details,
-                        files: out.files,
-                        slurm: crate::cache::store::this_job(),
-                    };
-                    let m = store.publish(&lock, &mut df, draft)?;
-                    computed = Some(df);
-                    Box::new(m)
-                }
-            }
-        }
-    };
-    let status = if computed.is_some() {
-        Status::Computed
-    } else {
-        Status::Cached
-    };
-    store.save_run(
-        &p.name,
-        &node.name,
-        &RunRecord {
-            key: key.clone(),
-            parts,
-            input_nodes: input_names(p, v),
-            content_hash: manifest.content_hash.clone(),
-        },
-    )?;
-    let report = NodeReport {
+/// A node's report from its entry's manifest.
+fn node_report(
+    node: &crate::spec::Node,
+    key: String,
+    status: Status,
+    seconds: f64,
+    m: &Manifest,
+) -> NodeReport {
+    NodeReport {
         name: node.name.clone(),
         op: node.op.name().to_owned(),
         key,
         status,
-        seconds: if status == Status::Computed {
-            manifest.seconds
-        } else {
-            t0.elapsed().as_secs_f64()
-        },
-        rows: manifest.rows,
-        summary: manifest.summary.clone(),
+        seconds,
+        rows: m.rows,
+        summary: m.summary.clone(),
         slurm_job: None,
-        attachments: manifest
-            .attachments
-            .iter()
-            .map(|a| a.path.clone())
-            .collect(),
-    };
-    obs.event(Event::Done(&report));
-    Ok((
-        Finished {
-            report,
-            content_hash: manifest.content_hash.clone(),
-        },
-        computed,
-    ))
+        attachments: m.attachments.iter().map(|a| a.path.clone()).collect(),
+    }
+}
+
+/// A unit's input tables: as handed over by the worker (a frame where this run holds it),
+/// or loaded.
+enum Inputs {
+    Handed(Vec<Option<Arc<DataFrame>>>),
+    Loaded(Vec<Arc<DataFrame>>),
+    /// Taken by [`Inputs::load`].
+    Taken,
+}
+
+impl Inputs {
+    /// The tables: the frames this run holds, the others read from the cache (and kept for
+    /// the unit's other consumers).
+    fn load(self, run: &Run, t: &Taken) -> Result<Vec<Arc<DataFrame>>> {
+        let frames = match self {
+            Inputs::Loaded(ins) => return Ok(ins),
+            Inputs::Handed(frames) => frames,
+            Inputs::Taken => unreachable!("inputs loaded twice"),
+        };
+        let unit = &run.units[t.u];
+        let p = &run.points[unit.point];
+        let node = &p.nodes[unit.v];
+        let mut ins = Vec::with_capacity(node.inputs.len());
+        for ((&i, &iv), frame) in unit.inputs.iter().zip(&node.inputs).zip(frames) {
+            let frame = match frame {
+                Some(f) => f,
+                None => {
+                    let f = Arc::new(run.store.read(&t.keys[ins.len()], &p.nodes[iv].name)?);
+                    let mut st = run.lock();
+                    if st.uses_left[i] > 1 {
+                        st.frames[i] = Some(f.clone());
+                    }
+                    f
+                }
+            };
+            ins.push(frame);
+        }
+        Ok(ins)
+    }
 }
 
 /// Node `v`'s input content `hashes` (in input order) placed at their nodes, as
@@ -872,35 +929,6 @@ fn joint_ops<'p>(
         }
     }
     Ok(ops)
-}
-
-/// A unit's input frames: from memory where this run has them, else read from the cache
-/// (and kept for the unit's other consumers).
-fn load_inputs(
-    p: &Pipeline,
-    unit: &Unit,
-    store: &Store,
-    keys: &[String],
-    frames: Vec<Option<Arc<DataFrame>>>,
-    state: &Mutex<State>,
-) -> Result<Vec<Arc<DataFrame>>> {
-    let node = &p.nodes[unit.v];
-    let mut ins = Vec::with_capacity(node.inputs.len());
-    for ((&i, &iv), frame) in unit.inputs.iter().zip(&node.inputs).zip(frames) {
-        let frame = match frame {
-            Some(f) => f,
-            None => {
-                let f = Arc::new(store.read(&keys[ins.len()], &p.nodes[iv].name)?);
-                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                if st.uses_left[i] > 1 {
-                    st.frames[i] = Some(f.clone());
-                }
-                f
-            }
-        };
-        ins.push(frame);
-    }
-    Ok(ins)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -105,6 +105,21 @@ pub enum Lookup {
     Corrupt(String),
 }
 
+/// What [`Store::get_or_compute`] found or made.
+pub enum Got {
+    Hit(Box<Manifest>),
+    /// Computed now: the entry, and the table as computed (before it was written).
+    Computed(Box<Manifest>, DataFrame),
+}
+
+/// What [`Store::get_or_compute`] noticed on the way.
+pub enum Seen<'a> {
+    /// The entry was there but failed verification (the reason), so it is recomputed.
+    Corrupt(&'a str),
+    /// Another process holds the key's compute lock.
+    Waiting,
+}
+
 /// The last run of a node of a pipeline.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -408,6 +423,34 @@ impl Store {
             self.remove_folder(&dir, &format!("{}.discard", lock.key))?;
         }
         Ok(())
+    }
+
+    /// The entry under `key`: the one in the cache (verified), or else what `compute`
+    /// returns, published under it. At most one process computes a key at a time: the
+    /// others wait for its lock (telling `seen`), then find its entry. An entry that fails
+    /// verification is told to `seen`, and replaced.
+    pub fn get_or_compute(
+        &self,
+        key: &str,
+        mut seen: impl FnMut(Seen<'_>),
+        compute: impl FnOnce() -> Result<(DataFrame, Draft)>,
+    ) -> Result<Got> {
+        let first = self.lookup(key);
+        if let Lookup::Corrupt(reason) = &first {
+            seen(Seen::Corrupt(reason));
+        }
+        if let Lookup::Hit(m) = first {
+            return Ok(Got::Hit(m));
+        }
+        let lock = self.lock_compute(key, || seen(Seen::Waiting))?;
+        match self.lookup(key) {
+            Lookup::Hit(m) => return Ok(Got::Hit(m)),
+            Lookup::Corrupt(_) => self.discard(&lock)?,
+            Lookup::Missing => {}
+        }
+        let (mut df, draft) = compute()?;
+        let m = self.publish(&lock, &mut df, draft)?;
+        Ok(Got::Computed(Box::new(m), df))
     }
 
     /// Write `df` and its manifest as the entry of the locked key.

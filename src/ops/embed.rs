@@ -428,9 +428,9 @@ impl Embed {
                 left[b] -= batch.len();
                 if left[b] == 0 {
                     let (r, id) = &todo[b];
-                    let mut part =
+                    let part =
                         self.pack(&ids[r.clone()], r.clone(), d, &features, &failures, node)?;
-                    ctx.parts.put(id, &mut part)?;
+                    ctx.parts.put(id, part)?;
                 }
             }
             Ok(())

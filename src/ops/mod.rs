@@ -257,7 +257,8 @@ pub struct RunCtx<'a> {
 /// function of its inputs: a part it finds must be what it would compute.
 pub trait Parts: Sync {
     fn get(&self, id: &str) -> Result<Option<DataFrame>>;
-    fn put(&self, id: &str, df: &mut DataFrame) -> Result<()>;
+    /// Keep `df` as the part `id` (unless another process just kept it).
+    fn put(&self, id: &str, df: DataFrame) -> Result<()>;
 }
 
 /// Keeps nothing (tests of single ops).
@@ -267,7 +268,7 @@ impl Parts for NoParts {
     fn get(&self, _: &str) -> Result<Option<DataFrame>> {
         Ok(None)
     }
-    fn put(&self, _: &str, _: &mut DataFrame) -> Result<()> {
+    fn put(&self, _: &str, _: DataFrame) -> Result<()> {
         Ok(())
     }
 }
