@@ -53,6 +53,47 @@ impl Pipeline {
         crate::ops::draft::source_dir(&ops, &self.inputs(), from)
     }
 
+    /// The node whose table shows node `from`'s galaxies with their cutouts: the nearest
+    /// at or above it (first inputs followed) with an image column `file_loc` (an `embed`
+    /// node's catalogue), else `from` itself.
+    pub fn image_source(&self, from: NodeId) -> NodeId {
+        let mut v = from;
+        while !self.nodes[v].schema.contains("file_loc") {
+            match self.nodes[v].inputs.first() {
+                Some(&u) => v = u,
+                None => return from,
+            }
+        }
+        v
+    }
+
+    /// The nodes `--shard I/N` runs: shard `i` of every sharded `embed` node, which must
+    /// all have `n` shards.
+    pub fn shard_nodes(&self, i: u32, n: u32) -> crate::error::Result<Vec<NodeId>> {
+        use crate::error::Error;
+        let arg = format!("{i}/{n}");
+        let mut t = Vec::new();
+        for node in &self.nodes {
+            if let Op::Merge(m) = &node.op {
+                if m.shards != n {
+                    return Err(Error::Usage(format!(
+                        "`--shard {arg}`: node `{}` has {} shards, not {n}",
+                        node.name, m.shards
+                    )));
+                }
+                let name = format!("{}.shard{i}", node.name);
+                t.push(self.find(&name).expect("validation made the shard nodes"));
+            }
+        }
+        if t.is_empty() {
+            return Err(Error::Usage(format!(
+                "`--shard {arg}`: `{}` has no sharded node (set `shards = N` on an embed node)",
+                self.file.display()
+            )));
+        }
+        Ok(t)
+    }
+
     pub fn find(&self, name: &str) -> Option<NodeId> {
         self.nodes.iter().position(|n| n.name == name)
     }
