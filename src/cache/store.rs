@@ -882,4 +882,63 @@ mod tests {
             "the root of a removed log is removed"
         );
     }
+
+    /// A missing entry is computed once and published; then it is a hit and `compute` is
+    /// not called; an entry whose data was damaged is told to `seen` and computed again.
+    #[test]
+    fn get_or_compute_computes_once_and_replaces_a_damaged_entry() {
+        use polars::prelude::{Column, DataFrame};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cache")).unwrap();
+        let parts = KeyParts {
+            op: "test".into(),
+            op_version: 1,
+            id: "id".into(),
+            params: serde_json::json!({}),
+            inputs: Vec::new(),
+            files: BTreeMap::new(),
+        };
+        let key = parts.key();
+        let table = || DataFrame::new(3, vec![Column::new("id".into(), [1i64, 2, 3])]).unwrap();
+        let draft = || Draft {
+            key: key.clone(),
+            parts: parts.clone(),
+            node: "n".into(),
+            pipeline: "p".into(),
+            input_nodes: Vec::new(),
+            seconds: 0.0,
+            summary: Vec::new(),
+            details: serde_json::Value::Null,
+            files: Vec::new(),
+            slurm: serde_json::Value::Null,
+        };
+        let calls = std::cell::Cell::new(0);
+        let mut corrupt = Vec::new();
+        let get = |corrupt: &mut Vec<String>| {
+            let seen = |s: Seen| {
+                if let Seen::Corrupt(r) = s {
+                    corrupt.push(r.to_owned());
+                }
+            };
+            store
+                .get_or_compute(&key, seen, || {
+                    calls.set(calls.get() + 1);
+                    Ok((table(), draft()))
+                })
+                .unwrap()
+        };
+        let first = get(&mut corrupt);
+        assert!(matches!(first, Got::Computed(_, ref df) if df.height() == 3));
+        assert!(matches!(get(&mut corrupt), Got::Hit(ref m) if m.rows == 3));
+        assert_eq!(calls.get(), 1, "a hit computes nothing");
+        let data = store.data_path(&key);
+        let mut bytes = fs::read(&data).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        fs::write(&data, bytes).unwrap();
+        assert!(matches!(get(&mut corrupt), Got::Computed(..)));
+        assert_eq!(calls.get(), 2, "a damaged entry is computed again");
+        assert_eq!(corrupt.len(), 1, "and reported: {corrupt:?}");
+        assert!(matches!(store.lookup(&key), Lookup::Hit(_)), "and replaced");
+    }
 }
