@@ -18,7 +18,6 @@
 //! report, byte for byte. The key holds the bytes of the gallery images ([`Report::images`]),
 //! never their paths or `image_dir`: a cutout re-made in place redraws the report.
 
-use std::fmt::Write;
 use std::path::PathBuf;
 
 use polars::prelude::*;
@@ -29,7 +28,10 @@ use super::{columns, Output, RunCtx, SchemaError, SchemaResult};
 use crate::error::{Error, Result};
 use crate::numeric::rng::Rng;
 use crate::params::Params;
-use crate::render::{self, canvas, esc, gallery, scatter};
+use crate::render::gallery;
+use crate::render::report::{
+    self, ClassCard, Column, Galleries, Layout, LayoutPoints, ReportData, Unreadable, Values,
+};
 
 pub const VERSION: u32 = 8;
 
@@ -268,92 +270,46 @@ impl Report {
         Ok((with_cat, cols))
     }
 
+    /// The members table, and beside it the report's files in order: the layout plot, a page
+    /// per class, the galleries and the class figure, then `index.html`.
     pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
-        let classes = &inputs[0];
         let (with_cat, cols) = self.members(inputs, ctx.id, ctx.node)?;
-        let n_all = classes.height();
+        let n_all = inputs[0].height();
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-
-        // The scatter: every row of the layout, coloured by its class.
-        let scatter_note = match (&cols.layout, inputs.get(2)) {
-            (Some([cx, cy]), Some(layout)) => {
-                let pl = super::pl(ctx.node);
-                let xy = layout
-                    .select([ctx.id, cx.as_str(), cy.as_str()])
-                    .map_err(&pl)?;
-                let labels = classes.select([ctx.id, "label"]).map_err(&pl)?;
-                let joined =
-                    super::join::rows(&xy, &labels, ctx.id, ctx.id, true, "_right", ctx.node)?;
-                let f = |name: &str| -> Result<Vec<f32>> {
-                    Ok(joined
-                        .column(name)
-                        .map_err(&pl)?
-                        .cast(&DataType::Float32)
-                        .map_err(&pl)?
-                        .f32()
-                        .map_err(&pl)?
-                        .iter()
-                        .map(|v| v.unwrap_or(f32::NAN))
-                        .collect())
-                };
-                let lab: Vec<i32> = joined
-                    .column("label")
-                    .map_err(super::pl(ctx.node))?
-                    .i32()
-                    .map_err(super::pl(ctx.node))?
-                    .iter()
-                    .map(|v| v.unwrap_or(-1))
-                    .collect();
-                let img = scatter::scatter(
-                    &f(cx)?,
-                    &f(cy)?,
-                    &lab,
-                    (self.width, self.height),
-                    2,
-                    true,
-                    (cx.as_str(), cy.as_str()),
-                )
-                .img;
-                files.push(("scatter.png".into(), canvas::png(&img)));
-                Some(format!("{cx} against {cy}, {} galaxies: all of them as a density in grey, classes in colour; the central 98% on each axis at one scale, galaxies far beyond it in compressed bands past the dashed lines, the furthest 0.05% as ticks on the edge", joined.height()))
+        let layout = match self.layout_points(inputs, &cols, ctx)? {
+            Some(points) => {
+                let png = report::scatter_png(&points, (self.width, self.height));
+                files.push(("scatter.png".into(), png));
+                Some(Layout {
+                    galaxies: points.x.len(),
+                    axes: points.axes,
+                    width: self.width,
+                })
             }
-            _ => None,
+            None => None,
         };
-        // Each numeric column's mean and spread over every galaxy: a class's profile is how
-        // far its mean lies from it.
-        let baseline: Vec<Option<(f64, f64)>> = cols
-            .shown
-            .iter()
-            .map(|c| {
-                let v = inputs[1].column(c).ok()?.cast(&DataType::Float64).ok()?;
-                let xs: Vec<f64> = v
-                    .f64()
-                    .ok()?
-                    .iter()
-                    .flatten()
-                    .filter(|x| x.is_finite())
-                    .collect();
-                let n = xs.len() as f64;
-                let mu = xs.iter().sum::<f64>() / n.max(1.0);
-                let sd = (xs.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / n.max(1.0)).sqrt();
-                (n > 1.0 && sd > 0.0).then_some((mu, sd))
-            })
-            .collect();
-        let (html, failed) = self.html(
-            &with_cat,
-            n_all,
-            &cols,
-            &baseline,
-            scatter_note.as_deref(),
-            ctx,
-            &mut files,
-        )?;
-        files.push(("index.html".into(), html.into_bytes()));
-        let k = labels(&with_cat, ctx.node)?
-            .iter()
-            .copied()
-            .max()
-            .map_or(0, |m| m + 1);
+        let data = self.gather(&with_cat, inputs, &cols, layout, ctx)?;
+        let paths = cols
+            .image
+            .as_deref()
+            .map(|c| text(&with_cat, c, ctx.node))
+            .transpose()?;
+        for card in &data.classes {
+            let page = report::class_page(&data, card);
+            files.push((
+                format!("classes/class_{}.html", card.label),
+                page.into_bytes(),
+            ));
+        }
+        let galleries = match &paths {
+            Some(paths) => self.galleries(&data, paths, &mut files),
+            None => Galleries::default(),
+        };
+        files.push((
+            "index.html".into(),
+            report::page(&data, &galleries).into_bytes(),
+        ));
+        let (k, failed) = (data.classes.len(), galleries.unreadable.len());
         let mut summary = vec![format!(
             "{k} classes, {} of {n_all} galaxies ({:.2}%); report: index.html in this node's cache entry",
             with_cat.height(),
@@ -367,385 +323,306 @@ impl Report {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn html(
+    /// The scatter's points: every row of the layout with its class; `None` without a layout.
+    fn layout_points(
+        &self,
+        inputs: &[std::sync::Arc<DataFrame>],
+        cols: &Columns,
+        ctx: &RunCtx,
+    ) -> Result<Option<LayoutPoints>> {
+        let (Some([cx, cy]), Some(layout)) = (&cols.layout, inputs.get(2)) else {
+            return Ok(None);
+        };
+        let pl = super::pl(ctx.node);
+        let xy = layout
+            .select([ctx.id, cx.as_str(), cy.as_str()])
+            .map_err(&pl)?;
+        let labels = inputs[0].select([ctx.id, "label"]).map_err(&pl)?;
+        let joined = super::join::rows(&xy, &labels, ctx.id, ctx.id, true, "_right", ctx.node)?;
+        let f = |name: &str| -> Result<Vec<f32>> {
+            Ok(joined
+                .column(name)
+                .map_err(&pl)?
+                .cast(&DataType::Float32)
+                .map_err(&pl)?
+                .f32()
+                .map_err(&pl)?
+                .iter()
+                .map(|v| v.unwrap_or(f32::NAN))
+                .collect())
+        };
+        let label: Vec<i32> = joined
+            .column("label")
+            .map_err(super::pl(ctx.node))?
+            .i32()
+            .map_err(super::pl(ctx.node))?
+            .iter()
+            .map(|v| v.unwrap_or(-1))
+            .collect();
+        Ok(Some(LayoutPoints {
+            x: f(cx)?,
+            y: f(cy)?,
+            label,
+            axes: [cx.clone(), cy.clone()],
+        }))
+    }
+
+    /// What the page shows, from the members table `m` (ordered by class), the inputs (the
+    /// classes' size, each catalogue column's spread over all galaxies) and the classes
+    /// node's statistics.
+    fn gather(
         &self,
         m: &DataFrame,
-        n_all: usize,
+        inputs: &[std::sync::Arc<DataFrame>],
         cols: &Columns,
-        baseline: &[Option<(f64, f64)>],
-        scatter_note: Option<&str>,
+        layout: Option<Layout>,
         ctx: &RunCtx,
-        files: &mut Vec<(String, Vec<u8>)>,
-    ) -> Result<(String, usize)> {
+    ) -> Result<ReportData> {
         let node = ctx.node;
         let lab = labels(m, node)?;
-        let k = lab.iter().copied().max().map_or(0, |v| v + 1) as usize;
-        let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); k];
-        for (i, &l) in lab.iter().enumerate() {
-            rows_of[l as usize].push(i);
-        }
-        let text = |name: &str| -> Result<Vec<String>> {
-            let s = m
-                .column(name)
-                .map_err(super::pl(node))?
-                .as_materialized_series()
-                .cast(&DataType::String)
-                .map_err(super::pl(node))?;
-            Ok(s.str()
-                .map_err(super::pl(node))?
-                .iter()
-                .map(|v| v.unwrap_or("").to_owned())
-                .collect())
+        let probability = numeric(m, "probability", node)?;
+        let ids = text(m, ctx.id, node)?;
+        let columns = member_columns(m, cols, node)?;
+        let baseline = baseline(&inputs[1], &cols.shown);
+        let mut data = ReportData {
+            pipeline: ctx.pipeline.to_owned(),
+            node: node.to_owned(),
+            id_column: ctx.id.to_owned(),
+            galaxies: inputs[0].height(),
+            members: m.height(),
+            layout,
+            ids,
+            probability,
+            sky: None,
+            profiled: false,
+            images: cols.image.is_some(),
+            seed: self.seed,
+            classes: Vec::new(),
+            columns,
         };
-        let numeric = |name: &str| -> Result<Vec<Option<f64>>> {
-            let s = m
-                .column(name)
-                .map_err(super::pl(node))?
-                .as_materialized_series()
-                .cast(&DataType::Float64)
-                .map_err(super::pl(node))?;
-            Ok(s.f64()
-                .map_err(super::pl(node))?
-                .iter()
-                .map(|v| v.filter(|x| x.is_finite()))
-                .collect())
-        };
-        let prob = numeric("probability")?;
-        let ids = text(ctx.id)?;
-        let schema = m.schema();
-        // Per-class statistics from the classes node (select-leaves / select-eom).
-        let class_stat = |l: usize, what: &str| -> Option<f64> {
-            ctx.input_details
-                .first()?
-                .get("classes")?
-                .get(l)?
-                .get(what)?
-                .as_f64()
-        };
-
-        let mut h = String::new();
-        let _ = write!(
-            h,
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>dagrun report: {0}</title><style>{1}</style></head><body>\
-             <h1>Classes found by <code>{0}</code></h1><p>{k} classes; {2} of {n_all} galaxies ({3:.2}%) are in a class. \
-             Node <code>{4}</code>.</p>",
-            esc(ctx.pipeline),
-            render::html::STYLE,
-            m.height(),
-            100.0 * m.height() as f64 / n_all.max(1) as f64,
-            esc(node)
-        );
-        if let Some(note) = scatter_note {
-            let _ = write!(
-                h,
-                "<h2>Layout</h2><img src=\"scatter.png\" alt=\"layout coloured by class\" width=\"{}\"><p class=\"note\">{}. Numbers mark each class's median position.</p>",
-                self.width,
-                esc(note)
-            );
-        }
-        // Class table: what matters first (size, persistence, stability, probability, the
-        // catalogue's text columns such as a truth, and a profile: the columns whose class
-        // mean lies furthest from all galaxies'), every column's class mean folded below.
-        // Both sort by a click on a heading.
-        let in_table: Vec<bool> = cols
-            .shown
-            .iter()
-            .map(|c| Some(c) != cols.image.as_ref())
-            .collect();
-        let mut per_col: Vec<(bool, Vec<String>, Vec<Option<f64>>)> = Vec::new();
-        for c in &cols.shown {
-            let is_num = columns::is_numeric(schema.get(c).expect("shown column"));
-            per_col.push(if is_num {
-                (true, Vec::new(), numeric(c)?)
-            } else {
-                (false, text(c)?, Vec::new())
-            });
-        }
-        let texts: Vec<usize> = (0..cols.shown.len())
-            .filter(|&j| in_table[j] && !per_col[j].0)
-            .collect();
-        let nums: Vec<usize> = (0..cols.shown.len())
-            .filter(|&j| in_table[j] && per_col[j].0)
-            .collect();
-        h.push_str("<h2>Classes</h2><table class=\"sort\"><tr><th>class</th><th>size</th><th>persistence</th><th>stability</th><th>mean probability</th>");
-        for &j in &texts {
-            let _ = write!(h, "<th>{}</th>", esc(&cols.shown[j]));
-        }
-        if nums.iter().any(|&j| baseline[j].is_some()) {
-            h.push_str(
-                "<th>profile (class mean − all galaxies', in their standard deviations)</th>",
-            );
-        }
-        h.push_str("</tr>");
-        // A class's profile: each numeric column's class mean minus all galaxies' mean, in
-        // their standard deviations (ra/dec left out), largest first.
-        let profile = |rows: &[usize]| -> Vec<(f64, &str)> {
-            let mut z: Vec<(f64, &str)> = nums
-                .iter()
-                .filter(|&&j| !matches!(cols.shown[j].as_str(), "ra" | "dec"))
-                .filter_map(|&j| {
-                    let (mu, sd) = baseline[j]?;
-                    let cm = mean(rows.iter().map(|&i| per_col[j].2[i]))?;
-                    Some(((cm - mu) / sd, cols.shown[j].as_str()))
-                })
-                .collect();
-            z.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(b.1)));
-            z
-        };
-        let profiles: Vec<Vec<(f64, &str)>> = rows_of.iter().map(|rows| profile(rows)).collect();
-        let swatch = |l: usize| {
-            format!(
-                "<a href=\"#c{l}\"><span class=\"sw\" style=\"background:{}\"></span>{l}</a>",
-                render::hex(render::class_colour(l as i32))
-            )
-        };
-        for (l, rows) in rows_of.iter().enumerate() {
-            let mp = mean(rows.iter().map(|&i| prob[i]));
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                swatch(l),
-                rows.len(),
-                fmt(class_stat(l, "persistence")),
-                fmt(class_stat(l, "stability")),
-                fmt(mp)
-            );
-            for &j in &texts {
-                let t = &per_col[j].1;
-                let mut counts: std::collections::BTreeMap<&str, usize> =
-                    std::collections::BTreeMap::new();
-                for &i in rows {
-                    *counts.entry(t[i].as_str()).or_default() += 1;
-                }
-                let (top, c) = counts
-                    .iter()
-                    .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                    .map_or(("", 0), |(k, v)| (*k, *v));
-                let _ = write!(
-                    h,
-                    "<td class=\"t\">{} ({:.0}%)</td>",
-                    esc(top),
-                    100.0 * c as f64 / rows.len().max(1) as f64
-                );
-            }
-            if nums.iter().any(|&j| baseline[j].is_some()) {
-                let shown: Vec<String> = profiles[l]
-                    .iter()
-                    .take(3)
-                    .map(|(v, c)| format!("{} {:+.1}", esc(c), v))
-                    .collect();
-                let _ = write!(h, "<td class=\"t\">{}</td>", shown.join("<br>"));
-            }
-            h.push_str("</tr>");
-        }
-        h.push_str("</table>");
-        if !nums.is_empty() {
-            let _ = write!(h, "<details><summary>Class means of every column ({})</summary><table class=\"sort\"><tr><th>class</th>", nums.len());
-            for &j in &nums {
-                let _ = write!(h, "<th>{}</th>", esc(&cols.shown[j]));
-            }
-            h.push_str("</tr>");
-            for (l, rows) in rows_of.iter().enumerate() {
-                let _ = write!(h, "<tr><td>{}</td>", swatch(l));
-                for &j in &nums {
-                    let _ = write!(
-                        h,
-                        "<td>{}</td>",
-                        fmt(mean(rows.iter().map(|&i| per_col[j].2[i])))
-                    );
-                }
-                h.push_str("</tr>");
-            }
-            h.push_str("</table></details>");
-        }
-        h.push_str(SORT_SCRIPT);
-        // Each class: a gallery of members when there are images, their rows otherwise.
-        let paths = cols.image.as_deref().map(text).transpose()?;
-        let mut failed = 0usize;
-        let mut failures: Vec<(String, String, String)> = Vec::new();
-        // A page per class with every member: id, probability, position (a Legacy Surveys
-        // viewer link where `ra`/`dec` exist) and the text columns.
-        let sky = match (
+        let nums = data.nums();
+        data.profiled = nums.iter().any(|&j| baseline[j].is_some());
+        data.sky = match (
             cols.shown.iter().position(|c| c == "ra"),
             cols.shown.iter().position(|c| c == "dec"),
         ) {
-            (Some(a), Some(b)) if per_col[a].0 && per_col[b].0 => Some((a, b)),
+            (Some(a), Some(b)) if data.columns[a].is_numeric() && data.columns[b].is_numeric() => {
+                Some((a, b))
+            }
             _ => None,
         };
-        for (l, rows) in rows_of.iter().enumerate() {
-            let mut p = format!(
-                "<!doctype html><html><head><meta charset=\"utf-8\"><title>Class {l}</title><style>{}</style></head><body><p><a href=\"../index.html#c{l}\">report</a></p>\
-                 <h1><span class=\"sw\" style=\"background:{}\"></span>Class {l}: all {} members</h1><table class=\"sort\"><tr><th>{}</th><th>probability</th>",
-                render::html::STYLE,
-                render::hex(render::class_colour(l as i32)),
-                rows.len(),
-                esc(ctx.id)
-            );
-            if sky.is_some() {
-                p.push_str("<th>ra</th><th>dec</th><th>viewer</th>");
-            }
-            for &j in &texts {
-                let _ = write!(p, "<th>{}</th>", esc(&cols.shown[j]));
-            }
-            p.push_str("</tr>");
-            for &i in rows {
-                let _ = write!(
-                    p,
-                    "<tr><td class=\"t\">{}</td><td>{}</td>",
-                    esc(&ids[i]),
-                    fmt(prob[i])
-                );
-                if let Some((a, b)) = sky {
-                    match (per_col[a].2[i], per_col[b].2[i]) {
-                        (Some(ra), Some(dec)) => {
-                            let _ = write!(
-                                p,
-                                "<td>{ra:.5}</td><td>{dec:.5}</td><td><a href=\"https://www.legacysurvey.org/viewer?ra={ra:.5}&amp;dec={dec:.5}&amp;layer=ls-dr10&amp;zoom=16\">view</a></td>"
-                            );
-                        }
-                        _ => p.push_str("<td>–</td><td>–</td><td></td>"),
-                    }
-                }
-                for &j in &texts {
-                    let _ = write!(p, "<td class=\"t\">{}</td>", esc(&per_col[j].1[i]));
-                }
-                p.push_str("</tr>");
-            }
-            p.push_str("</table>");
-            p.push_str(SORT_SCRIPT);
-            p.push_str("</body></html>\n");
-            files.push((format!("classes/class_{l}.html"), p.into_bytes()));
-        }
+        data.classes = rows_of(&lab)
+            .into_iter()
+            .zip(self.picks(&lab))
+            .enumerate()
+            .map(|(l, (rows, pick))| class_card(&data, &baseline, ctx, l, rows, pick))
+            .collect();
+        Ok(data)
+    }
+
+    /// Each class's gallery PNG (into `files`, as `gallery/class_N.png`), then the class
+    /// figure (`classes.png`), from the images at `paths` (one per member).
+    fn galleries(
+        &self,
+        data: &ReportData,
+        paths: &[String],
+        files: &mut Vec<(String, Vec<u8>)>,
+    ) -> Galleries {
+        use rayon::prelude::*;
+        let thumbnails = |pick: &[usize], size: u32| -> Vec<Tile> {
+            pick.par_iter()
+                .map(|&i| {
+                    gallery::thumbnail(
+                        &super::resolve_path(self.image_dir.as_deref(), &paths[i]),
+                        size,
+                    )
+                })
+                .collect()
+        };
+        let mut out = Galleries::default();
         let mut fig: Vec<gallery::FigureRow> = Vec::new();
-        let fig_at = h.len();
-        for ((l, rows), pick) in rows_of.iter().enumerate().zip(self.picks(&lab)) {
-            let _ = write!(
-                h,
-                "<h2 id=\"c{l}\"><span class=\"sw\" style=\"background:{}\"></span>Class {l} — {} galaxies <a class=\"note\" href=\"classes/class_{l}.html\">every member</a></h2>",
-                render::hex(render::class_colour(l as i32)),
-                rows.len()
-            );
-            if let Some(paths) = &paths {
-                let tiles: Vec<std::result::Result<image::RgbImage, String>> = {
-                    use rayon::prelude::*;
-                    pick.par_iter()
-                        .map(|&i| {
-                            gallery::thumbnail(
-                                &super::resolve_path(self.image_dir.as_deref(), &paths[i]),
-                                self.thumb,
-                            )
-                        })
-                        .collect()
-                };
-                for (t, &i) in tiles.iter().zip(&pick) {
-                    if let Err(e) = t {
-                        failed += 1;
-                        failures.push((ids[i].clone(), paths[i].clone(), e.clone()));
-                    }
+        for card in &data.classes {
+            let tiles = thumbnails(&card.pick, self.thumb);
+            for (t, &i) in tiles.iter().zip(&card.pick) {
+                if let Err(e) = t {
+                    out.unreadable.push(Unreadable {
+                        id: data.ids[i].clone(),
+                        path: paths[i].clone(),
+                        error: e.clone(),
+                    });
                 }
-                fig.push(gallery::FigureRow {
-                    title: format!("class {l}"),
-                    lines: vec![
-                        format!("{} galaxies", rows.len()),
-                        class_stat(l, "persistence")
-                            .map_or(String::new(), |p| format!("persistence {p:.3}")),
-                    ],
-                    colour: render::class_colour(l as i32),
-                    // Cut again at twice the size: the figure is drawn at 2x.
-                    tiles: {
-                        use rayon::prelude::*;
-                        pick.par_iter()
-                            .take(FIGURE_TILES)
-                            .map(|&i| {
-                                gallery::thumbnail(
-                                    &super::resolve_path(self.image_dir.as_deref(), &paths[i]),
-                                    2 * self.thumb,
-                                )
-                            })
-                            .collect()
-                    },
-                });
-                let img = gallery::montage(&tiles, self.thumb, 12, 3);
-                let name = format!("gallery/class_{l}.png");
-                let _ = write!(
-                    h,
-                    "<img src=\"{name}\" alt=\"class {l}: {} random members\"><p class=\"note\">{} of {} members, chosen at random (seed {}); ids: {}</p>",
-                    pick.len(),
-                    pick.len(),
-                    rows.len(),
-                    self.seed,
-                    pick.iter().map(|&i| esc(&ids[i])).collect::<Vec<_>>().join(", ")
-                );
-                files.push((name, canvas::png(&img)));
-                continue;
             }
-            if !profiles[l].is_empty() {
-                let top: Vec<(String, f64)> = profiles[l]
-                    .iter()
-                    .take(8)
-                    .map(|(v, c)| (c.to_string(), *v))
-                    .collect();
-                h.push_str(&render::html::profile(&top));
-            }
-            let _ = write!(h, "<details><summary>{} of its members, chosen at random</summary><table><tr><th>{}</th><th>probability</th>", pick.len(), esc(ctx.id));
-            for c in &cols.shown {
-                let _ = write!(h, "<th>{}</th>", esc(c));
-            }
-            h.push_str("</tr>");
-            for &i in &pick {
-                let _ = write!(
-                    h,
-                    "<tr><td class=\"t\">{}</td><td>{}</td>",
-                    esc(&ids[i]),
-                    fmt(prob[i])
-                );
-                for (is_num, t, v) in &per_col {
-                    if *is_num {
-                        let _ = write!(h, "<td>{}</td>", fmt(v[i]));
-                    } else {
-                        let _ = write!(h, "<td class=\"t\">{}</td>", esc(&t[i]));
-                    }
-                }
-                h.push_str("</tr>");
-            }
-            h.push_str("</table></details>");
+            // Cut again at twice the size: the figure is drawn at 2x.
+            let first = &card.pick[..card.pick.len().min(report::FIGURE_TILES)];
+            let big = thumbnails(first, 2 * self.thumb);
+            fig.push(report::figure_row(card, big));
+            let png = report::gallery_png(&tiles, self.thumb);
+            files.push((format!("gallery/class_{}.png", card.label), png));
         }
         if !fig.is_empty() {
-            let img = gallery::figure(&fig, self.thumb, 2);
-            let html = format!(
-                "<h2>Class figure</h2><img src=\"classes.png\" alt=\"a row of members per class\" width=\"{}\"><p class=\"note\">A row per class: its size, persistence and {FIGURE_TILES} members chosen at random (the first of each class's gallery below); for a paper or a talk.</p>",
-                img.width() / 2
-            );
-            files.push(("classes.png".into(), canvas::png(&img)));
-            h.insert_str(fig_at, &html);
+            let figure = report::figure_png(&fig, self.thumb);
+            files.push(("classes.png".into(), figure.png));
+            out.figure_width = Some(figure.width);
         }
-        if !failures.is_empty() {
-            let _ = write!(h, "<h2>Images that could not be read ({})</h2><table><tr><th>{}</th><th>path</th><th>error</th></tr>", failures.len(), esc(ctx.id));
-            for (id, p, e) in &failures {
-                let _ = write!(h, "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>", esc(id), esc(p), esc(e));
-            }
-            h.push_str("</table>");
-        }
-        let _ = writeln!(
-            h,
-            "<p class=\"note\">dagrun {}</p></body></html>",
-            env!("CARGO_PKG_VERSION")
-        );
-        Ok((h, failed))
+        out
     }
 }
 
-/// Members per class in the class figure (`classes.png`).
-const FIGURE_TILES: usize = 8;
+/// A gallery tile: a thumbnail, or why the image could not be read.
+type Tile = std::result::Result<image::RgbImage, String>;
 
-/// Sorts a `table.sort` by the column whose heading is clicked (numbers as numbers, a
-/// second click reverses); inline, so the report opens offline.
-const SORT_SCRIPT: &str = "<script>document.querySelectorAll('table.sort th').forEach(function(th){th.style.cursor='pointer';th.title='sort';\
-th.onclick=function(){var tb=th.closest('table'),i=Array.prototype.indexOf.call(th.parentNode.children,th),rows=Array.prototype.slice.call(tb.rows,1),\
-d=th.dataset.d==='1'?-1:1;th.dataset.d=d===1?'1':'0';var v=function(r){var t=r.cells[i].textContent,n=parseFloat(t.replace(/[^0-9eE+.-]/g,''));return isNaN(n)?t:n};\
-rows.sort(function(a,b){var x=v(a),y=v(b);return (x<y?-1:x>y?1:0)*d});rows.forEach(function(r){tb.appendChild(r)})}})</script>";
+/// Class `l` of the page: its members `rows` and drawn `pick`, the classes node's
+/// persistence and stability, and its statistics over `data`'s columns.
+fn class_card(
+    data: &ReportData,
+    baseline: &[Option<(f64, f64)>],
+    ctx: &RunCtx,
+    l: usize,
+    rows: Vec<usize>,
+    pick: Vec<usize>,
+) -> ClassCard {
+    let column_mean = |j: usize| mean(rows.iter().map(|&i| data.columns[j].number(i)));
+    let commonest = data
+        .texts()
+        .into_iter()
+        .map(|j| commonest(&data.columns[j], &rows))
+        .collect();
+    let nums = data.nums();
+    // The profile: each numeric column's class mean minus all galaxies' mean, in their
+    // standard deviations (ra/dec left out), largest first.
+    let mut profile: Vec<(f64, String)> = nums
+        .iter()
+        .filter(|&&j| !matches!(data.columns[j].name.as_str(), "ra" | "dec"))
+        .filter_map(|&j| {
+            let (mu, sd) = baseline[j]?;
+            let cm = column_mean(j)?;
+            Some(((cm - mu) / sd, data.columns[j].name.clone()))
+        })
+        .collect();
+    profile.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(&b.1)));
+    ClassCard {
+        label: l,
+        persistence: class_stat(ctx, l, "persistence"),
+        stability: class_stat(ctx, l, "stability"),
+        mean_probability: mean(rows.iter().map(|&i| data.probability[i])),
+        commonest,
+        means: nums.iter().map(|&j| column_mean(j)).collect(),
+        profile,
+        rows,
+        pick,
+    }
+}
 
+/// A per-class statistic from the classes node (select-leaves / select-eom).
+fn class_stat(ctx: &RunCtx, l: usize, what: &str) -> Option<f64> {
+    ctx.input_details
+        .first()?
+        .get("classes")?
+        .get(l)?
+        .get(what)?
+        .as_f64()
+}
+
+/// A text column's most common value among `rows` (the first in order on a tie) and its
+/// share of them in percent.
+fn commonest(column: &Column, rows: &[usize]) -> (String, f64) {
+    let Values::Text(t) = &column.values else {
+        unreachable!("a text column");
+    };
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for &i in rows {
+        *counts.entry(t[i].as_str()).or_default() += 1;
+    }
+    let (top, c) = counts
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map_or(("", 0), |(k, v)| (*k, *v));
+    (top.to_owned(), 100.0 * c as f64 / rows.len().max(1) as f64)
+}
+
+/// Each shown column's values for every member: numbers for numeric columns, text otherwise.
+fn member_columns(m: &DataFrame, cols: &Columns, node: &str) -> Result<Vec<Column>> {
+    let schema = m.schema();
+    cols.shown
+        .iter()
+        .map(|c| {
+            let values = if columns::is_numeric(schema.get(c).expect("shown column")) {
+                Values::Number(numeric(m, c, node)?)
+            } else {
+                Values::Text(text(m, c, node)?)
+            };
+            Ok(Column {
+                name: c.clone(),
+                in_table: Some(c) != cols.image.as_ref(),
+                values,
+            })
+        })
+        .collect()
+}
+
+/// Each numeric column's mean and spread over every galaxy of the catalogue (`None` for
+/// text or constant columns): a class's profile is how far its mean lies from it.
+fn baseline(catalogue: &DataFrame, shown: &[String]) -> Vec<Option<(f64, f64)>> {
+    shown
+        .iter()
+        .map(|c| {
+            let v = catalogue.column(c).ok()?.cast(&DataType::Float64).ok()?;
+            let xs: Vec<f64> = v
+                .f64()
+                .ok()?
+                .iter()
+                .flatten()
+                .filter(|x| x.is_finite())
+                .collect();
+            let n = xs.len() as f64;
+            let mu = xs.iter().sum::<f64>() / n.max(1.0);
+            let sd = (xs.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / n.max(1.0)).sqrt();
+            (n > 1.0 && sd > 0.0).then_some((mu, sd))
+        })
+        .collect()
+}
+
+/// Each class's members (indices into `lab`), in order.
+fn rows_of(lab: &[i32]) -> Vec<Vec<usize>> {
+    let k = lab.iter().copied().max().map_or(0, |v| v + 1) as usize;
+    let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); k];
+    for (i, &l) in lab.iter().enumerate() {
+        rows_of[l as usize].push(i);
+    }
+    rows_of
+}
+
+/// Column `name` of `m` as text (nulls empty).
+fn text(m: &DataFrame, name: &str, node: &str) -> Result<Vec<String>> {
+    let s = m
+        .column(name)
+        .map_err(super::pl(node))?
+        .as_materialized_series()
+        .cast(&DataType::String)
+        .map_err(super::pl(node))?;
+    Ok(s.str()
+        .map_err(super::pl(node))?
+        .iter()
+        .map(|v| v.unwrap_or("").to_owned())
+        .collect())
+}
+
+/// Column `name` of `m` as numbers (nulls and non-finite values `None`).
+fn numeric(m: &DataFrame, name: &str, node: &str) -> Result<Vec<Option<f64>>> {
+    let s = m
+        .column(name)
+        .map_err(super::pl(node))?
+        .as_materialized_series()
+        .cast(&DataType::Float64)
+        .map_err(super::pl(node))?;
+    Ok(s.f64()
+        .map_err(super::pl(node))?
+        .iter()
+        .map(|v| v.filter(|x| x.is_finite()))
+        .collect())
+}
+
+/// The members' labels (a null is an error).
 fn labels(m: &DataFrame, node: &str) -> Result<Vec<i32>> {
     let c = m.column("label").map_err(super::pl(node))?;
     c.i32()
@@ -755,6 +632,7 @@ fn labels(m: &DataFrame, node: &str) -> Result<Vec<i32>> {
         .collect()
 }
 
+/// The mean of the values present; `None` without any.
 fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     let (mut s, mut n) = (0.0, 0usize);
     for x in v.flatten() {
@@ -762,10 +640,6 @@ fn mean(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
         n += 1;
     }
     (n > 0).then(|| s / n as f64)
-}
-
-fn fmt(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".to_owned(), |x| format!("{x:.3}"))
 }
 
 impl super::Kind for Report {

@@ -5,6 +5,7 @@
 pub mod canvas;
 pub mod gallery;
 pub mod html;
+pub mod report;
 pub mod scatter;
 pub mod similar;
 pub mod sweep;

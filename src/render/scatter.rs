@@ -34,7 +34,7 @@ pub fn scatter(
     x: &[f32],
     y: &[f32],
     label: &[i32],
-    (width, height): (u32, u32),
+    size: (u32, u32),
     scale: u32,
     numbers: bool,
     axes: (&str, &str),
@@ -43,158 +43,291 @@ pub fn scatter(
         x.len() == y.len() && y.len() == label.len(),
         "one x, y and label per point"
     );
-    let k = scale.max(1) as i64;
-    let kf = k as f32;
-    let (width, height) = (width * k as u32, height * k as u32);
-    let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let finite: Vec<usize> = (0..x.len())
-        .filter(|&i| x[i].is_finite() && y[i].is_finite())
-        .collect();
-    let top_label = label.iter().copied().max().unwrap_or(-1);
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); (top_label + 1).max(0) as usize];
-    for &i in finite.iter().filter(|&&i| label[i] >= 0) {
-        members[label[i] as usize].push(i);
-    }
-    let classes: Vec<usize> = (0..members.len())
-        .filter(|&l| !members[l].is_empty())
-        .collect();
-    // Margins: axis titles left and below, the legend on the right.
-    let (small, number) = (12.0 * kf, 14.0 * kf);
-    let legend_w = if classes.is_empty() {
-        0
-    } else {
-        canvas::text_width("class (galaxies)", small) + 10 * k
-    };
-    let (left, top, bottom) = (
-        canvas::line_height(small) + 8 * k,
-        10 * k,
-        canvas::line_height(small) + 12 * k,
-    );
-    let plot = [
-        left,
-        top,
-        width as i64 - left - legend_w - 10 * k,
-        height as i64 - top - bottom,
-    ];
-    let mut drawn = Drawn {
-        img: RgbImage::new(1, 1),
-        plot,
-        labels: Vec::new(),
-    };
-    if finite.is_empty() || plot[2] < 20 * k || plot[3] < 20 * k {
-        drawn.img = img;
-        return drawn;
-    }
-    let sorted = |v: &dyn Fn(usize) -> f32| -> Vec<f32> {
-        let mut s: Vec<f32> = finite.iter().map(|&i| v(i)).collect();
-        s.sort_by(f32::total_cmp);
-        s
-    };
-    let (sx, sy) = (Axis::of(&sorted(&|i| x[i])), Axis::of(&sorted(&|i| y[i])));
-    let (pw, ph) = (plot[2] as f32, plot[3] as f32);
-    // One scale for the bulk on both axes: distances there mean the same in x and y. A
-    // compressed band, where there is one, takes an eighth of the axis.
-    let band = |a: &Axis, len: f32| {
-        [
-            a.lo_band as u8 as f32 * len / 8.0,
-            a.hi_band as u8 as f32 * len / 8.0,
-        ]
-    };
-    let (bx, by) = (band(&sx, pw), band(&sy, ph));
-    let s = ((pw - bx[0] - bx[1]) / sx.span()).min((ph - by[0] - by[1]) / sy.span());
-    let (fw, fh) = (bx[0] + bx[1] + s * sx.span(), by[0] + by[1] + s * sy.span());
-    let (ox, oy) = (
-        plot[0] as f32 + (pw - fw) / 2.0,
-        plot[1] as f32 + (ph - fh) / 2.0,
-    );
-    let (right, low) = (ox + fw, oy + fh);
-    let px = |i: usize| (ox + sx.map(x[i], s, bx), low - sy.map(y[i], s, by));
-    let inside = |(a, b): (f32, f32)| a >= ox && a < right && b >= oy && b < low;
-
-    if finite.len() < 5_000 {
-        // A small sample is clearer as points than as a coarse density.
-        for &i in &finite {
-            let p = px(i);
-            if inside(p) {
-                canvas::disc(&mut img, p.0, p.1, 2.2 * kf, [150, 150, 150], 0.7);
-            }
-        }
-    } else {
-        // The density of all galaxies, log-scaled grey, in square cells sized so that an
-        // average cell holds a few galaxies (2 px at survey scale, up to 8 px for small samples).
-        let cell = ((3.0 * (right - ox) * (low - oy) / finite.len() as f32)
-            .sqrt()
-            .round() as i64)
-            .clamp(2, 8 * k);
-        let (cw, chh) = (
-            ((right - ox) / cell as f32).ceil() as usize,
-            ((low - oy) / cell as f32).ceil() as usize,
-        );
-        let (cw, chh) = (cw.max(1), chh.max(1));
-        let mut count = vec![0u32; cw * chh];
-        for &i in &finite {
-            let p = px(i);
-            if inside(p) {
-                let (cx, cy) = (
-                    ((p.0 - ox) / cell as f32) as usize,
-                    ((p.1 - oy) / cell as f32) as usize,
-                );
-                count[cy.min(chh - 1) * cw + cx.min(cw - 1)] += 1;
-            }
-        }
-        let peak = (count.iter().copied().max().unwrap_or(1).max(1) as f32 + 1.0).ln();
-        for cy in 0..chh {
-            for cx in 0..cw {
-                let c = count[cy * cw + cx];
-                if c > 0 {
-                    let g = (235.0 - 175.0 * ((c as f32 + 1.0).ln() / peak)) as u8;
-                    let (x0p, y0p) = (ox as i64 + cell * cx as i64, oy as i64 + cell * cy as i64);
-                    let (w, h) = ((right as i64 - x0p).min(cell), (low as i64 - y0p).min(cell));
-                    canvas::rect(&mut img, x0p, y0p, w, h, [g, g, g]);
-                }
-            }
-        }
-    }
-    // Where a compressed band begins: a dashed line across the frame.
-    let dashed = |img: &mut RgbImage, vertical: bool, at: f32| {
-        let (from, to) = if vertical {
-            (oy as i64, low as i64)
-        } else {
-            (ox as i64, right as i64)
+    let pts = Points::of(x, y, label);
+    let page = Page::of(size, scale, !pts.classes.is_empty());
+    let (k, plot) = (page.k, page.plot);
+    let mut img = RgbImage::from_pixel(page.width, page.height, Rgb([255, 255, 255]));
+    if pts.finite.is_empty() || plot[2] < 20 * k || plot[3] < 20 * k {
+        return Drawn {
+            img,
+            plot,
+            labels: Vec::new(),
         };
-        for t in (from..to).filter(|t| (t - from) / (4 * k) % 2 == 0) {
-            for o in 0..k {
-                let (a, b) = if vertical {
-                    (at as i64 + o, t)
-                } else {
-                    (t, at as i64 + o)
-                };
-                canvas::blend(img, a, b, [150, 150, 150], 1.0);
+    }
+    let f = Frame::of(&pts, plot);
+    if pts.finite.len() < 5_000 {
+        // A small sample is clearer as points than as a coarse density.
+        draw_sample(&mut img, &pts, &f, page.kf);
+    } else {
+        draw_density(&mut img, &pts, &f, k);
+    }
+    draw_band_lines(&mut img, &f, k);
+    draw_edge_ticks(&mut img, &pts, &f, page.kf);
+    draw_classes(&mut img, &pts, &f, page.kf);
+    draw_border(&mut img, &f, k);
+    let labels = if numbers {
+        draw_numbers(&mut img, &pts, &f, &page)
+    } else {
+        Vec::new()
+    };
+    draw_axis_titles(&mut img, &f, &page, axes);
+    if !pts.classes.is_empty() {
+        draw_legend(&mut img, &pts, &page);
+    }
+    Drawn { img, plot, labels }
+}
+
+/// The points and who is in which class: the finite points, each class's finite members,
+/// and the classes that have any.
+struct Points<'a> {
+    x: &'a [f32],
+    y: &'a [f32],
+    label: &'a [i32],
+    finite: Vec<usize>,
+    members: Vec<Vec<usize>>,
+    classes: Vec<usize>,
+}
+
+impl<'a> Points<'a> {
+    fn of(x: &'a [f32], y: &'a [f32], label: &'a [i32]) -> Self {
+        let finite: Vec<usize> = (0..x.len())
+            .filter(|&i| x[i].is_finite() && y[i].is_finite())
+            .collect();
+        let top_label = label.iter().copied().max().unwrap_or(-1);
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); (top_label + 1).max(0) as usize];
+        for &i in finite.iter().filter(|&&i| label[i] >= 0) {
+            members[label[i] as usize].push(i);
+        }
+        let classes: Vec<usize> = (0..members.len())
+            .filter(|&l| !members[l].is_empty())
+            .collect();
+        Points {
+            x,
+            y,
+            label,
+            finite,
+            members,
+            classes,
+        }
+    }
+}
+
+/// The picture's sizes in image pixels: `k` image pixels per display pixel, the text
+/// sizes, the margins (axis titles left and below, the legend on the right) and the plot
+/// area inside them (left, top, width, height).
+struct Page {
+    k: i64,
+    kf: f32,
+    width: u32,
+    height: u32,
+    small: f32,
+    number: f32,
+    legend_w: i64,
+    top: i64,
+    bottom: i64,
+    plot: [i64; 4],
+}
+
+impl Page {
+    /// For a picture of `width` × `height` display pixels at `scale`; the legend takes room
+    /// only `with_legend`.
+    fn of((width, height): (u32, u32), scale: u32, with_legend: bool) -> Page {
+        let k = scale.max(1) as i64;
+        let kf = k as f32;
+        let (width, height) = (width * k as u32, height * k as u32);
+        let (small, number) = (12.0 * kf, 14.0 * kf);
+        let legend_w = if with_legend {
+            canvas::text_width("class (galaxies)", small) + 10 * k
+        } else {
+            0
+        };
+        let (left, top, bottom) = (
+            canvas::line_height(small) + 8 * k,
+            10 * k,
+            canvas::line_height(small) + 12 * k,
+        );
+        let plot = [
+            left,
+            top,
+            width as i64 - left - legend_w - 10 * k,
+            height as i64 - top - bottom,
+        ];
+        Page {
+            k,
+            kf,
+            width,
+            height,
+            small,
+            number,
+            legend_w,
+            top,
+            bottom,
+            plot,
+        }
+    }
+}
+
+/// The frame inside the plot area: each axis's scale and bands, `s` pixels per unit in
+/// the bulk on both axes, the band widths in pixels, and its edges (`ox`, `oy` the left and
+/// top, `right`, `low` the right and bottom).
+struct Frame {
+    sx: Axis,
+    sy: Axis,
+    bx: [f32; 2],
+    by: [f32; 2],
+    s: f32,
+    ox: f32,
+    oy: f32,
+    right: f32,
+    low: f32,
+}
+
+impl Frame {
+    /// The frame for the finite points, centred in `plot`.
+    fn of(p: &Points, plot: [i64; 4]) -> Frame {
+        let sorted = |v: &[f32]| -> Vec<f32> {
+            let mut s: Vec<f32> = p.finite.iter().map(|&i| v[i]).collect();
+            s.sort_by(f32::total_cmp);
+            s
+        };
+        let (sx, sy) = (Axis::of(&sorted(p.x)), Axis::of(&sorted(p.y)));
+        let (pw, ph) = (plot[2] as f32, plot[3] as f32);
+        // One scale for the bulk on both axes: distances there mean the same in x and y. A
+        // compressed band, where there is one, takes an eighth of the axis.
+        let band = |a: &Axis, len: f32| {
+            [
+                a.lo_band as u8 as f32 * len / 8.0,
+                a.hi_band as u8 as f32 * len / 8.0,
+            ]
+        };
+        let (bx, by) = (band(&sx, pw), band(&sy, ph));
+        let s = ((pw - bx[0] - bx[1]) / sx.span()).min((ph - by[0] - by[1]) / sy.span());
+        let (fw, fh) = (bx[0] + bx[1] + s * sx.span(), by[0] + by[1] + s * sy.span());
+        let (ox, oy) = (
+            plot[0] as f32 + (pw - fw) / 2.0,
+            plot[1] as f32 + (ph - fh) / 2.0,
+        );
+        let (right, low) = (ox + fw, oy + fh);
+        Frame {
+            sx,
+            sy,
+            bx,
+            by,
+            s,
+            ox,
+            oy,
+            right,
+            low,
+        }
+    }
+
+    /// Point `i`'s position in image pixels (outside the frame when it lies beyond it).
+    fn px(&self, p: &Points, i: usize) -> (f32, f32) {
+        (
+            self.ox + self.sx.map(p.x[i], self.s, self.bx),
+            self.low - self.sy.map(p.y[i], self.s, self.by),
+        )
+    }
+
+    fn inside(&self, (a, b): (f32, f32)) -> bool {
+        a >= self.ox && a < self.right && b >= self.oy && b < self.low
+    }
+}
+
+/// Every finite point inside the frame as a grey disc.
+fn draw_sample(img: &mut RgbImage, p: &Points, f: &Frame, kf: f32) {
+    for &i in &p.finite {
+        let at = f.px(p, i);
+        if f.inside(at) {
+            canvas::disc(img, at.0, at.1, 2.2 * kf, [150, 150, 150], 0.7);
+        }
+    }
+}
+
+/// The density of all galaxies, log-scaled grey, in square cells sized so that an average
+/// cell holds a few galaxies (2 px at survey scale, up to 8 px for small samples).
+fn draw_density(img: &mut RgbImage, p: &Points, f: &Frame, k: i64) {
+    let (ox, oy, right, low) = (f.ox, f.oy, f.right, f.low);
+    let cell = ((3.0 * (right - ox) * (low - oy) / p.finite.len() as f32)
+        .sqrt()
+        .round() as i64)
+        .clamp(2, 8 * k);
+    let (cw, chh) = (
+        ((right - ox) / cell as f32).ceil() as usize,
+        ((low - oy) / cell as f32).ceil() as usize,
+    );
+    let (cw, chh) = (cw.max(1), chh.max(1));
+    let mut count = vec![0u32; cw * chh];
+    for &i in &p.finite {
+        let at = f.px(p, i);
+        if f.inside(at) {
+            let (cx, cy) = (
+                ((at.0 - ox) / cell as f32) as usize,
+                ((at.1 - oy) / cell as f32) as usize,
+            );
+            count[cy.min(chh - 1) * cw + cx.min(cw - 1)] += 1;
+        }
+    }
+    let peak = (count.iter().copied().max().unwrap_or(1).max(1) as f32 + 1.0).ln();
+    for cy in 0..chh {
+        for cx in 0..cw {
+            let c = count[cy * cw + cx];
+            if c > 0 {
+                let g = (235.0 - 175.0 * ((c as f32 + 1.0).ln() / peak)) as u8;
+                let (x0p, y0p) = (ox as i64 + cell * cx as i64, oy as i64 + cell * cy as i64);
+                let (w, h) = ((right as i64 - x0p).min(cell), (low as i64 - y0p).min(cell));
+                canvas::rect(img, x0p, y0p, w, h, [g, g, g]);
             }
         }
-    };
+    }
+}
+
+/// Where each compressed band begins: a dashed line across the frame.
+fn draw_band_lines(img: &mut RgbImage, f: &Frame, k: i64) {
     for (on, vertical, at) in [
-        (sx.lo_band, true, ox + bx[0]),
-        (sx.hi_band, true, right - bx[1]),
-        (sy.lo_band, false, low - by[0]),
-        (sy.hi_band, false, oy + by[1]),
+        (f.sx.lo_band, true, f.ox + f.bx[0]),
+        (f.sx.hi_band, true, f.right - f.bx[1]),
+        (f.sy.lo_band, false, f.low - f.by[0]),
+        (f.sy.hi_band, false, f.oy + f.by[1]),
     ] {
         if on {
-            dashed(&mut img, vertical, at);
+            dashed(img, f, k, vertical, at);
         }
     }
-    // Galaxies beyond the frame: ticks on its edge.
-    for &i in &finite {
-        let (a, b) = px(i);
-        if !inside((a, b)) {
-            let (ca, cb) = (a.clamp(ox, right - 1.0), b.clamp(oy, low - 1.0));
+}
+
+/// A dashed line across the frame, `vertical` at x = `at` or horizontal at y = `at`.
+fn dashed(img: &mut RgbImage, f: &Frame, k: i64, vertical: bool, at: f32) {
+    let (from, to) = if vertical {
+        (f.oy as i64, f.low as i64)
+    } else {
+        (f.ox as i64, f.right as i64)
+    };
+    for t in (from..to).filter(|t| (t - from) / (4 * k) % 2 == 0) {
+        for o in 0..k {
+            let (a, b) = if vertical {
+                (at as i64 + o, t)
+            } else {
+                (t, at as i64 + o)
+            };
+            canvas::blend(img, a, b, [150, 150, 150], 1.0);
+        }
+    }
+}
+
+/// Galaxies beyond the frame: ticks on its edge, in their class's colour.
+fn draw_edge_ticks(img: &mut RgbImage, p: &Points, f: &Frame, kf: f32) {
+    for &i in &p.finite {
+        let (a, b) = f.px(p, i);
+        if !f.inside((a, b)) {
+            let (ca, cb) = (a.clamp(f.ox, f.right - 1.0), b.clamp(f.oy, f.low - 1.0));
             canvas::disc(
-                &mut img,
+                img,
                 ca,
                 cb,
                 1.5 * kf,
-                if label[i] >= 0 {
-                    super::class_colour(label[i])
+                if p.label[i] >= 0 {
+                    super::class_colour(p.label[i])
                 } else {
                     [120, 120, 120]
                 },
@@ -202,102 +335,113 @@ pub fn scatter(
             );
         }
     }
-    // Classes on top.
-    let many = finite.len() > 20_000;
-    for &l in &classes {
+}
+
+/// The classes' members on top, in their colours (smaller discs for many galaxies).
+fn draw_classes(img: &mut RgbImage, p: &Points, f: &Frame, kf: f32) {
+    let many = p.finite.len() > 20_000;
+    for &l in &p.classes {
         let c = super::class_colour(l as i32);
-        for &i in &members[l] {
-            let p = px(i);
-            if inside(p) {
-                canvas::disc(
-                    &mut img,
-                    p.0,
-                    p.1,
-                    kf * if many { 1.6 } else { 2.2 },
-                    c,
-                    0.85,
-                );
+        for &i in &p.members[l] {
+            let at = f.px(p, i);
+            if f.inside(at) {
+                canvas::disc(img, at.0, at.1, kf * if many { 1.6 } else { 2.2 }, c, 0.85);
             }
         }
     }
+}
+
+/// The frame's border, `k` pixels wide, just outside it.
+fn draw_border(img: &mut RgbImage, f: &Frame, k: i64) {
     for t in 1..=k {
         canvas::frame(
-            &mut img,
-            ox as i64 - t,
-            oy as i64 - t,
-            (right - ox) as i64 + 2 * t,
-            (low - oy) as i64 + 2 * t,
+            img,
+            f.ox as i64 - t,
+            f.oy as i64 - t,
+            (f.right - f.ox) as i64 + 2 * t,
+            (f.low - f.oy) as i64 + 2 * t,
             [120, 120, 120],
         );
     }
+}
 
-    // Class numbers near their medians, none overlapping another or leaving the plot.
-    if numbers {
-        let area = [ox as i64, oy as i64, (right - ox) as i64, (low - oy) as i64];
-        for &l in &classes {
-            let med = |v: &dyn Fn(usize) -> f32| {
-                let mut s: Vec<f32> = members[l].iter().map(|&i| v(i)).collect();
-                s.sort_by(f32::total_cmp);
-                s[s.len() / 2]
-            };
-            let (a, b) = (
-                med(&|i| px(i).0).clamp(ox, right - 1.0),
-                med(&|i| px(i).1).clamp(oy, low - 1.0),
-            );
-            let t = l.to_string();
-            let (w, h) = (
-                canvas::text_width(&t, number) + 6 * k,
-                canvas::line_height(number) + 2 * k,
-            );
-            if let Some(bx) = place(a as i64, b as i64, w, h, area, &drawn.labels, k) {
-                let (cx, cy) = (bx[0] + bx[2] / 2, bx[1] + bx[3] / 2);
-                if (cx - a as i64).abs() > w || (cy - b as i64).abs() > 3 * h / 2 {
-                    for o in 0..k {
-                        canvas::line(
-                            &mut img,
-                            a + o as f32,
-                            b,
-                            cx as f32 + o as f32,
-                            cy as f32,
-                            [60, 60, 60],
-                        );
-                    }
-                }
-                canvas::rect(&mut img, bx[0], bx[1], bx[2], bx[3], [255, 255, 255]);
+/// Class numbers near their medians, none overlapping another or leaving the frame (with a
+/// leader line where one had to move off its class); returns where each was drawn.
+fn draw_numbers(img: &mut RgbImage, p: &Points, f: &Frame, page: &Page) -> Vec<Label> {
+    let (k, number) = (page.k, page.number);
+    let area = [
+        f.ox as i64,
+        f.oy as i64,
+        (f.right - f.ox) as i64,
+        (f.low - f.oy) as i64,
+    ];
+    let mut labels: Vec<Label> = Vec::new();
+    for &l in &p.classes {
+        let med = |v: &dyn Fn(usize) -> f32| {
+            let mut s: Vec<f32> = p.members[l].iter().map(|&i| v(i)).collect();
+            s.sort_by(f32::total_cmp);
+            s[s.len() / 2]
+        };
+        let (a, b) = (
+            med(&|i| f.px(p, i).0).clamp(f.ox, f.right - 1.0),
+            med(&|i| f.px(p, i).1).clamp(f.oy, f.low - 1.0),
+        );
+        let t = l.to_string();
+        let (w, h) = (
+            canvas::text_width(&t, number) + 6 * k,
+            canvas::line_height(number) + 2 * k,
+        );
+        if let Some(bx) = place(a as i64, b as i64, w, h, area, &labels, k) {
+            let (cx, cy) = (bx[0] + bx[2] / 2, bx[1] + bx[3] / 2);
+            if (cx - a as i64).abs() > w || (cy - b as i64).abs() > 3 * h / 2 {
                 for o in 0..k {
-                    canvas::frame(
-                        &mut img,
-                        bx[0] + o,
-                        bx[1] + o,
-                        bx[2] - 2 * o,
-                        bx[3] - 2 * o,
-                        super::class_colour(l as i32),
-                    );
+                    let (from, to) = ((a + o as f32, b), (cx as f32 + o as f32, cy as f32));
+                    canvas::line(img, from.0, from.1, to.0, to.1, [60, 60, 60]);
                 }
-                canvas::text(
-                    &mut img,
-                    bx[0] + 3 * k,
-                    bx[1] + k,
-                    &t,
-                    number,
-                    [0, 0, 0],
-                    None,
-                );
-                drawn.labels.push(Label {
-                    class: l as i32,
-                    bx,
-                });
             }
+            draw_number(img, bx, l, &t, page);
+            labels.push(Label {
+                class: l as i32,
+                bx,
+            });
         }
     }
+    labels
+}
 
-    // Axis titles and the legend.
-    let (ax, ay) = axes;
+/// Class `l`'s number `t` in a white box `bx` framed in its colour.
+fn draw_number(img: &mut RgbImage, bx: [i64; 4], l: usize, t: &str, page: &Page) {
+    let k = page.k;
+    canvas::rect(img, bx[0], bx[1], bx[2], bx[3], [255, 255, 255]);
+    for o in 0..k {
+        canvas::frame(
+            img,
+            bx[0] + o,
+            bx[1] + o,
+            bx[2] - 2 * o,
+            bx[3] - 2 * o,
+            super::class_colour(l as i32),
+        );
+    }
+    canvas::text(
+        img,
+        bx[0] + 3 * k,
+        bx[1] + k,
+        t,
+        page.number,
+        [0, 0, 0],
+        None,
+    );
+}
+
+/// The axis titles: `x` below the frame, `y` on its left reading bottom to top.
+fn draw_axis_titles(img: &mut RgbImage, f: &Frame, page: &Page, (ax, ay): (&str, &str)) {
+    let (k, small) = (page.k, page.small);
     let grey = [40, 40, 40];
     canvas::text(
-        &mut img,
-        (ox + right) as i64 / 2 - canvas::text_width(ax, small) / 2,
-        height as i64 - bottom + 6 * k,
+        img,
+        (f.ox + f.right) as i64 / 2 - canvas::text_width(ax, small) / 2,
+        page.height as i64 - page.bottom + 6 * k,
         ax,
         small,
         grey,
@@ -308,45 +452,42 @@ pub fn scatter(
     let mut side = RgbImage::from_pixel(tw.max(1) as u32, th.max(1) as u32, Rgb([255, 255, 255]));
     canvas::text(&mut side, 0, 0, ay, small, grey, None);
     let turned = image::imageops::rotate270(&side);
-    image::imageops::replace(&mut img, &turned, 4 * k, (oy + low) as i64 / 2 - tw / 2);
-    if !classes.is_empty() {
-        let lx = width as i64 - legend_w;
-        let row = canvas::line_height(small) + 2 * k;
-        let rows = ((height as i64 - top - 2 * row) / row).max(1) as usize;
-        canvas::text(&mut img, lx, top, "class (galaxies)", small, grey, None);
-        let noise = finite.len() - classes.iter().map(|&l| members[l].len()).sum::<usize>();
-        let mut entries: Vec<(i32, String)> = classes
-            .iter()
-            .map(|&l| (l as i32, format!("{l} ({})", members[l].len())))
-            .collect();
-        entries.push((-1, format!("none ({noise})")));
-        if entries.len() > rows {
-            let more = entries.len() - rows + 1;
-            entries.truncate(rows - 1);
-            entries.push((-2, format!("+{more} more")));
-        }
-        for (r, (l, t)) in entries.iter().enumerate() {
-            let yy = top + row + 4 * k + row * r as i64;
-            if *l >= -1 {
-                let sw = row - 4 * k;
-                canvas::rect(
-                    &mut img,
-                    lx,
-                    yy + 2 * k,
-                    sw,
-                    sw,
-                    if *l >= 0 {
-                        super::class_colour(*l)
-                    } else {
-                        [170, 170, 170]
-                    },
-                );
-            }
-            canvas::text(&mut img, lx + row + 2 * k, yy, t, small, [30, 30, 30], None);
-        }
+    image::imageops::replace(img, &turned, 4 * k, (f.oy + f.low) as i64 / 2 - tw / 2);
+}
+
+/// The legend right of the frame: each class's colour and size, then the galaxies in no
+/// class; "+N more" where the rows do not fit.
+fn draw_legend(img: &mut RgbImage, p: &Points, page: &Page) {
+    let (k, small, top) = (page.k, page.small, page.top);
+    let lx = page.width as i64 - page.legend_w;
+    let row = canvas::line_height(small) + 2 * k;
+    let rows = ((page.height as i64 - top - 2 * row) / row).max(1) as usize;
+    canvas::text(img, lx, top, "class (galaxies)", small, [40, 40, 40], None);
+    let noise = p.finite.len() - p.classes.iter().map(|&l| p.members[l].len()).sum::<usize>();
+    let mut entries: Vec<(i32, String)> = p
+        .classes
+        .iter()
+        .map(|&l| (l as i32, format!("{l} ({})", p.members[l].len())))
+        .collect();
+    entries.push((-1, format!("none ({noise})")));
+    if entries.len() > rows {
+        let more = entries.len() - rows + 1;
+        entries.truncate(rows - 1);
+        entries.push((-2, format!("+{more} more")));
     }
-    drawn.img = img;
-    drawn
+    for (r, (l, t)) in entries.iter().enumerate() {
+        let yy = top + row + 4 * k + row * r as i64;
+        if *l >= -1 {
+            let sw = row - 4 * k;
+            let colour = if *l >= 0 {
+                super::class_colour(*l)
+            } else {
+                [170, 170, 170]
+            };
+            canvas::rect(img, lx, yy + 2 * k, sw, sw, colour);
+        }
+        canvas::text(img, lx + row + 2 * k, yy, t, small, [30, 30, 30], None);
+    }
 }
 
 /// One axis of the frame. The bulk (the central 98% of all galaxies) is drawn at one
