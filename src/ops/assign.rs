@@ -38,7 +38,7 @@ use super::{
     SchemaResult,
 };
 use crate::error::{Error, Result};
-use crate::numeric::hdbscan::{self, Labelling, Selection};
+use crate::numeric::hdbscan::{self, ClusterStats, CondensedTree, Labelling, Selection};
 use crate::numeric::kdtree::KdTree;
 use crate::numeric::rng::Rng;
 use crate::numeric::umap::transform::{self, Transform};
@@ -68,12 +68,22 @@ pub const CORE: usize = 5;
 /// The attachment of an `index` node.
 pub const INDEX_FILE: &str = "index.bin";
 
+/// An `assign` node once validation has found the search it assigns into (see
+/// [`AssignDraft`], the form a pipeline file is parsed into).
 #[derive(Clone, Debug, Serialize)]
 pub struct Assign {
     pub n_epochs: u32,
     pub seed: u64,
-    /// The fitted search, filled in by validation.
-    pub fit: Option<FitSpec>,
+    /// The fitted search.
+    pub fit: FitSpec,
+}
+
+/// An `assign` node as its pipeline file writes it: its parameters, before validation finds
+/// the search it assigns into and makes it an [`Assign`] (its [`super::Kind::expand`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct AssignDraft {
+    pub n_epochs: u32,
+    pub seed: u64,
 }
 
 /// What `assign` needs to know of the search it assigns into.
@@ -85,6 +95,17 @@ pub struct FitSpec {
     pub selection: String,
     /// The fitted feature columns, resolved by validation.
     pub features: Vec<String>,
+}
+
+/// The search above an `assign` node's CLASSES input: its fit, and the nodes it reads.
+struct Chain {
+    fit: FitSpec,
+    /// The `cluster` node (its condensed tree).
+    tree: usize,
+    /// The UMAP `reduce` node (the layout).
+    layout: usize,
+    /// The reduction's kNN node.
+    knn: usize,
 }
 
 /// `NODE.index`: a search index over the fitted features (rows in the kNN node's locality
@@ -104,20 +125,18 @@ pub struct Core {
     pub min_samples: u32,
 }
 
-impl Assign {
+impl AssignDraft {
     pub fn parse(p: &mut Params) -> Result<Self> {
         let n_epochs = p.int_in("n_epochs", Some(100), 1, 100_000)? as u32;
         let seed = p.int_in("seed", Some(0), 0, i64::MAX)? as u64;
-        Ok(Assign {
-            n_epochs,
-            seed,
-            fit: None,
-        })
+        Ok(AssignDraft { n_epochs, seed })
     }
+}
 
+impl Chain {
     /// The search above node `v`'s CLASSES input: its fit, and the tree, layout and kNN
     /// nodes.
-    fn chain(&self, v: usize, draft: &Draft) -> Result<(FitSpec, usize, usize, usize)> {
+    fn find(v: usize, draft: &Draft) -> Result<Chain> {
         let chain_error = |what: String| {
             let usage = "`assign` takes `inputs = [\"NEW\", \"CLASSES\"]`, CLASSES a select-leaves or select-eom node over a `cluster` node over a `reduce` with method \"umap\"";
             draft.input_error(v, "inputs", format!("{what}: {usage}"))
@@ -159,22 +178,34 @@ impl Assign {
             features: super::columns::resolve(&draft.schema(features), &reduce.columns)
                 .map_err(|m| draft.input_error(v, "inputs", m))?,
         };
-        Ok((fit, tree, layout, knn))
+        Ok(Chain {
+            fit,
+            tree,
+            layout,
+            knn,
+        })
     }
+}
 
-    fn spec(&self) -> &FitSpec {
-        self.fit.as_ref().expect("validation fills in the fit")
+impl Assign {
+    /// The fitted UMAP reduction's parameters.
+    fn umap(&self) -> &super::reduce::Umap {
+        self.fit
+            .reduce
+            .umap
+            .as_ref()
+            .expect("validation checks the reduction is UMAP")
     }
 
     fn layout_columns(&self) -> Vec<String> {
-        let r = &self.spec().reduce;
+        let r = &self.fit.reduce;
         (0..r.n_components)
             .map(|i| format!("{}{i}", r.prefix))
             .collect()
     }
 
     pub fn schema(&self, inputs: &[SchemaRef], id: &str) -> SchemaResult<Schema> {
-        let f = self.spec();
+        let f = &self.fit;
         let fitted = &f.features;
         let new = columns::resolve(&inputs[NEW], &f.reduce.columns).map_err(|m| {
             SchemaError::new(
@@ -230,20 +261,142 @@ impl Assign {
     }
 
     pub fn run(&self, inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<Output> {
-        let node = ctx.node;
-        let f = self.spec();
-        let u = f
-            .reduce
-            .umap
-            .as_ref()
-            .expect("validation checks the reduction is UMAP");
-        let cosine = u.metric == super::reduce::Metric::Cosine;
         let t0 = std::time::Instant::now();
+        let file = IndexFile::open(inputs, ctx)?;
+        let fit = Fitted::load(self, &file, inputs, ctx)?;
+        let t_fit = t0.elapsed().as_secs_f64();
+        let known = Known::load(inputs, ctx, fit.n)?;
+        let cosine = self.umap().metric == super::reduce::Metric::Cosine;
+        let new = NewGalaxies::load(&inputs[NEW], &self.fit.features, cosine, ctx)?;
+        let results = self.place(&fit, &known, &new, ctx);
+        let seconds = Seconds {
+            fit: t_fit,
+            place: t0.elapsed().as_secs_f64() - t_fit,
+        };
+        let df = frame(&results, inputs, &fit.columns, ctx)?;
+        Ok(self.output(df, &results, &fit, &known, seconds))
+    }
 
-        // The fit.
-        let layout_df = &inputs[LAYOUT];
-        let n = layout_df.height();
-        let cols = &f.features;
+    /// Each new galaxy's place in the search, in NEW's order: a galaxy already in the fit
+    /// copies its fitted results; any other is placed by UMAP's transform and HDBSCAN's
+    /// prediction.
+    fn place(&self, fit: &Fitted, known: &Known, new: &NewGalaxies, ctx: &RunCtx) -> Vec<Placed> {
+        let u = self.umap();
+        let a_b = umap::find_ab(u.spread, u.min_dist);
+        let placer = Placer {
+            fit,
+            predict: fit.predictor(),
+            known,
+            by_id: known.by_id(),
+            new_ids: &new.ids,
+            transform: Transform {
+                a: a_b.0 as f32,
+                b: a_b.1 as f32,
+                n_epochs: self.n_epochs as usize,
+                learning_rate: u.learning_rate,
+                negative_sample_rate: u.negative_sample_rate as f64,
+                local_connectivity: u.local_connectivity,
+            },
+            k: (u.n_neighbors as usize).min(fit.n),
+            cosine: u.metric == super::reduce::Metric::Cosine,
+            seed: self.seed,
+        };
+        let (d, m) = (new.d, new.ids.len());
+        let q = &new.q;
+        let bar = ctx.progress.bar(ctx.node, "assign", m as u64);
+        // Galaxies close in the feature space read the same fitted rows: take them in the
+        // index's leaf order (each result is the galaxy's own whatever the order).
+        let mut order: Vec<(usize, usize)> = (0..m)
+            .into_par_iter()
+            .map(|r| (fit.index.locality(&q[r * d..(r + 1) * d]), r))
+            .collect();
+        order.sort_unstable();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let placed: Vec<Placed> = order
+            .par_iter()
+            .map_init(
+                || fit.index.scratch(),
+                |scratch, &(_, r)| {
+                    let qr = &q[r * d..(r + 1) * d];
+                    if done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
+                        bar.inc(4096);
+                    }
+                    placer.place(r, qr, scratch)
+                },
+            )
+            .collect();
+        // Back to NEW's order (each row once).
+        let mut by_row: Vec<(usize, Placed)> = order.iter().map(|o| o.1).zip(placed).collect();
+        by_row.sort_unstable_by_key(|p| p.0);
+        bar.finish();
+        by_row.into_iter().map(|p| p.1).collect()
+    }
+
+    /// The summary lines and manifest details of a run that placed `results`.
+    fn output(
+        &self,
+        df: DataFrame,
+        results: &[Placed],
+        fit: &Fitted,
+        known: &Known,
+        seconds: Seconds,
+    ) -> Output {
+        let (m, n) = (results.len(), fit.n);
+        let classes = fit.classes.chosen.len();
+        let copied = results.iter().filter(|p| p.fitted).count();
+        let new_ones: Vec<&Placed> = results.iter().filter(|p| !p.fitted).collect();
+        let in_class = new_ones.iter().filter(|p| p.label >= 0).count();
+        let fit_in_class = known.label.iter().filter(|&&l| l >= 0).count();
+        let mut per_class = vec![0usize; classes];
+        for p in results.iter().filter(|p| p.label >= 0) {
+            per_class[p.label as usize] += 1;
+        }
+        let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+        let Seconds {
+            fit: t_fit,
+            place: t_new,
+        } = seconds;
+        let summary = vec![
+            format!("{m} galaxies into a search of {n} ({classes} classes); {copied} already in it keep their fitted results"),
+            format!(
+                "{in_class} of {} new galaxies in a class ({:.2}%; the fit: {:.2}%), {} epochs each",
+                new_ones.len(),
+                pct(in_class, new_ones.len()),
+                pct(fit_in_class, n),
+                self.n_epochs
+            ),
+            format!("fit loaded and indexed {t_fit:.2}s, new galaxies placed {t_new:.2}s"),
+        ];
+        let mut o = Output::new(df, summary);
+        o.details = serde_json::json!({
+            "seconds": { "fit": t_fit, "place": t_new },
+            "already_fitted": copied,
+            "new_in_class": in_class,
+            "per_class": per_class,
+        });
+        o
+    }
+}
+
+/// How long the two phases of a run took, in seconds.
+struct Seconds {
+    /// Loading the fit and indexing its layout.
+    fit: f64,
+    /// Placing the new galaxies.
+    place: f64,
+}
+
+/// The search index file (`NODE.index`'s attachment), mapped.
+struct IndexFile {
+    path: std::path::PathBuf,
+    map: memmap2::Mmap,
+}
+
+impl IndexFile {
+    /// Check that the search's tables agree on the number of galaxies, then map the index.
+    fn open(inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx) -> Result<IndexFile> {
+        let node = ctx.node;
+        let n = inputs[LAYOUT].height();
         if inputs[INDEX].height() != n || inputs[CORE].height() != n {
             return Err(Error::input(
                 node,
@@ -259,7 +412,51 @@ impl Assign {
         // SAFETY: cache entries are immutable once published.
         let map =
             unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("cannot map", &path, e))?;
-        let index = search::Index::from_bytes(&map).map_err(|m| {
+        Ok(IndexFile { path, map })
+    }
+}
+
+/// The fitted search as a run reads it: the index over its features, its layout, the
+/// layout's core distances and KD-tree, and its classes.
+struct Fitted<'m> {
+    /// The number of fitted galaxies.
+    n: usize,
+    index: search::Index<'m>,
+    /// The index row of each fitted row.
+    rank: Vec<u32>,
+    /// The layout's columns, and its rows (`n × columns.len()`).
+    columns: Vec<String>,
+    y: Vec<f32>,
+    core: Vec<f32>,
+    tree: KdTree,
+    classes: Classes,
+    min_samples: usize,
+}
+
+/// The condensed tree and the classes the select node chose in it.
+struct Classes {
+    condensed: CondensedTree,
+    stats: ClusterStats,
+    chosen: Vec<u32>,
+    labelling: Labelling,
+    /// The condensed-tree row of each fitted point.
+    row_of: Vec<u32>,
+}
+
+impl<'m> Fitted<'m> {
+    /// Read the index from `file` and the layout, core distances and condensed tree from
+    /// the hidden inputs, checking they describe the same galaxies.
+    fn load(
+        a: &Assign,
+        file: &'m IndexFile,
+        inputs: &[std::sync::Arc<DataFrame>],
+        ctx: &RunCtx,
+    ) -> Result<Fitted<'m>> {
+        let node = ctx.node;
+        let n = inputs[LAYOUT].height();
+        let cols = &a.fit.features;
+        let path = &file.path;
+        let index = search::Index::from_bytes(&file.map).map_err(|m| {
             Error::input(
                 node,
                 format!("`{}`: {m} (was the cache edited?)", path.display()),
@@ -277,51 +474,90 @@ impl Assign {
                 ),
             ));
         }
-        // Index row of each fitted row.
         let mut rank = vec![0u32; n];
         for r in 0..n as u32 {
             rank[index.label(r) as usize] = r;
         }
-        let lcols = self.layout_columns();
-        let dim = lcols.len();
-        let y = columns::matrix_f32(layout_df, &lcols, node)?;
+        let columns = a.layout_columns();
+        let y = columns::matrix_f32(&inputs[LAYOUT], &columns, node)?;
         let core = columns::matrix_f32(&inputs[CORE], &["core_distance".to_string()], node)?;
-        let ct = Select::tree(&inputs[TREE], node)?;
-        if ct.n_points != n {
+        let classes = Classes::load(&inputs[TREE], &a.fit.select, n, node)?;
+        let tree = KdTree::build(&y, columns.len());
+        Ok(Fitted {
+            n,
+            index,
+            rank,
+            columns,
+            y,
+            core,
+            tree,
+            classes,
+            min_samples: a.fit.cluster.min_samples as usize,
+        })
+    }
+
+    /// HDBSCAN's approximate prediction against this fit.
+    fn predictor(&self) -> predict::Fit<'_> {
+        let c = &self.classes;
+        predict::Fit {
+            tree: &self.tree,
+            core: &self.core,
+            min_samples: self.min_samples,
+            condensed: &c.condensed,
+            stats: &c.stats,
+            labelling: &c.labelling,
+            row_of: &c.row_of,
+        }
+    }
+}
+
+impl Classes {
+    /// Read the condensed tree of a layout of `n` rows and select its classes as `select`
+    /// does.
+    fn load(tree: &DataFrame, select: &Select, n: usize, node: &str) -> Result<Classes> {
+        let condensed = Select::tree(tree, node)?;
+        if condensed.n_points != n {
             return Err(Error::input(
                 node,
                 format!(
                     "the condensed tree has {} points for a layout of {n} rows",
-                    ct.n_points
+                    condensed.n_points
                 ),
             ));
         }
-        let stats = hdbscan::cluster_stats(&ct);
+        let stats = hdbscan::cluster_stats(&condensed);
         let sel = Selection {
-            method: f.select.method,
-            allow_single_cluster: f.select.allow_single_cluster,
-            epsilon: f.select.cluster_selection_epsilon,
-            max_cluster_size: f.select.max_cluster_size as usize,
+            method: select.method,
+            allow_single_cluster: select.allow_single_cluster,
+            epsilon: select.cluster_selection_epsilon,
+            max_cluster_size: select.max_cluster_size as usize,
         };
-        let chosen = hdbscan::select(&ct, &stats, &sel);
-        let labelling = Labelling::new(&ct, &stats, &chosen, &sel);
-        let row_of = predict::rows_of_points(&ct);
-        let tree = KdTree::build(&y, dim);
-        let fit = predict::Fit {
-            tree: &tree,
-            core: &core,
-            min_samples: f.cluster.min_samples as usize,
-            condensed: &ct,
-            stats: &stats,
-            labelling: &labelling,
-            row_of: &row_of,
-        };
-        // Fitted rows in the layout's order, for the transform and the prediction.
-        let near_fitted = |p: u32| index.label(p);
-        let t_fit = t0.elapsed().as_secs_f64();
+        let chosen = hdbscan::select(&condensed, &stats, &sel);
+        let labelling = Labelling::new(&condensed, &stats, &chosen, &sel);
+        let row_of = predict::rows_of_points(&condensed);
+        Ok(Classes {
+            condensed,
+            stats,
+            chosen,
+            labelling,
+            row_of,
+        })
+    }
+}
 
-        // Fitted galaxies, by id.
-        let fitted_ids = columns::id_strings(layout_df, ctx.id, node)?;
+/// The fitted galaxies' ids and classes (the CLASSES input), by layout row.
+struct Known {
+    ids: Vec<String>,
+    label: Vec<i32>,
+    probability: Vec<f64>,
+    outlier: Vec<f64>,
+}
+
+impl Known {
+    /// Read the fitted ids from the layout and their classes from CLASSES (`n` rows each).
+    fn load(inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx, n: usize) -> Result<Known> {
+        let node = ctx.node;
+        let ids = columns::id_strings(&inputs[LAYOUT], ctx.id, node)?;
         let classes = &inputs[CLASSES];
         if classes.height() != n {
             return Err(Error::input(
@@ -332,7 +568,7 @@ impl Assign {
                 ),
             ));
         }
-        let fitted_label: Vec<i32> = classes
+        let label: Vec<i32> = classes
             .column("label")
             .map_err(super::pl(node))?
             .i32()
@@ -340,191 +576,190 @@ impl Assign {
             .iter()
             .map(|v| v.unwrap_or(-1))
             .collect();
-        let fitted_prob = f64_column(classes, "probability", node)?;
-        let fitted_outlier = f64_column(classes, "outlier_score", node)?;
-        let by_id: HashMap<&str, usize> = fitted_ids
+        Ok(Known {
+            ids,
+            label,
+            probability: f64_column(classes, "probability", node)?,
+            outlier: f64_column(classes, "outlier_score", node)?,
+        })
+    }
+
+    /// The layout row of each fitted id.
+    fn by_id(&self) -> HashMap<&str, usize> {
+        self.ids
             .iter()
             .enumerate()
             .map(|(i, s)| (s.as_str(), i))
-            .collect();
-
-        // The new galaxies.
-        let new = &inputs[NEW];
-        let m = new.height();
-        let new_ids = columns::id_strings(new, ctx.id, node)?;
-        let mut q = columns::matrix_f32(new, cols, node)?;
-        if cosine {
-            columns::normalise_rows(&mut q, d, |r| {
-                Err(Error::input(node, format!("galaxy `{}` has an all-zero representation: the cosine metric is undefined for it", new_ids[r])))
-            })?;
-        }
-        let a_b = umap::find_ab(u.spread, u.min_dist);
-        let tr = Transform {
-            a: a_b.0 as f32,
-            b: a_b.1 as f32,
-            n_epochs: self.n_epochs as usize,
-            learning_rate: u.learning_rate,
-            negative_sample_rate: u.negative_sample_rate as f64,
-            local_connectivity: u.local_connectivity,
-        };
-        let kq = (u.n_neighbors as usize).min(n);
-        let bar = ctx.progress.bar(node, "assign", m as u64);
-        // Galaxies close in the feature space read the same fitted rows: take them in the
-        // index's leaf order (each result is the galaxy's own whatever the order).
-        let mut order: Vec<(usize, usize)> = (0..m)
-            .into_par_iter()
-            .map(|r| (index.locality(&q[r * d..(r + 1) * d]), r))
-            .collect();
-        order.sort_unstable();
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let placed: Vec<Placed> = order
-            .par_iter()
-            .map_init(
-                || index.scratch(),
-                |scratch, &(_, r)| {
-                    let qr = &q[r * d..(r + 1) * d];
-                    if done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
-                        bar.inc(4096);
-                    }
-                    if let Some(&i) = by_id.get(new_ids[r].as_str()) {
-                        if index.point_of(rank[i] as usize) == qr {
-                            return Placed {
-                                pos: y[i * dim..(i + 1) * dim].to_vec(),
-                                label: fitted_label[i],
-                                probability: fitted_prob[i],
-                                outlier: fitted_outlier[i],
-                                nearest: i as u32,
-                                distance: 0.0,
-                                fitted: true,
-                            };
-                        }
-                    }
-                    let near = index.query(qr, kq, SEARCH_EPSILON, scratch);
-                    let dist: Vec<f32> = near
-                        .iter()
-                        .map(|&(d2, _)| if cosine { d2 / 2.0 } else { d2.sqrt() })
-                        .collect();
-                    let w = transform::strengths(&dist, u.local_connectivity);
-                    // umap-learn optimises a point's edges in fitted-row order.
-                    let mut edges: Vec<(u32, f32)> = near
-                        .iter()
-                        .map(|p| near_fitted(p.1))
-                        .zip(w.iter().copied())
-                        .collect();
-                    let mut pos = transform::initial(
-                        &edges.iter().map(|e| e.0).collect::<Vec<_>>(),
-                        &w,
-                        &y,
-                        dim,
-                    );
-                    edges.sort_unstable_by_key(|e| e.0);
-                    let (en, ew): (Vec<u32>, Vec<f32>) = edges.into_iter().unzip();
-                    let mut rng = Rng::new(
-                        self.seed,
-                        crate::numeric::rng::stream::ASSIGN ^ feature_stream(qr),
-                    );
-                    transform::optimise_point(&mut pos, &en, &ew, &y, dim, &tr, &mut rng);
-                    let p = fit.predict(&pos);
-                    Placed {
-                        pos,
-                        label: p.label.map_or(-1, |l| l as i32),
-                        probability: p.probability,
-                        outlier: p.outlier_score,
-                        nearest: near_fitted(near[0].1),
-                        distance: dist[0],
-                        fitted: false,
-                    }
-                },
-            )
-            .collect();
-        let mut slot = vec![usize::MAX; m];
-        for (j, &(_, r)) in order.iter().enumerate() {
-            slot[r] = j;
-        }
-        let results: Vec<&Placed> = slot.iter().map(|&j| &placed[j]).collect();
-        bar.finish();
-        let t_new = t0.elapsed().as_secs_f64() - t_fit;
-
-        let mut out: Vec<Column> = Vec::with_capacity(dim + 6);
-        out.push(new.column(ctx.id).map_err(super::pl(node))?.clone());
-        for (j, c) in lcols.iter().enumerate() {
-            out.push(Column::new(
-                c.into(),
-                results.iter().map(|p| p.pos[j]).collect::<Vec<f32>>(),
-            ));
-        }
-        out.push(Column::new(
-            "label".into(),
-            results.iter().map(|p| p.label).collect::<Vec<i32>>(),
-        ));
-        out.push(Column::new(
-            "probability".into(),
-            results.iter().map(|p| p.probability).collect::<Vec<f64>>(),
-        ));
-        out.push(Column::new(
-            "outlier_score".into(),
-            results.iter().map(|p| p.outlier).collect::<Vec<f64>>(),
-        ));
-        let take = IdxCa::from_vec(
-            PlSmallStr::EMPTY,
-            results.iter().map(|p| p.nearest as IdxSize).collect(),
-        );
-        let nearest = layout_df
-            .column(ctx.id)
-            .map_err(super::pl(node))?
-            .as_materialized_series()
-            .take(&take)
-            .map_err(super::pl(node))?;
-        out.push(
-            nearest
-                .with_name(format!("nearest_{}", ctx.id).into())
-                .into_column(),
-        );
-        out.push(Column::new(
-            "nearest_distance".into(),
-            results.iter().map(|p| p.distance).collect::<Vec<f32>>(),
-        ));
-        let df = DataFrame::new(m, out).map_err(super::pl(node))?;
-
-        let copied = results.iter().filter(|p| p.fitted).count();
-        let new_ones: Vec<&&Placed> = results.iter().filter(|p| !p.fitted).collect();
-        let in_class = new_ones.iter().filter(|p| p.label >= 0).count();
-        let fit_in_class = fitted_label.iter().filter(|&&l| l >= 0).count();
-        let mut per_class = vec![0usize; chosen.len()];
-        for p in results.iter().filter(|p| p.label >= 0) {
-            per_class[p.label as usize] += 1;
-        }
-        let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
-        let summary = vec![
-            format!("{m} galaxies into a search of {n} ({} classes); {copied} already in it keep their fitted results", chosen.len()),
-            format!(
-                "{in_class} of {} new galaxies in a class ({:.2}%; the fit: {:.2}%), {} epochs each",
-                new_ones.len(),
-                pct(in_class, new_ones.len()),
-                pct(fit_in_class, n),
-                self.n_epochs
-            ),
-            format!("fit loaded and indexed {t_fit:.2}s, new galaxies placed {t_new:.2}s"),
-        ];
-        let mut o = Output::new(df, summary);
-        o.details = serde_json::json!({
-            "seconds": { "fit": t_fit, "place": t_new },
-            "already_fitted": copied,
-            "new_in_class": in_class,
-            "per_class": per_class,
-        });
-        Ok(o)
+            .collect()
     }
 }
 
+/// The new galaxies (NEW): their ids and feature rows (unit rows under the cosine metric).
+struct NewGalaxies {
+    ids: Vec<String>,
+    /// `ids.len() × d`.
+    q: Vec<f32>,
+    d: usize,
+}
+
+impl NewGalaxies {
+    fn load(new: &DataFrame, cols: &[String], cosine: bool, ctx: &RunCtx) -> Result<Self> {
+        let node = ctx.node;
+        let ids = columns::id_strings(new, ctx.id, node)?;
+        let d = cols.len();
+        let mut q = columns::matrix_f32(new, cols, node)?;
+        if cosine {
+            columns::normalise_rows(&mut q, d, |r| {
+                Err(Error::input(node, format!("galaxy `{}` has an all-zero representation: the cosine metric is undefined for it", ids[r])))
+            })?;
+        }
+        Ok(NewGalaxies { ids, q, d })
+    }
+}
+
+/// What places one new galaxy: the fit, its prediction, and the transform's parameters.
+struct Placer<'a> {
+    fit: &'a Fitted<'a>,
+    predict: predict::Fit<'a>,
+    known: &'a Known,
+    by_id: HashMap<&'a str, usize>,
+    new_ids: &'a [String],
+    transform: Transform,
+    /// Fitted neighbours per new galaxy (`n_neighbors`, at most the fit's size).
+    k: usize,
+    cosine: bool,
+    seed: u64,
+}
+
+impl Placer<'_> {
+    /// New galaxy `r` with features `qr`.
+    fn place(&self, r: usize, qr: &[f32], scratch: &mut search::Scratch) -> Placed {
+        self.already_fitted(r, qr)
+            .unwrap_or_else(|| self.transform(qr, scratch))
+    }
+
+    /// The fitted results of galaxy `r` if it is in the fit (same id, same features).
+    fn already_fitted(&self, r: usize, qr: &[f32]) -> Option<Placed> {
+        let &i = self.by_id.get(self.new_ids[r].as_str())?;
+        let (fit, dim) = (self.fit, self.fit.columns.len());
+        if fit.index.point_of(fit.rank[i] as usize) != qr {
+            return None;
+        }
+        Some(Placed {
+            pos: fit.y[i * dim..(i + 1) * dim].to_vec(),
+            label: self.known.label[i],
+            probability: self.known.probability[i],
+            outlier: self.known.outlier[i],
+            nearest: i as u32,
+            distance: 0.0,
+            fitted: true,
+        })
+    }
+
+    /// A galaxy not in the fit: its nearest fitted galaxies, its position by UMAP's
+    /// transform from them, and its class by HDBSCAN's prediction there.
+    fn transform(&self, qr: &[f32], scratch: &mut search::Scratch) -> Placed {
+        let (fit, dim) = (self.fit, self.fit.columns.len());
+        let y = &fit.y;
+        // Fitted rows in the layout's order, for the transform and the prediction.
+        let near_fitted = |p: u32| fit.index.label(p);
+        let near = fit.index.query(qr, self.k, SEARCH_EPSILON, scratch);
+        let dist: Vec<f32> = near
+            .iter()
+            .map(|&(d2, _)| if self.cosine { d2 / 2.0 } else { d2.sqrt() })
+            .collect();
+        let w = transform::strengths(&dist, self.transform.local_connectivity);
+        // umap-learn optimises a point's edges in fitted-row order.
+        let mut edges: Vec<(u32, f32)> = near
+            .iter()
+            .map(|p| near_fitted(p.1))
+            .zip(w.iter().copied())
+            .collect();
+        let mut pos =
+            transform::initial(&edges.iter().map(|e| e.0).collect::<Vec<_>>(), &w, y, dim);
+        edges.sort_unstable_by_key(|e| e.0);
+        let (en, ew): (Vec<u32>, Vec<f32>) = edges.into_iter().unzip();
+        let mut rng = Rng::new(
+            self.seed,
+            crate::numeric::rng::stream::ASSIGN ^ feature_stream(qr),
+        );
+        transform::optimise_point(&mut pos, &en, &ew, y, dim, &self.transform, &mut rng);
+        let p = self.predict.predict(&pos);
+        Placed {
+            pos,
+            label: p.label.map_or(-1, |l| l as i32),
+            probability: p.probability,
+            outlier: p.outlier_score,
+            nearest: near_fitted(near[0].1),
+            distance: dist[0],
+            fitted: false,
+        }
+    }
+}
+
+/// One new galaxy's results.
 struct Placed {
     pos: Vec<f32>,
     label: i32,
     probability: f64,
     outlier: f64,
+    /// Its nearest fitted galaxy (layout row) and the distance to it.
     nearest: u32,
     distance: f32,
+    /// Whether it is in the fit and copies its fitted results.
     fitted: bool,
+}
+
+/// The output table, in NEW's order: id, layout columns `lcols`, class, nearest fitted
+/// galaxy.
+fn frame(
+    results: &[Placed],
+    inputs: &[std::sync::Arc<DataFrame>],
+    lcols: &[String],
+    ctx: &RunCtx,
+) -> Result<DataFrame> {
+    let node = ctx.node;
+    let new = &inputs[NEW];
+    let mut out: Vec<Column> = Vec::with_capacity(lcols.len() + 6);
+    out.push(new.column(ctx.id).map_err(super::pl(node))?.clone());
+    for (j, c) in lcols.iter().enumerate() {
+        out.push(Column::new(
+            c.into(),
+            results.iter().map(|p| p.pos[j]).collect::<Vec<f32>>(),
+        ));
+    }
+    out.push(Column::new(
+        "label".into(),
+        results.iter().map(|p| p.label).collect::<Vec<i32>>(),
+    ));
+    out.push(Column::new(
+        "probability".into(),
+        results.iter().map(|p| p.probability).collect::<Vec<f64>>(),
+    ));
+    out.push(Column::new(
+        "outlier_score".into(),
+        results.iter().map(|p| p.outlier).collect::<Vec<f64>>(),
+    ));
+    let take = IdxCa::from_vec(
+        PlSmallStr::EMPTY,
+        results.iter().map(|p| p.nearest as IdxSize).collect(),
+    );
+    let nearest = inputs[LAYOUT]
+        .column(ctx.id)
+        .map_err(super::pl(node))?
+        .as_materialized_series()
+        .take(&take)
+        .map_err(super::pl(node))?;
+    out.push(
+        nearest
+            .with_name(format!("nearest_{}", ctx.id).into())
+            .into_column(),
+    );
+    out.push(Column::new(
+        "nearest_distance".into(),
+        results.iter().map(|p| p.distance).collect::<Vec<f32>>(),
+    ));
+    DataFrame::new(new.height(), out).map_err(super::pl(node))
 }
 
 impl Index {
@@ -705,14 +940,20 @@ fn feature_stream(x: &[f32]) -> u64 {
     u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
-impl super::Kind for Assign {
+impl super::Kind for AssignDraft {
     super::kind_basics!("assign", Exactly(2));
 
     /// `assign` reads the search it assigns into: the chain select -> cluster -> UMAP
-    /// reduce above its CLASSES input (the fit, complete here), a search index over the
-    /// fitted features and the layout's core distances (hidden `NODE.index`, `NODE.core`).
+    /// reduce above its CLASSES input (the fit: the [`Assign`] this node becomes), a search
+    /// index over the fitted features and the layout's core distances (hidden `NODE.index`,
+    /// `NODE.core`).
     fn expand(&self, v: usize, draft: &mut Draft) -> Result<Option<super::Op>> {
-        let (fit, tree, layout, knn) = self.chain(v, draft)?;
+        let Chain {
+            fit,
+            tree,
+            layout,
+            knn,
+        } = Chain::find(v, draft)?;
         let index = Index {
             columns: fit.reduce.columns.clone(),
             metric: fit
@@ -732,10 +973,25 @@ impl super::Kind for Assign {
         let core = draft.add_hidden(v, "core", super::Op::Core(core), vec![layout]);
         draft.nodes[v].inputs.extend([tree, layout, index, core]);
         Ok(Some(super::Op::Assign(Assign {
-            fit: Some(fit),
-            ..self.clone()
+            n_epochs: self.n_epochs,
+            seed: self.seed,
+            fit,
         })))
     }
+
+    /// Never derived: `expand` makes every `assign` node an [`Assign`] first.
+    fn output_schema(&self, _: &[SchemaRef], _: &str) -> Result<super::SchemaResult<Schema>> {
+        unreachable!("validation expands `assign` before deriving its schema")
+    }
+
+    /// Never run: validation makes every `assign` node an [`Assign`].
+    fn compute(&self, _: &[std::sync::Arc<DataFrame>], _: &RunCtx) -> Result<Output> {
+        unreachable!("validation expands `assign` before it runs")
+    }
+}
+
+impl super::Kind for Assign {
+    super::kind_basics!("assign", Exactly(2));
 
     fn output_schema(&self, inputs: &[SchemaRef], id: &str) -> Result<super::SchemaResult<Schema>> {
         Ok(self.schema(inputs, id))
@@ -746,7 +1002,7 @@ impl super::Kind for Assign {
     }
 }
 
-impl super::Parse for Assign {
+impl super::Parse for AssignDraft {
     const NAMES: &'static [&'static str] = &["assign"];
 
     fn parse(

@@ -91,63 +91,7 @@ impl Cluster {
         let x = columns::matrix_f32(input, &cols, ctx.node)?;
         let bar = ctx.progress.bar(ctx.node, "hdbscan", 4);
         let t0 = Instant::now();
-        let points = memo::points_key(&x, d);
-        let mut core_note = None;
-        let (tree, core) = match memo::take(points, ms) {
-            Some(c) => {
-                core_note = Some(format!("core distances from `{}`'s run (one search for min_samples {}): the bits this node gets alone", c.by, c.ks));
-                (c.tree, c.core)
-            }
-            None => {
-                let tree = Arc::new(KdTree::build(&x, d));
-                // Trees joined to this one (see `Kind::joint_key`) whose core distances one
-                // search at the largest min_samples also gives.
-                let mine = super::Kind::joint_key(self);
-                let others: Vec<(&str, usize)> = ctx
-                    .joint
-                    .iter()
-                    .filter_map(|&(name, op)| match op {
-                        super::Op::Cluster(c)
-                            if super::Kind::joint_key(c) == mine
-                                && (c.min_samples as usize) < n =>
-                        {
-                            Some((name, c.min_samples as usize))
-                        }
-                        _ => None,
-                    })
-                    .take(memo::KEEP)
-                    .collect();
-                let ks: Vec<usize> = std::iter::once(ms)
-                    .chain(others.iter().map(|o| o.1))
-                    .collect();
-                let mut cores = knn::core_distances_multi(&tree, &ks).into_iter();
-                let core = cores.next().expect("this node's core distances");
-                if !others.is_empty() {
-                    let mut all: Vec<usize> = ks.clone();
-                    all.sort_unstable();
-                    all.dedup();
-                    let ks_text = all
-                        .iter()
-                        .map(|k| k.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    for (core, &(_, k)) in cores.zip(&others) {
-                        memo::put(
-                            points,
-                            k,
-                            memo::Core {
-                                tree: tree.clone(),
-                                core,
-                                by: ctx.node.to_owned(),
-                                ks: ks_text.clone(),
-                            },
-                        );
-                    }
-                    core_note = Some(format!("one core-distance search for min_samples {ks_text} (this node's and {} joined tree(s)')", others.len()));
-                }
-                (tree, core)
-            }
-        };
+        let Cores { tree, core, note } = self.core_distances(&x, d, n, ctx);
         bar.inc(1);
         let t_core = t0.elapsed().as_secs_f64();
         let edges = mst::mutual_reachability_mst(&tree, &core, self.alpha as f32);
@@ -159,41 +103,98 @@ impl Cluster {
         bar.inc(2);
         bar.finish();
         let t_tree = t0.elapsed().as_secs_f64() - t_core - t_mst;
+        let df = tree_table(&ct, input, n, ctx)?;
+        let seconds = Seconds {
+            core: t_core,
+            mst: t_mst,
+            tree: t_tree,
+        };
+        Ok(self.output(df, &ct, n, d, seconds, note))
+    }
 
-        let rows = ct.len();
-        let point_rows: Vec<Option<IdxSize>> = ct
-            .child
-            .iter()
-            .map(|&c| ((c as usize) < n).then_some(c as IdxSize))
+    /// The core distances of the `n` points `x` (`d` wide) and their KD-tree: left by a
+    /// joined tree's run, or searched for, with those of the trees joined to this one.
+    fn core_distances(&self, x: &[f32], d: usize, n: usize, ctx: &RunCtx) -> Cores {
+        let ms = self.min_samples as usize;
+        let points = memo::points_key(x, d);
+        if let Some(c) = memo::take(points, ms) {
+            let note = format!("core distances from `{}`'s run (one search for min_samples {}): the bits this node gets alone", c.by, c.ks);
+            return Cores {
+                tree: c.tree,
+                core: c.core,
+                note: Some(note),
+            };
+        }
+        let tree = Arc::new(KdTree::build(x, d));
+        let others = self.joined(n, ctx);
+        let ks: Vec<usize> = std::iter::once(ms)
+            .chain(others.iter().map(|o| o.1))
             .collect();
-        let take = IdxCa::from_iter_options(PlSmallStr::EMPTY, point_rows.into_iter());
-        let ids = input
-            .column(ctx.id)
-            .map_err(super::pl(ctx.node))?
-            .as_materialized_series()
-            .take(&take)
-            .map_err(super::pl(ctx.node))?;
-        let df = DataFrame::new(
-            rows,
-            vec![
-                ids.with_name(ctx.id.into()).into_column(),
-                Column::new(
-                    "parent".into(),
-                    ct.parent.iter().map(|&v| v as i64).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "child".into(),
-                    ct.child.iter().map(|&v| v as i64).collect::<Vec<_>>(),
-                ),
-                Column::new("lambda_val".into(), ct.lambda.clone()),
-                Column::new(
-                    "child_size".into(),
-                    ct.child_size.iter().map(|&v| v as i64).collect::<Vec<_>>(),
-                ),
-            ],
-        )
-        .map_err(super::pl(ctx.node))?;
-        let stats = hdbscan::cluster_stats(&ct);
+        let mut cores = knn::core_distances_multi(&tree, &ks).into_iter();
+        let core = cores.next().expect("this node's core distances");
+        let mut note = None;
+        if !others.is_empty() {
+            let mut all: Vec<usize> = ks.clone();
+            all.sort_unstable();
+            all.dedup();
+            let ks_text = all
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            for (core, &(_, k)) in cores.zip(&others) {
+                memo::put(
+                    points,
+                    k,
+                    memo::Core {
+                        tree: tree.clone(),
+                        core,
+                        by: ctx.node.to_owned(),
+                        ks: ks_text.clone(),
+                    },
+                );
+            }
+            note = Some(format!("one core-distance search for min_samples {ks_text} (this node's and {} joined tree(s)')", others.len()));
+        }
+        Cores { tree, core, note }
+    }
+
+    /// Trees joined to this one (see `Kind::joint_key`) whose core distances one search at
+    /// the largest min_samples also gives: their nodes and `min_samples`.
+    fn joined<'c>(&self, n: usize, ctx: &RunCtx<'c>) -> Vec<(&'c str, usize)> {
+        let mine = super::Kind::joint_key(self);
+        ctx.joint
+            .iter()
+            .filter_map(|&(name, op)| match op {
+                super::Op::Cluster(c)
+                    if super::Kind::joint_key(c) == mine && (c.min_samples as usize) < n =>
+                {
+                    Some((name, c.min_samples as usize))
+                }
+                _ => None,
+            })
+            .take(memo::KEEP)
+            .collect()
+    }
+
+    /// The summary lines and manifest details of a tree `ct` of `n` points in `d`
+    /// dimensions.
+    fn output(
+        &self,
+        df: DataFrame,
+        ct: &hdbscan::CondensedTree,
+        n: usize,
+        d: usize,
+        seconds: Seconds,
+        core_note: Option<String>,
+    ) -> Output {
+        let ms = self.min_samples;
+        let Seconds {
+            core: t_core,
+            mst: t_mst,
+            tree: t_tree,
+        } = seconds;
+        let stats = hdbscan::cluster_stats(ct);
         let n_clusters = stats.birth.len() - n - 1;
         let leaves = (n + 1..stats.birth.len())
             .filter(|&c| stats.children[c].is_empty())
@@ -206,8 +207,66 @@ impl Cluster {
         summary.extend(core_note.clone());
         let mut out = Output::new(df, summary);
         out.details = serde_json::json!({ "seconds": { "core_distances": t_core, "mst": t_mst, "condense": t_tree }, "core_distances": core_note });
-        Ok(out)
+        out
     }
+}
+
+/// The core distances of a run's points, the KD-tree they are indexed by, and where they
+/// came from (a line for the summary, when joined).
+struct Cores {
+    tree: Arc<KdTree>,
+    core: Vec<f32>,
+    note: Option<String>,
+}
+
+/// How long a run's three phases took, in seconds.
+struct Seconds {
+    core: f64,
+    mst: f64,
+    tree: f64,
+}
+
+/// The condensed tree as a table: one row per edge, the id on rows whose child is one of
+/// the `n` points.
+fn tree_table(
+    ct: &hdbscan::CondensedTree,
+    input: &DataFrame,
+    n: usize,
+    ctx: &RunCtx,
+) -> Result<DataFrame> {
+    let rows = ct.len();
+    let point_rows: Vec<Option<IdxSize>> = ct
+        .child
+        .iter()
+        .map(|&c| ((c as usize) < n).then_some(c as IdxSize))
+        .collect();
+    let take = IdxCa::from_iter_options(PlSmallStr::EMPTY, point_rows.into_iter());
+    let ids = input
+        .column(ctx.id)
+        .map_err(super::pl(ctx.node))?
+        .as_materialized_series()
+        .take(&take)
+        .map_err(super::pl(ctx.node))?;
+    DataFrame::new(
+        rows,
+        vec![
+            ids.with_name(ctx.id.into()).into_column(),
+            Column::new(
+                "parent".into(),
+                ct.parent.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "child".into(),
+                ct.child.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+            ),
+            Column::new("lambda_val".into(), ct.lambda.clone()),
+            Column::new(
+                "child_size".into(),
+                ct.child_size.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+    .map_err(super::pl(ctx.node))
 }
 
 impl super::Kind for Cluster {

@@ -198,55 +198,59 @@ impl Embed {
         inputs: &[Port],
         outputs: &[Port],
     ) -> std::result::Result<Plan, (&'static str, String)> {
-        let inp = inputs
-            .first()
-            .ok_or(("model", "the model has no input".to_owned()))?;
-        if inputs.len() > 1 {
-            return Err((
-                "model",
-                format!(
-                    "the model has {} inputs; embed feeds one image tensor",
-                    inputs.len()
-                ),
-            ));
-        }
-        if !inp.is_f32 || inp.shape.len() != 4 {
-            return Err(("model", format!("model input `{}` must be a 4-D float tensor (N, C, H, W or N, H, W, C), found {:?}", inp.name, inp.shape)));
-        }
-        let s = &inp.shape;
-        let (nchw, channels, h, w) = if s[1] == 1 || s[1] == 3 {
-            (true, s[1] as usize, s[2], s[3])
-        } else if s[3] == 1 || s[3] == 3 {
-            (false, s[3] as usize, s[1], s[2])
-        } else {
-            return Err(("model", format!("cannot tell the channel axis of model input `{}` {:?}: expected 1 or 3 channels", inp.name, s)));
-        };
-        let size = match (self.size, h, w) {
-            (Some(want), h, w) if (h > 0 && h != want as i64) || (w > 0 && w != want as i64) => {
-                return Err((
-                    "size",
-                    format!("`size = {want}` but the model takes {h} x {w} images"),
-                ))
-            }
-            (Some(want), _, _) => want,
-            (None, h, w) if h > 0 && h == w => h as u32,
-            (None, h, w) => {
-                return Err((
-                    "size",
-                    format!("the model's input size is {h} x {w}: set `size`"),
-                ))
-            }
-        };
+        let image = image_input(inputs)?;
+        let size = self.input_size(&image)?;
         for (name, v) in [("mean", &self.mean), ("std", &self.std)] {
             if let Some(v) = v {
-                if v.len() != 1 && v.len() != channels {
+                if v.len() != 1 && v.len() != image.channels {
                     return Err((
                         name,
-                        format!("{} values but the model takes {channels} channels", v.len()),
+                        format!(
+                            "{} values but the model takes {} channels",
+                            v.len(),
+                            image.channels
+                        ),
                     ));
                 }
             }
         }
+        let (output, dim) = self.output_port(outputs)?;
+        Ok(Plan {
+            input: image.name,
+            layout: Layout {
+                size,
+                channels: image.channels,
+                nchw: image.nchw,
+            },
+            output,
+            dim,
+        })
+    }
+
+    /// The image size to feed: `size` if given (and the model's, where it fixes one), else
+    /// the model's square size.
+    fn input_size(&self, image: &ImageInput) -> std::result::Result<u32, (&'static str, String)> {
+        match (self.size, image.h, image.w) {
+            (Some(want), h, w) if (h > 0 && h != want as i64) || (w > 0 && w != want as i64) => {
+                Err((
+                    "size",
+                    format!("`size = {want}` but the model takes {h} x {w} images"),
+                ))
+            }
+            (Some(want), _, _) => Ok(want),
+            (None, h, w) if h > 0 && h == w => Ok(h as u32),
+            (None, h, w) => Err((
+                "size",
+                format!("the model's input size is {h} x {w}: set `size`"),
+            )),
+        }
+    }
+
+    /// The model output used (`output`, else the first) and its values per image.
+    fn output_port(
+        &self,
+        outputs: &[Port],
+    ) -> std::result::Result<(String, usize), (&'static str, String)> {
         let out = match &self.output {
             Some(o) => outputs.iter().find(|p| &p.name == o).ok_or_else(|| {
                 let names: Vec<&str> = outputs.iter().map(|p| p.name.as_str()).collect();
@@ -272,17 +276,7 @@ impl Embed {
                 ),
             ));
         }
-        let dim = dims.iter().product::<i64>() as usize;
-        Ok(Plan {
-            input: inp.name.clone(),
-            layout: Layout {
-                size,
-                channels,
-                nchw,
-            },
-            output: out.name.clone(),
-            dim,
-        })
+        Ok((out.name.clone(), dims.iter().product::<i64>() as usize))
     }
 
     /// The image column as given (`None`: null).
@@ -319,26 +313,37 @@ impl Embed {
         let plan = self
             .inspect(&model.inputs, &model.outputs)
             .map_err(|(_, e)| Error::input(node, e))?;
-        let (input_name, layout, output_name) =
-            (plan.input.clone(), plan.layout, plan.output.clone());
         let paths = self.paths(input, node)?;
         let files = self.resolve(&paths);
-        let n = paths.len();
-        if n == 0 {
-            let mut cols = vec![input.column(ctx.id).map_err(super::pl(node))?.clone()];
-            cols.extend(
-                (0..plan.dim)
-                    .map(|j| Column::new(format!("{}{j}", self.prefix).into(), Vec::<f32>::new())),
-            );
-            let df = DataFrame::new(0, cols).map_err(super::pl(node))?;
-            return Ok(Output::new(df, vec!["no images (empty input)".into()]));
+        if paths.is_empty() {
+            return self.empty(input, &plan, ctx);
         }
-        let per_image = layout.channels * (layout.size as usize).pow(2);
-        let d = plan.dim;
+        let mut work = self.find_blocks(input, &plan, ctx)?;
+        self.embed_blocks(&mut model, &plan, &files, &mut work, ctx)?;
+        work.failures.sort_by_key(|f| f.0);
+        let keep = usable_rows(&work, &paths, node)?;
+        let df = self.frame(input, &work.features, &keep, plan.dim, ctx)?;
+        self.output(df, input, &plan, &paths, &work, ctx)
+    }
 
-        // Blocks of rows, each kept as a part: found ones are read back, the others computed
-        // (in batches that start at the block's first row, so a block's output never
-        // depends on its neighbours) and kept as soon as they are done.
+    /// The output of an empty input: the id and feature columns, no rows.
+    fn empty(&self, input: &DataFrame, plan: &Plan, ctx: &RunCtx) -> Result<Output> {
+        let node = ctx.node;
+        let mut cols = vec![input.column(ctx.id).map_err(super::pl(node))?.clone()];
+        cols.extend(
+            (0..plan.dim)
+                .map(|j| Column::new(format!("{}{j}", self.prefix).into(), Vec::<f32>::new())),
+        );
+        let df = DataFrame::new(0, cols).map_err(super::pl(node))?;
+        Ok(Output::new(df, vec!["no images (empty input)".into()]))
+    }
+
+    /// Blocks of rows, each kept as a part: found ones are read back, the others left to
+    /// compute (in batches that start at the block's first row, so a block's output never
+    /// depends on its neighbours).
+    fn find_blocks(&self, input: &DataFrame, plan: &Plan, ctx: &RunCtx) -> Result<Work> {
+        let node = ctx.node;
+        let (n, d) = (input.height(), plan.dim);
         let ids = text_ids(input, ctx.id, node)?;
         let hashes = ctx
             .data_hashes
@@ -349,7 +354,7 @@ impl Embed {
         let mut todo: Vec<(std::ops::Range<usize>, String)> = Vec::new();
         let mut reused = 0usize;
         for r in &blocks {
-            let id = self.block_id(&ids[r.clone()], &hashes[r.clone()], &output_name, d);
+            let id = self.block_id(&ids[r.clone()], &hashes[r.clone()], &plan.output, d);
             match ctx.parts.get(&id)? {
                 Some(part) => {
                     self.unpack(&part, r.clone(), d, &mut features, &mut failures, node)?;
@@ -358,118 +363,101 @@ impl Embed {
                 None => todo.push((r.clone(), id)),
             }
         }
+        Ok(Work {
+            ids,
+            blocks: blocks.len(),
+            features,
+            failures,
+            todo,
+            reused,
+        })
+    }
+
+    /// Embed the blocks left to compute, each kept as a part as soon as it is done. Decode
+    /// batch b+1 (rayon) while batch b runs: a channel of depth one between them.
+    fn embed_blocks(
+        &self,
+        model: &mut Model,
+        plan: &Plan,
+        files: &[Option<PathBuf>],
+        work: &mut Work,
+        ctx: &RunCtx,
+    ) -> Result<()> {
+        let node = ctx.node;
         let bar = ctx.progress.bar(
             node,
             "images",
-            todo.iter().map(|(r, _)| r.len() as u64).sum(),
+            work.todo.iter().map(|(r, _)| r.len() as u64).sum(),
         );
-        // Batches: (block, start, end).
-        let batches: Vec<(usize, usize, usize)> = todo
-            .iter()
-            .enumerate()
-            .flat_map(|(b, (r, _))| {
-                r.clone()
-                    .step_by(self.batch_size)
-                    .map(move |s| (b, s, (s + self.batch_size).min(r.end)))
-            })
-            .collect();
-        let mut left: Vec<usize> = todo.iter().map(|(r, _)| r.len()).collect();
-
-        // Decode batch b+1 (rayon) while batch b runs: a channel of depth one between them.
-        let (tx, rx) =
-            mpsc::sync_channel::<(usize, usize, Vec<std::result::Result<Vec<f32>, String>>)>(1);
+        let batches = self.batches(&work.todo);
+        let mut left: Vec<usize> = work.todo.iter().map(|(r, _)| r.len()).collect();
+        let layout = plan.layout;
+        let (tx, rx) = mpsc::sync_channel::<Decoded>(1);
         let res: Result<()> = std::thread::scope(|s| {
-            let files = &files;
             let batches = &batches;
             s.spawn(move || {
-                for &(b, start, end) in batches {
-                    let batch: Vec<_> = (start..end)
+                for b in batches {
+                    let images = (b.start..b.end)
                         .into_par_iter()
                         .map(|i| match &files[i] {
                             None => Err("no image path (null)".to_owned()),
                             Some(f) => preprocess(f, layout, self),
                         })
                         .collect();
-                    if tx.send((b, start, batch)).is_err() {
+                    let decoded = Decoded {
+                        block: b.block,
+                        start: b.start,
+                        images,
+                    };
+                    if tx.send(decoded).is_err() {
                         return;
                     }
                 }
             });
-            for (b, start, batch) in rx {
-                let ok: Vec<usize> = (0..batch.len()).filter(|&j| batch[j].is_ok()).collect();
-                for (j, r) in batch.iter().enumerate() {
-                    if let Err(e) = r {
-                        failures.push((start + j, e.clone()));
-                    }
-                }
-                if !ok.is_empty() {
-                    let mut data = Vec::with_capacity(ok.len() * per_image);
-                    for &j in &ok {
-                        data.extend_from_slice(batch[j].as_ref().expect("ok"));
-                    }
-                    let s = layout.size as i64;
-                    let c = layout.channels as i64;
-                    let shape = if layout.nchw {
-                        [ok.len() as i64, c, s, s]
-                    } else {
-                        [ok.len() as i64, s, s, c]
-                    };
-                    let (oshape, out) = model
-                        .run(&input_name, &shape, &data, &output_name)
-                        .map_err(|e| Error::input(node, e))?;
-                    if oshape.first() != Some(&(ok.len() as i64)) || out.len() != ok.len() * d {
-                        return Err(Error::input(node, format!("output `{output_name}` has shape {oshape:?} for a batch of {}, not {d} values each", ok.len())));
-                    }
-                    for (k, &j) in ok.iter().enumerate() {
-                        features[start + j] = Some(out[k * d..(k + 1) * d].to_vec());
-                    }
-                }
-                bar.inc(batch.len() as u64);
-                left[b] -= batch.len();
+            for batch in rx {
+                run_batch(model, plan, &batch, work, node)?;
+                let b = batch.block;
+                bar.inc(batch.images.len() as u64);
+                left[b] -= batch.images.len();
                 if left[b] == 0 {
-                    let (r, id) = &todo[b];
+                    let (r, id) = &work.todo[b];
+                    let (ids, d) = (&work.ids[r.clone()], plan.dim);
                     let part =
-                        self.pack(&ids[r.clone()], r.clone(), d, &features, &failures, node)?;
+                        self.pack(ids, r.clone(), d, &work.features, &work.failures, node)?;
                     ctx.parts.put(id, part)?;
                 }
             }
             Ok(())
         });
         bar.finish();
-        res?;
-        failures.sort_by_key(|f| f.0);
-        let keep: Vec<usize> = (0..n).filter(|&i| features[i].is_some()).collect();
-        if keep.is_empty() {
-            let first = failures.first().map_or_else(String::new, |(i, e)| {
-                format!(": the first, `{}`: {e}", paths[*i].as_deref().unwrap_or(""))
-            });
-            return Err(Error::input(
-                node,
-                format!("none of the {n} images could be used{first}"),
-            ));
-        }
-        // Never silently: a NaN feature would poison every node downstream.
-        let mut bad_rows = Vec::new();
-        for &i in &keep {
-            if features[i]
-                .as_ref()
-                .expect("kept")
-                .iter()
-                .any(|x| !x.is_finite())
-            {
-                bad_rows.push(i);
-            }
-        }
-        if let Some(&i) = bad_rows.first() {
-            return Err(Error::input(
-                node,
-                format!(
-                    "the model gave non-finite features for `{}` ({} images in all)",
-                    paths[i].as_deref().unwrap_or(""),
-                    bad_rows.len()
-                ),
-            ));
-        }
+        res
+    }
+
+    /// The batches of the blocks left to compute, each within one block and starting at its
+    /// first row or `batch_size` rows after the last.
+    fn batches(&self, todo: &[(std::ops::Range<usize>, String)]) -> Vec<Batch> {
+        todo.iter()
+            .enumerate()
+            .flat_map(|(block, (r, _))| {
+                r.clone().step_by(self.batch_size).map(move |start| Batch {
+                    block,
+                    start,
+                    end: (start + self.batch_size).min(r.end),
+                })
+            })
+            .collect()
+    }
+
+    /// The output table: the id and the features of the `keep` rows.
+    fn frame(
+        &self,
+        input: &DataFrame,
+        features: &[Option<Vec<f32>>],
+        keep: &[usize],
+        d: usize,
+        ctx: &RunCtx,
+    ) -> Result<DataFrame> {
+        let node = ctx.node;
         let idx = IdxCa::from_vec("idx".into(), keep.iter().map(|&i| i as IdxSize).collect());
         let ids = input
             .column(ctx.id)
@@ -484,10 +472,26 @@ impl Embed {
                 .collect();
             cols.push(Column::new(format!("{}{j}", self.prefix).into(), v));
         }
-        let df = DataFrame::new(keep.len(), cols).map_err(super::pl(node))?;
+        DataFrame::new(keep.len(), cols).map_err(super::pl(node))
+    }
+
+    /// The summary lines, the manifest details and `failures.parquet` (where images failed)
+    /// around the output table `df`.
+    fn output(
+        &self,
+        df: DataFrame,
+        input: &DataFrame,
+        plan: &Plan,
+        paths: &[Option<String>],
+        work: &Work,
+        ctx: &RunCtx,
+    ) -> Result<Output> {
+        let embedded = df.height();
+        let (n, d, layout, output_name) = (paths.len(), plan.dim, plan.layout, &plan.output);
+        let (failures, reused) = (&work.failures, work.reused);
         let mut summary = vec![format!(
             "{} of {n} images embedded with `{}` (output `{output_name}`, {d} values; input {}x{}, {} channels)",
-            keep.len(),
+            embedded,
             self.model.file_name().unwrap_or_default().to_string_lossy(),
             layout.size,
             layout.size,
@@ -495,7 +499,7 @@ impl Embed {
         )];
         let mut out_files = Vec::new();
         if reused > 0 {
-            summary.push(format!("{reused} of {n} images' features reused from earlier runs ({} of {} blocks computed)", todo.len(), blocks.len()));
+            summary.push(format!("{reused} of {n} images' features reused from earlier runs ({} of {} blocks computed)", work.todo.len(), work.blocks));
         }
         if !failures.is_empty() {
             summary.push(format!(
@@ -504,42 +508,215 @@ impl Embed {
                 paths[failures[0].0].as_deref().unwrap_or(""),
                 failures[0].1
             ));
-            let fid = input
-                .column(ctx.id)
-                .map_err(super::pl(node))?
-                .take(&IdxCa::from_vec(
-                    "idx".into(),
-                    failures.iter().map(|f| f.0 as IdxSize).collect(),
-                ))
-                .map_err(super::pl(node))?;
-            let mut fdf = DataFrame::new(
-                failures.len(),
-                vec![
-                    fid,
-                    Column::new(
-                        "path".into(),
-                        failures
-                            .iter()
-                            .map(|f| paths[f.0].clone())
-                            .collect::<Vec<_>>(),
-                    ),
-                    Column::new(
-                        "error".into(),
-                        failures.iter().map(|f| f.1.clone()).collect::<Vec<_>>(),
-                    ),
-                ],
-            )
-            .map_err(super::pl(node))?;
             out_files.push((
                 "failures.parquet".to_owned(),
-                crate::cache::io::parquet_bytes(&mut fdf, node)?,
+                failures_table(input, paths, failures, ctx)?,
             ));
         }
         let mut out = Output::new(df, summary);
-        out.details = serde_json::json!({ "images": n, "embedded": keep.len(), "failed": failures.len(), "features": d, "output": output_name, "blocks": blocks.len(), "blocks_computed": todo.len(), "rows_reused": reused });
+        out.details = serde_json::json!({ "images": n, "embedded": embedded, "failed": failures.len(), "features": d, "output": output_name, "blocks": work.blocks, "blocks_computed": work.todo.len(), "rows_reused": reused });
         out.files = out_files;
         Ok(out)
     }
+}
+
+/// A run's rows as its blocks are read back or embedded.
+struct Work {
+    /// The ids as text (what blocks are cut by).
+    ids: Vec<String>,
+    /// How many blocks the rows make.
+    blocks: usize,
+    /// Each row's features (`None`: not yet, or failed).
+    features: Vec<Option<Vec<f32>>>,
+    /// The rows whose image could not be used, with the error.
+    failures: Vec<(usize, String)>,
+    /// The blocks not found in the parts, with their part ids.
+    todo: Vec<(std::ops::Range<usize>, String)>,
+    /// Rows read back from parts.
+    reused: usize,
+}
+
+/// Rows `start..end` of block `block` (an index into [`Work::todo`]), embedded together.
+struct Batch {
+    block: usize,
+    start: usize,
+    end: usize,
+}
+
+/// A batch decoded: each image's model input, or why it could not be used.
+struct Decoded {
+    block: usize,
+    start: usize,
+    images: Vec<std::result::Result<Vec<f32>, String>>,
+}
+
+/// Run the model on the images of a batch that decoded, into `work.features`; record the
+/// others in `work.failures`.
+fn run_batch(
+    model: &mut Model,
+    plan: &Plan,
+    batch: &Decoded,
+    work: &mut Work,
+    node: &str,
+) -> Result<()> {
+    let (start, images, layout, d) = (batch.start, &batch.images, plan.layout, plan.dim);
+    let ok: Vec<usize> = (0..images.len()).filter(|&j| images[j].is_ok()).collect();
+    for (j, r) in images.iter().enumerate() {
+        if let Err(e) = r {
+            work.failures.push((start + j, e.clone()));
+        }
+    }
+    if ok.is_empty() {
+        return Ok(());
+    }
+    let per_image = layout.channels * (layout.size as usize).pow(2);
+    let mut data = Vec::with_capacity(ok.len() * per_image);
+    for &j in &ok {
+        data.extend_from_slice(images[j].as_ref().expect("ok"));
+    }
+    let s = layout.size as i64;
+    let c = layout.channels as i64;
+    let shape = if layout.nchw {
+        [ok.len() as i64, c, s, s]
+    } else {
+        [ok.len() as i64, s, s, c]
+    };
+    let output_name = &plan.output;
+    let (oshape, out) = model
+        .run(&plan.input, &shape, &data, output_name)
+        .map_err(|e| Error::input(node, e))?;
+    if oshape.first() != Some(&(ok.len() as i64)) || out.len() != ok.len() * d {
+        return Err(Error::input(node, format!("output `{output_name}` has shape {oshape:?} for a batch of {}, not {d} values each", ok.len())));
+    }
+    for (k, &j) in ok.iter().enumerate() {
+        work.features[start + j] = Some(out[k * d..(k + 1) * d].to_vec());
+    }
+    Ok(())
+}
+
+/// The rows embedded, in order; an error if there are none, or if any has a non-finite
+/// feature (never silently: a NaN feature would poison every node downstream).
+fn usable_rows(work: &Work, paths: &[Option<String>], node: &str) -> Result<Vec<usize>> {
+    let (features, failures, n) = (&work.features, &work.failures, paths.len());
+    let keep: Vec<usize> = (0..n).filter(|&i| features[i].is_some()).collect();
+    if keep.is_empty() {
+        let first = failures.first().map_or_else(String::new, |(i, e)| {
+            format!(": the first, `{}`: {e}", paths[*i].as_deref().unwrap_or(""))
+        });
+        return Err(Error::input(
+            node,
+            format!("none of the {n} images could be used{first}"),
+        ));
+    }
+    let mut bad_rows = Vec::new();
+    for &i in &keep {
+        if features[i]
+            .as_ref()
+            .expect("kept")
+            .iter()
+            .any(|x| !x.is_finite())
+        {
+            bad_rows.push(i);
+        }
+    }
+    if let Some(&i) = bad_rows.first() {
+        return Err(Error::input(
+            node,
+            format!(
+                "the model gave non-finite features for `{}` ({} images in all)",
+                paths[i].as_deref().unwrap_or(""),
+                bad_rows.len()
+            ),
+        ));
+    }
+    Ok(keep)
+}
+
+/// `failures.parquet`: the id, path and error of each image that could not be used.
+fn failures_table(
+    input: &DataFrame,
+    paths: &[Option<String>],
+    failures: &[(usize, String)],
+    ctx: &RunCtx,
+) -> Result<Vec<u8>> {
+    let node = ctx.node;
+    let fid = input
+        .column(ctx.id)
+        .map_err(super::pl(node))?
+        .take(&IdxCa::from_vec(
+            "idx".into(),
+            failures.iter().map(|f| f.0 as IdxSize).collect(),
+        ))
+        .map_err(super::pl(node))?;
+    let mut fdf = DataFrame::new(
+        failures.len(),
+        vec![
+            fid,
+            Column::new(
+                "path".into(),
+                failures
+                    .iter()
+                    .map(|f| paths[f.0].clone())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "error".into(),
+                failures.iter().map(|f| f.1.clone()).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+    .map_err(super::pl(node))?;
+    crate::cache::io::parquet_bytes(&mut fdf, node)
+}
+
+/// The model's image input: its name, channel axis and count, and height and width (≤ 0:
+/// not fixed).
+struct ImageInput {
+    name: String,
+    nchw: bool,
+    channels: usize,
+    h: i64,
+    w: i64,
+}
+
+/// The model's one input, a 4-D float image tensor with 1 or 3 channels.
+fn image_input(inputs: &[Port]) -> std::result::Result<ImageInput, (&'static str, String)> {
+    let inp = inputs
+        .first()
+        .ok_or(("model", "the model has no input".to_owned()))?;
+    if inputs.len() > 1 {
+        return Err((
+            "model",
+            format!(
+                "the model has {} inputs; embed feeds one image tensor",
+                inputs.len()
+            ),
+        ));
+    }
+    if !inp.is_f32 || inp.shape.len() != 4 {
+        return Err(("model", format!("model input `{}` must be a 4-D float tensor (N, C, H, W or N, H, W, C), found {:?}", inp.name, inp.shape)));
+    }
+    let s = &inp.shape;
+    let (nchw, channels, h, w) = if s[1] == 1 || s[1] == 3 {
+        (true, s[1] as usize, s[2], s[3])
+    } else if s[3] == 1 || s[3] == 3 {
+        (false, s[3] as usize, s[1], s[2])
+    } else {
+        return Err((
+            "model",
+            format!(
+                "cannot tell the channel axis of model input `{}` {:?}: expected 1 or 3 channels",
+                inp.name, s
+            ),
+        ));
+    };
+    Ok(ImageInput {
+        name: inp.name.clone(),
+        nchw,
+        channels,
+        h,
+        w,
+    })
 }
 
 /// Rows per block on average: a block ends after a row whose id hashes to 0 modulo this.

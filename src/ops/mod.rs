@@ -186,12 +186,14 @@ ops! {
     Select(select::Select),
     Report(report::Report),
     Similar(similar::Similar),
-    Assign(assign::Assign),
+    AssignDraft(assign::AssignDraft),
     Labels(labels::Labels);
     /// The hidden neighbour graph of a UMAP reduction.
     Knn(knn::Knn),
     /// The vectors a `similar` node searches, as a raw attachment.
     Vectors(similar::Vectors),
+    /// An `assign` node once validation has found the search it assigns into.
+    Assign(assign::Assign),
     /// The core distances an `assign` node reads.
     Core(assign::Core),
     /// The search index an `assign` node reads.

@@ -171,29 +171,63 @@ impl Read {
     }
 
     pub fn run(&self, ctx: &RunCtx) -> Result<Output> {
-        let bad = |e: PolarsError| {
-            Error::input(
+        let bad = self.bad(ctx.node);
+        let schema = self.file_schema().map_err(|e| Error::input(ctx.node, e))?;
+        let cols = self
+            .selected(&schema, ctx.id)
+            .map_err(|e| Error::input(ctx.node, e.message))?;
+        let df = self.read_columns(&cols, ctx)?;
+        if df.height() == 0 {
+            return Err(Error::input(
                 ctx.node,
+                format!("`{}` has no rows", self.path.display()),
+            ));
+        }
+        let keep = self.first_rows(&df, ctx)?;
+        let dropped = df.height() - keep.len();
+        let df = if dropped > 0 {
+            df.take(&IdxCa::from_vec("idx".into(), keep)).map_err(bad)?
+        } else {
+            df
+        };
+        let mut summary = vec![format!(
+            "{} rows, {} columns from `{}`",
+            df.height(),
+            df.width(),
+            self.path.display()
+        )];
+        if dropped > 0 {
+            summary.push(format!("{dropped} rows with a repeated id dropped (`duplicates = \"first\"`: each id's first row kept)"));
+        }
+        Ok(Output::new(df, summary))
+    }
+
+    /// A reader's error, said as one reading this file.
+    fn bad<'s>(&'s self, node: &'s str) -> impl Fn(PolarsError) -> Error + Copy + 's {
+        move |e: PolarsError| {
+            Error::input(
+                node,
                 format!(
                     "cannot read `{}` as {:?}: {e}",
                     self.path.display(),
                     self.format
                 ),
             )
-        };
-        let schema = self.file_schema().map_err(|e| Error::input(ctx.node, e))?;
-        let cols = self
-            .selected(&schema, ctx.id)
-            .map_err(|e| Error::input(ctx.node, e.message))?;
+        }
+    }
+
+    /// The file's columns `cols`, in that order (a CSV checked for ragged lines first).
+    fn read_columns(&self, cols: &[String], ctx: &RunCtx) -> Result<DataFrame> {
+        let bad = self.bad(ctx.node);
         let file =
             || std::fs::File::open(&self.path).map_err(|e| Error::io("cannot open", &self.path, e));
         let df = match self.format {
             Format::Parquet => ParquetReader::new(file()?)
-                .with_columns(Some(cols.clone()))
+                .with_columns(Some(cols.to_vec()))
                 .finish()
                 .map_err(bad)?,
             Format::Ipc => IpcReader::new(file()?)
-                .with_columns(Some(cols.clone()))
+                .with_columns(Some(cols.to_vec()))
                 .finish()
                 .map_err(bad)?,
             Format::Csv => {
@@ -222,16 +256,15 @@ impl Read {
             }
         };
         // Column order as selected, whatever order the reader produced.
-        let df = df
-            .select(cols.iter().map(|c| PlSmallStr::from(c.as_str())))
-            .map_err(bad)?;
-        if df.height() == 0 {
-            return Err(Error::input(
-                ctx.node,
-                format!("`{}` has no rows", self.path.display()),
-            ));
-        }
-        // One row per galaxy: a repeated id breaks joins, classes and searches downstream.
+        df.select(cols.iter().map(|c| PlSmallStr::from(c.as_str())))
+            .map_err(bad)
+    }
+
+    /// The rows to keep: every row, each id once (one row per galaxy: a repeated id breaks
+    /// joins, classes and searches downstream), or with `duplicates = "first"` each id's
+    /// first row. An error names an empty or (without it) a repeated id.
+    fn first_rows(&self, df: &DataFrame, ctx: &RunCtx) -> Result<Vec<IdxSize>> {
+        let bad = self.bad(ctx.node);
         let ids = df
             .column(ctx.id)
             .map_err(bad)?
@@ -267,22 +300,7 @@ impl Read {
                 Some(_) => {}
             }
         }
-        let dropped = df.height() - keep.len();
-        let df = if dropped > 0 {
-            df.take(&IdxCa::from_vec("idx".into(), keep)).map_err(bad)?
-        } else {
-            df
-        };
-        let mut summary = vec![format!(
-            "{} rows, {} columns from `{}`",
-            df.height(),
-            df.width(),
-            self.path.display()
-        )];
-        if dropped > 0 {
-            summary.push(format!("{dropped} rows with a repeated id dropped (`duplicates = \"first\"`: each id's first row kept)"));
-        }
-        Ok(Output::new(df, summary))
+        Ok(keep)
     }
 }
 

@@ -268,8 +268,30 @@ impl Searcher {
         id: &str,
         node: &str,
     ) -> Result<Found> {
-        let (x, d, n) = (self.map.values(), self.map.dim, self.len());
-        let text = &self.text;
+        let examples = self.examples(q, classes, id, node)?;
+        let w = self.direction(&examples, node)?;
+        let score = similar::unit_scores(self.map.values(), self.map.dim, &w);
+        let Ranked { kept, dropped } = self.rank(q, &examples, &score);
+        let scores = kept.iter().map(|&i| score[i]).collect();
+        Ok(Found {
+            rows: kept,
+            scores,
+            candidates: examples.candidates(),
+            dropped,
+            how: examples.how(),
+        })
+    }
+
+    /// The rows of `q`'s examples (with `class`, its members too) and counter-examples, and
+    /// the rows they exclude from the results.
+    fn examples(
+        &self,
+        q: &Similar,
+        classes: Option<&DataFrame>,
+        id: &str,
+        node: &str,
+    ) -> Result<Examples> {
+        let n = self.len();
         let find = |list: &[String], what: &str| -> Result<Vec<usize>> {
             list.iter()
                 .map(|g| {
@@ -289,7 +311,7 @@ impl Searcher {
                 node,
                 format!(
                     "galaxy `{}` is both an example and a counter-example",
-                    text[both]
+                    self.text[both]
                 ),
             ));
         }
@@ -298,40 +320,71 @@ impl Searcher {
         if let Some(c) = q.class {
             let classes =
                 classes.ok_or_else(|| Error::input(node, "`class` needs the classes input"))?;
-            let lab = classes
-                .column("label")
-                .map_err(super::pl(node))?
-                .cast(&DataType::Int64)
-                .map_err(super::pl(node))?;
-            let cid = classes
-                .column(id)
-                .map_err(super::pl(node))?
-                .cast(&DataType::String)
-                .map_err(super::pl(node))?;
-            let in_class: Vec<Option<&str>> = lab
-                .i64()
-                .map_err(super::pl(node))?
-                .iter()
-                .zip(cid.str().map_err(super::pl(node))?.iter())
-                .filter(|(l, _)| *l == Some(c))
-                .map(|(_, id)| id)
-                .collect();
-            let members: Vec<usize> = in_class
-                .iter()
-                .filter_map(|id| id.and_then(|id| self.row(id)))
-                .collect();
-            if in_class.is_empty() {
-                let top = lab.i64().map_err(super::pl(node))?.max().unwrap_or(-1);
-                return Err(Error::input(node, format!("class {c} has no members in the classes input (its classes are 0 to {top})")));
-            }
-            if members.is_empty() {
-                return Err(Error::input(node, format!("none of class {c}'s {} members are in the searched table (the first input)", in_class.len())));
-            }
+            let members = self.class_members(c, classes, id, node)?;
             members.iter().for_each(|&r| excluded[r] = true);
             pos.extend(members);
         }
+        Ok(Examples { pos, neg, excluded })
+    }
+
+    /// The rows of class `c`'s members in `classes`; an error if it has none here.
+    fn class_members(
+        &self,
+        c: i64,
+        classes: &DataFrame,
+        id: &str,
+        node: &str,
+    ) -> Result<Vec<usize>> {
+        let lab = classes
+            .column("label")
+            .map_err(super::pl(node))?
+            .cast(&DataType::Int64)
+            .map_err(super::pl(node))?;
+        let cid = classes
+            .column(id)
+            .map_err(super::pl(node))?
+            .cast(&DataType::String)
+            .map_err(super::pl(node))?;
+        let in_class: Vec<Option<&str>> = lab
+            .i64()
+            .map_err(super::pl(node))?
+            .iter()
+            .zip(cid.str().map_err(super::pl(node))?.iter())
+            .filter(|(l, _)| *l == Some(c))
+            .map(|(_, id)| id)
+            .collect();
+        let members: Vec<usize> = in_class
+            .iter()
+            .filter_map(|id| id.and_then(|id| self.row(id)))
+            .collect();
+        if in_class.is_empty() {
+            let top = lab.i64().map_err(super::pl(node))?.max().unwrap_or(-1);
+            return Err(Error::input(
+                node,
+                format!(
+                    "class {c} has no members in the classes input (its classes are 0 to {top})"
+                ),
+            ));
+        }
+        if members.is_empty() {
+            return Err(Error::input(
+                node,
+                format!(
+                    "none of class {c}'s {} members are in the searched table (the first input)",
+                    in_class.len()
+                ),
+            ));
+        }
+        Ok(members)
+    }
+
+    /// The direction scores are taken along: the mean of the examples' unit vectors, or a
+    /// classifier's weights against the counter-examples.
+    fn direction(&self, e: &Examples, node: &str) -> Result<Vec<f64>> {
+        let (x, d) = (self.map.values(), self.map.dim);
+        let (pos, neg) = (&e.pos, &e.neg);
         // The examples' unit vectors (rows in `pos` then `neg` order).
-        let rows: Vec<usize> = pos.iter().chain(&neg).copied().collect();
+        let rows: Vec<usize> = pos.iter().chain(neg).copied().collect();
         let picked: Vec<f32> = rows
             .iter()
             .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
@@ -343,19 +396,24 @@ impl Searcher {
                     node,
                     format!(
                         "galaxy `{}` has an all-zero representation: no direction to compare with",
-                        text[i]
+                        self.text[i]
                     ),
                 ));
             }
         }
         let (p_rows, n_rows): (Vec<usize>, Vec<usize>) =
             ((0..pos.len()).collect(), (pos.len()..rows.len()).collect());
-        let w = if neg.is_empty() {
+        Ok(if neg.is_empty() {
             similar::mean_direction(&xn, d, &p_rows)
         } else {
             similar::logistic(&xn, d, &p_rows, &n_rows, LAMBDA)
-        };
-        let score = similar::unit_scores(x, d, &w);
+        })
+    }
+
+    /// The best `q.k` rows not excluded by `score`, best first (ties by id), less duplicate
+    /// detections.
+    fn rank(&self, q: &Similar, e: &Examples, score: &[f64]) -> Ranked {
+        let (n, text, excluded) = (self.len(), &self.text, &e.excluded);
         // Best first; ties by id (numeric ids as numbers).
         let better = |a: &usize, b: &usize| {
             score[*b]
@@ -377,47 +435,81 @@ impl Searcher {
         order.sort_by(better);
         // Duplicate detections: within `dedupe_arcsec` of an example or a better result.
         let sky = self.sky.as_ref().filter(|_| q.dedupe_arcsec > 0.0);
-        let mut kept: Vec<usize> = Vec::with_capacity(k);
-        let mut dropped = 0usize;
-        let anchors: Vec<usize> = pos.iter().chain(&neg).copied().collect();
         if order.len() < candidates
-            && k > kept_capacity(&order, sky, q.dedupe_arcsec, &pos, &neg, k)
+            && k > kept_capacity(&order, sky, q.dedupe_arcsec, &e.pos, &e.neg, k)
         {
             order = (0..n).filter(|&i| !excluded[i]).collect();
             order.sort_by(better);
         }
-        for &i in &order {
-            if kept.len() == k {
-                break;
-            }
-            if let Some((ra, dec)) = sky {
-                let near =
-                    |j: usize| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= q.dedupe_arcsec;
-                if anchors.iter().chain(&kept).any(|&j| near(j)) {
-                    dropped += 1;
-                    continue;
-                }
-            }
-            kept.push(i);
-        }
-        let how = if neg.is_empty() {
-            format!("cosine similarity to the mean of {} examples", pos.len())
+        dedupe(&order, sky, q.dedupe_arcsec, e, k)
+    }
+}
+
+/// A query's examples and counter-examples as rows, and the rows no result may be.
+struct Examples {
+    /// Examples, then (with `class`) the class's members.
+    pos: Vec<usize>,
+    neg: Vec<usize>,
+    /// Examples, counter-examples and class members.
+    excluded: Vec<bool>,
+}
+
+impl Examples {
+    /// Rows that could be results (every row but the examples and excluded members).
+    fn candidates(&self) -> usize {
+        self.excluded.iter().filter(|&&x| !x).count()
+    }
+
+    /// How the scores were made, in words.
+    fn how(&self) -> String {
+        if self.neg.is_empty() {
+            format!(
+                "cosine similarity to the mean of {} examples",
+                self.pos.len()
+            )
         } else {
             format!(
                 "a linear classifier of {} examples against {} counter-examples",
-                pos.len(),
-                neg.len()
+                self.pos.len(),
+                self.neg.len()
             )
-        };
-        let scores = kept.iter().map(|&i| score[i]).collect();
-        Ok(Found {
-            rows: kept,
-            scores,
-            candidates,
-            dropped,
-            how,
-        })
+        }
     }
+}
+
+/// The results of a query, best first, and the duplicates dropped.
+struct Ranked {
+    kept: Vec<usize>,
+    /// Duplicate detections dropped.
+    dropped: usize,
+}
+
+/// The first `k` of `order` that are not within `arcsec` of an example, a counter-example
+/// or a kept result (none dropped without `sky`).
+fn dedupe(
+    order: &[usize],
+    sky: Option<&(Vec<f64>, Vec<f64>)>,
+    arcsec: f64,
+    e: &Examples,
+    k: usize,
+) -> Ranked {
+    let mut kept: Vec<usize> = Vec::with_capacity(k);
+    let mut dropped = 0usize;
+    let anchors: Vec<usize> = e.pos.iter().chain(&e.neg).copied().collect();
+    for &i in order {
+        if kept.len() == k {
+            break;
+        }
+        if let Some((ra, dec)) = sky {
+            let near = |j: usize| separation_arcsec(ra[i], dec[i], ra[j], dec[j]) <= arcsec;
+            if anchors.iter().chain(&kept).any(|&j| near(j)) {
+                dropped += 1;
+                continue;
+            }
+        }
+        kept.push(i);
+    }
+    Ranked { kept, dropped }
 }
 
 /// How many of `order` survive duplicate-detection dropping (at most `k`).
