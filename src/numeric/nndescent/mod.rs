@@ -342,26 +342,44 @@ pub fn nn_descent_with_order(x: &[f32], dim: usize, p: &Params) -> (KnnGraph, Ve
 /// NN-descent from the leaves of `trees` over `x` (already in locality order).
 fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGraph {
     let n = x.len() / dim;
-    let k = p.k;
-    let point = |i: usize| &x[i * dim..(i + 1) * dim];
-    let lists = Lists::new(n, k);
-
+    let lists = Lists::new(n, p.k);
     let t0 = std::time::Instant::now();
-    // Initialise from the trees' leaves: all pairs within a leaf, tree by tree.
+    from_leaves(x, dim, p, trees, &lists);
+    tracing::debug!(secs = t0.elapsed().as_secs_f64(), "nn-descent: leaf pairs");
+    for iter in 0..p.max_iters {
+        let t0 = std::time::Instant::now();
+        let changed = round(x, dim, p, iter, &lists);
+        tracing::debug!(
+            iter,
+            changed,
+            secs = t0.elapsed().as_secs_f64(),
+            "nn-descent: round"
+        );
+        if (changed as f64) < p.delta * (n * p.k) as f64 {
+            break;
+        }
+    }
+    sorted_graph(&lists, n, p.k)
+}
+
+/// The first lists: all pairs within a leaf, tree by tree; then, for points of tiny inputs
+/// that still lack `k` neighbours, seeded random offers.
+fn from_leaves(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>], lists: &Lists) {
+    let n = x.len() / dim;
+    let point = |i: usize| &x[i * dim..(i + 1) * dim];
     for leaves in trees {
         leaves
             .par_iter()
             .for_each_init(Join::default, |join, leaf| {
-                join.run(leaf, leaf.len(), &point, &lists)
+                join.run(leaf, leaf.len(), &point, lists)
             });
     }
-    // Points in tiny inputs may still lack k neighbours: fill from seeded random offers.
     // Offers go to the short point only, so no other thread touches its list meanwhile.
     (0..n).into_par_iter().for_each(|i| {
         let mut r = Rng::new(p.seed, STREAM_SAMPLE + i as u64);
         let mut h = lists.lock(i);
         let mut tries = 0;
-        while h.len() < k && tries < 4 * n {
+        while h.len() < p.k && tries < 4 * n {
             let j = r.below(n as u64) as usize;
             if j != i {
                 h.push(sqdist(point(i), point(j)), j as u32);
@@ -369,97 +387,99 @@ fn descend(x: &[f32], dim: usize, p: &Params, trees: &[Vec<Vec<u32>>]) -> KnnGra
             tries += 1;
         }
     });
+}
 
-    tracing::debug!(secs = t0.elapsed().as_secs_f64(), "nn-descent: leaf pairs");
+/// One round: sample each point's candidates, then join them; the number of entries the
+/// round added.
+fn round(x: &[f32], dim: usize, p: &Params, iter: usize, lists: &Lists) -> usize {
+    let n = x.len() / dim;
+    let point = |i: usize| &x[i * dim..(i + 1) * dim];
+    let (new_c, old_c) = candidates(n, p, iter, lists);
+    // Local joins: every new candidate meets every other new one and every old one.
+    (0..n).into_par_iter().for_each_init(
+        || (Join::default(), Vec::new()),
+        |(join, cands), v| {
+            let (nc, oc) = (&new_c[v], &old_c[v]);
+            cands.clear();
+            cands.extend_from_slice(nc);
+            cands.extend_from_slice(oc);
+            join.run(cands, nc.len(), &point, lists);
+        },
+    );
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let h = lists.lock(i);
+            (0..h.len()).filter(|&s| h.is_new(s)).count()
+        })
+        .sum()
+}
+
+/// Each point's new and old candidates for round `iter`: its sampled new and old
+/// neighbours (sampled new ones become old), then its reverse neighbours, each list
+/// sampled down to `max_candidates`.
+fn candidates(n: usize, p: &Params, iter: usize, lists: &Lists) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
     let mc = p.max_candidates;
-    for iter in 0..p.max_iters {
-        let t0 = std::time::Instant::now();
-        // Snapshot: each point's sampled new and old neighbours; sampled new become old.
-        let (mut new_c, mut old_c): (Vec<Vec<u32>>, Vec<Vec<u32>>) = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let mut h = lists.lock(i);
-                let mut r = Rng::new(
-                    p.seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9),
-                    STREAM_SAMPLE + i as u64,
-                );
-                // Sample by a seeded shuffle of the entries in index order (the heap's own
-                // order depends on the order of offers), keep `mc`, sort by index.
-                let mut fresh: Vec<usize> = (0..h.len()).filter(|&s| h.is_new(s)).collect();
-                fresh.sort_unstable_by_key(|&s| h.idx(s));
-                r.shuffle(&mut fresh);
-                fresh.truncate(mc);
-                fresh.sort_unstable_by_key(|&s| h.idx(s));
-                let news: Vec<u32> = fresh.iter().map(|&s| h.idx(s)).collect();
-                for &s in &fresh {
-                    h.set_new(s, false);
-                }
-                let mut olds: Vec<u32> = (0..h.len())
-                    .filter(|&s| !h.is_new(s) && !news.contains(&h.idx(s)))
-                    .map(|s| h.idx(s))
-                    .collect();
-                olds.sort_unstable();
-                (news, olds)
-            })
-            .unzip();
-        // Reverse neighbours, sampled to `mc`.
-        let (rev_new, rev_old) = (Reverse::of(&new_c), Reverse::of(&old_c));
-        new_c
-            .par_iter_mut()
-            .zip(old_c.par_iter_mut())
-            .enumerate()
-            .for_each(|(i, (nc, oc))| {
-                let mut r = Rng::new(
-                    p.seed ^ (iter as u64 + 1).wrapping_mul(0x85EB_CA6B),
-                    STREAM_SAMPLE + i as u64,
-                );
-                // Forward and reverse candidates together, sampled down to `mc`.
-                for (list, rev) in [
-                    (&mut *nc, rev_new.of_point(i)),
-                    (&mut *oc, rev_old.of_point(i)),
-                ] {
-                    for &v in rev {
-                        if !list.contains(&v) {
-                            list.push(v);
-                        }
-                    }
-                    if list.len() > mc {
-                        r.shuffle(list);
-                        list.truncate(mc);
-                        list.sort_unstable();
+    let (mut new_c, mut old_c): (Vec<Vec<u32>>, Vec<Vec<u32>>) = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut h = lists.lock(i);
+            let mut r = Rng::new(
+                p.seed ^ (iter as u64 + 1).wrapping_mul(0x9E37_79B9),
+                STREAM_SAMPLE + i as u64,
+            );
+            // Sample by a seeded shuffle of the entries in index order (the heap's own
+            // order depends on the order of offers), keep `mc`, sort by index.
+            let mut fresh: Vec<usize> = (0..h.len()).filter(|&s| h.is_new(s)).collect();
+            fresh.sort_unstable_by_key(|&s| h.idx(s));
+            r.shuffle(&mut fresh);
+            fresh.truncate(mc);
+            fresh.sort_unstable_by_key(|&s| h.idx(s));
+            let news: Vec<u32> = fresh.iter().map(|&s| h.idx(s)).collect();
+            for &s in &fresh {
+                h.set_new(s, false);
+            }
+            let mut olds: Vec<u32> = (0..h.len())
+                .filter(|&s| !h.is_new(s) && !news.contains(&h.idx(s)))
+                .map(|s| h.idx(s))
+                .collect();
+            olds.sort_unstable();
+            (news, olds)
+        })
+        .unzip();
+    // Reverse neighbours, sampled to `mc`.
+    let (rev_new, rev_old) = (Reverse::of(&new_c), Reverse::of(&old_c));
+    new_c
+        .par_iter_mut()
+        .zip(old_c.par_iter_mut())
+        .enumerate()
+        .for_each(|(i, (nc, oc))| {
+            let mut r = Rng::new(
+                p.seed ^ (iter as u64 + 1).wrapping_mul(0x85EB_CA6B),
+                STREAM_SAMPLE + i as u64,
+            );
+            // Forward and reverse candidates together, sampled down to `mc`.
+            for (list, rev) in [
+                (&mut *nc, rev_new.of_point(i)),
+                (&mut *oc, rev_old.of_point(i)),
+            ] {
+                for &v in rev {
+                    if !list.contains(&v) {
+                        list.push(v);
                     }
                 }
-            });
-        drop((rev_new, rev_old));
-        // Local joins: every new candidate meets every other new one and every old one.
-        (0..n).into_par_iter().for_each_init(
-            || (Join::default(), Vec::new()),
-            |(join, cands), v| {
-                let (nc, oc) = (&new_c[v], &old_c[v]);
-                cands.clear();
-                cands.extend_from_slice(nc);
-                cands.extend_from_slice(oc);
-                join.run(cands, nc.len(), &point, &lists);
-            },
-        );
-        let changed: usize = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let h = lists.lock(i);
-                (0..h.len()).filter(|&s| h.is_new(s)).count()
-            })
-            .sum();
-        tracing::debug!(
-            iter,
-            changed,
-            secs = t0.elapsed().as_secs_f64(),
-            "nn-descent: round"
-        );
-        if (changed as f64) < p.delta * (n * k) as f64 {
-            break;
-        }
-    }
+                if list.len() > mc {
+                    r.shuffle(list);
+                    list.truncate(mc);
+                    list.sort_unstable();
+                }
+            }
+        });
+    (new_c, old_c)
+}
 
+/// The lists as a kNN graph: each point's neighbours by distance (ties by index).
+fn sorted_graph(lists: &Lists, n: usize, k: usize) -> KnnGraph {
     let mut g = KnnGraph {
         k,
         indices: vec![0; n * k],

@@ -173,7 +173,6 @@ pub fn spectral_layout(
     dim: usize,
     meta: impl FnOnce(&[u32], usize) -> Vec<f64>,
 ) -> (Vec<f32>, SpectralReport) {
-    let n = g.n;
     let seed = solved.seed;
     assert_eq!(
         solved.cols,
@@ -181,115 +180,137 @@ pub fn spectral_layout(
         "a solve for {} vectors serves no {dim}-D layout",
         solved.cols
     );
-    let (label, count) = (&solved.label, solved.count);
-    let (out, report) = if let Some((v, rep)) = &solved.vectors {
-        leading(v, rep.clone(), solved.cols, dim)
-    } else {
-        let mut report = SpectralReport {
-            components: count,
-            converged: true,
-            ..Default::default()
-        };
-        let mut out = vec![0f64; n * dim];
-        let centres = if count > 2 * dim {
-            let mut m = meta(label, count);
-            if m.len() != count * dim {
-                m = vec![0.0; count * dim];
-            }
-            let top = m.iter().fold(0f64, |a, &x| a.max(x.abs()));
-            if top > 0.0 {
-                m.iter_mut().for_each(|x| *x /= top);
-            }
-            m
-        } else {
-            // ±unit vectors, as umap-learn for few components.
-            let k = count.div_ceil(2);
-            (0..count)
-                .flat_map(|c| {
-                    (0..dim).map(move |d| {
-                        if d == c % k {
-                            if c < k {
-                                1.0
-                            } else {
-                                -1.0
-                            }
-                        } else {
-                            0.0
-                        }
-                    })
-                })
-                .collect()
-        };
-        // Points of each component, in order.
-        let mut members: Vec<Vec<u32>> = vec![Vec::new(); count];
-        for (i, &l) in label.iter().enumerate() {
-            members[l as usize].push(i as u32);
-        }
-        let largest = (0..count)
-            .max_by_key(|&c| (members[c].len(), std::cmp::Reverse(c)))
-            .unwrap_or(0);
-        let starts = row_starts(g);
-        let mut local = vec![0u32; n];
-        let nearest = nearest_distinct(&centres, dim);
-        for (c, pts) in members.iter().enumerate() {
-            let centre = &centres[c * dim..(c + 1) * dim];
-            // Half the distance to the nearest other component's centre.
-            let range = if nearest[c].is_finite() {
-                nearest[c] / 2.0
-            } else {
-                1.0
-            };
-            let s = pts.len();
-            if s < 2 * dim || s <= dim + 1 {
-                let mut r = Rng::new(seed, STREAM_TINY + c as u64);
-                for &p in pts {
-                    for k in 0..dim {
-                        out[p as usize * dim + k] = r.range(-range, range) + centre[k];
-                    }
-                }
-                continue;
-            }
-            for (li, &p) in pts.iter().enumerate() {
-                local[p as usize] = li as u32;
-            }
-            let mut start = Vec::with_capacity(s + 1);
-            let (mut tail, mut weight) = (Vec::new(), Vec::new());
-            start.push(0);
-            for &p in pts {
-                let p = p as usize;
-                for e in starts[p]..starts[p + 1] {
-                    tail.push(local[g.tail[e] as usize]);
-                    weight.push(g.weight[e]);
-                }
-                start.push(tail.len());
-            }
-            let csr = Csr {
-                start: start.into(),
-                tail: tail.into(),
-                weight: weight.into(),
-            };
-            let cols = solved_vectors(dim);
-            let (v, rep) = eigenvectors(&csr, cols, seed.wrapping_add(c as u64));
-            let (v, rep) = leading(&v, rep, cols, dim);
-            report.converged &= rep.converged;
-            if c == largest {
-                report = SpectralReport {
-                    components: count,
-                    converged: report.converged,
-                    ..rep
-                };
-            }
-            let top = v.iter().fold(0f64, |a, &x| a.max(x.abs()));
-            let scale = if top > 0.0 { range / top } else { 0.0 };
-            for (li, &p) in pts.iter().enumerate() {
-                for k in 0..dim {
-                    out[p as usize * dim + k] = v[li * dim + k] * scale + centre[k];
-                }
-            }
-        }
-        (out, report)
+    let (out, report) = match &solved.vectors {
+        Some((v, rep)) => leading(v, rep.clone(), solved.cols, dim),
+        None => by_component(g, solved, dim, meta),
     };
     (scale_with_noise(&out, dim, seed), report)
+}
+
+/// The layout of a graph of several components, before scaling: each component's own
+/// spectral layout (random within its range where it is too small for one), scaled into
+/// half the distance to the nearest other component's centre around its own centre.
+fn by_component(
+    g: &Graph,
+    solved: &Solve,
+    dim: usize,
+    meta: impl FnOnce(&[u32], usize) -> Vec<f64>,
+) -> (Vec<f64>, SpectralReport) {
+    let (n, seed) = (g.n, solved.seed);
+    let (label, count) = (&solved.label, solved.count);
+    let mut report = SpectralReport {
+        components: count,
+        converged: true,
+        ..Default::default()
+    };
+    let mut out = vec![0f64; n * dim];
+    let centres = component_centres(label, count, dim, meta);
+    // Points of each component, in order.
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); count];
+    for (i, &l) in label.iter().enumerate() {
+        members[l as usize].push(i as u32);
+    }
+    let largest = (0..count)
+        .max_by_key(|&c| (members[c].len(), std::cmp::Reverse(c)))
+        .unwrap_or(0);
+    let starts = row_starts(g);
+    let mut local = vec![0u32; n];
+    let nearest = nearest_distinct(&centres, dim);
+    for (c, pts) in members.iter().enumerate() {
+        let centre = &centres[c * dim..(c + 1) * dim];
+        // Half the distance to the nearest other component's centre.
+        let range = if nearest[c].is_finite() {
+            nearest[c] / 2.0
+        } else {
+            1.0
+        };
+        let s = pts.len();
+        if s < 2 * dim || s <= dim + 1 {
+            let mut r = Rng::new(seed, STREAM_TINY + c as u64);
+            for &p in pts {
+                for k in 0..dim {
+                    out[p as usize * dim + k] = r.range(-range, range) + centre[k];
+                }
+            }
+            continue;
+        }
+        let csr = component_graph(g, &starts, pts, &mut local);
+        let cols = solved_vectors(dim);
+        let (v, rep) = eigenvectors(&csr, cols, seed.wrapping_add(c as u64));
+        let (v, rep) = leading(&v, rep, cols, dim);
+        report.converged &= rep.converged;
+        if c == largest {
+            report = SpectralReport {
+                components: count,
+                converged: report.converged,
+                ..rep
+            };
+        }
+        let top = v.iter().fold(0f64, |a, &x| a.max(x.abs()));
+        let scale = if top > 0.0 { range / top } else { 0.0 };
+        for (li, &p) in pts.iter().enumerate() {
+            for k in 0..dim {
+                out[p as usize * dim + k] = v[li * dim + k] * scale + centre[k];
+            }
+        }
+    }
+    (out, report)
+}
+
+/// Where each of `count` components is centred: `meta`'s layout of the components (scaled
+/// into the unit cube) where there are more than `2 dim`, else ±unit vectors, as
+/// umap-learn places few components.
+fn component_centres(
+    label: &[u32],
+    count: usize,
+    dim: usize,
+    meta: impl FnOnce(&[u32], usize) -> Vec<f64>,
+) -> Vec<f64> {
+    if count > 2 * dim {
+        let mut m = meta(label, count);
+        if m.len() != count * dim {
+            m = vec![0.0; count * dim];
+        }
+        let top = m.iter().fold(0f64, |a, &x| a.max(x.abs()));
+        if top > 0.0 {
+            m.iter_mut().for_each(|x| *x /= top);
+        }
+        return m;
+    }
+    let k = count.div_ceil(2);
+    (0..count)
+        .flat_map(|c| {
+            (0..dim).map(move |d| match (d == c % k, c < k) {
+                (true, true) => 1.0,
+                (true, false) => -1.0,
+                (false, _) => 0.0,
+            })
+        })
+        .collect()
+}
+
+/// The subgraph of one component's points `pts`, numbered `0..pts.len()` in their order
+/// (`local` is scratch: each point's number within its component).
+fn component_graph(g: &Graph, starts: &[usize], pts: &[u32], local: &mut [u32]) -> Csr<'static> {
+    for (li, &p) in pts.iter().enumerate() {
+        local[p as usize] = li as u32;
+    }
+    let mut start = Vec::with_capacity(pts.len() + 1);
+    let (mut tail, mut weight) = (Vec::new(), Vec::new());
+    start.push(0);
+    for &p in pts {
+        let p = p as usize;
+        for e in starts[p]..starts[p + 1] {
+            tail.push(local[g.tail[e] as usize]);
+            weight.push(g.weight[e]);
+        }
+        start.push(tail.len());
+    }
+    Csr {
+        start: start.into(),
+        tail: tail.into(),
+        weight: weight.into(),
+    }
 }
 
 /// The leading `dim` of `cols` eigenvectors (row-major), and their eigenvalues.
