@@ -6,8 +6,12 @@
 //! less than two seconds ago is not recorded, so an edit within the filesystem's timestamp
 //! granularity cannot be missed.
 
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -114,15 +118,37 @@ enum RowState {
 /// atomic), never keep a wrong hash: a record is trusted only when the stat fields match.
 pub fn data_digest(
     dir: &Path,
-    paths: &[Option<std::path::PathBuf>],
+    paths: &[Option<PathBuf>],
     progress: &dyn crate::progress::Progress,
 ) -> Result<DataDigest> {
-    use rayon::prelude::*;
-    use std::collections::{BTreeMap, HashMap};
-    use std::path::PathBuf;
+    let ByFolder {
+        folders,
+        mut states,
+    } = by_folder(paths);
+    let tables = dir.join("dirs");
+    let mut hashed = 0usize;
+    for (folder, rows) in &folders {
+        hashed += check_folder(&tables, folder, rows, &mut states, progress)?;
+    }
+    let states: Vec<RowState> = states
+        .into_iter()
+        .map(|s| s.expect("every row has a state"))
+        .collect();
+    Ok(digest(&states, hashed))
+}
 
-    // Rows by folder, each folder canonicalised once (not once per file).
-    let mut folders: BTreeMap<PathBuf, Vec<(usize, std::ffi::OsString)>> = BTreeMap::new();
+/// The rows of a data digest grouped by their file's folder.
+struct ByFolder {
+    /// Each canonical folder's rows: the row and its file's name, in row order.
+    folders: BTreeMap<PathBuf, Vec<(usize, OsString)>>,
+    /// Each row's state where it is known without its file (a null, no file name, a folder
+    /// that cannot be found); `None` for the rest.
+    states: Vec<Option<RowState>>,
+}
+
+/// Group `paths` by folder, each folder canonicalised once (not once per file).
+fn by_folder(paths: &[Option<PathBuf>]) -> ByFolder {
+    let mut folders: BTreeMap<PathBuf, Vec<(usize, OsString)>> = BTreeMap::new();
     let mut canonical_of: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
     let mut states: Vec<Option<RowState>> = (0..paths.len()).map(|_| None).collect();
     for (i, p) in paths.iter().enumerate() {
@@ -155,83 +181,115 @@ pub fn data_digest(
             None => states[i] = Some(RowState::Missing(std::io::ErrorKind::NotFound)),
         }
     }
-    let tables = dir.join("dirs");
+    ByFolder { folders, states }
+}
+
+/// The files of `rows` in `folder`, against the folder's stat table under `tables`: each
+/// row's state goes into `states`, and the table is rewritten when a record was added or
+/// changed. How many files were read and hashed.
+fn check_folder(
+    tables: &Path,
+    folder: &Path,
+    rows: &[(usize, OsString)],
+    states: &mut [Option<RowState>],
+    progress: &dyn crate::progress::Progress,
+) -> Result<usize> {
+    let name = blake3::hash(folder.as_os_str().as_encoded_bytes()).to_hex();
+    let table_path = tables.join(format!("{}.json", &name[..32]));
+    let mut table: BTreeMap<String, DirRecord> = std::fs::read(&table_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let found: Vec<Found> = rows
+        .par_iter()
+        .map(|(_, file)| {
+            let res = look_at(folder, file, &table);
+            progress.inc(1);
+            res
+        })
+        .collect();
     let mut hashed = 0usize;
-    for (folder, rows) in &folders {
-        let name = blake3::hash(folder.as_os_str().as_encoded_bytes()).to_hex();
-        let table_path = tables.join(format!("{}.json", &name[..32]));
-        let mut table: BTreeMap<String, DirRecord> = std::fs::read(&table_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        // Per row: its state, a record to remember, and whether the file was read.
-        type Found = (RowState, Option<(String, DirRecord)>, bool);
-        let found: Vec<Found> = rows
-            .par_iter()
-            .map(|(_, file)| {
-                let path = folder.join(file);
-                let key = file.to_string_lossy().into_owned();
-                let res = match std::fs::metadata(&path) {
-                    Err(e) => (RowState::Missing(e.kind()), None, false),
-                    Ok(m) if !m.is_file() => (RowState::NotAFile, None, false),
-                    Ok(m) => {
-                        let stat = |blake3: String| DirRecord {
-                            size: m.size(),
-                            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-                            ino: m.ino(),
-                            dev: m.dev(),
-                            blake3,
-                        };
-                        match table
-                            .get(&key)
-                            .filter(|r| **r == stat(r.blake3.clone()))
-                            .and_then(|r| parse_hex(&r.blake3))
-                        {
-                            Some(h) => (RowState::Hash(h), None, false),
-                            None => match std::fs::read(&path) {
-                                Err(e) => (RowState::Missing(e.kind()), None, true),
-                                Ok(bytes) => {
-                                    let h = blake3::hash(&bytes);
-                                    let age = m
-                                        .modified()
-                                        .ok()
-                                        .and_then(|t| t.elapsed().ok())
-                                        .map_or(0.0, |d| d.as_secs_f64());
-                                    let rec =
-                                        (age > 2.0).then(|| (key, stat(h.to_hex().to_string())));
-                                    (RowState::Hash(*h.as_bytes()), rec, true)
-                                }
-                            },
-                        }
-                    }
-                };
-                progress.inc(1);
-                res
-            })
-            .collect();
-        let mut changed = false;
-        for ((i, _), (state, rec, read)) in rows.iter().zip(found) {
-            hashed += usize::from(read);
-            states[*i] = Some(state);
-            if let Some((k, r)) = rec {
-                changed |= table.insert(k, r.clone()).as_ref() != Some(&r);
-            }
-        }
-        if changed {
-            let bytes = serde_json::to_vec(&table).expect("records serialise");
-            super::io::unless_denied(
-                std::fs::create_dir_all(&tables)
-                    .ctx("cannot create", &tables)
-                    .and_then(|()| write_atomic(&table_path, &bytes)),
-            )?;
+    let mut changed = false;
+    for ((i, _), found) in rows.iter().zip(found) {
+        hashed += usize::from(found.read);
+        states[*i] = Some(found.state);
+        if let Some((k, r)) = found.record {
+            changed |= table.insert(k, r.clone()).as_ref() != Some(&r);
         }
     }
+    if changed {
+        let bytes = serde_json::to_vec(&table).expect("records serialise");
+        super::io::unless_denied(
+            std::fs::create_dir_all(tables)
+                .ctx("cannot create", tables)
+                .and_then(|()| write_atomic(&table_path, &bytes)),
+        )?;
+    }
+    Ok(hashed)
+}
+
+/// What looking at one row's file found.
+struct Found {
+    state: RowState,
+    /// A record for the folder's table (file name, record), for a file hashed anew.
+    record: Option<(String, DirRecord)>,
+    /// Whether the file was read.
+    read: bool,
+}
+
+/// Stat `folder/file`: its hash from `table` when the record's stat fields all match,
+/// else read and hashed (and a record made unless modified in the last two seconds).
+fn look_at(folder: &Path, file: &OsStr, table: &BTreeMap<String, DirRecord>) -> Found {
+    let path = folder.join(file);
+    let key = file.to_string_lossy().into_owned();
+    let (state, record, read) = match std::fs::metadata(&path) {
+        Err(e) => (RowState::Missing(e.kind()), None, false),
+        Ok(m) if !m.is_file() => (RowState::NotAFile, None, false),
+        Ok(m) => {
+            let stat = |blake3: String| DirRecord {
+                size: m.size(),
+                mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                ino: m.ino(),
+                dev: m.dev(),
+                blake3,
+            };
+            match table
+                .get(&key)
+                .filter(|r| **r == stat(r.blake3.clone()))
+                .and_then(|r| parse_hex(&r.blake3))
+            {
+                Some(h) => (RowState::Hash(h), None, false),
+                None => match std::fs::read(&path) {
+                    Err(e) => (RowState::Missing(e.kind()), None, true),
+                    Ok(bytes) => {
+                        let h = blake3::hash(&bytes);
+                        let age = m
+                            .modified()
+                            .ok()
+                            .and_then(|t| t.elapsed().ok())
+                            .map_or(0.0, |d| d.as_secs_f64());
+                        let rec = (age > 2.0).then(|| (key, stat(h.to_hex().to_string())));
+                        (RowState::Hash(*h.as_bytes()), rec, true)
+                    }
+                },
+            }
+        }
+    };
+    Found {
+        state,
+        record,
+        read,
+    }
+}
+
+/// The digest of every row's state in row order, each row's hash, and the count of rows
+/// with no usable file (`hashed`: the files read, passed through).
+fn digest(states: &[RowState], hashed: usize) -> DataDigest {
     let mut h = blake3::Hasher::new();
     h.update(b"dagrun-data-files-v1\n");
     let mut missing = 0usize;
     let mut rows = Vec::with_capacity(states.len());
-    for s in &states {
-        let s = s.as_ref().expect("every row has a state");
+    for s in states {
         rows.push(if let RowState::Hash(x) = s {
             Some(*x)
         } else {
@@ -256,12 +314,12 @@ pub fn data_digest(
             }
         }
     }
-    Ok(DataDigest {
+    DataDigest {
         digest: h.finalize().to_hex().to_string(),
         hashed,
         missing,
         rows,
-    })
+    }
 }
 
 fn parse_hex(s: &str) -> Option<[u8; 32]> {
@@ -281,6 +339,28 @@ mod tests {
         let f = std::fs::File::options().write(true).open(path).unwrap();
         f.set_modified(SystemTime::now() - Duration::from_secs(60))
             .unwrap();
+    }
+
+    #[test]
+    fn the_digest_hashes_each_row_state_in_order_and_counts_rows_without_a_file() {
+        let x = [7u8; 32];
+        let states = [
+            RowState::Hash(x),
+            RowState::Null,
+            RowState::NotAFile,
+            RowState::Missing(std::io::ErrorKind::PermissionDenied),
+        ];
+        let d = digest(&states, 3);
+        let mut h = blake3::Hasher::new();
+        h.update(b"dagrun-data-files-v1\nh");
+        h.update(&x);
+        h.update(b"xnull\nxnot a file\nxPermissionDenied\n");
+        assert_eq!(d.digest, h.finalize().to_hex().to_string());
+        assert_eq!((d.hashed, d.missing), (3, 3));
+        assert_eq!(d.rows, [Some(x), None, None, None]);
+        let swapped = [RowState::Null, RowState::Hash(x)];
+        let in_order = [RowState::Hash(x), RowState::Null];
+        assert_ne!(digest(&swapped, 0).digest, digest(&in_order, 0).digest);
     }
 
     #[test]

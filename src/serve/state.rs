@@ -112,99 +112,10 @@ impl App {
         let report = exec::run(p, store, obs, &targets)?;
         let key = |n: &str| report.node(n).expect("ran").key.clone();
 
-        // The layout: its two numeric columns, in row order.
-        let layout = store.read(&key(&nodes.layout), &nodes.layout)?;
-        let dims: Vec<String> = layout
-            .schema()
-            .iter()
-            .filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt))
-            .map(|(n, _)| n.to_string())
-            .collect();
-        let f32s = |name: &str| -> Result<Vec<f32>> {
-            let c = layout
-                .column(name)
-                .and_then(|c| c.cast(&DataType::Float32))
-                .map_err(pl(&nodes.layout))?;
-            Ok(c.f32()
-                .map_err(pl(&nodes.layout))?
-                .iter()
-                .map(|v| v.unwrap_or(f32::NAN))
-                .collect())
-        };
-        let (x, y) = (f32s(&dims[0])?, f32s(&dims[1])?);
-        let ids = columns::id_strings(&layout, &p.id, &nodes.layout)?;
-        let row_of: HashMap<String, usize> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.clone(), i))
-            .collect();
-
-        // Classes, by id onto the layout's rows.
-        let classes = store.read(&key(&nodes.classes), &nodes.classes)?;
-        let cid = columns::id_strings(&classes, &p.id, &nodes.classes)?;
-        let lab = classes
-            .column("label")
-            .and_then(|c| c.cast(&DataType::Int32))
-            .map_err(pl(&nodes.classes))?;
-        let prob = classes
-            .column("probability")
-            .and_then(|c| c.cast(&DataType::Float64))
-            .map_err(pl(&nodes.classes))?;
-        let (lab, prob) = (
-            lab.i32().map_err(pl(&nodes.classes))?,
-            prob.f64().map_err(pl(&nodes.classes))?,
-        );
-        let mut class = vec![-1i32; ids.len()];
-        let mut probability = vec![None; ids.len()];
-        for (i, g) in cid.iter().enumerate() {
-            if let Some(&r) = row_of.get(g) {
-                class[r] = lab.get(i).unwrap_or(-1);
-                probability[r] = prob.get(i);
-            }
-        }
-
-        // The catalogue, without the representation.
+        let layout = read_layout(store, &key(&nodes.layout), p, &nodes.layout)?;
+        let classes = read_classes(store, &key(&nodes.classes), p, &nodes.classes, &layout)?;
         let cat_node = p.find(&nodes.catalogue).expect("chosen");
-        let keep: Vec<String> = p.nodes[cat_node]
-            .schema
-            .iter_names()
-            .filter(|n| !columns::glob_match("feat_*", n))
-            .map(|n| n.to_string())
-            .collect();
-        let catalogue = store.read_columns(&key(&nodes.catalogue), &nodes.catalogue, Some(keep))?;
-        let cat_ids = columns::id_strings(&catalogue, &p.id, &nodes.catalogue)?;
-        let cat_row_of: HashMap<&str, usize> = cat_ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), i))
-            .collect();
-        let catalogue_row = ids
-            .iter()
-            .map(|g| cat_row_of.get(g.as_str()).copied())
-            .collect();
-        let image_column = catalogue
-            .schema()
-            .contains("file_loc")
-            .then(|| "file_loc".to_owned());
-        let sky = match (catalogue.column("ra"), catalogue.column("dec")) {
-            (Ok(ra), Ok(dec)) => {
-                let f = |c: &Column| -> Result<Vec<Option<f64>>> {
-                    Ok(c.cast(&DataType::Float64)
-                        .map_err(pl(&nodes.catalogue))?
-                        .f64()
-                        .map_err(pl(&nodes.catalogue))?
-                        .iter()
-                        .collect())
-                };
-                Some((f(ra)?, f(dec)?))
-            }
-            _ => None,
-        };
-        let truth = catalogue
-            .schema()
-            .get("planted_class")
-            .filter(|dt| **dt == DataType::String)
-            .map(|_| "planted_class".to_owned());
+        let cat = read_catalogue(store, &key(&nodes.catalogue), p, cat_node, &layout.ids)?;
 
         // The representation, by memory map.
         let vkey = key(&vectors);
@@ -232,17 +143,17 @@ impl App {
             id: p.id.clone(),
             image_dir: p.source_dir(cat_node),
             nodes,
-            ids,
-            x,
-            y,
-            class,
-            probability,
-            row_of,
-            catalogue,
-            catalogue_row,
-            image_column,
-            sky,
-            truth,
+            ids: layout.ids,
+            x: layout.x,
+            y: layout.y,
+            class: classes.class,
+            probability: classes.probability,
+            row_of: layout.row_of,
+            catalogue: cat.table,
+            catalogue_row: cat.row,
+            image_column: cat.image_column,
+            sky: cat.sky,
+            truth: cat.truth,
             classes_json: serde_json::Value::Null,
             searcher,
             search_slot: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
@@ -488,6 +399,159 @@ impl App {
     }
 }
 
+/// The layout's rows, in row order.
+struct Layout {
+    ids: Vec<String>,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    /// Each id's row.
+    row_of: HashMap<String, usize>,
+}
+
+/// The layout node `node` (entry `key`): its ids and its two numeric columns.
+fn read_layout(store: &Store, key: &str, p: &Pipeline, node: &str) -> Result<Layout> {
+    let layout = store.read(key, node)?;
+    let dims: Vec<String> = layout
+        .schema()
+        .iter()
+        .filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let f32s = |name: &str| -> Result<Vec<f32>> {
+        let c = layout
+            .column(name)
+            .and_then(|c| c.cast(&DataType::Float32))
+            .map_err(pl(node))?;
+        Ok(c.f32()
+            .map_err(pl(node))?
+            .iter()
+            .map(|v| v.unwrap_or(f32::NAN))
+            .collect())
+    };
+    let (x, y) = (f32s(&dims[0])?, f32s(&dims[1])?);
+    let ids = columns::id_strings(&layout, &p.id, node)?;
+    let row_of: HashMap<String, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), i))
+        .collect();
+    Ok(Layout { ids, x, y, row_of })
+}
+
+/// Each layout row's class and probability.
+struct Classes {
+    /// -1 where the classes node has no row for the id.
+    class: Vec<i32>,
+    probability: Vec<Option<f64>>,
+}
+
+/// The classes node `node` (entry `key`), by id onto the `layout`'s rows.
+fn read_classes(
+    store: &Store,
+    key: &str,
+    p: &Pipeline,
+    node: &str,
+    layout: &Layout,
+) -> Result<Classes> {
+    let classes = store.read(key, node)?;
+    let cid = columns::id_strings(&classes, &p.id, node)?;
+    let lab = classes
+        .column("label")
+        .and_then(|c| c.cast(&DataType::Int32))
+        .map_err(pl(node))?;
+    let prob = classes
+        .column("probability")
+        .and_then(|c| c.cast(&DataType::Float64))
+        .map_err(pl(node))?;
+    let (lab, prob) = (lab.i32().map_err(pl(node))?, prob.f64().map_err(pl(node))?);
+    let mut class = vec![-1i32; layout.ids.len()];
+    let mut probability = vec![None; layout.ids.len()];
+    for (i, g) in cid.iter().enumerate() {
+        if let Some(&r) = layout.row_of.get(g) {
+            class[r] = lab.get(i).unwrap_or(-1);
+            probability[r] = prob.get(i);
+        }
+    }
+    Ok(Classes { class, probability })
+}
+
+/// The catalogue as the page reads it.
+struct Catalogue {
+    /// Its columns but the representation (`feat_*`).
+    table: DataFrame,
+    /// Each layout row's row in it.
+    row: Vec<Option<usize>>,
+    /// `file_loc`, where it has the column.
+    image_column: Option<String>,
+    sky: Option<Sky>,
+    /// `planted_class`, where it has the column as text.
+    truth: Option<String>,
+}
+
+/// The catalogue node `v` of `p` (entry `key`) without the representation, its rows
+/// matched to the layout's `ids`.
+fn read_catalogue(
+    store: &Store,
+    key: &str,
+    p: &Pipeline,
+    v: usize,
+    ids: &[String],
+) -> Result<Catalogue> {
+    let node = &p.nodes[v].name;
+    let keep: Vec<String> = p.nodes[v]
+        .schema
+        .iter_names()
+        .filter(|n| !columns::glob_match("feat_*", n))
+        .map(|n| n.to_string())
+        .collect();
+    let catalogue = store.read_columns(key, node, Some(keep))?;
+    let cat_ids = columns::id_strings(&catalogue, &p.id, node)?;
+    let cat_row_of: HashMap<&str, usize> = cat_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let row = ids
+        .iter()
+        .map(|g| cat_row_of.get(g.as_str()).copied())
+        .collect();
+    let image_column = catalogue
+        .schema()
+        .contains("file_loc")
+        .then(|| "file_loc".to_owned());
+    let sky = read_sky(&catalogue, node)?;
+    let truth = catalogue
+        .schema()
+        .get("planted_class")
+        .filter(|dt| **dt == DataType::String)
+        .map(|_| "planted_class".to_owned());
+    Ok(Catalogue {
+        table: catalogue,
+        row,
+        image_column,
+        sky,
+        truth,
+    })
+}
+
+/// The catalogue's `ra` and `dec` as floats, where it has both.
+fn read_sky(catalogue: &DataFrame, node: &str) -> Result<Option<Sky>> {
+    Ok(match (catalogue.column("ra"), catalogue.column("dec")) {
+        (Ok(ra), Ok(dec)) => {
+            let f = |c: &Column| -> Result<Vec<Option<f64>>> {
+                Ok(c.cast(&DataType::Float64)
+                    .map_err(pl(node))?
+                    .f64()
+                    .map_err(pl(node))?
+                    .iter()
+                    .collect())
+            };
+            Some((f(ra)?, f(dec)?))
+        }
+        _ => None,
+    })
+}
+
 /// The labelled rows of `catalogue` as `id, label, COLUMNS…` (columns matching `globs`, in
 /// the catalogue's order).
 pub fn export_table(
@@ -521,51 +585,15 @@ pub fn default_log(pipeline: &Path) -> PathBuf {
 
 /// Which nodes the page is built from (see [`Options`]).
 pub fn choose_nodes(p: &Pipeline, opt: &Options) -> Result<Nodes> {
-    let find = |n: &str, what: &str| {
-        p.find(n).ok_or_else(|| {
-            Error::Usage(format!(
-                "`{what} {n}`: no node named `{n}` in `{}` (nodes: {})",
-                p.file.display(),
-                p.names()
-            ))
-        })
-    };
-    let is_2d = |v: usize| matches!(&p.nodes[v].op, Op::Reduce(r) if r.n_components == 2);
     let start = match &opt.node {
-        Some(n) => find(n, "--node")?,
-        None => p.order.iter().copied().find(|&v| matches!(p.nodes[v].op, Op::Report(_)) && p.nodes[v].inputs.len() == 3).ok_or_else(|| {
-            Error::Usage(format!("`{}` has no report node with a layout: give `--node` a select-leaves or select-eom node and `--layout` a 2-D reduce node", p.file.display()))
-        })?,
+        Some(n) => find_node(p, n, "--node")?,
+        None => first_report(p)?,
     };
-    let name = |v: usize| p.nodes[v].name.clone();
-    let (classes, catalogue, mut layout) = match &p.nodes[start].op {
-        Op::Report(_) => (
-            p.nodes[start].inputs[0],
-            p.nodes[start].inputs[1],
-            p.nodes[start].inputs.get(2).copied(),
-        ),
-        Op::Select(_) => (start, usize::MAX, None),
-        other => {
-            return Err(Error::Usage(format!(
-                "`--node {}`: a `{}` node; give a report node or a select-leaves / select-eom node",
-                name(start),
-                other.name()
-            )))
-        }
-    };
-    if let Some(l) = &opt.layout {
-        layout = Some(find(l, "--layout")?);
-    }
-    let layout = match layout {
-        Some(l) => l,
-        None => {
-            let twos: Vec<usize> = p.order.iter().copied().filter(|&v| is_2d(v)).collect();
-            match twos.as_slice() {
-                [one] => *one,
-                [] => return Err(Error::Usage(format!("`{}` has no 2-D layout: add a reduce node with n_components = 2 and give it as `--layout`", p.file.display()))),
-                many => return Err(Error::Usage(format!("several 2-D layouts ({}): choose one with `--layout`", many.iter().map(|&v| name(v)).collect::<Vec<_>>().join(", ")))),
-            }
-        }
+    let from = from_start(p, start)?;
+    let layout = match (&opt.layout, from.layout) {
+        (Some(l), _) => find_node(p, l, "--layout")?,
+        (None, Some(l)) => l,
+        (None, None) => only_2d_layout(p)?,
     };
     let dims = p.nodes[layout]
         .schema
@@ -573,52 +601,112 @@ pub fn choose_nodes(p: &Pipeline, opt: &Options) -> Result<Nodes> {
         .filter(|(n, dt)| n.as_str() != p.id && columns::is_numeric(dt))
         .count();
     if dims != 2 {
-        return Err(Error::Usage(format!("`{}` has {dims} numeric columns, not 2: the page draws a 2-D layout (a reduce node with n_components = 2)", name(layout))));
+        return Err(Error::Usage(format!("`{}` has {dims} numeric columns, not 2: the page draws a 2-D layout (a reduce node with n_components = 2)", p.nodes[layout].name)));
     }
     // Without a report, the catalogue is what the layout was reduced from.
-    let catalogue = if catalogue == usize::MAX {
-        p.nodes[layout].inputs[0]
-    } else {
-        catalogue
+    let catalogue = match from.catalogue {
+        Some(c) => c,
+        None => p.nodes[layout].inputs[0],
     };
     let features = match &opt.features {
-        Some(f) => find(f, "--features")?,
-        None => {
-            let has_feat = |v: usize| {
-                p.nodes[v]
-                    .schema
-                    .iter_names()
-                    .any(|n| columns::glob_match("feat_*", n))
-            };
-            if has_feat(catalogue) {
-                catalogue
-            } else if has_feat(p.nodes[layout].inputs[0]) {
-                p.nodes[layout].inputs[0]
-            } else {
-                return Err(Error::Usage(format!(
-                    "neither `{}` nor `{}` has `feat_*` columns to search: name the representation's node with `--features`",
-                    name(catalogue),
-                    name(p.nodes[layout].inputs[0])
-                )));
-            }
-        }
+        Some(f) => find_node(p, f, "--features")?,
+        None => default_features(p, catalogue, layout)?,
     };
-    if !p.nodes[features]
-        .schema
-        .iter_names()
-        .any(|n| columns::glob_match("feat_*", n))
-    {
+    if !has_features(p, features) {
         return Err(Error::Usage(format!(
             "`--features {}`: the node has no `feat_*` columns",
-            name(features)
+            p.nodes[features].name
         )));
     }
+    let name = |v: usize| p.nodes[v].name.clone();
     Ok(Nodes {
-        classes: name(classes),
+        classes: name(from.classes),
         catalogue: name(catalogue),
         layout: name(layout),
         features: name(features),
     })
+}
+
+/// The node named `n`, given with the option `what`.
+fn find_node(p: &Pipeline, n: &str, what: &str) -> Result<usize> {
+    p.find(n).ok_or_else(|| {
+        Error::Usage(format!(
+            "`{what} {n}`: no node named `{n}` in `{}` (nodes: {})",
+            p.file.display(),
+            p.names()
+        ))
+    })
+}
+
+/// The first report node with a layout (three inputs), the page's default.
+fn first_report(p: &Pipeline) -> Result<usize> {
+    p.order.iter().copied().find(|&v| matches!(p.nodes[v].op, Op::Report(_)) && p.nodes[v].inputs.len() == 3).ok_or_else(|| {
+        Error::Usage(format!("`{}` has no report node with a layout: give `--node` a select-leaves or select-eom node and `--layout` a 2-D reduce node", p.file.display()))
+    })
+}
+
+/// What the page's start node gives.
+struct Start {
+    classes: usize,
+    /// `None`: not given (a select node).
+    catalogue: Option<usize>,
+    layout: Option<usize>,
+}
+
+/// The nodes a start node gives: a report's inputs, or a select node as the classes.
+fn from_start(p: &Pipeline, start: usize) -> Result<Start> {
+    match &p.nodes[start].op {
+        Op::Report(_) => Ok(Start {
+            classes: p.nodes[start].inputs[0],
+            catalogue: Some(p.nodes[start].inputs[1]),
+            layout: p.nodes[start].inputs.get(2).copied(),
+        }),
+        Op::Select(_) => Ok(Start {
+            classes: start,
+            catalogue: None,
+            layout: None,
+        }),
+        other => Err(Error::Usage(format!(
+            "`--node {}`: a `{}` node; give a report node or a select-leaves / select-eom node",
+            p.nodes[start].name,
+            other.name()
+        ))),
+    }
+}
+
+/// The pipeline's one 2-D reduce node; an error where it has none or several.
+fn only_2d_layout(p: &Pipeline) -> Result<usize> {
+    let is_2d = |v: usize| matches!(&p.nodes[v].op, Op::Reduce(r) if r.n_components == 2);
+    let twos: Vec<usize> = p.order.iter().copied().filter(|&v| is_2d(v)).collect();
+    match twos.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Error::Usage(format!("`{}` has no 2-D layout: add a reduce node with n_components = 2 and give it as `--layout`", p.file.display()))),
+        many => Err(Error::Usage(format!("several 2-D layouts ({}): choose one with `--layout`", many.iter().map(|&v| p.nodes[v].name.clone()).collect::<Vec<_>>().join(", ")))),
+    }
+}
+
+/// The node `similar` searches unless told: the catalogue, else what the layout was
+/// reduced from, whichever has `feat_*` columns first.
+fn default_features(p: &Pipeline, catalogue: usize, layout: usize) -> Result<usize> {
+    if has_features(p, catalogue) {
+        Ok(catalogue)
+    } else if has_features(p, p.nodes[layout].inputs[0]) {
+        Ok(p.nodes[layout].inputs[0])
+    } else {
+        Err(Error::Usage(format!(
+            "neither `{}` nor `{}` has `feat_*` columns to search: name the representation's node with `--features`",
+            p.nodes[catalogue].name,
+            p.nodes[p.nodes[layout].inputs[0]].name
+        )))
+    }
+}
+
+/// Whether node `v` has the representation's `feat_*` columns.
+fn has_features(p: &Pipeline, v: usize) -> bool {
+    p.nodes[v]
+        .schema
+        .iter_names()
+        .any(|n| columns::glob_match("feat_*", n))
 }
 
 /// A polars value as JSON (non-finite floats as null).
@@ -656,4 +744,75 @@ pub fn encode_path(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quickstart(sets: &[&str]) -> Pipeline {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        spec::load(Path::new("pipelines/quickstart.toml"), &sets).expect("quickstart loads")
+    }
+
+    fn chosen(n: &Nodes) -> [&str; 4] {
+        [&n.classes, &n.catalogue, &n.layout, &n.features].map(String::as_str)
+    }
+
+    fn refused(p: &Pipeline, opt: &Options) -> String {
+        match choose_nodes(p, opt) {
+            Err(Error::Usage(m)) => m,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_report_or_a_select_node_gives_the_page_its_nodes() {
+        let p = quickstart(&[]);
+        let n = choose_nodes(&p, &Options::default()).unwrap();
+        assert_eq!(chosen(&n), ["classes", "featured", "display", "featured"]);
+        // A select node: the one 2-D layout, and the catalogue it was reduced from.
+        let select = Options {
+            node: Some("classes".into()),
+            ..Default::default()
+        };
+        let n = choose_nodes(&p, &select).unwrap();
+        assert_eq!(chosen(&n), ["classes", "featured", "display", "featured"]);
+        let elsewhere = Options {
+            features: Some("catalog".into()),
+            ..Default::default()
+        };
+        let n = choose_nodes(&p, &elsewhere).unwrap();
+        assert_eq!(n.features, "catalog");
+    }
+
+    #[test]
+    fn the_page_refuses_nodes_it_cannot_draw_or_search() {
+        let p = quickstart(&[]);
+        let with = |node: Option<&str>, layout: Option<&str>, features: Option<&str>| Options {
+            node: node.map(str::to_owned),
+            layout: layout.map(str::to_owned),
+            features: features.map(str::to_owned),
+            ..Default::default()
+        };
+        let m = refused(&p, &with(Some("umap"), None, None));
+        assert!(m.starts_with("`--node umap`: a `reduce` node"), "{m}");
+        let m = refused(&p, &with(None, Some("nope"), None));
+        assert!(
+            m.starts_with("`--layout nope`: no node named `nope`"),
+            "{m}"
+        );
+        let m = refused(&p, &with(None, Some("umap"), None));
+        assert!(m.starts_with("`umap` has 5 numeric columns, not 2"), "{m}");
+        let m = refused(&p, &with(None, None, Some("umap")));
+        assert_eq!(m, "`--features umap`: the node has no `feat_*` columns");
+        let two = quickstart(&["umap.n_components=2"]);
+        let m = refused(&two, &with(Some("classes"), None, None));
+        assert_eq!(
+            m,
+            "several 2-D layouts (umap, display): choose one with `--layout`"
+        );
+        let n = choose_nodes(&two, &with(Some("classes"), Some("umap"), None)).unwrap();
+        assert_eq!(chosen(&n), ["classes", "featured", "umap", "featured"]);
+    }
 }
