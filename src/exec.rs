@@ -33,7 +33,7 @@ use crate::cache::store::{Draft, RunRecord, UseLock};
 use crate::cache::{files, Lookup, Store};
 use crate::dag::{self, NodeId};
 use crate::error::{Error, Result};
-use crate::ops::{Op, RunCtx};
+use crate::ops::{Op, RunCtx, Scratch};
 use crate::progress::ProgressFactory;
 use crate::spec::Pipeline;
 
@@ -464,9 +464,11 @@ pub fn run_many(
                 .flatten()
         })
         .collect();
+    // What the run's nodes keep for each other (`RunCtx::scratch`), dropped with the run.
+    let scratch = Scratch::default();
     std::thread::scope(|scope| {
         for pool in &pools {
-            let (units, state, wake) = (&units, &state, &wake);
+            let (units, state, wake, scratch) = (&units, &state, &wake, &scratch);
             scope.spawn(move || {
                 worker(
                     points,
@@ -477,6 +479,7 @@ pub fn run_many(
                     state,
                     wake,
                     pool.as_ref(),
+                    scratch,
                 )
             });
         }
@@ -529,6 +532,7 @@ fn worker(
     state: &Mutex<State>,
     wake: &Condvar,
     pool: Option<&rayon::ThreadPool>,
+    scratch: &Scratch,
 ) {
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
@@ -612,7 +616,7 @@ fn worker(
         };
         let run = || {
             run_unit(
-                points, units, u, store, obs, &hashes, &keys, frames, &joined, state,
+                points, units, u, store, obs, &hashes, &keys, frames, &joined, state, scratch,
             )
         };
         let res = match pool {
@@ -666,6 +670,7 @@ fn run_unit(
     frames: Vec<Option<Arc<DataFrame>>>,
     joined: &[usize],
     state: &Mutex<State>,
+    scratch: &Scratch,
 ) -> Result<(Finished, Option<DataFrame>)> {
     let unit = &units[u];
     let p = &points[unit.point];
@@ -764,6 +769,7 @@ fn run_unit(
                         parts: &node_parts,
                         input_files: &input_files,
                         joint: &joint,
+                        scratch,
                     };
                     let out = node.op.run(&ins, &ctx).map_err(|e| e.at(&node.loc))?;
                     drop(ins);
