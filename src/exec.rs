@@ -33,7 +33,7 @@ use crate::cache::store::{Draft, Got, RunRecord, Seen, UseLock};
 use crate::cache::{files, Lookup, Manifest, Store};
 use crate::dag::{self, NodeId};
 use crate::error::{Error, Result};
-use crate::ops::{Op, RunCtx};
+use crate::ops::{Op, RunCtx, Scratch};
 use crate::progress::ProgressFactory;
 use crate::spec::Pipeline;
 
@@ -460,6 +460,7 @@ pub fn run_many(
         limits,
         state: Mutex::new(State::new(&units)),
         wake: Condvar::new(),
+        scratch: Scratch::default(),
     };
     let pools = node_pools(limits.max_nodes.clamp(1, units.len().max(1)));
     std::thread::scope(|scope| {
@@ -541,6 +542,8 @@ struct Run<'a> {
     state: Mutex<State>,
     /// Notified when a unit finishes (units become ready, memory is freed).
     wake: Condvar,
+    /// What ops share between the nodes of this run (e.g. `reduce`'s fuzzy graphs).
+    scratch: Scratch,
 }
 
 /// A unit a worker took, with what it needs of its inputs.
@@ -808,6 +811,7 @@ impl Run<'_> {
             parts: &node_parts,
             input_files: &input_files,
             joint: &joint,
+            scratch: &self.scratch,
         };
         let out = node.op.run(&ins, &ctx).map_err(|e| e.at(&node.loc))?;
         drop(ins);

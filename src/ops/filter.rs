@@ -409,6 +409,7 @@ mod tests {
                 parts: &crate::ops::NoParts,
                 input_files: &[],
                 joint: &[],
+                scratch: &crate::ops::Scratch::default(),
             },
         )
     }

@@ -89,16 +89,7 @@ impl Knn {
                 ),
             ));
         }
-        let mut x = columns::matrix_f32(input, &cols, ctx.node)?;
-        let cosine = self.metric == Metric::Cosine;
-        if cosine {
-            columns::normalise_rows(&mut x, d, |r| {
-                Err(Error::input(
-                    ctx.node,
-                    format!("row {r} is all zeros: the cosine metric is undefined for it"),
-                ))
-            })?;
-        }
+        let x = self.matrix(input, &cols, ctx)?;
         let bar = ctx.progress.bar(ctx.node, "neighbours", 1);
         let exact = n <= EXACT_UP_TO;
         let (g, rank) = if exact {
@@ -108,27 +99,44 @@ impl Knn {
         };
         bar.inc(1);
         bar.finish();
-        // A row whose every neighbour is at distance zero has k or more exact duplicates: its
-        // neighbourhood, and so its place in a layout, is undefined (UMAP would invent
-        // structure there, and HDBSCAN find classes in it).
-        let degenerate: Vec<usize> = (0..n)
-            .filter(|&i| g.distances[i * k + k - 1] == 0.0)
-            .collect();
-        if let Some(&first) = degenerate.first() {
-            let id = input
-                .column(ctx.id)
-                .map_err(super::pl(ctx.node))?
-                .get(first)
-                .map(|v| v.str_value().into_owned())
-                .unwrap_or_default();
-            return Err(Error::input(
-                ctx.node,
-                format!(
-                    "{} rows have {k} or more exact duplicates in the feature columns (the first: id `{id}`): their neighbourhoods are undefined; drop repeated rows upstream",
-                    degenerate.len()
-                ),
-            ));
+        refuse_duplicates(&g, n, k, input, ctx)?;
+        let df = self.frame(input, &g, rank, ctx)?;
+        let how = if exact { "exact" } else { "NN-descent" };
+        Ok(Output::new(
+            df,
+            vec![format!(
+                "{k} neighbours of {n} rows in {d} dimensions ({how}, {})",
+                self.metric
+            )],
+        ))
+    }
+
+    /// The input's columns `cols` as a row-major matrix; for cosine, each row made a unit
+    /// vector (an all-zero row is an error).
+    fn matrix(&self, input: &DataFrame, cols: &[String], ctx: &RunCtx) -> Result<Vec<f32>> {
+        let mut x = columns::matrix_f32(input, cols, ctx.node)?;
+        if self.metric == Metric::Cosine {
+            columns::normalise_rows(&mut x, cols.len(), |r| {
+                Err(Error::input(
+                    ctx.node,
+                    format!("row {r} is all zeros: the cosine metric is undefined for it"),
+                ))
+            })?;
         }
+        Ok(x)
+    }
+
+    /// The output table: the id, the neighbours `nn_*`, their distances `nd_*` (for cosine,
+    /// `1 - cos`) and each row's `locality` rank.
+    fn frame(
+        &self,
+        input: &DataFrame,
+        g: &nndescent::KnnGraph,
+        rank: Vec<u32>,
+        ctx: &RunCtx,
+    ) -> Result<DataFrame> {
+        let (n, k) = (input.height(), self.k as usize);
+        let cosine = self.metric == Metric::Cosine;
         let mut out: Vec<Column> = Vec::with_capacity(2 * k + 2);
         out.push(input.column(ctx.id).map_err(super::pl(ctx.node))?.clone());
         for s in 0..k {
@@ -151,16 +159,39 @@ impl Knn {
             out.push(Column::new(format!("nd_{s}").into(), col));
         }
         out.push(Column::new(LOCALITY.into(), rank));
-        let df = DataFrame::new(n, out).map_err(super::pl(ctx.node))?;
-        let how = if exact { "exact" } else { "NN-descent" };
-        Ok(Output::new(
-            df,
-            vec![format!(
-                "{k} neighbours of {n} rows in {d} dimensions ({how}, {})",
-                self.metric
-            )],
-        ))
+        DataFrame::new(n, out).map_err(super::pl(ctx.node))
     }
+}
+
+/// An error if a row's every neighbour in `g` is at distance zero: it has k or more exact
+/// duplicates, so its neighbourhood, and so its place in a layout, is undefined (UMAP would
+/// invent structure there, and HDBSCAN find classes in it).
+fn refuse_duplicates(
+    g: &nndescent::KnnGraph,
+    n: usize,
+    k: usize,
+    input: &DataFrame,
+    ctx: &RunCtx,
+) -> Result<()> {
+    let degenerate: Vec<usize> = (0..n)
+        .filter(|&i| g.distances[i * k + k - 1] == 0.0)
+        .collect();
+    let Some(&first) = degenerate.first() else {
+        return Ok(());
+    };
+    let id = input
+        .column(ctx.id)
+        .map_err(super::pl(ctx.node))?
+        .get(first)
+        .map(|v| v.str_value().into_owned())
+        .unwrap_or_default();
+    Err(Error::input(
+        ctx.node,
+        format!(
+            "{} rows have {k} or more exact duplicates in the feature columns (the first: id `{id}`): their neighbourhoods are undefined; drop repeated rows upstream",
+            degenerate.len()
+        ),
+    ))
 }
 
 /// Read a `knn` table back: (indices, distances, k), row-major.

@@ -27,8 +27,10 @@ pub mod shard;
 pub mod similar;
 pub mod synthetic;
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
 
@@ -251,6 +253,30 @@ pub struct RunCtx<'a> {
     /// with the same [`Kind::joint_key`], not in the cache: the op may compute their
     /// outputs alongside its own.
     pub joint: &'a [(&'a str, &'a Op)],
+    /// What the run's nodes keep for each other (see [`Scratch`]).
+    pub scratch: &'a Scratch,
+}
+
+/// Working state the nodes of one run share, one value per type, made on first use and
+/// dropped with the run (`exec::run_many` makes one per call): an op keeps there what a
+/// later node of the same run may reuse (`reduce`: its fuzzy graphs, spectral solves and
+/// the layouts it computed for nodes joined to it). What an op keeps must be a pure
+/// function of what it is keyed by, so finding it changes only the time.
+#[derive(Default)]
+pub struct Scratch(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+
+impl Scratch {
+    /// The run's `T`, made with `T::default()` by the first node that asks.
+    pub fn get_or_default<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let any = kept
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        drop(kept);
+        any.downcast::<T>()
+            .expect("each value is kept under its own type")
+    }
 }
 
 /// Parts of a node's work kept across runs, each under an id the op derives from exactly
@@ -404,6 +430,24 @@ pub(crate) fn pl(node: &str) -> impl Fn(PolarsError) -> Error + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_keeps_one_value_per_type() {
+        let s = Scratch::default();
+        let a = s.get_or_default::<Mutex<Vec<u32>>>();
+        a.lock().unwrap().push(7);
+        assert_eq!(*s.get_or_default::<Mutex<Vec<u32>>>().lock().unwrap(), [7]);
+        assert!(s
+            .get_or_default::<Mutex<Vec<u64>>>()
+            .lock()
+            .unwrap()
+            .is_empty());
+        assert!(Scratch::default()
+            .get_or_default::<Mutex<Vec<u32>>>()
+            .lock()
+            .unwrap()
+            .is_empty());
+    }
 
     #[test]
     fn normalise_makes_equal_numbers_equal() {

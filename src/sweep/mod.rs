@@ -500,89 +500,114 @@ pub fn summarise(
     pipelines: &[Pipeline],
     reports: &[RunReport],
 ) -> Result<Summary> {
-    let p0 = &pipelines[0];
-    let cv = classes_node(sweep, p0)?;
-    let cname = p0.nodes[cv].name.clone();
-    let keys: Vec<String> = reports
-        .iter()
-        .map(|r| {
-            r.node(&cname)
-                .map(|n| n.key.clone())
-                .ok_or_else(|| Error::Usage(format!("node `{cname}` did not run")))
-        })
-        .collect::<Result<_>>()?;
-    let (ids, labels) = aligned_labels(store, &cname, &keys, &p0.id)?;
-    let truth = truth_codes(store, p0, &reports[0], sweep, &ids)?;
+    let run = Finished {
+        store,
+        sweep,
+        points,
+        pipelines,
+        reports,
+    };
+    let g = run.labels()?;
     let near = neighbours(points);
-    let n = ids.len().max(1) as f64;
-
     let mut classes = Vec::new();
     let mut out = Vec::new();
-    for (i, (p, r)) in pipelines.iter().zip(reports).enumerate() {
-        let l = &labels[i];
-        let k = l
+    // Each point that has a pipeline and a report (all of them).
+    let count = pipelines.len().min(reports.len());
+    for (i, near) in near.iter().enumerate().take(count) {
+        let first = classes.len();
+        classes.extend(point_classes(i, &g.labels, near));
+        out.push(run.point_summary(&g, i, &classes[first..]));
+    }
+    follow_stable(&mut classes, &g.labels);
+    let dir = run.write_folder(&g, &out, &classes)?;
+    Ok(Summary {
+        points: out,
+        classes,
+        dir,
+    })
+}
+
+/// A finished sweep: what every phase of its summary reads.
+struct Finished<'a> {
+    store: &'a Store,
+    sweep: &'a Sweep,
+    points: &'a [Vec<usize>],
+    pipelines: &'a [Pipeline],
+    reports: &'a [RunReport],
+}
+
+/// Every point's classes, read from the cache, aligned on the first point's rows.
+struct GridLabels {
+    /// The classes node (of the first pipeline) and its name.
+    cv: usize,
+    cname: String,
+    /// The classes node's key at each point.
+    keys: Vec<String>,
+    /// The first point's row ids.
+    ids: Vec<String>,
+    /// Each point's labels of `ids`.
+    labels: Vec<Vec<i32>>,
+    /// The true classes of `ids` as codes, with their names, where there is a truth column.
+    truth: Option<(Vec<i32>, Vec<String>)>,
+}
+
+impl Finished<'_> {
+    /// Read the classes node's labels at every point, and the truth column if any.
+    fn labels(&self) -> Result<GridLabels> {
+        let p0 = &self.pipelines[0];
+        let cv = classes_node(self.sweep, p0)?;
+        let cname = p0.nodes[cv].name.clone();
+        let keys: Vec<String> = self
+            .reports
             .iter()
-            .copied()
-            .max()
-            .map_or(0, |m| (m + 1).max(0) as usize);
-        let mut sizes = vec![0u64; k];
-        for &x in l.iter().filter(|&&x| x >= 0) {
-            sizes[x as usize] += 1;
-        }
-        let per_neighbour: Vec<Vec<f64>> =
-            near[i].iter().map(|&j| best_match(l, &labels[j])).collect();
-        let mut stab = Vec::with_capacity(k);
-        for c in 0..k {
-            let nj: Vec<f64> = per_neighbour.iter().map(|b| b[c]).collect();
-            // No neighbouring point (a one-value grid): stability is not defined, not zero.
-            let s = if nj.is_empty() {
-                f64::NAN
-            } else {
-                nj.iter().sum::<f64>() / nj.len() as f64
-            };
-            stab.push(s);
-            classes.push(ClassSummary {
-                point: i,
-                class: c as i32,
-                size: sizes[c],
-                stability: s,
-                across: Vec::new(),
-                neighbour_jaccard: nj,
-            });
-        }
-        let recovered = truth.as_ref().map(|(t, names)| {
+            .map(|r| {
+                r.node(&cname)
+                    .map(|n| n.key.clone())
+                    .ok_or_else(|| Error::Usage(format!("node `{cname}` did not run")))
+            })
+            .collect::<Result<_>>()?;
+        let (ids, labels) = aligned_labels(self.store, &cname, &keys, &p0.id)?;
+        let truth = truth_codes(self.store, p0, &self.reports[0], self.sweep, &ids)?;
+        Ok(GridLabels {
+            cv,
+            cname,
+            keys,
+            ids,
+            labels,
+            truth,
+        })
+    }
+
+    /// Point `i`'s row of the summary, its classes `cs`: sizes, stability, recovery, the
+    /// layout's radius correlation, time and cache hits, its report.
+    fn point_summary(&self, g: &GridLabels, i: usize, cs: &[ClassSummary]) -> PointSummary {
+        let (p, r) = (&self.pipelines[i], &self.reports[i]);
+        let n = g.ids.len().max(1) as f64;
+        let sizes: Vec<u64> = cs.iter().map(|c| c.size).collect();
+        let stab: Vec<f64> = cs.iter().map(|c| c.stability).collect();
+        let recovered = g.truth.as_ref().map(|(t, names)| {
             (
-                best_match(t, l).iter().filter(|&&j| j >= MATCH).count(),
+                best_match(t, &g.labels[i])
+                    .iter()
+                    .filter(|&&j| j >= MATCH)
+                    .count(),
                 names.len(),
             )
         });
         let mut sorted_stab = stab.clone();
         sorted_stab.sort_by(f64::total_cmp);
-        let radius_correlation = layout_radius_correlation(store, p, r, cv);
-        let report_node = p
-            .order
-            .iter()
-            .rev()
-            .copied()
-            .find(|&v| matches!(p.nodes[v].op, Op::Report(_)));
-        let report = report_node.and_then(|v| r.node(&p.nodes[v].name));
-        let thumb = match report_node.map(|v| &p.nodes[v].op) {
-            Some(Op::Report(o))
-                if report.is_some_and(|n| store.attachment_path(&n.key, "gallery").is_dir()) =>
-            {
-                Some(o.thumb)
-            }
-            _ => None,
-        };
-        out.push(PointSummary {
+        let radius_correlation = layout_radius_correlation(self.store, p, r, g.cv);
+        let (report, thumb) = report_of(self.store, p, r);
+        PointSummary {
             point: i,
-            params: sweep
+            params: self
+                .sweep
                 .axes
                 .iter()
-                .zip(&points[i])
+                .zip(&self.points[i])
                 .map(|(a, &j)| (a.name(), a.values[j].clone()))
                 .collect(),
-            classes: k,
+            classes: cs.len(),
             clustered_fraction: sizes.iter().sum::<u64>() as f64 / n,
             size_min: sizes.iter().copied().min().unwrap_or(0),
             size_median: median(&mut sizes.clone()),
@@ -612,16 +637,128 @@ pub fn summarise(
                 .iter()
                 .filter(|n| n.status == Status::Cached)
                 .count(),
-            classes_key: keys[i].clone(),
-            report: report.map(|n| store.attachment_path(&n.key, "index.html")),
+            classes_key: g.keys[i].clone(),
+            report,
             thumb,
-        });
+        }
     }
-    // The most stable classes, followed across the whole grid; a class already followed
-    // (the best match, J >= 0.5, of one shown) is not shown again from another point.
+
+    /// Write the summary's folder, keyed by the grid and the points' class tables,
+    /// atomically: the two tables, the page and the keys of every node the points used.
+    fn write_folder(
+        &self,
+        g: &GridLabels,
+        out: &[PointSummary],
+        classes: &[ClassSummary],
+    ) -> Result<PathBuf> {
+        let mut h = blake3::Hasher::new();
+        for (ps, k) in out.iter().zip(&g.keys) {
+            h.update(
+                serde_json::to_string(&ps.params)
+                    .expect("params serialise")
+                    .as_bytes(),
+            );
+            h.update(k.as_bytes());
+        }
+        let key = h.finalize().to_hex().to_string();
+        let dir = self.store.root().join("sweeps").join(&key);
+        let mut files: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "summary.parquet",
+                parquet_bytes(&mut summary_frame(self.sweep, out)?, "sweep summary")?,
+            ),
+            (
+                "classes.parquet",
+                parquet_bytes(&mut classes_frame(classes)?, "sweep classes")?,
+            ),
+        ];
+        let name = &self.pipelines[0].name;
+        let axes = &self.sweep.axes;
+        files.push((
+            "index.html",
+            crate::render::sweep::page(name, axes, self.points, out, classes, &g.cname, &dir)
+                .into_bytes(),
+        ));
+        // Every node of every point: gc keeps them while it keeps this summary.
+        let used: std::collections::BTreeSet<&str> = self
+            .reports
+            .iter()
+            .flat_map(|r| r.nodes.iter().map(|n| n.key.as_str()))
+            .collect();
+        files.push((
+            crate::cache::SWEEP_KEYS,
+            serde_json::to_vec(&used).expect("keys serialise"),
+        ));
+        self.store.publish_folder(&dir, &files)?;
+        Ok(dir)
+    }
+}
+
+/// Point `i`'s classes: each one's size and stability, the mean over the neighbouring
+/// points `near` of its best-match Jaccard there.
+fn point_classes(i: usize, labels: &[Vec<i32>], near: &[usize]) -> Vec<ClassSummary> {
+    let l = &labels[i];
+    let k = l
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| (m + 1).max(0) as usize);
+    let mut sizes = vec![0u64; k];
+    for &x in l.iter().filter(|&&x| x >= 0) {
+        sizes[x as usize] += 1;
+    }
+    let per_neighbour: Vec<Vec<f64>> = near.iter().map(|&j| best_match(l, &labels[j])).collect();
+    (0..k)
+        .map(|c| {
+            let nj: Vec<f64> = per_neighbour.iter().map(|b| b[c]).collect();
+            // No neighbouring point (a one-value grid): stability is not defined, not zero.
+            let s = if nj.is_empty() {
+                f64::NAN
+            } else {
+                nj.iter().sum::<f64>() / nj.len() as f64
+            };
+            ClassSummary {
+                point: i,
+                class: c as i32,
+                size: sizes[c],
+                stability: s,
+                across: Vec::new(),
+                neighbour_jaccard: nj,
+            }
+        })
+        .collect()
+}
+
+/// The last report node of point `p` (run as `r`): its page, and its thumbnail size where
+/// its classes have galleries.
+fn report_of(store: &Store, p: &Pipeline, r: &RunReport) -> (Option<PathBuf>, Option<u32>) {
+    let report_node = p
+        .order
+        .iter()
+        .rev()
+        .copied()
+        .find(|&v| matches!(p.nodes[v].op, Op::Report(_)));
+    let report = report_node.and_then(|v| r.node(&p.nodes[v].name));
+    let thumb = match report_node.map(|v| &p.nodes[v].op) {
+        Some(Op::Report(o))
+            if report.is_some_and(|n| store.attachment_path(&n.key, "gallery").is_dir()) =>
+        {
+            Some(o.thumb)
+        }
+        _ => None,
+    };
+    (
+        report.map(|n| store.attachment_path(&n.key, "index.html")),
+        thumb,
+    )
+}
+
+/// Follow the most stable classes across the whole grid (their `across`); a class already
+/// followed (the best match, J >= 0.5, of one shown) is not shown again from another point.
+fn follow_stable(classes: &mut [ClassSummary], labels: &[Vec<i32>]) {
     let mut covered: std::collections::HashSet<(usize, i32)> = std::collections::HashSet::new();
     let mut shown = 0;
-    for t in most_stable(&classes) {
+    for t in most_stable(classes) {
         let (pt, c) = (classes[t].point, classes[t].class);
         if shown == STABLE_SHOWN || covered.contains(&(pt, c)) {
             continue;
@@ -645,49 +782,6 @@ pub fn summarise(
         classes[t].across = across;
         shown += 1;
     }
-
-    // The folder: keyed by the grid and the points' class tables, written atomically.
-    let mut h = blake3::Hasher::new();
-    for (ps, k) in out.iter().zip(&keys) {
-        h.update(
-            serde_json::to_string(&ps.params)
-                .expect("params serialise")
-                .as_bytes(),
-        );
-        h.update(k.as_bytes());
-    }
-    let key = h.finalize().to_hex().to_string();
-    let dir = store.root().join("sweeps").join(&key);
-    let mut files: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "summary.parquet",
-            parquet_bytes(&mut summary_frame(sweep, &out)?, "sweep summary")?,
-        ),
-        (
-            "classes.parquet",
-            parquet_bytes(&mut classes_frame(&classes)?, "sweep classes")?,
-        ),
-    ];
-    files.push((
-        "index.html",
-        crate::render::sweep::page(&p0.name, &sweep.axes, points, &out, &classes, &cname, &dir)
-            .into_bytes(),
-    ));
-    // Every node of every point: gc keeps them while it keeps this summary.
-    let used: std::collections::BTreeSet<&str> = reports
-        .iter()
-        .flat_map(|r| r.nodes.iter().map(|n| n.key.as_str()))
-        .collect();
-    files.push((
-        crate::cache::SWEEP_KEYS,
-        serde_json::to_vec(&used).expect("keys serialise"),
-    ));
-    store.publish_folder(&dir, &files)?;
-    Ok(Summary {
-        points: out,
-        classes,
-        dir,
-    })
 }
 
 /// How many of the most stable classes (each a different one) the sweep page follows
