@@ -117,7 +117,8 @@ impl Cluster {
     fn core_distances(&self, x: &[f32], d: usize, n: usize, ctx: &RunCtx) -> Cores {
         let ms = self.min_samples as usize;
         let points = memo::points_key(x, d);
-        if let Some(c) = memo::take(points, ms) {
+        let memo = ctx.scratch.get_or_default::<memo::Memo>();
+        if let Some(c) = memo.take(points, ms) {
             let note = format!("core distances from `{}`'s run (one search for min_samples {}): the bits this node gets alone", c.by, c.ks);
             return Cores {
                 tree: c.tree,
@@ -143,7 +144,7 @@ impl Cluster {
                 .collect::<Vec<_>>()
                 .join(", ");
             for (core, &(_, k)) in cores.zip(&others) {
-                memo::put(
+                memo.put(
                     points,
                     k,
                     memo::Core {
@@ -296,9 +297,9 @@ impl super::Kind for Cluster {
 }
 
 /// Core distances a tree found for the trees joined to it (see `joint_key`), until their
-/// nodes run: keyed by the points' bytes and `min_samples`, so a hit is exactly what the
-/// node would compute (only the time differs). A few at most (a sweep's `min_samples`
-/// axis); the oldest are pushed out.
+/// nodes run, kept in the run's [`super::Scratch`]: keyed by the points' bytes and
+/// `min_samples`, so a hit is exactly what the node would compute (only the time differs).
+/// A few at most (a sweep's `min_samples` axis); the oldest are pushed out.
 mod memo {
     use std::sync::{Arc, Mutex};
 
@@ -315,7 +316,9 @@ mod memo {
         pub ks: String,
     }
 
-    static KEPT: Mutex<Vec<([u8; 32], usize, Core)>> = Mutex::new(Vec::new());
+    /// The core distances left, oldest first.
+    #[derive(Default)]
+    pub struct Memo(Mutex<Vec<([u8; 32], usize, Core)>>);
 
     /// What decides the tree: the points (row-major, `dim` wide).
     pub fn points_key(x: &[f32], dim: usize) -> [u8; 32] {
@@ -326,22 +329,24 @@ mod memo {
         *h.finalize().as_bytes()
     }
 
-    /// Leave the core distances for `min_samples` of these points for a node to take.
-    pub fn put(points: [u8; 32], min_samples: usize, c: Core) {
-        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-        kept.push((points, min_samples, c));
-        if kept.len() > KEEP {
-            kept.remove(0);
+    impl Memo {
+        /// Leave the core distances for `min_samples` of these points for a node to take.
+        pub fn put(&self, points: [u8; 32], min_samples: usize, c: Core) {
+            let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            kept.push((points, min_samples, c));
+            if kept.len() > KEEP {
+                kept.remove(0);
+            }
         }
-    }
 
-    /// The core distances left for `min_samples` of these points, taken.
-    pub fn take(points: [u8; 32], min_samples: usize) -> Option<Core> {
-        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-        let at = kept
-            .iter()
-            .position(|(p, k, _)| *p == points && *k == min_samples)?;
-        Some(kept.remove(at).2)
+        /// The core distances left for `min_samples` of these points, taken.
+        pub fn take(&self, points: [u8; 32], min_samples: usize) -> Option<Core> {
+            let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let at = kept
+                .iter()
+                .position(|(p, k, _)| *p == points && *k == min_samples)?;
+            Some(kept.remove(at).2)
+        }
     }
 }
 
