@@ -49,7 +49,8 @@ struct Global {
     /// Print only errors
     #[arg(short, long, global = true)]
     quiet: bool,
-    /// Worker threads of each running node (a sweep runs `--parallel` nodes at a time, each with its own), 1 to 1024 [default: all cores]; results do not depend on it
+    /// Worker threads of each running node (a sweep runs `--parallel` nodes at a time, each
+    /// with its own), 1 to 1024 [default: all cores]; results do not depend on it
     #[arg(short = 'j', long, global = true, env = "DAGRUN_THREADS", value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS as u64))]
     threads: Option<usize>,

@@ -51,7 +51,8 @@ pub struct Similar {
 
 /// The representation's columns a search reads unless told otherwise.
 pub const DEFAULT_COLUMNS: &str = "feat_*";
-/// Results this close to an example or a better result (arcseconds) are dropped unless told otherwise.
+/// Results this close to an example or a better result (arcseconds) are dropped unless told
+/// otherwise.
 pub const DEFAULT_DEDUPE_ARCSEC: f64 = 3.0;
 
 impl Similar {

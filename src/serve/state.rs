@@ -278,13 +278,7 @@ impl App {
                 let ps: Vec<f64> = members.iter().filter_map(|&r| self.probability[r]).collect();
                 let mean_p = (!ps.is_empty()).then(|| ps.iter().sum::<f64>() / ps.len() as f64);
                 let truth = truth.as_ref().and_then(|t| {
-                    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-                    for &r in members {
-                        if let Some(v) = &t[r] {
-                            *counts.entry(v).or_default() += 1;
-                        }
-                    }
-                    let (v, c) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
+                    let (v, c) = commonest(t, members)?;
                     Some(serde_json::json!({ "value": v, "share": c as f64 / members.len() as f64 }))
                 });
                 serde_json::json!({
@@ -638,9 +632,25 @@ fn find_node(p: &Pipeline, n: &str, what: &str) -> Result<usize> {
     })
 }
 
+/// The commonest value of `values` over the rows `members` and its count (ties: the first
+/// in order), or `None` where none of them has one.
+fn commonest<'v>(values: &'v [Option<String>], members: &[usize]) -> Option<(&'v str, usize)> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for &r in members {
+        if let Some(v) = &values[r] {
+            *counts.entry(v).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+}
+
 /// The first report node with a layout (three inputs), the page's default.
 fn first_report(p: &Pipeline) -> Result<usize> {
-    p.order.iter().copied().find(|&v| matches!(p.nodes[v].op, Op::Report(_)) && p.nodes[v].inputs.len() == 3).ok_or_else(|| {
+    let with_layout =
+        |&v: &usize| matches!(p.nodes[v].op, Op::Report(_)) && p.nodes[v].inputs.len() == 3;
+    p.order.iter().copied().find(with_layout).ok_or_else(|| {
         Error::Usage(format!("`{}` has no report node with a layout: give `--node` a select-leaves or select-eom node and `--layout` a 2-D reduce node", p.file.display()))
     })
 }
