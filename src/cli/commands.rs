@@ -218,13 +218,7 @@ pub(super) fn serve(a: &ServeArgs, global: &Global, out: &Printer) -> Result<()>
     if let Some(w) = torn {
         out.line(&format!("warning: {w}"));
     }
-    let labels = app
-        .labels
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .path()
-        .display()
-        .to_string();
+    let labels = app.label_log();
     let n = app.ids.len();
     crate::serve::run(app, std::net::SocketAddr::new(ip, opt.port), |url| {
         out.line(&format!(

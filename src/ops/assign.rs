@@ -557,7 +557,7 @@ impl Known {
     /// Read the fitted ids from the layout and their classes from CLASSES (`n` rows each).
     fn load(inputs: &[std::sync::Arc<DataFrame>], ctx: &RunCtx, n: usize) -> Result<Known> {
         let node = ctx.node;
-        let ids = columns::id_strings(&inputs[LAYOUT], ctx.id, node)?;
+        let ids = columns::strings(&inputs[LAYOUT], ctx.id, node)?;
         let classes = &inputs[CLASSES];
         if classes.height() != n {
             return Err(Error::input(
@@ -605,7 +605,7 @@ struct NewGalaxies {
 impl NewGalaxies {
     fn load(new: &DataFrame, cols: &[String], cosine: bool, ctx: &RunCtx) -> Result<Self> {
         let node = ctx.node;
-        let ids = columns::id_strings(new, ctx.id, node)?;
+        let ids = columns::strings(new, ctx.id, node)?;
         let d = cols.len();
         let mut q = columns::matrix_f32(new, cols, node)?;
         if cosine {

@@ -203,10 +203,10 @@ pub fn normalise_rows(x: &mut [f32], d: usize, zero: impl Fn(usize) -> Result<()
     Ok(())
 }
 
-/// The id column as text, one string per row (null as empty).
-pub fn id_strings(df: &DataFrame, id: &str, node: &str) -> Result<Vec<String>> {
+/// Column `name` (the id column, or any other) as text, one string per row (null as empty).
+pub fn strings(df: &DataFrame, name: &str, node: &str) -> Result<Vec<String>> {
     let c = df
-        .column(id)
+        .column(name)
         .map_err(super::pl(node))?
         .cast(&DataType::String)
         .map_err(super::pl(node))?;

@@ -344,7 +344,7 @@ impl Embed {
     fn find_blocks(&self, input: &DataFrame, plan: &Plan, ctx: &RunCtx) -> Result<Work> {
         let node = ctx.node;
         let (n, d) = (input.height(), plan.dim);
-        let ids = text_ids(input, ctx.id, node)?;
+        let ids = super::columns::strings(input, ctx.id, node)?;
         let hashes = ctx
             .data_hashes
             .ok_or_else(|| Error::input(node, "the executor gave no image hashes"))?;
@@ -721,21 +721,6 @@ fn image_input(inputs: &[Port]) -> std::result::Result<ImageInput, (&'static str
 
 /// Rows per block on average: a block ends after a row whose id hashes to 0 modulo this.
 const BLOCK: u64 = 1024;
-
-/// The id column as text (what blocks are cut by).
-fn text_ids(input: &DataFrame, id: &str, node: &str) -> Result<Vec<String>> {
-    let s = input
-        .column(id)
-        .map_err(super::pl(node))?
-        .as_materialized_series()
-        .cast(&DataType::String)
-        .map_err(super::pl(node))?;
-    Ok(s.str()
-        .map_err(super::pl(node))?
-        .iter()
-        .map(|v| v.unwrap_or("").to_owned())
-        .collect())
-}
 
 /// Cut rows into blocks at the rows whose id hashes to 0 modulo [`BLOCK`] (content-defined,
 /// as in rsync): a block's bounds depend only on its own rows, so galaxies appended to a

@@ -87,7 +87,7 @@ pub fn labelled(
     fold: &labels::Labels,
     node: &str,
 ) -> Result<(DataFrame, usize)> {
-    let ids = columns::id_strings(catalogue, id, node)?;
+    let ids = columns::strings(catalogue, id, node)?;
     let labs: Vec<Option<&str>> = ids.iter().map(|i| fold.get(i)).collect();
     let found = labs.iter().filter(|l| l.is_some()).count();
     let mask: BooleanChunked = labs.iter().map(Option::is_some).collect();

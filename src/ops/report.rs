@@ -292,7 +292,7 @@ impl Report {
         let paths = cols
             .image
             .as_deref()
-            .map(|c| text(&with_cat, c, ctx.node))
+            .map(|c| super::columns::strings(&with_cat, c, ctx.node))
             .transpose()?;
         for card in &data.classes {
             let page = report::class_page(&data, card);
@@ -381,7 +381,7 @@ impl Report {
         let node = ctx.node;
         let lab = labels(m, node)?;
         let probability = numeric(m, "probability", node)?;
-        let ids = text(m, ctx.id, node)?;
+        let ids = super::columns::strings(m, ctx.id, node)?;
         let columns = member_columns(m, cols, node)?;
         let baseline = baseline(&inputs[1], &cols.shown);
         let mut data = ReportData {
@@ -549,7 +549,7 @@ fn member_columns(m: &DataFrame, cols: &Columns, node: &str) -> Result<Vec<Colum
             let values = if columns::is_numeric(schema.get(c).expect("shown column")) {
                 Values::Number(numeric(m, c, node)?)
             } else {
-                Values::Text(text(m, c, node)?)
+                Values::Text(super::columns::strings(m, c, node)?)
             };
             Ok(Column {
                 name: c.clone(),
@@ -590,21 +590,6 @@ fn rows_of(lab: &[i32]) -> Vec<Vec<usize>> {
         rows_of[l as usize].push(i);
     }
     rows_of
-}
-
-/// Column `name` of `m` as text (nulls empty).
-fn text(m: &DataFrame, name: &str, node: &str) -> Result<Vec<String>> {
-    let s = m
-        .column(name)
-        .map_err(super::pl(node))?
-        .as_materialized_series()
-        .cast(&DataType::String)
-        .map_err(super::pl(node))?;
-    Ok(s.str()
-        .map_err(super::pl(node))?
-        .iter()
-        .map(|v| v.unwrap_or("").to_owned())
-        .collect())
 }
 
 /// Column `name` of `m` as numbers (nulls and non-finite values `None`).

@@ -33,7 +33,7 @@ impl Sample {
     }
 
     pub fn run(&self, input: &DataFrame, ctx: &RunCtx) -> Result<Output> {
-        let ids = columns::id_strings(input, ctx.id, ctx.node)?;
+        let ids = columns::strings(input, ctx.id, ctx.node)?;
         let mask: BooleanChunked = ids.iter().map(|id| self.keeps(id)).collect();
         let df = input.filter(&mask).map_err(super::pl(ctx.node))?;
         let summary = vec![format!(

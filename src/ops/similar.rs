@@ -201,7 +201,7 @@ impl Searcher {
             .map_err(super::pl(node))?
             .as_materialized_series()
             .clone();
-        let text = columns::id_strings(input, id, node)?;
+        let text = columns::strings(input, id, node)?;
         let row_of: HashMap<String, usize> = text
             .iter()
             .enumerate()

@@ -199,15 +199,15 @@ impl App {
             .ok_or_else(|| Unknown(id.to_owned()))
     }
 
+    /// The label log's path, as shown.
+    pub fn label_log(&self) -> String {
+        let labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        labels.path().display().to_string()
+    }
+
     /// `/api/info`.
     pub fn info(&self) -> serde_json::Value {
-        let log = self
-            .labels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .path()
-            .display()
-            .to_string();
+        let log = self.label_log();
         serde_json::json!({
             "pipeline": self.pipeline, "id": self.id, "n": self.ids.len(),
             "layout": self.nodes.layout, "classes": self.nodes.classes, "features": self.nodes.features, "catalogue": self.nodes.catalogue,
@@ -423,7 +423,7 @@ fn read_layout(store: &Store, key: &str, p: &Pipeline, node: &str) -> Result<Lay
             .collect())
     };
     let (x, y) = (f32s(&dims[0])?, f32s(&dims[1])?);
-    let ids = columns::id_strings(&layout, &p.id, node)?;
+    let ids = columns::strings(&layout, &p.id, node)?;
     let row_of: HashMap<String, usize> = ids
         .iter()
         .enumerate()
@@ -448,7 +448,7 @@ fn read_classes(
     layout: &Layout,
 ) -> Result<Classes> {
     let classes = store.read(key, node)?;
-    let cid = columns::id_strings(&classes, &p.id, node)?;
+    let cid = columns::strings(&classes, &p.id, node)?;
     let lab = classes
         .column("label")
         .and_then(|c| c.cast(&DataType::Int32))
@@ -499,7 +499,7 @@ fn read_catalogue(
         .map(|n| n.to_string())
         .collect();
     let catalogue = store.read_columns(key, node, Some(keep))?;
-    let cat_ids = columns::id_strings(&catalogue, &p.id, node)?;
+    let cat_ids = columns::strings(&catalogue, &p.id, node)?;
     let cat_row_of: HashMap<&str, usize> = cat_ids
         .iter()
         .enumerate()
