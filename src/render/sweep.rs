@@ -161,14 +161,20 @@ fn heatmaps(axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary]) -> String
             &|v| format!("{v:.1}"),
         ));
     }
-    let rest = if axes.len() > 2 {
-        " (mean over the other axes)"
-    } else {
-        ""
-    };
+    // With more than two axes, the heatmaps come in groups, one per pair of axes, each
+    // under a heading that names the pair; a title alone would not fit above its map.
+    let grouped = axes.len() > 2;
     let mut h = String::from("<h2>Across the grid</h2><div>");
     for (i, ai) in axes.iter().enumerate() {
         for (j, aj) in axes.iter().enumerate().skip(i + 1) {
+            if grouped {
+                let _ = write!(
+                    h,
+                    "<h3>{} &times; {} <small>(each cell: the mean over the other axes)</small></h3>",
+                    esc(&ai.name()),
+                    esc(&aj.name())
+                );
+            }
             let names = |a: &Axis| a.values.iter().map(show_value).collect::<Vec<_>>();
             let (rn, cn) = (names(ai), names(aj));
             for (title, f, show) in &measures {
@@ -183,7 +189,7 @@ fn heatmaps(axes: &[Axis], at: &[Vec<usize>], points: &[PointSummary]) -> String
                     .map(|&(s, n)| (n > 0).then(|| s / n as f64))
                     .collect();
                 h.push_str(&heatmap(
-                    &format!("{title}{rest}"),
+                    title,
                     (&ai.name(), &rn),
                     (&aj.name(), &cn),
                     &values,

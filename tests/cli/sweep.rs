@@ -158,12 +158,27 @@ fn sweep_computes_each_key_once_and_resumes() {
         html.contains("Classes per grid point") && html.contains("<svg"),
         "sweep page has its plots"
     );
-    // A heatmap per pair of the three axes for each of classes, clustered share, recovery.
+    // A group of heatmaps per pair of the three axes, under a heading that names the pair;
+    // in each, one for each of classes, clustered share, recovery.
     assert_eq!(
-        html.matches("(mean over the other axes)</text>").count(),
-        3 * 3,
-        "heatmaps"
+        html.matches("(each cell: the mean over the other axes)</small></h3>")
+            .count(),
+        3,
+        "a heading per pair of axes"
     );
+    assert!(html.contains("<h3>umap.n_neighbors &times; tree.min_samples <small>"));
+    for m in [
+        "classes",
+        "galaxies in a class (%)",
+        "planted classes recovered",
+    ] {
+        assert_eq!(
+            html.matches(&format!("font-weight=\"bold\">{m}</text>"))
+                .count(),
+            3,
+            "a `{m}` heatmap per pair"
+        );
+    }
     let mean_classes = |nn: i64, ms: i64| {
         let rows: Vec<u32> = (0..8)
             .filter(|&i| {
