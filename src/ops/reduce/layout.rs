@@ -248,7 +248,7 @@ impl<'a> UmapRun<'a> {
         summary
     }
 
-    /// The fuzzy graph of the neighbour table, in locality order.
+    /// The fuzzy graph of the neighbour table `nbr`, `dist`, both in locality order.
     fn build_graph(&self, nbr: &[u32], dist: &[f32]) -> umap::Graph {
         let lap = |what: &str, t: &mut Instant| {
             tracing::debug!(secs = t.elapsed().as_secs_f64(), "umap graph: {what}");
@@ -256,10 +256,9 @@ impl<'a> UmapRun<'a> {
         };
         let (k, rank) = (self.k, &self.rank);
         let mut t = Instant::now();
-        let (nbr, dist) = umap::permute_knn(nbr, dist, k, rank);
         // umap-learn's rows start with the point itself at distance 0.
-        let (idx, d, kk) = umap::with_self(&nbr, &dist, k);
-        lap("locality order", &mut t);
+        let (idx, d, kk) = umap::with_self(nbr, dist, k);
+        lap("rows with self", &mut t);
         let mut g = umap::fuzzy_simplicial_set(&idx, &d, kk, self.u.local_connectivity);
         lap("fuzzy union", &mut t);
         g.drop_weak(self.n_epochs);
@@ -267,12 +266,6 @@ impl<'a> UmapRun<'a> {
         g.order_tails_by(&umap::scrambled_keys(rank));
         lap("edge order", &mut t);
         g
-    }
-
-    /// The input's log local radii (graph order), for densMAP and the summary.
-    fn input_radii(&self, g: &umap::Graph, nbr: &[u32], dist: &[f32]) -> Vec<f64> {
-        let (nbr, dist) = umap::permute_knn(nbr, dist, self.k, &self.rank);
-        densmap::input_log_radii(g, &nbr, &dist, self.k)
     }
 
     /// The layout a node that ran before this one computed beside its own, as it left it.
@@ -315,16 +308,29 @@ impl<'a> UmapRun<'a> {
         summary: &mut Vec<String>,
     ) -> Result<Laid> {
         let t = table.as_ref().expect("the neighbour table");
-        let (g, graph_shared) = self
-            .memo
-            .graph(self.key, || self.build_graph(&t.nbr, &t.dist));
+        // The table in locality order, made once for the graph and densMAP's input radii
+        // (each where it needs it: a graph kept in the memo needs none), dropped before the
+        // inits and the SGD.
+        let permuted = std::cell::OnceCell::new();
+        let locality = || {
+            let (nbr, dist) =
+                permuted.get_or_init(|| umap::permute_knn(&t.nbr, &t.dist, self.k, &self.rank));
+            (nbr.as_slice(), dist.as_slice())
+        };
+        let (g, graph_shared) = self.memo.graph(self.key, || {
+            let (nbr, dist) = locality();
+            self.build_graph(nbr, dist)
+        });
         let mut radii_in: Option<Vec<f64>> = None;
         let dens = self.u.densmap.as_ref().map(|d| {
-            let r = self.input_radii(&g, &t.nbr, &t.dist);
+            let (nbr, dist) = locality();
+            // The input's log local radii (graph order), for densMAP and the summary.
+            let r = densmap::input_log_radii(&g, nbr, dist, self.k);
             let dens = densmap::Density::new(&g, &r, d.lambda, d.frac, d.var_shift);
             radii_in = Some(r);
             dens
         });
+        drop(permuted);
         if !self.u.radii {
             *table = None;
         }
@@ -513,14 +519,14 @@ impl<'a> UmapRun<'a> {
         let t = Instant::now();
         let radii_in = match (radii_in, table) {
             (Some(r), _) => r,
-            (None, Some(Neighbours { nbr, dist })) => self.input_radii(
-                &self
+            (None, Some(Neighbours { nbr, dist })) => {
+                let (nbr, dist) = umap::permute_knn(&nbr, &dist, self.k, &self.rank);
+                let g = self
                     .memo
                     .graph(self.key, || self.build_graph(&nbr, &dist))
-                    .0,
-                &nbr,
-                &dist,
-            ),
+                    .0;
+                densmap::input_log_radii(&g, &nbr, &dist, self.k)
+            }
             (None, None) => {
                 unreachable!("the neighbour table is kept where radii are asked for")
             }
