@@ -51,8 +51,15 @@ struct Global {
     quiet: bool,
     /// Worker threads of each running node (a sweep runs `--parallel` nodes at a time, each
     /// with its own), 1 to 1024 [default: all cores]; results do not depend on it
-    #[arg(short = 'j', long, global = true, env = "DAGRUN_THREADS", value_name = "N",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS as u64))]
+    #[arg(
+        short = 'j',
+        long,
+        global = true,
+        env = "DAGRUN_THREADS",
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=MAX_THREADS as u64)
+    )]
     threads: Option<usize>,
 }
 
@@ -182,7 +189,13 @@ struct SimilarArgs {
     #[arg(long, value_name = "NODE", requires = "class")]
     classes: Option<String>,
     /// How many results (1 to 1000000)
-    #[arg(short = 'k', long, default_value_t = 50, allow_negative_numbers = true, value_parser = parse_k)]
+    #[arg(
+        short = 'k',
+        long,
+        default_value_t = 50,
+        allow_negative_numbers = true,
+        value_parser = parse_k
+    )]
     k: u32,
     /// The representation's columns (names or globs) [default: feat_*]
     #[arg(long, value_name = "GLOB")]

@@ -81,8 +81,8 @@ pub struct Scratch {
 
 impl<'a> Index<'a> {
     /// Build over `x` with `shape.trees` trees and the kNN graph; each point also keeps at
-    /// most `shape.reverse` of the points that have it as a neighbour (the nearest). The search runs fastest
-    /// with `x` in a locality order (rows close in space close in memory).
+    /// most `shape.reverse` of the points that have it as a neighbour (the nearest). The search
+    /// runs fastest with `x` in a locality order (rows close in space close in memory).
     pub fn build(
         x: &'a [f32],
         dim: usize,

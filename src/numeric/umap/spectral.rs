@@ -575,7 +575,8 @@ impl Op<'_> {
             let mut acc = [0f64; M];
             let e0 = self.g.start[i];
             for (e, (&t, &wv)) in self.edges(i).enumerate() {
-                // The rows an edge reads are scattered: start loading the one `PRODUCT_AHEAD` edges on.
+                // The rows an edge reads are scattered: start loading the one
+                // `PRODUCT_AHEAD` edges on.
                 if let Some(&ahead) = tails.get(e0 + e + PRODUCT_AHEAD) {
                     prefetch_row(&p.x[ahead as usize * M..][..M]);
                 }
