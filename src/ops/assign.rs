@@ -38,7 +38,7 @@ use super::{
     SchemaResult,
 };
 use crate::error::{Error, Result};
-use crate::numeric::hdbscan::{self, ClusterStats, CondensedTree, Labelling, Selection};
+use crate::numeric::hdbscan::{self, ClusterStats, CondensedTree, Labelling};
 use crate::numeric::kdtree::KdTree;
 use crate::numeric::rng::Rng;
 use crate::numeric::umap::transform::{self, Transform};
@@ -526,12 +526,7 @@ impl Classes {
             ));
         }
         let stats = hdbscan::cluster_stats(&condensed);
-        let sel = Selection {
-            method: select.method,
-            allow_single_cluster: select.allow_single_cluster,
-            epsilon: select.cluster_selection_epsilon,
-            max_cluster_size: select.max_cluster_size as usize,
-        };
+        let sel = select.selection();
         let chosen = hdbscan::select(&condensed, &stats, &sel);
         let labelling = Labelling::new(&condensed, &stats, &chosen, &sel);
         let row_of = predict::rows_of_points(&condensed);

@@ -46,6 +46,16 @@ impl Select {
         })
     }
 
+    /// The selection these parameters ask HDBSCAN's condensed tree for.
+    pub fn selection(&self) -> Selection {
+        Selection {
+            method: self.method,
+            allow_single_cluster: self.allow_single_cluster,
+            epsilon: self.cluster_selection_epsilon,
+            max_cluster_size: self.max_cluster_size as usize,
+        }
+    }
+
     pub fn schema(&self, input: &Schema, id: &str) -> SchemaResult<Schema> {
         for c in TREE_COLUMNS {
             if !input.contains(c) {
@@ -116,12 +126,7 @@ impl Select {
         let t = Self::tree(input, ctx.node)?;
         let n = t.n_points;
         let stats = hdbscan::cluster_stats(&t);
-        let sel = Selection {
-            method: self.method,
-            allow_single_cluster: self.allow_single_cluster,
-            epsilon: self.cluster_selection_epsilon,
-            max_cluster_size: self.max_cluster_size as usize,
-        };
+        let sel = self.selection();
         let chosen = hdbscan::select(&t, &stats, &sel);
         let lab = hdbscan::label_points(&t, &stats, &chosen, &sel);
 
