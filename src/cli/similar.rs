@@ -49,12 +49,7 @@ fn with_search(q: &SimilarArgs, global: &Global) -> Result<Pipeline> {
     let path = &q.pipeline;
     let mut raw = spec::load_raw(path, &global.sets, &[])?;
     if !raw.nodes.iter().any(|n| n.name == q.node) {
-        let known = raw
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let known = raw.names();
         return Err(Error::Usage(format!(
             "`--node {}`: no node named `{}` in `{}` (nodes: {known})",
             q.node,

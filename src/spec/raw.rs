@@ -49,6 +49,14 @@ pub struct RawPipeline {
     pub slurm: Vec<RawParam>,
 }
 
+impl RawPipeline {
+    /// The node names in file order, for messages: `a, b, c`.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        names.join(", ")
+    }
+}
+
 /// A pipeline's text with its line starts, so a position costs a binary search, not a
 /// scan from the start (`plan` on 10,000 nodes was quadratic).
 struct Source<'a> {
@@ -296,12 +304,7 @@ pub fn apply_set(raw: &mut RawPipeline, arg: &str) -> Result<()> {
         .ok_or_else(|| bad("expected NODE.PARAM=VALUE"))?;
     let (node, param) = split_target(target).ok_or_else(|| bad("expected NODE.PARAM=VALUE"))?;
     if !raw.nodes.iter().any(|n| n.name == node) {
-        let known = raw
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let known = raw.names();
         return Err(bad(&format!("no node named `{node}` (nodes: {known})")));
     }
     let value = parse_set_value(value.trim()).map_err(|m| bad(&m))?;
@@ -322,8 +325,7 @@ pub fn set_param(
     value: toml::Value,
     at: Loc,
 ) -> Result<()> {
-    let names: Vec<&str> = raw.nodes.iter().map(|n| n.name.as_str()).collect();
-    let known = names.join(", ");
+    let known = raw.names();
     let Some(n) = raw.nodes.iter_mut().find(|n| n.name == node) else {
         return Err(Error::spec(
             at,
